@@ -1,0 +1,48 @@
+# The two commands: `make run` (the whole portal, embedded) and `make test` (the suite).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8000
+export PORT
+
+.PHONY: install setup run test test-fast lint format bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Database, Terraform (binary only when none is on PATH), the sample infrastructure repository.
+setup: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py install_terraform
+	$(BIN)/python manage.py init_infra_repo
+
+run: setup
+	$(BIN)/python manage.py seed_demo
+	exec scripts/run.sh
+
+test: install
+	$(BIN)/python manage.py install_terraform
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everything but the real-component tests (terraform, worker, browser).
+test-fast: install
+	$(BIN)/python -m pytest -m "not terraform and not worker and not browser" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy changecontrol deployments
+	$(BIN)/python manage.py check
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

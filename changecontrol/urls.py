@@ -1,0 +1,14 @@
+"""URL configuration: pages, the v1 API, sign-in and health."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from deployments import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("api/v1/", include("deployments.api.urls")),
+    path("", include("deployments.urls")),
+]

@@ -1,0 +1,219 @@
+"""Input and output shapes of the v1 API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework import serializers
+
+from deployments import policy, selectors
+from deployments.choices import ChangeType
+from deployments.models import Environment, TerraformRun, Ticket
+
+
+class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
+    approval_rule_text = serializers.SerializerMethodField()
+    change_window = serializers.SerializerMethodField()
+    next_window_start = serializers.SerializerMethodField()
+    in_window_now = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Environment
+        fields = [
+            "name",
+            "display_name",
+            "purpose",
+            "workspace",
+            "var_file",
+            "approval_rule",
+            "approval_rule_text",
+            "emergency_approval_rule",
+            "auto_deploy",
+            "deploy_on_merge",
+            "change_window",
+            "next_window_start",
+            "in_window_now",
+            "monitoring_minutes",
+            "view_groups",
+            "file_groups",
+            "deploy_groups",
+            "requires_change_details",
+            "requires_staging_evidence",
+            "requires_qa_signoff",
+        ]
+
+    def get_approval_rule_text(self, env: Environment) -> str:
+        return policy.describe_rule(env.approval_rule)
+
+    def get_change_window(self, env: Environment) -> dict[str, Any] | None:
+        window = policy.Window.of(env)
+        if window is None:
+            return None
+        return {
+            "timezone": window.timezone,
+            "days": list(window.days),
+            "start": window.start.strftime("%H:%M"),
+            "end": window.end.strftime("%H:%M"),
+            "text": window.describe(),
+        }
+
+    def get_next_window_start(self, env: Environment) -> str | None:
+        start = policy.next_window_start(env, timezone.now())
+        return start.isoformat() if start else None
+
+    def get_in_window_now(self, env: Environment) -> bool:
+        return policy.in_window(env, timezone.now())
+
+
+def _summary(run: TerraformRun | None) -> dict[str, Any] | None:
+    if run is None or not run.summary:
+        return None
+    return {
+        "add": run.summary.get("add", 0),
+        "change": run.summary.get("change", 0),
+        "destroy": run.summary.get("destroy", 0),
+        "resources": run.summary.get("resources", []),
+    }
+
+
+class RunBriefSerializer(serializers.ModelSerializer[TerraformRun]):
+    summary = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = TerraformRun
+        fields = [
+            "id",
+            "url",
+            "kind",
+            "status",
+            "exit_code",
+            "error",
+            "plan",
+            "plan_sha256",
+            "summary",
+            "has_changes",
+            "commit_sha",
+            "workspace",
+            "var_file",
+            "terraform_version",
+            "requested_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def get_summary(self, run: TerraformRun) -> dict[str, Any] | None:
+        return _summary(run)
+
+    def get_url(self, run: TerraformRun) -> str:
+        return reverse("api:run-detail", args=[run.pk])
+
+
+class RunSerializer(RunBriefSerializer):
+    ticket = serializers.PrimaryKeyRelatedField(read_only=True)
+    log = serializers.SerializerMethodField()
+
+    class Meta(RunBriefSerializer.Meta):
+        fields = [*RunBriefSerializer.Meta.fields, "ticket", "log"]
+
+    def get_log(self, run: TerraformRun) -> str:
+        return selectors.run_log_text(run)
+
+
+class TicketSerializer(serializers.ModelSerializer[Ticket]):
+    environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    author = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    url = serializers.SerializerMethodField()
+    web_url = serializers.SerializerMethodField()
+    current_plan = RunBriefSerializer(read_only=True)
+    plan_summary = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Ticket
+        fields = [
+            "id",
+            "url",
+            "web_url",
+            "title",
+            "description",
+            "environment",
+            "commit_sha",
+            "change_type",
+            "author",
+            "status",
+            "status_reason",
+            "pull_request_url",
+            "risk_assessment",
+            "rollback_plan",
+            "scheduled_for",
+            "rollback_of",
+            "source",
+            "current_plan",
+            "plan_summary",
+            "created_at",
+            "updated_at",
+            "status_changed_at",
+            "deployed_at",
+            "completed_at",
+        ]
+
+    def get_url(self, ticket: Ticket) -> str:
+        return reverse("api:ticket-detail", args=[ticket.pk])
+
+    def get_web_url(self, ticket: Ticket) -> str:
+        return reverse("ticket_detail", args=[ticket.pk])
+
+    def get_plan_summary(self, ticket: Ticket) -> dict[str, Any] | None:
+        return _summary(ticket.current_plan)
+
+
+class TicketDetailSerializer(TicketSerializer):
+    runs = RunBriefSerializer(many=True, read_only=True)
+    approvals = serializers.SerializerMethodField()
+    checklist = serializers.SerializerMethodField()
+    follow_ups = serializers.SerializerMethodField()
+    evidence = serializers.SerializerMethodField()
+
+    class Meta(TicketSerializer.Meta):
+        fields = [
+            *TicketSerializer.Meta.fields,
+            "runs",
+            "approvals",
+            "checklist",
+            "follow_ups",
+            "evidence",
+        ]
+
+    def get_approvals(self, ticket: Ticket) -> list[dict[str, Any]]:
+        return []
+
+    def get_checklist(self, ticket: Ticket) -> list[dict[str, Any]]:
+        return []
+
+    def get_follow_ups(self, ticket: Ticket) -> list[dict[str, Any]]:
+        return []
+
+    def get_evidence(self, ticket: Ticket) -> list[dict[str, Any]]:
+        return []
+
+
+class TicketCreateSerializer(serializers.Serializer[Any]):
+    title = serializers.CharField(max_length=200)
+    environment = serializers.CharField(max_length=32)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    commit_sha = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    change_type = serializers.ChoiceField(choices=ChangeType.choices, default=ChangeType.NORMAL)
+    pull_request_url = serializers.URLField(
+        required=False, allow_blank=True, default="", max_length=500
+    )
+    risk_assessment = serializers.DictField(required=False, default=dict)
+    rollback_plan = serializers.DictField(required=False, default=dict)
+    scheduled_for = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class CommentSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)

@@ -1,0 +1,108 @@
+"""The v1 API: read endpoints over selectors, write verbs that call one service each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from deployments import selectors, services
+from deployments.choices import TicketStatus
+from deployments.models import Environment, TerraformRun, Ticket
+
+from .serializers import (
+    CommentSerializer,
+    EnvironmentSerializer,
+    RunSerializer,
+    TicketCreateSerializer,
+    TicketDetailSerializer,
+    TicketSerializer,
+)
+
+
+class EnvironmentViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Environment]
+):
+    """Environments the caller may see, with their policy and change window."""
+
+    serializer_class = EnvironmentSerializer
+    lookup_field = "name"
+    pagination_class = None
+
+    def get_queryset(self) -> QuerySet[Environment]:
+        visible = [env.pk for env in selectors.environments_visible_to(self.request.user)]
+        return Environment.objects.filter(pk__in=visible)
+
+
+class TicketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Ticket]):
+    """Deployment tickets: list, file, read, and the verbs that move them."""
+
+    serializer_class = TicketSerializer
+
+    def get_queryset(self) -> QuerySet[Ticket]:
+        params = self.request.query_params
+        status_filter = params.get("status", "")
+        if status_filter and status_filter not in TicketStatus.values:
+            from rest_framework.exceptions import ValidationError
+
+            raise ValidationError({"status": [f"unknown status {status_filter!r}"]})
+        return selectors.ticket_list(
+            self.request.user, environment=params.get("environment", ""), status=status_filter
+        )
+
+    def _detail(self, ticket: Ticket, code: int = status.HTTP_200_OK) -> Response:
+        fresh = selectors.ticket_get(self.request.user, ticket.pk)
+        return Response(TicketDetailSerializer(fresh).data, status=code)
+
+    @extend_schema(request=TicketCreateSerializer, responses={201: TicketDetailSerializer})
+    def create(self, request: Request) -> Response:
+        payload = TicketCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        ticket = services.ticket_create(
+            actor=request.user,
+            data=services.TicketInput(**payload.validated_data),
+            source="api",
+        )
+        return self._detail(ticket, status.HTTP_201_CREATED)
+
+    @extend_schema(responses=TicketDetailSerializer)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(TicketDetailSerializer(selectors.ticket_get(request.user, pk)).data)
+
+    @extend_schema(request=None, responses={202: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def plan(self, request: Request, pk: str) -> Response:
+        ticket = selectors.ticket_get(request.user, pk)
+        run = services.ticket_plan(ticket_id=ticket.pk, actor=request.user)
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=CommentSerializer, responses=TicketDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        ticket = selectors.ticket_get(request.user, pk)
+        payload = CommentSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.ticket_cancel(
+            ticket_id=ticket.pk, actor=request.user, reason=payload.validated_data["reason"]
+        )
+        return self._detail(ticket)
+
+
+class RunViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet[TerraformRun]):
+    """Terraform runs with their full (redacted) log."""
+
+    serializer_class = RunSerializer
+
+    def get_queryset(self) -> QuerySet[TerraformRun]:
+        return selectors.runs_visible_to(self.request.user)
+
+    def get_object(self) -> TerraformRun:
+        return selectors.run_get(self.request.user, self.kwargs["pk"])
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response(RunSerializer(self.get_object()).data)

@@ -1,0 +1,43 @@
+"""Browser forms; they collect input and hand it to the same services as the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from .choices import ChangeType
+from .models import Environment
+
+
+class TicketForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    environment = forms.ChoiceField()
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    commit_sha = forms.CharField(
+        max_length=64,
+        required=False,
+        help_text="40-hex commit of the infrastructure repository; empty means the tip of main.",
+    )
+    change_type = forms.ChoiceField(choices=ChangeType.choices, initial=ChangeType.NORMAL)
+    pull_request_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+    risk_assessment = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="Required for prod: what could go wrong and how likely it is.",
+    )
+    rollback_plan = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="Required for prod: how to undo this change.",
+    )
+
+    def __init__(self, *args: Any, environments: list[Environment], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["environment"].choices = [
+            (env.name, f"{env.display_name} ({env.name})") for env in environments
+        ]
+
+    def notes(self, name: str) -> dict[str, str]:
+        text = self.cleaned_data.get(name, "").strip()
+        return {"notes": text} if text else {}

@@ -1,0 +1,28 @@
+"""Print an API token for a user (creating it if needed)."""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rest_framework.authtoken.models import Token
+
+
+class Command(BaseCommand):
+    help = "Print an API token for USERNAME; --rotate replaces an existing one."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("username")
+        parser.add_argument("--rotate", action="store_true", help="Replace the existing token.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        User = get_user_model()
+        try:
+            user = User.objects.get(username=options["username"])
+        except User.DoesNotExist:
+            raise CommandError(f"no user named {options['username']!r}") from None
+        if not user.is_active:
+            raise CommandError(f"user {user.username!r} is inactive")
+        if options["rotate"]:
+            Token.objects.filter(user=user).delete()
+        token, _ = Token.objects.get_or_create(user=user)
+        self.stdout.write(token.key)

@@ -1,0 +1,156 @@
+"""Demo accounts (one per role) and, optionally, tickets of realistic history."""
+
+import datetime as dt
+import hashlib
+import random
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from deployments.choices import RunKind, RunStatus, TicketStatus
+from deployments.models import Environment, TerraformRun, Ticket
+from deployments.services import audit_record
+
+DEMO_USERS: list[tuple[str, list[str], bool]] = [
+    ("dev1", ["developer"], False),
+    ("dev2", ["developer"], False),
+    ("lead1", ["lead_developer"], False),
+    ("techlead1", ["tech_lead"], False),
+    ("devopslead1", ["devops_lead"], False),
+    ("qa1", ["qa"], False),
+    ("ops1", ["operations"], False),
+    ("admin", [], True),
+]
+
+TITLES = [
+    "Raise app server count for the autumn campaign",
+    "Enable versioning on the media bucket",
+    "Tighten CPU alarm threshold",
+    "Resize cache nodes",
+    "Increase queue visibility timeout",
+    "Give the processing function more memory",
+    "Add a private subnet in a new AZ",
+    "Rotate database storage class",
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo accounts (local mode only) and optionally N tickets of history."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--tickets", type=int, default=0, help="Tickets of history to create.")
+        parser.add_argument("--seed", type=int, default=1, help="Random seed for the history.")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Allow demo accounts outside the embedded local mode.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.EMBEDDED and not options["force"]:
+            raise CommandError(
+                "demo accounts exist only in the local mode (DATABASE_URL is set); "
+                "use --force for a throwaway database"
+            )
+        users = self._accounts()
+        if options["tickets"] > 0:
+            self._history(options["tickets"], users, random.Random(options["seed"]))
+
+    def _accounts(self) -> dict[str, Any]:
+        User = get_user_model()
+        password = settings.DEMO_PASSWORD
+        users: dict[str, Any] = {}
+        for username, roles, superuser in DEMO_USERS:
+            user, created = User.objects.get_or_create(
+                username=username, defaults={"email": f"{username}@example.com"}
+            )
+            if created or not user.check_password(password):
+                user.set_password(password)
+            user.is_staff = user.is_superuser = superuser
+            user.save()
+            user.groups.set(Group.objects.filter(name__in=roles))
+            users[username] = user
+        self.stdout.write(
+            "Demo accounts (password: %s):" % ("DEMO_PASSWORD" if password != "demo" else "demo")
+        )
+        for username, roles, superuser in DEMO_USERS:
+            self.stdout.write(f"  {username:<12} {'superuser' if superuser else ', '.join(roles)}")
+        return users
+
+    def _history(self, count: int, users: dict[str, Any], rng: random.Random) -> None:
+        envs = list(Environment.objects.all())
+        now = timezone.now()
+        authors = [users["dev1"], users["dev2"], users["lead1"]]
+        for index in range(count):
+            env = rng.choice(envs)
+            filed = now - dt.timedelta(days=rng.uniform(0, 90))
+            failed = rng.random() < 0.12
+            sha = hashlib.sha1(f"demo-{index}".encode()).hexdigest()  # noqa: S324 - a fake commit id
+            with transaction.atomic():
+                ticket = Ticket.objects.create(
+                    title=rng.choice(TITLES),
+                    description="Seeded demo history.",
+                    environment=env,
+                    commit_sha=sha,
+                    author=rng.choice(authors),
+                    source="seed",
+                    status=TicketStatus.APPLY_FAILED if failed else TicketStatus.COMPLETED,
+                    risk_assessment={"notes": "seeded"} if env.requires_change_details else {},
+                    rollback_plan={"notes": "re-apply previous commit"}
+                    if env.requires_change_details
+                    else {},
+                )
+                add = rng.randint(0, 6)
+                plan = TerraformRun.objects.create(
+                    ticket=ticket,
+                    environment=env,
+                    kind=RunKind.PLAN,
+                    status=RunStatus.SUCCEEDED,
+                    commit_sha=sha,
+                    workspace=env.workspace,
+                    var_file=env.var_file,
+                    exit_code=0,
+                    plan_sha256=hashlib.sha256(sha.encode()).hexdigest(),
+                    summary={
+                        "add": add,
+                        "change": rng.randint(0, 3),
+                        "destroy": 0,
+                        "resources": [],
+                    },
+                    started_at=filed,
+                    finished_at=filed + dt.timedelta(seconds=rng.randint(5, 40)),
+                    log="(seeded history: no log)\n",
+                )
+                applied = filed + dt.timedelta(hours=rng.uniform(0.2, 30))
+                TerraformRun.objects.create(
+                    ticket=ticket,
+                    environment=env,
+                    kind=RunKind.APPLY,
+                    plan=plan,
+                    status=RunStatus.FAILED if failed else RunStatus.SUCCEEDED,
+                    commit_sha=sha,
+                    workspace=env.workspace,
+                    var_file=env.var_file,
+                    exit_code=1 if failed else 0,
+                    started_at=applied,
+                    finished_at=applied + dt.timedelta(seconds=rng.randint(10, 300)),
+                    log="(seeded history: no log)\n",
+                )
+                Ticket.objects.filter(pk=ticket.pk).update(
+                    created_at=filed,
+                    current_plan=plan,
+                    deployed_at=None if failed else applied,
+                    completed_at=None if failed else applied + dt.timedelta(hours=1),
+                )
+                audit_record(
+                    actor=ticket.author,
+                    action="ticket.create",
+                    ticket=ticket,
+                    data={"environment": env.name, "commit_sha": sha, "source": "seed"},
+                )
+        self.stdout.write(f"{count} tickets of history created")

@@ -1,0 +1,127 @@
+"""Every read that pages and the API use, scoped to what the caller may see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+
+from . import policy
+from .models import AuditEvent, Environment, RunLogChunk, TerraformRun, Ticket
+
+AnyUser = AbstractBaseUser | AnonymousUser
+
+
+def user_roles(user: Any) -> frozenset[str]:
+    """The user's group names, cached on the user object for the request."""
+    if not getattr(user, "is_authenticated", False):
+        return frozenset()
+    cached = getattr(user, "_portal_roles", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        user._portal_roles = cached
+    return cached
+
+
+def _is_superuser(user: Any) -> bool:
+    return bool(getattr(user, "is_superuser", False))
+
+
+def environments_visible_to(user: Any) -> list[Environment]:
+    roles = user_roles(user)
+    return [
+        env
+        for env in Environment.objects.all()
+        if policy.can_view(env, roles, superuser=_is_superuser(user))
+    ]
+
+
+def environments_fileable_by(user: Any) -> list[Environment]:
+    roles = user_roles(user)
+    result = []
+    for env in Environment.objects.all():
+        try:
+            policy.check_may_file(env, roles, superuser=_is_superuser(user))
+        except policy.PolicyError:
+            continue
+        result.append(env)
+    return result
+
+
+def environment_get(name: str) -> Environment | None:
+    return Environment.objects.filter(name=name).first()
+
+
+def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
+    envs = [env.pk for env in environments_visible_to(user)]
+    return Ticket.objects.filter(environment_id__in=envs).select_related(
+        "environment", "author", "current_plan"
+    )
+
+
+def ticket_list(user: Any, *, environment: str = "", status: str = "") -> QuerySet[Ticket]:
+    tickets = tickets_visible_to(user)
+    if environment:
+        tickets = tickets.filter(environment__name=environment)
+    if status:
+        tickets = tickets.filter(status=status)
+    return tickets
+
+
+def ticket_get(user: Any, pk: int | str) -> Ticket:
+    """A ticket the user may see, or 404 (never 403: existence is not disclosed)."""
+    try:
+        return (
+            tickets_visible_to(user)
+            .prefetch_related(
+                Prefetch("runs", queryset=TerraformRun.objects.select_related("requested_by"))
+            )
+            .get(pk=pk)
+        )
+    except (Ticket.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such ticket") from None
+
+
+def runs_visible_to(user: Any) -> QuerySet[TerraformRun]:
+    envs = [env.pk for env in environments_visible_to(user)]
+    return TerraformRun.objects.filter(environment_id__in=envs).select_related(
+        "ticket", "environment"
+    )
+
+
+def run_get(user: Any, pk: int | str) -> TerraformRun:
+    try:
+        return runs_visible_to(user).get(pk=pk)
+    except (TerraformRun.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such run") from None
+
+
+def run_log_text(run: TerraformRun) -> str:
+    """The whole log: final once the run is finished, assembled from chunks while it runs."""
+    if run.log or not run.is_active:
+        return run.log
+    return "".join(RunLogChunk.objects.filter(run=run).values_list("text", flat=True))
+
+
+def run_log_since(run: TerraformRun, offset: int) -> tuple[str, int]:
+    """Log text from character ``offset`` on, and the offset to ask for next (live pages).
+
+    While a run is active its log lives in chunks that each know their starting
+    offset; once it finishes they are folded into ``log``, with the same offsets.
+    """
+    offset = max(offset, 0)
+    if run.is_active:
+        text = "".join(
+            RunLogChunk.objects.filter(run=run, start__gte=offset)
+            .order_by("seq")
+            .values_list("text", flat=True)
+        )
+    else:
+        text = run.log[offset:]
+    return text, offset + len(text)
+
+
+def audit_for_ticket(ticket: Ticket) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(ticket=ticket).select_related("actor").order_by("id")

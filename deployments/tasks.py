@@ -1,0 +1,27 @@
+"""Celery tasks: thin wrappers that take ids and call one service."""
+
+from __future__ import annotations
+
+import socket
+
+from celery import shared_task
+from django.conf import settings
+
+from . import services
+
+
+@shared_task(
+    name="deployments.tasks.run_execute",
+    acks_late=False,  # an apply is never redelivered: a lost worker leaves it interrupted
+    ignore_result=True,
+    soft_time_limit=max(settings.TERRAFORM_APPLY_TIMEOUT, settings.TERRAFORM_PLAN_TIMEOUT) * 3
+    + 600,
+    time_limit=max(settings.TERRAFORM_APPLY_TIMEOUT, settings.TERRAFORM_PLAN_TIMEOUT) * 3 + 900,
+)
+def run_execute(run_id: int) -> None:
+    services.run_execute(run_id=run_id, worker=socket.gethostname())
+
+
+@shared_task(name="deployments.tasks.runs_reconcile", ignore_result=True)
+def runs_reconcile() -> None:
+    services.runs_reconcile()

@@ -1,0 +1,398 @@
+"""Running the Terraform binary: the only code in the portal that does.
+
+Each call takes a frozen :class:`RunSpec`, works in its own temporary
+directory exported from the infrastructure repository at the ticket's commit,
+streams redacted output line by line to a callback and returns a frozen result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .redact import Redactor, secret_values_from_env
+from .source import InfraRepo, SourceError, check_relative
+from .summary import sensitive_values, summarize_plan
+
+OnLine = Callable[[str], None]
+PLAN_FILENAME = "portal.tfplan"
+# Seconds Terraform gets to stop cleanly (release locks, write state) after SIGINT.
+_GRACE_SECONDS = 60
+_STALE_MARKERS = ("Saved plan is stale", "saved plan is stale")
+
+
+class TerraformNotFound(Exception):
+    """No Terraform binary could be found."""
+
+
+def find_binary(configured: str = "") -> str:
+    """TERRAFORM_BIN, else `terraform` (or `tofu`) on PATH, else the one installed into the venv."""
+    if configured:
+        found = shutil.which(configured)
+        if not found:
+            raise TerraformNotFound(f"TERRAFORM_BIN={configured!r} is not an executable")
+        return found
+    for name in ("terraform", "tofu"):
+        found = shutil.which(name)
+        if found:
+            return found
+    venv_bin = Path(sys.prefix) / "bin" / "terraform"
+    if venv_bin.exists():
+        return str(venv_bin)
+    raise TerraformNotFound(
+        "no Terraform binary: set TERRAFORM_BIN, put terraform on PATH, "
+        "or run `make install` to install the pinned one into .venv"
+    )
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one Terraform run needs; built by the service layer, read-only here."""
+
+    binary: str
+    repo: InfraRepo
+    commit_sha: str
+    terraform_dir: str
+    workspace: str
+    var_file: str
+    provider_mirror: Path
+    plugin_cache: Path
+    work_root: Path
+    backend_config: tuple[str, ...] = ()
+    timeout: int = 1800
+    passthrough_env: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """Outcome of `terraform plan -out`: the saved plan and what it will do."""
+
+    exit_code: int
+    error: str = ""
+    plan_bytes: bytes = b""
+    plan_sha256: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+    has_changes: bool | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.error
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """Outcome of `terraform apply <planfile>`."""
+
+    exit_code: int
+    error: str = ""
+    stale_plan: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.error
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Outcome of `terraform plan -detailed-exitcode`: 0 no changes, 2 changes, 1 error."""
+
+    exit_code: int
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.error
+
+
+class _StepFailed(Exception):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Session:
+    """One working directory and the environment every command in it shares."""
+
+    def __init__(self, spec: RunSpec, root: Path, on_line: OnLine) -> None:
+        self.spec = spec
+        self.root = root
+        self.redact = Redactor([*spec.secrets, *secret_values_from_env(spec.passthrough_env)])
+        self._on_line = on_line
+        self.env = self._environment()
+
+    def _environment(self) -> dict[str, str]:
+        home = self.root.parent / "home"
+        home.mkdir(exist_ok=True)
+        cli_config = self.root.parent / "terraform.rc"
+        cli_config.write_text(cli_config_text(self.spec.provider_mirror, self.spec.plugin_cache))
+        self.spec.plugin_cache.mkdir(parents=True, exist_ok=True)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "TF_IN_AUTOMATION": "1",
+            "TF_INPUT": "0",
+            "CHECKPOINT_DISABLE": "1",
+            "TF_CLI_CONFIG_FILE": str(cli_config),
+        }
+        env.update(self.spec.passthrough_env)
+        return env
+
+    def emit(self, text: str) -> None:
+        for line in text.splitlines():
+            self._on_line(self.redact(line))
+
+    def run(self, *args: str, ok_codes: tuple[int, ...] = (0,), what: str = "") -> int:
+        """Run one terraform command, streaming its output; raise _StepFailed on a bad code."""
+        argv = [self.spec.binary, *args]
+        self.emit(f"$ terraform {' '.join(args)}")
+        code, timed_out = _stream(argv, self.root, self.env, self.spec.timeout, self.emit)
+        if timed_out:
+            raise _StepFailed(
+                f"terraform {args[0]} timed out after {self.spec.timeout} seconds and was stopped",
+                code if code != 0 else 124,
+            )
+        if code not in ok_codes:
+            raise _StepFailed(what or f"terraform {args[0]} exited with code {code}", code)
+        return code
+
+    def capture(self, *args: str) -> str:
+        """Run a command whose stdout is data (show -json), not log output."""
+        result = subprocess.run(
+            [self.spec.binary, *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            timeout=self.spec.timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            self.emit(result.stderr.decode(errors="replace"))
+            raise _StepFailed(f"terraform {args[0]} exited with code {result.returncode}", 1)
+        return result.stdout.decode()
+
+    def prepare(self) -> None:
+        """init and select (or create) the workspace, as an operator would."""
+        check_relative(self.spec.var_file, "var-file")
+        if not (self.root / self.spec.var_file).is_file():
+            raise _StepFailed(
+                f"var-file {self.spec.var_file} does not exist at commit {self.spec.commit_sha[:10]}",
+                1,
+            )
+        init_args = ["init", "-input=false", "-no-color"]
+        init_args += [f"-backend-config={item}" for item in self.spec.backend_config]
+        self.run(*init_args, what="terraform init failed")
+        code = self.run(
+            "workspace", "select", "-no-color", self.spec.workspace, ok_codes=(0, 1)
+        )
+        if code != 0:
+            self.run(
+                "workspace", "new", "-no-color", self.spec.workspace,
+                what=f"cannot select or create workspace {self.spec.workspace}",
+            )
+
+
+def cli_config_text(mirror: Path, plugin_cache: Path) -> str:
+    """A CLI config serving mirrored providers from disk and only the rest from registries.
+
+    Providers found in the mirror are excluded from direct installation, so init never
+    asks a registry for them: that is what lets the sample stack run offline.
+    """
+    mirrored = sorted(
+        "/".join(p.relative_to(mirror).parts)
+        for p in mirror.glob("*/*/*")
+        if p.is_dir()
+    ) if mirror.is_dir() else []
+    listed = json.dumps(mirrored)
+    return (
+        "provider_installation {\n"
+        f"  filesystem_mirror {{\n    path    = {json.dumps(str(mirror))}\n"
+        f"    include = {listed}\n  }}\n"
+        f"  direct {{\n    exclude = {listed}\n  }}\n"
+        "}\n"
+        f"plugin_cache_dir = {json.dumps(str(plugin_cache))}\n"
+    )
+
+
+@contextlib.contextmanager
+def _session(spec: RunSpec, on_line: OnLine) -> Iterator[_Session]:
+    spec.work_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="run-", dir=spec.work_root) as tmp:
+        root = spec.repo.export(spec.commit_sha, spec.terraform_dir, Path(tmp) / "src")
+        yield _Session(spec, root, on_line)
+
+
+def _stream(
+    argv: list[str], cwd: Path, env: Mapping[str, str], timeout: int, emit: OnLine
+) -> tuple[int, bool]:
+    """Run argv, feeding each output line to emit; stop it (SIGINT, then SIGKILL) at timeout."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    timed_out = threading.Event()
+
+    def stop() -> None:
+        timed_out.set()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + _GRACE_SECONDS
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    timer = threading.Timer(timeout, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            emit(raw.decode(errors="replace").rstrip("\n"))
+        code = proc.wait()
+    except BaseException:
+        # The caller is going away (worker shutdown): do not leave Terraform running orphaned.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        raise
+    finally:
+        timer.cancel()
+    return code, timed_out.is_set()
+
+
+def _failure(exc: Exception, session: _Session | None, on_line: OnLine) -> tuple[int, str]:
+    if isinstance(exc, _StepFailed):
+        message, code = str(exc), exc.exit_code
+    elif isinstance(exc, SourceError):
+        message, code = str(exc), 1
+    elif isinstance(exc, OSError):
+        message, code = f"cannot run Terraform: {exc}", 127
+    else:
+        raise exc
+    emitter = session.emit if session else on_line
+    emitter(f"error: {message}")
+    return code, message
+
+
+def version(binary: str) -> str:
+    """The binary's version string, e.g. ``1.11.4``."""
+    try:
+        result = subprocess.run(
+            [binary, "version", "-json"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+            env={"PATH": os.environ.get("PATH", ""), "CHECKPOINT_DISABLE": "1"},
+        )
+        return str(json.loads(result.stdout).get("terraform_version", ""))
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return ""
+
+
+def plan(spec: RunSpec, on_line: OnLine) -> PlanResult:
+    """`terraform plan -out`, then `show -json` for a summary; the plan file is returned as bytes."""
+    session: _Session | None = None
+    try:
+        with _session(spec, on_line) as session:
+            session.prepare()
+            session.run(
+                "plan", "-input=false", "-no-color", f"-var-file={spec.var_file}",
+                f"-out={PLAN_FILENAME}", what="terraform plan failed",
+            )
+            plan_bytes = (session.root / PLAN_FILENAME).read_bytes()
+            document = json.loads(session.capture("show", "-json", PLAN_FILENAME))
+            session.redact.add(sensitive_values(document))
+            summary = summarize_plan(document)
+            has_changes = bool(summary["resources"] or summary["outputs_changed"])
+            session.emit(
+                f"Plan saved: {summary['add']} to add, {summary['change']} to change, "
+                f"{summary['destroy']} to destroy (sha256 {hashlib.sha256(plan_bytes).hexdigest()})"
+            )
+            return PlanResult(
+                exit_code=0,
+                plan_bytes=plan_bytes,
+                plan_sha256=hashlib.sha256(plan_bytes).hexdigest(),
+                summary=summary,
+                has_changes=has_changes,
+            )
+    except (_StepFailed, SourceError, OSError) as exc:
+        code, message = _failure(exc, session, on_line)
+        return PlanResult(exit_code=code, error=message)
+
+
+def apply(spec: RunSpec, plan_bytes: bytes, expected_sha256: str, on_line: OnLine) -> ApplyResult:
+    """`terraform apply <planfile>` for exactly the plan whose digest was approved."""
+    actual = hashlib.sha256(plan_bytes).hexdigest()
+    if actual != expected_sha256:
+        message = (
+            f"refusing to apply: the stored plan file's SHA-256 is {actual}, "
+            f"but the approved plan's is {expected_sha256}"
+        )
+        on_line(f"error: {message}")
+        return ApplyResult(exit_code=1, error=message)
+    session: _Session | None = None
+    lines: list[str] = []
+
+    def keep(line: str) -> None:
+        lines.append(line)
+        on_line(line)
+
+    try:
+        with _session(spec, keep) as session:
+            session.prepare()
+            (session.root / PLAN_FILENAME).write_bytes(plan_bytes)
+            session.emit(f"Applying plan sha256 {actual}")
+            session.run("apply", "-input=false", "-no-color", PLAN_FILENAME,
+                        what="terraform apply failed")
+            return ApplyResult(exit_code=0)
+    except (_StepFailed, SourceError, OSError) as exc:
+        stale = any(marker in line for line in lines for marker in _STALE_MARKERS)
+        if stale and isinstance(exc, _StepFailed):
+            exc = _StepFailed(
+                "Terraform refused the saved plan because it is stale: the environment's "
+                "state changed after this plan was made. Run a new plan and have it approved.",
+                exc.exit_code,
+            )
+        code, message = _failure(exc, session, keep)
+        return ApplyResult(exit_code=code, error=message, stale_plan=stale)
+
+
+def check(spec: RunSpec, on_line: OnLine) -> CheckResult:
+    """A re-plan with `-detailed-exitcode`: after an apply it must find nothing to change."""
+    session: _Session | None = None
+    try:
+        with _session(spec, on_line) as session:
+            session.prepare()
+            code = session.run(
+                "plan", "-input=false", "-no-color", "-detailed-exitcode", "-lock=true",
+                f"-var-file={spec.var_file}", ok_codes=(0, 2), what="terraform plan failed",
+            )
+            if code == 2:
+                message = "the post-apply plan still shows changes: the environment does not match the commit"
+                session.emit(f"error: {message}")
+                return CheckResult(exit_code=2, error=message)
+            session.emit("No changes: the environment matches the applied commit.")
+            return CheckResult(exit_code=0)
+    except (_StepFailed, SourceError, OSError) as exc:
+        code, message = _failure(exc, session, on_line)
+        return CheckResult(exit_code=code, error=message)

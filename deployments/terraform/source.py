@@ -1,0 +1,170 @@
+"""The infrastructure repository: resolving commits and exporting a commit's tree."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+_GIT_TIMEOUT = 120
+
+
+class SourceError(Exception):
+    """The infrastructure repository cannot answer (missing, unreachable, corrupt)."""
+
+
+@dataclass(frozen=True)
+class InfraRepo:
+    """A git repository holding the Terraform root: a local path or a remote URL.
+
+    A remote is mirrored under ``cache_dir`` and fetched when a commit is not known yet.
+    """
+
+    location: str
+    cache_dir: Path
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.location and not re.match(r"^[\w.-]+@[\w.-]+:", self.location)
+
+    @property
+    def git_dir(self) -> Path:
+        if self.is_local:
+            path = Path(self.location)
+            return path / ".git" if (path / ".git").exists() else path
+        return self.cache_dir / "infra-mirror.git"
+
+    def _git(self, *args: str, binary: bool = False) -> subprocess.CompletedProcess[bytes]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.cache_dir),
+            "GIT_TERMINAL_PROMPT": "0",
+            "LC_ALL": "C",
+        }
+        try:
+            return subprocess.run(
+                ["git", f"--git-dir={self.git_dir}", *args],
+                capture_output=True,
+                env=env,
+                timeout=_GIT_TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SourceError(f"git {args[0]} failed: {exc}") from exc
+
+    def _ensure_available(self, refresh: bool = False) -> None:
+        if self.is_local:
+            if not self.git_dir.exists():
+                raise SourceError(f"the infrastructure repository {self.location} does not exist")
+            return
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        if not self.git_dir.exists():
+            result = subprocess.run(
+                ["git", "clone", "--mirror", "--quiet", self.location, str(self.git_dir)],
+                capture_output=True,
+                timeout=_GIT_TIMEOUT * 5,
+                check=False,
+                env={"PATH": os.environ.get("PATH", ""), "GIT_TERMINAL_PROMPT": "0"},
+            )
+            if result.returncode != 0:
+                raise SourceError(
+                    f"cannot clone {self.location}: {result.stderr.decode(errors='replace')}"
+                )
+        elif refresh:
+            result = self._git("fetch", "--prune", "--quiet", "origin")
+            if result.returncode != 0:
+                raise SourceError(
+                    f"cannot fetch {self.location}: {result.stderr.decode(errors='replace')}"
+                )
+
+    def branch_tip(self, branch: str) -> str:
+        """The commit at the tip of ``branch`` (fetched first for a remote)."""
+        self._ensure_available(refresh=True)
+        result = self._git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}")
+        sha = result.stdout.decode().strip()
+        if result.returncode != 0 or not SHA_RE.match(sha):
+            raise SourceError(f"the infrastructure repository has no branch {branch!r}")
+        return sha
+
+    def has_commit(self, sha: str) -> bool:
+        if not SHA_RE.match(sha):
+            return False
+        self._ensure_available()
+        if self._git("cat-file", "-e", f"{sha}^{{commit}}").returncode == 0:
+            return True
+        if self.is_local:
+            return False
+        self._ensure_available(refresh=True)
+        return self._git("cat-file", "-e", f"{sha}^{{commit}}").returncode == 0
+
+    def commit_subject(self, sha: str) -> str:
+        result = self._git("log", "-1", "--format=%s", sha)
+        return result.stdout.decode(errors="replace").strip() if result.returncode == 0 else ""
+
+    def export(self, sha: str, subdir: str, dest: Path) -> Path:
+        """Write the tree of ``subdir`` at ``sha`` into ``dest``; return the directory."""
+        if not SHA_RE.match(sha):
+            raise SourceError(f"{sha!r} is not a 40-hex commit SHA")
+        check_relative(subdir, "TERRAFORM_DIR")
+        self._ensure_available()
+        result = self._git("archive", "--format=tar", sha, "--", subdir)
+        if result.returncode != 0:
+            raise SourceError(
+                f"cannot export {subdir}/ at {sha[:10]}: "
+                + result.stderr.decode(errors="replace").strip()
+            )
+        with tarfile.open(fileobj=io.BytesIO(result.stdout)) as archive:
+            archive.extractall(dest, filter="data")
+        root = dest / subdir
+        if not root.is_dir():
+            raise SourceError(f"{subdir}/ does not exist at commit {sha[:10]}")
+        return root
+
+
+def check_relative(path: str, what: str) -> None:
+    """Refuse absolute paths and parent references: they could escape the working copy."""
+    parts = Path(path).parts
+    if not path or Path(path).is_absolute() or ".." in parts:
+        raise SourceError(f"{what} must be a relative path inside the repository, not {path!r}")
+
+
+def create_repository(source: Path, dest: Path, *, branch: str = "main",
+                      message: str = "Sample Media Platform stack") -> str:
+    """Make ``source`` (a directory tree) into a new git repository at ``dest``; return the commit."""
+    if (dest / ".git").exists():
+        raise SourceError(f"{dest} is already a git repository")
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, dest, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", "*.tfplan"))
+    _work_git(dest, "init", "--quiet", "-b", branch)
+    return commit_all(dest, message)
+
+
+def _work_git(repo: Path, *args: str) -> str:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(repo),
+        "GIT_AUTHOR_NAME": "Change Control Portal",
+        "GIT_AUTHOR_EMAIL": "portal@localhost",
+        "GIT_COMMITTER_NAME": "Change Control Portal",
+        "GIT_COMMITTER_EMAIL": "portal@localhost",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    result = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True,
+                            timeout=_GIT_TIMEOUT, check=False)
+    if result.returncode != 0:
+        raise SourceError(f"git {args[0]} failed: {result.stderr.decode(errors='replace')}")
+    return result.stdout.decode().strip()
+
+
+def commit_all(repo: Path, message: str) -> str:
+    """Commit every change in a local working repository; return the new commit."""
+    _work_git(repo, "add", "-A")
+    _work_git(repo, "commit", "--quiet", "--no-gpg-sign", "--allow-empty", "-m", message)
+    return _work_git(repo, "rev-parse", "HEAD")

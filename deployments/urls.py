@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.ticket_list, name="ticket_list"),
+    path("tickets/new/", views.ticket_new, name="ticket_new"),
+    path("tickets/<int:pk>/", views.ticket_detail, name="ticket_detail"),
+    path("tickets/<int:pk>/plan/", views.ticket_plan, name="ticket_plan"),
+    path("tickets/<int:pk>/cancel/", views.ticket_cancel, name="ticket_cancel"),
+    path("runs/<int:pk>/log/", views.run_log, name="run_log"),
+    path("environments/", views.environment_list, name="environment_list"),
+]

@@ -1,0 +1,256 @@
+"""Server-rendered pages: thin views over the same services and selectors as the API."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import policy, selectors, services
+from .choices import ACTIVE_RUN_STATUSES, TicketStatus
+from .forms import TicketForm
+
+log = logging.getLogger(__name__)
+
+
+def portal_context(request: HttpRequest) -> dict[str, Any]:
+    """Template context shared by every page."""
+    return {
+        "portal_embedded": settings.EMBEDDED,
+        "user_roles": sorted(selectors.user_roles(request.user)),
+    }
+
+
+@login_required
+@require_GET
+def ticket_list(request: HttpRequest) -> HttpResponse:
+    environment = request.GET.get("environment", "")
+    status = request.GET.get("status", "")
+    if status and status not in TicketStatus.values:
+        status = ""
+    tickets = selectors.ticket_list(request.user, environment=environment, status=status)[:200]
+    return render(
+        request,
+        "deployments/ticket_list.html",
+        {
+            "tickets": tickets,
+            "environments": selectors.environments_visible_to(request.user),
+            "statuses": TicketStatus.choices,
+            "environment": environment,
+            "status": status,
+            "can_file": bool(selectors.environments_fileable_by(request.user)),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def ticket_new(request: HttpRequest) -> HttpResponse:
+    environments = selectors.environments_fileable_by(request.user)
+    form = TicketForm(
+        request.POST or None,
+        environments=environments,
+        initial={"environment": request.GET.get("environment", "dev")},
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            ticket = services.ticket_create(
+                actor=request.user,
+                data=services.TicketInput(
+                    title=data["title"],
+                    environment=data["environment"],
+                    description=data["description"],
+                    commit_sha=data["commit_sha"],
+                    change_type=data["change_type"],
+                    pull_request_url=data["pull_request_url"],
+                    risk_assessment=form.notes("risk_assessment"),
+                    rollback_plan=form.notes("rollback_plan"),
+                ),
+                source="web",
+            )
+        except services.InputError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        except policy.PolicyError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Ticket #{ticket.pk} filed; planning has started.")
+            return redirect("ticket_detail", pk=ticket.pk)
+    return render(
+        request, "deployments/ticket_new.html", {"form": form, "environments": environments}
+    )
+
+
+@login_required
+@require_GET
+def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    ticket = selectors.ticket_get(request.user, pk)
+    runs = list(ticket.runs.all())
+    live_run = next((r for r in runs if r.status in ACTIVE_RUN_STATUSES), None)
+    shown_run = live_run or (runs[0] if runs else None)
+    return render(
+        request,
+        "deployments/ticket_detail.html",
+        {
+            "ticket": ticket,
+            "runs": runs,
+            "live_run": live_run,
+            "shown_run": shown_run,
+            "shown_log": selectors.run_log_text(shown_run) if shown_run else "",
+            "plan": ticket.current_plan,
+            "events": selectors.audit_for_ticket(ticket),
+            "is_live": live_run is not None,
+            "approval_rule": policy.describe_rule(ticket.environment.approval_rule),
+            "can_replan": ticket.status
+            in {
+                TicketStatus.PLAN_FAILED,
+                TicketStatus.AWAITING_APPROVAL,
+                TicketStatus.APPROVED,
+                TicketStatus.APPLY_FAILED,
+            }
+            and live_run is None,
+            "can_cancel": ticket.status
+            not in {
+                TicketStatus.APPLYING,
+                TicketStatus.MONITORING,
+                TicketStatus.COMPLETED,
+                TicketStatus.CANCELLED,
+                TicketStatus.REJECTED,
+                TicketStatus.ROLLED_BACK,
+                TicketStatus.APPLY_FAILED,
+            }
+            and _allowed(
+                policy.check_may_cancel,
+                ticket,
+                request.user.pk,
+                selectors.user_roles(request.user),
+                superuser=request.user.is_superuser,
+            ),
+        },
+    )
+
+
+def _allowed(check: Any, *args: Any, **kwargs: Any) -> bool:
+    try:
+        check(*args, **kwargs)
+    except policy.PolicyError:
+        return False
+    return True
+
+
+def _post_action(request: HttpRequest, pk: int, call: Any, done: str) -> HttpResponse:
+    ticket = selectors.ticket_get(request.user, pk)
+    try:
+        call(ticket)
+    except policy.PolicyError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done)
+    return redirect("ticket_detail", pk=ticket.pk)
+
+
+@login_required
+@require_POST
+def ticket_plan(request: HttpRequest, pk: int) -> HttpResponse:
+    return _post_action(
+        request,
+        pk,
+        lambda t: services.ticket_plan(ticket_id=t.pk, actor=request.user),
+        "A new plan has been queued.",
+    )
+
+
+@login_required
+@require_POST
+def ticket_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    reason = request.POST.get("reason", "")[:2000]
+    return _post_action(
+        request,
+        pk,
+        lambda t: services.ticket_cancel(ticket_id=t.pk, actor=request.user, reason=reason),
+        "Ticket cancelled.",
+    )
+
+
+@login_required
+@require_GET
+def run_log(request: HttpRequest, pk: int) -> JsonResponse:
+    """The live log feed: text after ``offset``, and whether the run is still going."""
+    run = selectors.run_get(request.user, pk)
+    try:
+        offset = int(request.GET.get("offset", "0"))
+    except ValueError:
+        return JsonResponse({"detail": "offset must be an integer"}, status=400)
+    text, next_offset = selectors.run_log_since(run, offset)
+    return JsonResponse(
+        {
+            "run": run.pk,
+            "status": run.status,
+            "active": run.is_active,
+            "text": text,
+            "offset": next_offset,
+            "ticket_status": run.ticket.status,
+        }
+    )
+
+
+@login_required
+@require_GET
+def environment_list(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    rows = [
+        {
+            "env": env,
+            "rule": policy.describe_rule(env.approval_rule),
+            "window": policy.Window.of(env),
+            "in_window": policy.in_window(env, now),
+            "next_window": policy.next_window_start(env, now),
+        }
+        for env in selectors.environments_visible_to(request.user)
+    ]
+    return render(request, "deployments/environment_list.html", {"rows": rows})
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness and readiness: database, broker and storage, each checked for real."""
+    checks: dict[str, str] = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {exc}"
+    try:
+        from changecontrol.celery import app
+
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=3)
+        checks["broker"] = "ok"
+    except Exception as exc:
+        checks["broker"] = f"error: {exc}"
+    try:
+        name = default_storage.save(f"healthz/{uuid.uuid4().hex}", ContentFile(b"ok"))
+        default_storage.delete(name)
+        checks["storage"] = "ok"
+    except Exception as exc:
+        checks["storage"] = f"error: {exc}"
+    healthy = all(value == "ok" for value in checks.values())
+    if not healthy:
+        log.warning("health check failed: %s", checks)
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status=200 if healthy else 503,
+    )

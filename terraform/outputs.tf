@@ -1,0 +1,9 @@
+output "vpc_id" { value = aws_vpc.main.id }
+output "load_balancer_dns_name" { value = aws_lb.app.dns_name }
+output "app_server_count" { value = aws_autoscaling_group.app.desired_capacity }
+output "db_endpoint" { value = aws_db_instance.main.endpoint }
+output "db_master_secret_arn" { value = aws_db_instance.main.master_user_secret[0].secret_arn }
+output "cache_endpoint" { value = aws_elasticache_replication_group.main.primary_endpoint_address }
+output "media_bucket_name" { value = aws_s3_bucket.media.id }
+output "processing_queue_name" { value = aws_sqs_queue.jobs.name }
+output "alerts_topic_arn" { value = aws_sns_topic.alerts.arn }

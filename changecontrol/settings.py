@@ -62,14 +62,14 @@ def env_list(name: str, default: str) -> list[str]:
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
-# Embedded mode is the one-command local run: demo accounts exist only there.
-EMBEDDED = not os.environ.get("DATABASE_URL")
+# Embedded mode is the one-command local run (SQLite): demo accounts exist only there.
+EMBEDDED = env_str("DATABASE_URL", "sqlite:").startswith("sqlite:")
 
 DEBUG = env_bool("DEBUG", False)
 _secret = env_str("SECRET_KEY")
 if not _secret:
     if not EMBEDDED:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL is set")
+        raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL names a server")
     # A per-installation key kept under DATA_DIR so sessions survive restarts.
     key_file = DATA_DIR / "secret_key"
     if not key_file.exists():
@@ -130,25 +130,22 @@ TEMPLATES = [
     },
 ]
 
-if EMBEDDED:
-    DATABASES: dict[str, Any] = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(DATA_DIR / "db.sqlite3"),
-            # A file (not :memory:) so a real worker process can share the test database.
-            "TEST": {"NAME": str(DATA_DIR / "test-db.sqlite3")},
-            "OPTIONS": {
-                "timeout": 30,
-                "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-        }
+try:
+    _db = dj_database_url.parse(
+        env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}", conn_max_age=60
+    )
+except Exception as exc:  # dj_database_url raises several types for bad URLs
+    raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db["CONN_MAX_AGE"] = 0
+    _db["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-else:
-    try:
-        DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
-    except Exception as exc:  # dj_database_url raises several types for bad URLs
-        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
+    # A file (not :memory:) so a real worker process can share the test database.
+    _db["TEST"] = {"NAME": str(Path(_db["NAME"]).with_name("test-" + Path(_db["NAME"]).name))}
+DATABASES: dict[str, Any] = {"default": _db}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -178,8 +175,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
-MEDIA_ROOT = DATA_DIR / "media"
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media")))
 
 AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
 AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL") or None

@@ -7,7 +7,7 @@ from typing import Any
 from allauth.account.adapter import DefaultAccountAdapter
 
 
-class NoSignupAccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
+class NoSignupAccountAdapter(DefaultAccountAdapter):
     """Sign-in only: every account is created by an administrator."""
 
     def is_open_for_signup(self, request: Any) -> bool:

@@ -34,7 +34,9 @@ class TicketForm(forms.Form):
 
     def __init__(self, *args: Any, environments: list[Environment], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["environment"].choices = [
+        field = self.fields["environment"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [
             (env.name, f"{env.display_name} ({env.name})") for env in environments
         ]
 

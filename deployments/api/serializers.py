@@ -81,7 +81,9 @@ def _summary(run: TerraformRun | None) -> dict[str, Any] | None:
 class RunBriefSerializer(serializers.ModelSerializer[TerraformRun]):
     summary = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = TerraformRun
@@ -114,7 +116,9 @@ class RunBriefSerializer(serializers.ModelSerializer[TerraformRun]):
 
 
 class RunSerializer(RunBriefSerializer):
-    ticket = serializers.PrimaryKeyRelatedField(read_only=True)
+    ticket: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
     log = serializers.SerializerMethodField()
 
     class Meta(RunBriefSerializer.Meta):
@@ -125,8 +129,12 @@ class RunSerializer(RunBriefSerializer):
 
 
 class TicketSerializer(serializers.ModelSerializer[Ticket]):
-    environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    author = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    environment: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    author: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     url = serializers.SerializerMethodField()
     web_url = serializers.SerializerMethodField()
     current_plan = RunBriefSerializer(read_only=True)

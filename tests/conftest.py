@@ -1,0 +1,187 @@
+"""Personas, a throwaway infrastructure repository per test, and real-component fixtures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.db import connection
+from rest_framework.test import APIClient
+
+from deployments.terraform.source import create_repository
+
+from .factories import UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- personas ----------------------------------------------------------------
+
+
+def _persona(username: str, *roles: str, **extra: Any) -> User:
+    user = UserFactory(username=username, **extra)
+    user.groups.set(Group.objects.filter(name__in=roles))
+    return user
+
+
+@pytest.fixture
+def author(db: None) -> User:
+    """A developer who files tickets (dev1 in the demo)."""
+    return _persona("alice", "developer")
+
+
+@pytest.fixture
+def developer(db: None) -> User:
+    return _persona("dave", "developer")
+
+
+@pytest.fixture
+def lead(db: None) -> User:
+    return _persona("lena", "lead_developer")
+
+
+@pytest.fixture
+def tech_lead(db: None) -> User:
+    return _persona("tess", "tech_lead")
+
+
+@pytest.fixture
+def devops_lead(db: None) -> User:
+    return _persona("otto", "devops_lead")
+
+
+@pytest.fixture
+def qa(db: None) -> User:
+    return _persona("quinn", "qa")
+
+
+@pytest.fixture
+def operations(db: None) -> User:
+    return _persona("opal", "operations")
+
+
+@pytest.fixture
+def outsider(db: None) -> User:
+    """Signed in, but holds no role: sees nothing."""
+    return _persona("charlie")
+
+
+def api_for(user: User | None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+# --- infrastructure repository and Terraform state -------------------------------
+
+
+@pytest.fixture(scope="session")
+def sample_repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample stack as a git repository, made once and copied per test."""
+    path = tmp_path_factory.mktemp("infra-template") / "repo"
+    create_repository(ROOT / "sample_stack", path)
+    return path
+
+
+@pytest.fixture
+def infra_repo(sample_repo_template: Path, tmp_path: Path, settings: Any) -> Path:
+    """A fresh infrastructure repository and empty Terraform state for this test."""
+    repo = tmp_path / "infra-repo"
+    shutil.copytree(sample_repo_template, repo)
+    settings.INFRA_REPO = str(repo)
+    settings.TERRAFORM_BACKEND_CONFIG = [f"workspace_dir={tmp_path / 'state'}"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media")},
+        },
+    }
+    return repo
+
+
+@pytest.fixture
+def head_sha(infra_repo: Path) -> str:
+    from deployments.terraform.source import InfraRepo
+
+    return InfraRepo(location=str(infra_repo), cache_dir=infra_repo.parent).branch_tip("main")
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_repo(settings: Any, tmp_path: Path) -> None:
+    """Tests that do not ask for a repository get one that does not exist, never var/."""
+    settings.INFRA_REPO = str(tmp_path / "no-infra-repo")
+    settings.TERRAFORM_BACKEND_CONFIG = [f"workspace_dir={tmp_path / 'state'}"]
+
+
+# --- a real Celery worker ------------------------------------------------------------
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def celery_worker_process(
+    transactional_db: None, infra_repo: Path, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `celery worker` process on the configured broker, sharing the test database."""
+    from changecontrol.celery import app
+
+    app.control.purge()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "INFRA_REPO": str(infra_repo),
+        "TERRAFORM_BACKEND_CONFIG": f"workspace_dir={tmp_path / 'state'}",
+        "MEDIA_ROOT": str(tmp_path / "media"),
+        "SECRET_KEY": "worker-test-key",
+    }
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "changecontrol", "worker", "--loglevel", "INFO",
+             "--concurrency", "1", "--pool", "prefork", "--without-gossip", "--without-mingle",
+             "--hostname", f"test-worker-{os.getpid()}@%h"],
+            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        )
+        try:
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    if os.environ.get("SHOW_WORKER_LOG"):
+        print(log_path.read_text())
+
+
+def wait_for(predicate: Any, *, timeout: float = 120, what: str = "condition") -> Any:
+    """Poll a real component until ``predicate`` returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.2)

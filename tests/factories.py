@@ -1,0 +1,51 @@
+"""factory_boy factories for the domain."""
+
+from __future__ import annotations
+
+import hashlib
+import factory
+from django.contrib.auth.models import User
+
+from deployments.choices import RunKind, RunStatus, TicketStatus
+from deployments.models import Environment, TerraformRun, Ticket
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.django.Password("pw")
+
+
+def _sha(n: int) -> str:
+    return hashlib.sha1(f"commit-{n}".encode()).hexdigest()  # noqa: S324
+
+
+class TicketFactory(factory.django.DjangoModelFactory):
+    """A ticket written directly (no plan started): for selector and policy tests."""
+
+    class Meta:
+        model = Ticket
+
+    title = factory.Sequence(lambda n: f"Change {n}")
+    environment = factory.LazyFunction(lambda: Environment.objects.get(name="dev"))
+    commit_sha = factory.Sequence(_sha)
+    author = factory.SubFactory(UserFactory)
+    status = TicketStatus.AWAITING_APPROVAL
+
+
+class RunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TerraformRun
+
+    ticket = factory.SubFactory(TicketFactory)
+    environment = factory.LazyAttribute(lambda r: r.ticket.environment)
+    kind = RunKind.PLAN
+    status = RunStatus.SUCCEEDED
+    commit_sha = factory.LazyAttribute(lambda r: r.ticket.commit_sha)
+    workspace = factory.LazyAttribute(lambda r: r.environment.workspace)
+    var_file = factory.LazyAttribute(lambda r: r.environment.var_file)

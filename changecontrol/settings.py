@@ -9,6 +9,7 @@ to PostgreSQL, Redis and S3.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -248,8 +249,9 @@ INFRA_BRANCH = env_str("INFRA_BRANCH", "main")
 TERRAFORM_DIR = env_str("TERRAFORM_DIR", "terraform")
 TERRAFORM_BIN = env_str("TERRAFORM_BIN")
 TERRAFORM_HOME = DATA_DIR / "terraform"  # mirror, plugin cache, state, work dirs
+# Installed with the virtualenv (make install), shared by every DATA_DIR.
 TERRAFORM_PROVIDER_MIRROR = Path(
-    env_str("TERRAFORM_PROVIDER_MIRROR", str(TERRAFORM_HOME / "providers"))
+    env_str("TERRAFORM_PROVIDER_MIRROR", str(Path(sys.prefix) / "share" / "terraform-providers"))
 )
 TERRAFORM_BACKEND_CONFIG = env_list(
     "TERRAFORM_BACKEND_CONFIG", f"workspace_dir={TERRAFORM_HOME / 'state'}"

@@ -36,9 +36,7 @@ class TicketForm(forms.Form):
         super().__init__(*args, **kwargs)
         field = self.fields["environment"]
         assert isinstance(field, forms.ChoiceField)
-        field.choices = [
-            (env.name, f"{env.display_name} ({env.name})") for env in environments
-        ]
+        field.choices = [(env.name, f"{env.display_name} ({env.name})") for env in environments]
 
     def notes(self, name: str) -> dict[str, str]:
         text = self.cleaned_data.get(name, "").strip()

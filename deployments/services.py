@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -276,10 +277,15 @@ def run_dispatch(*, run_id: int) -> None:
 
 
 class _LogWriter:
-    """Buffers a run's output and writes it as chunks, so pages can stream it live."""
+    """Buffers a run's output and writes it as chunks, so pages can stream it live.
+
+    Called from the thread reading Terraform's output and from the heartbeat thread;
+    each write also proves the worker alive (``heartbeat_at``).
+    """
 
     FLUSH_SECONDS = 0.5
     FLUSH_BYTES = 64 * 1024
+    HEARTBEAT_SECONDS = 5.0
 
     def __init__(self, run: TerraformRun) -> None:
         self.run = run
@@ -287,15 +293,18 @@ class _LogWriter:
         self.offset = 0
         self.buffer: list[str] = []
         self.size = 0
-        self.last_flush = timezone.now()
+        self.last_flush = time.monotonic()
+        self.last_beat = 0.0
         self.lock = threading.Lock()
 
     def __call__(self, line: str) -> None:
         with self.lock:
             self.buffer.append(line + "\n")
             self.size += len(line) + 1
-            due = (timezone.now() - self.last_flush).total_seconds() >= self.FLUSH_SECONDS
-            if due or self.size >= self.FLUSH_BYTES:
+            if (
+                time.monotonic() - self.last_flush >= self.FLUSH_SECONDS
+                or self.size >= self.FLUSH_BYTES
+            ):
                 self._flush()
 
     def flush(self) -> None:
@@ -303,32 +312,33 @@ class _LogWriter:
             self._flush()
 
     def _flush(self) -> None:
-        now = timezone.now()
+        now = time.monotonic()
         self.last_flush = now
-        if not self.buffer:
-            TerraformRun.objects.filter(pk=self.run.pk).update(heartbeat_at=now)
-            return
-        text = "".join(self.buffer)
-        self.buffer, self.size = [], 0
-        self.seq += 1
-        RunLogChunk.objects.create(run=self.run, seq=self.seq, start=self.offset, text=text)
-        self.offset += len(text)
-        TerraformRun.objects.filter(pk=self.run.pk).update(heartbeat_at=now)
+        if self.buffer:
+            text = "".join(self.buffer)
+            self.buffer, self.size = [], 0
+            self.seq += 1
+            RunLogChunk.objects.create(run=self.run, seq=self.seq, start=self.offset, text=text)
+            self.offset += len(text)
+        if now - self.last_beat >= self.HEARTBEAT_SECONDS:
+            self.last_beat = now
+            TerraformRun.objects.filter(pk=self.run.pk).update(heartbeat_at=timezone.now())
 
 
 class _Heartbeat:
-    """Touches the run while Terraform is quiet, so the reconciler knows the worker lives."""
+    """Flushes quiet output each second and keeps ``heartbeat_at`` fresh while Terraform runs."""
 
-    def __init__(self, writer: _LogWriter, every: float) -> None:
+    def __init__(self, writer: _LogWriter) -> None:
         self.writer = writer
-        self.every = every
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
         try:
-            while not self.stopped.wait(self.every):
+            while not self.stopped.wait(1.0):
                 self.writer.flush()
+        except Exception:
+            log.exception("heartbeat of run %s failed", self.writer.run.pk)
         finally:
             connection.close()
 
@@ -389,7 +399,7 @@ def run_execute(*, run_id: int, worker: str = "") -> None:
         )
     outcome: Callable[[], None]
     try:
-        with _Heartbeat(writer, every=max(settings.RUN_HEARTBEAT_TIMEOUT / 6, 1)):
+        with _Heartbeat(writer):
             try:
                 binary = tf.find_binary(settings.TERRAFORM_BIN)
                 run.terraform_version = tf.version(binary)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -13,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import connection
 from rest_framework.test import APIClient
@@ -157,10 +157,28 @@ def celery_worker_process(
     log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "changecontrol", "worker", "--loglevel", "INFO",
-             "--concurrency", "1", "--pool", "prefork", "--without-gossip", "--without-mingle",
-             "--hostname", f"test-worker-{os.getpid()}@%h"],
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "changecontrol",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "1",
+                "--pool",
+                "prefork",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"test-worker-{os.getpid()}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
         try:
             yield proc
@@ -185,3 +203,29 @@ def wait_for(predicate: Any, *, timeout: float = 120, what: str = "condition") -
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.2)
+
+
+# --- seeded data ---------------------------------------------------------------------
+
+_SEED = importlib.import_module("deployments.migrations.0002_seed_environments_and_roles")
+
+
+@pytest.fixture(autouse=True)
+def _seeded(request: pytest.FixtureRequest) -> None:
+    """Environments and role groups come from a data migration; transactional tests flush
+    them, so every database test puts them back (a no-op when they are there)."""
+    marker = request.node.get_closest_marker("django_db")
+    uses_db = marker is not None or {"db", "transactional_db", "live_server"} & set(
+        request.fixturenames
+    )
+    if not uses_db:
+        return
+    transactional = (marker is not None and marker.kwargs.get("transaction")) or {
+        "transactional_db",
+        "live_server",
+    } & set(request.fixturenames)
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    from django.apps import apps
+
+    if not apps.get_model("deployments", "Environment").objects.exists():
+        _SEED.seed(apps, None)

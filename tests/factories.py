@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+
 import factory
 from django.contrib.auth.models import User
 
@@ -22,7 +23,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 def _sha(n: int) -> str:
-    return hashlib.sha1(f"commit-{n}".encode()).hexdigest()  # noqa: S324
+    return hashlib.sha1(f"commit-{n}".encode()).hexdigest()
 
 
 class TicketFactory(factory.django.DjangoModelFactory):

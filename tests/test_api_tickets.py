@@ -26,8 +26,9 @@ def test_filing_a_dev_ticket_records_the_tip_of_main_and_queues_a_plan(
     author: User, head_sha: str, django_capture_on_commit_callbacks: Any, monkeypatch: Any
 ) -> None:
     sent: list[int] = []
-    monkeypatch.setattr("deployments.tasks.run_execute.apply_async",
-                        lambda args, **kw: sent.append(args[0]))
+    monkeypatch.setattr(
+        "deployments.tasks.run_execute.apply_async", lambda args, **kw: sent.append(args[0])
+    )
     with django_capture_on_commit_callbacks(execute=True):
         response = _file(author, description="more capacity")
     assert response.status_code == 201, response.json()
@@ -94,7 +95,9 @@ def test_a_missing_infrastructure_repository_is_a_clear_400(author: User) -> Non
     assert "does not exist" in response.json()["detail"]
 
 
-def test_prod_ticket_needs_risk_assessment_and_rollback_plan(author: User, infra_repo: Path) -> None:
+def test_prod_ticket_needs_risk_assessment_and_rollback_plan(
+    author: User, infra_repo: Path
+) -> None:
     response = _file(author, environment="prod", description="x")
     assert response.status_code == 403
     assert response.json()["detail"] == "prod tickets need risk_assessment, rollback_plan"
@@ -108,13 +111,16 @@ def test_a_role_without_filing_rights_is_refused(qa: User, infra_repo: Path) -> 
 
 
 def test_unauthenticated_requests_are_401(infra_repo: Path) -> None:
-    response = api_for(None).post("/api/v1/tickets/", {"title": "x", "environment": "dev"},
-                                  format="json")
+    response = api_for(None).post(
+        "/api/v1/tickets/", {"title": "x", "environment": "dev"}, format="json"
+    )
     assert response.status_code == 401
     assert "detail" in response.json()
 
 
-def test_token_from_create_api_token_authenticates(author: User, head_sha: str, capsys: Any) -> None:
+def test_token_from_create_api_token_authenticates(
+    author: User, head_sha: str, capsys: Any
+) -> None:
     call_command("create_api_token", "alice")
     key = capsys.readouterr().out.strip()
     assert len(key) == 40
@@ -122,8 +128,9 @@ def test_token_from_create_api_token_authenticates(author: User, head_sha: str, 
 
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    response = client.post("/api/v1/tickets/", {"title": "via CI", "environment": "dev"},
-                           format="json")
+    response = client.post(
+        "/api/v1/tickets/", {"title": "via CI", "environment": "dev"}, format="json"
+    )
     assert response.status_code == 201
     assert client.get(f"/api/v1/tickets/{response.json()['id']}/").json()["title"] == "via CI"
     client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
@@ -187,8 +194,9 @@ def test_cancel_by_author_and_refusal_for_others(author: User, developer: User) 
     refused = api_for(developer).post(f"/api/v1/tickets/{ticket.pk}/cancel/", {}, format="json")
     assert refused.status_code == 403
     assert refused.json()["detail"] == "only the ticket's author or a lead can cancel it"
-    done = api_for(author).post(f"/api/v1/tickets/{ticket.pk}/cancel/", {"reason": "not needed"},
-                                format="json")
+    done = api_for(author).post(
+        f"/api/v1/tickets/{ticket.pk}/cancel/", {"reason": "not needed"}, format="json"
+    )
     assert done.status_code == 200 and done.json()["status"] == "cancelled"
     again = api_for(author).post(f"/api/v1/tickets/{ticket.pk}/cancel/", {}, format="json")
     assert again.status_code == 409
@@ -219,6 +227,11 @@ def test_openapi_schema_is_served(author: User) -> None:
     response = api_for(author).get("/api/v1/schema/?format=json")
     assert response.status_code == 200
     paths = response.json()["paths"]
-    for path in ("/api/v1/tickets/", "/api/v1/tickets/{id}/", "/api/v1/tickets/{id}/plan/",
-                 "/api/v1/runs/{id}/", "/api/v1/environments/"):
+    for path in (
+        "/api/v1/tickets/",
+        "/api/v1/tickets/{id}/",
+        "/api/v1/tickets/{id}/plan/",
+        "/api/v1/runs/{id}/",
+        "/api/v1/environments/",
+    ):
         assert path in paths

@@ -6,7 +6,13 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from deployments import policy
-from deployments.choices import ALLOWED_TRANSITIONS, TERMINAL_STATUSES, RunKind, RunStatus, TicketStatus
+from deployments.choices import (
+    ALLOWED_TRANSITIONS,
+    TERMINAL_STATUSES,
+    RunKind,
+    RunStatus,
+    TicketStatus,
+)
 from deployments.models import Environment, Ticket
 
 from .factories import RunFactory, TicketFactory
@@ -15,7 +21,9 @@ PAIRS = list(itertools.product(TicketStatus, TicketStatus))
 
 
 @pytest.mark.parametrize(("current", "target"), PAIRS, ids=[f"{a}->{b}" for a, b in PAIRS])
-def test_check_transition_allows_exactly_the_table(current: TicketStatus, target: TicketStatus) -> None:
+def test_check_transition_allows_exactly_the_table(
+    current: TicketStatus, target: TicketStatus
+) -> None:
     if target in ALLOWED_TRANSITIONS[current]:
         policy.check_transition(current, target)
     else:
@@ -26,7 +34,11 @@ def test_check_transition_allows_exactly_the_table(current: TicketStatus, target
 
 def test_every_status_has_a_row_and_terminal_states_are_final() -> None:
     assert set(ALLOWED_TRANSITIONS) == set(TicketStatus)
-    assert TERMINAL_STATUSES == {TicketStatus.REJECTED, TicketStatus.CANCELLED, TicketStatus.ROLLED_BACK}
+    assert {
+        TicketStatus.REJECTED,
+        TicketStatus.CANCELLED,
+        TicketStatus.ROLLED_BACK,
+    } == TERMINAL_STATUSES
 
 
 def test_database_refuses_an_unknown_ticket_status(db: None) -> None:
@@ -45,10 +57,13 @@ def test_database_allows_one_active_apply_per_environment(db: None) -> None:
     RunFactory(kind=RunKind.APPLY, status=RunStatus.RUNNING, plan=plan)
     other_plan = RunFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
-        RunFactory(ticket=other_plan.ticket, kind=RunKind.APPLY, status=RunStatus.QUEUED,
-                   plan=other_plan)
+        RunFactory(
+            ticket=other_plan.ticket, kind=RunKind.APPLY, status=RunStatus.QUEUED, plan=other_plan
+        )
     # A finished apply does not hold the environment.
-    RunFactory(ticket=other_plan.ticket, kind=RunKind.APPLY, status=RunStatus.FAILED, plan=other_plan)
+    RunFactory(
+        ticket=other_plan.ticket, kind=RunKind.APPLY, status=RunStatus.FAILED, plan=other_plan
+    )
 
 
 def test_database_requires_apply_runs_to_name_their_plan(db: None) -> None:
@@ -65,4 +80,6 @@ def test_seeded_environments_carry_the_process_policy(db: None) -> None:
     assert envs["prod"].deploy_groups == ["operations"]
     assert envs["prod"].window_days == [2, 4]
     assert envs["prod"].monitoring_minutes == 60
-    assert all(env.var_file == f"environments/{name}/terraform.tfvars" for name, env in envs.items())
+    assert all(
+        env.var_file == f"environments/{name}/terraform.tfvars" for name, env in envs.items()
+    )

@@ -11,13 +11,17 @@ from deployments import policy
 
 NY = ZoneInfo("America/New_York")
 PROD = SimpleNamespace(
-    window_timezone="America/New_York", window_days=[2, 4],
-    window_start=dt.time(2, 0), window_end=dt.time(4, 0),
+    window_timezone="America/New_York",
+    window_days=[2, 4],
+    window_start=dt.time(2, 0),
+    window_end=dt.time(4, 0),
 )
 DEV = SimpleNamespace(window_timezone="UTC", window_days=[], window_start=None, window_end=None)
 
 instants = st.datetimes(
-    min_value=dt.datetime(2024, 1, 1), max_value=dt.datetime(2030, 12, 31), timezones=st.just(dt.UTC)
+    min_value=dt.datetime(2024, 1, 1),
+    max_value=dt.datetime(2030, 12, 31),
+    timezones=st.just(dt.UTC),
 )
 
 
@@ -29,7 +33,9 @@ def test_in_window_matches_new_york_wall_clock(moment: dt.datetime) -> None:
 
 
 @given(instants)
-def test_next_window_start_is_a_tuesday_or_thursday_2am_not_in_the_past(moment: dt.datetime) -> None:
+def test_next_window_start_is_a_tuesday_or_thursday_2am_not_in_the_past(
+    moment: dt.datetime,
+) -> None:
     start = policy.next_window_start(PROD, moment)  # type: ignore[arg-type]
     assert start is not None
     local = start.astimezone(NY)

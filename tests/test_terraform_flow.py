@@ -1,0 +1,208 @@
+"""The dev flow with the real Terraform binary on the sample stack, run in-process.
+
+Runs are executed by calling the worker's service directly; the real Celery
+worker process is exercised in test_worker_e2e.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from deployments import services
+from deployments.choices import RunKind, RunStatus, TicketStatus
+from deployments.models import AuditEvent, RunLogChunk, TerraformRun, Ticket
+from deployments.terraform.source import commit_all
+
+from .conftest import api_for
+
+pytestmark = [pytest.mark.terraform, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def inline(monkeypatch: Any) -> list[int]:
+    """Record dispatches instead of sending them to a broker."""
+    sent: list[int] = []
+    monkeypatch.setattr(services, "run_dispatch", lambda run_id: sent.append(run_id))
+    return sent
+
+
+def drain(ticket: Ticket) -> Ticket:
+    """Execute the ticket's queued runs one after another, as a worker would."""
+    while run := TerraformRun.objects.filter(ticket=ticket, status=RunStatus.QUEUED).first():
+        services.run_execute(run_id=run.pk, worker="test")
+    ticket.refresh_from_db()
+    return ticket
+
+
+def file_dev(user: User, **extra: Any) -> Ticket:
+    response = api_for(user).post(
+        "/api/v1/tickets/", {"title": "Dev change", "environment": "dev", **extra}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    return Ticket.objects.get(pk=response.json()["id"])
+
+
+def test_dev_ticket_plans_applies_checks_and_completes(
+    author: User, infra_repo: Path, inline: list[int]
+) -> None:
+    ticket = drain(file_dev(author))
+    assert ticket.status == TicketStatus.COMPLETED, ticket.status_reason
+    plan, apply, check = ticket.runs.order_by("id")
+    assert [r.kind for r in (plan, apply, check)] == [RunKind.PLAN, RunKind.APPLY, RunKind.CHECK]
+    assert all(r.status == RunStatus.SUCCEEDED and r.exit_code == 0 for r in (plan, apply, check))
+    assert plan.summary["add"] == 24 and plan.summary["destroy"] == 0
+    assert len(plan.plan_sha256) == 64 and plan.plan_file.name
+    assert apply.plan_id == plan.pk and check.plan_id == plan.pk
+    assert "$ terraform init -input=false -no-color" in plan.log
+    assert (
+        "workspace_dir=" in plan.log and "-var-file=environments/dev/terraform.tfvars" in plan.log
+    )
+    assert f"Applying plan sha256 {plan.plan_sha256}" in apply.log
+    assert "Apply complete! Resources: 24 added" in apply.log
+    assert "No changes" in check.log
+    # Logs are folded into the run once it finishes; no chunks linger.
+    assert not RunLogChunk.objects.exists()
+    assert ticket.deployed_at is not None and ticket.completed_at is not None
+    transitions = [
+        (e.data["from"], e.data["to"])
+        for e in AuditEvent.objects.filter(ticket=ticket, action="ticket.transition").order_by("id")
+    ]
+    assert transitions == [
+        ("draft", "planning"),
+        ("planning", "approved"),
+        ("approved", "applying"),
+        ("applying", "monitoring"),
+        ("monitoring", "completed"),
+    ]
+    assert services.audit_verify()[0]
+
+
+def test_secrets_never_reach_the_stored_log(
+    author: User, infra_repo: Path, inline: list[int]
+) -> None:
+    ticket = drain(file_dev(author))
+    secret = "dev-not-a-real-password"
+    tfvars = (infra_repo / "terraform/environments/dev/terraform.tfvars").read_text()
+    assert secret in tfvars
+    for run in ticket.runs.all():
+        assert secret not in run.log
+        assert secret not in str(run.summary)
+
+
+def test_a_second_ticket_for_the_same_commit_finds_nothing_to_change(
+    author: User, infra_repo: Path, inline: list[int]
+) -> None:
+    assert drain(file_dev(author)).status == TicketStatus.COMPLETED
+    second = drain(file_dev(author))
+    assert second.status == TicketStatus.COMPLETED
+    plan = second.runs.get(kind=RunKind.PLAN)
+    assert plan.summary["add"] == 0 and plan.has_changes is False
+
+
+def test_broken_configuration_ends_plan_failed_with_log_and_exit_code(
+    author: User, infra_repo: Path, inline: list[int]
+) -> None:
+    (infra_repo / "terraform/broken.tf").write_text('resource "null_resource" "x" {\n')
+    sha = commit_all(infra_repo, "break the stack")
+    ticket = drain(file_dev(author, commit_sha=sha))
+    assert ticket.status == TicketStatus.PLAN_FAILED
+    assert ticket.status_reason == "terraform init failed"
+    run = ticket.runs.get()
+    assert run.status == RunStatus.FAILED and run.exit_code == 1
+    assert "broken.tf" in run.log and "error: terraform init failed" in run.log
+    assert not run.plan_file and not run.plan_sha256
+
+
+def test_a_missing_var_file_fails_the_plan_clearly(
+    author: User, infra_repo: Path, inline: list[int]
+) -> None:
+    (infra_repo / "terraform/environments/dev/terraform.tfvars").unlink()
+    sha = commit_all(infra_repo, "drop dev vars")
+    ticket = drain(file_dev(author, commit_sha=sha))
+    assert ticket.status == TicketStatus.PLAN_FAILED
+    assert "var-file environments/dev/terraform.tfvars does not exist" in ticket.status_reason
+
+
+def test_a_var_file_outside_the_checkout_is_refused(
+    author: User, infra_repo: Path, inline: list[int]
+) -> None:
+    from deployments.models import Environment
+
+    Environment.objects.filter(name="dev").update(var_file="../../../etc/passwd")
+    ticket = drain(file_dev(author))
+    assert ticket.status == TicketStatus.PLAN_FAILED
+    assert "var-file must be a relative path inside the repository" in ticket.status_reason
+
+
+def test_a_timeout_stops_terraform_and_fails_the_run(
+    author: User, infra_repo: Path, inline: list[int], settings: Any, monkeypatch: Any
+) -> None:
+    from deployments.terraform import runner
+
+    # A stack whose plan blocks on a long local-exec would need a provider we lack
+    # offline; instead the binary is wrapped in a script that hangs on `plan`.
+    real = runner.find_binary(settings.TERRAFORM_BIN)
+    wrapper = infra_repo.parent / "slow-terraform"
+    wrapper.write_text(
+        f'#!/bin/sh\nif [ "$1" = plan ]; then echo thinking; exec sleep 30; fi\nexec {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    settings.TERRAFORM_BIN = str(wrapper)
+    settings.TERRAFORM_PLAN_TIMEOUT = 2
+    monkeypatch.setattr(runner, "_GRACE_SECONDS", 2)
+    ticket = drain(file_dev(author))
+    assert ticket.status == TicketStatus.PLAN_FAILED
+    run = ticket.runs.get()
+    assert run.status == RunStatus.FAILED
+    assert "terraform plan timed out after 2 seconds" in run.error
+    assert "thinking" in run.log
+
+
+def test_apply_refuses_a_plan_file_whose_digest_changed(
+    author: User, infra_repo: Path, inline: list[int], settings: Any
+) -> None:
+    from deployments.models import Environment
+
+    Environment.objects.filter(name="dev").update(auto_deploy=False)
+    ticket = drain(file_dev(author))
+    assert ticket.status == TicketStatus.APPROVED
+    plan = ticket.current_plan
+    assert plan is not None
+    with plan.plan_file.open("wb") as handle:  # tampering after approval
+        handle.write(b"not the approved plan")
+    from django.db import transaction
+
+    with transaction.atomic():
+        services._apply_start(services._locked(ticket.pk), actor=author)
+    ticket = drain(ticket)
+    assert ticket.status == TicketStatus.APPLY_FAILED
+    apply = ticket.runs.get(kind=RunKind.APPLY)
+    assert apply.status == RunStatus.FAILED
+    assert "refusing to apply: the stored plan file's SHA-256 is" in apply.error
+    assert "Apply complete" not in apply.log
+
+
+def test_a_stale_plan_is_reported_as_stale_and_not_retried(
+    author: User, developer: User, infra_repo: Path, inline: list[int]
+) -> None:
+    from django.db import transaction
+
+    from deployments.models import Environment
+
+    Environment.objects.filter(name="dev").update(auto_deploy=False)
+    first = drain(file_dev(author))
+    second = drain(file_dev(developer))
+    for ticket in (first, second):
+        with transaction.atomic():
+            services._apply_start(services._locked(ticket.pk), actor=author)
+        drain(ticket)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == TicketStatus.MONITORING
+    assert second.status == TicketStatus.APPLY_FAILED
+    assert "stale" in second.status_reason and "Run a new plan" in second.status_reason
+    assert second.runs.filter(kind=RunKind.APPLY).count() == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
@@ -11,6 +12,7 @@ from . import services
 
 
 @shared_task(
+    bind=True,
     name="deployments.tasks.run_execute",
     acks_late=False,  # an apply is never redelivered: a lost worker leaves it interrupted
     ignore_result=True,
@@ -18,8 +20,8 @@ from . import services
     + 600,
     time_limit=max(settings.TERRAFORM_APPLY_TIMEOUT, settings.TERRAFORM_PLAN_TIMEOUT) * 3 + 900,
 )
-def run_execute(run_id: int) -> None:
-    services.run_execute(run_id=run_id, worker=socket.gethostname())
+def run_execute(self: Any, run_id: int) -> None:
+    services.run_execute(run_id=run_id, worker=self.request.hostname or socket.gethostname())
 
 
 @shared_task(name="deployments.tasks.runs_reconcile", ignore_result=True)

@@ -25,13 +25,16 @@ run: setup
 	$(BIN)/python manage.py seed_demo
 	exec scripts/run.sh
 
+# Tests keep their data apart from the local run's (var/test unless DATA_DIR is set).
+TEST_ENV := DATA_DIR="$${DATA_DIR:-$(CURDIR)/var/test}"
+
 test: install
 	$(BIN)/python manage.py install_terraform
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Everything but the real-component tests (terraform, worker, browser).
 test-fast: install
-	$(BIN)/python -m pytest -m "not terraform and not worker and not browser" $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest -m "not terraform and not worker and not browser" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -15,7 +15,7 @@ from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -231,7 +231,10 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE_PREFIX", "") + "portal"
 CELERY_TERRAFORM_QUEUE = env_str("CELERY_QUEUE_PREFIX", "") + "terraform"
 CELERY_TASK_ROUTES = {"deployments.tasks.run_execute": {"queue": CELERY_TERRAFORM_QUEUE}}
 # Declared so a plain `celery worker` consumes both without -Q.
-CELERY_TASK_QUEUES = [Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(CELERY_TERRAFORM_QUEUE)]
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name, type="direct"), routing_key=name)
+    for name in (CELERY_TASK_DEFAULT_QUEUE, CELERY_TERRAFORM_QUEUE)
+]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")

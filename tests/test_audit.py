@@ -12,8 +12,10 @@ pytestmark = pytest.mark.django_db
 
 def _events(n: int) -> list[AuditEvent]:
     with transaction.atomic():
-        return [services.audit_record(actor="system", action=f"test.{i}", data={"i": i})
-                for i in range(n)]
+        return [
+            services.audit_record(actor="system", action=f"test.{i}", data={"i": i})
+            for i in range(n)
+        ]
 
 
 def test_verify_audit_accepts_an_intact_chain(capsys: pytest.CaptureFixture[str]) -> None:

@@ -77,10 +77,17 @@ def test_form_offers_only_environments_the_user_may_file(qa: User) -> None:
 
 def test_ticket_page_shows_plan_summary_and_log(author: User) -> None:
     ticket = TicketFactory(author=author, status=TicketStatus.AWAITING_APPROVAL)
-    plan = RunFactory(ticket=ticket, plan_sha256="ab" * 32, log="Plan: 3 to add\n",
-                      summary={"add": 3, "change": 1, "destroy": 0,
-                               "resources": [{"address": "module.x.null_resource.y",
-                                              "action": "create"}]})
+    plan = RunFactory(
+        ticket=ticket,
+        plan_sha256="ab" * 32,
+        log="Plan: 3 to add\n",
+        summary={
+            "add": 3,
+            "change": 1,
+            "destroy": 0,
+            "resources": [{"address": "module.x.null_resource.y", "action": "create"}],
+        },
+    )
     ticket.current_plan = plan
     ticket.save()
     page = signed_in(author).get(f"/tickets/{ticket.pk}/").content.decode()
@@ -129,7 +136,8 @@ def test_healthz_reports_each_part() -> None:
     response = Client().get("/healthz")
     assert response.status_code == 200
     assert response.json() == {
-        "status": "ok", "checks": {"database": "ok", "broker": "ok", "storage": "ok"},
+        "status": "ok",
+        "checks": {"database": "ok", "broker": "ok", "storage": "ok"},
     }
 
 

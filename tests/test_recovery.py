@@ -25,8 +25,14 @@ def _running(kind: str, ticket_status: str, minutes_silent: int) -> Any:
         plan.status = RunStatus.SUCCEEDED
         plan.save()
     beat = timezone.now() - dt.timedelta(minutes=minutes_silent)
-    run = RunFactory(ticket=ticket, kind=kind, plan=plan, status=RunStatus.RUNNING,
-                     started_at=beat, heartbeat_at=beat)
+    run = RunFactory(
+        ticket=ticket,
+        kind=kind,
+        plan=plan,
+        status=RunStatus.RUNNING,
+        started_at=beat,
+        heartbeat_at=beat,
+    )
     RunLogChunk.objects.create(run=run, seq=1, start=0, text="Applying...\n")
     return ticket, run
 
@@ -67,8 +73,9 @@ def test_a_late_finish_does_not_overwrite_the_interrupted_verdict(monkeypatch: A
     monkeypatch.setattr(services, "run_dispatch", lambda run_id: None)
     ticket, run = _running(RunKind.APPLY, TicketStatus.APPLYING, minutes_silent=10)
     services.runs_reconcile()
-    services._run_finish(run_id=run.pk, exit_code=0, error="", plan=None, stale=False,
-                         terraform_version="1.11.4")
+    services._run_finish(
+        run_id=run.pk, exit_code=0, error="", plan=None, stale=False, terraform_version="1.11.4"
+    )
     run.refresh_from_db()
     assert run.status == RunStatus.INTERRUPTED
 

@@ -11,13 +11,18 @@ from deployments.terraform.summary import sensitive_values, summarize_plan
 def test_known_values_and_credential_shapes_are_masked() -> None:
     redact = Redactor(["hunter2-secret"])
     line = (
-        "db_password = \"hunter2-secret\" key AKIAIOSFODNN7EXAMPLE "
+        'db_password = "hunter2-secret" key AKIAIOSFODNN7EXAMPLE '
         "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY "
         "https://hooks.slack.com/services/T000/B000/XXXX ghp_abcdefghijklmnopqrstuvwxyz0123456789"
     )
     out = redact(line)
-    for secret in ("hunter2-secret", "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI", "hooks.slack.com",
-                   "ghp_abcdefghijklmnop"):
+    for secret in (
+        "hunter2-secret",
+        "AKIAIOSFODNN7EXAMPLE",
+        "wJalrXUtnFEMI",
+        "hooks.slack.com",
+        "ghp_abcdefghijklmnop",
+    ):
         assert secret not in out
     assert out.count(MASK) >= 5
 
@@ -36,17 +41,26 @@ def test_secret_environment_values_are_collected_by_name() -> None:
 PLAN = {
     "terraform_version": "1.11.4",
     "variables": {"db_password": {"value": "pw-123456"}, "env": {"value": "dev"}},
-    "configuration": {"root_module": {"variables": {"db_password": {"sensitive": True}, "env": {}}}},
+    "configuration": {
+        "root_module": {"variables": {"db_password": {"sensitive": True}, "env": {}}}
+    },
     "resource_changes": [
-        {"address": "a.b", "change": {"actions": ["create"], "after": {"triggers": {"p": "x1234"}},
-                                      "after_sensitive": {"triggers": {"p": True}}}},
+        {
+            "address": "a.b",
+            "change": {
+                "actions": ["create"],
+                "after": {"triggers": {"p": "x1234"}},
+                "after_sensitive": {"triggers": {"p": True}},
+            },
+        },
         {"address": "a.c", "change": {"actions": ["delete", "create"], "after": {}}},
         {"address": "a.d", "change": {"actions": ["update"], "after": {}}},
         {"address": "a.e", "change": {"actions": ["no-op"], "after": {}}},
         {"address": "a.f", "change": {"actions": ["delete"], "after": None}},
     ],
-    "output_changes": {"conn": {"actions": ["create"], "after": "postgres://u:pw@h",
-                                "after_sensitive": True}},
+    "output_changes": {
+        "conn": {"actions": ["create"], "after": "postgres://u:pw@h", "after_sensitive": True}
+    },
 }
 
 
@@ -54,7 +68,10 @@ def test_summary_counts_actions_and_holds_no_values() -> None:
     summary = summarize_plan(PLAN)
     assert (summary["add"], summary["change"], summary["destroy"]) == (2, 1, 2)
     assert {r["address"]: r["action"] for r in summary["resources"]} == {
-        "a.b": "create", "a.c": "replace", "a.d": "update", "a.f": "delete",
+        "a.b": "create",
+        "a.c": "replace",
+        "a.d": "update",
+        "a.f": "delete",
     }
     assert "pw-123456" not in str(summary) and "x1234" not in str(summary)
 

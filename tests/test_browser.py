@@ -1,0 +1,214 @@
+"""The portal in a real Chromium (Playwright): signing in, filing a ticket, watching its
+Terraform runs stream onto the ticket page from a real Celery worker, and form errors."""
+
+from __future__ import annotations
+
+import os
+
+# Playwright's sync API keeps an event loop running in this thread; the ORM calls the
+# fixtures and assertions make here would otherwise raise SynchronousOnlyOperation.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+import re
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from deployments.models import Ticket
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.worker,
+    pytest.mark.terraform,
+    pytest.mark.django_db(transaction=True),
+]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-sync",
+]
+RUN_TIMEOUT_MS = 120_000
+SCREENSHOT = "/tmp/ccp-browser-ticket.png"
+
+# Installed in every page before its own scripts: reports what `#live-log` holds when the
+# page is parsed and each time portal.js appends to it. The page reloads itself whenever a
+# run ends, so the test keeps the record on its side rather than in the page.
+LIVE_LOG_RECORDER = """
+document.addEventListener("DOMContentLoaded", () => {
+  const pre = document.getElementById("live-log");
+  if (!pre) { return; }
+  const url = pre.getAttribute("data-log-url");
+  window.ccpRecordLiveLog(url, "load", pre.textContent);
+  new MutationObserver(() => window.ccpRecordLiveLog(url, "append", pre.textContent))
+    .observe(pre, { childList: true, characterData: true, subtree: true });
+});
+"""
+
+
+class LiveLogs:
+    """Everything `#live-log` showed, per run log URL, in the order it was seen."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[tuple[str, str]]] = {}
+
+    def record(self, url: str, how: str, text: str) -> None:
+        self.seen.setdefault(url, []).append((how, text))
+
+    def streamed(self, needle: str) -> tuple[str, list[tuple[str, str]]]:
+        """The run whose log showed ``needle``, and what it showed over time."""
+        for url, states in self.seen.items():
+            if any(needle in text for _, text in states):
+                return url, states
+        raise AssertionError(f"no live log ever showed {needle!r}; saw {self.summary()}")
+
+    def summary(self) -> dict[str, list[tuple[str, int]]]:
+        return {url: [(how, len(text)) for how, text in s] for url, s in self.seen.items()}
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def live_logs() -> LiveLogs:
+    return LiveLogs()
+
+
+@pytest.fixture
+def page(chromium: Browser, live_logs: LiveLogs) -> Iterator[Page]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    context.expose_function("ccpRecordLiveLog", live_logs.record)
+    context.add_init_script(LIVE_LOG_RECORDER)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def sign_in(page: Page, base_url: str, username: str, password: str = "pw") -> None:
+    page.goto(f"{base_url}/accounts/login/")
+    page.locator("input[name=login]").fill(username)
+    page.locator("input[name=password]").fill(password)
+    page.locator("form").filter(has=page.locator("input[name=password]")).locator(
+        "button[type=submit]"
+    ).click()
+    expect(page).to_have_url(f"{base_url}/")
+    expect(page.locator(".who")).to_contain_text(username)
+
+
+def test_developer_files_a_dev_ticket_in_the_browser_and_watches_it_complete(
+    celery_worker_process: subprocess.Popen[bytes],
+    author: User,
+    live_server: Any,
+    page: Page,
+    live_logs: LiveLogs,
+) -> None:
+    base = live_server.url
+    sign_in(page, base, "alice")
+
+    page.get_by_role("navigation").get_by_role("link", name="New ticket").click()
+    expect(page).to_have_url(f"{base}/tickets/new/")
+    page.get_by_label("Title").fill("Browser e2e: sample stack to dev")
+    expect(page.get_by_label("Environment")).to_have_value("dev")
+    page.get_by_role("button", name="File ticket and plan").click()
+
+    expect(page).to_have_url(re.compile(rf"^{re.escape(base)}/tickets/\d+/$"))
+    ticket = Ticket.objects.get()
+    assert page.url == f"{base}/tickets/{ticket.pk}/"
+    expect(page.locator(".messages")).to_contain_text(f"Ticket #{ticket.pk} filed")
+    expect(page.locator("h1")).to_have_text(f"#{ticket.pk} Browser e2e: sample stack to dev")
+
+    # Each run ends with a reload onto the next one; the ticket completes after its
+    # plan, apply and post-apply check.
+    try:
+        expect(page.locator("#ticket-status")).to_have_text("Completed", timeout=RUN_TIMEOUT_MS)
+    except AssertionError:
+        ticket.refresh_from_db()
+        raise AssertionError(
+            f"ticket is {ticket.status!r} ({ticket.status_reason}); worker exit code "
+            f"{celery_worker_process.poll()}; live logs seen: {live_logs.summary()}"
+        ) from None
+    assert celery_worker_process.poll() is None, "the worker process died"
+    expect(page.locator("#ticket-status")).to_have_attribute("data-status", "completed")
+
+    # The live log grew in place while the plan and the apply ran.
+    for needle in ("$ terraform plan", "Plan saved: 24 to add", "Apply complete!"):
+        url, states = live_logs.streamed(needle)
+        appended = [text for how, text in states if how == "append"]
+        assert appended, f"{url} never grew while its run was live: {live_logs.summary()}"
+        assert len(appended[-1]) > len(states[0][1]), live_logs.summary()
+        assert all(
+            later.startswith(earlier) for (_, earlier), (_, later) in zip(states, states[1:])
+        )
+    print("SUMMARY", live_logs.summary())
+    plan_url, _ = live_logs.streamed("Plan saved:")
+    apply_url, _ = live_logs.streamed("Apply complete!")
+    assert plan_url != apply_url
+
+    expect(page.locator("#plan .summary .add")).to_have_text("+24 to add")
+    expect(page.locator("#plan .summary")).to_contain_text("~0 to change")
+    expect(page.locator("#plan .summary")).to_contain_text("-0 to destroy")
+    # The finished page shows the post-apply check; the apply log is one click away.
+    expect(page.locator("#live-log")).to_contain_text("No changes")
+    expect(page.locator("#run-status")).to_have_text("Succeeded")
+    runs = page.locator("table.runs tbody tr:not(.run-log-row)")
+    expect(runs).to_have_count(3)
+    expect(runs.locator(".status")).to_have_text(["Succeeded"] * 3)
+    apply_log = page.locator(".run-log-row details").filter(has_text="Apply complete!")
+    apply_log.locator("summary").click()
+    expect(apply_log.locator("pre")).to_be_visible()
+    expect(apply_log.locator("pre")).to_contain_text("Apply complete! Resources: 24 added")
+
+    page.screenshot(path=SCREENSHOT, full_page=True)
+
+
+def test_new_ticket_form_shows_a_field_error_for_a_bad_commit_and_keeps_the_input(
+    infra_repo: Any, author: User, live_server: Any, page: Page
+) -> None:
+    base = live_server.url
+    sign_in(page, base, "alice")
+    page.goto(f"{base}/tickets/new/")
+
+    title = "Pin the sample stack to a commit"
+    page.get_by_label("Title").fill(title)
+    page.get_by_label("Commit sha").fill("not-a-sha")
+    page.get_by_role("button", name="File ticket and plan").click()
+
+    expect(page).to_have_url(f"{base}/tickets/new/")
+    field = page.locator(".field").filter(has=page.locator("#id_commit_sha"))
+    expect(field).to_have_class(re.compile(r"\bhas-error\b"))
+    expect(field.get_by_role("alert")).to_have_text(
+        "commit_sha must be a full 40-character hex SHA"
+    )
+    expect(page.locator(".field.has-error")).to_have_count(1)
+    expect(page.get_by_label("Title")).to_have_value(title)
+    expect(page.get_by_label("Commit sha")).to_have_value("not-a-sha")
+    expect(page.get_by_label("Environment")).to_have_value("dev")
+    assert not Ticket.objects.exists()
+
+
+def test_pages_require_sign_in(live_server: Any, page: Page) -> None:
+    base = live_server.url
+    page.goto(f"{base}/")
+
+    expect(page).to_have_url(f"{base}/accounts/login/?next=/")
+    expect(page.locator("input[name=login]")).to_be_visible()
+    expect(page.locator("input[name=password]")).to_be_visible()
+    expect(page.get_by_role("navigation")).to_have_count(0)

@@ -54,7 +54,7 @@ def test_silent_apply_becomes_interrupted_with_recovery_instructions(monkeypatch
 
 def test_a_run_with_a_recent_heartbeat_is_left_alone(monkeypatch: Any) -> None:
     monkeypatch.setattr(services, "run_dispatch", lambda run_id: None)
-    ticket, run = _running(RunKind.APPLY, TicketStatus.APPLYING, minutes_silent=1)
+    _ticket, run = _running(RunKind.APPLY, TicketStatus.APPLYING, minutes_silent=1)
     assert services.runs_reconcile()["interrupted"] == 0
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING
@@ -62,7 +62,7 @@ def test_a_run_with_a_recent_heartbeat_is_left_alone(monkeypatch: Any) -> None:
 
 def test_interrupted_plan_fails_the_ticket_so_it_can_be_planned_again(monkeypatch: Any) -> None:
     monkeypatch.setattr(services, "run_dispatch", lambda run_id: None)
-    ticket, run = _running(RunKind.PLAN, TicketStatus.PLANNING, minutes_silent=10)
+    ticket, _run = _running(RunKind.PLAN, TicketStatus.PLANNING, minutes_silent=10)
     services.runs_reconcile()
     ticket.refresh_from_db()
     assert ticket.status == TicketStatus.PLAN_FAILED
@@ -71,7 +71,7 @@ def test_interrupted_plan_fails_the_ticket_so_it_can_be_planned_again(monkeypatc
 
 def test_a_late_finish_does_not_overwrite_the_interrupted_verdict(monkeypatch: Any) -> None:
     monkeypatch.setattr(services, "run_dispatch", lambda run_id: None)
-    ticket, run = _running(RunKind.APPLY, TicketStatus.APPLYING, minutes_silent=10)
+    _ticket, run = _running(RunKind.APPLY, TicketStatus.APPLYING, minutes_silent=10)
     services.runs_reconcile()
     services._run_finish(
         run_id=run.pk, exit_code=0, error="", plan=None, stale=False, terraform_version="1.11.4"
@@ -81,7 +81,7 @@ def test_a_late_finish_does_not_overwrite_the_interrupted_verdict(monkeypatch: A
 
 
 def test_duplicate_delivery_of_a_claimed_run_does_nothing(monkeypatch: Any) -> None:
-    ticket, run = _running(RunKind.APPLY, TicketStatus.APPLYING, minutes_silent=0)
+    _ticket, run = _running(RunKind.APPLY, TicketStatus.APPLYING, minutes_silent=0)
     called: list[str] = []
     monkeypatch.setattr("deployments.terraform.apply", lambda *a, **k: called.append("apply"))
     services.run_execute(run_id=run.pk, worker="second-delivery")

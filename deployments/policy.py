@@ -8,9 +8,9 @@ the objects it is given.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from .choices import ALLOWED_TRANSITIONS, TicketStatus
@@ -177,27 +177,276 @@ def next_window_start(env: Environment, moment: dt.datetime) -> dt.datetime | No
 
 # --- approval rules ------------------------------------------------------------
 
+ROLE_LABELS = {
+    "developer": "Developer",
+    "lead_developer": "Lead Developer",
+    "tech_lead": "Tech Lead",
+    "devops_lead": "DevOps Lead",
+    "qa": "QA",
+    "operations": "Operations",
+}
 
-def describe_rule(rule: dict[str, object]) -> str:
-    """A sentence for an approval rule stored as data on the environment."""
-    if not rule:
-        return "no approval required"
-    if "all_of" in rule:
-        roles = [str(r) for r in rule["all_of"]]  # type: ignore[attr-defined]
-        return " and ".join(_role_label(r) for r in roles) + (
-            ", two different people" if len(roles) == 2 else ", different people"
+
+def role_label(role: str) -> str:
+    return ROLE_LABELS.get(role, role.replace("_", " ").title())
+
+
+def _article(label: str) -> str:
+    return f"an {label}" if label[:1].upper() in "AEIOU" else f"a {label}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who must approve: every role in ``all_of`` (one person each) plus ``count`` people
+    holding any role in ``any_of``. Stored on the environment as JSON; ``{}`` is none."""
+
+    all_of: tuple[str, ...] = ()
+    any_of: tuple[str, ...] = ()
+    count: int = 0
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any] | None) -> Rule:
+        """Validate the stored form; ValueError names what is wrong."""
+        data = dict(data or {})
+        unknown = set(data) - {"all_of", "any_of", "count"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}; use all_of, any_of and count")
+        all_of = tuple(data.get("all_of") or ())
+        any_of = tuple(data.get("any_of") or ())
+        for role in (*all_of, *any_of):
+            if role not in ROLE_LABELS:
+                raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLE_LABELS)}")
+        if len(set(all_of)) != len(all_of):
+            raise ValueError("all_of names a role twice")
+        raw_count = data.get("count", 1 if any_of else 0)
+        if not isinstance(raw_count, int) or isinstance(raw_count, bool) or raw_count < 0:
+            raise ValueError("count must be a whole number")
+        if any_of and raw_count < 1:
+            raise ValueError("any_of needs a count of at least 1")
+        if raw_count and not any_of:
+            raise ValueError("count needs any_of")
+        return cls(all_of=all_of, any_of=any_of, count=raw_count if any_of else 0)
+
+    @property
+    def slots(self) -> tuple[frozenset[str], ...]:
+        """One slot per required person, each naming the roles that may fill it."""
+        return tuple(frozenset({role}) for role in self.all_of) + tuple(
+            frozenset(self.any_of) for _ in range(self.count)
         )
-    if "any_of" in rule:
-        roles = [str(r) for r in rule["any_of"]]  # type: ignore[attr-defined]
-        count = int(rule.get("count", 1))  # type: ignore[call-overload]
-        who = " or ".join(_role_label(r) for r in roles)
-        return f"{count} approval{'s' if count != 1 else ''} from a {who}"
-    return "a custom rule"
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset(self.all_of) | frozenset(self.any_of)
+
+    @property
+    def required(self) -> bool:
+        return bool(self.slots)
+
+    def describe(self) -> str:
+        parts: list[str] = []
+        if self.all_of:
+            labels = [role_label(r) for r in self.all_of]
+            text = " and ".join(labels)
+            if len(labels) > 1:
+                text += ", two different people" if len(labels) == 2 else ", different people"
+            parts.append(text)
+        if self.any_of:
+            who = " or ".join(role_label(r) for r in self.any_of)
+            plural = "s" if self.count != 1 else ""
+            parts.append(f"{self.count} approval{plural} from {_article(who)}")
+        return "; plus ".join(parts) if parts else "no approval required"
+
+
+def describe_rule(rule: Mapping[str, Any] | None) -> str:
+    """A sentence for an approval rule stored as data on the environment."""
+    try:
+        return Rule.parse(rule).describe()
+    except ValueError as exc:
+        return f"an invalid rule ({exc})"
+
+
+@dataclass(frozen=True)
+class Vote:
+    """A standing (not void) approval, as far as the rules care."""
+
+    approver_id: int
+    approver_name: str
+    roles: frozenset[str]  # the rule's roles the approver held when approving
+    role: str = ""  # the role it was recorded under (kept when still possible)
+
+
+def assign(rule: Rule, votes: Sequence[Vote]) -> list[int] | None:
+    """Give each vote its own slot (index into ``rule.slots``), or None if impossible.
+
+    A person counts once, whatever roles they hold. Recorded roles are kept when a
+    full assignment allows it; otherwise a dual-role approver moves to the role only
+    they can fill, so an order of approvals never blocks a quorum that exists.
+    """
+    slots = rule.slots
+    taken: list[int | None] = [None] * len(slots)
+    result: list[int] = [-1] * len(votes)
+
+    def options(vote: Vote) -> list[int]:
+        fits = [i for i, slot in enumerate(slots) if slot & vote.roles]
+        return sorted(fits, key=lambda i: (vote.role not in slots[i] or vote.role == "", i))
+
+    def place(index: int) -> bool:
+        if index == len(votes):
+            return True
+        for slot in options(votes[index]):
+            if taken[slot] is None:
+                taken[slot], result[index] = index, slot
+                if place(index + 1):
+                    return True
+                taken[slot] = None
+        return False
+
+    if len({v.approver_id for v in votes}) != len(votes):
+        return None
+    return result if place(0) else None
+
+
+def slot_role(rule: Rule, slot: int, vote: Vote) -> str:
+    """The role a vote counts for in a slot: its recorded one if it fits, else the first held."""
+    allowed = rule.slots[slot]
+    if vote.role in allowed and vote.role in vote.roles:
+        return vote.role
+    ordered = [*rule.all_of, *rule.any_of]
+    return next(role for role in ordered if role in allowed and role in vote.roles)
+
+
+@dataclass(frozen=True)
+class Quorum:
+    met: bool
+    counted: tuple[tuple[Vote, str], ...]  # each standing vote and the role it counts for
+    missing: tuple[str, ...]  # labels of the roles still needed, one per missing person
+
+    def describe_missing(self) -> str:
+        if not self.missing:
+            return "nobody"
+        return " and ".join(_article(label) for label in self.missing)
+
+
+def quorum(rule: Rule, votes: Sequence[Vote]) -> Quorum:
+    """Is the rule satisfied by these votes, and who is still needed."""
+    placement = assign(rule, votes)
+    if placement is None:
+        # Cannot happen for votes accepted by check_may_approve; be explicit anyway.
+        return Quorum(met=False, counted=(), missing=tuple(_slot_label(s) for s in rule.slots))
+    filled = set(placement)
+    counted = tuple(
+        (vote, slot_role(rule, slot, vote)) for vote, slot in zip(votes, placement, strict=True)
+    )
+    missing = tuple(_slot_label(slot) for i, slot in enumerate(rule.slots) if i not in filled)
+    return Quorum(met=not missing, counted=counted, missing=missing)
+
+
+def _slot_label(slot: frozenset[str]) -> str:
+    return " or ".join(sorted(role_label(r) for r in slot))
+
+
+def rule_for(ticket: Ticket) -> Rule:
+    """The approval rule that applies: the emergency rule for emergency tickets."""
+    env = ticket.environment
+    if ticket.change_type == "emergency" and env.emergency_approval_rule:
+        return Rule.parse(env.emergency_approval_rule)
+    return Rule.parse(env.approval_rule)
 
 
 def needs_approval(env: Environment) -> bool:
     return bool(env.approval_rule) and not env.auto_deploy
 
 
-def _role_label(role: str) -> str:
-    return role.replace("_", " ").title().replace("Devops", "DevOps").replace("Qa", "QA")
+_NOT_APPROVABLE = {
+    TicketStatus.PLANNING: "the plan is still running; approve it once it has finished",
+    TicketStatus.PLAN_FAILED: "the last plan failed; there is no plan to approve",
+    TicketStatus.APPROVED: "this ticket is already approved",
+    TicketStatus.DRAFT: "the ticket has not been planned yet",
+}
+
+
+def check_may_approve(
+    ticket: Ticket,
+    *,
+    user_id: int,
+    username: str,
+    user_roles: Iterable[str],
+    votes: Sequence[Vote],
+    has_current_plan: bool,
+) -> str:
+    """May this person approve the ticket's current plan? Returns the role they count for."""
+    env_name = ticket.environment.name
+    rule = rule_for(ticket)
+    if ticket.author_id == user_id:
+        raise PolicyError(
+            "you authored this ticket; someone else must approve it", PolicyError.ACTOR
+        )
+    status = TicketStatus(ticket.status)
+    if status != TicketStatus.AWAITING_APPROVAL:
+        raise PolicyError(
+            _NOT_APPROVABLE.get(
+                status, f"a ticket that is {status.label.lower()} cannot be approved"
+            )
+        )
+    if not has_current_plan:
+        raise PolicyError("there is no successful plan to approve; run a new plan")
+    if any(v.approver_id == user_id for v in votes):
+        raise PolicyError("you have already approved this plan")
+    held = frozenset(user_roles) & rule.roles
+    if not held:
+        raise PolicyError(
+            f"{env_name} needs {rule.describe()}; you hold none of those roles", PolicyError.ACTOR
+        )
+    candidate = Vote(approver_id=user_id, approver_name=username, roles=held)
+    placement = assign(rule, [*votes, candidate])
+    if placement is None:
+        state = quorum(rule, votes)
+        blockers = [
+            f"{vote.approver_name} already approved as {role_label(role)}"
+            for vote, role in state.counted
+            if role in held
+        ] or [f"{vote.approver_name} already approved" for vote, _ in state.counted]
+        needs = state.describe_missing() if state.missing else "no further approval"
+        raise PolicyError(f"{env_name} needs {needs}; {', '.join(blockers)}", PolicyError.ACTOR)
+    return slot_role(rule, placement[-1], candidate)
+
+
+def check_may_reject(ticket: Ticket, *, user_id: int, user_roles: Iterable[str]) -> None:
+    """Those who could approve may reject instead; the author cancels."""
+    if ticket.author_id == user_id:
+        raise PolicyError(
+            "you authored this ticket; cancel it instead of rejecting it", PolicyError.ACTOR
+        )
+    rule = rule_for(ticket)
+    if not frozenset(user_roles) & rule.roles:
+        raise PolicyError(
+            f"only an approver of {ticket.environment.name} tickets ({rule.describe()}) "
+            "can reject this ticket",
+            PolicyError.ACTOR,
+        )
+    if ticket.status not in (TicketStatus.AWAITING_APPROVAL, TicketStatus.APPROVED):
+        raise PolicyError(
+            f"a ticket that is {TicketStatus(ticket.status).label.lower()} cannot be rejected"
+        )
+
+
+def check_may_deploy(
+    ticket: Ticket, *, user_roles: Iterable[str], now: dt.datetime, pending: str = ""
+) -> None:
+    """May this person start the apply now? ``pending`` describes approvals still missing."""
+    env = ticket.environment
+    if not _holds_any(user_roles, env.deploy_groups):
+        who = " or ".join(role_label(g) for g in env.deploy_groups) or "nobody"
+        raise PolicyError(f"{env.name} deploys are done by {who}", PolicyError.ACTOR)
+    status = TicketStatus(ticket.status)
+    if status == TicketStatus.AWAITING_APPROVAL:
+        raise PolicyError(f"the ticket is not approved yet: it still needs {pending or 'approval'}")
+    if status not in (TicketStatus.APPROVED, TicketStatus.SCHEDULED):
+        raise PolicyError(f"a ticket that is {status.label.lower()} cannot be deployed")
+    window = Window.of(env)
+    if window and ticket.change_type != "emergency" and not window.contains(now):
+        start = window.next_start(now)
+        when = f"; the next window opens {start.isoformat()}" if start else ""
+        raise PolicyError(
+            f"{env.name} deploys only inside the change window ({window.describe()}){when}"
+        )

@@ -9,16 +9,21 @@ import os
 # fixtures and assertions make here would otherwise raise SynchronousOnlyOperation.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+import itertools
 import re
+import shlex
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from deployments.models import Ticket
+from deployments.terraform.runner import find_binary
 
 pytestmark = [
     pytest.mark.browser,
@@ -37,6 +42,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 RUN_TIMEOUT_MS = 120_000
+TERRAFORM_PAUSE_SECONDS = 3
 SCREENSHOT = "/tmp/ccp-browser-ticket.png"
 
 # Installed in every page before its own scripts: reports what `#live-log` holds when the
@@ -85,6 +91,30 @@ def chromium() -> Iterator[Browser]:
 
 
 @pytest.fixture
+def paced_worker(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> subprocess.Popen[bytes]:
+    """The real Celery worker running the real Terraform, except that `terraform plan` and
+    `terraform apply` wait a few seconds before they start, as they would on a real cloud.
+
+    On the offline sample stack an apply takes about half a second: it starts and ends
+    between two polls of the ticket page, which then never shows it live.
+    """
+    wrapper = tmp_path / "paced-bin" / "terraform"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'case "$1" in plan|apply) sleep {TERRAFORM_PAUSE_SECONDS} ;; esac\n'
+        f'exec {shlex.quote(find_binary(settings.TERRAFORM_BIN))} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    # Read by the worker process when it starts (settings.TERRAFORM_BIN).
+    monkeypatch.setenv("TERRAFORM_BIN", str(wrapper))
+    worker: subprocess.Popen[bytes] = request.getfixturevalue("celery_worker_process")
+    return worker
+
+
+@pytest.fixture
 def live_logs() -> LiveLogs:
     return LiveLogs()
 
@@ -114,7 +144,7 @@ def sign_in(page: Page, base_url: str, username: str, password: str = "pw") -> N
 
 
 def test_developer_files_a_dev_ticket_in_the_browser_and_watches_it_complete(
-    celery_worker_process: subprocess.Popen[bytes],
+    paced_worker: subprocess.Popen[bytes],
     author: User,
     live_server: Any,
     page: Page,
@@ -135,41 +165,47 @@ def test_developer_files_a_dev_ticket_in_the_browser_and_watches_it_complete(
     expect(page.locator(".messages")).to_contain_text(f"Ticket #{ticket.pk} filed")
     expect(page.locator("h1")).to_have_text(f"#{ticket.pk} Browser e2e: sample stack to dev")
 
-    # Each run ends with a reload onto the next one; the ticket completes after its
-    # plan, apply and post-apply check.
+    # The page follows the runs as they happen: the plan, then (after a reload) the apply.
+    log_heading = page.locator("#log h2")
+    live_log = page.locator("#live-log")
+    expect(log_heading).to_contain_text("Plan run #")
+    expect(live_log).to_contain_text("$ terraform plan", timeout=RUN_TIMEOUT_MS)
+    expect(log_heading).to_contain_text("Apply run #", timeout=RUN_TIMEOUT_MS)
+    expect(page.locator("#ticket-status")).to_have_text("Applying")
+    expect(live_log).to_contain_text("$ terraform apply", timeout=RUN_TIMEOUT_MS)
+
+    # Then the post-apply check, and the ticket completes.
     try:
         expect(page.locator("#ticket-status")).to_have_text("Completed", timeout=RUN_TIMEOUT_MS)
     except AssertionError:
         ticket.refresh_from_db()
         raise AssertionError(
             f"ticket is {ticket.status!r} ({ticket.status_reason}); worker exit code "
-            f"{celery_worker_process.poll()}; live logs seen: {live_logs.summary()}"
+            f"{paced_worker.poll()}; live logs seen: {live_logs.summary()}"
         ) from None
-    assert celery_worker_process.poll() is None, "the worker process died"
+    assert paced_worker.poll() is None, "the worker process died"
     expect(page.locator("#ticket-status")).to_have_attribute("data-status", "completed")
 
-    # The live log grew in place while the plan and the apply ran.
-    for needle in ("$ terraform plan", "Plan saved: 24 to add", "Apply complete!"):
+    # The live log grew in place while the plan and the apply ran: their last lines
+    # arrived through portal.js, after the page had loaded.
+    run_logs = []
+    for needle in ("Plan saved: 24 to add", "Apply complete! Resources: 24 added"):
         url, states = live_logs.streamed(needle)
         appended = [text for how, text in states if how == "append"]
-        assert appended, f"{url} never grew while its run was live: {live_logs.summary()}"
-        assert len(appended[-1]) > len(states[0][1]), live_logs.summary()
-        assert all(
-            later.startswith(earlier) for (_, earlier), (_, later) in zip(states, states[1:])
-        )
-    print("SUMMARY", live_logs.summary())
-    plan_url, _ = live_logs.streamed("Plan saved:")
-    apply_url, _ = live_logs.streamed("Apply complete!")
-    assert plan_url != apply_url
+        assert any(needle in text for text in appended), (needle, live_logs.summary())
+        assert len(appended[-1]) > len(states[0][1]), (needle, live_logs.summary())
+        assert all(b.startswith(a) for (_, a), (_, b) in itertools.pairwise(states))
+        run_logs.append(url)
+    assert run_logs[0] != run_logs[1], "the plan and the apply are different runs"
 
     expect(page.locator("#plan .summary .add")).to_have_text("+24 to add")
     expect(page.locator("#plan .summary")).to_contain_text("~0 to change")
     expect(page.locator("#plan .summary")).to_contain_text("-0 to destroy")
     # The finished page shows the post-apply check; the apply log is one click away.
-    expect(page.locator("#live-log")).to_contain_text("No changes")
+    expect(log_heading).to_contain_text("Check run #")
     expect(page.locator("#run-status")).to_have_text("Succeeded")
+    expect(live_log).to_contain_text("No changes")
     runs = page.locator("table.runs tbody tr:not(.run-log-row)")
-    expect(runs).to_have_count(3)
     expect(runs.locator(".status")).to_have_text(["Succeeded"] * 3)
     apply_log = page.locator(".run-log-row details").filter(has_text="Apply complete!")
     apply_log.locator("summary").click()

@@ -38,7 +38,7 @@ def _running(kind: str, ticket_status: str, minutes_silent: int) -> Any:
 
 
 def test_silent_apply_becomes_interrupted_with_recovery_instructions(monkeypatch: Any) -> None:
-    monkeypatch.setattr(services, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
     ticket, run = _running(RunKind.APPLY, TicketStatus.APPLYING, minutes_silent=10)
     result = services.runs_reconcile()
     assert result["interrupted"] == 1
@@ -53,7 +53,7 @@ def test_silent_apply_becomes_interrupted_with_recovery_instructions(monkeypatch
 
 
 def test_a_run_with_a_recent_heartbeat_is_left_alone(monkeypatch: Any) -> None:
-    monkeypatch.setattr(services, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
     _ticket, run = _running(RunKind.APPLY, TicketStatus.APPLYING, minutes_silent=1)
     assert services.runs_reconcile()["interrupted"] == 0
     run.refresh_from_db()
@@ -61,7 +61,7 @@ def test_a_run_with_a_recent_heartbeat_is_left_alone(monkeypatch: Any) -> None:
 
 
 def test_interrupted_plan_fails_the_ticket_so_it_can_be_planned_again(monkeypatch: Any) -> None:
-    monkeypatch.setattr(services, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
     ticket, _run = _running(RunKind.PLAN, TicketStatus.PLANNING, minutes_silent=10)
     services.runs_reconcile()
     ticket.refresh_from_db()
@@ -70,10 +70,10 @@ def test_interrupted_plan_fails_the_ticket_so_it_can_be_planned_again(monkeypatc
 
 
 def test_a_late_finish_does_not_overwrite_the_interrupted_verdict(monkeypatch: Any) -> None:
-    monkeypatch.setattr(services, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
     _ticket, run = _running(RunKind.APPLY, TicketStatus.APPLYING, minutes_silent=10)
     services.runs_reconcile()
-    services._run_finish(
+    services.run_finish(
         run_id=run.pk, exit_code=0, error="", plan=None, stale=False, terraform_version="1.11.4"
     )
     run.refresh_from_db()
@@ -92,7 +92,7 @@ def test_duplicate_delivery_of_a_claimed_run_does_nothing(monkeypatch: Any) -> N
 
 def test_queued_runs_nobody_picked_up_are_sent_again(monkeypatch: Any) -> None:
     sent: list[int] = []
-    monkeypatch.setattr(services, "run_dispatch", lambda run_id: sent.append(run_id))
+    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: sent.append(run_id))
     ticket = TicketFactory(status=TicketStatus.PLANNING)
     run = RunFactory(ticket=ticket, status=RunStatus.QUEUED)
     assert services.runs_reconcile()["resent"] == 0  # just queued: give the worker time

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.terraform, pytest.mark.django_db(transaction=True)]
 def inline(monkeypatch: Any) -> list[int]:
     """Record dispatches instead of sending them to a broker."""
     sent: list[int] = []
-    monkeypatch.setattr(services, "run_dispatch", lambda run_id: sent.append(run_id))
+    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: sent.append(run_id))
     return sent
 
 
@@ -177,7 +177,7 @@ def test_apply_refuses_a_plan_file_whose_digest_changed(
     from django.db import transaction
 
     with transaction.atomic():
-        services._apply_start(services._locked(ticket.pk), actor=author)
+        services.apply_start(services.locked_ticket(ticket.pk), actor=author)
     ticket = drain(ticket)
     assert ticket.status == TicketStatus.APPLY_FAILED
     apply = ticket.runs.get(kind=RunKind.APPLY)
@@ -198,7 +198,7 @@ def test_a_stale_plan_is_reported_as_stale_and_not_retried(
     second = drain(file_dev(developer))
     for ticket in (first, second):
         with transaction.atomic():
-            services._apply_start(services._locked(ticket.pk), actor=author)
+            services.apply_start(services.locked_ticket(ticket.pk), actor=author)
         drain(ticket)
     first.refresh_from_db()
     second.refresh_from_db()

@@ -1,0 +1,34 @@
+"""Every write in the portal: one transaction, rule check, write, audit, on-commit dispatch.
+
+Split by noun: tickets (filing, planning, cancelling), approvals (approve, reject,
+deploy), runs (starting Terraform runs), execution (the worker side) and audit.
+"""
+
+from ._base import InputError, infra_repo, locked_ticket, transition
+from .audit import GENESIS_HASH, audit_record, audit_verify
+from .execution import run_execute, run_finish, run_interrupt, runs_reconcile
+from .runs import apply_start, check_start, environment_release, plan_start, run_dispatch
+from .tickets import TicketInput, ticket_cancel, ticket_create, ticket_plan
+
+__all__ = [
+    "GENESIS_HASH",
+    "InputError",
+    "TicketInput",
+    "apply_start",
+    "audit_record",
+    "audit_verify",
+    "check_start",
+    "environment_release",
+    "infra_repo",
+    "locked_ticket",
+    "plan_start",
+    "run_dispatch",
+    "run_execute",
+    "run_finish",
+    "run_interrupt",
+    "runs_reconcile",
+    "ticket_cancel",
+    "ticket_create",
+    "ticket_plan",
+    "transition",
+]

@@ -1,0 +1,63 @@
+"""Shared pieces of the services: input errors, locked reads and audited transitions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from deployments import policy
+from deployments import terraform as tf
+from deployments.choices import TicketStatus
+from deployments.models import Ticket
+
+from .audit import audit_record
+
+
+class InputError(Exception):
+    """Bad input: names the field it is about (maps to HTTP 400)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+# --- audit trail -------------------------------------------------------------------
+
+
+def transition(
+    ticket: Ticket,
+    to: TicketStatus,
+    *,
+    actor: Any,
+    reason: str = "",
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Move a locked ticket to ``to`` (checked against ALLOWED_TRANSITIONS) and audit it."""
+    policy.check_transition(ticket.status, to)
+    previous = ticket.status
+    now = timezone.now()
+    ticket.status = to
+    ticket.status_reason = reason
+    ticket.status_changed_at = now
+    fields = ["status", "status_reason", "status_changed_at", "updated_at"]
+    if to == TicketStatus.COMPLETED:
+        ticket.completed_at = now
+        fields.append("completed_at")
+    ticket.save(update_fields=fields)
+    audit_record(
+        actor=actor,
+        action="ticket.transition",
+        ticket=ticket,
+        data={"from": previous, "to": to.value, "reason": reason, **(data or {})},
+    )
+
+
+def locked_ticket(ticket_id: int) -> Ticket:
+    return Ticket.objects.select_for_update().select_related("environment").get(pk=ticket_id)
+
+
+def infra_repo() -> tf.InfraRepo:
+    return tf.InfraRepo(location=settings.INFRA_REPO, cache_dir=settings.TERRAFORM_HOME)

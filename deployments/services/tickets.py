@@ -1,0 +1,121 @@
+"""Filing, re-planning and cancelling tickets."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from deployments import policy
+from deployments import terraform as tf
+from deployments.choices import REPLANNABLE_STATUSES, ChangeType, RunStatus, TicketStatus
+from deployments.models import Environment, TerraformRun, Ticket
+from deployments.selectors import user_roles
+
+from ._base import InputError, infra_repo, locked_ticket, transition
+from .audit import audit_record
+from .runs import plan_start
+
+
+@dataclass(frozen=True)
+class TicketInput:
+    """What a person or CI supplies when filing a ticket."""
+
+    title: str
+    environment: str
+    description: str = ""
+    commit_sha: str = ""
+    change_type: str = ChangeType.NORMAL
+    pull_request_url: str = ""
+    risk_assessment: dict[str, Any] | None = None
+    rollback_plan: dict[str, Any] | None = None
+    scheduled_for: dt.datetime | None = None
+
+
+def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Ticket:
+    """File a ticket and start its first plan. Nothing is written when any check fails."""
+    title = data.title.strip()
+    if not title:
+        raise InputError("title", "title is required")
+    env = Environment.objects.filter(name=data.environment).first()
+    if env is None:
+        names = ", ".join(Environment.objects.values_list("name", flat=True))
+        raise InputError(
+            "environment", f"unknown environment {data.environment!r}; one of: {names}"
+        )
+    if data.change_type not in ChangeType.values:
+        raise InputError(
+            "change_type", f"change_type must be one of {', '.join(ChangeType.values)}"
+        )
+    policy.check_may_file(env, user_roles(actor), superuser=bool(actor.is_superuser))
+
+    repo = infra_repo()
+    sha = data.commit_sha.strip().lower()
+    try:
+        if not sha:
+            sha = repo.branch_tip(settings.INFRA_BRANCH)
+        elif not tf.SHA_RE.match(sha):
+            raise InputError("commit_sha", "commit_sha must be a full 40-character hex SHA")
+        elif not repo.has_commit(sha):
+            raise InputError("commit_sha", f"commit {sha} is not in the infrastructure repository")
+    except tf.SourceError as exc:
+        raise InputError("commit_sha", str(exc)) from exc
+
+    ticket = Ticket(
+        title=title[:200],
+        description=data.description,
+        environment=env,
+        commit_sha=sha,
+        change_type=data.change_type,
+        author=actor,
+        pull_request_url=data.pull_request_url,
+        risk_assessment=data.risk_assessment or {},
+        rollback_plan=data.rollback_plan or {},
+        scheduled_for=data.scheduled_for,
+        source=source,
+    )
+    policy.check_ticket_fields(env, ticket)
+    with transaction.atomic():
+        ticket.save()
+        audit_record(
+            actor=actor,
+            action="ticket.create",
+            ticket=ticket,
+            data={
+                "environment": env.name,
+                "commit_sha": sha,
+                "change_type": ticket.change_type,
+                "source": source,
+            },
+        )
+        plan_start(ticket, actor=actor)
+    return ticket
+
+
+def ticket_plan(*, ticket_id: int, actor: Any) -> TerraformRun:
+    """(Re)plan a ticket. A new plan replaces the current one (approvals bind to plans)."""
+    with transaction.atomic():
+        ticket = locked_ticket(ticket_id)
+        if ticket.status not in REPLANNABLE_STATUSES:
+            raise policy.PolicyError(
+                f"a ticket that is {ticket.get_status_display().lower()} cannot be re-planned"
+            )
+        if ticket.runs.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
+            raise policy.PolicyError("a Terraform run for this ticket is already in progress")
+        return plan_start(ticket, actor=actor)
+
+
+def ticket_cancel(*, ticket_id: int, actor: Any, reason: str = "") -> Ticket:
+    """Withdraw a ticket that is not applying."""
+    with transaction.atomic():
+        ticket = locked_ticket(ticket_id)
+        policy.check_may_cancel(ticket, actor.pk, user_roles(actor), superuser=actor.is_superuser)
+        transition(ticket, TicketStatus.CANCELLED, actor=actor, reason=reason or "cancelled")
+        TerraformRun.objects.filter(ticket=ticket, status=RunStatus.QUEUED).update(
+            status=RunStatus.CANCELLED, finished_at=timezone.now()
+        )
+        return ticket

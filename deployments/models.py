@@ -211,6 +211,8 @@ class Approval(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approvals"
     )
     role = models.CharField(max_length=32, choices=Role.choices)
+    # The rule's roles the approver held when approving (a person may hold several).
+    held_roles = models.JSONField(default=list)
     plan_run = models.ForeignKey(TerraformRun, on_delete=models.PROTECT, related_name="approvals")
     plan_sha256 = models.CharField(max_length=64)
     comment = models.TextField(blank=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from .choices import ALLOWED_TRANSITIONS, TicketStatus
@@ -29,11 +29,6 @@ class PolicyError(Exception):
         super().__init__(message)
         self.message = message
         self.kind = kind
-
-
-class HasGroups(Protocol):
-    is_superuser: bool
-    username: str
 
 
 # --- transitions --------------------------------------------------------------
@@ -98,6 +93,21 @@ def check_may_cancel(
     if superuser or ticket.author_id == user_id or _holds_any(user_groups, LEAD_ROLES):
         return
     raise PolicyError("only the ticket's author or a lead can cancel it", PolicyError.ACTOR)
+
+
+def check_may_plan(
+    ticket: Ticket, user_id: int, user_groups: Iterable[str], *, superuser: bool = False
+) -> None:
+    """The author, those who may file in the environment, and its approvers may re-plan."""
+    env = ticket.environment
+    groups = set(user_groups)
+    allowed = set(env.file_groups) | set(rule_for(ticket).roles)
+    if superuser or ticket.author_id == user_id or groups & allowed:
+        return
+    raise PolicyError(
+        f"only the author, an approver or someone who may file {env.name} tickets can re-plan it",
+        PolicyError.ACTOR,
+    )
 
 
 # --- change windows --------------------------------------------------------------
@@ -377,6 +387,8 @@ def check_may_approve(
     """May this person approve the ticket's current plan? Returns the role they count for."""
     env_name = ticket.environment.name
     rule = rule_for(ticket)
+    if not rule.required:
+        raise PolicyError(f"{env_name} tickets need no approval")
     if ticket.author_id == user_id:
         raise PolicyError(
             "you authored this ticket; someone else must approve it", PolicyError.ACTOR

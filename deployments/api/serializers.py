@@ -8,9 +8,9 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework import serializers
 
-from deployments import policy, selectors
+from deployments import policy, selectors, services
 from deployments.choices import ChangeType
-from deployments.models import Environment, TerraformRun, Ticket
+from deployments.models import Approval, Environment, TerraformRun, Ticket
 
 
 class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
@@ -182,6 +182,8 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
 class TicketDetailSerializer(TicketSerializer):
     runs = RunBriefSerializer(many=True, read_only=True)
     approvals = serializers.SerializerMethodField()
+    approval_status = serializers.SerializerMethodField()
+    rejections = serializers.SerializerMethodField()
     checklist = serializers.SerializerMethodField()
     follow_ups = serializers.SerializerMethodField()
     evidence = serializers.SerializerMethodField()
@@ -191,13 +193,29 @@ class TicketDetailSerializer(TicketSerializer):
             *TicketSerializer.Meta.fields,
             "runs",
             "approvals",
+            "approval_status",
+            "rejections",
             "checklist",
             "follow_ups",
             "evidence",
         ]
 
     def get_approvals(self, ticket: Ticket) -> list[dict[str, Any]]:
-        return []
+        return ApprovalSerializer(ticket.approvals.select_related("approver"), many=True).data  # type: ignore[return-value]
+
+    def get_approval_status(self, ticket: Ticket) -> dict[str, Any]:
+        return services.approval_summary(ticket)
+
+    def get_rejections(self, ticket: Ticket) -> list[dict[str, Any]]:
+        return [
+            {
+                "rejected_by": r.rejected_by.get_username(),
+                "reason": r.reason,
+                "plan_run": r.plan_run_id,
+                "created_at": r.created_at.isoformat(),
+            }
+            for r in ticket.rejections.select_related("rejected_by")
+        ]
 
     def get_checklist(self, ticket: Ticket) -> list[dict[str, Any]]:
         return []
@@ -225,3 +243,34 @@ class TicketCreateSerializer(serializers.Serializer[Any]):
 
 class CommentSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class ApproveSerializer(serializers.Serializer[Any]):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class RejectSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(max_length=2000)
+
+
+class ApprovalSerializer(serializers.ModelSerializer[Approval]):
+    approver: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    void = serializers.BooleanField(source="is_void", read_only=True)
+
+    class Meta:
+        model = Approval
+        fields = [
+            "id",
+            "approver",
+            "role",
+            "held_roles",
+            "plan_run",
+            "plan_sha256",
+            "comment",
+            "created_at",
+            "void",
+            "voided_at",
+            "void_reason",
+        ]

@@ -16,8 +16,10 @@ from deployments.choices import TicketStatus
 from deployments.models import Environment, TerraformRun, Ticket
 
 from .serializers import (
+    ApproveSerializer,
     CommentSerializer,
     EnvironmentSerializer,
+    RejectSerializer,
     RunSerializer,
     TicketCreateSerializer,
     TicketDetailSerializer,
@@ -91,6 +93,35 @@ class TicketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Ticket]):
             ticket_id=ticket.pk, actor=request.user, reason=payload.validated_data["reason"]
         )
         return self._detail(ticket)
+
+    @extend_schema(request=ApproveSerializer, responses=TicketDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str) -> Response:
+        ticket = selectors.ticket_get(request.user, pk)
+        payload = ApproveSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.approval_grant(
+            ticket_id=ticket.pk, actor=request.user, comment=payload.validated_data["comment"]
+        )
+        return self._detail(ticket)
+
+    @extend_schema(request=RejectSerializer, responses=TicketDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, pk: str) -> Response:
+        ticket = selectors.ticket_get(request.user, pk)
+        payload = RejectSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.ticket_reject(
+            ticket_id=ticket.pk, actor=request.user, reason=payload.validated_data["reason"]
+        )
+        return self._detail(ticket)
+
+    @extend_schema(request=None, responses={202: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def deploy(self, request: Request, pk: str) -> Response:
+        ticket = selectors.ticket_get(request.user, pk)
+        run = services.ticket_deploy(ticket_id=ticket.pk, actor=request.user)
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class RunViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet[TerraformRun]):

@@ -5,6 +5,13 @@ deploy), runs (starting Terraform runs), execution (the worker side) and audit.
 """
 
 from ._base import InputError, infra_repo, locked_ticket, transition
+from .approvals import (
+    approval_grant,
+    approval_summary,
+    standing_votes,
+    ticket_deploy,
+    ticket_reject,
+)
 from .audit import GENESIS_HASH, audit_record, audit_verify
 from .execution import run_execute, run_finish, run_interrupt, runs_reconcile
 from .runs import apply_start, check_start, environment_release, plan_start, run_dispatch
@@ -15,6 +22,8 @@ __all__ = [
     "InputError",
     "TicketInput",
     "apply_start",
+    "approval_grant",
+    "approval_summary",
     "audit_record",
     "audit_verify",
     "check_start",
@@ -27,8 +36,11 @@ __all__ = [
     "run_finish",
     "run_interrupt",
     "runs_reconcile",
+    "standing_votes",
     "ticket_cancel",
     "ticket_create",
+    "ticket_deploy",
     "ticket_plan",
+    "ticket_reject",
     "transition",
 ]

@@ -7,10 +7,11 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from deployments import policy
 from deployments.choices import RunKind, RunStatus, TicketStatus
-from deployments.models import TerraformRun, Ticket
+from deployments.models import Approval, TerraformRun, Ticket
 
 from ._base import locked_ticket, transition
 from .audit import audit_record
@@ -41,8 +42,32 @@ def plan_start(ticket: Ticket, *, actor: Any) -> TerraformRun:
     audit_record(
         actor=actor, action="run.queue", ticket=ticket, data={"run": run.pk, "kind": "plan"}
     )
+    _void_approvals(ticket, run, actor=actor)
     dispatch_on_commit(run.pk)
     return run
+
+
+def _void_approvals(ticket: Ticket, run: TerraformRun, *, actor: Any) -> None:
+    """Approvals bind to one saved plan: a new plan voids them (kept, marked, visible)."""
+    standing = list(
+        Approval.objects.filter(ticket=ticket, voided_at__isnull=True).select_related("approver")
+    )
+    if not standing:
+        return
+    reason = f"plan run {run.pk} replaced the approved plan"
+    Approval.objects.filter(pk__in=[a.pk for a in standing]).update(
+        voided_at=timezone.now(), void_reason=reason
+    )
+    audit_record(
+        actor=actor,
+        action="approval.void",
+        ticket=ticket,
+        data={
+            "approvals": [a.pk for a in standing],
+            "approvers": [a.approver.get_username() for a in standing],
+            "reason": reason,
+        },
+    )
 
 
 def dispatch_on_commit(run_id: int) -> None:

@@ -100,6 +100,7 @@ def ticket_plan(*, ticket_id: int, actor: Any) -> TerraformRun:
     """(Re)plan a ticket. A new plan replaces the current one (approvals bind to plans)."""
     with transaction.atomic():
         ticket = locked_ticket(ticket_id)
+        policy.check_may_plan(ticket, actor.pk, user_roles(actor), superuser=actor.is_superuser)
         if ticket.status not in REPLANNABLE_STATUSES:
             raise policy.PolicyError(
                 f"a ticket that is {ticket.get_status_display().lower()} cannot be re-planned"

@@ -1,0 +1,176 @@
+"""Approving, rejecting and deploying: separation of duties and approvals bound to one plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from deployments import policy
+from deployments.choices import RunStatus, TicketStatus
+from deployments.models import Approval, Rejection, TerraformRun, Ticket
+from deployments.selectors import user_roles
+
+from ._base import InputError, locked_ticket, transition
+from .audit import audit_record
+from .runs import apply_start
+
+
+def standing_votes(ticket: Ticket) -> list[policy.Vote]:
+    """The ticket's approvals that still count (not voided by a newer plan)."""
+    return [
+        policy.Vote(
+            approver_id=a.approver_id,
+            approver_name=a.approver.get_username(),
+            roles=frozenset(a.held_roles),
+            role=a.role,
+        )
+        for a in Approval.objects.filter(ticket=ticket, voided_at__isnull=True)
+        .select_related("approver")
+        .order_by("created_at", "id")
+    ]
+
+
+def _current_plan(ticket: Ticket) -> TerraformRun | None:
+    plan = ticket.current_plan
+    if plan is None or plan.status != RunStatus.SUCCEEDED or not plan.plan_sha256:
+        return None
+    return plan
+
+
+def approval_grant(*, ticket_id: int, actor: Any, comment: str = "") -> Approval:
+    """Approve the ticket's current plan; the last required approval makes it approved."""
+    with transaction.atomic():
+        ticket = locked_ticket(ticket_id)
+        plan = _current_plan(ticket)
+        votes = standing_votes(ticket)
+        roles = user_roles(actor)
+        role = policy.check_may_approve(
+            ticket,
+            user_id=actor.pk,
+            username=actor.get_username(),
+            user_roles=roles,
+            votes=votes,
+            has_current_plan=plan is not None,
+        )
+        assert plan is not None
+        rule = policy.rule_for(ticket)
+        held = sorted(frozenset(roles) & rule.roles)
+        try:
+            with transaction.atomic():
+                approval = Approval.objects.create(
+                    ticket=ticket,
+                    approver=actor,
+                    role=role,
+                    held_roles=held,
+                    plan_run=plan,
+                    plan_sha256=plan.plan_sha256,
+                    comment=comment,
+                )
+        except IntegrityError:
+            raise policy.PolicyError("you have already approved this plan") from None
+        audit_record(
+            actor=actor,
+            action="approval.grant",
+            ticket=ticket,
+            data={
+                "approval": approval.pk,
+                "role": role,
+                "plan_run": plan.pk,
+                "plan_sha256": plan.plan_sha256,
+                "comment": comment,
+            },
+        )
+        vote = policy.Vote(actor.pk, actor.get_username(), frozenset(held), role)
+        state = policy.quorum(rule, [*votes, vote])
+        _record_reassignments(ticket, state, actor=actor)
+        if state.met:
+            who = ", ".join(f"{v.approver_name} ({policy.role_label(r)})" for v, r in state.counted)
+            transition(
+                ticket,
+                TicketStatus.APPROVED,
+                actor=actor,
+                reason=f"approved by {who}; waiting for a deploy",
+                data={"plan_run": plan.pk, "plan_sha256": plan.plan_sha256},
+            )
+        return approval
+
+
+def _record_reassignments(ticket: Ticket, state: policy.Quorum, *, actor: Any) -> None:
+    """A dual-role approver may move to the role only they can fill; record that openly."""
+    for vote, role in state.counted:
+        if vote.role and vote.role != role:
+            Approval.objects.filter(
+                ticket=ticket, approver_id=vote.approver_id, voided_at__isnull=True
+            ).update(role=role)
+            audit_record(
+                actor=actor,
+                action="approval.reassign",
+                ticket=ticket,
+                data={"approver": vote.approver_name, "from": vote.role, "to": role},
+            )
+
+
+def ticket_reject(*, ticket_id: int, actor: Any, reason: str) -> Rejection:
+    """Refuse the change, with a reason; the ticket ends rejected."""
+    reason = reason.strip()
+    if not reason:
+        raise InputError("reason", "a rejection needs a reason")
+    with transaction.atomic():
+        ticket = locked_ticket(ticket_id)
+        policy.check_may_reject(ticket, user_id=actor.pk, user_roles=user_roles(actor))
+        rejection = Rejection.objects.create(
+            ticket=ticket, rejected_by=actor, reason=reason, plan_run=ticket.current_plan
+        )
+        transition(
+            ticket,
+            TicketStatus.REJECTED,
+            actor=actor,
+            reason=f"rejected by {actor.get_username()}: {reason}",
+            data={"rejection": rejection.pk},
+        )
+        return rejection
+
+
+def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
+    """Apply exactly the approved plan, now. Double clicks and retries find it applying."""
+    with transaction.atomic():
+        ticket = locked_ticket(ticket_id)
+        rule = policy.rule_for(ticket)
+        votes = standing_votes(ticket)
+        state = policy.quorum(rule, votes)
+        policy.check_may_deploy(
+            ticket,
+            user_roles=user_roles(actor),
+            now=timezone.now(),
+            pending=state.describe_missing(),
+        )
+        plan = _current_plan(ticket)
+        if plan is None:
+            raise policy.PolicyError("there is no successful plan to apply; run a new plan")
+        if rule.required:
+            stray = Approval.objects.filter(ticket=ticket, voided_at__isnull=True).exclude(
+                plan_run=plan, plan_sha256=plan.plan_sha256
+            )
+            if not state.met or stray.exists():
+                raise policy.PolicyError(
+                    "the approvals do not cover the current plan; it needs "
+                    f"{state.describe_missing()}"
+                )
+        run = apply_start(ticket, actor=actor)
+        assert run is not None  # only auto-deploy environments wait instead of refusing
+        return run
+
+
+def approval_summary(ticket: Ticket) -> dict[str, Any]:
+    """Who must still approve, who did and under which role: for pages and the API."""
+    rule = policy.rule_for(ticket)
+    state = policy.quorum(rule, standing_votes(ticket))
+    return {
+        "rule": rule.describe(),
+        "required": rule.required and not ticket.environment.auto_deploy,
+        "met": state.met,
+        "missing": list(state.missing),
+        "missing_text": state.describe_missing(),
+    }

@@ -119,6 +119,11 @@ def head_sha(infra_repo: Path) -> str:
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _no_stray_repo(settings: Any, tmp_path: Path) -> None:
     """Tests that do not ask for a repository get one that does not exist, never var/."""
     settings.INFRA_REPO = str(tmp_path / "no-infra-repo")

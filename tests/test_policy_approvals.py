@@ -27,8 +27,9 @@ RULES = [
 
 def ticket(rule: dict[str, Any], author_id: int, name: str = "prod") -> Any:
     env = SimpleNamespace(name=name, approval_rule=rule, emergency_approval_rule={})
-    return SimpleNamespace(environment=env, author_id=author_id, status="awaiting_approval",
-                           change_type="normal")
+    return SimpleNamespace(
+        environment=env, author_id=author_id, status="awaiting_approval", change_type="normal"
+    )
 
 
 def oracle(rule: Rule, people: list[frozenset[str]]) -> bool:
@@ -61,8 +62,12 @@ def test_quorum_is_met_exactly_when_distinct_role_holders_can_fill_the_rule(
             break
         try:
             role = policy.check_may_approve(
-                t, user_id=person, username=f"p{person}", user_roles=people[person],
-                votes=votes, has_current_plan=True,
+                t,
+                user_id=person,
+                username=f"p{person}",
+                user_roles=people[person],
+                votes=votes,
+                has_current_plan=True,
             )
         except PolicyError as exc:
             assert exc.message  # every refusal is a sentence
@@ -82,21 +87,29 @@ def test_quorum_is_met_exactly_when_distinct_role_holders_can_fill_the_rule(
 def test_prod_needs_two_different_people() -> None:
     both = frozenset({"tech_lead", "devops_lead"})
     t = ticket(PROD, author_id=9)
-    role = policy.check_may_approve(t, user_id=1, username="dana", user_roles=both, votes=[],
-                                    has_current_plan=True)
+    role = policy.check_may_approve(
+        t, user_id=1, username="dana", user_roles=both, votes=[], has_current_plan=True
+    )
     votes = [Vote(1, "dana", both, role)]
     assert not policy.quorum(Rule.parse(PROD), votes).met
     with pytest.raises(PolicyError, match="you have already approved this plan"):
-        policy.check_may_approve(t, user_id=1, username="dana", user_roles=both, votes=votes,
-                                 has_current_plan=True)
+        policy.check_may_approve(
+            t, user_id=1, username="dana", user_roles=both, votes=votes, has_current_plan=True
+        )
 
 
 def test_refusal_names_who_holds_the_role_already() -> None:
     t = ticket(PROD, author_id=9)
     votes = [Vote(1, "dave", frozenset({"tech_lead"}), "tech_lead")]
     with pytest.raises(PolicyError) as err:
-        policy.check_may_approve(t, user_id=2, username="tess", user_roles={"tech_lead"},
-                                 votes=votes, has_current_plan=True)
+        policy.check_may_approve(
+            t,
+            user_id=2,
+            username="tess",
+            user_roles={"tech_lead"},
+            votes=votes,
+            has_current_plan=True,
+        )
     assert err.value.message == "prod needs a DevOps Lead; dave already approved as Tech Lead"
     assert err.value.kind == PolicyError.ACTOR
 
@@ -105,15 +118,20 @@ def test_a_dual_role_approver_moves_to_the_role_only_they_can_fill() -> None:
     both = frozenset({"tech_lead", "devops_lead"})
     rule = Rule.parse(PROD)
     t = ticket(PROD, author_id=9)
-    first = policy.check_may_approve(t, user_id=1, username="dana", user_roles=both, votes=[],
-                                     has_current_plan=True)
+    first = policy.check_may_approve(
+        t, user_id=1, username="dana", user_roles=both, votes=[], has_current_plan=True
+    )
     assert first == "tech_lead"
     votes = [Vote(1, "dana", both, first)]
-    second = policy.check_may_approve(t, user_id=2, username="tess", user_roles={"tech_lead"},
-                                      votes=votes, has_current_plan=True)
+    second = policy.check_may_approve(
+        t, user_id=2, username="tess", user_roles={"tech_lead"}, votes=votes, has_current_plan=True
+    )
     state = policy.quorum(rule, [*votes, Vote(2, "tess", frozenset({"tech_lead"}), second)])
     assert state.met
-    assert {v.approver_name: r for v, r in state.counted} == {"dana": "devops_lead", "tess": "tech_lead"}
+    assert {v.approver_name: r for v, r in state.counted} == {
+        "dana": "devops_lead",
+        "tess": "tech_lead",
+    }
 
 
 @pytest.mark.parametrize(
@@ -126,19 +144,28 @@ def test_a_dual_role_approver_moves_to_the_role_only_they_can_fill() -> None:
         ("awaiting_approval", False, "there is no successful plan to approve; run a new plan"),
     ],
 )
-def test_approval_needs_a_finished_plan_awaiting_approval(status: str, plan: bool, message: str) -> None:
+def test_approval_needs_a_finished_plan_awaiting_approval(
+    status: str, plan: bool, message: str
+) -> None:
     t = ticket(PROD, author_id=9)
     t.status = status
     with pytest.raises(PolicyError) as err:
-        policy.check_may_approve(t, user_id=1, username="tess", user_roles={"tech_lead"}, votes=[],
-                                 has_current_plan=plan)
+        policy.check_may_approve(
+            t, user_id=1, username="tess", user_roles={"tech_lead"}, votes=[], has_current_plan=plan
+        )
     assert err.value.message == message and err.value.kind == PolicyError.STATE
 
 
 def test_author_is_refused_before_anything_else() -> None:
     with pytest.raises(PolicyError, match="you authored this ticket; someone else must approve it"):
-        policy.check_may_approve(ticket(PROD, author_id=1), user_id=1, username="tess",
-                                 user_roles={"tech_lead"}, votes=[], has_current_plan=True)
+        policy.check_may_approve(
+            ticket(PROD, author_id=1),
+            user_id=1,
+            username="tess",
+            user_roles={"tech_lead"},
+            votes=[],
+            has_current_plan=True,
+        )
 
 
 def test_emergency_tickets_use_the_emergency_rule() -> None:

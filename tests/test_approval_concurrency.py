@@ -1,0 +1,74 @@
+"""Two leads approving at the same instant: both approvals recorded once, one transition.
+
+Runs on the configured database; CI runs it on PostgreSQL, where the row lock taken by
+select_for_update is what serialises the two transactions.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+
+from deployments import services
+from deployments.choices import TicketStatus
+from deployments.models import Approval, AuditEvent, Ticket
+
+from .test_approvals_api import awaiting
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _race(*calls: Any) -> list[BaseException | None]:
+    barrier = threading.Barrier(len(calls))
+    errors: list[BaseException | None] = [None] * len(calls)
+
+    def worker(index: int) -> None:
+        try:
+            barrier.wait()
+            calls[index]()
+        except BaseException as exc:
+            errors[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return errors
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_two_leads_approving_at_once_approve_the_ticket_exactly_once(
+    author: User, tech_lead: User, devops_lead: User, attempt: int
+) -> None:
+    ticket = awaiting("prod", author)
+    errors = _race(
+        lambda: services.approval_grant(ticket_id=ticket.pk, actor=tech_lead),
+        lambda: services.approval_grant(ticket_id=ticket.pk, actor=devops_lead),
+    )
+    assert errors == [None, None]
+    assert Approval.objects.filter(ticket=ticket).count() == 2
+    assert sorted(Approval.objects.values_list("role", flat=True)) == ["devops_lead", "tech_lead"]
+    assert Ticket.objects.get(pk=ticket.pk).status == TicketStatus.APPROVED
+    to_approved = AuditEvent.objects.filter(
+        ticket=ticket, action="ticket.transition", data__to="approved"
+    )
+    assert to_approved.count() == 1
+    assert services.audit_verify()[0]
+
+
+def test_one_person_double_submitting_is_recorded_once(author: User, tech_lead: User) -> None:
+    ticket = awaiting("prod", author)
+    errors = _race(
+        lambda: services.approval_grant(ticket_id=ticket.pk, actor=tech_lead),
+        lambda: services.approval_grant(ticket_id=ticket.pk, actor=tech_lead),
+    )
+    refused = [e for e in errors if e is not None]
+    assert len(refused) == 1 and "already approved" in str(refused[0])
+    assert Approval.objects.filter(ticket=ticket).count() == 1

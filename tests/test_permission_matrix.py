@@ -1,4 +1,4 @@
-"""Every action × role × environment, through the API, against a table written by hand
+"""Every action x role x environment, through the API, against a table written by hand
 from the process document (not derived from the code under test)."""
 
 from __future__ import annotations

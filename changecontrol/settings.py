@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
+
+# Generic admin/form classes (ModelAdmin[Model]) at runtime, for typed code.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -110,6 +114,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "deployments.middleware.RequireMFAForLeads",
 ]
 
 ROOT_URLCONF = "changecontrol.urls"
@@ -167,6 +172,10 @@ ACCOUNT_LOGOUT_ON_GET = False
 # Accounts are provisioned by administrators; nobody signs themselves up.
 ACCOUNT_ADAPTER = "deployments.adapters.NoSignupAccountAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Leads (who approve) must have an authenticator app before using the portal in
+# production; the local demo leaves it optional.
+MFA_REQUIRED_FOR_LEADS = env_bool("MFA_REQUIRED_FOR_LEADS", not EMBEDDED)
+ACCOUNT_REAUTHENTICATION_TIMEOUT = env_int("REAUTHENTICATION_TIMEOUT", 300, minimum=30)
 MFA_TOTP_ISSUER = "Change Control Portal"
 
 LANGUAGE_CODE = "en-us"

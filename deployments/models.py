@@ -59,6 +59,11 @@ class Environment(models.Model):
     )
     requires_staging_evidence = models.BooleanField(default=False)
     requires_qa_signoff = models.BooleanField(default=False)
+    step_up_auth = models.BooleanField(
+        default=False,
+        help_text="Ask for the password again (within a few minutes) before approving or "
+        "deploying in the browser.",
+    )
 
     class Meta:
         ordering = ["position", "name"]
@@ -175,12 +180,14 @@ class TerraformRun(models.Model):
             # Invariant 3: at most one apply at a time per environment.
             models.UniqueConstraint(
                 fields=["environment"],
-                condition=Q(kind=RunKind.APPLY, status__in=[s.value for s in ACTIVE_RUN_STATUSES]),
+                condition=Q(
+                    kind=RunKind.APPLY, status__in=sorted(s.value for s in ACTIVE_RUN_STATUSES)
+                ),
                 name="one_active_apply_per_environment",
             ),
             models.UniqueConstraint(
                 fields=["ticket"],
-                condition=Q(status__in=[s.value for s in ACTIVE_RUN_STATUSES]),
+                condition=Q(status__in=sorted(s.value for s in ACTIVE_RUN_STATUSES)),
                 name="one_active_run_per_ticket",
             ),
             models.CheckConstraint(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -9,7 +11,8 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 
 from . import policy
-from .models import AuditEvent, Environment, RunLogChunk, TerraformRun, Ticket
+from .choices import ALLOWED_TRANSITIONS, REPLANNABLE_STATUSES, RunStatus, TicketStatus
+from .models import Approval, AuditEvent, Environment, RunLogChunk, TerraformRun, Ticket
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -125,3 +128,82 @@ def run_log_since(run: TerraformRun, offset: int) -> tuple[str, int]:
 
 def audit_for_ticket(ticket: Ticket) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(ticket=ticket).select_related("actor").order_by("id")
+
+
+def standing_votes(ticket: Ticket) -> list[policy.Vote]:
+    """The ticket's approvals that still count (not voided by a newer plan)."""
+    return [
+        policy.Vote(
+            approver_id=a.approver_id,
+            approver_name=a.approver.get_username(),
+            roles=frozenset(a.held_roles),
+            role=a.role,
+        )
+        for a in Approval.objects.filter(ticket=ticket, voided_at__isnull=True)
+        .select_related("approver")
+        .order_by("created_at", "id")
+    ]
+
+
+@dataclass(frozen=True)
+class Permission:
+    """Whether the user may take an action now, and if not, the sentence that says why."""
+
+    allowed: bool
+    reason: str = ""
+    relevant: bool = True  # worth showing at all in this ticket state
+
+
+def _check(call: Any) -> Permission:
+    try:
+        call()
+    except policy.PolicyError as exc:
+        return Permission(False, exc.message)
+    return Permission(True)
+
+
+def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Permission]:
+    """What the ticket page offers this user: each action with its refusal, if any."""
+    roles = user_roles(user)
+    superuser = _is_superuser(user)
+    votes = standing_votes(ticket)
+    plan = ticket.current_plan
+    has_plan = bool(plan and plan.status == RunStatus.SUCCEEDED and plan.plan_sha256)
+    busy = ticket.runs.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists()
+    status = TicketStatus(ticket.status)
+    rule = policy.rule_for(ticket)
+    pending = policy.quorum(rule, votes).describe_missing()
+    actions = {
+        "approve": _check(
+            lambda: policy.check_may_approve(
+                ticket,
+                user_id=user.pk,
+                username=user.get_username(),
+                user_roles=roles,
+                votes=votes,
+                has_current_plan=has_plan,
+            )
+        ),
+        "reject": _check(
+            lambda: policy.check_may_reject(ticket, user_id=user.pk, user_roles=roles)
+        ),
+        "deploy": _check(
+            lambda: policy.check_may_deploy(ticket, user_roles=roles, now=now, pending=pending)
+        ),
+        "plan": _check(lambda: policy.check_may_plan(ticket, user.pk, roles, superuser=superuser)),
+        "cancel": _check(
+            lambda: policy.check_may_cancel(ticket, user.pk, roles, superuser=superuser)
+        ),
+    }
+    relevance = {
+        "approve": status == TicketStatus.AWAITING_APPROVAL and rule.required,
+        "reject": status in (TicketStatus.AWAITING_APPROVAL, TicketStatus.APPROVED)
+        and rule.required,
+        "deploy": status in (TicketStatus.APPROVED, TicketStatus.SCHEDULED),
+        "plan": status in REPLANNABLE_STATUSES and status != TicketStatus.DRAFT and not busy,
+        "cancel": TicketStatus.CANCELLED in ALLOWED_TRANSITIONS[status],
+    }
+    return {
+        name: Permission(p.allowed and relevance[name], p.reason, relevance[name])
+        for name, p in actions.items()
+    }

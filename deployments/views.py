@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 import uuid
 from typing import Any
 
+from allauth.account.internal.flows.login import get_authentication_records
+from allauth.core.exceptions import ReauthenticationRequired
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -111,42 +115,13 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "plan": ticket.current_plan,
             "events": selectors.audit_for_ticket(ticket),
             "is_live": live_run is not None,
-            "approval_rule": policy.describe_rule(ticket.environment.approval_rule),
-            "can_replan": ticket.status
-            in {
-                TicketStatus.PLAN_FAILED,
-                TicketStatus.AWAITING_APPROVAL,
-                TicketStatus.APPROVED,
-                TicketStatus.APPLY_FAILED,
-            }
-            and live_run is None,
-            "can_cancel": ticket.status
-            not in {
-                TicketStatus.APPLYING,
-                TicketStatus.MONITORING,
-                TicketStatus.COMPLETED,
-                TicketStatus.CANCELLED,
-                TicketStatus.REJECTED,
-                TicketStatus.ROLLED_BACK,
-                TicketStatus.APPLY_FAILED,
-            }
-            and _allowed(
-                policy.check_may_cancel,
-                ticket,
-                request.user.pk,
-                selectors.user_roles(request.user),
-                superuser=request.user.is_superuser,
-            ),
+            "approval": services.approval_summary(ticket),
+            "approvals": ticket.approvals.select_related("approver", "plan_run"),
+            "rejections": ticket.rejections.select_related("rejected_by"),
+            "actions": selectors.ticket_actions(ticket, request.user, timezone.now()),
+            "step_up": ticket.environment.step_up_auth,
         },
     )
-
-
-def _allowed(check: Any, *args: Any, **kwargs: Any) -> bool:
-    try:
-        check(*args, **kwargs)
-    except policy.PolicyError:
-        return False
-    return True
 
 
 def _post_action(request: HttpRequest, pk: int, call: Any, done: str) -> HttpResponse:
@@ -155,9 +130,35 @@ def _post_action(request: HttpRequest, pk: int, call: Any, done: str) -> HttpRes
         call(ticket)
     except policy.PolicyError as exc:
         messages.error(request, exc.message)
+    except services.InputError as exc:
+        messages.error(request, exc.message)
     else:
         messages.success(request, done)
     return redirect("ticket_detail", pk=ticket.pk)
+
+
+def step_up_for_sensitive_environments(view: Any) -> Any:
+    """Ask for the password again before approving or deploying where the environment
+    says so (prod), unless the user signed in or re-authenticated in the last few minutes.
+    allauth's middleware stashes the POST and replays it after re-authentication."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, pk: int) -> HttpResponse:
+        ticket = selectors.ticket_get(request.user, pk)
+        if ticket.environment.step_up_auth and not _recently_authenticated(request):
+            raise ReauthenticationRequired()
+        response: HttpResponse = view(request, pk)
+        return response
+
+    return wrapped
+
+
+def _recently_authenticated(request: HttpRequest) -> bool:
+    records = get_authentication_records(request, request.user)
+    if not records:
+        return False
+    latest = max(float(r.get("at", 0)) for r in records)
+    return time.time() - latest < settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
 
 
 @login_required
@@ -167,7 +168,44 @@ def ticket_plan(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         lambda t: services.ticket_plan(ticket_id=t.pk, actor=request.user),
-        "A new plan has been queued.",
+        "A new plan has been queued; earlier approvals no longer count.",
+    )
+
+
+@login_required
+@require_POST
+@step_up_for_sensitive_environments
+def ticket_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    comment = request.POST.get("comment", "")[:2000]
+    return _post_action(
+        request,
+        pk,
+        lambda t: services.approval_grant(ticket_id=t.pk, actor=request.user, comment=comment),
+        "Approved.",
+    )
+
+
+@login_required
+@require_POST
+def ticket_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    reason = request.POST.get("reason", "")[:2000]
+    return _post_action(
+        request,
+        pk,
+        lambda t: services.ticket_reject(ticket_id=t.pk, actor=request.user, reason=reason),
+        "Rejected.",
+    )
+
+
+@login_required
+@require_POST
+@step_up_for_sensitive_environments
+def ticket_deploy(request: HttpRequest, pk: int) -> HttpResponse:
+    return _post_action(
+        request,
+        pk,
+        lambda t: services.ticket_deploy(ticket_id=t.pk, actor=request.user),
+        "Deploy started: Terraform is applying the approved plan.",
     )
 
 

@@ -212,7 +212,10 @@ def wait_for(predicate: Any, *, timeout: float = 120, what: str = "condition") -
 
 # --- seeded data ---------------------------------------------------------------------
 
-_SEED = importlib.import_module("deployments.migrations.0002_seed_environments_and_roles")
+_SEEDS = [
+    importlib.import_module(f"deployments.migrations.{name}").seed
+    for name in ("0002_seed_environments_and_roles", "0004_environment_step_up_auth")
+]
 
 
 @pytest.fixture(autouse=True)
@@ -233,4 +236,5 @@ def _seeded(request: pytest.FixtureRequest) -> None:
     from django.apps import apps
 
     if not apps.get_model("deployments", "Environment").objects.exists():
-        _SEED.seed(apps, None)
+        for seed in _SEEDS:
+            seed(apps, None)

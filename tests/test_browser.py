@@ -202,7 +202,7 @@ def test_developer_files_a_dev_ticket_in_the_browser_and_watches_it_complete(
     expect(page.locator("#plan .summary")).to_contain_text("~0 to change")
     expect(page.locator("#plan .summary")).to_contain_text("-0 to destroy")
     # The finished page shows the post-apply check; the apply log is one click away.
-    expect(log_heading).to_contain_text("Check run #")
+    expect(log_heading).to_contain_text("Post-apply check run #")
     expect(page.locator("#run-status")).to_have_text("Succeeded")
     expect(live_log).to_contain_text("No changes")
     runs = page.locator("table.runs tbody tr:not(.run-log-row)")

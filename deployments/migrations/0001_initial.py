@@ -435,7 +435,7 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="terraformrun",
             constraint=models.UniqueConstraint(
-                condition=models.Q(("kind", "apply"), ("status__in", ["running", "queued"])),
+                condition=models.Q(("kind", "apply"), ("status__in", ["queued", "running"])),
                 fields=("environment",),
                 name="one_active_apply_per_environment",
             ),
@@ -443,7 +443,7 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="terraformrun",
             constraint=models.UniqueConstraint(
-                condition=models.Q(("status__in", ["running", "queued"])),
+                condition=models.Q(("status__in", ["queued", "running"])),
                 fields=("ticket",),
                 name="one_active_run_per_ticket",
             ),

@@ -8,7 +8,6 @@ from ._base import InputError, infra_repo, locked_ticket, transition
 from .approvals import (
     approval_grant,
     approval_summary,
-    standing_votes,
     ticket_deploy,
     ticket_reject,
 )
@@ -36,7 +35,6 @@ __all__ = [
     "run_finish",
     "run_interrupt",
     "runs_reconcile",
-    "standing_votes",
     "ticket_cancel",
     "ticket_create",
     "ticket_deploy",

@@ -10,26 +10,11 @@ from django.utils import timezone
 from deployments import policy
 from deployments.choices import RunStatus, TicketStatus
 from deployments.models import Approval, Rejection, TerraformRun, Ticket
-from deployments.selectors import user_roles
+from deployments.selectors import standing_votes, user_roles
 
 from ._base import InputError, locked_ticket, transition
 from .audit import audit_record
 from .runs import apply_start
-
-
-def standing_votes(ticket: Ticket) -> list[policy.Vote]:
-    """The ticket's approvals that still count (not voided by a newer plan)."""
-    return [
-        policy.Vote(
-            approver_id=a.approver_id,
-            approver_name=a.approver.get_username(),
-            roles=frozenset(a.held_roles),
-            role=a.role,
-        )
-        for a in Approval.objects.filter(ticket=ticket, voided_at__isnull=True)
-        .select_related("approver")
-        .order_by("created_at", "id")
-    ]
 
 
 def _current_plan(ticket: Ticket) -> TerraformRun | None:

@@ -1,0 +1,83 @@
+"""Administrators edit environment policy; every edit is validated and audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import transaction
+
+from deployments import policy
+from deployments.models import Environment
+from deployments.terraform.source import SourceError, check_relative
+
+from ._base import InputError
+from .audit import audit_record
+
+ROLE_LIST_FIELDS = ("view_groups", "file_groups", "deploy_groups")
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.time) else value
+
+
+def environment_validate(env: Environment) -> None:
+    """Refuse a policy that the portal could not enforce or explain."""
+    for field in ("approval_rule", "emergency_approval_rule"):
+        try:
+            policy.Rule.parse(getattr(env, field))
+        except ValueError as exc:
+            raise InputError(field, str(exc)) from exc
+    for field in ROLE_LIST_FIELDS:
+        value = getattr(env, field)
+        if not isinstance(value, list) or any(r not in policy.ROLE_LABELS for r in value):
+            raise InputError(
+                field, f"{field} must be a list of roles from {list(policy.ROLE_LABELS)}"
+            )
+    if not isinstance(env.window_days, list) or any(
+        not isinstance(d, int) or not 1 <= d <= 7 for d in env.window_days
+    ):
+        raise InputError("window_days", "window_days must be ISO weekdays, 1 (Monday) to 7")
+    if (env.window_start is None) != (env.window_end is None):
+        raise InputError("window_end", "a change window needs both a start and an end")
+    if env.window_start is not None and not env.window_days:
+        raise InputError("window_days", "a change window needs at least one day")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(env.window_timezone)
+    except Exception:
+        raise InputError("window_timezone", f"unknown time zone {env.window_timezone!r}") from None
+    try:
+        check_relative(env.var_file, "var_file")
+    except SourceError as exc:
+        raise InputError("var_file", str(exc)) from exc
+
+
+def environment_save(*, actor: Any, env: Environment, changed: list[str]) -> Environment:
+    """Create or update an environment, recording before and after of each changed field."""
+    environment_validate(env)
+    with transaction.atomic():
+        before = (
+            Environment.objects.select_for_update().filter(pk=env.pk).first() if env.pk else None
+        )
+        env.save()
+        if before is None:
+            audit_record(
+                actor=actor,
+                action="environment.create",
+                data={"environment": env.name, "approval_rule": env.approval_rule},
+            )
+            return env
+        diff = {
+            field: {"from": _jsonable(getattr(before, field)), "to": _jsonable(getattr(env, field))}
+            for field in changed
+            if getattr(before, field) != getattr(env, field)
+        }
+        if diff:
+            audit_record(
+                actor=actor,
+                action="environment.update",
+                data={"environment": env.name, "changes": diff},
+            )
+    return env

@@ -17,7 +17,28 @@ class EnvironmentForm(forms.ModelForm[Environment]):
     class Meta:
         model = Environment
         fields = [
-            f.name for f in Environment._meta.get_fields() if f.concrete and not f.primary_key
+            "name",
+            "display_name",
+            "position",
+            "purpose",
+            "workspace",
+            "var_file",
+            "approval_rule",
+            "emergency_approval_rule",
+            "auto_deploy",
+            "deploy_on_merge",
+            "window_timezone",
+            "window_days",
+            "window_start",
+            "window_end",
+            "monitoring_minutes",
+            "view_groups",
+            "file_groups",
+            "deploy_groups",
+            "requires_change_details",
+            "requires_staging_evidence",
+            "requires_qa_signoff",
+            "step_up_auth",
         ]
 
     def clean(self) -> dict[str, Any]:

@@ -1,0 +1,79 @@
+"""The whole prod story on the real Terraform binary: file, refusals, approve, re-plan
+voids, approve again, deploy inside the window, apply exactly the approved plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+
+from deployments.choices import RunKind, RunStatus, TicketStatus
+from deployments.models import Approval, Ticket
+
+from .conftest import api_for
+from .test_terraform_flow import drain, inline  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.terraform, pytest.mark.django_db(transaction=True)]
+
+TUESDAY_0230_NEW_YORK = "2026-11-24 07:30:00+00:00"
+
+
+def test_prod_ticket_from_filing_to_apply(
+    author: User,
+    developer: User,
+    lead: User,
+    qa: User,
+    operations: User,
+    tech_lead: User,
+    devops_lead: User,
+    infra_repo: Path,
+    inline: list[int],  # noqa: F811
+) -> None:
+    filed = api_for(author).post(
+        "/api/v1/tickets/",
+        {
+            "title": "Scale prod app servers",
+            "environment": "prod",
+            "description": "four app servers for the campaign",
+            "risk_assessment": {"notes": "low: additive"},
+            "rollback_plan": {"notes": "re-apply previous"},
+        },
+        format="json",
+    )
+    assert filed.status_code == 201, filed.json()
+    ticket = drain(Ticket.objects.get(pk=filed.json()["id"]))
+    assert ticket.status == TicketStatus.AWAITING_APPROVAL
+    first_plan = ticket.current_plan
+    assert first_plan is not None and first_plan.summary["add"] == 39
+
+    def approve(user: User) -> Any:
+        return api_for(user).post(f"/api/v1/tickets/{ticket.pk}/approve/", {}, format="json")
+
+    for user in (author, lead, qa, operations):
+        refused = approve(user)
+        assert refused.status_code == 403, (user.username, refused.json())
+    assert approve(tech_lead).json()["status"] == "awaiting_approval"
+
+    # A new plan voids tess's approval.
+    assert api_for(author).post(f"/api/v1/tickets/{ticket.pk}/plan/").status_code == 202
+    ticket = drain(ticket)
+    assert ticket.status == TicketStatus.AWAITING_APPROVAL
+    second_plan = ticket.current_plan
+    assert second_plan is not None and second_plan.pk != first_plan.pk
+    assert Approval.objects.get(approver=tech_lead).is_void
+
+    assert approve(devops_lead).json()["status"] == "awaiting_approval"
+    assert approve(tech_lead).json()["status"] == "approved"
+
+    with time_machine.travel(TUESDAY_0230_NEW_YORK, tick=True):
+        deployed = api_for(operations).post(f"/api/v1/tickets/{ticket.pk}/deploy/")
+    assert deployed.status_code == 202, deployed.json()
+    ticket = drain(ticket)
+    apply = ticket.runs.get(kind=RunKind.APPLY)
+    assert apply.status == RunStatus.SUCCEEDED and apply.plan_id == second_plan.pk
+    assert f"Applying plan sha256 {second_plan.plan_sha256}" in apply.log
+    assert "Apply complete! Resources: 39 added" in apply.log
+    assert ticket.status == TicketStatus.MONITORING

@@ -119,8 +119,11 @@ def head_sha(infra_repo: Path) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings: Any) -> None:
+def _test_settings(settings: Any) -> None:
+    """Fast password hashing; MFA enrolment off unless a test turns it on (it defaults
+    to on in production mode, which is how CI runs)."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.MFA_REQUIRED_FOR_LEADS = False
 
 
 @pytest.fixture(autouse=True)

@@ -216,7 +216,7 @@ def test_developer_files_a_dev_ticket_in_the_browser_and_watches_it_complete(
 
 
 def test_new_ticket_form_shows_a_field_error_for_a_bad_commit_and_keeps_the_input(
-    infra_repo: Any, author: User, live_server: Any, page: Page
+    infra_repo: Path, author: User, live_server: Any, page: Page
 ) -> None:
     base = live_server.url
     sign_in(page, base, "alice")

@@ -18,6 +18,7 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -231,14 +232,26 @@ def run_log(request: HttpRequest, pk: int) -> JsonResponse:
     except ValueError:
         return JsonResponse({"detail": "offset must be an integer"}, status=400)
     text, next_offset = selectors.run_log_since(run, offset)
+    latest = run.ticket.runs.order_by("-created_at", "-id").first()
     return JsonResponse(
         {
             "run": run.pk,
             "status": run.status,
+            "status_label": run.get_status_display(),
             "active": run.is_active,
             "text": text,
             "offset": next_offset,
             "ticket_status": run.ticket.status,
+            "ticket_status_label": run.ticket.get_status_display(),
+            # The page follows the ticket from one run to the next without reloading.
+            "latest_run": {
+                "id": latest.pk,
+                "title": f"{latest.get_kind_display()} run #{latest.pk}",
+                "log_url": reverse("run_log", args=[latest.pk]),
+                "active": latest.is_active,
+            }
+            if latest
+            else None,
         }
     )
 

@@ -46,15 +46,16 @@ TERRAFORM_PAUSE_SECONDS = 3
 SCREENSHOT = "/tmp/ccp-browser-ticket.png"
 
 # Installed in every page before its own scripts: reports what `#live-log` holds when the
-# page is parsed and each time portal.js appends to it. The page reloads itself whenever a
-# run ends, so the test keeps the record on its side rather than in the page.
+# page is parsed and each time portal.js appends to it, under the log URL of the run it is
+# following then (the page moves from run to run and reloads once none is active), so the
+# test keeps the record on its side rather than in the page.
 LIVE_LOG_RECORDER = """
 document.addEventListener("DOMContentLoaded", () => {
   const pre = document.getElementById("live-log");
   if (!pre) { return; }
-  const url = pre.getAttribute("data-log-url");
-  window.ccpRecordLiveLog(url, "load", pre.textContent);
-  new MutationObserver(() => window.ccpRecordLiveLog(url, "append", pre.textContent))
+  const url = () => pre.getAttribute("data-log-url");
+  window.ccpRecordLiveLog(url(), "load", pre.textContent);
+  new MutationObserver(() => window.ccpRecordLiveLog(url(), "append", pre.textContent))
     .observe(pre, { childList: true, characterData: true, subtree: true });
 });
 """
@@ -165,7 +166,7 @@ def test_developer_files_a_dev_ticket_in_the_browser_and_watches_it_complete(
     expect(page.locator(".messages")).to_contain_text(f"Ticket #{ticket.pk} filed")
     expect(page.locator("h1")).to_have_text(f"#{ticket.pk} Browser e2e: sample stack to dev")
 
-    # The page follows the runs as they happen: the plan, then (after a reload) the apply.
+    # The page follows the runs as they happen, without reloading: the plan, then the apply.
     log_heading = page.locator("#log h2")
     live_log = page.locator("#live-log")
     expect(log_heading).to_contain_text("Plan run #")

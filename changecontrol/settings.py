@@ -271,6 +271,8 @@ TERRAFORM_BACKEND_CONFIG = env_list(
 )
 TERRAFORM_PLAN_TIMEOUT = env_int("TERRAFORM_PLAN_TIMEOUT", 1800, minimum=10)
 TERRAFORM_APPLY_TIMEOUT = env_int("TERRAFORM_APPLY_TIMEOUT", 7200, minimum=10)
+# How long a run waits for another run's state lock (e.g. a plan during an apply).
+TERRAFORM_LOCK_TIMEOUT = f"{env_int('TERRAFORM_LOCK_TIMEOUT', 300, minimum=0)}s"
 # A running run whose worker has not written for this long is declared interrupted.
 RUN_HEARTBEAT_TIMEOUT = env_int("RUN_HEARTBEAT_TIMEOUT", 180, minimum=10)
 # Variables passed through to Terraform (credentials for real providers).

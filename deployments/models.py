@@ -164,6 +164,8 @@ class TerraformRun(models.Model):
     plan_sha256 = models.CharField(max_length=64, blank=True)
     summary = models.JSONField(default=dict, blank=True)
     has_changes = models.BooleanField(null=True)
+    # For plans: "lineage/serial" of the state planned against; applies refuse any other.
+    base_state = models.CharField(max_length=100, blank=True)
     terraform_version = models.CharField(max_length=32, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     dispatch_count = models.PositiveSmallIntegerField(default=0)

@@ -114,6 +114,7 @@ def _spec(run: TerraformRun, *, timeout: int) -> tf.RunSpec:
         work_root=settings.TERRAFORM_HOME / "work",
         backend_config=tuple(settings.TERRAFORM_BACKEND_CONFIG),
         timeout=timeout,
+        lock_timeout=settings.TERRAFORM_LOCK_TIMEOUT,
         passthrough_env={
             name: os.environ[name]
             for name in settings.TERRAFORM_ENV_PASSTHROUGH
@@ -199,6 +200,7 @@ def _execute_kind(run: TerraformRun, writer: _LogWriter) -> Callable[[], None]:
             plan_bytes,
             plan_run.plan_sha256,
             writer,
+            base_state=plan_run.base_state,
         )
         return _finisher(
             run, writer, exit_code=applied.exit_code, error=applied.error, stale=applied.stale_plan
@@ -267,6 +269,7 @@ def run_finish(
             run.plan_sha256 = plan.plan_sha256
             run.summary = plan.summary
             run.has_changes = plan.has_changes
+            run.base_state = plan.base_state
             run.plan_file.save(f"run-{run.pk}.tfplan", ContentFile(plan.plan_bytes), save=False)
         run.save()
         audit_record(

@@ -73,6 +73,7 @@ class RunSpec:
     work_root: Path
     backend_config: tuple[str, ...] = ()
     timeout: int = 1800
+    lock_timeout: str = "300s"
     passthrough_env: Mapping[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
 
@@ -87,6 +88,8 @@ class PlanResult:
     plan_sha256: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
     has_changes: bool | None = None
+    # The environment's state the plan was made against: "lineage/serial", "" when empty.
+    base_state: str = ""
 
     @property
     def ok(self) -> bool:
@@ -184,6 +187,21 @@ class _Session:
             self.emit(result.stderr.decode(errors="replace"))
             raise _StepFailed(f"terraform {args[0]} exited with code {result.returncode}", 1)
         return result.stdout.decode()
+
+    def state_fingerprint(self) -> str:
+        """``lineage/serial`` of the workspace's current state ("" when there is none yet).
+
+        Recorded before planning and compared before applying, so a plan made against an
+        older state is refused by the portal itself, whatever Terraform version runs it.
+        """
+        raw = self.capture("state", "pull").strip()
+        if not raw:
+            return ""
+        try:
+            state = json.loads(raw)
+        except ValueError:
+            raise _StepFailed("terraform state pull returned something that is not JSON", 1) from None
+        return f"{state.get('lineage', '')}/{state.get('serial', '')}"
 
     def prepare(self) -> None:
         """init and select (or create) the workspace, as an operator would."""
@@ -315,9 +333,11 @@ def plan(spec: RunSpec, on_line: OnLine) -> PlanResult:
     try:
         with _session(spec, on_line) as session:
             session.prepare()
+            base_state = session.state_fingerprint()
             session.run(
-                "plan", "-input=false", "-no-color", f"-var-file={spec.var_file}",
-                f"-out={PLAN_FILENAME}", what="terraform plan failed",
+                "plan", "-input=false", "-no-color", f"-lock-timeout={spec.lock_timeout}",
+                f"-var-file={spec.var_file}", f"-out={PLAN_FILENAME}",
+                what="terraform plan failed",
             )
             plan_bytes = (session.root / PLAN_FILENAME).read_bytes()
             document = json.loads(session.capture("show", "-json", PLAN_FILENAME))
@@ -334,14 +354,18 @@ def plan(spec: RunSpec, on_line: OnLine) -> PlanResult:
                 plan_sha256=hashlib.sha256(plan_bytes).hexdigest(),
                 summary=summary,
                 has_changes=has_changes,
+                base_state=base_state,
             )
     except (_StepFailed, SourceError, OSError) as exc:
         code, message = _failure(exc, session, on_line)
         return PlanResult(exit_code=code, error=message)
 
 
-def apply(spec: RunSpec, plan_bytes: bytes, expected_sha256: str, on_line: OnLine) -> ApplyResult:
-    """`terraform apply <planfile>` for exactly the plan whose digest was approved."""
+def apply(
+    spec: RunSpec, plan_bytes: bytes, expected_sha256: str, on_line: OnLine, *, base_state: str
+) -> ApplyResult:
+    """`terraform apply <planfile>` for exactly the plan whose digest was approved, and only
+    while the environment's state is still the one the plan was made against."""
     actual = hashlib.sha256(plan_bytes).hexdigest()
     if actual != expected_sha256:
         message = (
@@ -360,10 +384,19 @@ def apply(spec: RunSpec, plan_bytes: bytes, expected_sha256: str, on_line: OnLin
     try:
         with _session(spec, keep) as session:
             session.prepare()
+            current = session.state_fingerprint()
+            if current != base_state:
+                session.emit(
+                    f"Saved plan is stale: it was made against state {base_state or '(empty)'}, "
+                    f"the workspace is now at {current or '(empty)'}"
+                )
+                raise _StepFailed("stale", 1)
             (session.root / PLAN_FILENAME).write_bytes(plan_bytes)
             session.emit(f"Applying plan sha256 {actual}")
-            session.run("apply", "-input=false", "-no-color", PLAN_FILENAME,
-                        what="terraform apply failed")
+            session.run(
+                "apply", "-input=false", "-no-color", f"-lock-timeout={spec.lock_timeout}",
+                PLAN_FILENAME, what="terraform apply failed",
+            )
             return ApplyResult(exit_code=0)
     except (_StepFailed, SourceError, OSError) as exc:
         stale = any(marker in line for line in lines for marker in _STALE_MARKERS)
@@ -384,8 +417,8 @@ def check(spec: RunSpec, on_line: OnLine) -> CheckResult:
         with _session(spec, on_line) as session:
             session.prepare()
             code = session.run(
-                "plan", "-input=false", "-no-color", "-detailed-exitcode", "-lock=true",
-                f"-var-file={spec.var_file}", ok_codes=(0, 2), what="terraform plan failed",
+                "plan", "-input=false", "-no-color", "-detailed-exitcode",
+                f"-lock-timeout={spec.lock_timeout}", f"-var-file={spec.var_file}", ok_codes=(0, 2), what="terraform plan failed",
             )
             if code == 2:
                 message = "the post-apply plan still shows changes: the environment does not match the commit"

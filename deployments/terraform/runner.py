@@ -254,6 +254,23 @@ def _session(spec: RunSpec, on_line: OnLine) -> Iterator[_Session]:
         yield _Session(spec, root, on_line)
 
 
+def _interrupt_when_parent_dies() -> None:
+    """In the child, before exec: Terraform must hear SIGINT (its graceful stop, which
+    writes state and releases the lock), and gets it if the worker process dies, instead
+    of running on unobserved.
+
+    Celery's pool processes ignore SIGINT, and an ignored signal is inherited across exec,
+    so it is restored to the default first.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
+
+
 def _stream(
     argv: list[str], cwd: Path, env: Mapping[str, str], timeout: int, emit: OnLine
 ) -> tuple[int, bool]:
@@ -266,6 +283,7 @@ def _stream(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_interrupt_when_parent_dies,
     )
     timed_out = threading.Event()
 

@@ -195,7 +195,10 @@ def test_developer_files_a_dev_ticket_in_the_browser_and_watches_it_complete(
         appended = [text for how, text in states if how == "append"]
         assert any(needle in text for text in appended), (needle, live_logs.summary())
         assert len(appended[-1]) > len(states[0][1]), (needle, live_logs.summary())
-        assert all(b.startswith(a) for (_, a), (_, b) in itertools.pairwise(states))
+        # Within one page load the log only grows (a reload starts it afresh).
+        assert all(
+            b.startswith(a) for (_, a), (how, b) in itertools.pairwise(states) if how == "append"
+        )
         run_logs.append(url)
     assert run_logs[0] != run_logs[1], "the plan and the apply are different runs"
 

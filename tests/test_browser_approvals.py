@@ -117,8 +117,8 @@ def people(chromium: Browser, live_server: Any) -> Iterator[People]:
         people.close()
 
 
-def file_ticket(page: Page, base: str, **fields: str) -> Ticket:
-    """Fill in the "New ticket" form (labels as keys) and submit it."""
+def file_ticket(page: Page, base: str, fields: dict[str, str]) -> Ticket:
+    """Fill in the "New ticket" form (field labels as keys) and submit it."""
     page.get_by_role("navigation").get_by_role("link", name="New ticket").click()
     expect(page).to_have_url(f"{base}/tickets/new/")
     for label, value in fields.items():
@@ -193,10 +193,10 @@ def test_prod_ticket_is_approved_by_a_tech_lead_and_a_devops_lead_in_the_browser
     ticket = file_ticket(
         alice,
         base,
-        Title="Scale prod app servers in the browser",
-        Environment="prod",
-        Description="Four app servers for the campaign.",
-        **{
+        {
+            "Title": "Scale prod app servers in the browser",
+            "Environment": "prod",
+            "Description": "Four app servers for the campaign.",
             "Risk assessment": "Low: the change only adds servers.",
             "Rollback plan": "Re-apply the previous commit.",
         },
@@ -339,7 +339,7 @@ def test_staging_ticket_is_approved_by_one_lead_developer_in_the_browser(
 
     alice = people("alice")
     ticket = file_ticket(
-        alice, base, Title="Staging change approved in the browser", Environment="staging"
+        alice, base, {"Title": "Staging change approved in the browser", "Environment": "staging"}
     )
     wait_until(alice, ticket, worker, TicketStatus.AWAITING_APPROVAL)
     expect(alice.locator("#still-needed")).to_have_text("a Lead Developer or Tech Lead")

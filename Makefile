@@ -47,5 +47,10 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# A dev ticket end to end versus raw terraform init+plan, as ratios from one run.
+bench: install
+	$(BIN)/python manage.py install_terraform
+	$(BIN)/python scripts/bench.py
+
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

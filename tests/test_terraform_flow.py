@@ -206,3 +206,29 @@ def test_a_stale_plan_is_reported_as_stale_and_not_retried(
     assert second.status == TicketStatus.APPLY_FAILED
     assert "stale" in second.status_reason and "Run a new plan" in second.status_reason
     assert second.runs.filter(kind=RunKind.APPLY).count() == 1
+
+
+def test_dev_tickets_wait_for_a_busy_environment_and_replan_before_applying(
+    author: User, developer: User, infra_repo: Path, inline: list[int]
+) -> None:
+    first = file_dev(author)
+    second = file_dev(developer)
+    run_one = lambda t, kind: services.run_execute(  # noqa: E731
+        run_id=TerraformRun.objects.get(ticket=t, kind=kind, status=RunStatus.QUEUED).pk,
+        worker="test",
+    )
+    run_one(first, RunKind.PLAN)  # first: planned, approved, apply queued
+    run_one(second, RunKind.PLAN)  # second: planned and approved, but dev is busy
+    second.refresh_from_db()
+    assert second.status == TicketStatus.APPROVED
+    assert second.status_reason.startswith(f"dev is busy: ticket #{first.pk}")
+    assert not second.runs.filter(kind=RunKind.APPLY).exists()
+    # A manual deploy while busy is refused with the reason, not queued twice.
+    response = api_for(developer).post(f"/api/v1/tickets/{second.pk}/deploy/")
+    assert response.status_code == 409 and "dev is busy" in response.json()["detail"]
+    assert drain(first).status == TicketStatus.COMPLETED
+    # Releasing dev re-planned the waiting ticket against the new state, then it deployed.
+    second = drain(second)
+    assert second.status == TicketStatus.COMPLETED, second.status_reason
+    plans = second.runs.filter(kind=RunKind.PLAN).order_by("id")
+    assert plans.count() == 2 and plans.last().summary["add"] == 0

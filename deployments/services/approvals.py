@@ -144,7 +144,7 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
                     f"{state.describe_missing()}"
                 )
         run = apply_start(ticket, actor=actor)
-        assert run is not None  # only auto-deploy environments wait instead of refusing
+        assert run is not None  # without wait_if_busy a busy environment raises instead
         return run
 
 

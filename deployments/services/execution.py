@@ -324,7 +324,7 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
             data={"plan_run": run.pk},
         )
         if env.auto_deploy:
-            runs.apply_start(ticket, actor="system")
+            runs.apply_start(ticket, actor="system", wait_if_busy=True)
         return
     if run.kind == RunKind.APPLY:
         if ok:

@@ -89,7 +89,7 @@ def run_dispatch(*, run_id: int) -> None:
 # --- running Terraform (worker side) ----------------------------------------------
 
 
-def apply_start(ticket: Ticket, *, actor: Any) -> TerraformRun | None:
+def apply_start(ticket: Ticket, *, actor: Any, wait_if_busy: bool = False) -> TerraformRun | None:
     """Queue the apply of the ticket's current plan, unless the environment is busy.
 
     The partial unique index on active applies per environment is the lock: a
@@ -126,7 +126,7 @@ def apply_start(ticket: Ticket, *, actor: Any) -> TerraformRun | None:
         )
         who = f"ticket #{busy.ticket_id} ({busy.ticket.title})" if busy else "another ticket"
         message = f"{env.name} is busy: {who} is applying; this ticket will deploy when it is free"
-        if env.auto_deploy:
+        if wait_if_busy:
             ticket.status_reason = message
             ticket.save(update_fields=["status_reason"])
             return None
@@ -196,7 +196,7 @@ def environment_release(*, environment_id: int) -> None:
             plan_start(ticket, actor="system")
             return
         try:
-            apply_start(ticket, actor="system")
+            apply_start(ticket, actor="system", wait_if_busy=True)
         except policy.PolicyError:
             plan_start(ticket, actor="system")
 

@@ -178,10 +178,20 @@ def ticket_plan(request: HttpRequest, pk: int) -> HttpResponse:
 @step_up_for_sensitive_environments
 def ticket_approve(request: HttpRequest, pk: int) -> HttpResponse:
     comment = request.POST.get("comment", "")[:2000]
+    reviewed = request.POST.get("plan_sha256", "")
+    if not reviewed:
+        messages.error(request, "Reload the page: the form did not say which plan you reviewed.")
+        return redirect("ticket_detail", pk=pk)
     return _post_action(
         request,
         pk,
-        lambda t: services.approval_grant(ticket_id=t.pk, actor=request.user, comment=comment),
+        lambda t: services.approval_grant(
+            ticket_id=t.pk,
+            actor=request.user,
+            comment=comment,
+            # The plan the page showed: if it was replaced meanwhile, nothing is approved.
+            plan_sha256=reviewed,
+        ),
         "Approved.",
     )
 

@@ -13,8 +13,9 @@ from django.test import Client
 from django.utils import timezone
 
 from deployments.choices import TicketStatus
-from deployments.models import Approval, AuditEvent, Environment
+from deployments.models import Approval, AuditEvent, Environment, Ticket
 
+from .factories import RunFactory
 from .test_approvals_api import awaiting
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +43,11 @@ def test_staging_lead_approves_in_the_page(author: User, lead: User) -> None:
     client = login("lena")
     page = client.get(f"/tickets/{ticket.pk}/").content.decode()
     assert 'id="approve-form"' in page and 'id="reject-form"' in page
-    response = client.post(f"/tickets/{ticket.pk}/approve/", {"comment": "ok"}, follow=True)
+    response = client.post(
+        f"/tickets/{ticket.pk}/approve/",
+        {"comment": "ok", "plan_sha256": ticket.current_plan.plan_sha256},
+        follow=True,
+    )
     assert "Approved." in response.content.decode()
     ticket.refresh_from_db()
     assert ticket.status == TicketStatus.APPROVED
@@ -51,7 +56,11 @@ def test_staging_lead_approves_in_the_page(author: User, lead: User) -> None:
 
 def test_a_refused_approval_shows_the_reason_and_changes_nothing(author: User, qa: User) -> None:
     ticket = awaiting("staging", author)
-    response = login("quinn").post(f"/tickets/{ticket.pk}/approve/", follow=True)
+    response = login("quinn").post(
+        f"/tickets/{ticket.pk}/approve/",
+        {"plan_sha256": ticket.current_plan.plan_sha256},
+        follow=True,
+    )
     assert (
         "staging needs 1 approval from a Lead Developer or Tech Lead; you hold none of those roles"
         in (response.content.decode())
@@ -65,7 +74,10 @@ def test_prod_approval_asks_for_the_password_again_when_sign_in_is_old(
     ticket = awaiting("prod", author)
     client = login("tess")
     with time_machine.travel(timezone.now() + dt.timedelta(minutes=10)):
-        response = client.post(f"/tickets/{ticket.pk}/approve/", {"comment": "after reauth"})
+        response = client.post(
+            f"/tickets/{ticket.pk}/approve/",
+            {"comment": "after reauth", "plan_sha256": ticket.current_plan.plan_sha256},
+        )
         assert response.status_code == 302
         assert response["Location"].startswith("/accounts/reauthenticate/")
         assert not Approval.objects.exists()
@@ -80,7 +92,9 @@ def test_prod_approval_right_after_sign_in_needs_no_second_password(
     author: User, tech_lead: User
 ) -> None:
     ticket = awaiting("prod", author)
-    response = login("tess").post(f"/tickets/{ticket.pk}/approve/")
+    response = login("tess").post(
+        f"/tickets/{ticket.pk}/approve/", {"plan_sha256": ticket.current_plan.plan_sha256}
+    )
     assert response.status_code == 302 and response["Location"] == f"/tickets/{ticket.pk}/"
     assert Approval.objects.filter(approver=tech_lead).exists()
 
@@ -162,3 +176,25 @@ def test_admin_edits_of_a_rule_are_validated_and_audited(db: None) -> None:
         "from": {"any_of": ["lead_developer", "tech_lead"], "count": 1},
         "to": {"all_of": ["tech_lead"]},
     }
+
+
+def test_an_approval_from_a_page_showing_a_replaced_plan_is_refused(
+    author: User, lead: User
+) -> None:
+    ticket = awaiting("staging", author)
+    client = login("lena")
+    page = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    seen = ticket.current_plan.plan_sha256
+    assert f'name="plan_sha256" value="{seen}"' in page
+    # Meanwhile a new plan replaces the one lena is looking at.
+    newer = RunFactory(ticket=ticket, plan_sha256="d" * 64)
+    Ticket.objects.filter(pk=ticket.pk).update(current_plan=newer)
+    response = client.post(f"/tickets/{ticket.pk}/approve/", {"plan_sha256": seen}, follow=True)
+    assert (
+        f"the plan changed since you reviewed it: plan run #{newer.pk} (dddddddddddd) replaced "
+        f"plan {seen[:12]}; review the new plan and approve again" in response.content.decode()
+    )
+    assert not Approval.objects.exists()
+    missing = client.post(f"/tickets/{ticket.pk}/approve/", {}, follow=True)
+    assert "the form did not say which plan you reviewed" in missing.content.decode()
+    assert not Approval.objects.exists()

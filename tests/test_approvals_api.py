@@ -310,3 +310,24 @@ def test_emergency_prod_ticket_needs_one_lead_and_may_deploy_outside_the_window(
     with time_machine.travel(OUTSIDE_WINDOW, tick=False):
         response = api_for(operations).post(f"/api/v1/tickets/{ticket.pk}/deploy/")
     assert response.status_code == 202
+
+
+def test_approving_a_plan_that_was_replaced_is_409(author: User, tech_lead: User) -> None:
+    ticket = awaiting("prod", author)
+    reviewed = ticket.current_plan.plan_sha256
+    newer = RunFactory(ticket=ticket, plan_sha256="e" * 64)
+    Ticket.objects.filter(pk=ticket.pk).update(current_plan=newer)
+    response = api_for(tech_lead).post(
+        f"/api/v1/tickets/{ticket.pk}/approve/", {"plan_sha256": reviewed}, format="json"
+    )
+    assert response.status_code == 409
+    assert response.json()["detail"].startswith("the plan changed since you reviewed it")
+    bad = api_for(tech_lead).post(
+        f"/api/v1/tickets/{ticket.pk}/approve/", {"plan_sha256": "xyz"}, format="json"
+    )
+    assert bad.status_code == 400 and bad.json()["detail"].startswith("plan_sha256:")
+    ok = api_for(tech_lead).post(
+        f"/api/v1/tickets/{ticket.pk}/approve/", {"plan_sha256": "E" * 64}, format="json"
+    )
+    assert ok.status_code == 200
+    assert Approval.objects.get().plan_sha256 == "e" * 64

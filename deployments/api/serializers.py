@@ -247,6 +247,12 @@ class CommentSerializer(serializers.Serializer[Any]):
 
 class ApproveSerializer(serializers.Serializer[Any]):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    plan_sha256 = serializers.RegexField(
+        r"^[0-9a-fA-F]{64}$",
+        required=False,
+        default="",
+        help_text="The plan you reviewed; refused with 409 if a newer plan replaced it.",
+    )
 
 
 class RejectSerializer(serializers.Serializer[Any]):

@@ -101,7 +101,10 @@ class TicketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Ticket]):
         payload = ApproveSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         services.approval_grant(
-            ticket_id=ticket.pk, actor=request.user, comment=payload.validated_data["comment"]
+            ticket_id=ticket.pk,
+            actor=request.user,
+            comment=payload.validated_data["comment"],
+            plan_sha256=payload.validated_data["plan_sha256"],
         )
         return self._detail(ticket)
 

@@ -24,8 +24,14 @@ def _current_plan(ticket: Ticket) -> TerraformRun | None:
     return plan
 
 
-def approval_grant(*, ticket_id: int, actor: Any, comment: str = "") -> Approval:
-    """Approve the ticket's current plan; the last required approval makes it approved."""
+def approval_grant(
+    *, ticket_id: int, actor: Any, comment: str = "", plan_sha256: str = ""
+) -> Approval:
+    """Approve the ticket's current plan; the last required approval makes it approved.
+
+    ``plan_sha256`` is the plan the approver reviewed (the page sends it; the API may):
+    when a newer plan has replaced it meanwhile, the approval is refused, never moved.
+    """
     with transaction.atomic():
         ticket = locked_ticket(ticket_id)
         plan = _current_plan(ticket)
@@ -40,6 +46,12 @@ def approval_grant(*, ticket_id: int, actor: Any, comment: str = "") -> Approval
             has_current_plan=plan is not None,
         )
         assert plan is not None
+        if plan_sha256 and plan_sha256.lower() != plan.plan_sha256:
+            raise policy.PolicyError(
+                f"the plan changed since you reviewed it: plan run #{plan.pk} "
+                f"({plan.plan_sha256[:12]}) replaced plan {plan_sha256[:12]}; "
+                "review the new plan and approve again"
+            )
         rule = policy.rule_for(ticket)
         held = sorted(frozenset(roles) & rule.roles)
         try:

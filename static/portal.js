@@ -4,7 +4,9 @@
 (function () {
   "use strict";
   var pre = document.getElementById("live-log");
-  if (!pre || pre.getAttribute("data-active") !== "1") { return; }
+  if (!pre) { return; }
+  pre.scrollTop = pre.scrollHeight;  // the end of a log (the plan, the error) matters most
+  if (pre.getAttribute("data-active") !== "1") { return; }
   var url = pre.getAttribute("data-log-url");
   var run = pre.getAttribute("data-run");
   var offset = parseInt(pre.getAttribute("data-offset") || "0", 10);

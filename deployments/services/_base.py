@@ -24,9 +24,6 @@ class InputError(Exception):
         self.message = message
 
 
-# --- audit trail -------------------------------------------------------------------
-
-
 def transition(
     ticket: Ticket,
     to: TicketStatus,
@@ -56,8 +53,10 @@ def transition(
 
 
 def locked_ticket(ticket_id: int) -> Ticket:
+    """Re-read a ticket with its row locked for the rest of the transaction."""
     return Ticket.objects.select_for_update().select_related("environment").get(pk=ticket_id)
 
 
 def infra_repo() -> tf.InfraRepo:
+    """The configured infrastructure repository (INFRA_REPO)."""
     return tf.InfraRepo(location=settings.INFRA_REPO, cache_dir=settings.TERRAFORM_HOME)

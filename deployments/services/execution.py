@@ -102,6 +102,7 @@ class _Heartbeat:
 
 
 def _spec(run: TerraformRun, *, timeout: int) -> tf.RunSpec:
+    """The frozen description of one Terraform run, from settings and the run row."""
     return tf.RunSpec(
         binary=tf.find_binary(settings.TERRAFORM_BIN),
         repo=infra_repo(),
@@ -248,6 +249,7 @@ def run_finish(
     stale: bool,
     terraform_version: str,
 ) -> None:
+    """Record a run's outcome (log, exit code, plan file and digest) and move its ticket on."""
     with transaction.atomic():
         run = TerraformRun.objects.select_for_update().get(pk=run_id)
         if run.status != RunStatus.RUNNING:

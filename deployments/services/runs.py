@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def plan_start(ticket: Ticket, *, actor: Any) -> TerraformRun:
+    """Queue a plan for a locked ticket (it becomes planning; earlier approvals are void)."""
     env = ticket.environment
     replaced = ticket.current_plan_id
     transition(
@@ -71,6 +72,7 @@ def _void_approvals(ticket: Ticket, run: TerraformRun, *, actor: Any) -> None:
 
 
 def dispatch_on_commit(run_id: int) -> None:
+    """Send the run to a worker once the transaction that created it has committed."""
     transaction.on_commit(lambda: run_dispatch(run_id=run_id))
 
 
@@ -143,6 +145,7 @@ def apply_start(ticket: Ticket, *, actor: Any, wait_if_busy: bool = False) -> Te
 
 
 def check_start(ticket: Ticket, apply_run: TerraformRun) -> None:
+    """Queue the post-apply check: a re-plan that must find nothing left to change."""
     assert apply_run.plan is not None
     run = TerraformRun.objects.create(
         ticket=ticket,

@@ -33,6 +33,12 @@ def test_a_registered_secret_never_survives(secret: str) -> None:
     assert secret not in redact(f"before {secret} after {secret}")
 
 
+def test_validation_errors_do_not_print_secret_variables() -> None:
+    out = Redactor()('│     │ var.db_password is "short-secret"')
+    assert "short-secret" not in out and "var.db_password is" in out
+    assert Redactor()("var.instance_count is 3") == "var.instance_count is 3"
+
+
 def test_secret_environment_values_are_collected_by_name() -> None:
     env = {"AWS_SECRET_ACCESS_KEY": "s3cr3tvalue", "AWS_REGION": "us-east-1", "GITHUB_TOKEN": "tok"}
     assert sorted(secret_values_from_env(env)) == ["s3cr3tvalue", "tok"]

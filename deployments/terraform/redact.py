@@ -17,6 +17,8 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),  # GitHub tokens
     re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/_-]+"),
     re.compile(r"(?i)(authorization:\s*(?:token|bearer)\s+)(\S+)"),
+    # Terraform 1.x prints a variable's value when a validation rule on it fails.
+    re.compile(r"(?i)(var\.\w*(?:password|secret|token|private|key)\w*\s+is\s+\"?)([^\"\s]+)"),
 )
 
 # Environment variable names whose values are secrets.

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from deployments.choices import RunKind, RunStatus, TicketStatus
-from deployments.models import Environment, TerraformRun, Ticket
+from deployments.models import Approval, Environment, TerraformRun, Ticket
 from deployments.services import audit_record
 
 DEMO_USERS: list[tuple[str, list[str], bool]] = [
@@ -126,6 +126,21 @@ class Command(BaseCommand):
                     finished_at=filed + dt.timedelta(seconds=rng.randint(5, 40)),
                     log="(seeded history: no log)\n",
                 )
+                # Approvals as the environment's rule requires, from people other than the author.
+                approvers = {
+                    "staging": [("lead1", "lead_developer")],
+                    "prod": [("techlead1", "tech_lead"), ("devopslead1", "devops_lead")],
+                }
+                for username, role in approvers.get(env.name, []):
+                    Approval.objects.create(
+                        ticket=ticket,
+                        approver=users[username],
+                        role=role,
+                        held_roles=[role],
+                        plan_run=plan,
+                        plan_sha256=plan.plan_sha256,
+                        comment="seeded",
+                    )
                 applied = filed + dt.timedelta(hours=rng.uniform(0.2, 30))
                 TerraformRun.objects.create(
                     ticket=ticket,

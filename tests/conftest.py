@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -199,6 +200,52 @@ def celery_worker_process(
                 proc.wait()
     if os.environ.get("SHOW_WORKER_LOG"):
         print(log_path.read_text())
+
+
+# --- a real browser -------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright, shared by the browser tests."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def paced_terraform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, commands: tuple[str, ...], seconds: int
+) -> Path:
+    """A `terraform` that waits before the given commands, as it would on a real cloud (on
+    the offline sample stack an apply is over in half a second), then runs the real one.
+    The worker process started afterwards reads it from TERRAFORM_BIN."""
+    from deployments.terraform.runner import find_binary
+
+    wrapper = tmp_path / "paced-bin" / "terraform"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'case "$1" in {"|".join(commands)}) sleep {seconds} ;; esac\n'
+        f'exec {shlex.quote(find_binary(os.environ.get("TERRAFORM_BIN", "")))} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("TERRAFORM_BIN", str(wrapper))
+    return wrapper
 
 
 def wait_for(predicate: Any, *, timeout: float = 120, what: str = "condition") -> Any:

@@ -11,19 +11,18 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 import itertools
 import re
-import shlex
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from deployments.models import Ticket
-from deployments.terraform.runner import find_binary
+
+from .conftest import paced_terraform
 
 pytestmark = [
     pytest.mark.browser,
@@ -32,15 +31,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-sync",
-]
 RUN_TIMEOUT_MS = 120_000
 TERRAFORM_PAUSE_SECONDS = 3
 SCREENSHOT = "/tmp/ccp-browser-ticket.png"
@@ -81,16 +71,6 @@ class LiveLogs:
         return {url: [(how, len(text)) for how, text in s] for url, s in self.seen.items()}
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.fixture
 def paced_worker(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -101,16 +81,9 @@ def paced_worker(
     On the offline sample stack an apply takes about half a second: it starts and ends
     between two polls of the ticket page, which then never shows it live.
     """
-    wrapper = tmp_path / "paced-bin" / "terraform"
-    wrapper.parent.mkdir()
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f'case "$1" in plan|apply) sleep {TERRAFORM_PAUSE_SECONDS} ;; esac\n'
-        f'exec {shlex.quote(find_binary(settings.TERRAFORM_BIN))} "$@"\n'
+    paced_terraform(
+        tmp_path, monkeypatch, commands=("plan", "apply"), seconds=TERRAFORM_PAUSE_SECONDS
     )
-    wrapper.chmod(0o755)
-    # Read by the worker process when it starts (settings.TERRAFORM_BIN).
-    monkeypatch.setenv("TERRAFORM_BIN", str(wrapper))
     worker: subprocess.Popen[bytes] = request.getfixturevalue("celery_worker_process")
     return worker
 

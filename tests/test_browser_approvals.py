@@ -13,7 +13,6 @@ import os
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 import re
-import shlex
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,15 +20,14 @@ from typing import Any
 
 import pytest
 import time_machine
-from django.conf import settings
 from django.contrib.auth.models import User
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import Approval, Ticket
-from deployments.terraform.runner import find_binary
 
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, LIVE_LOG_RECORDER, LiveLogs, sign_in
+from .conftest import paced_terraform
+from .test_browser import LIVE_LOG_RECORDER, LiveLogs, sign_in
 
 pytestmark = [
     pytest.mark.browser,
@@ -50,16 +48,6 @@ NO_PROD_ROLE = f"You cannot approve: {PROD_RULE}; you hold none of those roles."
 AUTHORED = "You cannot approve: you authored this ticket; someone else must approve it."
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.fixture
 def worker(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -67,16 +55,7 @@ def worker(
     """The real Celery worker running the real Terraform, except that `terraform apply`
     waits a few seconds before it starts, so the ticket page is loaded while it runs
     (on the offline sample stack an apply is over in about half a second)."""
-    wrapper = tmp_path / "paced-bin" / "terraform"
-    wrapper.parent.mkdir()
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f'case "$1" in apply) sleep {APPLY_PAUSE_SECONDS} ;; esac\n'
-        f'exec {shlex.quote(find_binary(settings.TERRAFORM_BIN))} "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    # Read by the worker process when it starts (settings.TERRAFORM_BIN).
-    monkeypatch.setenv("TERRAFORM_BIN", str(wrapper))
+    paced_terraform(tmp_path, monkeypatch, commands=("apply",), seconds=APPLY_PAUSE_SECONDS)
     proc: subprocess.Popen[bytes] = request.getfixturevalue("celery_worker_process")
     return proc
 

@@ -15,12 +15,15 @@ class TicketForm(forms.Form):
     environment = forms.ChoiceField()
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
     commit_sha = forms.CharField(
+        label="Commit SHA",
         max_length=64,
         required=False,
         help_text="40-hex commit of the infrastructure repository; empty means the tip of main.",
     )
     change_type = forms.ChoiceField(choices=ChangeType.choices, initial=ChangeType.NORMAL)
-    pull_request_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+    pull_request_url = forms.URLField(
+        label="Pull request URL", required=False, max_length=500, assume_scheme="https"
+    )
     risk_assessment = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,

@@ -201,7 +201,7 @@ def test_new_ticket_form_shows_a_field_error_for_a_bad_commit_and_keeps_the_inpu
 
     title = "Pin the sample stack to a commit"
     page.get_by_label("Title").fill(title)
-    page.get_by_label("Commit sha").fill("not-a-sha")
+    page.get_by_label("Commit SHA").fill("not-a-sha")
     page.get_by_role("button", name="File ticket and plan").click()
 
     expect(page).to_have_url(f"{base}/tickets/new/")
@@ -212,7 +212,7 @@ def test_new_ticket_form_shows_a_field_error_for_a_bad_commit_and_keeps_the_inpu
     )
     expect(page.locator(".field.has-error")).to_have_count(1)
     expect(page.get_by_label("Title")).to_have_value(title)
-    expect(page.get_by_label("Commit sha")).to_have_value("not-a-sha")
+    expect(page.get_by_label("Commit SHA")).to_have_value("not-a-sha")
     expect(page.get_by_label("Environment")).to_have_value("dev")
     assert not Ticket.objects.exists()
 

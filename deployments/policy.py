@@ -363,10 +363,6 @@ def rule_for(ticket: Ticket) -> Rule:
     return Rule.parse(env.approval_rule)
 
 
-def needs_approval(env: Environment) -> bool:
-    return bool(env.approval_rule) and not env.auto_deploy
-
-
 _NOT_APPROVABLE = {
     TicketStatus.PLANNING: "the plan is still running; approve it once it has finished",
     TicketStatus.PLAN_FAILED: "the last plan failed; there is no plan to approve",

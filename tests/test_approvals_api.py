@@ -331,3 +331,40 @@ def test_approving_a_plan_that_was_replaced_is_409(author: User, tech_lead: User
     )
     assert ok.status_code == 200
     assert Approval.objects.get().plan_sha256 == "e" * 64
+
+
+def test_an_emergency_ticket_waits_for_its_own_rule(
+    author: User, tmp_path: Any, settings: Any
+) -> None:
+    from deployments import terraform as tf
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
+    ticket = TicketFactory(
+        environment=Environment.objects.get(name="prod"),
+        author=author,
+        status=TicketStatus.PLANNING,
+        change_type="emergency",
+    )
+    run = RunFactory(ticket=ticket, status=RunStatus.RUNNING, plan_sha256="")
+    services.run_finish(
+        run_id=run.pk,
+        exit_code=0,
+        error="",
+        stale=False,
+        terraform_version="1.11.4",
+        plan=tf.PlanResult(
+            exit_code=0,
+            plan_bytes=b"plan",
+            plan_sha256="f" * 64,
+            summary={"add": 1, "change": 0, "destroy": 0, "resources": []},
+        ),
+    )
+    ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.AWAITING_APPROVAL
+    assert ticket.status_reason == "1 approval from a Tech Lead or DevOps Lead"

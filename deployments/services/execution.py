@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -149,7 +149,6 @@ def run_execute(*, run_id: int, worker: str = "") -> None:
             ticket=run.ticket,
             data={"run": run.pk, "kind": run.kind, "worker": run.worker},
         )
-    outcome: Callable[[], None]
     try:
         with _Heartbeat(writer):
             try:
@@ -161,7 +160,7 @@ def run_execute(*, run_id: int, worker: str = "") -> None:
                 )
             except tf.TerraformNotFound as exc:
                 writer(f"error: {exc}")
-                outcome = _finisher(run, writer, exit_code=127, error=str(exc))
+                outcome = _Outcome(exit_code=127, error=str(exc))
             else:
                 outcome = _execute_kind(run, writer)
     except BaseException as exc:
@@ -172,20 +171,30 @@ def run_execute(*, run_id: int, worker: str = "") -> None:
             run_id=run.pk, reason=f"the worker stopped during the run ({type(exc).__name__})"
         )
         raise
+    # Recorded only once the heartbeat has stopped writing chunks, so the log is complete.
     writer.flush()
-    outcome()
+    run_finish(
+        run_id=run.pk,
+        exit_code=outcome.exit_code,
+        error=outcome.error,
+        plan=outcome.plan,
+        stale=outcome.stale,
+        terraform_version=run.terraform_version,
+    )
 
 
-def _execute_kind(run: TerraformRun, writer: _LogWriter) -> Callable[[], None]:
+@dataclass(frozen=True)
+class _Outcome:
+    exit_code: int
+    error: str = ""
+    plan: tf.PlanResult | None = None
+    stale: bool = False
+
+
+def _execute_kind(run: TerraformRun, writer: _LogWriter) -> _Outcome:
     if run.kind == RunKind.PLAN:
         result = tf.plan(_spec(run, timeout=settings.TERRAFORM_PLAN_TIMEOUT), writer)
-        return _finisher(
-            run,
-            writer,
-            exit_code=result.exit_code,
-            error=result.error,
-            plan=result if result.ok else None,
-        )
+        return _Outcome(result.exit_code, result.error, plan=result if result.ok else None)
     assert run.plan is not None
     plan_run = run.plan
     if run.kind == RunKind.APPLY:
@@ -195,7 +204,7 @@ def _execute_kind(run: TerraformRun, writer: _LogWriter) -> Callable[[], None]:
         except (OSError, ValueError) as exc:
             message = f"the saved plan file of run {plan_run.pk} cannot be read: {exc}"
             writer(f"error: {message}")
-            return _finisher(run, writer, exit_code=1, error=message)
+            return _Outcome(1, message)
         applied = tf.apply(
             _spec(run, timeout=settings.TERRAFORM_APPLY_TIMEOUT),
             plan_bytes,
@@ -203,33 +212,9 @@ def _execute_kind(run: TerraformRun, writer: _LogWriter) -> Callable[[], None]:
             writer,
             base_state=plan_run.base_state,
         )
-        return _finisher(
-            run, writer, exit_code=applied.exit_code, error=applied.error, stale=applied.stale_plan
-        )
+        return _Outcome(applied.exit_code, applied.error, stale=applied.stale_plan)
     checked = tf.check(_spec(run, timeout=settings.TERRAFORM_PLAN_TIMEOUT), writer)
-    return _finisher(run, writer, exit_code=checked.exit_code, error=checked.error)
-
-
-def _finisher(
-    run: TerraformRun,
-    writer: _LogWriter,
-    *,
-    exit_code: int,
-    error: str,
-    plan: tf.PlanResult | None = None,
-    stale: bool = False,
-) -> Callable[[], None]:
-    def finish() -> None:
-        run_finish(
-            run_id=run.pk,
-            exit_code=exit_code,
-            error=error,
-            plan=plan,
-            stale=stale,
-            terraform_version=run.terraform_version,
-        )
-
-    return finish
+    return _Outcome(checked.exit_code, checked.error)
 
 
 def _fold_log(run: TerraformRun) -> str:
@@ -309,12 +294,13 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
             return
         ticket.current_plan = run
         ticket.save(update_fields=["current_plan"])
-        if policy.needs_approval(env):
+        rule = policy.rule_for(ticket)
+        if rule.required and not env.auto_deploy:
             transition(
                 ticket,
                 TicketStatus.AWAITING_APPROVAL,
                 actor="worker",
-                reason=policy.describe_rule(env.approval_rule),
+                reason=rule.describe(),
                 data={"run": run.pk},
             )
             return

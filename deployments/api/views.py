@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -50,8 +51,6 @@ class TicketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Ticket]):
         params = self.request.query_params
         status_filter = params.get("status", "")
         if status_filter and status_filter not in TicketStatus.values:
-            from rest_framework.exceptions import ValidationError
-
             raise ValidationError({"status": [f"unknown status {status_filter!r}"]})
         return selectors.ticket_list(
             self.request.user, environment=params.get("environment", ""), status=status_filter

@@ -51,7 +51,9 @@ def test_two_leads_approving_at_once_approve_the_ticket_exactly_once(
     reviewed = ticket.current_plan.plan_sha256
     errors = _race(
         lambda: services.approval_grant(ticket_id=ticket.pk, actor=tech_lead, plan_sha256=reviewed),
-        lambda: services.approval_grant(ticket_id=ticket.pk, actor=devops_lead, plan_sha256=reviewed),
+        lambda: services.approval_grant(
+            ticket_id=ticket.pk, actor=devops_lead, plan_sha256=reviewed
+        ),
     )
     assert errors == [None, None]
     assert Approval.objects.filter(ticket=ticket).count() == 2

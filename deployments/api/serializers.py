@@ -257,6 +257,7 @@ class ApproveSerializer(serializers.Serializer[Any]):
         error_messages={
             "invalid": "plan_sha256 must be the 64-hex SHA-256 of the plan you reviewed",
             "required": "name the plan you reviewed: plan_sha256 is required",
+            "blank": "name the plan you reviewed: plan_sha256 is required",
         },
     )
 

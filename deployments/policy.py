@@ -51,8 +51,48 @@ def _holds_any(groups: Iterable[str], wanted: Iterable[str]) -> bool:
     return bool(set(groups) & set(wanted))
 
 
+def _rule_roles(data: Mapping[str, Any] | None) -> frozenset[str]:
+    try:
+        return Rule.parse(data).roles
+    except ValueError:
+        return frozenset()
+
+
+def approver_roles(env: Environment) -> frozenset[str]:
+    """Every role that may approve some ticket of the environment (normal or emergency)."""
+    return _rule_roles(env.approval_rule) | _rule_roles(env.emergency_approval_rule)
+
+
 def can_view(env: Environment, user_groups: Iterable[str], *, superuser: bool = False) -> bool:
-    return superuser or _holds_any(user_groups, env.view_groups)
+    """May this person see every ticket, run and log of the environment?
+
+    Its ``view_groups`` may, and so may its approvers: nobody is asked to approve
+    what they cannot read. Others see only the tickets they filed (may_see_ticket).
+    """
+    groups = set(user_groups)
+    return (
+        superuser or _holds_any(groups, env.view_groups) or _holds_any(groups, approver_roles(env))
+    )
+
+
+def can_see_environment(
+    env: Environment, user_groups: Iterable[str], *, superuser: bool = False
+) -> bool:
+    """May this person see the environment's policy: those who see its tickets or may file one."""
+    return can_view(env, user_groups, superuser=superuser) or _holds_any(
+        user_groups, env.file_groups
+    )
+
+
+def may_see_ticket(
+    ticket: Ticket, user_id: int | None, user_groups: Iterable[str], *, superuser: bool = False
+) -> bool:
+    """The one visibility rule (SPEC §2): the environment's viewers and approvers see its
+    tickets, runs and logs, and an author always sees their own; everyone else gets 404.
+    ``selectors.tickets_visible_to`` is this rule written as a query."""
+    if user_id is not None and ticket.author_id == user_id:
+        return True
+    return can_view(ticket.environment, user_groups, superuser=superuser)
 
 
 def check_may_file(
@@ -95,13 +135,39 @@ def check_may_cancel(
     raise PolicyError("only the ticket's author or a lead can cancel it", PolicyError.ACTOR)
 
 
+def replan_voids_approvals(ticket: Ticket, votes: Sequence[Vote]) -> bool:
+    """Would a new plan void approvals? It does when any stand, or the ticket is approved."""
+    if votes:
+        return True
+    approved = ticket.status in (TicketStatus.APPROVED, TicketStatus.SCHEDULED)
+    return approved and rule_for(ticket).required
+
+
 def check_may_plan(
-    ticket: Ticket, user_id: int, user_groups: Iterable[str], *, superuser: bool = False
+    ticket: Ticket,
+    user_id: int,
+    user_groups: Iterable[str],
+    *,
+    votes: Sequence[Vote],
+    superuser: bool = False,
 ) -> None:
-    """The author, those who may file in the environment, and its approvers may re-plan."""
+    """Who may re-plan. A new plan voids the standing approvals, so when there are any only
+    the author or a holder of one of the ticket's approver roles may, never a bystander
+    (operations could otherwise undo two leads' work with one click)."""
     env = ticket.environment
     groups = set(user_groups)
-    allowed = set(env.file_groups) | set(rule_for(ticket).roles)
+    approvers = rule_for(ticket).roles
+    if replan_voids_approvals(ticket, votes):
+        if ticket.author_id == user_id or groups & approvers:
+            return
+        who = ", ".join(v.approver_name for v in votes)
+        voided = f"the approvals of {who}" if who else "the ticket's approval"
+        raises = " or ".join(role_label(r) for r in sorted(approvers)) or "an approver"
+        raise PolicyError(
+            f"a new plan would void {voided}; only the author or {_article(raises)} can re-plan it",
+            PolicyError.ACTOR,
+        )
+    allowed = set(env.file_groups) | set(approvers)
     if superuser or ticket.author_id == user_id or groups & allowed:
         return
     raise PolicyError(
@@ -183,6 +249,20 @@ def in_window(env: Environment, moment: dt.datetime) -> bool:
 def next_window_start(env: Environment, moment: dt.datetime) -> dt.datetime | None:
     window = Window.of(env)
     return window.next_start(moment) if window else None
+
+
+def auto_deploys(env: Environment) -> bool:
+    """May the portal apply this environment's tickets with nobody asking? Only where
+    ``auto_deploy`` is set AND no approval rule and no change window apply: a row that
+    says otherwise (a raw SQL edit, a data migration) is treated as manual, never as
+    permission to skip approvals or the window."""
+    if not env.auto_deploy or Window.of(env) is not None:
+        return False
+    try:
+        rules = (Rule.parse(env.approval_rule), Rule.parse(env.emergency_approval_rule))
+    except ValueError:
+        return False
+    return not any(rule.required for rule in rules)
 
 
 # --- approval rules ------------------------------------------------------------

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 
 from . import policy
@@ -33,12 +33,32 @@ def _is_superuser(user: Any) -> bool:
 
 
 def environments_visible_to(user: Any) -> list[Environment]:
+    """Environments whose policy the user may read: those they see tickets of or may file in."""
     roles = user_roles(user)
     return [
         env
         for env in Environment.objects.all()
+        if policy.can_see_environment(env, roles, superuser=_is_superuser(user))
+    ]
+
+
+def _viewable_environment_ids(user: Any) -> list[int]:
+    """Environments whose every ticket the user sees (policy.can_view)."""
+    roles = user_roles(user)
+    return [
+        env.pk
+        for env in Environment.objects.all()
         if policy.can_view(env, roles, superuser=_is_superuser(user))
     ]
+
+
+def _visible_q(user: Any, prefix: str = "") -> Q:
+    """policy.may_see_ticket as a query: the environment's viewers, or the ticket's author."""
+    if not getattr(user, "is_authenticated", False):
+        return Q(pk__in=[])
+    return Q(**{f"{prefix}environment_id__in": _viewable_environment_ids(user)}) | Q(
+        **{f"{prefix}author_id": user.pk}
+    )
 
 
 def environments_fileable_by(user: Any) -> list[Environment]:
@@ -58,8 +78,8 @@ def environment_get(name: str) -> Environment | None:
 
 
 def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
-    envs = [env.pk for env in environments_visible_to(user)]
-    return Ticket.objects.filter(environment_id__in=envs).select_related(
+    """Tickets the user may see (policy.may_see_ticket); any other is 404."""
+    return Ticket.objects.filter(_visible_q(user)).select_related(
         "environment", "author", "current_plan"
     )
 
@@ -76,7 +96,7 @@ def ticket_list(user: Any, *, environment: str = "", status: str = "") -> QueryS
 def ticket_get(user: Any, pk: int | str) -> Ticket:
     """A ticket the user may see, or 404 (never 403: existence is not disclosed)."""
     try:
-        return (
+        ticket = (
             tickets_visible_to(user)
             .prefetch_related(
                 Prefetch("runs", queryset=TerraformRun.objects.select_related("requested_by"))
@@ -85,20 +105,34 @@ def ticket_get(user: Any, pk: int | str) -> Ticket:
         )
     except (Ticket.DoesNotExist, ValueError, TypeError):
         raise Http404("No such ticket") from None
+    _check_visible(user, ticket)
+    return ticket
+
+
+def _check_visible(user: Any, ticket: Ticket) -> None:
+    """The rule itself, after the query: a query that drifted from it still shows nothing."""
+    if not policy.may_see_ticket(ticket, user.pk, user_roles(user), superuser=_is_superuser(user)):
+        raise Http404("No such ticket")
 
 
 def runs_visible_to(user: Any) -> QuerySet[TerraformRun]:
-    envs = [env.pk for env in environments_visible_to(user)]
-    return TerraformRun.objects.filter(environment_id__in=envs).select_related(
-        "ticket", "environment"
+    """Runs (and so their logs) of the tickets the user may see."""
+    return TerraformRun.objects.filter(_visible_q(user, "ticket__")).select_related(
+        "ticket", "ticket__environment", "environment"
     )
 
 
 def run_get(user: Any, pk: int | str) -> TerraformRun:
+    """A run of a ticket the user may see, or 404 (the API, the page and the live log)."""
     try:
-        return runs_visible_to(user).get(pk=pk)
+        run = runs_visible_to(user).get(pk=pk)
     except (TerraformRun.DoesNotExist, ValueError, TypeError):
         raise Http404("No such run") from None
+    try:
+        _check_visible(user, run.ticket)
+    except Http404:
+        raise Http404("No such run") from None
+    return run
 
 
 def run_log_text(run: TerraformRun) -> str:
@@ -190,7 +224,9 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
         "deploy": _check(
             lambda: policy.check_may_deploy(ticket, user_roles=roles, now=now, pending=pending)
         ),
-        "plan": _check(lambda: policy.check_may_plan(ticket, user.pk, roles, superuser=superuser)),
+        "plan": _check(
+            lambda: policy.check_may_plan(ticket, user.pk, roles, votes=votes, superuser=superuser)
+        ),
         "cancel": _check(
             lambda: policy.check_may_cancel(ticket, user.pk, roles, superuser=superuser)
         ),

@@ -120,6 +120,8 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "approvals": ticket.approvals.select_related("approver", "plan_run"),
             "rejections": ticket.rejections.select_related("rejected_by"),
             "actions": selectors.ticket_actions(ticket, request.user, timezone.now()),
+            # A re-plan that voids approvals asks why (recorded on them).
+            "replan_voids": policy.replan_voids_approvals(ticket, selectors.standing_votes(ticket)),
             "step_up": ticket.environment.step_up_auth,
         },
     )
@@ -165,10 +167,11 @@ def _recently_authenticated(request: HttpRequest) -> bool:
 @login_required
 @require_POST
 def ticket_plan(request: HttpRequest, pk: int) -> HttpResponse:
+    reason = request.POST.get("reason", "")
     return _post_action(
         request,
         pk,
-        lambda t: services.ticket_plan(ticket_id=t.pk, actor=request.user),
+        lambda t: services.ticket_plan(ticket_id=t.pk, actor=request.user, reason=reason),
         "A new plan has been queued; earlier approvals no longer count.",
     )
 

@@ -264,7 +264,11 @@ def wait_for(predicate: Any, *, timeout: float = 120, what: str = "condition") -
 
 _SEEDS = [
     importlib.import_module(f"deployments.migrations.{name}").seed
-    for name in ("0002_seed_environments_and_roles", "0004_environment_step_up_auth")
+    for name in (
+        "0002_seed_environments_and_roles",
+        "0004_environment_step_up_auth",
+        "0006_prod_visibility",
+    )
 ]
 
 

@@ -48,9 +48,12 @@ def test_two_leads_approving_at_once_approve_the_ticket_exactly_once(
     author: User, tech_lead: User, devops_lead: User, attempt: int
 ) -> None:
     ticket = awaiting("prod", author)
+    reviewed = ticket.current_plan.plan_sha256
     errors = _race(
-        lambda: services.approval_grant(ticket_id=ticket.pk, actor=tech_lead),
-        lambda: services.approval_grant(ticket_id=ticket.pk, actor=devops_lead),
+        lambda: services.approval_grant(ticket_id=ticket.pk, actor=tech_lead, plan_sha256=reviewed),
+        lambda: services.approval_grant(
+            ticket_id=ticket.pk, actor=devops_lead, plan_sha256=reviewed
+        ),
     )
     assert errors == [None, None]
     assert Approval.objects.filter(ticket=ticket).count() == 2
@@ -65,9 +68,10 @@ def test_two_leads_approving_at_once_approve_the_ticket_exactly_once(
 
 def test_one_person_double_submitting_is_recorded_once(author: User, tech_lead: User) -> None:
     ticket = awaiting("prod", author)
+    reviewed = ticket.current_plan.plan_sha256
     errors = _race(
-        lambda: services.approval_grant(ticket_id=ticket.pk, actor=tech_lead),
-        lambda: services.approval_grant(ticket_id=ticket.pk, actor=tech_lead),
+        lambda: services.approval_grant(ticket_id=ticket.pk, actor=tech_lead, plan_sha256=reviewed),
+        lambda: services.approval_grant(ticket_id=ticket.pk, actor=tech_lead, plan_sha256=reviewed),
     )
     refused = [e for e in errors if e is not None]
     assert len(refused) == 1 and "already approved" in str(refused[0])

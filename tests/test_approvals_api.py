@@ -40,9 +40,17 @@ def awaiting(env: str, author: User, **extra: Any) -> Ticket:
     return ticket
 
 
+NO_PLAN = "0" * 64
+
+
 def approve(user: User, ticket: Ticket, comment: str = "") -> Any:
+    """Approve the plan the ticket shows now, as an approver who reviewed it would."""
+    plan = Ticket.objects.get(pk=ticket.pk).current_plan
+    reviewed = plan.plan_sha256 if plan and plan.plan_sha256 else NO_PLAN
     return api_for(user).post(
-        f"/api/v1/tickets/{ticket.pk}/approve/", {"comment": comment}, format="json"
+        f"/api/v1/tickets/{ticket.pk}/approve/",
+        {"comment": comment, "plan_sha256": reviewed},
+        format="json",
     )
 
 
@@ -87,24 +95,10 @@ def test_staging_needs_one_lead(author: User, lead: User) -> None:
     ("who", "code", "message"),
     [
         ("author", 403, "you authored this ticket; someone else must approve it"),
-        (
-            "developer",
-            403,
-            "prod needs Tech Lead and DevOps Lead, two different people; "
-            "you hold none of those roles",
-        ),
-        (
-            "lead",
-            403,
-            "prod needs Tech Lead and DevOps Lead, two different people; "
-            "you hold none of those roles",
-        ),
-        (
-            "qa",
-            403,
-            "prod needs Tech Lead and DevOps Lead, two different people; "
-            "you hold none of those roles",
-        ),
+        # Other developers, leads and QA do not see prod tickets at all (SPEC §2).
+        ("developer", 404, "No such ticket"),
+        ("lead", 404, "No such ticket"),
+        ("qa", 404, "No such ticket"),
         (
             "operations",
             403,
@@ -168,13 +162,16 @@ def test_a_new_plan_voids_earlier_approvals_and_keeps_them_visible(
     monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
     ticket = awaiting("prod", author)
     approve(tech_lead, ticket)
-    replanned = api_for(author).post(f"/api/v1/tickets/{ticket.pk}/plan/")
+    replanned = api_for(author).post(
+        f"/api/v1/tickets/{ticket.pk}/plan/", {"reason": "bumped the AMI"}, format="json"
+    )
     assert replanned.status_code == 202
     detail = api_for(author).get(f"/api/v1/tickets/{ticket.pk}/").json()
     assert detail["status"] == "planning"
     (old,) = detail["approvals"]
     assert old["void"] is True and old["void_reason"] == (
-        f"plan run {replanned.json()['id']} replaced the approved plan"
+        f"plan run {replanned.json()['id']} replaced the approved plan "
+        "(re-planned by alice): bumped the AMI"
     )
     assert detail["approval_status"]["missing"] == ["Tech Lead", "DevOps Lead"]
     # The new plan succeeds: both approve it again, tess included.
@@ -193,13 +190,13 @@ def test_a_new_plan_voids_earlier_approvals_and_keeps_them_visible(
 
 
 def test_reject_needs_a_reason_and_an_approver(
-    author: User, tech_lead: User, developer: User
+    author: User, tech_lead: User, operations: User
 ) -> None:
     ticket = awaiting("prod", author)
     client = api_for(tech_lead)
     empty = client.post(f"/api/v1/tickets/{ticket.pk}/reject/", {}, format="json")
     assert empty.status_code == 400 and empty.json()["detail"] == "reason: This field is required."
-    refused = api_for(developer).post(
+    refused = api_for(operations).post(
         f"/api/v1/tickets/{ticket.pk}/reject/", {"reason": "no"}, format="json"
     )
     assert refused.status_code == 403
@@ -368,3 +365,61 @@ def test_an_emergency_ticket_waits_for_its_own_rule(
     ticket.refresh_from_db()
     assert ticket.status == TicketStatus.AWAITING_APPROVAL
     assert ticket.status_reason == "1 approval from a Tech Lead or DevOps Lead"
+
+
+@pytest.mark.parametrize("body", [{}, {"comment": "ok"}, {"plan_sha256": ""}])
+def test_approve_without_naming_the_plan_is_400(
+    author: User, tech_lead: User, body: dict[str, str]
+) -> None:
+    ticket = awaiting("prod", author)
+    events = AuditEvent.objects.count()
+    response = api_for(tech_lead).post(f"/api/v1/tickets/{ticket.pk}/approve/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("plan_sha256:")
+    assert response.json()["plan_sha256"]
+    assert not Approval.objects.exists() and AuditEvent.objects.count() == events
+
+
+def test_approve_with_no_current_plan_is_409(author: User, tech_lead: User) -> None:
+    ticket = awaiting("prod", author)
+    reviewed = ticket.current_plan.plan_sha256
+    Ticket.objects.filter(pk=ticket.pk).update(current_plan=None)
+    response = api_for(tech_lead).post(
+        f"/api/v1/tickets/{ticket.pk}/approve/", {"plan_sha256": reviewed}, format="json"
+    )
+    assert response.status_code == 409
+    assert response.json()["detail"] == "there is no successful plan to approve; run a new plan"
+    assert not Approval.objects.exists()
+
+
+def test_the_service_cannot_approve_without_a_plan_digest(author: User, tech_lead: User) -> None:
+    """No caller (page, API, command, test) can approve without naming the plan reviewed."""
+    ticket = awaiting("prod", author)
+    with pytest.raises(TypeError):
+        services.approval_grant(ticket_id=ticket.pk, actor=tech_lead)  # type: ignore[call-arg]
+    with pytest.raises(services.InputError) as bad:
+        services.approval_grant(ticket_id=ticket.pk, actor=tech_lead, plan_sha256="")
+    assert bad.value.field == "plan_sha256"
+    assert not Approval.objects.exists()
+
+
+def test_an_approval_landing_after_a_replan_binds_to_nothing(
+    author: User, tech_lead: User, infra_repo: Any, monkeypatch: Any
+) -> None:
+    """The approver reviewed plan A; the author re-plans; the late approve names A: 409."""
+    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    ticket = awaiting("prod", author)
+    reviewed = ticket.current_plan.plan_sha256
+    assert api_for(author).post(f"/api/v1/tickets/{ticket.pk}/plan/").status_code == 202
+    new_plan = TerraformRun.objects.filter(ticket=ticket).latest("id")
+    new_plan.status, new_plan.plan_sha256 = RunStatus.SUCCEEDED, "d" * 64
+    new_plan.save()
+    Ticket.objects.filter(pk=ticket.pk).update(
+        status=TicketStatus.AWAITING_APPROVAL, current_plan=new_plan
+    )
+    late = api_for(tech_lead).post(
+        f"/api/v1/tickets/{ticket.pk}/approve/", {"plan_sha256": reviewed}, format="json"
+    )
+    assert late.status_code == 409
+    assert late.json()["detail"].startswith("the plan changed since you reviewed it")
+    assert not Approval.objects.exists()

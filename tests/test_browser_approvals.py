@@ -191,11 +191,14 @@ def test_prod_ticket_is_approved_by_a_tech_lead_and_a_devops_lead_in_the_browser
     expect(alice.locator("#still-needed")).to_have_text("a Tech Lead and a DevOps Lead")
     expect(alice.locator("#approvals li")).to_have_text(["No approvals yet."])
 
-    # 2. The author, a lead developer, QA and operations may not approve; each is told why.
+    # 2. A lead developer and QA do not see prod tickets at all (SPEC §2).
+    for username in ("lena", "quinn"):
+        response = people(username).goto(f"{base}/tickets/{ticket.pk}/")
+        assert response is not None and response.status == 404, username
+
+    # The author and operations may not approve; each is told why.
     for username, why in [
         ("alice", AUTHORED),
-        ("lena", NO_PROD_ROLE),
-        ("quinn", NO_PROD_ROLE),
         ("opal", NO_PROD_ROLE),
     ]:
         page = people(username)
@@ -228,8 +231,10 @@ def test_prod_ticket_is_approved_by_a_tech_lead_and_a_devops_lead_in_the_browser
         "You cannot approve: you have already approved this plan."
     )
 
-    # 4. alice plans again: the new plan voids tess's approval, which stays visible.
+    # 4. alice plans again, saying why: the new plan voids tess's approval, which stays
+    # visible with the reason.
     alice.reload()
+    alice.get_by_label("Reason for re-planning").fill("Rebased on main.")
     alice.get_by_role("button", name="Plan again").click()
     expect(alice.locator(".messages")).to_have_text(
         "A new plan has been queued; earlier approvals no longer count."
@@ -242,7 +247,8 @@ def test_prod_ticket_is_approved_by_a_tech_lead_and_a_devops_lead_in_the_browser
     expect(void).to_have_count(1)
     expect(void).to_contain_text("tess as Tech Lead")
     expect(void.locator("em")).to_have_text(
-        f"void: plan run {second_plan.pk} replaced the approved plan"
+        f"void: plan run {second_plan.pk} replaced the approved plan "
+        "(re-planned by alice): Rebased on main."
     )
     expect(alice.locator("#still-needed")).to_have_text("a Tech Lead and a DevOps Lead")
 

@@ -23,8 +23,16 @@ ROLES = ["developer", "lead_developer", "tech_lead", "devops_lead", "qa", "opera
 ENVS = ["dev", "staging", "prod"]
 DEV_TEAM = {"developer", "lead_developer", "tech_lead", "devops_lead"}
 
+# Who sees every ticket, run and log of an environment (SPEC §2). Anyone else gets 404,
+# except a ticket's own author (see test_visibility.py).
+VISIBLE: dict[str, set[str]] = {
+    "dev": DEV_TEAM | {"qa", "operations"},
+    "staging": DEV_TEAM | {"qa", "operations"},
+    "prod": {"tech_lead", "devops_lead", "operations"},
+}
+
 ALLOWED: dict[str, dict[str, set[str]]] = {
-    "view": {env: set(ROLES) - {"none"} for env in ENVS},
+    "view": VISIBLE,
     "file": {"dev": DEV_TEAM, "staging": DEV_TEAM | {"qa"}, "prod": DEV_TEAM | {"operations"}},
     "approve": {
         "dev": set(),
@@ -39,6 +47,13 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
     "deploy": {"dev": DEV_TEAM, "staging": DEV_TEAM | {"qa"}, "prod": {"operations"}},
     "cancel": {env: {"lead_developer", "tech_lead", "devops_lead"} for env in ENVS},
     "plan": {"dev": DEV_TEAM, "staging": DEV_TEAM | {"qa"}, "prod": DEV_TEAM | {"operations"}},
+    # Re-planning an approved ticket voids its approvals: only its approvers' roles
+    # (the author too, tested elsewhere); dev needs no approval, so nothing is voided.
+    "replan": {
+        "dev": DEV_TEAM,
+        "staging": {"lead_developer", "tech_lead"},
+        "prod": {"tech_lead", "devops_lead"},
+    },
 }
 CASES = [(a, e, r) for a in ALLOWED for e in ENVS for r in ROLES]
 
@@ -99,6 +114,7 @@ def test_permission_matrix(
         "deploy": TicketStatus.APPROVED,
         "cancel": TicketStatus.AWAITING_APPROVAL,
         "plan": TicketStatus.AWAITING_APPROVAL,
+        "replan": TicketStatus.APPROVED,
     }[action]
     ticket = prepared(env, status)
     url = f"/api/v1/tickets/{ticket.pk}/"
@@ -106,9 +122,14 @@ def test_permission_matrix(
         response = client.get(url)
         assert response.status_code == (200 if allowed else 404)
         return
-    payload = {"reject": {"reason": "no"}, "approve": {"comment": ""}}.get(action, {})
-    response = client.post(f"{url}{action}/", payload, format="json")
-    if role == "none":
+    payload = {
+        "reject": {"reason": "no"},
+        "approve": {"comment": "", "plan_sha256": ticket.current_plan.plan_sha256},
+        "replan": {"reason": "the AMI changed"},
+    }.get(action, {})
+    verb = "plan" if action == "replan" else action
+    response = client.post(f"{url}{verb}/", payload, format="json")
+    if role not in VISIBLE[env]:
         assert response.status_code == 404  # outside the caller's scope: not disclosed
     elif allowed:
         assert response.status_code in (200, 202), response.json()
@@ -118,3 +139,36 @@ def test_permission_matrix(
     else:
         assert response.status_code == 403, response.json()
         assert response.json()["detail"]
+
+
+READS = ["list", "detail", "run", "log"]
+READ_CASES = [(k, e, r) for k in READS for e in ENVS for r in ROLES]
+
+
+@pytest.mark.parametrize(
+    ("read", "env", "role"), READ_CASES, ids=[f"{k}-{e}-{r}" for k, e, r in READ_CASES]
+)
+def test_read_matrix(read: str, env: str, role: str) -> None:
+    """Every role x environment x read path: the ticket list, its detail, its run through the
+    API and the page's live log feed each answer 200 (or list it) or 404 (or leave it out)."""
+    from django.test import Client
+
+    user = actor(role)
+    ticket = prepared(env, TicketStatus.AWAITING_APPROVAL)
+    run = ticket.current_plan
+    visible = role in VISIBLE[env]
+    if read == "list":
+        response = api_for(user).get("/api/v1/tickets/", {"limit": 100})
+        assert response.status_code == 200
+        body = response.json()
+        ids = [t["id"] for t in (body["results"] if isinstance(body, dict) else body)]
+        assert (ticket.pk in ids) is visible
+        return
+    if read == "log":
+        page = Client()
+        page.force_login(user)
+        response = page.get(f"/runs/{run.pk}/log/")
+    else:
+        path = f"/api/v1/tickets/{ticket.pk}/" if read == "detail" else f"/api/v1/runs/{run.pk}/"
+        response = api_for(user).get(path)
+    assert response.status_code == (200 if visible else 404)

@@ -50,15 +50,23 @@ def test_prod_ticket_from_filing_to_apply(
     assert first_plan is not None and first_plan.summary["add"] == 39
 
     def approve(user: User) -> Any:
-        return api_for(user).post(f"/api/v1/tickets/{ticket.pk}/approve/", {}, format="json")
+        reviewed = Ticket.objects.get(pk=ticket.pk).current_plan.plan_sha256
+        return api_for(user).post(
+            f"/api/v1/tickets/{ticket.pk}/approve/", {"plan_sha256": reviewed}, format="json"
+        )
 
-    for user in (author, lead, qa, operations):
+    for user in (author, operations):
         refused = approve(user)
         assert refused.status_code == 403, (user.username, refused.json())
+    for user in (developer, lead, qa):  # prod is not theirs to see (SPEC §2)
+        assert approve(user).status_code == 404, user.username
     assert approve(tech_lead).json()["status"] == "awaiting_approval"
 
     # A new plan voids tess's approval.
-    assert api_for(author).post(f"/api/v1/tickets/{ticket.pk}/plan/").status_code == 202
+    replan = api_for(author).post(
+        f"/api/v1/tickets/{ticket.pk}/plan/", {"reason": "rebased on main"}, format="json"
+    )
+    assert replan.status_code == 202, replan.json()
     ticket = drain(ticket)
     assert ticket.status == TicketStatus.AWAITING_APPROVAL
     second_plan = ticket.current_plan

@@ -249,9 +249,29 @@ class ApproveSerializer(serializers.Serializer[Any]):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
     plan_sha256 = serializers.RegexField(
         r"^[0-9a-fA-F]{64}$",
+        max_length=64,
+        help_text=(
+            "Required: the SHA-256 of the plan you reviewed (the ticket's "
+            "current_plan.plan_sha256). 409 when a newer plan replaced it or there is no plan."
+        ),
+        error_messages={
+            "invalid": "plan_sha256 must be the 64-hex SHA-256 of the plan you reviewed",
+            "required": "name the plan you reviewed: plan_sha256 is required",
+            "blank": "name the plan you reviewed: plan_sha256 is required",
+        },
+    )
+
+
+class PlanSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(
         required=False,
+        allow_blank=True,
         default="",
-        help_text="The plan you reviewed; refused with 409 if a newer plan replaced it.",
+        max_length=200,
+        help_text=(
+            "Why the ticket is planned again. Required (400 without it) when the new plan "
+            "would void standing approvals; recorded on them and in the audit trail."
+        ),
     )
 
 

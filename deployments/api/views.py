@@ -20,6 +20,7 @@ from .serializers import (
     ApproveSerializer,
     CommentSerializer,
     EnvironmentSerializer,
+    PlanSerializer,
     RejectSerializer,
     RunSerializer,
     TicketCreateSerializer,
@@ -75,11 +76,15 @@ class TicketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Ticket]):
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(TicketDetailSerializer(selectors.ticket_get(request.user, pk)).data)
 
-    @extend_schema(request=None, responses={202: RunSerializer})
+    @extend_schema(request=PlanSerializer, responses={202: RunSerializer})
     @action(detail=True, methods=["post"])
     def plan(self, request: Request, pk: str) -> Response:
         ticket = selectors.ticket_get(request.user, pk)
-        run = services.ticket_plan(ticket_id=ticket.pk, actor=request.user)
+        payload = PlanSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        run = services.ticket_plan(
+            ticket_id=ticket.pk, actor=request.user, reason=payload.validated_data["reason"]
+        )
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=CommentSerializer, responses=TicketDetailSerializer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -16,6 +17,8 @@ from ._base import InputError, locked_ticket, transition
 from .audit import audit_record
 from .runs import apply_start
 
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
 
 def _current_plan(ticket: Ticket) -> TerraformRun | None:
     plan = ticket.current_plan
@@ -24,14 +27,17 @@ def _current_plan(ticket: Ticket) -> TerraformRun | None:
     return plan
 
 
-def approval_grant(
-    *, ticket_id: int, actor: Any, comment: str = "", plan_sha256: str = ""
-) -> Approval:
-    """Approve the ticket's current plan; the last required approval makes it approved.
+def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str = "") -> Approval:
+    """Approve the plan the approver reviewed; the last required approval makes it approved.
 
-    ``plan_sha256`` is the plan the approver reviewed (the page sends it; the API may):
-    when a newer plan has replaced it meanwhile, the approval is refused, never moved.
+    ``plan_sha256`` is required: an approval names its plan, so one that lands just
+    after a re-plan is refused (409), never bound to a plan nobody reviewed.
     """
+    reviewed = plan_sha256.strip().lower()
+    if not SHA256_RE.fullmatch(reviewed):
+        raise InputError(
+            "plan_sha256", "plan_sha256 must be the 64-hex SHA-256 of the plan you reviewed"
+        )
     with transaction.atomic():
         ticket = locked_ticket(ticket_id)
         plan = _current_plan(ticket)
@@ -46,10 +52,10 @@ def approval_grant(
             has_current_plan=plan is not None,
         )
         assert plan is not None
-        if plan_sha256 and plan_sha256.lower() != plan.plan_sha256:
+        if reviewed != plan.plan_sha256:
             raise policy.PolicyError(
                 f"the plan changed since you reviewed it: plan run #{plan.pk} "
-                f"({plan.plan_sha256[:12]}) replaced plan {plan_sha256[:12]}; "
+                f"({plan.plan_sha256[:12]}) replaced plan {reviewed[:12]}; "
                 "review the new plan and approve again"
             )
         rule = policy.rule_for(ticket)
@@ -166,7 +172,7 @@ def approval_summary(ticket: Ticket) -> dict[str, Any]:
     state = policy.quorum(rule, standing_votes(ticket))
     return {
         "rule": rule.describe(),
-        "required": rule.required and not ticket.environment.auto_deploy,
+        "required": rule.required,
         "met": state.met,
         "missing": list(state.missing),
         "missing_text": state.describe_missing(),

@@ -23,9 +23,10 @@ def _jsonable(value: Any) -> Any:
 
 def environment_validate(env: Environment) -> None:
     """Refuse a policy that the portal could not enforce or explain."""
+    rules: dict[str, policy.Rule] = {}
     for field in ("approval_rule", "emergency_approval_rule"):
         try:
-            policy.Rule.parse(getattr(env, field))
+            rules[field] = policy.Rule.parse(getattr(env, field))
         except ValueError as exc:
             raise InputError(field, str(exc)) from exc
     for field in ROLE_LIST_FIELDS:
@@ -42,6 +43,23 @@ def environment_validate(env: Environment) -> None:
         raise InputError("window_end", "a change window needs both a start and an end")
     if env.window_start is not None and not env.window_days:
         raise InputError("window_days", "a change window needs at least one day")
+    # Contradictions: an environment that deploys by itself cannot also require approvals
+    # or a window (today's worker would have applied unapproved, outside the window).
+    if env.auto_deploy:
+        for field, rule in rules.items():
+            if rule.required:
+                raise InputError(
+                    "auto_deploy",
+                    f"auto_deploy cannot be combined with an {field.replace('_', ' ')} "
+                    f"({rule.describe()}): approved changes are deployed by a person; "
+                    f"turn auto_deploy off or empty {field}",
+                )
+        if env.window_start is not None or env.window_end is not None:
+            raise InputError(
+                "auto_deploy",
+                "auto_deploy cannot be combined with a change window: an automatic deploy "
+                "would not wait for it; turn auto_deploy off or remove the window",
+            )
     try:
         from zoneinfo import ZoneInfo
 

@@ -295,7 +295,7 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
         ticket.current_plan = run
         ticket.save(update_fields=["current_plan"])
         rule = policy.rule_for(ticket)
-        if rule.required and not env.auto_deploy:
+        if rule.required:
             transition(
                 ticket,
                 TicketStatus.AWAITING_APPROVAL,
@@ -311,7 +311,7 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
             reason=f"{env.name} needs no approval",
             data={"plan_run": run.pk},
         )
-        if env.auto_deploy:
+        if policy.auto_deploys(env):
             runs.apply_start(ticket, actor="system", wait_if_busy=True)
         return
     if run.kind == RunKind.APPLY:

@@ -19,14 +19,17 @@ from .audit import audit_record
 log = logging.getLogger(__name__)
 
 
-def plan_start(ticket: Ticket, *, actor: Any) -> TerraformRun:
-    """Queue a plan for a locked ticket (it becomes planning; earlier approvals are void)."""
+def plan_start(ticket: Ticket, *, actor: Any, reason: str = "") -> TerraformRun:
+    """Queue a plan for a locked ticket (it becomes planning; earlier approvals are void).
+
+    ``reason`` is why a person re-plans; it is recorded on the voided approvals."""
     env = ticket.environment
     replaced = ticket.current_plan_id
     transition(
         ticket,
         TicketStatus.PLANNING,
         actor=actor,
+        reason=reason,
         data={"replaces_plan_run": replaced} if replaced else None,
     )
     ticket.current_plan = None
@@ -43,19 +46,25 @@ def plan_start(ticket: Ticket, *, actor: Any) -> TerraformRun:
     audit_record(
         actor=actor, action="run.queue", ticket=ticket, data={"run": run.pk, "kind": "plan"}
     )
-    _void_approvals(ticket, run, actor=actor)
+    _void_approvals(ticket, run, actor=actor, why=reason)
     dispatch_on_commit(run.pk)
     return run
 
 
-def _void_approvals(ticket: Ticket, run: TerraformRun, *, actor: Any) -> None:
-    """Approvals bind to one saved plan: a new plan voids them (kept, marked, visible)."""
+def _void_approvals(ticket: Ticket, run: TerraformRun, *, actor: Any, why: str = "") -> None:
+    """Approvals bind to one saved plan: a new plan voids them (kept, marked, visible),
+    with who re-planned and why."""
     standing = list(
         Approval.objects.filter(ticket=ticket, voided_at__isnull=True).select_related("approver")
     )
     if not standing:
         return
-    reason = f"plan run {run.pk} replaced the approved plan"
+    who = actor.get_username() if hasattr(actor, "get_username") else str(actor)
+    reason = f"plan run {run.pk} replaced the approved plan (re-planned by {who})"
+    if why:
+        reason = f"{reason}: {why}"
+    void_field = Approval._meta.get_field("void_reason")
+    reason = reason[: void_field.max_length]
     Approval.objects.filter(pk__in=[a.pk for a in standing]).update(
         voided_at=timezone.now(), void_reason=reason
     )
@@ -179,8 +188,8 @@ def environment_release(*, environment_id: int) -> None:
             .order_by("created_at", "id")
             .first()
         )
-        if waiting is None:
-            return
+        if waiting is None or not policy.auto_deploys(waiting.environment):
+            return  # an approval rule or a window means a person deploys, never the release
         ticket = locked_ticket(waiting.pk)
         last_apply = (
             TerraformRun.objects.filter(

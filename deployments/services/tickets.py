@@ -14,7 +14,7 @@ from deployments import policy
 from deployments import terraform as tf
 from deployments.choices import REPLANNABLE_STATUSES, ChangeType, RunStatus, TicketStatus
 from deployments.models import Environment, TerraformRun, Ticket
-from deployments.selectors import user_roles
+from deployments.selectors import standing_votes, user_roles
 
 from ._base import InputError, infra_repo, locked_ticket, transition
 from .audit import audit_record
@@ -96,18 +96,32 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
     return ticket
 
 
-def ticket_plan(*, ticket_id: int, actor: Any) -> TerraformRun:
-    """(Re)plan a ticket. A new plan replaces the current one (approvals bind to plans)."""
+REPLAN_REASON_MAX = 200
+
+
+def ticket_plan(*, ticket_id: int, actor: Any, reason: str = "") -> TerraformRun:
+    """(Re)plan a ticket. A new plan replaces the current one and voids its approvals, which
+    only the author or an approver may do, saying why (the reason is kept on them)."""
+    reason = reason.strip()
+    if len(reason) > REPLAN_REASON_MAX:
+        raise InputError("reason", f"reason must be at most {REPLAN_REASON_MAX} characters")
     with transaction.atomic():
         ticket = locked_ticket(ticket_id)
-        policy.check_may_plan(ticket, actor.pk, user_roles(actor), superuser=actor.is_superuser)
+        votes = standing_votes(ticket)
+        policy.check_may_plan(
+            ticket, actor.pk, user_roles(actor), votes=votes, superuser=actor.is_superuser
+        )
         if ticket.status not in REPLANNABLE_STATUSES:
             raise policy.PolicyError(
                 f"a ticket that is {ticket.get_status_display().lower()} cannot be re-planned"
             )
         if ticket.runs.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
             raise policy.PolicyError("a Terraform run for this ticket is already in progress")
-        return plan_start(ticket, actor=actor)
+        if policy.replan_voids_approvals(ticket, votes) and not reason:
+            raise InputError(
+                "reason", "a new plan voids the standing approvals; give a reason for re-planning"
+            )
+        return plan_start(ticket, actor=actor, reason=reason)
 
 
 def ticket_cancel(*, ticket_id: int, actor: Any, reason: str = "") -> Ticket:

@@ -21,7 +21,7 @@ class Command(BaseCommand):
         target = Path(options["path"] or settings.INFRA_REPO)
         repo = InfraRepo(location=str(target), cache_dir=settings.TERRAFORM_HOME)
         if not repo.is_local:
-            raise CommandError(f"INFRA_REPO {settings.INFRA_REPO} is remote; nothing to create")
+            raise CommandError(f"INFRA_REPO {repo.display_location} is remote; nothing to create")
         if (target / ".git").exists():
             self.stdout.write(
                 f"infrastructure repository: {target} (main at "

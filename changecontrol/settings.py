@@ -218,7 +218,7 @@ AWS_S3_KMS_KEY_ID = env_str("AWS_S3_KMS_KEY_ID")
 def plan_storage_config(
     *, bucket: str, endpoint_url: str | None, kms_key_id: str, location: Path
 ) -> dict[str, Any]:
-    """STORAGES["plans"]: S3 with server-side encryption when a bucket is set, else private files."""
+    """STORAGES["plans"]: encrypted S3 objects when a bucket is set, else private files."""
     if bucket:
         sse: dict[str, str] = (
             {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}

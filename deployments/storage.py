@@ -28,4 +28,4 @@ def plan_storage() -> Storage:
 @receiver(setting_changed)
 def _reset(*, setting: str, **kwargs: Any) -> None:
     if setting == "STORAGES":
-        _plan_storage._wrapped = empty
+        _plan_storage._wrapped = empty  # type: ignore[assignment]  # LazyObject: "not set up"

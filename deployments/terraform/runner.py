@@ -445,6 +445,10 @@ def apply(
                 )
                 raise _StepFailed("stale", 1)
             (session.root / PLAN_FILENAME).write_bytes(plan_bytes)
+            # The second source: what the plan itself marks sensitive (computed values too).
+            session.redact.add(
+                sensitive_values(json.loads(session.capture("show", "-json", PLAN_FILENAME)))
+            )
             session.emit(f"Applying plan sha256 {actual}")
             session.run(
                 "apply", "-input=false", "-no-color", f"-lock-timeout={spec.lock_timeout}",

@@ -463,3 +463,15 @@ def test_concurrent_first_plans_in_a_new_workspace_both_succeed(
     for index in (0, 1):
         assert results[index].ok, "\n".join(logs[index][-30:])
         assert results[index].summary["add"] > 0
+
+
+def test_init_infra_repo_names_a_remote_without_its_credentials(
+    settings: Any, tmp_path: Path
+) -> None:
+    from django.core.management import CommandError, call_command
+
+    settings.INFRA_REPO = CREDENTIALED[0]
+    settings.TERRAFORM_HOME = tmp_path / "terraform"
+    with pytest.raises(CommandError) as raised:
+        call_command("init_infra_repo")
+    assert "is remote" in str(raised.value) and TOKEN not in str(raised.value)

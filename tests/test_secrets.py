@@ -484,3 +484,18 @@ def test_init_infra_repo_names_a_remote_without_its_credentials(
     with pytest.raises(CommandError) as raised:
         call_command("init_infra_repo")
     assert "is remote" in str(raised.value) and TOKEN not in str(raised.value)
+
+
+@pytest.mark.django_db
+def test_the_admin_never_links_to_a_plan_file() -> None:
+    from django.test import Client
+
+    from .factories import RunFactory
+
+    run = RunFactory(plan_file="plans/ticket-1/run-1.tfplan")
+    root = User.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(root)
+    response = client.get(f"/admin/deployments/terraformrun/{run.pk}/change/")
+    assert response.status_code == 200
+    assert "run-1.tfplan" not in response.content.decode()

@@ -15,6 +15,7 @@ secret. Pure functions only: files in, strings out.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -66,10 +67,11 @@ def sensitive_values(
         if value:
             found.append(value)
             # Complex values in TF_VAR_ are HCL or JSON; their strings are secrets too.
-            try:
-                _collect_strings(hcl2.loads(f"v = {value}\n", serialization_options=_OPTIONS), found)
-            except Exception:  # noqa: BLE001 -- a plain string is not HCL; kept whole above
-                pass
+            # A plain string is not HCL: it is kept whole above.
+            with contextlib.suppress(Exception):
+                _collect_strings(
+                    hcl2.loads(f"v = {value}\n", serialization_options=_OPTIONS), found
+                )
     return _unique(found)
 
 
@@ -77,7 +79,8 @@ def _automatic_var_files(config_dir: Path) -> list[Path]:
     """The variables files Terraform loads without being asked, in its order."""
     names = ["terraform.tfvars", "terraform.tfvars.json"]
     auto = sorted(
-        p.name for p in config_dir.glob("*.auto.tfvars*")
+        p.name
+        for p in config_dir.glob("*.auto.tfvars*")
         if p.name.endswith((".auto.tfvars", ".auto.tfvars.json"))
     )
     return [config_dir / name for name in [*names, *auto] if (config_dir / name).is_file()]
@@ -99,7 +102,7 @@ def _sensitive_names(module_dir: Path, root: Path, found: list[str], *, depth: i
             for name, body in block.items():
                 if isinstance(body, dict):
                     modules[_unquote(name)] = body
-    names = {name for name, body in variables.items() if body.get("sensitive") is True}
+    names = {name for name, body in variables.items() if body.get("sensitive") in (True, "true")}
     for module in modules.values():
         source = module.get("source")
         if not isinstance(source, str) or not source.startswith(("./", "../")):
@@ -125,7 +128,7 @@ def _module_documents(module_dir: Path) -> list[dict[str, Any]]:
     for path in sorted(module_dir.glob("*.tf")):
         try:
             documents.append(hcl2.loads(path.read_text(), serialization_options=_OPTIONS))
-        except Exception as exc:  # noqa: BLE001 -- any parser failure means "unknown"
+        except Exception as exc:  # any parser failure means "unknown"
             raise _Unparseable(str(path)) from exc
     for path in sorted(module_dir.glob("*.tf.json")):
         try:
@@ -142,15 +145,14 @@ def _read_var_file(path: Path, *, names: set[str] | None) -> dict[str, Any]:
         text = path.read_text()
     except (OSError, UnicodeDecodeError):
         return {}
-    try:
+    loaded: Any = None
+    with contextlib.suppress(Exception):  # then the line-level reading below
         if path.name.endswith(".json"):
             loaded = json.loads(text)
         else:
             loaded = hcl2.loads(text, serialization_options=_OPTIONS)
-        if isinstance(loaded, dict):
-            return loaded
-    except Exception:  # noqa: BLE001 -- fall back to the line-level reading below
-        pass
+    if isinstance(loaded, dict):
+        return loaded
     assigned: dict[str, Any] = {}
     for match in re.finditer(r'(?m)^\s*"?([\w-]+)"?\s*[=:]\s*"((?:[^"\\\n]|\\.)*)"', text):
         if names is None or match.group(1) in names:

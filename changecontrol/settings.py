@@ -208,8 +208,52 @@ else:
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(MEDIA_ROOT)},
     }
+# Plan files hold every secret of the plan in clear: readable by the portal's user only
+# (0600 files in 0700 folders) locally, server-side encrypted and private on S3. They are
+# read by workers only and never served to browsers (no view or API field exposes them).
+PLAN_STORAGE_DIR = Path(env_str("PLAN_STORAGE_DIR", str(DATA_DIR / "plans")))
+AWS_S3_KMS_KEY_ID = env_str("AWS_S3_KMS_KEY_ID")
+
+
+def plan_storage_config(
+    *, bucket: str, endpoint_url: str | None, kms_key_id: str, location: Path
+) -> dict[str, Any]:
+    """STORAGES["plans"]: encrypted S3 objects when a bucket is set, else private files."""
+    if bucket:
+        sse: dict[str, str] = (
+            {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
+            if kms_key_id
+            else {"ServerSideEncryption": "AES256"}
+        )
+        return {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "endpoint_url": endpoint_url,
+                "default_acl": "private",
+                "querystring_auth": True,
+                "file_overwrite": False,
+                "object_parameters": sse,
+            },
+        }
+    return {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": str(location),
+            "file_permissions_mode": 0o600,
+            "directory_permissions_mode": 0o700,
+        },
+    }
+
+
 STORAGES = {
     "default": _default_storage,
+    "plans": plan_storage_config(
+        bucket=AWS_STORAGE_BUCKET_NAME,
+        endpoint_url=AWS_ENDPOINT_URL,
+        kms_key_id=AWS_S3_KMS_KEY_ID,
+        location=PLAN_STORAGE_DIR,
+    ),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True

@@ -98,7 +98,8 @@ class TicketAdmin(ReadOnlyAdmin):
 class RunAdmin(ReadOnlyAdmin):
     list_display = ("id", "ticket", "kind", "status", "exit_code", "started_at", "finished_at")
     list_filter = ("kind", "status", "environment")
-    exclude = ("log",)
+    # The log can be long; the plan file holds secrets and must never be linked.
+    exclude = ("log", "plan_file")
 
 
 @admin.register(Approval)

@@ -17,6 +17,7 @@ from .choices import (
     RunStatus,
     TicketStatus,
 )
+from .storage import plan_storage
 
 
 def _choices_check(
@@ -160,7 +161,10 @@ class TerraformRun(models.Model):
     exit_code = models.IntegerField(null=True, blank=True)
     log = models.TextField(blank=True)
     error = models.TextField(blank=True)
-    plan_file = models.FileField(upload_to=plan_upload_to, blank=True, max_length=255)
+    # Holds secrets in clear: a private storage, never served (see deployments.storage).
+    plan_file = models.FileField(
+        upload_to=plan_upload_to, storage=plan_storage, blank=True, max_length=255
+    )
     plan_sha256 = models.CharField(max_length=64, blank=True)
     summary = models.JSONField(default=dict, blank=True)
     has_changes = models.BooleanField(null=True)

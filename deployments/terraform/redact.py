@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 
 MASK = "[REDACTED]"
+# Shorter values would mask ordinary words; such secrets are not secrets.
+MIN_SECRET_LENGTH = 4
+_MAX_PASSES = 4
+# Shorter than any secret, so it cannot contain one.
+_STAND_IN = "***"
 
 # Shapes of credentials that must never be stored even when we were not told the value.
 _PATTERNS: tuple[re.Pattern[str], ...] = (
@@ -30,26 +36,65 @@ def secret_values_from_env(env: Mapping[str, str]) -> list[str]:
 
 
 class Redactor:
-    """Replaces known secret values and credential-shaped strings with a mask."""
+    """Replaces known secret values and credential-shaped strings with a mask.
+
+    Output arrives line by line, so a multi-line secret (a private key, a PEM
+    certificate) is registered whole, line by line, and in its escaped one-line
+    form (``"a\\nb"``, as Terraform quotes strings): no line of it survives.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
-        # Very short values would mask ordinary words; such secrets are not secrets.
-        self._secrets.update(s for s in secrets if isinstance(s, str) and len(s) >= 4)
+        for secret in secrets:
+            if not isinstance(secret, str):
+                continue
+            forms = {secret, secret.strip(), json.dumps(secret, ensure_ascii=False)[1:-1]}
+            forms.update(line.strip() for line in secret.splitlines())
+            # Very short values would mask ordinary words; such secrets are not secrets.
+            self._secrets.update(form for form in forms if len(form) >= MIN_SECRET_LENGTH)
 
     def __call__(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if secret in text:
-                text = text.replace(secret, MASK)
-        for pattern in _PATTERNS:
-            if pattern.groups >= 2:
-                text = pattern.sub(_mask_last_group, text)
+        for _ in range(_MAX_PASSES):
+            text = self._mask_known(text)
+            for pattern in _PATTERNS:
+                if pattern.groups >= 2:
+                    text = pattern.sub(_mask_last_group, text)
+                else:
+                    text = pattern.sub(MASK, text)
+            if not self._contains_known(text):
+                return text
+        # A secret that keeps re-forming around the mask itself (it shares the mask's
+        # characters): nothing of the text is kept, and no secret fits in the stand-in.
+        return _STAND_IN
+
+    def _contains_known(self, text: str) -> bool:
+        return any(secret in text for secret in self._secrets)
+
+    def _mask_known(self, text: str) -> str:
+        """Mask every character covered by any occurrence of any secret, overlaps included
+        (replacing one secret after another can leave a piece that forms another)."""
+        if not self._contains_known(text):
+            return text
+        covered = bytearray(len(text))
+        for secret in self._secrets:
+            start = text.find(secret)
+            while start != -1:
+                covered[start : start + len(secret)] = b"\x01" * len(secret)
+                start = text.find(secret, start + 1)
+        out: list[str] = []
+        index = 0
+        while index < len(text):
+            if covered[index]:
+                while index < len(text) and covered[index]:
+                    index += 1
+                out.append(MASK)
             else:
-                text = pattern.sub(MASK, text)
-        return text
+                out.append(text[index])
+                index += 1
+        return "".join(out)
 
 
 def _mask_last_group(match: re.Match[str]) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .redact import Redactor, secret_values_from_env
+from .sensitive import sensitive_values as configured_secrets
 from .source import InfraRepo, SourceError, check_relative
 from .summary import sensitive_values, summarize_plan
 
@@ -133,9 +134,23 @@ class _Session:
     def __init__(self, spec: RunSpec, root: Path, on_line: OnLine) -> None:
         self.spec = spec
         self.root = root
-        self.redact = Redactor([*spec.secrets, *secret_values_from_env(spec.passthrough_env)])
         self._on_line = on_line
         self.env = self._environment()
+        self.redact = Redactor(
+            [
+                *spec.secrets,
+                *secret_values_from_env(self.env),
+                # Learnt from the configuration before any command can print a value.
+                *configured_secrets(root, self._var_files(), self.env),
+            ]
+        )
+
+    def _var_files(self) -> list[Path]:
+        try:
+            check_relative(self.spec.var_file, "var-file")
+        except SourceError:
+            return []  # refused in prepare(), before Terraform could read it
+        return [self.root / self.spec.var_file]
 
     def _environment(self) -> dict[str, str]:
         home = self.root.parent / "home"
@@ -182,6 +197,7 @@ class _Session:
             capture_output=True,
             timeout=self.spec.timeout,
             check=False,
+            preexec_fn=_child_setup,
         )
         if result.returncode != 0:
             self.emit(result.stderr.decode(errors="replace"))
@@ -214,14 +230,24 @@ class _Session:
         init_args = ["init", "-input=false", "-no-color"]
         init_args += [f"-backend-config={item}" for item in self.spec.backend_config]
         self.run(*init_args, what="terraform init failed")
-        code = self.run(
-            "workspace", "select", "-no-color", self.spec.workspace, ok_codes=(0, 1)
+        self.select_workspace()
+
+    def select_workspace(self) -> None:
+        """Select the workspace, creating it if missing.
+
+        Two first plans for a new environment race: both find no workspace, both
+        create it, and one creation fails because the other's now exists. That one
+        selects it then (one retry), instead of failing a plan that has nothing wrong.
+        """
+        name = self.spec.workspace
+        if self.run("workspace", "select", "-no-color", name, ok_codes=(0, 1)) == 0:
+            return
+        if self.run("workspace", "new", "-no-color", name, ok_codes=(0, 1)) == 0:
+            return
+        self.run(
+            "workspace", "select", "-no-color", name,
+            what=f"cannot select or create workspace {name}",
         )
-        if code != 0:
-            self.run(
-                "workspace", "new", "-no-color", self.spec.workspace,
-                what=f"cannot select or create workspace {self.spec.workspace}",
-            )
 
 
 def cli_config_text(mirror: Path, plugin_cache: Path) -> str:
@@ -248,20 +274,26 @@ def cli_config_text(mirror: Path, plugin_cache: Path) -> str:
 
 @contextlib.contextmanager
 def _session(spec: RunSpec, on_line: OnLine) -> Iterator[_Session]:
-    spec.work_root.mkdir(parents=True, exist_ok=True)
+    # Var-file copies, plan files and .terraform hold secrets: private to the portal's user.
+    spec.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    spec.work_root.chmod(0o700)
     with tempfile.TemporaryDirectory(prefix="run-", dir=spec.work_root) as tmp:
         root = spec.repo.export(spec.commit_sha, spec.terraform_dir, Path(tmp) / "src")
         yield _Session(spec, root, on_line)
 
 
-def _interrupt_when_parent_dies() -> None:
+def _child_setup() -> None:
     """In the child, before exec: Terraform must hear SIGINT (its graceful stop, which
     writes state and releases the lock), and gets it if the worker process dies, instead
     of running on unobserved.
 
     Celery's pool processes ignore SIGINT, and an ignored signal is inherited across exec,
     so it is restored to the default first.
+
+    Everything Terraform writes (local state, plan files, .terraform) holds secrets in
+    clear, so it is created readable by the portal's user only.
     """
+    os.umask(0o077)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
@@ -283,7 +315,7 @@ def _stream(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=_interrupt_when_parent_dies,
+        preexec_fn=_child_setup,
     )
     timed_out = threading.Event()
 
@@ -325,6 +357,9 @@ def _failure(exc: Exception, session: _Session | None, on_line: OnLine) -> tuple
         message, code = f"cannot run Terraform: {exc}", 127
     else:
         raise exc
+    if session is not None:
+        # The message is stored as the run's error and the ticket's reason, not only logged.
+        message = session.redact(message)
     emitter = session.emit if session else on_line
     emitter(f"error: {message}")
     return code, message
@@ -410,6 +445,10 @@ def apply(
                 )
                 raise _StepFailed("stale", 1)
             (session.root / PLAN_FILENAME).write_bytes(plan_bytes)
+            # The second source: what the plan itself marks sensitive (computed values too).
+            session.redact.add(
+                sensitive_values(json.loads(session.capture("show", "-json", PLAN_FILENAME)))
+            )
             session.emit(f"Applying plan sha256 {actual}")
             session.run(
                 "apply", "-input=false", "-no-color", f"-lock-timeout={spec.lock_timeout}",

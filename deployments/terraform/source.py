@@ -10,9 +10,24 @@ import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from .redact import MASK, Redactor
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _GIT_TIMEOUT = 120
+# The user-info part of any URL (``https://user:token@host``): credentials, always masked.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s]*@")
+
+
+def sanitize_urls(text: str) -> str:
+    """``text`` with the credentials of every URL in it masked (``https://[REDACTED]@host``)."""
+    return _URL_USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+
+
+def _private_umask() -> None:
+    # A mirror's config holds the remote URL, credentials included: private to the portal.
+    os.umask(0o077)
 
 
 class SourceError(Exception):
@@ -28,6 +43,25 @@ class InfraRepo:
 
     location: str
     cache_dir: Path
+
+    @property
+    def display_location(self) -> str:
+        """The location as it may be shown or logged: without credentials."""
+        return sanitize_urls(self.location)
+
+    def redact(self, text: str) -> str:
+        """``text`` (an error, git's stderr) without the location's credentials in any form."""
+        secrets: list[str] = []
+        if not self.is_local:
+            parts = urlsplit(self.location)
+            for value in (parts.username, parts.password):
+                if value:
+                    secrets += [value, unquote(value)]
+        redactor = Redactor(secrets)
+        return "\n".join(redactor(sanitize_urls(line)) for line in text.splitlines())
+
+    def _error(self, message: str) -> SourceError:
+        return SourceError(self.redact(message))
 
     @property
     def is_local(self) -> bool:
@@ -56,31 +90,41 @@ class InfraRepo:
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise SourceError(f"git {args[0]} failed: {exc}") from exc
+            # The exception's text quotes the command line, which may hold the URL.
+            raise self._error(f"git {args[0]} failed: {exc}") from None
 
     def _ensure_available(self, refresh: bool = False) -> None:
         if self.is_local:
             if not self.git_dir.exists():
-                raise SourceError(f"the infrastructure repository {self.location} does not exist")
+                raise self._error(
+                    f"the infrastructure repository {self.display_location} does not exist"
+                )
             return
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         if not self.git_dir.exists():
-            result = subprocess.run(
-                ["git", "clone", "--mirror", "--quiet", self.location, str(self.git_dir)],
-                capture_output=True,
-                timeout=_GIT_TIMEOUT * 5,
-                check=False,
-                env={"PATH": os.environ.get("PATH", ""), "GIT_TERMINAL_PROMPT": "0"},
-            )
+            try:
+                result = subprocess.run(
+                    ["git", "clone", "--mirror", "--quiet", self.location, str(self.git_dir)],
+                    capture_output=True,
+                    timeout=_GIT_TIMEOUT * 5,
+                    check=False,
+                    env={"PATH": os.environ.get("PATH", ""), "GIT_TERMINAL_PROMPT": "0"},
+                    preexec_fn=_private_umask,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                # The exception's text quotes the command line, URL included.
+                raise self._error(f"cannot clone {self.display_location}: {exc}") from None
             if result.returncode != 0:
-                raise SourceError(
-                    f"cannot clone {self.location}: {result.stderr.decode(errors='replace')}"
+                raise self._error(
+                    f"cannot clone {self.display_location}: "
+                    + result.stderr.decode(errors="replace").strip()
                 )
         elif refresh:
             result = self._git("fetch", "--prune", "--quiet", "origin")
             if result.returncode != 0:
-                raise SourceError(
-                    f"cannot fetch {self.location}: {result.stderr.decode(errors='replace')}"
+                raise self._error(
+                    f"cannot fetch {self.display_location}: "
+                    + result.stderr.decode(errors="replace").strip()
                 )
 
     def branch_tip(self, branch: str) -> str:
@@ -115,7 +159,7 @@ class InfraRepo:
         self._ensure_available()
         result = self._git("archive", "--format=tar", sha, "--", subdir)
         if result.returncode != 0:
-            raise SourceError(
+            raise self._error(
                 f"cannot export {subdir}/ at {sha[:10]}: "
                 + result.stderr.decode(errors="replace").strip()
             )

@@ -18,10 +18,12 @@ class Command(BaseCommand):
         parser.add_argument("--path", default="", help="Where to create it (default: INFRA_REPO).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        target = Path(options["path"] or settings.INFRA_REPO)
-        repo = InfraRepo(location=str(target), cache_dir=settings.TERRAFORM_HOME)
+        location = options["path"] or settings.INFRA_REPO
+        # Not through Path first: it would fold a URL's "//" and make it look local.
+        repo = InfraRepo(location=location, cache_dir=settings.TERRAFORM_HOME)
+        target = Path(location)
         if not repo.is_local:
-            raise CommandError(f"INFRA_REPO {settings.INFRA_REPO} is remote; nothing to create")
+            raise CommandError(f"INFRA_REPO {repo.display_location} is remote; nothing to create")
         if (target / ".git").exists():
             self.stdout.write(
                 f"infrastructure repository: {target} (main at "

@@ -360,10 +360,18 @@ else:
 
 # --- Sign-in throttling --------------------------------------------------------------
 # Every sign-in goes through allauth (the admin's login redirects there, see urls.py), so
-# these limits hold for all of them: 5 failures per username in 5 minutes, 10 per address
-# per minute.
-ACCOUNT_LOGIN_ATTEMPTS_LIMIT = env_int("LOGIN_ATTEMPTS_LIMIT", 5, minimum=1)
-ACCOUNT_LOGIN_ATTEMPTS_TIMEOUT = env_int("LOGIN_ATTEMPTS_TIMEOUT", 300, minimum=1)
+# these limits hold for all of them: by default 5 failures per username in 5 minutes and
+# 10 per client address per minute; then even the right password is refused until the
+# window passes. Behind a proxy, TRUSTED_PROXY_COUNT says how many X-Forwarded-For hops to
+# trust for the client address.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": (
+        f"{env_int('LOGIN_FAILURES_PER_ADDRESS', 10, minimum=1)}/m/ip,"
+        f"{env_int('LOGIN_FAILURES_PER_USER', 5, minimum=1)}"
+        f"/{env_int('LOGIN_FAILURES_WINDOW', 300, minimum=1)}s/key"
+    ),
+}
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 # --- Content-Security-Policy (django-csp) ------------------------------------------
 # No inline scripts or styles anywhere: templates load static/portal.js and portal.css.

@@ -14,8 +14,8 @@ from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
 from . import services
-from .services import accounts
 from .models import Approval, AuditEvent, Environment, Rejection, TerraformRun, Ticket
+from .services import accounts
 from .services.environments import environment_save, environment_validate
 
 

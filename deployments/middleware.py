@@ -30,4 +30,3 @@ class RequireMFAForLeads:
             )
             return redirect("mfa_activate_totp")
         return self.get_response(request)
-

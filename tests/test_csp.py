@@ -40,9 +40,7 @@ def test_templates_exist() -> None:
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
 def test_no_inline_script_or_style_in_templates(template: Path) -> None:
     text = template.read_text()
-    found = [
-        f"{what}: {m.group(0)!r}" for pattern, what in INLINE for m in pattern.finditer(text)
-    ]
+    found = [f"{what}: {m.group(0)!r}" for pattern, what in INLINE for m in pattern.finditer(text)]
     assert found == [], f"{template.relative_to(ROOT)} has {found}"
 
 
@@ -64,7 +62,7 @@ def test_every_page_carries_the_policy() -> None:
     response = Client().get("/accounts/login/")
     policy = response["Content-Security-Policy"]
     directives = dict(
-        (part.split(" ", 1) + [""])[:2] for part in (p.strip() for p in policy.split(";")) if part
+        [*part.split(" ", 1), ""][:2] for part in (p.strip() for p in policy.split(";")) if part
     )
     assert directives["default-src"] == "'self'"
     assert directives["script-src"] == "'self'"
@@ -80,7 +78,8 @@ def test_every_page_carries_the_policy() -> None:
 VIOLATION_RECORDER = """
 window.__cspViolations = [];
 document.addEventListener("securitypolicyviolation", (e) => {
-  window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+  window.__cspViolations.push(
+    `${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
 });
 """
 
@@ -94,9 +93,11 @@ class Watcher:
         page.add_init_script(VIOLATION_RECORDER)
         page.on(
             "console",
-            lambda msg: self.console.append(msg.text)
-            if "Content Security Policy" in msg.text or "Content-Security-Policy" in msg.text
-            else None,
+            lambda msg: (
+                self.console.append(msg.text)
+                if "Content Security Policy" in msg.text or "Content-Security-Policy" in msg.text
+                else None
+            ),
         )
 
     def visit(self, url: str) -> list[str]:

@@ -37,7 +37,11 @@ def session_api(username: str) -> Client:
     client.get("/accounts/login/")
     response = client.post(
         "/accounts/login/",
-        {"login": username, "password": "pw", "csrfmiddlewaretoken": client.cookies["csrftoken"].value},
+        {
+            "login": username,
+            "password": "pw",
+            "csrfmiddlewaretoken": client.cookies["csrftoken"].value,
+        },
     )
     assert response.status_code == 302, response.content[:300]
     return client
@@ -131,9 +135,7 @@ def test_mfa_rule_off_lets_unenrolled_leads_act(author: User, lead: User) -> Non
 # --- re-authentication for prod approve/deploy ------------------------------------------
 
 
-def test_stale_session_cannot_approve_prod_through_the_api(
-    author: User, tech_lead: User
-) -> None:
+def test_stale_session_cannot_approve_prod_through_the_api(author: User, tech_lead: User) -> None:
     ticket = awaiting("prod", author)
     client = session_api("tess")
     with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)):
@@ -173,7 +175,9 @@ def test_fresh_session_approves_prod_and_staging_needs_no_step_up(
     staging = awaiting("staging", author)
     client = session_api("tess")
     response = post_json(
-        client, f"/api/v1/tickets/{prod.pk}/approve/", {"plan_sha256": prod.current_plan.plan_sha256}
+        client,
+        f"/api/v1/tickets/{prod.pk}/approve/",
+        {"plan_sha256": prod.current_plan.plan_sha256},
     )
     assert response.status_code == 200, response.json()
     with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)):

@@ -28,6 +28,8 @@ _SCRUB = {
     "SECURE_HSTS_PRELOAD",
     "SECURE_COOKIES",
     "SECURE_PROXY_SSL_HEADER",
+    # Set by the browser tests for Playwright's event loop; never in a deployment.
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
 }
 
 

@@ -214,3 +214,21 @@ def test_adding_and_removing_people_on_a_groups_admin_page_is_audited(
         ("root", "lena", ["devops_lead"], []),
         ("root", "lena", [], ["devops_lead"]),
     ]
+
+
+def test_deleting_a_group_in_the_admin_records_each_member_losing_the_role(
+    root: User, lead: User
+) -> None:
+    client = Client()
+    client.force_login(root)
+    group = Group.objects.create(name="release_managers")
+    lead.groups.add(group)
+    response = client.post(f"/admin/auth/group/{group.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Group.objects.filter(name="release_managers").exists()
+    event = AuditEvent.objects.get(action="account.roles_change")
+    assert (event.actor, event.data["user"], event.data["removed"]) == (
+        root,
+        "lena",
+        ["release_managers"],
+    )

@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "csp",
     "deployments",
 ]
 
@@ -113,6 +114,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "deployments.middleware.RequireMFAForLeads",
 ]
@@ -341,7 +343,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Signed in, and the same step-up rules as the pages (MFA enrolment, re-authentication).
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "deployments.api.permissions.StepUp",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",
@@ -367,6 +373,84 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
+# --- Caches (sign-in rate limits) -------------------------------------------------
+# allauth counts failed sign-ins in Django's cache, so the cache must be shared by every
+# web process (gunicorn runs several): Redis when one is configured, else files under
+# DATA_DIR. Never the per-process memory cache.
+CACHE_URL = env_str("CACHE_URL") or next(
+    (
+        url
+        for url in (env_str("REDIS_URL"), CELERY_BROKER_URL)
+        if url.startswith(("redis://", "rediss://"))
+    ),
+    "",
+)
+CACHES: dict[str, Any]
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "portal",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    }
+
+# --- Sign-in throttling --------------------------------------------------------------
+# Every sign-in goes through allauth (the admin's login redirects there, see urls.py), so
+# these limits hold for all of them: by default 5 failures per username in 5 minutes and
+# 10 per client address per minute; then even the right password is refused until the
+# window passes. Behind a proxy, TRUSTED_PROXY_COUNT says how many X-Forwarded-For hops to
+# trust for the client address.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": (
+        f"{env_int('LOGIN_FAILURES_PER_ADDRESS', 10, minimum=1)}/m/ip,"
+        f"{env_int('LOGIN_FAILURES_PER_USER', 5, minimum=1)}"
+        f"/{env_int('LOGIN_FAILURES_WINDOW', 300, minimum=1)}s/key"
+    ),
+}
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+# --- Content-Security-Policy (django-csp) ------------------------------------------
+# No inline scripts or styles anywhere: templates load static/portal.js and portal.css.
+# data: images are the TOTP enrolment QR code allauth renders.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
+
+# --- TLS ---------------------------------------------------------------------------
+# Behind a TLS-terminating proxy, name the header it sets: SECURE_PROXY_SSL_HEADER=
+# HTTP_X_FORWARDED_PROTO trusts "X-Forwarded-Proto: https" (only if the proxy overwrites it).
+_proxy_header = env_str("SECURE_PROXY_SSL_HEADER")
+if _proxy_header:
+    SECURE_PROXY_SSL_HEADER = (_proxy_header, "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 if not DEBUG and not EMBEDDED:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    # Plain HTTP is redirected to HTTPS except the health check, so load balancers can
+    # probe over HTTP.
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)

@@ -1,9 +1,14 @@
 """URL configuration: pages, the v1 API, sign-in and health."""
 
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
 from deployments import views
+
+# The admin signs in through allauth like everyone else, so its rate limits, MFA and
+# sign-in audit hold there too (the admin's own password form is never served).
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),

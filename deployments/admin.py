@@ -6,10 +6,16 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
 from django.http import HttpRequest
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from . import services
 from .models import Approval, AuditEvent, Environment, Rejection, TerraformRun, Ticket
+from .services import accounts
 from .services.environments import environment_save, environment_validate
 
 
@@ -116,3 +122,96 @@ class RejectionAdmin(ReadOnlyAdmin):
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "at", "actor_name", "action", "ticket")
     list_filter = ("action",)
+
+
+# --- accounts: role (group) changes and API tokens are audited ---------------------------
+
+
+def _role_names(user: User) -> set[str]:
+    return set(user.groups.values_list("name", flat=True))
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class AuditedUserAdmin(UserAdmin):
+    """Users: editing someone's groups (their roles) is recorded in the audit trail."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        user = form.instance
+        before = _role_names(user) if change else set()
+        super().save_related(request, form, formsets, change)
+        after = _role_names(user)
+        accounts.roles_change_record(
+            actor=request.user, user=user, added=after - before, removed=before - after
+        )
+
+
+class GroupForm(forms.ModelForm[Group]):
+    """A role with its members, so roles can be granted from the group's side too."""
+
+    users = forms.ModelMultipleChoiceField(
+        queryset=User.objects.order_by("username"),
+        required=False,
+        widget=FilteredSelectMultiple("users", is_stacked=False),
+        help_text="The people who hold this role.",
+    )
+
+    class Meta:
+        model = Group
+        fields = ["name", "permissions", "users"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["users"].initial = list(self.instance.user_set.all())
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(GroupAdmin):
+    """Roles: adding people to a group or removing them is recorded per person."""
+
+    form = GroupForm
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        group = form.instance
+        before = set(group.user_set.all()) if change else set()
+        after = set(form.cleaned_data.get("users") or [])
+        group.user_set.set(after)
+        for user in sorted(after - before, key=lambda u: u.username):
+            accounts.roles_change_record(
+                actor=request.user, user=user, added=[group.name], removed=[], via="admin group"
+            )
+        for user in sorted(before - after, key=lambda u: u.username):
+            accounts.roles_change_record(
+                actor=request.user, user=user, added=[], removed=[group.name], via="admin group"
+            )
+
+    def delete_model(self, request: HttpRequest, obj: Group) -> None:
+        for user in obj.user_set.order_by("username"):
+            accounts.roles_change_record(
+                actor=request.user, user=user, added=[], removed=[obj.name], via="admin group"
+            )
+        super().delete_model(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting in bulk would skip the per-person audit: one group at a time.
+        return super().has_delete_permission(request, obj) and obj is not None
+
+
+admin.site.unregister(TokenProxy)
+
+
+@admin.register(TokenProxy)
+class AuditedTokenAdmin(TokenAdmin):
+    """API tokens made in the admin are audited like those from create_api_token."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            accounts.api_token_record(actor=request.user, user=obj.user)

@@ -7,3 +7,7 @@ class DeploymentsConfig(AppConfig):
     name = "deployments"
     verbose_name = "Deployments"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Sign-ins and failed sign-ins go to the audit trail.
+        from . import signals  # noqa: F401

@@ -1,18 +1,17 @@
-"""Step-up security: leads must enrol an authenticator app before using the portal."""
+"""Pages: a lead who must enrol an authenticator app is sent to enrolment (deployments.stepup)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
-from .policy import LEAD_ROLES
-from .selectors import user_roles
+from . import stepup
 
-# Sign-in, MFA enrolment, the API (token auth) and machine endpoints stay reachable.
+# Sign-in, MFA enrolment and machine endpoints stay reachable; the API refuses un-enrolled
+# leads itself with a 403 naming the reason (deployments.api.permissions.StepUp).
 EXEMPT_PREFIXES = ("/accounts/", "/api/", "/static/", "/healthz", "/admin/logout/")
 
 
@@ -23,13 +22,7 @@ class RequireMFAForLeads:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if (
-            settings.MFA_REQUIRED_FOR_LEADS
-            and request.user.is_authenticated
-            and not request.path.startswith(EXEMPT_PREFIXES)
-            and user_roles(request.user) & LEAD_ROLES
-            and not _has_totp(request.user)
-        ):
+        if not request.path.startswith(EXEMPT_PREFIXES) and stepup.must_enrol_mfa(request.user):
             messages.warning(
                 request,
                 "Approvers must use two-factor authentication: set up an authenticator app "
@@ -37,9 +30,3 @@ class RequireMFAForLeads:
             )
             return redirect("mfa_activate_totp")
         return self.get_response(request)
-
-
-def _has_totp(user: object) -> bool:
-    from allauth.mfa.models import Authenticator
-
-    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 import uuid
 from typing import Any
 
-from allauth.account.internal.flows.login import get_authentication_records
 from allauth.core.exceptions import ReauthenticationRequired
 from django.conf import settings
 from django.contrib import messages
@@ -22,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import policy, selectors, services
+from . import policy, selectors, services, stepup
 from .choices import ACTIVE_RUN_STATUSES, TicketStatus
 from .forms import TicketForm
 
@@ -142,26 +140,18 @@ def _post_action(request: HttpRequest, pk: int, call: Any, done: str) -> HttpRes
 
 def step_up_for_sensitive_environments(view: Any) -> Any:
     """Ask for the password again before approving or deploying where the environment
-    says so (prod), unless the user signed in or re-authenticated in the last few minutes.
+    says so (prod), by the one rule in deployments.stepup (the API asks the same).
     allauth's middleware stashes the POST and replays it after re-authentication."""
 
     @functools.wraps(view)
     def wrapped(request: HttpRequest, pk: int) -> HttpResponse:
         ticket = selectors.ticket_get(request.user, pk)
-        if ticket.environment.step_up_auth and not _recently_authenticated(request):
+        if stepup.needs_reauthentication(request, ticket.environment):
             raise ReauthenticationRequired()
         response: HttpResponse = view(request, pk)
         return response
 
     return wrapped
-
-
-def _recently_authenticated(request: HttpRequest) -> bool:
-    records = get_authentication_records(request, request.user)
-    if not records:
-        return False
-    latest = max(float(r.get("at", 0)) for r in records)
-    return time.time() - latest < settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
 
 
 @login_required

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,12 +120,30 @@ def head_sha(infra_repo: Path) -> str:
     return InfraRepo(location=str(infra_repo), cache_dir=infra_repo.parent).branch_tip("main")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _plain_http() -> Iterator[None]:
+    """The test client and the live server speak plain HTTP, also in production mode (CI):
+    no HTTPS redirect, no HSTS. Session-wide, because the live server is a session fixture
+    whose middleware reads these settings once, before any per-test override."""
+    from django.test import override_settings
+
+    with override_settings(SECURE_SSL_REDIRECT=False, SECURE_HSTS_SECONDS=0):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _test_settings(settings: Any) -> None:
     """Fast password hashing; MFA enrolment off unless a test turns it on (it defaults
     to on in production mode, which is how CI runs)."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MFA_REQUIRED_FOR_LEADS = False
+    # A per-test cache so sign-in rate limits and their counters never leak between tests.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"test-{uuid.uuid4().hex}",
+        }
+    }
 
 
 @pytest.fixture(autouse=True)

@@ -116,8 +116,9 @@ def test_leads_must_enrol_mfa_when_required(
     response = login("tess").get("/")
     assert response.status_code == 302 and response["Location"] == "/accounts/2fa/totp/activate/"
     assert login("dave").get("/").status_code == 200
-    # The API uses tokens: no redirect there.
-    assert login("tess").get("/api/v1/environments/").status_code == 200
+    # The API does not redirect: it refuses with the reason (tests/test_security_stepup.py).
+    assert login("tess").get("/api/v1/environments/").status_code == 403
+    assert login("dave").get("/api/v1/environments/").status_code == 200
 
 
 def test_totp_enrolled_lead_passes(settings: Any, tech_lead: User) -> None:

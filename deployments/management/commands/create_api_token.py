@@ -4,7 +4,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from rest_framework.authtoken.models import Token
+
+from deployments.services.accounts import api_token_issue
 
 
 class Command(BaseCommand):
@@ -22,7 +23,8 @@ class Command(BaseCommand):
             raise CommandError(f"no user named {options['username']!r}") from None
         if not user.is_active:
             raise CommandError(f"user {user.username!r} is inactive")
-        if options["rotate"]:
-            Token.objects.filter(user=user).delete()
-        token, _ = Token.objects.get_or_create(user=user)
+        # Creating or rotating a token is audited; printing an existing one is not a change.
+        token, _ = api_token_issue(
+            actor="manage.py create_api_token", user=user, rotate=options["rotate"]
+        )
         self.stdout.write(token.key)

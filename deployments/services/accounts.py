@@ -1,0 +1,90 @@
+"""Accounts in the audit trail: sign-ins, failed sign-ins, API tokens and role changes.
+
+Passwords never reach these functions' records: a failed sign-in keeps only the name that
+was tried and where it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+from rest_framework.authtoken.models import Token
+
+from .audit import audit_record
+
+# Long or hostile names are cut and cleaned before they are stored (JSON in PostgreSQL
+# refuses NUL; lone surrogates do not encode).
+_NAME_LIMIT = 150
+
+
+def _clean(text: Any, limit: int = _NAME_LIMIT) -> str:
+    value = str(text or "")[:limit].replace("\x00", "")
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _client(request: HttpRequest | None) -> dict[str, str]:
+    if request is None:
+        return {}
+    try:
+        from allauth.account.adapter import get_adapter
+
+        ip = get_adapter(request).get_client_ip(request)
+    except Exception:  # no address is better than a failed sign-in page
+        ip = request.META.get("REMOTE_ADDR", "")
+    return {"ip": _clean(ip, 64), "user_agent": _clean(request.META.get("HTTP_USER_AGENT"), 200)}
+
+
+def signin_record(*, user: Any, request: HttpRequest | None) -> None:
+    """Audit a successful sign-in."""
+    with transaction.atomic():
+        audit_record(actor=user, action="account.signin", data=_client(request))
+
+
+def signin_failure_record(*, username: str, request: HttpRequest | None) -> None:
+    """Audit a failed sign-in: the name tried and the client, never the password."""
+    with transaction.atomic():
+        audit_record(
+            actor="anonymous",
+            action="account.signin_failed",
+            data={"username": _clean(username), **_client(request)},
+        )
+
+
+def api_token_issue(*, actor: Any, user: Any, rotate: bool = False) -> tuple[Token, bool]:
+    """The user's API token, created (or replaced with ``rotate``) and audited when new."""
+    with transaction.atomic():
+        existing = Token.objects.select_for_update().filter(user=user).first()
+        if existing is not None and not rotate:
+            return existing, False
+        if existing is not None:
+            existing.delete()
+        token = Token.objects.create(user=user)
+        api_token_record(actor=actor, user=user, rotated=existing is not None)
+        return token, True
+
+
+def api_token_record(*, actor: Any, user: Any, rotated: bool = False) -> None:
+    """Audit a token created elsewhere (the admin); must run inside the caller's transaction."""
+    audit_record(
+        actor=actor,
+        action="account.token_create",
+        data={"user": user.get_username(), "rotated": rotated},
+    )
+
+
+def roles_change_record(
+    *, actor: Any, user: Any, added: Iterable[str], removed: Iterable[str], via: str = "admin"
+) -> None:
+    """Audit a change of a user's roles (groups); nothing when they are unchanged."""
+    added, removed = sorted(added), sorted(removed)
+    if not added and not removed:
+        return
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="account.roles_change",
+            data={"user": user.get_username(), "added": added, "removed": removed, "via": via},
+        )

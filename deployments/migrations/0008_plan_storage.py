@@ -8,7 +8,7 @@ import deployments.storage
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("deployments", "0005_run_base_state"),
+        ("deployments", "0006_prod_visibility"),
     ]
 
     operations = [

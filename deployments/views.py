@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import policy, selectors, services
+from . import policy, selectors, services, validation
 from .choices import ACTIVE_RUN_STATUSES, TicketStatus
 from .forms import TicketForm
 
@@ -132,7 +132,7 @@ def _post_action(request: HttpRequest, pk: int, call: Any, done: str) -> HttpRes
     except policy.PolicyError as exc:
         messages.error(request, exc.message)
     except services.InputError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, f"{exc.field}: {exc.message}")
     else:
         messages.success(request, done)
     return redirect("ticket_detail", pk=ticket.pk)
@@ -177,7 +177,7 @@ def ticket_plan(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @step_up_for_sensitive_environments
 def ticket_approve(request: HttpRequest, pk: int) -> HttpResponse:
-    comment = request.POST.get("comment", "")[:2000]
+    comment = request.POST.get("comment", "")
     reviewed = request.POST.get("plan_sha256", "")
     if not reviewed:
         messages.error(request, "Reload the page: the form did not say which plan you reviewed.")
@@ -188,9 +188,9 @@ def ticket_approve(request: HttpRequest, pk: int) -> HttpResponse:
         lambda t: services.approval_grant(
             ticket_id=t.pk,
             actor=request.user,
-            comment=comment,
+            comment=validation.clean_text(comment, "comment", validation.COMMENT_MAX),
             # The plan the page showed: if it was replaced meanwhile, nothing is approved.
-            plan_sha256=reviewed,
+            plan_sha256=validation.clean_text(reviewed, "plan_sha256", 64),
         ),
         "Approved.",
     )
@@ -199,11 +199,15 @@ def ticket_approve(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def ticket_reject(request: HttpRequest, pk: int) -> HttpResponse:
-    reason = request.POST.get("reason", "")[:2000]
+    reason = request.POST.get("reason", "")
     return _post_action(
         request,
         pk,
-        lambda t: services.ticket_reject(ticket_id=t.pk, actor=request.user, reason=reason),
+        lambda t: services.ticket_reject(
+            ticket_id=t.pk,
+            actor=request.user,
+            reason=validation.clean_text(reason, "reason", validation.COMMENT_MAX),
+        ),
         "Rejected.",
     )
 
@@ -223,11 +227,15 @@ def ticket_deploy(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def ticket_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    reason = request.POST.get("reason", "")[:2000]
+    reason = request.POST.get("reason", "")
     return _post_action(
         request,
         pk,
-        lambda t: services.ticket_cancel(ticket_id=t.pk, actor=request.user, reason=reason),
+        lambda t: services.ticket_cancel(
+            ticket_id=t.pk,
+            actor=request.user,
+            reason=validation.clean_text(reason, "reason", validation.COMMENT_MAX),
+        ),
         "Ticket cancelled.",
     )
 

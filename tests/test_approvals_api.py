@@ -41,8 +41,12 @@ def awaiting(env: str, author: User, **extra: Any) -> Ticket:
 
 
 def approve(user: User, ticket: Ticket, comment: str = "") -> Any:
+    ticket.refresh_from_db()
+    reviewed = ticket.current_plan.plan_sha256 if ticket.current_plan else "0" * 64
     return api_for(user).post(
-        f"/api/v1/tickets/{ticket.pk}/approve/", {"comment": comment}, format="json"
+        f"/api/v1/tickets/{ticket.pk}/approve/",
+        {"comment": comment, "plan_sha256": reviewed},
+        format="json",
     )
 
 

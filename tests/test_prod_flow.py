@@ -50,7 +50,8 @@ def test_prod_ticket_from_filing_to_apply(
     assert first_plan is not None and first_plan.summary["add"] == 39
 
     def approve(user: User) -> Any:
-        return api_for(user).post(f"/api/v1/tickets/{ticket.pk}/approve/", {}, format="json")
+        reviewed = {"plan_sha256": ticket.current_plan.plan_sha256}  # plan_sha256 is required
+        return api_for(user).post(f"/api/v1/tickets/{ticket.pk}/approve/", reviewed, format="json")
 
     for user in (author, lead, qa, operations):
         refused = approve(user)

@@ -6,9 +6,10 @@ from typing import Any
 
 from django.urls import reverse
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from deployments import policy, selectors, services
+from deployments import policy, selectors, services, validation
 from deployments.choices import ChangeType
 from deployments.models import Approval, Environment, TerraformRun, Ticket
 
@@ -82,7 +83,7 @@ class RunBriefSerializer(serializers.ModelSerializer[TerraformRun]):
     summary = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
     requested_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
 
     class Meta:
@@ -137,7 +138,7 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
     )
     url = serializers.SerializerMethodField()
     web_url = serializers.SerializerMethodField()
-    current_plan = RunBriefSerializer(read_only=True)
+    current_plan = RunBriefSerializer(read_only=True, allow_null=True)
     plan_summary = serializers.SerializerMethodField()
 
     class Meta:
@@ -227,36 +228,88 @@ class TicketDetailSerializer(TicketSerializer):
         return []
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": True,
+        "maxProperties": validation.FIELD_JSON_MAX_KEYS,
+        "description": (
+            f"A JSON object: at most {validation.FIELD_JSON_MAX_KEYS} keys, nested at most "
+            f"{validation.FIELD_JSON_MAX_DEPTH} deep, {validation.FIELD_JSON_MAX_CHARS} "
+            "characters as JSON."
+        ),
+    }
+)
+class BoundedJSONObjectField(serializers.Field):  # type: ignore[type-arg]
+    """A small JSON object, bounded in keys, depth and size (see deployments.validation)."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        try:
+            return validation.clean_json_object(data, self.field_name or "value")
+        except services.InputError as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+_HEX40 = r"^[0-9a-fA-F]{40}$"
+_HEX64 = r"^[0-9a-fA-F]{64}$"
+
+
 class TicketCreateSerializer(serializers.Serializer[Any]):
-    title = serializers.CharField(max_length=200)
-    environment = serializers.CharField(max_length=32)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    commit_sha = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    title = serializers.CharField(min_length=1, max_length=validation.TITLE_MAX)
+    environment = serializers.CharField(
+        min_length=1, max_length=32, help_text="An environment name: dev, staging or prod."
+    )
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=validation.DESCRIPTION_MAX
+    )
+    commit_sha = serializers.RegexField(
+        _HEX40,
+        required=False,
+        allow_blank=True,
+        default="",
+        error_messages={"invalid": "commit_sha must be a full 40-character hex SHA"},
+        help_text="40-hex commit of the infrastructure repository; omitted: the tip of main.",
+    )
     change_type = serializers.ChoiceField(choices=ChangeType.choices, default=ChangeType.NORMAL)
     pull_request_url = serializers.URLField(
-        required=False, allow_blank=True, default="", max_length=500
+        required=False, allow_blank=True, default="", max_length=validation.URL_MAX
     )
-    risk_assessment = serializers.DictField(required=False, default=dict)
-    rollback_plan = serializers.DictField(required=False, default=dict)
+    risk_assessment = BoundedJSONObjectField(required=False, default=dict)
+    rollback_plan = BoundedJSONObjectField(required=False, default=dict)
     scheduled_for = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
 class CommentSerializer(serializers.Serializer[Any]):
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    reason = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=validation.COMMENT_MAX
+    )
+
+
+class PlanSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=validation.COMMENT_MAX,
+        help_text="Why; required (400) when re-planning voids standing approvals.",
+    )
 
 
 class ApproveSerializer(serializers.Serializer[Any]):
-    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    comment = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=validation.COMMENT_MAX
+    )
     plan_sha256 = serializers.RegexField(
-        r"^[0-9a-fA-F]{64}$",
-        required=False,
-        default="",
+        _HEX64,
         help_text="The plan you reviewed; refused with 409 if a newer plan replaced it.",
     )
 
 
 class RejectSerializer(serializers.Serializer[Any]):
-    reason = serializers.CharField(max_length=2000)
+    reason = serializers.CharField(min_length=1, max_length=validation.COMMENT_MAX)
 
 
 class ApprovalSerializer(serializers.ModelSerializer[Approval]):

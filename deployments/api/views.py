@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -20,6 +21,7 @@ from .serializers import (
     ApproveSerializer,
     CommentSerializer,
     EnvironmentSerializer,
+    PlanSerializer,
     RejectSerializer,
     RunSerializer,
     TicketCreateSerializer,
@@ -28,6 +30,12 @@ from .serializers import (
 )
 
 
+_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
+_NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=r"^[^/.]+$")
+_TICKET_VERBS = ["retrieve", "plan", "cancel", "approve", "reject", "deploy"]
+
+
+@extend_schema_view(retrieve=extend_schema(parameters=[_NAME]))
 class EnvironmentViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Environment]
 ):
@@ -42,10 +50,21 @@ class EnvironmentViewSet(
         return Environment.objects.filter(pk__in=visible)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("environment", OpenApiTypes.STR, description="An environment name."),
+            OpenApiParameter("status", OpenApiTypes.STR, enum=TicketStatus.values),
+        ]
+    ),
+    **{verb: extend_schema(parameters=[_ID]) for verb in _TICKET_VERBS},
+)
 class TicketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Ticket]):
     """Deployment tickets: list, file, read, and the verbs that move them."""
 
     serializer_class = TicketSerializer
+    # Only numbers reach the views; anything else is a 404 from the URL resolver.
+    lookup_value_regex = "[0-9]+"
 
     def get_queryset(self) -> QuerySet[Ticket]:
         params = self.request.query_params
@@ -75,10 +94,11 @@ class TicketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Ticket]):
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(TicketDetailSerializer(selectors.ticket_get(request.user, pk)).data)
 
-    @extend_schema(request=None, responses={202: RunSerializer})
+    @extend_schema(request=PlanSerializer, responses={202: RunSerializer})
     @action(detail=True, methods=["post"])
     def plan(self, request: Request, pk: str) -> Response:
         ticket = selectors.ticket_get(request.user, pk)
+        PlanSerializer(data=request.data).is_valid(raise_exception=True)
         run = services.ticket_plan(ticket_id=ticket.pk, actor=request.user)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
@@ -126,10 +146,12 @@ class TicketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Ticket]):
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema_view(retrieve=extend_schema(parameters=[_ID]))
 class RunViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet[TerraformRun]):
     """Terraform runs with their full (redacted) log."""
 
     serializer_class = RunSerializer
+    lookup_value_regex = "[0-9]+"
 
     def get_queryset(self) -> QuerySet[TerraformRun]:
         return selectors.runs_visible_to(self.request.user)

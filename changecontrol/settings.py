@@ -290,8 +290,8 @@ EVIDENCE_MAX_BYTES = env_int("EVIDENCE_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
 # Form and JSON bodies (not file uploads, which stream to disk and have their own limit):
 # Django refuses a larger urlencoded body; the API's JSON parser refuses one over
 # API_JSON_MAX_BYTES with 413 before reading further.
-DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
-API_JSON_MAX_BYTES = 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+API_JSON_MAX_BYTES = 4 * 1024 * 1024
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "demo")
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 

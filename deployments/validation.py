@@ -46,9 +46,7 @@ def clean_text(value: Any, field: str, max_length: int) -> str:
     if problem:
         raise InputError(field, problem)
     if len(value) > max_length:
-        raise InputError(
-            field, f"must be at most {max_length} characters (got {len(value)})"
-        )
+        raise InputError(field, f"must be at most {max_length} characters (got {len(value)})")
     return value
 
 

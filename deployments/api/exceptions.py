@@ -55,6 +55,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             status.HTTP_403_FORBIDDEN if exc.kind == PolicyError.ACTOR else status.HTTP_409_CONFLICT
         )
         return Response({"detail": exc.message}, status=code)
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own limit on form bodies (and on request.body when read whole).
+        return Response({"detail": "request body too large"}, status=413)
     response = drf_exception_handler(exc, context)
     if response is None:
         return _internal_error(context.get("request"), exc)
@@ -101,7 +104,9 @@ def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
 def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
     if not _is_api(request):
         return defaults.permission_denied(request, exception)
-    return JsonResponse({"detail": "You do not have permission to perform this action."}, status=403)
+    return JsonResponse(
+        {"detail": "You do not have permission to perform this action."}, status=403
+    )
 
 
 def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -10,7 +10,6 @@ from . import validation
 from .choices import ChangeType
 from .models import Environment
 
-
 # Stored as {"notes": text}: leaves room under validation.FIELD_JSON_MAX_CHARS.
 NOTES_MAX = 10_000
 

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client, RequestFactory
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from deployments.choices import TicketStatus
 from deployments.models import Approval, AuditEvent, Environment, Rejection, Ticket

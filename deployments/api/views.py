@@ -29,7 +29,6 @@ from .serializers import (
     TicketSerializer,
 )
 
-
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 _NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=r"^[^/.]+$")
 _TICKET_VERBS = ["retrieve", "plan", "cancel", "approve", "reject", "deploy"]

@@ -41,6 +41,8 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
 @require_GET
 def ticket_list(request: HttpRequest) -> HttpResponse:
     environment = request.GET.get("environment", "")
+    if validation.text_problem(environment) or len(environment) > 64:
+        environment = ""  # a filter no environment could match: show the unfiltered list
     status = request.GET.get("status", "")
     if status and status not in TicketStatus.values:
         status = ""

@@ -13,7 +13,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from deployments import selectors, services
+from deployments import selectors, services, validation
 from deployments.choices import TicketStatus
 from deployments.models import Environment, TerraformRun, Ticket
 
@@ -30,7 +30,8 @@ from .serializers import (
 )
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
-_NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=r"^[^/.]+$")
+_NAME_RE = "[A-Za-z0-9_-]{1,32}"
+_NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=f"^{_NAME_RE}$")
 _TICKET_VERBS = ["retrieve", "plan", "cancel", "approve", "reject", "deploy"]
 
 
@@ -42,6 +43,7 @@ class EnvironmentViewSet(
 
     serializer_class = EnvironmentSerializer
     lookup_field = "name"
+    lookup_value_regex = _NAME_RE
     pagination_class = None
 
     def get_queryset(self) -> QuerySet[Environment]:
@@ -52,7 +54,12 @@ class EnvironmentViewSet(
 @extend_schema_view(
     list=extend_schema(
         parameters=[
-            OpenApiParameter("environment", OpenApiTypes.STR, description="An environment name."),
+            OpenApiParameter(
+                "environment",
+                OpenApiTypes.STR,
+                description="An environment name (no NUL characters).",
+                pattern=r"^[^\u0000]{0,64}$",
+            ),
             OpenApiParameter("status", OpenApiTypes.STR, enum=TicketStatus.values),
         ]
     ),
@@ -70,8 +77,12 @@ class TicketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Ticket]):
         status_filter = params.get("status", "")
         if status_filter and status_filter not in TicketStatus.values:
             raise ValidationError({"status": [f"unknown status {status_filter!r}"]})
+        try:
+            environment = validation.clean_text(params.get("environment", ""), "environment", 64)
+        except services.InputError as exc:
+            raise ValidationError({"environment": [exc.message]}) from None
         return selectors.ticket_list(
-            self.request.user, environment=params.get("environment", ""), status=status_filter
+            self.request.user, environment=environment, status=status_filter
         )
 
     def _detail(self, ticket: Ticket, code: int = status.HTTP_200_OK) -> Response:

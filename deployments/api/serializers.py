@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
@@ -253,17 +254,34 @@ class BoundedJSONObjectField(serializers.Field):  # type: ignore[type-arg]
         return value
 
 
+# What DRF's CharField refuses (NUL characters; text that is only whitespace where a
+# value is required), stated as patterns so the schema tells clients before they try.
+# DRF skips validators for "" where blank is allowed; "+" keeps the schema's oneOf
+# (pattern | empty) exclusive.
+_NO_NUL = RegexValidator(r"^[^\x00]+$", "must not contain NUL characters")
+_NOT_BLANK = RegexValidator(
+    r"^[^\x00]*[^\x00\s][^\x00]*$", "must contain a visible character and no NUL"
+)
 _HEX40 = r"^[0-9a-fA-F]{40}$"
 _HEX64 = r"^[0-9a-fA-F]{64}$"
 
 
 class TicketCreateSerializer(serializers.Serializer[Any]):
-    title = serializers.CharField(min_length=1, max_length=validation.TITLE_MAX)
+    title = serializers.CharField(
+        min_length=1, max_length=validation.TITLE_MAX, validators=[_NOT_BLANK]
+    )
     environment = serializers.CharField(
-        min_length=1, max_length=32, help_text="An environment name: dev, staging or prod."
+        min_length=1,
+        max_length=32,
+        validators=[RegexValidator(r"^[A-Za-z0-9_-]+$", "an environment name")],
+        help_text="An environment name: dev, staging or prod.",
     )
     description = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=validation.DESCRIPTION_MAX
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=validation.DESCRIPTION_MAX,
+        validators=[_NO_NUL],
     )
     commit_sha = serializers.RegexField(
         _HEX40,
@@ -284,7 +302,11 @@ class TicketCreateSerializer(serializers.Serializer[Any]):
 
 class CommentSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=validation.COMMENT_MAX
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=validation.COMMENT_MAX,
+        validators=[_NO_NUL],
     )
 
 
@@ -294,13 +316,18 @@ class PlanSerializer(serializers.Serializer[Any]):
         allow_blank=True,
         default="",
         max_length=validation.COMMENT_MAX,
+        validators=[_NO_NUL],
         help_text="Why; required (400) when re-planning voids standing approvals.",
     )
 
 
 class ApproveSerializer(serializers.Serializer[Any]):
     comment = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=validation.COMMENT_MAX
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=validation.COMMENT_MAX,
+        validators=[_NO_NUL],
     )
     plan_sha256 = serializers.RegexField(
         _HEX64,
@@ -309,7 +336,9 @@ class ApproveSerializer(serializers.Serializer[Any]):
 
 
 class RejectSerializer(serializers.Serializer[Any]):
-    reason = serializers.CharField(min_length=1, max_length=validation.COMMENT_MAX)
+    reason = serializers.CharField(
+        min_length=1, max_length=validation.COMMENT_MAX, validators=[_NOT_BLANK]
+    )
 
 
 class ApprovalSerializer(serializers.ModelSerializer[Approval]):

@@ -241,7 +241,7 @@ class TicketDetailSerializer(TicketSerializer):
         ),
     }
 )
-class BoundedJSONObjectField(serializers.Field):  # type: ignore[type-arg]
+class BoundedJSONObjectField(serializers.Field):
     """A small JSON object, bounded in keys, depth and size (see deployments.validation)."""
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:

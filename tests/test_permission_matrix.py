@@ -106,7 +106,8 @@ def test_permission_matrix(
         response = client.get(url)
         assert response.status_code == (200 if allowed else 404)
         return
-    payload = {"reject": {"reason": "no"}, "approve": {"comment": ""}}.get(action, {})
+    reviewed = hashlib.sha256(b"p").hexdigest()  # the plan prepared() made current
+    payload = {"reject": {"reason": "no"}, "approve": {"plan_sha256": reviewed}}.get(action, {})
     response = client.post(f"{url}{action}/", payload, format="json")
     if role == "none":
         assert response.status_code == 404  # outside the caller's scope: not disclosed

@@ -378,3 +378,16 @@ def test_random_json_never_gets_a_5xx_and_the_list_stays_readable(
     assert response.status_code < 500, (body[:200], response.content[:300])
     assert response["Content-Type"].startswith("application/json")
     _reads_still_work(author)
+
+
+@pytest.mark.parametrize("offset", ["99999999999999999999999", "-1", "1e3", "٣"])
+def test_live_log_offset_out_of_range_is_400_or_clamped_never_500(
+    author: User, offset: str
+) -> None:
+    ticket = TicketFactory(author=author, status=TicketStatus.PLANNING)
+    run = RunFactory(ticket=ticket, status="running")
+    client = Client()
+    client.force_login(author)
+    response = client.get(f"/runs/{run.pk}/log/", {"offset": offset})
+    assert response.status_code in (200, 400), response.content[:200]
+    assert response["Content-Type"] == "application/json"

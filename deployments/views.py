@@ -134,7 +134,9 @@ def _post_action(request: HttpRequest, pk: int, call: Any, done: str) -> HttpRes
     except policy.PolicyError as exc:
         messages.error(request, exc.message)
     except services.InputError as exc:
-        messages.error(request, f"{exc.field}: {exc.message}")
+        # Boundary checks say "must ..." about a field: name it ("reason must be at most ...").
+        text = f"{exc.field} {exc.message}" if exc.message.startswith("must") else exc.message
+        messages.error(request, text)
     else:
         messages.success(request, done)
     return redirect("ticket_detail", pk=ticket.pk)

@@ -333,7 +333,11 @@ GITHUB_WEBHOOK_SECRET = env_str("GITHUB_WEBHOOK_SECRET")
 SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL")
 SNS_TOPIC_ARN = env_str("SNS_TOPIC_ARN")
 EVIDENCE_MAX_BYTES = env_int("EVIDENCE_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Form and JSON bodies (not file uploads, which stream to disk and have their own limit):
+# Django refuses a larger urlencoded body; the API's JSON parser refuses one over
+# API_JSON_MAX_BYTES with 413 before reading further.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+API_JSON_MAX_BYTES = 4 * 1024 * 1024
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "demo")
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 
@@ -350,12 +354,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "deployments.api.parsers.StrictJSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "deployments.api.exceptions.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "deployments.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {
@@ -363,6 +367,18 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Deployment tickets, approvals and Terraform runs (v1).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request and response shapes differ (read-only fields); name them apart.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "TicketStatusEnum": "deployments.choices.TicketStatus",
+        "RunStatusEnum": "deployments.choices.RunStatus",
+        "RunKindEnum": "deployments.choices.RunKind",
+        "ChangeTypeEnum": "deployments.choices.ChangeType",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "deployments.api.schema.add_error_responses",
+    ],
 }
 
 LOGGING = {

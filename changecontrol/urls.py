@@ -17,3 +17,9 @@ urlpatterns = [
     path("api/v1/", include("deployments.api.urls")),
     path("", include("deployments.urls")),
 ]
+
+# Under /api/ these answer JSON; elsewhere Django's own pages.
+handler400 = "deployments.api.exceptions.handler400"
+handler403 = "deployments.api.exceptions.handler403"
+handler404 = "deployments.api.exceptions.handler404"
+handler500 = "deployments.api.exceptions.handler500"

@@ -6,14 +6,23 @@ from typing import Any
 
 from django import forms
 
+from . import validation
 from .choices import ChangeType
 from .models import Environment
 
+# Stored as {"notes": text}: leaves room under validation.FIELD_JSON_MAX_CHARS.
+NOTES_MAX = 10_000
+
 
 class TicketForm(forms.Form):
-    title = forms.CharField(max_length=200)
+    # Django's CharField already refuses NUL characters; the lengths bound what is stored.
+    title = forms.CharField(max_length=validation.TITLE_MAX)
     environment = forms.ChoiceField()
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    description = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        max_length=validation.DESCRIPTION_MAX,
+    )
     commit_sha = forms.CharField(
         label="Commit SHA",
         max_length=64,
@@ -27,11 +36,13 @@ class TicketForm(forms.Form):
     risk_assessment = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,
+        max_length=NOTES_MAX,
         help_text="Required for prod: what could go wrong and how likely it is.",
     )
     rollback_plan = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,
+        max_length=NOTES_MAX,
         help_text="Required for prod: how to undo this change.",
     )
 

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import policy, selectors, services, stepup
+from . import policy, selectors, services, stepup, validation
 from .choices import ACTIVE_RUN_STATUSES, TicketStatus
 from .forms import TicketForm
 
@@ -39,6 +39,8 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
 @require_GET
 def ticket_list(request: HttpRequest) -> HttpResponse:
     environment = request.GET.get("environment", "")
+    if validation.text_problem(environment) or len(environment) > 64:
+        environment = ""  # a filter no environment could match: show the unfiltered list
     status = request.GET.get("status", "")
     if status and status not in TicketStatus.values:
         status = ""
@@ -132,7 +134,9 @@ def _post_action(request: HttpRequest, pk: int, call: Any, done: str) -> HttpRes
     except policy.PolicyError as exc:
         messages.error(request, exc.message)
     except services.InputError as exc:
-        messages.error(request, exc.message)
+        # Boundary checks say "must ..." about a field: name it ("reason must be at most ...").
+        text = f"{exc.field} {exc.message}" if exc.message.startswith("must") else exc.message
+        messages.error(request, text)
     else:
         messages.success(request, done)
     return redirect("ticket_detail", pk=ticket.pk)
@@ -161,7 +165,11 @@ def ticket_plan(request: HttpRequest, pk: int) -> HttpResponse:
     return _post_action(
         request,
         pk,
-        lambda t: services.ticket_plan(ticket_id=t.pk, actor=request.user, reason=reason),
+        lambda t: services.ticket_plan(
+            ticket_id=t.pk,
+            actor=request.user,
+            reason=validation.clean_text(reason, "reason", 200),
+        ),
         "A new plan has been queued; earlier approvals no longer count.",
     )
 
@@ -170,7 +178,7 @@ def ticket_plan(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @step_up_for_sensitive_environments
 def ticket_approve(request: HttpRequest, pk: int) -> HttpResponse:
-    comment = request.POST.get("comment", "")[:2000]
+    comment = request.POST.get("comment", "")
     reviewed = request.POST.get("plan_sha256", "")
     if not reviewed:
         messages.error(request, "Reload the page: the form did not say which plan you reviewed.")
@@ -181,9 +189,9 @@ def ticket_approve(request: HttpRequest, pk: int) -> HttpResponse:
         lambda t: services.approval_grant(
             ticket_id=t.pk,
             actor=request.user,
-            comment=comment,
+            comment=validation.clean_text(comment, "comment", validation.COMMENT_MAX),
             # The plan the page showed: if it was replaced meanwhile, nothing is approved.
-            plan_sha256=reviewed,
+            plan_sha256=validation.clean_text(reviewed, "plan_sha256", 64),
         ),
         "Approved.",
     )
@@ -192,11 +200,15 @@ def ticket_approve(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def ticket_reject(request: HttpRequest, pk: int) -> HttpResponse:
-    reason = request.POST.get("reason", "")[:2000]
+    reason = request.POST.get("reason", "")
     return _post_action(
         request,
         pk,
-        lambda t: services.ticket_reject(ticket_id=t.pk, actor=request.user, reason=reason),
+        lambda t: services.ticket_reject(
+            ticket_id=t.pk,
+            actor=request.user,
+            reason=validation.clean_text(reason, "reason", validation.COMMENT_MAX),
+        ),
         "Rejected.",
     )
 
@@ -216,11 +228,15 @@ def ticket_deploy(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def ticket_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    reason = request.POST.get("reason", "")[:2000]
+    reason = request.POST.get("reason", "")
     return _post_action(
         request,
         pk,
-        lambda t: services.ticket_cancel(ticket_id=t.pk, actor=request.user, reason=reason),
+        lambda t: services.ticket_cancel(
+            ticket_id=t.pk,
+            actor=request.user,
+            reason=validation.clean_text(reason, "reason", validation.COMMENT_MAX),
+        ),
         "Ticket cancelled.",
     )
 

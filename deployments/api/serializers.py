@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.urls import reverse
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from deployments import policy, selectors, services
+from deployments import policy, selectors, services, validation
 from deployments.choices import ChangeType
 from deployments.models import Approval, Environment, TerraformRun, Ticket
 
@@ -82,7 +84,7 @@ class RunBriefSerializer(serializers.ModelSerializer[TerraformRun]):
     summary = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
     requested_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
 
     class Meta:
@@ -137,7 +139,7 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
     )
     url = serializers.SerializerMethodField()
     web_url = serializers.SerializerMethodField()
-    current_plan = RunBriefSerializer(read_only=True)
+    current_plan = RunBriefSerializer(read_only=True, allow_null=True)
     plan_summary = serializers.SerializerMethodField()
 
     class Meta:
@@ -227,28 +229,111 @@ class TicketDetailSerializer(TicketSerializer):
         return []
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": True,
+        "maxProperties": validation.FIELD_JSON_MAX_KEYS,
+        "description": (
+            f"A JSON object: at most {validation.FIELD_JSON_MAX_KEYS} keys, nested at most "
+            f"{validation.FIELD_JSON_MAX_DEPTH} deep, {validation.FIELD_JSON_MAX_CHARS} "
+            "characters as JSON."
+        ),
+    }
+)
+class BoundedJSONObjectField(serializers.Field):
+    """A small JSON object, bounded in keys, depth and size (see deployments.validation)."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        try:
+            return validation.clean_json_object(data, self.field_name or "value")
+        except services.InputError as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+# What DRF's CharField refuses (NUL characters; text that is only whitespace where a
+# value is required), stated as patterns so the schema tells clients before they try.
+# DRF skips validators for "" where blank is allowed; "+" keeps the schema's oneOf
+# (pattern | empty) exclusive.
+_NO_NUL = RegexValidator(r"^[^\x00]+$", "must not contain NUL characters")
+_NOT_BLANK = RegexValidator(
+    r"^[^\x00]*[^\x00\s][^\x00]*$", "must contain a visible character and no NUL"
+)
+_HEX40 = r"^[0-9a-fA-F]{40}$"
+_HEX64 = r"^[0-9a-fA-F]{64}$"
+
+
 class TicketCreateSerializer(serializers.Serializer[Any]):
-    title = serializers.CharField(max_length=200)
-    environment = serializers.CharField(max_length=32)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    commit_sha = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    title = serializers.CharField(
+        min_length=1, max_length=validation.TITLE_MAX, validators=[_NOT_BLANK]
+    )
+    environment = serializers.CharField(
+        min_length=1,
+        max_length=32,
+        validators=[RegexValidator(r"^[A-Za-z0-9_-]+$", "an environment name")],
+        help_text="An environment name: dev, staging or prod.",
+    )
+    description = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=validation.DESCRIPTION_MAX,
+        validators=[_NO_NUL],
+    )
+    commit_sha = serializers.RegexField(
+        _HEX40,
+        required=False,
+        allow_blank=True,
+        default="",
+        error_messages={"invalid": "commit_sha must be a full 40-character hex SHA"},
+        help_text="40-hex commit of the infrastructure repository; omitted: the tip of main.",
+    )
     change_type = serializers.ChoiceField(choices=ChangeType.choices, default=ChangeType.NORMAL)
     pull_request_url = serializers.URLField(
-        required=False, allow_blank=True, default="", max_length=500
+        required=False, allow_blank=True, default="", max_length=validation.URL_MAX
     )
-    risk_assessment = serializers.DictField(required=False, default=dict)
-    rollback_plan = serializers.DictField(required=False, default=dict)
+    risk_assessment = BoundedJSONObjectField(required=False, default=dict)
+    rollback_plan = BoundedJSONObjectField(required=False, default=dict)
     scheduled_for = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
 class CommentSerializer(serializers.Serializer[Any]):
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=validation.COMMENT_MAX,
+        validators=[_NO_NUL],
+    )
+
+
+class PlanSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=200,
+        validators=[_NO_NUL],
+        help_text=(
+            "Why the ticket is planned again. Required (400 without it) when the new plan "
+            "would void standing approvals; recorded on them and in the audit trail."
+        ),
+    )
 
 
 class ApproveSerializer(serializers.Serializer[Any]):
-    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    comment = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=validation.COMMENT_MAX,
+        validators=[_NO_NUL],
+    )
     plan_sha256 = serializers.RegexField(
-        r"^[0-9a-fA-F]{64}$",
+        _HEX64,
         max_length=64,
         help_text=(
             "Required: the SHA-256 of the plan you reviewed (the ticket's "
@@ -262,21 +347,10 @@ class ApproveSerializer(serializers.Serializer[Any]):
     )
 
 
-class PlanSerializer(serializers.Serializer[Any]):
-    reason = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        default="",
-        max_length=200,
-        help_text=(
-            "Why the ticket is planned again. Required (400 without it) when the new plan "
-            "would void standing approvals; recorded on them and in the audit trail."
-        ),
-    )
-
-
 class RejectSerializer(serializers.Serializer[Any]):
-    reason = serializers.CharField(max_length=2000)
+    reason = serializers.CharField(
+        min_length=1, max_length=validation.COMMENT_MAX, validators=[_NOT_BLANK]
+    )
 
 
 class ApprovalSerializer(serializers.ModelSerializer[Approval]):

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from deployments import selectors, services
+from deployments import selectors, services, validation
 from deployments.choices import TicketStatus
 from deployments.models import Environment, TerraformRun, Ticket
 
@@ -28,7 +29,13 @@ from .serializers import (
     TicketSerializer,
 )
 
+_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
+_NAME_RE = "[A-Za-z0-9_-]{1,32}"
+_NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=f"^{_NAME_RE}$")
+_TICKET_VERBS = ["retrieve", "plan", "cancel", "approve", "reject", "deploy"]
 
+
+@extend_schema_view(retrieve=extend_schema(parameters=[_NAME]))
 class EnvironmentViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Environment]
 ):
@@ -36,6 +43,7 @@ class EnvironmentViewSet(
 
     serializer_class = EnvironmentSerializer
     lookup_field = "name"
+    lookup_value_regex = _NAME_RE
     pagination_class = None
 
     def get_queryset(self) -> QuerySet[Environment]:
@@ -43,18 +51,38 @@ class EnvironmentViewSet(
         return Environment.objects.filter(pk__in=visible)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "environment",
+                OpenApiTypes.STR,
+                description="An environment name (no NUL characters).",
+                pattern=r"^[^\u0000]{0,64}$",
+            ),
+            OpenApiParameter("status", OpenApiTypes.STR, enum=TicketStatus.values),
+        ]
+    ),
+    **{verb: extend_schema(parameters=[_ID]) for verb in _TICKET_VERBS},
+)
 class TicketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Ticket]):
     """Deployment tickets: list, file, read, and the verbs that move them."""
 
     serializer_class = TicketSerializer
+    # Only numbers reach the views; anything else is a 404 from the URL resolver.
+    lookup_value_regex = "[0-9]+"
 
     def get_queryset(self) -> QuerySet[Ticket]:
         params = self.request.query_params
         status_filter = params.get("status", "")
         if status_filter and status_filter not in TicketStatus.values:
             raise ValidationError({"status": [f"unknown status {status_filter!r}"]})
+        try:
+            environment = validation.clean_text(params.get("environment", ""), "environment", 64)
+        except services.InputError as exc:
+            raise ValidationError({"environment": [exc.message]}) from None
         return selectors.ticket_list(
-            self.request.user, environment=params.get("environment", ""), status=status_filter
+            self.request.user, environment=environment, status=status_filter
         )
 
     def _detail(self, ticket: Ticket, code: int = status.HTTP_200_OK) -> Response:
@@ -131,10 +159,12 @@ class TicketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Ticket]):
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema_view(retrieve=extend_schema(parameters=[_ID]))
 class RunViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet[TerraformRun]):
     """Terraform runs with their full (redacted) log."""
 
     serializer_class = RunSerializer
+    lookup_value_regex = "[0-9]+"
 
     def get_queryset(self) -> QuerySet[TerraformRun]:
         return selectors.runs_visible_to(self.request.user)

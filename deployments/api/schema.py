@@ -1,0 +1,62 @@
+"""The OpenAPI document is the contract: every operation lists the errors it can answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": (
+        "An error: `detail` is a sentence for people; for bad input (400) each offending "
+        "field is also a key holding a list of messages."
+    ),
+    "properties": {
+        "detail": {"type": "string"},
+        "request_id": {"type": "string", "description": "Quote it when reporting a 500."},
+    },
+    "required": ["detail"],
+    "additionalProperties": True,
+}
+
+_DESCRIPTIONS = {
+    "400": "Bad input: the body or a query parameter is invalid (`detail` names the field).",
+    "401": "Not authenticated: send `Authorization: Token <key>`.",
+    "403": "Refused: the caller may not do this (the reason is in `detail`).",
+    "404": "No such object, or not visible to the caller.",
+    "405": "Method not allowed.",
+    "409": "Refused by the ticket's state or the environment's policy (reason in `detail`).",
+    "413": "Request body over the documented maximum.",
+    "415": "Unsupported media type: send JSON.",
+}
+
+
+def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[str]:
+    codes = ["401", "403"]
+    has_params = any(p.get("in") == "query" for p in operation.get("parameters", []))
+    if method in {"post", "put", "patch"}:
+        codes += ["400", "409", "413", "415"]
+    elif has_params:
+        codes.append("400")
+    if "{" in path:
+        codes.append("404")
+    return sorted(codes)
+
+
+def add_error_responses(result: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: an Error component and the error answers."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    ref = {"$ref": "#/components/schemas/Error"}
+    for path, methods in result.get("paths", {}).items():
+        for method, operation in methods.items():
+            if not path.startswith("/api/v1/") or path == "/api/v1/schema/":
+                continue
+            responses = operation.setdefault("responses", {})
+            for code in _error_statuses(path, method, operation):
+                responses.setdefault(
+                    code,
+                    {
+                        "description": _DESCRIPTIONS[code],
+                        "content": {"application/json": {"schema": ref}},
+                    },
+                )
+    return result

@@ -1,0 +1,98 @@
+"""Input limits, checked once at the boundary (API parser and serializers, page forms).
+
+Every text and JSON value a person or CI sends passes through here before a service sees
+it, so nothing that a later read cannot render (a lone surrogate, a NUL byte that
+PostgreSQL refuses, a structure nested deeper than the encoder recurses) is ever stored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from deployments.services import InputError
+
+# Documented in the OpenAPI schema and in the API error messages.
+TITLE_MAX = 200
+DESCRIPTION_MAX = 20_000
+COMMENT_MAX = 2_000
+URL_MAX = 500
+JSON_MAX_DEPTH = 32  # of any request body; objects like risk_assessment get less
+FIELD_JSON_MAX_DEPTH = 4
+FIELD_JSON_MAX_KEYS = 50
+FIELD_JSON_MAX_CHARS = 20_000
+
+
+def text_problem(value: str) -> str | None:
+    """Why a string cannot be stored and read back, or None when it can."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # Only lone surrogates fail here: JSON's "\udfff" escape decodes to one.
+        return "must be valid Unicode text (lone surrogates are not allowed)"
+    return None
+
+
+def clean_text(value: Any, field: str, max_length: int) -> str:
+    """The value as storable text, or InputError naming the field."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InputError(field, "must be a string")
+    problem = text_problem(value)
+    if problem:
+        raise InputError(field, problem)
+    if len(value) > max_length:
+        raise InputError(field, f"must be at most {max_length} characters (got {len(value)})")
+    return value
+
+
+def json_problem(value: Any, max_depth: int) -> str | None:
+    """Why a parsed JSON value cannot be stored, or None: depth, and every string and key."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > max_depth:
+                return f"is nested deeper than {max_depth} levels"
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    problem = text_problem(key)
+                    if problem:
+                        return f"has a key that {problem}"
+                    stack.append((child, depth + 1))
+            else:
+                stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            problem = text_problem(item)
+            if problem:
+                return f"has a string that {problem}"
+        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) >= 2**63:
+            # Beyond a 64-bit integer: SQLite's JSON functions and most clients cannot read it.
+            return "has an integer outside the 64-bit range"
+        elif isinstance(item, float) and not math.isfinite(item):
+            # 1e400 parses as infinity, which JSON (and PostgreSQL's jsonb) cannot hold.
+            return "has a number that is not finite"
+    return None
+
+
+def clean_json_object(value: Any, field: str) -> dict[str, Any]:
+    """A small JSON object (risk_assessment, rollback_plan), bounded in keys, depth and size."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(field, "must be a JSON object (a dictionary of names to values)")
+    if len(value) > FIELD_JSON_MAX_KEYS:
+        raise InputError(field, f"must have at most {FIELD_JSON_MAX_KEYS} keys")
+    problem = json_problem(value, FIELD_JSON_MAX_DEPTH)
+    if problem:
+        raise InputError(field, problem)
+    size = len(json.dumps(value, ensure_ascii=False))
+    if size > FIELD_JSON_MAX_CHARS:
+        raise InputError(
+            field, f"must be at most {FIELD_JSON_MAX_CHARS} characters as JSON (got {size})"
+        )
+    return value

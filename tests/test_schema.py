@@ -1,0 +1,161 @@
+"""The OpenAPI document is the contract: complete, warning-free, and what the API answers."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from hypothesis import HealthCheck, given, settings
+from rest_framework.authtoken.models import Token
+from schemathesis.config import SchemathesisConfig
+
+from changecontrol.wsgi import application
+from deployments.choices import TicketStatus
+from deployments.models import Environment, Ticket
+
+from .conftest import ROOT, api_for
+from .factories import RunFactory, TicketFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def schema_doc(author: User) -> dict[str, Any]:
+    response = api_for(author).get("/api/v1/schema/?format=json")
+    assert response.status_code == 200
+    doc: dict[str, Any] = response.json()
+    return doc
+
+
+def _component(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = doc["components"]["schemas"][name]
+    return found
+
+
+def _text(prop: dict[str, Any]) -> dict[str, Any]:
+    """A string property; one that may also be blank is oneOf [constraints, empty]."""
+    if "oneOf" in prop:
+        assert prop["oneOf"][1] == {"type": "string", "maxLength": 0}
+        found: dict[str, Any] = prop["oneOf"][0]
+        return found
+    return prop
+
+
+def test_schema_generates_without_warnings(tmp_path: Any) -> None:
+    # The same generation `manage.py check --deploy` runs; any warning fails it.
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "s.yml"))
+
+
+def test_fields_that_can_be_null_are_declared_nullable(schema_doc: dict[str, Any]) -> None:
+    ticket = _component(schema_doc, "Ticket")["properties"]
+    assert ticket["current_plan"].get("nullable") is True
+    brief = _component(schema_doc, "RunBrief")["properties"]
+    assert brief["requested_by"].get("nullable") is True
+    assert _component(schema_doc, "Run")["properties"]["requested_by"].get("nullable") is True
+
+
+def test_request_constraints_are_stated(schema_doc: dict[str, Any]) -> None:
+    create = _component(schema_doc, "TicketCreateRequest")
+    props = create["properties"]
+    assert set(create["required"]) == {"title", "environment"}
+    assert props["title"]["minLength"] == 1 and props["title"]["maxLength"] == 200
+    assert _text(props["description"])["maxLength"] == 20_000
+    assert _text(props["commit_sha"])["pattern"] == "^[0-9a-fA-F]{40}$"
+    assert props["risk_assessment"]["maxProperties"] == 50
+    assert props["change_type"]["allOf"] == [{"$ref": "#/components/schemas/ChangeTypeEnum"}]
+    approve = _component(schema_doc, "ApproveRequest")
+    assert approve["required"] == ["plan_sha256"]
+    assert approve["properties"]["plan_sha256"]["pattern"] == "^[0-9a-fA-F]{64}$"
+    assert _text(approve["properties"]["comment"])["maxLength"] == 2000
+    reject = _component(schema_doc, "RejectRequest")
+    assert reject["properties"]["reason"]["minLength"] == 1
+    plan = _component(schema_doc, "PlanRequest")
+    assert "reason" in plan["properties"] and "required" not in plan
+    statuses = _component(schema_doc, "TicketStatusEnum")["enum"]
+    assert statuses == TicketStatus.values
+
+
+def test_every_operation_documents_its_error_answers(schema_doc: dict[str, Any]) -> None:
+    error = _component(schema_doc, "Error")
+    assert error["required"] == ["detail"]
+    for path, methods in schema_doc["paths"].items():
+        for method, operation in methods.items():
+            codes = set(operation["responses"])
+            expected = {"401", "403"}
+            if method == "post":
+                expected |= {"400", "409", "413"}
+            if "{" in path:
+                expected.add("404")
+            assert expected <= codes, (method, path, codes)
+            for code in expected:
+                content = operation["responses"][code]["content"]["application/json"]
+                assert content["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+# --- schemathesis against the WSGI app ---------------------------------------------
+
+
+@pytest.fixture
+def api_schema(db: None) -> Iterator[Any]:
+    # Called as a plain WSGI app, Django would close the test's database connection at the
+    # end of each request; Django's own test client disconnects the same handlers.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        # The same expectations as the CI run against the live server.
+        config = SchemathesisConfig.from_path(str(ROOT / "scripts" / "schemathesis.toml"))
+        yield schemathesis.openapi.from_wsgi(
+            "/api/v1/schema/?format=json", application, config=config
+        )
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def seeded(author: User, lead: User, operations: User) -> dict[str, Any]:
+    """A staging ticket waiting for approval with a plan, and a token per role."""
+    ticket = TicketFactory(
+        environment=Environment.objects.get(name="staging"),
+        author=lead,
+        status=TicketStatus.AWAITING_APPROVAL,
+    )
+    plan = RunFactory(ticket=ticket, plan_sha256=hashlib.sha256(b"plan").hexdigest())
+    Ticket.objects.filter(pk=ticket.pk).update(current_plan=plan)
+    return {
+        "ticket": ticket.pk,
+        "run": plan.pk,
+        "tokens": [Token.objects.create(user=u).key for u in (author, operations)],
+    }
+
+
+def test_api_answers_as_its_schema_says(api_schema: Any, seeded: dict[str, Any]) -> None:
+    """A few generated cases per operation, as a developer and as operations, with
+    schemathesis' checks (scripts/schemathesis.sh runs many more against a live server)."""
+    tested = []
+    for result in api_schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=4,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def check(case: Any) -> None:
+            if "id" in (case.path_parameters or {}):
+                case.path_parameters["id"] = seeded["run" if "/runs/" in case.path else "ticket"]
+            for token in seeded["tokens"]:
+                case.call_and_validate(headers={"Authorization": f"Token {token}"})
+
+        check()
+        tested.append(f"{operation.method.upper()} {operation.path}")
+    assert "POST /api/v1/tickets/{id}/approve/" in tested and len(tested) >= 11

@@ -28,8 +28,7 @@ from deployments import policy
 from deployments import terraform as tf
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.locks import EnvironmentLock
-from deployments.models import Approval, Environment, RunLogChunk, TerraformRun, Ticket
-from deployments.selectors import user_roles
+from deployments.models import Environment, RunLogChunk, TerraformRun, Ticket
 
 from . import runs
 from ._base import infra_repo, locked_ticket, transition
@@ -302,25 +301,7 @@ def _check_start(ticket: Ticket, run: TerraformRun, *, now: dt.datetime) -> None
     assert run.plan_id is not None
     plan = TerraformRun.objects.get(pk=run.plan_id)
     current = ticket.current_plan if ticket.current_plan_id == plan.pk else None
-    votes: list[policy.Vote] = []
-    stray = 0
-    for approval in Approval.objects.filter(ticket=ticket, voided_at__isnull=True).select_related(
-        "approver"
-    ):
-        if approval.plan_run_id != plan.pk or approval.plan_sha256 != plan.plan_sha256:
-            stray += 1
-            continue
-        approver = approval.approver
-        # The roles the approver holds now: a lead removed from the group no longer counts.
-        roles = frozenset(approval.held_roles) & user_roles(approver)
-        votes.append(
-            policy.Vote(
-                approver_id=approver.pk,
-                approver_name=approver.get_username(),
-                roles=roles if approver.is_active else frozenset(),
-                role=approval.role,
-            )
-        )
+    votes, stray = runs.apply_votes(ticket, plan)
     policy.check_apply_may_start(
         ticket,
         now=now,

@@ -84,12 +84,11 @@ class EnvironmentLock:
         with self._guard:
             if self._conn is not None:
                 # Closing the session frees the advisory lock, even if the unlock fails.
-                with contextlib.suppress(Exception):
-                    with self._conn.cursor() as cursor:
-                        cursor.execute(
-                            "SELECT pg_advisory_unlock(%s::int4, %s::int4)",
-                            [_PG_NAMESPACE, self.environment_id],
-                        )
+                with contextlib.suppress(Exception), self._conn.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_advisory_unlock(%s::int4, %s::int4)",
+                        [_PG_NAMESPACE, self.environment_id],
+                    )
                 with contextlib.suppress(Exception):
                     self._conn.close()
                 self._conn = None
@@ -110,7 +109,8 @@ class EnvironmentLock:
         try:
             with conn.cursor() as cursor:
                 cursor.execute(
-                    "SELECT pg_try_advisory_lock(%s::int4, %s::int4)", [_PG_NAMESPACE, self.environment_id]
+                    "SELECT pg_try_advisory_lock(%s::int4, %s::int4)",
+                    [_PG_NAMESPACE, self.environment_id],
                 )
                 (got,) = cursor.fetchone()
         except Exception:

@@ -392,4 +392,3 @@ def test_an_apply_that_finishes_after_being_marked_interrupted_records_its_real_
         f"/api/v1/runs/{run.pk}/"
     )
     assert body.status_code == 200 and body.json()["exit_code"] == 0
-

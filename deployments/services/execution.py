@@ -10,6 +10,7 @@ The reconciler interrupts an apply only when it can take the environment lock it
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -147,10 +148,8 @@ def _interrupt_terraform() -> None:
         except (OSError, IndexError):
             continue
         if int(fields[1]) == me and int(fields[2]) == int(entry):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(int(entry), signal.SIGINT)
-            except ProcessLookupError:
-                pass
 
 
 class _Heartbeat:
@@ -178,14 +177,14 @@ class _Heartbeat:
                 except Exception:
                     log.exception("heartbeat of run %s failed; retrying", self.writer.run.pk)
                     _reset_connection()
-                if self.env_lock is not None and not self.lock_lost.is_set():
-                    if not self.env_lock.alive():
-                        self.lock_lost.set()
-                        self.writer(
-                            "error: this worker lost the environment lock (its database "
-                            "session ended); stopping Terraform"
-                        )
-                        _interrupt_terraform()
+                lock = self.env_lock
+                if lock is not None and not self.lock_lost.is_set() and not lock.alive():
+                    self.lock_lost.set()
+                    self.writer(
+                        "error: this worker lost the environment lock (its database "
+                        "session ended); stopping Terraform"
+                    )
+                    _interrupt_terraform()
         finally:
             connection.close()
 
@@ -285,12 +284,8 @@ def _claim_apply(run_id: int, *, worker: str) -> int | None:
         except policy.ApplyRefused as refusal:
             _refuse_start(ticket, run, refusal)
             return None
-        Environment.objects.filter(pk=run.environment_id).update(
-            apply_fence=F("apply_fence") + 1
-        )
-        fence = Environment.objects.values_list("apply_fence", flat=True).get(
-            pk=run.environment_id
-        )
+        Environment.objects.filter(pk=run.environment_id).update(apply_fence=F("apply_fence") + 1)
+        fence = Environment.objects.values_list("apply_fence", flat=True).get(pk=run.environment_id)
         if not _claim(run_id, worker=worker, fence=fence):
             return None
     return fence

@@ -342,13 +342,13 @@ def test_a_redis_restart_with_tickets_queued_loses_nothing(
     for pid in pids:  # the worker is busy: what is sent waits in Redis
         os.kill(pid, signal.SIGSTOP)
     try:
-        queued = [_file_dev(author, f"queued {n}") for n in range(2)]
+        queued = [_file_dev(author, f"queued {n}") for n in range(3)]
         own_redis["restart"]()  # Redis comes back empty (no persistence)
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
     plans = TerraformRun.objects.filter(ticket_id__in=queued, kind=RunKind.PLAN)
-    assert sorted(plans.values_list("status", flat=True)) == ["queued", "queued"]
+    assert set(plans.values_list("status", flat=True)) == {RunStatus.QUEUED}
 
     # The reconciler sends runs still queued after RUN_RESEND_AFTER seconds again.
     settings.RUN_RESEND_AFTER = 5
@@ -366,4 +366,11 @@ def test_a_redis_restart_with_tickets_queued_loses_nothing(
     wait_for(all_completed, timeout=300, what="the queued tickets to complete")
     runs = TerraformRun.objects.filter(ticket_id__in=queued)
     assert not runs.exclude(status=RunStatus.SUCCEEDED).exists()
-    assert all(r.dispatch_count >= 2 for r in runs.filter(kind=RunKind.PLAN))
+    # Redis lost the messages it held (one may already sit in the stopped worker's socket):
+    # the reconciler sent those runs again.
+    resent = [r.pk for r in runs.filter(kind=RunKind.PLAN) if r.dispatch_count >= 2]
+    print(
+        f"\n{len(queued)} tickets queued across a Redis restart; the reconciler sent "
+        f"{len(resent)} plan runs again; all {len(queued)} completed"
+    )
+    assert resent

@@ -125,7 +125,8 @@ class EnvironmentLock:
     def _try_file(self) -> bool:
         folder = settings.DATA_DIR / "locks"
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / f"environment-{self.environment_id}.lock", os.O_RDWR | os.O_CREAT)
+        path = folder / f"environment-{self.environment_id}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -220,7 +220,8 @@ def test_the_environment_lock_has_one_holder_at_a_time() -> None:
     try:
         assert first.try_acquire() and first.alive()
         assert not second.try_acquire()
-        assert EnvironmentLock(Environment.objects.get(name="dev").pk).try_acquire()
+        with EnvironmentLock(Environment.objects.get(name="dev").pk) as other_environment:
+            assert other_environment.try_acquire()
         first.release()
         assert second.try_acquire()
     finally:

@@ -37,7 +37,9 @@ def _running(kind: str, ticket_status: str, minutes_silent: int) -> Any:
     return ticket, run
 
 
-def test_silent_apply_becomes_interrupted_with_recovery_instructions(monkeypatch: Any) -> None:
+def test_an_apply_whose_worker_is_gone_becomes_interrupted_with_recovery_instructions(
+    monkeypatch: Any,
+) -> None:
     monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
     ticket, run = _running(RunKind.APPLY, TicketStatus.APPLYING, minutes_silent=10)
     result = services.runs_reconcile()

@@ -310,7 +310,7 @@ def own_redis(
     try:
         yield state
     finally:
-        _point_app_at(app, previous)
+        _point_app_at(app, previous, close_current=True)
         state["proc"].terminate()
         state["proc"].wait(timeout=20)
 
@@ -324,11 +324,13 @@ def _answers(port: int) -> bool:
         return False
 
 
-def _point_app_at(app: Any, url: str) -> None:
-    if app._pool is not None:
+def _point_app_at(app: Any, url: str, *, close_current: bool = False) -> None:
+    """Kombu keeps one pool per broker URL for the whole process: the shared broker's pool
+    is left open for the tests that follow; only this test's own Redis pool is closed."""
+    if close_current and app._pool is not None:
         app._pool.force_close_all()
     app.conf.broker_url = url
-    app._after_fork()  # drops the connection and producer pools, as after a fork
+    app._after_fork()  # forgets the app's connection and producer pools, as after a fork
 
 
 def test_a_redis_restart_with_tickets_queued_loses_nothing(

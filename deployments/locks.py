@@ -6,6 +6,11 @@ frees it when the process dies and its socket closes); on SQLite an ``flock`` on
 under ``DATA_DIR/locks/`` (the kernel frees it when the process dies). A stalled holder
 (SIGSTOP, a long GC, Terraform waiting on a state lock) keeps it, so nobody declares it
 dead and starts a second apply in the same workspace.
+
+A session lock needs a real session: point DATABASE_URL at PostgreSQL itself or at a
+pooler in session mode, never at a transaction-mode pooler (PgBouncer ``pool_mode =
+transaction``), which would hand the session, and the lock, to someone else. On SQLite
+the web, beat and workers must share one DATA_DIR (they do in the one-machine run).
 """
 
 from __future__ import annotations

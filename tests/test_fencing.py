@@ -14,6 +14,7 @@ import time_machine
 from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 from django.db import OperationalError
+from django.test import Client
 from django.utils import timezone
 
 from deployments import services
@@ -389,7 +390,12 @@ def test_an_apply_that_finishes_after_being_marked_interrupted_records_its_real_
     assert ticket.status == TicketStatus.APPLY_FAILED  # not resurrected automatically
     assert "may have applied the plan" in ticket.status_reason
     assert "run a new plan" in ticket.status_reason
-    body = api_for(User.objects.create_superuser("root", "r@example.com", "pw")).get(
-        f"/api/v1/runs/{run.pk}/"
-    )
+    root = User.objects.create_superuser("root", "r@example.com", "pw")
+    body = api_for(root).get(f"/api/v1/runs/{run.pk}/")
     assert body.status_code == 200 and body.json()["exit_code"] == 0
+    assert "finished after the run was marked interrupted" in body.json()["error"]
+    client = Client()
+    client.force_login(root)
+    page = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert "finished after the run was marked interrupted: it succeeded" in page
+    assert "may have applied the plan" in page

@@ -294,8 +294,14 @@ CELERY_TASK_QUEUES = [
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# How often the reconciler runs (seconds): a worker killed mid-apply leaves its run
+# `interrupted` and the environment free within about this long.
+RUN_RECONCILE_SECONDS = env_int("RUN_RECONCILE_SECONDS", 20, minimum=1)
 CELERY_BEAT_SCHEDULE = {
-    "reconcile-runs": {"task": "deployments.tasks.runs_reconcile", "schedule": 30.0},
+    "reconcile-runs": {
+        "task": "deployments.tasks.runs_reconcile",
+        "schedule": float(RUN_RECONCILE_SECONDS),
+    },
 }
 # Publishing a task must never hang a web request when the broker is down:
 # the reconciler re-sends queued runs.
@@ -319,8 +325,14 @@ TERRAFORM_PLAN_TIMEOUT = env_int("TERRAFORM_PLAN_TIMEOUT", 1800, minimum=10)
 TERRAFORM_APPLY_TIMEOUT = env_int("TERRAFORM_APPLY_TIMEOUT", 7200, minimum=10)
 # How long a run waits for another run's state lock (e.g. a plan during an apply).
 TERRAFORM_LOCK_TIMEOUT = f"{env_int('TERRAFORM_LOCK_TIMEOUT', 300, minimum=0)}s"
-# A running run whose worker has not written for this long is declared interrupted.
+# A running plan or check whose worker has not written for this long is declared
+# interrupted. Applies are not: they are interrupted only once their worker's environment
+# lock is free (the worker process is really gone), however long it stays silent.
 RUN_HEARTBEAT_TIMEOUT = env_int("RUN_HEARTBEAT_TIMEOUT", 180, minimum=10)
+# How long a worker waits for an environment's lock before leaving an apply queued.
+RUN_LOCK_WAIT = env_int("RUN_LOCK_WAIT", 60, minimum=1)
+# A run still queued after this long (a lost broker message) is sent again by the reconciler.
+RUN_RESEND_AFTER = env_int("RUN_RESEND_AFTER", 60, minimum=5)
 # Variables passed through to Terraform (credentials for real providers).
 TERRAFORM_ENV_PASSTHROUGH = env_list(
     "TERRAFORM_ENV_PASSTHROUGH",

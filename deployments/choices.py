@@ -31,7 +31,11 @@ ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     S.AWAITING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.PLANNING, S.CANCELLED}),
     S.APPROVED: frozenset({S.APPLYING, S.SCHEDULED, S.PLANNING, S.REJECTED, S.CANCELLED}),
     S.SCHEDULED: frozenset({S.APPLYING, S.APPROVED, S.PLANNING, S.CANCELLED}),
-    S.APPLYING: frozenset({S.MONITORING, S.COMPLETED, S.APPLY_FAILED}),
+    # Back to approved / awaiting approval only when the worker's start-time re-check
+    # refuses the apply (window closed, approvals no longer hold): Terraform never ran.
+    S.APPLYING: frozenset(
+        {S.MONITORING, S.COMPLETED, S.APPLY_FAILED, S.APPROVED, S.AWAITING_APPROVAL}
+    ),
     S.APPLY_FAILED: frozenset({S.PLANNING, S.CANCELLED, S.ROLLED_BACK}),
     # A dev ticket's automated checks run while it is monitoring; a failed check
     # ends it apply_failed with the reason.

@@ -65,6 +65,8 @@ class Environment(models.Model):
         help_text="Ask for the password again (within a few minutes) before approving or "
         "deploying in the browser.",
     )
+    # Fencing token: incremented by every apply claim; the claiming run keeps its value.
+    apply_fence = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["position", "name"]
@@ -173,6 +175,9 @@ class TerraformRun(models.Model):
     terraform_version = models.CharField(max_length=32, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     dispatch_count = models.PositiveSmallIntegerField(default=0)
+    # For applies: the environment's fencing token this run claimed; its worker's writes
+    # are conditioned on it (0 for plans and checks, which are fenced by status alone).
+    fence = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

@@ -538,3 +538,69 @@ def check_may_deploy(
         raise PolicyError(
             f"{env.name} deploys only inside the change window ({window.describe()}){when}"
         )
+
+
+# --- the start of an apply ------------------------------------------------------
+
+
+class ApplyRefused(PolicyError):
+    """An apply that may not start; ``back_to`` is the ticket status it returns to."""
+
+    def __init__(self, message: str, back_to: TicketStatus) -> None:
+        super().__init__(message)
+        self.back_to = back_to
+
+
+def check_apply_may_start(
+    ticket: Ticket,
+    *,
+    now: dt.datetime,
+    plan_sha256: str,
+    current_plan_sha256: str,
+    votes: Sequence[Vote],
+    stray_approvals: int = 0,
+) -> None:
+    """May the apply of ``plan_sha256`` start now? Asked when deploy is requested and again
+    by the worker at the moment Terraform would start (the window may have closed and
+    approvers may have lost their role since).
+
+    ``votes`` are the standing approvals of that plan, each with the rule's roles its
+    approver holds *now*; ``stray_approvals`` counts standing approvals of any other plan.
+    Raises :class:`ApplyRefused` naming the status the ticket goes back to.
+    """
+    env = ticket.environment
+    if not plan_sha256 or plan_sha256 != current_plan_sha256:
+        raise ApplyRefused(
+            "the plan to apply is not the ticket's current plan; run a new plan and have it "
+            "approved",
+            TicketStatus.AWAITING_APPROVAL,
+        )
+    window = Window.of(env)
+    if window and ticket.change_type != "emergency" and not window.contains(now):
+        start = window.next_start(now)
+        when = f"; the next window opens {start.isoformat()}" if start else ""
+        raise ApplyRefused(
+            f"{env.name} deploys only inside the change window ({window.describe()}) and it "
+            f"was closed when the apply would have started ({now.isoformat()}){when}; deploy "
+            "again inside the window",
+            TicketStatus.APPROVED,
+        )
+    rule = rule_for(ticket)
+    if not rule.required or env.auto_deploy:
+        return
+    counted = [v for v in votes if v.roles and v.approver_id != ticket.author_id]
+    dropped = [v.approver_name for v in votes if v not in counted]
+    state = quorum(rule, counted)
+    if state.met and not stray_approvals:
+        return
+    why = (
+        f"{', '.join(dropped)} no longer hold{'s' if len(dropped) == 1 else ''} the role "
+        "they approved under"
+        if dropped
+        else "the standing approvals do not cover this plan"
+    )
+    raise ApplyRefused(
+        f"the approvals no longer hold ({why}); it needs {state.describe_missing()} before "
+        "it can be deployed",
+        TicketStatus.AWAITING_APPROVAL,
+    )

@@ -83,3 +83,12 @@ def test_seeded_environments_carry_the_process_policy(db: None) -> None:
     assert all(
         env.var_file == f"environments/{name}/terraform.tfvars" for name, env in envs.items()
     )
+
+
+def test_an_apply_refused_at_start_goes_back_but_applying_is_never_cancelled() -> None:
+    # The worker's start-time re-check sends it back before Terraform runs (issue 6).
+    policy.check_transition(TicketStatus.APPLYING, TicketStatus.APPROVED)
+    policy.check_transition(TicketStatus.APPLYING, TicketStatus.AWAITING_APPROVAL)
+    for target in (TicketStatus.CANCELLED, TicketStatus.PLANNING, TicketStatus.REJECTED):
+        with pytest.raises(policy.PolicyError):
+            policy.check_transition(TicketStatus.APPLYING, target)

@@ -78,6 +78,7 @@ def prepared(env: str, status: str) -> Any:
         approvers = {"dev": [], "staging": ["lead_developer"], "prod": ["tech_lead", "devops_lead"]}
         for role in approvers[env]:
             approver = UserFactory(username=f"approver-{role}")
+            approver.groups.set([Group.objects.get(name=role)])  # still holds it at deploy
             Approval.objects.create(
                 ticket=ticket,
                 approver=approver,

@@ -78,8 +78,8 @@ def test_prod_ticket_from_filing_to_apply(
 
     with time_machine.travel(TUESDAY_0230_NEW_YORK, tick=True):
         deployed = api_for(operations).post(f"/api/v1/tickets/{ticket.pk}/deploy/")
-    assert deployed.status_code == 202, deployed.json()
-    ticket = drain(ticket)
+        assert deployed.status_code == 202, deployed.json()
+        ticket = drain(ticket)  # the worker re-checks the window when the apply starts
     apply = ticket.runs.get(kind=RunKind.APPLY)
     assert apply.status == RunStatus.SUCCEEDED and apply.plan_id == second_plan.pk
     assert f"Applying plan sha256 {second_plan.plan_sha256}" in apply.log

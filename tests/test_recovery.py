@@ -37,7 +37,9 @@ def _running(kind: str, ticket_status: str, minutes_silent: int) -> Any:
     return ticket, run
 
 
-def test_silent_apply_becomes_interrupted_with_recovery_instructions(monkeypatch: Any) -> None:
+def test_an_apply_whose_worker_is_gone_becomes_interrupted_with_recovery_instructions(
+    monkeypatch: Any,
+) -> None:
     monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
     ticket, run = _running(RunKind.APPLY, TicketStatus.APPLYING, minutes_silent=10)
     result = services.runs_reconcile()
@@ -52,9 +54,9 @@ def test_silent_apply_becomes_interrupted_with_recovery_instructions(monkeypatch
     assert AuditEvent.objects.filter(action="run.interrupt", ticket=ticket).exists()
 
 
-def test_a_run_with_a_recent_heartbeat_is_left_alone(monkeypatch: Any) -> None:
+def test_a_plan_with_a_recent_heartbeat_is_left_alone(monkeypatch: Any) -> None:
     monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
-    _ticket, run = _running(RunKind.APPLY, TicketStatus.APPLYING, minutes_silent=1)
+    _ticket, run = _running(RunKind.PLAN, TicketStatus.PLANNING, minutes_silent=1)
     assert services.runs_reconcile()["interrupted"] == 0
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING
@@ -69,7 +71,9 @@ def test_interrupted_plan_fails_the_ticket_so_it_can_be_planned_again(monkeypatc
     assert "run a new plan" in ticket.status_reason
 
 
-def test_a_late_finish_does_not_overwrite_the_interrupted_verdict(monkeypatch: Any) -> None:
+def test_a_late_finish_keeps_the_interrupted_verdict_and_records_the_outcome(
+    monkeypatch: Any,
+) -> None:
     monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
     _ticket, run = _running(RunKind.APPLY, TicketStatus.APPLYING, minutes_silent=10)
     services.runs_reconcile()
@@ -78,6 +82,8 @@ def test_a_late_finish_does_not_overwrite_the_interrupted_verdict(monkeypatch: A
     )
     run.refresh_from_db()
     assert run.status == RunStatus.INTERRUPTED
+    assert run.exit_code == 0 and "finished after the run was marked interrupted" in run.error
+    assert AuditEvent.objects.filter(action="run.finish_after_interrupt", ticket=_ticket).exists()
 
 
 def test_duplicate_delivery_of_a_claimed_run_does_nothing(monkeypatch: Any) -> None:

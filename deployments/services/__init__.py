@@ -2,6 +2,16 @@
 
 Split by noun: tickets (filing, planning, cancelling), approvals (approve, reject,
 deploy), runs (starting Terraform runs), execution (the worker side) and audit.
+
+Lock order, everywhere: ticket → run → audit chain head. A service that changes a run
+and its ticket locks the ticket first (``locked_ticket``, which on PostgreSQL also locks
+the ticket's environment row through ``select_related``), then the run
+(``select_for_update`` or a guarded ``update``), and appends to the audit trail last
+(``audit_record`` locks the chain head). Never lock a run and then its ticket: a cancel
+landing while a plan finishes would deadlock, and PostgreSQL would abort one of them.
+Writes that touch only a run (log chunks, heartbeats, claims of plans) lock just the run.
+The environment lock of an apply (``deployments.locks``) is not a row lock: it is taken
+before any of these, outside transactions, and held for the apply's whole duration.
 """
 
 from ._base import InputError, infra_repo, locked_ticket, transition

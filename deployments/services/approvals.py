@@ -15,7 +15,7 @@ from deployments.selectors import standing_votes, user_roles
 
 from ._base import InputError, locked_ticket, transition
 from .audit import audit_record
-from .runs import apply_start
+from .runs import apply_start, apply_votes
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -152,15 +152,16 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
         plan = _current_plan(ticket)
         if plan is None:
             raise policy.PolicyError("there is no successful plan to apply; run a new plan")
-        if rule.required:
-            stray = Approval.objects.filter(ticket=ticket, voided_at__isnull=True).exclude(
-                plan_run=plan, plan_sha256=plan.plan_sha256
-            )
-            if not state.met or stray.exists():
-                raise policy.PolicyError(
-                    "the approvals do not cover the current plan; it needs "
-                    f"{state.describe_missing()}"
-                )
+        # The same decision the worker takes again when the apply starts.
+        votes_now, stray = apply_votes(ticket, plan)
+        policy.check_apply_may_start(
+            ticket,
+            now=timezone.now(),
+            plan_sha256=plan.plan_sha256,
+            current_plan_sha256=plan.plan_sha256,
+            votes=votes_now,
+            stray_approvals=stray,
+        )
         run = apply_start(ticket, actor=actor)
         assert run is not None  # without wait_if_busy a busy environment raises instead
         return run

@@ -2,7 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("deployments", "0005_run_base_state")]
+    dependencies = [("deployments", "0006_prod_visibility")]
 
     operations = [
         migrations.AddField(

@@ -8,7 +8,7 @@ import deployments.storage
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("deployments", "0006_prod_visibility"),
+        ("deployments", "0007_apply_fencing"),
     ]
 
     operations = [

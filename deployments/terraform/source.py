@@ -178,14 +178,19 @@ def check_relative(path: str, what: str) -> None:
         raise SourceError(f"{what} must be a relative path inside the repository, not {path!r}")
 
 
-def create_repository(source: Path, dest: Path, *, branch: str = "main",
-                      message: str = "Sample Media Platform stack") -> str:
-    """Make ``source`` (a directory tree) into a new git repository at ``dest``; return the commit."""
+def create_repository(
+    source: Path, dest: Path, *, branch: str = "main", message: str = "Sample Media Platform stack"
+) -> str:
+    """Make ``source`` (a directory tree) into a git repository at ``dest``; return the commit."""
     if (dest / ".git").exists():
         raise SourceError(f"{dest} is already a git repository")
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(source, dest, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", "*.tfplan"))
+    shutil.copytree(
+        source,
+        dest,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", "*.tfplan"),
+    )
     _work_git(dest, "init", "--quiet", "-b", branch)
     return commit_all(dest, message)
 
@@ -200,8 +205,9 @@ def _work_git(repo: Path, *args: str) -> str:
         "GIT_COMMITTER_EMAIL": "portal@localhost",
         "GIT_CONFIG_NOSYSTEM": "1",
     }
-    result = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True,
-                            timeout=_GIT_TIMEOUT, check=False)
+    result = subprocess.run(
+        ["git", *args], cwd=repo, env=env, capture_output=True, timeout=_GIT_TIMEOUT, check=False
+    )
     if result.returncode != 0:
         raise SourceError(f"git {args[0]} failed: {result.stderr.decode(errors='replace')}")
     return result.stdout.decode().strip()

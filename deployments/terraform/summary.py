@@ -30,9 +30,7 @@ def summarize_plan(plan: dict[str, Any]) -> dict[str, Any]:
             resources.append({"address": str(rc.get("address", "")), "action": action})
     output_changes = plan.get("output_changes") or {}
     outputs = sorted(
-        name
-        for name, oc in output_changes.items()
-        if (oc.get("actions") or ["no-op"]) != ["no-op"]
+        name for name, oc in output_changes.items() if (oc.get("actions") or ["no-op"]) != ["no-op"]
     )
     return {
         "add": add,

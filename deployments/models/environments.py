@@ -1,0 +1,64 @@
+"""Environments and the policy that guards them."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class Environment(models.Model):
+    """A deployment target (workspace + var-file) and the policy that guards it."""
+
+    name = models.SlugField(max_length=32, unique=True)
+    display_name = models.CharField(max_length=64)
+    position = models.PositiveSmallIntegerField(default=0)
+    purpose = models.CharField(max_length=200, blank=True)
+    workspace = models.CharField(max_length=64)
+    var_file = models.CharField(max_length=255)
+    # {"all_of": [role, ...]} or {"any_of": [role, ...], "count": n}; {} means none.
+    approval_rule = models.JSONField(default=dict, blank=True)
+    emergency_approval_rule = models.JSONField(default=dict, blank=True)
+    auto_deploy = models.BooleanField(
+        default=False, help_text="Apply without approval as soon as the plan succeeds."
+    )
+    deploy_on_merge = models.BooleanField(
+        default=False, help_text="A push to the main branch files a ticket here."
+    )
+    window_timezone = models.CharField(max_length=64, default="America/New_York")
+    # ISO weekdays, 1 = Monday … 7 = Sunday.
+    window_days = models.JSONField(default=list, blank=True)
+    window_start = models.TimeField(null=True, blank=True)
+    window_end = models.TimeField(null=True, blank=True)
+    monitoring_minutes = models.PositiveIntegerField(default=0)
+    view_groups = models.JSONField(default=list, blank=True)
+    file_groups = models.JSONField(default=list, blank=True)
+    deploy_groups = models.JSONField(default=list, blank=True)
+    requires_change_details = models.BooleanField(
+        default=False, help_text="Tickets need a risk assessment and a rollback plan."
+    )
+    requires_staging_evidence = models.BooleanField(default=False)
+    requires_qa_signoff = models.BooleanField(default=False)
+    step_up_auth = models.BooleanField(
+        default=False,
+        help_text="Ask for the password again (within a few minutes) before approving or "
+        "deploying in the browser.",
+    )
+    # Fencing token: incremented by every apply claim; the claiming run keeps its value.
+    apply_fence = models.PositiveBigIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["position", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(window_start__isnull=True) & Q(window_end__isnull=True))
+                | (Q(window_start__isnull=False) & Q(window_end__isnull=False)),
+                name="environment_window_both_or_neither",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_window(self) -> bool:
+        return self.window_start is not None

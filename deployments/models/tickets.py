@@ -1,0 +1,65 @@
+"""Deployment tickets."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from deployments.choices import ChangeType, TicketStatus
+
+from ._base import _choices_check
+from .environments import Environment
+
+
+class Ticket(models.Model):
+    """A request to deploy one commit of the infrastructure repository to one environment."""
+
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="tickets")
+    commit_sha = models.CharField(max_length=40)
+    change_type = models.CharField(
+        max_length=16, choices=ChangeType.choices, default=ChangeType.NORMAL
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tickets"
+    )
+    status = models.CharField(
+        max_length=24, choices=TicketStatus.choices, default=TicketStatus.DRAFT
+    )
+    status_reason = models.TextField(blank=True)
+    status_changed_at = models.DateTimeField(auto_now_add=True)
+    pull_request_url = models.URLField(blank=True, max_length=500)
+    risk_assessment = models.JSONField(default=dict, blank=True)
+    rollback_plan = models.JSONField(default=dict, blank=True)
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    rollback_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="rollbacks"
+    )
+    current_plan = models.ForeignKey(
+        "TerraformRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=32, default="web")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deployed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["environment", "status"])]
+        constraints = [
+            _choices_check("status", TicketStatus, "ticket_status_valid"),
+            _choices_check("change_type", ChangeType, "ticket_change_type_valid"),
+            models.CheckConstraint(
+                condition=Q(commit_sha__regex=r"^[0-9a-f]{40}$"), name="ticket_commit_sha_hex40"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+    @property
+    def short_sha(self) -> str:
+        return self.commit_sha[:10]

@@ -76,3 +76,37 @@ def test_one_person_double_submitting_is_recorded_once(author: User, tech_lead: 
     refused = [e for e in errors if e is not None]
     assert len(refused) == 1 and "already approved" in str(refused[0])
     assert Approval.objects.filter(ticket=ticket).count() == 1
+
+
+CONCURRENT_DEPLOYS = 30
+
+
+def test_thirty_concurrent_deploy_requests_queue_exactly_one_apply(
+    author: User, lead: User, monkeypatch: Any
+) -> None:
+    """Double clicks, CI retries and racing API calls: one apply, the rest refused (409)."""
+    from deployments.choices import RunKind
+    from deployments.models import TerraformRun
+
+    from .conftest import api_for
+    from .test_approvals_api import approved
+
+    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    ticket = approved("staging", author, lead)
+    statuses: list[int] = [0] * CONCURRENT_DEPLOYS
+
+    def deploy(index: int) -> Any:
+        def call() -> None:
+            response = api_for(author).post(f"/api/v1/tickets/{ticket.pk}/deploy/")
+            statuses[index] = response.status_code
+
+        return call
+
+    errors = _race(*(deploy(i) for i in range(CONCURRENT_DEPLOYS)))
+    assert errors == [None] * CONCURRENT_DEPLOYS
+    applies = TerraformRun.objects.filter(ticket=ticket, kind=RunKind.APPLY).count()
+    print(f"{CONCURRENT_DEPLOYS} concurrent deploy requests -> {applies} apply")
+    assert applies == 1
+    assert sorted(set(statuses)) == [202, 409] and statuses.count(202) == 1
+    assert Ticket.objects.get(pk=ticket.pk).status == TicketStatus.APPLYING
+    assert services.audit_verify()[0]

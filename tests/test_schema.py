@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import schemathesis
 from django.contrib.auth.models import User
+from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
@@ -16,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from rest_framework.authtoken.models import Token
 from schemathesis.config import SchemathesisConfig
 
-from changecontrol.wsgi import application
 from deployments.choices import TicketStatus
 from deployments.models import Environment, Ticket
 
@@ -111,6 +111,9 @@ def api_schema(db: None) -> Iterator[Any]:
     try:
         # The same expectations as the CI run against the live server.
         config = SchemathesisConfig.from_path(str(ROOT / "scripts" / "schemathesis.toml"))
+        # A handler made now, so its middleware reads the test settings (plain HTTP: a
+        # handler made at import in production mode would redirect every call to HTTPS).
+        application = WSGIHandler()
         yield schemathesis.openapi.from_wsgi(
             "/api/v1/schema/?format=json", application, config=config
         )

@@ -35,6 +35,10 @@ GENESIS_HASH = "0" * 64
 # Rows fetched per round trip while verifying: memory stays flat however long the chain.
 VERIFY_CHUNK = 5000
 
+# json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str),
+# built once: verification hashes every event.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
 _FIELDS = (
     "id",
     "at",
@@ -59,7 +63,7 @@ def canonical_hash(
     prev_hash: str,
 ) -> str:
     """The hash of one event in the canonical encoding described in the module docstring."""
-    blob = json.dumps(
+    blob = _ENCODER.encode(
         {
             "at": at.isoformat(),
             "actor": actor_name,
@@ -68,11 +72,7 @@ def canonical_hash(
             "ticket": ticket_id,
             "data": data,
             "prev": prev_hash,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-        default=str,
+        }
     )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -127,31 +127,39 @@ class AuditReport:
     head: str = GENESIS_HASH
 
 
-def _walk(after_id: int, prev: str, count: int) -> tuple[AuditReport | None, int, str, int, str]:
-    """Check events with id > after_id in id order, streaming; stop at the first bad one.
+@dataclass
+class _Cursor:
+    """How far the walk got: the last good event and how many were good."""
 
-    Returns (failure or None, last id, last hash, count, last action).
-    """
-    last_id, last_action = after_id, ""
+    last_id: int = 0
+    last_hash: str = GENESIS_HASH
+    last_action: str = ""
+    count: int = 0
+
+
+def _walk(cursor: _Cursor) -> AuditReport | None:
+    """Check the events after the cursor in id order, streaming, and advance the cursor;
+    stop at the first bad event and report it."""
     rows = (
-        AuditEvent.objects.filter(id__gt=after_id)
+        AuditEvent.objects.filter(id__gt=cursor.last_id)
         .order_by("id")
         .values_list(*_FIELDS)
         .iterator(chunk_size=VERIFY_CHUNK)
     )
     for pk, at, actor_id, actor_name, action, ticket_id, data, prev_hash, stored in rows:
-        if prev_hash != prev:
-            if count == 0:
+        if prev_hash != cursor.last_hash:
+            if cursor.count == 0:
                 what = (
                     "is the oldest event but does not start the chain: "
                     "earlier events were deleted or its link was edited"
                 )
             else:
                 what = (
-                    f"does not link to event {last_id} before it: an event between them was "
-                    "deleted or inserted, the events were reordered, or its link was edited"
+                    f"does not link to event {cursor.last_id} before it: an event between "
+                    "them was deleted or inserted, the events were reordered, or its link "
+                    "was edited"
                 )
-            return AuditReport(False, count, f"event {pk} ({action}) {what}", pk), 0, "", 0, ""
+            return AuditReport(False, cursor.count, f"event {pk} ({action}) {what}", pk)
         computed = canonical_hash(
             at=at,
             actor_id=actor_id,
@@ -163,39 +171,37 @@ def _walk(after_id: int, prev: str, count: int) -> tuple[AuditReport | None, int
         )
         if computed != stored:
             message = f"event {pk} ({action}) was altered: its stored fields do not match its hash"
-            return AuditReport(False, count, message, pk), 0, "", 0, ""
-        prev, last_id, last_action = stored, pk, action
-        count += 1
-    return None, last_id, prev, count, last_action
+            return AuditReport(False, cursor.count, message, pk)
+        cursor.last_id, cursor.last_hash, cursor.last_action = pk, stored, action
+        cursor.count += 1
+    return None
 
 
 def audit_check() -> AuditReport:
-    """Walk the chain oldest first and compare its end with the chain head."""
-    prev, last_id, count, last_action = GENESIS_HASH, 0, 0, ""
+    """Walk the chain oldest first, then compare its end with the chain head."""
+    cursor = _Cursor()
     head: str | None = None
-    # Events appended while we walk are picked up by walking again from where we
-    # stopped: the head is read after the events it must match, never before.
+    # The head is read after the events it must match, never before: events appended
+    # while we walked are walked too, from where we stopped (the head lock orders ids).
     for _ in range(1000):
-        failure, new_last_id, new_prev, new_count, action = _walk(last_id, prev, count)
+        before = cursor.last_id
+        failure = _walk(cursor)
         if failure is not None:
             return failure
-        progressed = new_last_id != last_id
-        if progressed:
-            last_id, prev, count, last_action = new_last_id, new_prev, new_count, action
         head = AuditChainHead.objects.filter(pk=1).values_list("last_hash", flat=True).first()
-        if head is None or head == prev or not progressed:
+        if head is None or head == cursor.last_hash or cursor.last_id == before:
             break
+    count, last = cursor.count, f"event {cursor.last_id} ({cursor.last_action})"
     if head is None:
         if count == 0:
             return AuditReport(True, 0, "0 events, chain intact")
         return AuditReport(
             False,
             count,
-            f"event {last_id} ({last_action}) is the newest event but the chain head is "
-            "missing: the head row was deleted",
-            last_id,
+            f"{last} is the newest event but the chain head is missing: the head row was deleted",
+            cursor.last_id,
         )
-    if head == prev:
+    if head == cursor.last_hash:
         return AuditReport(True, count, f"{count} events, chain intact; head {head}", head=head)
     if count == 0:
         return AuditReport(
@@ -204,16 +210,16 @@ def audit_check() -> AuditReport:
             f"no events, but the chain head names event hash {head}: the audit trail was emptied",
             head=head,
         )
-    anchor = AuditEvent.objects.filter(hash=head).values_list("id", "action").first()
-    if anchor is not None and anchor[0] < last_id:
+    anchor = AuditEvent.objects.filter(hash=head).values_list("id", flat=True).first()
+    if anchor is not None and anchor < cursor.last_id:
         extra = (
-            AuditEvent.objects.filter(id__gt=anchor[0]).order_by("id").values_list("id", "action")
+            AuditEvent.objects.filter(id__gt=anchor).order_by("id").values_list("id", "action")
         ).first()
         assert extra is not None
         return AuditReport(
             False,
             count,
-            f"event {extra[0]} ({extra[1]}) comes after the chain head (event {anchor[0]}): "
+            f"event {extra[0]} ({extra[1]}) comes after the chain head (event {anchor}): "
             "it was inserted without going through the chain head",
             extra[0],
             head=head,
@@ -221,9 +227,9 @@ def audit_check() -> AuditReport:
     return AuditReport(
         False,
         count,
-        f"event {last_id} ({last_action}) is the newest event but the chain head names "
-        f"hash {head}: newer events were deleted",
-        last_id,
+        f"{last} is the newest event but the chain head names hash {head}: "
+        "newer events were deleted",
+        cursor.last_id,
         head=head,
     )
 

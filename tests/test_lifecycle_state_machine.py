@@ -255,10 +255,8 @@ class Lifecycle(RuleBasedStateMachine):
     def _try(self, name: str, action: Any) -> Any:
         try:
             result = action()
-        except EXPECTED as exc:
-            import re as _re
-
-            REACHED[f"{name} refused: " + _re.sub(r"\d+|[0-9a-f]{12}", "N", str(exc))[:70]] += 1
+        except EXPECTED:
+            REACHED[f"{name} refused"] += 1
             return None
         REACHED[f"{name} done"] += 1
         return result

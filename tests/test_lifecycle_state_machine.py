@@ -7,6 +7,7 @@ and reconciles, and after every step checks the promises of the change-control p
 
 - applied digest = approved digest: every standing approval of a ticket names the plan
   that its apply applies, at the moment the apply is queued;
+- standing approvals always name the ticket's current plan (a new plan voids them);
 - a ticket that is approved has a quorum of distinct, non-author approvers who hold the
   roles the rule asks for (checked here independently of ``policy.quorum``);
 - at most one apply per environment is queued or running;
@@ -453,6 +454,17 @@ class Lifecycle(RuleBasedStateMachine):
             assert _quorum_met(ticket, standing), f"ticket {ticket.pk} approved without quorum"
             assert ticket.current_plan is not None
             assert {a.plan_sha256 for a in standing} == {ticket.current_plan.plan_sha256}
+
+    @invariant()
+    def standing_approvals_name_the_current_plan(self) -> None:
+        """A new plan voids earlier approvals at once: none stands for a plan replaced."""
+        standing = Approval.objects.filter(ticket_id__in=self.tickets, voided_at__isnull=True)
+        for approval in standing.select_related("ticket__current_plan"):
+            plan = approval.ticket.current_plan
+            assert plan is not None, f"{approval} stands while the ticket has no plan"
+            assert (approval.plan_run_id, approval.plan_sha256) == (plan.pk, plan.plan_sha256), (
+                f"{approval} names plan {approval.plan_run_id}, the current plan is {plan.pk}"
+            )
 
     @invariant()
     def at_most_one_apply_per_environment(self) -> None:

@@ -69,7 +69,6 @@ EXPECTED: tuple[type[BaseException], ...] = (policy.PolicyError, services.InputE
 COMMIT = "c0ffee" + "0" * 34
 START = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)  # a Monday, outside the prod window
 
-AIM = st.sampled_from([True, True, True, False])
 PERSONAS: dict[str, tuple[str, ...]] = {
     "dev_a": ("developer",),
     "dev_b": ("developer",),
@@ -90,6 +89,8 @@ ANYONE = st.sampled_from(sorted(PERSONAS))
 APPROVER = st.one_of(st.sampled_from(["tech", "devops", "dual", "lead"]), ANYONE)
 DEPLOYER = st.one_of(st.just("ops"), st.sampled_from(["dev_a", "lead", "qa"]), ANYONE)
 ACTOR = st.one_of(ANYONE, APPROVER, DEPLOYER)
+# Mostly act on a ticket in a state where the action can succeed (see Lifecycle._ticket).
+AIM = st.sampled_from([True, True, True, False])
 
 
 class _Repo:
@@ -145,7 +146,10 @@ def _reject(ticket_id: int, actor: User) -> Any:
 
 
 def _claim(run_id: int) -> bool:
-    """Claim a queued run as run_execute does: a guarded update, then the run is ours."""
+    """Claim a queued run as run_execute does: a guarded update, then the run is ours.
+
+    When the worker re-checks an apply at its start (window, approvals, roles, digest),
+    that check belongs here too, so the machine drives the same path as a worker."""
     now = timezone.now()
     return bool(
         TerraformRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(

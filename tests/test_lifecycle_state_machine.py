@@ -86,9 +86,14 @@ ANYONE = st.sampled_from(sorted(PERSONAS))
 # Anyone at all, with those who may approve (or deploy) drawn more often, so that
 # examples get somewhere; refusals of the others stay part of every run. Hypothesis
 # starts from the first choice of each list, so the productive one comes first.
-APPROVER = st.one_of(st.sampled_from(["tech", "devops", "dual", "lead"]), ANYONE)
-DEPLOYER = st.one_of(st.just("ops"), st.sampled_from(["dev_a", "lead", "qa"]), ANYONE)
-ACTOR = st.one_of(ANYONE, APPROVER, DEPLOYER)
+# "author" is the ticket's own author (who must never count as an approver).
+APPROVER = st.one_of(st.sampled_from(["tech", "devops", "dual", "lead"]), st.just("author"), ANYONE)
+# "deployer" is whoever the ticket's environment lets deploy (ops in prod, a lead elsewhere).
+DEPLOYER = st.one_of(st.just("deployer"), ANYONE)
+ACTOR = st.one_of(ANYONE, APPROVER)
+# What a worker does with the run an action queued: often at once (a free worker, so
+# examples get deep), else it waits for the worker rule (a busy one).
+THEN = st.sampled_from(["ok", "pending", "ok", "failed", "crashed"])
 # Mostly act on a ticket in a state where the action can succeed (see Lifecycle._ticket).
 AIM = st.sampled_from([True, True, True, False])
 
@@ -287,12 +292,7 @@ class Lifecycle(RuleBasedStateMachine):
     def a_first_ticket_with_its_plan(self, who: str, env: str, change_type: str) -> None:
         """Every example starts with a planned ticket (Hypothesis's swarm testing turns
         rules off per example; this gives even a worker-less example something to do)."""
-        self.file(who, env, change_type)
-        plans = TerraformRun.objects.filter(kind=RunKind.PLAN, status=RunStatus.QUEUED)
-        for run in plans:
-            if _claim(run.pk):
-                self.serial += 1
-                _finish(run, ok=True, serial=self.serial)
+        self.file(who, env, change_type, then="ok")
 
     @precondition(
         lambda self: (
@@ -304,11 +304,17 @@ class Lifecycle(RuleBasedStateMachine):
         who=ANYONE,
         env=st.sampled_from(["prod", "staging", "dev", "prod"]),
         change_type=st.sampled_from(["normal", "normal", "emergency"]),
+        then=THEN,
     )
-    def file(self, who: str, env: str, change_type: str) -> None:
+    def file(self, who: str, env: str, change_type: str, then: str = "pending") -> None:
         ticket = self._try("file", lambda: _file(self.users[who], env, change_type))
         if ticket is not None:
             self.tickets.append(ticket.pk)
+            self._work(self._queued(ticket.pk, RunKind.PLAN), then)
+
+    def _queued(self, ticket_id: int, kind: str) -> TerraformRun | None:
+        runs = TerraformRun.objects.filter(ticket_id=ticket_id, kind=kind)
+        return runs.filter(status=RunStatus.QUEUED).order_by("-id").first()
 
     def _late(self) -> list[int]:
         interrupted = TerraformRun.objects.filter(status=RunStatus.INTERRUPTED)
@@ -322,7 +328,7 @@ class Lifecycle(RuleBasedStateMachine):
     @rule(
         index=st.integers(min_value=0, max_value=50),
         kind=st.sampled_from([RunKind.PLAN, RunKind.PLAN, RunKind.APPLY, RunKind.CHECK]),
-        outcome=st.sampled_from(["ok"] * 5 + ["failed", "crashed", "late report"]),
+        outcome=st.sampled_from(["ok", "ok", "ok", "failed", "crashed", "late report"]),
     )
     def worker(self, index: int, kind: str, outcome: str) -> None:
         """A worker finishes, fails or dies during a run (preferably one of ``kind``); or
@@ -340,14 +346,20 @@ class Lifecycle(RuleBasedStateMachine):
         if active.filter(kind=kind).exists():
             active = active.filter(kind=kind)
         runs = list(active)
-        run = runs[index % len(runs)]
+        self._work(runs[index % len(runs)], outcome)
+
+    def _work(self, run: TerraformRun | None, outcome: str) -> None:
+        """Claim a queued run and end it: ``ok``, ``failed``, ``crashed``; ``pending``
+        leaves it queued (a busy worker) for the worker rule."""
+        if run is None or outcome == "pending":
+            return
         if run.status == RunStatus.QUEUED and not _claim(run.pk):
             return
         if outcome == "crashed":
             self._try("crash", lambda: _crash(run.pk))
             return
         self.serial += 1
-        ok = outcome != "failed"
+        ok = outcome == "ok"
         self._try(f"finish {run.kind}", lambda: _finish(run, ok=ok, serial=self.serial))
 
     @precondition(lambda self: self.tickets)
@@ -372,6 +384,8 @@ class Lifecycle(RuleBasedStateMachine):
             "stale": older or hashlib.sha256(b"never planned").hexdigest(),
             "unknown": hashlib.sha256(b"never planned").hexdigest(),
         }[digest]
+        if who == "author":
+            who = ticket.author.get_username()
         approval = self._try(
             f"approve ({digest} digest)", lambda: _approve(ticket.pk, self.users[who], sha)
         )
@@ -381,10 +395,12 @@ class Lifecycle(RuleBasedStateMachine):
             assert approval.plan_run_id == ticket.current_plan_id
 
     @precondition(lambda self: self.tickets)
-    @rule(index=st.integers(min_value=0, max_value=50), aim=AIM, who=ACTOR)
-    def replan(self, index: int, aim: bool, who: str) -> None:
+    @rule(index=st.integers(min_value=0, max_value=50), aim=AIM, who=ACTOR, then=THEN)
+    def replan(self, index: int, aim: bool, who: str, then: str) -> None:
         ticket = self._ticket(index, aim, REPLANNABLE_STATUSES)
-        self._try("replan", lambda: _replan(ticket.pk, self.users[who], "new commit on main"))
+        run = self._try("replan", lambda: _replan(ticket.pk, self.users[who], "new commit"))
+        if run is not None:
+            self._work(self._queued(ticket.pk, RunKind.PLAN), then)
 
     @precondition(lambda self: self.tickets)
     @rule(
@@ -392,11 +408,16 @@ class Lifecycle(RuleBasedStateMachine):
         aim=AIM,
         who=DEPLOYER,
         in_window=st.sampled_from([True, True, False]),
+        then=THEN,
     )
-    def deploy(self, index: int, aim: bool, who: str, in_window: bool) -> None:
+    def deploy(self, index: int, aim: bool, who: str, in_window: bool, then: str) -> None:
         ticket = self._ticket(index, aim, [TicketStatus.APPROVED, TicketStatus.SCHEDULED])
         self._move_clock(in_window=in_window)
-        self._try("deploy", lambda: _deploy(ticket.pk, self.users[who]))
+        if who == "deployer":
+            who = "ops" if ticket.environment.name == "prod" else "lead"
+        run = self._try("deploy", lambda: _deploy(ticket.pk, self.users[who]))
+        if run is not None:
+            self._work(self._queued(ticket.pk, RunKind.APPLY), then)
 
     @precondition(lambda self: self.tickets)
     @rule(

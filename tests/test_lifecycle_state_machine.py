@@ -262,6 +262,15 @@ class Lifecycle(RuleBasedStateMachine):
             pk=ids[index % len(ids)]
         )
 
+    def _user(self, who: str, ticket: Ticket) -> User:
+        """A persona by name; "author" is the ticket's author, "deployer" whoever its
+        environment lets deploy (operations in prod, a lead elsewhere)."""
+        if who == "author":
+            return ticket.author
+        if who == "deployer":
+            who = "ops" if ticket.environment.name == "prod" else "lead"
+        return self.users[who]
+
     def _try(self, name: str, action: Any) -> Any:
         try:
             result = action()
@@ -384,10 +393,8 @@ class Lifecycle(RuleBasedStateMachine):
             "stale": older or hashlib.sha256(b"never planned").hexdigest(),
             "unknown": hashlib.sha256(b"never planned").hexdigest(),
         }[digest]
-        if who == "author":
-            who = ticket.author.get_username()
         approval = self._try(
-            f"approve ({digest} digest)", lambda: _approve(ticket.pk, self.users[who], sha)
+            f"approve ({digest} digest)", lambda: _approve(ticket.pk, self._user(who, ticket), sha)
         )
         if approval is not None:
             # Never bound to a plan other than the one the approver reviewed.
@@ -398,7 +405,7 @@ class Lifecycle(RuleBasedStateMachine):
     @rule(index=st.integers(min_value=0, max_value=50), aim=AIM, who=ACTOR, then=THEN)
     def replan(self, index: int, aim: bool, who: str, then: str) -> None:
         ticket = self._ticket(index, aim, REPLANNABLE_STATUSES)
-        run = self._try("replan", lambda: _replan(ticket.pk, self.users[who], "new commit"))
+        run = self._try("replan", lambda: _replan(ticket.pk, self._user(who, ticket), "new commit"))
         if run is not None:
             self._work(self._queued(ticket.pk, RunKind.PLAN), then)
 
@@ -413,9 +420,7 @@ class Lifecycle(RuleBasedStateMachine):
     def deploy(self, index: int, aim: bool, who: str, in_window: bool, then: str) -> None:
         ticket = self._ticket(index, aim, [TicketStatus.APPROVED, TicketStatus.SCHEDULED])
         self._move_clock(in_window=in_window)
-        if who == "deployer":
-            who = "ops" if ticket.environment.name == "prod" else "lead"
-        run = self._try("deploy", lambda: _deploy(ticket.pk, self.users[who]))
+        run = self._try("deploy", lambda: _deploy(ticket.pk, self._user(who, ticket)))
         if run is not None:
             self._work(self._queued(ticket.pk, RunKind.APPLY), then)
 
@@ -430,11 +435,11 @@ class Lifecycle(RuleBasedStateMachine):
         """Cancel (author or a lead) or reject (an approver): the ticket ends here."""
         if how == "cancel":
             ticket = self._ticket(index, False)
-            self._try("cancel", lambda: _cancel(ticket.pk, self.users[who]))
+            self._try("cancel", lambda: _cancel(ticket.pk, self._user(who, ticket)))
             return
         statuses = [TicketStatus.AWAITING_APPROVAL, TicketStatus.APPROVED]
         ticket = self._ticket(index, aim, statuses)
-        self._try("reject", lambda: _reject(ticket.pk, self.users[who]))
+        self._try("reject", lambda: _reject(ticket.pk, self._user(who, ticket)))
 
     @rule(minutes=st.integers(min_value=1, max_value=3 * 24 * 60))
     def time_passes_and_the_reconciler_runs(self, minutes: int) -> None:

@@ -35,10 +35,11 @@ class AuditEvent(models.Model):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action}"
 
     def payload(self) -> dict[str, Any]:
-        """The fields the hash covers, in a stable form."""
+        """The fields the hash covers (services.audit.canonical_hash is the encoding)."""
         return {
             "at": self.at.isoformat(),
             "actor": self.actor_name,
+            "actor_id": self.actor_id,
             "action": self.action,
             "ticket": self.ticket_id,
             "data": self.data,

@@ -4,14 +4,17 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from deployments.services import audit_verify
+from deployments.services.audit import audit_check
 
 
 class Command(BaseCommand):
-    help = "Verify the append-only audit chain."
+    help = (
+        "Verify the append-only audit chain: every event's hash and link, and that the "
+        "newest event is the chain head. Exits 1 naming the first bad event."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        ok, message = audit_verify()
-        if not ok:
-            raise CommandError(message)
-        self.stdout.write(message)
+        report = audit_check()
+        if not report.ok:
+            raise CommandError(report.message)
+        self.stdout.write(report.message)

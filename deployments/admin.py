@@ -45,6 +45,7 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "requires_staging_evidence",
             "requires_qa_signoff",
             "step_up_auth",
+            "required_checks",
         ]
 
     def clean(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 
 from . import policy
+from .check_selectors import latest_check_statuses
 from .choices import ALLOWED_TRANSITIONS, REPLANNABLE_STATUSES, RunStatus, TicketStatus
 from .models import Approval, AuditEvent, Environment, RunLogChunk, TerraformRun, Ticket
 
@@ -209,13 +210,16 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
     pending = policy.quorum(rule, votes).describe_missing()
     actions = {
         "approve": _check(
-            lambda: policy.check_may_approve(
-                ticket,
-                user_id=user.pk,
-                username=user.get_username(),
-                user_roles=roles,
-                votes=votes,
-                has_current_plan=has_plan,
+            lambda: (
+                policy.check_may_approve(
+                    ticket,
+                    user_id=user.pk,
+                    username=user.get_username(),
+                    user_roles=roles,
+                    votes=votes,
+                    has_current_plan=has_plan,
+                ),
+                policy.check_required_checks(ticket, latest_check_statuses(ticket)),
             )
         ),
         "reject": _check(

@@ -33,8 +33,13 @@ class WebhookAckSerializer(serializers.Serializer[Any]):
     outcome = serializers.CharField(allow_blank=True)
 
 
-class SignatureRequired(exceptions.AuthenticationFailed):
-    """401 with a WWW-Authenticate-less body: GitHub signs, it does not log in."""
+class SignatureRequired(exceptions.APIException):
+    """401: the delivery is not signed with GITHUB_WEBHOOK_SECRET (GitHub signs, it does
+    not log in, so no authenticator is involved)."""
+
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_detail = "X-Hub-Signature-256 is missing or wrong"
+    default_code = "bad_signature"
 
 
 class WebhookNotConfigured(exceptions.APIException):

@@ -19,7 +19,6 @@ from deployments.models import DeliveryStatus
 from deployments.services import webhooks
 
 from .parsers import RequestTooLarge, StrictJSONParser
-from .schema import ERROR_SCHEMA
 
 _DELIVERY_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _EVENT_RE = re.compile(r"^[a-z_]{1,64}$")
@@ -47,7 +46,7 @@ class WebhookNotConfigured(exceptions.APIException):
     default_detail = "GitHub webhooks are not configured: set GITHUB_WEBHOOK_SECRET on the portal"
 
 
-_ERROR = OpenApiResponse(response=ERROR_SCHEMA)
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 
 def _header(request: Request, name: str) -> str:
@@ -96,12 +95,16 @@ class GitHubWebhookView(APIView):
             202: OpenApiResponse(
                 WebhookAckSerializer, "Recorded; queued for the worker or ignored (why)."
             ),
-            400: _ERROR,
-            401: OpenApiResponse(ERROR_SCHEMA, "Missing or bad X-Hub-Signature-256."),
-            413: _ERROR,
-            415: _ERROR,
-            503: OpenApiResponse(ERROR_SCHEMA, "GITHUB_WEBHOOK_SECRET is not set."),
+            # 400, 401 (missing or bad X-Hub-Signature-256), 413 and 415 are added with
+            # the shared Error schema by deployments.api.schema.add_error_responses.
+            503: OpenApiResponse(_ERROR_REF, "GITHUB_WEBHOOK_SECRET is not set."),
         },
+        description="Signed GitHub deliveries (content type application/json). 401 when "
+        "X-Hub-Signature-256 is missing or does not match the body; 503 when "
+        "GITHUB_WEBHOOK_SECRET is unset. A push to the infrastructure branch files a ticket "
+        "in each deploy_on_merge environment (dev), which deploys itself; pull_request events "
+        "attach the PR to tickets for its head commit; everything else is acknowledged and "
+        "ignored with the reason recorded.",
     )
     def post(self, request: Request) -> Response:
         secret: str = settings.GITHUB_WEBHOOK_SECRET

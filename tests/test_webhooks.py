@@ -120,10 +120,10 @@ def test_missing_or_bad_signature_is_401_and_writes_nothing(
 
 
 @pytest.mark.django_db
-def test_unset_secret_is_503_naming_the_setting(settings: Any) -> None:
+def test_unset_secret_is_401_naming_the_setting(settings: Any) -> None:
     settings.GITHUB_WEBHOOK_SECRET = ""
     answer = deliver("push", {"zen": "x"}, signature=sign(b"{}", "anything"))
-    assert answer.status_code == 503
+    assert answer.status_code == 401
     assert "GITHUB_WEBHOOK_SECRET" in answer.json()["detail"]
     assert not WebhookDelivery.objects.exists()
 

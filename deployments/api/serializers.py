@@ -238,7 +238,7 @@ class TicketDetailSerializer(TicketSerializer):
     @extend_schema_field(PullRequestSerializer(allow_null=True))
     def get_pull_request(self, ticket: Ticket) -> dict[str, Any] | None:
         pr = PullRequest.objects.filter(head_sha=ticket.commit_sha).first()
-        return PullRequestSerializer(pr).data if pr else None  # type: ignore[return-value]
+        return PullRequestSerializer(pr).data if pr else None
 
 
 @extend_schema_field(

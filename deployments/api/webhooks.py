@@ -41,12 +41,10 @@ class SignatureRequired(exceptions.APIException):
     default_code = "bad_signature"
 
 
-class WebhookNotConfigured(exceptions.APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+class WebhookNotConfigured(SignatureRequired):
+    """401 (not 5xx: nothing is broken, no delivery can be verified) naming the setting."""
+
     default_detail = "GitHub webhooks are not configured: set GITHUB_WEBHOOK_SECRET on the portal"
-
-
-_ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 
 def _header(request: Request, name: str) -> str:
@@ -95,16 +93,18 @@ class GitHubWebhookView(APIView):
             202: OpenApiResponse(
                 WebhookAckSerializer, "Recorded; queued for the worker or ignored (why)."
             ),
-            # 400, 401 (missing or bad X-Hub-Signature-256), 413 and 415 are added with
-            # the shared Error schema by deployments.api.schema.add_error_responses.
-            503: OpenApiResponse(_ERROR_REF, "GITHUB_WEBHOOK_SECRET is not set."),
+            # 400, 401 (missing or bad X-Hub-Signature-256, or GITHUB_WEBHOOK_SECRET
+            # unset), 413 and 415 come with the shared Error schema from
+            # deployments.api.schema.add_error_responses.
         },
-        description="Signed GitHub deliveries (content type application/json). 401 when "
-        "X-Hub-Signature-256 is missing or does not match the body; 503 when "
-        "GITHUB_WEBHOOK_SECRET is unset. A push to the infrastructure branch files a ticket "
-        "in each deploy_on_merge environment (dev), which deploys itself; pull_request events "
-        "attach the PR to tickets for its head commit; everything else is acknowledged and "
-        "ignored with the reason recorded.",
+        description=(
+            "Signed GitHub deliveries (content type application/json). 401 when "
+            "X-Hub-Signature-256 is missing or does not match the body, and when "
+            "GITHUB_WEBHOOK_SECRET is unset (the detail says so). A push to the "
+            "infrastructure branch files a ticket in each deploy_on_merge environment (dev), "
+            "which deploys itself; pull_request events attach the PR to tickets for its head "
+            "commit; everything else is acknowledged and ignored with the reason recorded."
+        ),
     )
     def post(self, request: Request) -> Response:
         secret: str = settings.GITHUB_WEBHOOK_SECRET

@@ -14,7 +14,16 @@ from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
 from . import services
-from .models import Approval, AuditEvent, Environment, Rejection, TerraformRun, Ticket
+from .models import (
+    Approval,
+    AuditEvent,
+    CheckResult,
+    Environment,
+    Rejection,
+    TerraformRun,
+    Ticket,
+    WebhookDelivery,
+)
 from .services import accounts
 from .services.environments import environment_save, environment_validate
 
@@ -216,3 +225,17 @@ class AuditedTokenAdmin(TokenAdmin):
         super().save_model(request, obj, form, change)
         if not change:
             accounts.api_token_record(actor=request.user, user=obj.user)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("delivery_id", "event", "status", "outcome", "ticket", "received_at")
+    list_filter = ("event", "status")
+    search_fields = ("delivery_id", "outcome")
+    exclude = ("payload",)
+
+
+@admin.register(CheckResult)
+class CheckResultAdmin(ReadOnlyAdmin):
+    list_display = ("ticket", "name", "status", "reported_by", "created_at")
+    list_filter = ("name", "status")

@@ -191,6 +191,28 @@ def test_redelivery_is_recorded_once(secret: str, head_sha: str) -> None:
     assert WebhookDelivery.objects.count() == 1
 
 
+@pytest.mark.django_db
+def test_a_redelivery_of_a_delivery_never_picked_up_sends_it_again(
+    secret: str, head_sha: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[int] = []
+    monkeypatch.setattr(
+        webhooks, "webhook_dispatch", lambda *, delivery_pk: sent.append(delivery_pk)
+    )
+    delivery, created = webhooks.webhook_receive(
+        delivery_id="lost-1", event="push", payload=push(head_sha)
+    )
+    assert created and sent == []  # on commit, which this test's transaction never reaches
+    again = deliver("push", push(head_sha), delivery="lost-1")
+    assert again.status_code == 200
+    assert again.json()["status"] == "queued"
+    assert sent == [delivery.pk]
+    webhooks.webhook_process(delivery_pk=delivery.pk)
+    assert Ticket.objects.count() == 1
+    deliver("push", push(head_sha), delivery="lost-1")
+    assert sent == [delivery.pk]  # processed: not sent again
+
+
 # --- the worker's side, called directly --------------------------------------------------
 
 

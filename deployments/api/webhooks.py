@@ -143,14 +143,14 @@ class GitHubWebhookView(APIView):
         delivery, created = webhooks.webhook_receive(
             delivery_id=delivery_id, event=event, payload=payload
         )
+        if created:
+            detail = "accepted" if delivery.status == DeliveryStatus.QUEUED else "ignored"
+        elif delivery.status == DeliveryStatus.QUEUED:
+            detail = "already received, not processed yet: sent to the worker again"
+        else:
+            detail = "already processed: this delivery was received before"
         answer = {
-            "detail": (
-                "accepted"
-                if created and delivery.status == "queued"
-                else "ignored"
-                if created
-                else "already processed: this delivery was received before"
-            ),
+            "detail": detail,
             "delivery": delivery.delivery_id,
             "event": delivery.event,
             "status": delivery.status,

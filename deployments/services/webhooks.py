@@ -80,6 +80,10 @@ def webhook_receive(
     X-GitHub-Delivery is not recorded again and not processed again."""
     existing = WebhookDelivery.objects.filter(delivery_id=delivery_id).first()
     if existing is not None:
+        if existing.status == DeliveryStatus.QUEUED:
+            # Never picked up (the broker was down): GitHub's "Redeliver" sends it again.
+            # Safe to repeat: the worker claims a delivery once (webhook_process).
+            webhook_dispatch(delivery_pk=existing.pk)
         return existing, False
     reason = _ignored_reason(event, payload)
     try:

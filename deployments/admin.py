@@ -57,6 +57,10 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "required_checks",
         ]
 
+    def clean_required_checks(self) -> Any:
+        """A cleared field means no required checks."""
+        return self.cleaned_data.get("required_checks") or []
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         candidate = self.instance

@@ -146,7 +146,9 @@ def test_required_checks_gate_approval(author: User, lead: User) -> None:
     assert Ticket.objects.get(pk=ticket.pk).status == "approved"
 
 
-@pytest.mark.parametrize("value", [["fmt", "fmt"], "fmt", [1], ["Has Space"], [""], None])
+@pytest.mark.parametrize(
+    "value", [["fmt", "fmt"], "fmt", [1], ["Has Space"], [""], None, {"fmt": True}]
+)
 def test_required_checks_validated(value: Any) -> None:
     env = Environment.objects.get(name="staging")
     env.required_checks = value

@@ -73,6 +73,43 @@ def _ignored_reason(event: str, payload: dict[str, Any]) -> str:
     return f"{event} events are not used"
 
 
+def _get(value: Any, *path: str) -> Any:
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _essentials(event: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The part of a payload the worker uses (a push can carry thousands of commits)."""
+    repository = {"full_name": _get(payload, "repository", "full_name")}
+    if event == "push":
+        message = _get(payload, "head_commit", "message")
+        return {
+            "ref": payload.get("ref"),
+            "after": payload.get("after"),
+            "deleted": payload.get("deleted"),
+            "head_commit": {"message": message[:1000] if isinstance(message, str) else ""},
+            "pusher": {"name": _get(payload, "pusher", "name")},
+            "sender": {"login": _get(payload, "sender", "login")},
+            "repository": repository,
+        }
+    pr = payload.get("pull_request") or {}
+    return {
+        "action": payload.get("action"),
+        "number": payload.get("number"),
+        "pull_request": {
+            "number": pr.get("number"),
+            "html_url": pr.get("html_url"),
+            "title": pr.get("title"),
+            "user": {"login": _get(pr, "user", "login")},
+            "state": pr.get("state"),
+            "merged": pr.get("merged"),
+            "head": {"sha": _get(pr, "head", "sha")},
+        },
+        "repository": repository,
+    }
+
+
 def webhook_receive(
     *, delivery_id: str, event: str, payload: dict[str, Any]
 ) -> tuple[WebhookDelivery, bool]:
@@ -94,7 +131,7 @@ def webhook_receive(
                 status=DeliveryStatus.IGNORED if reason else DeliveryStatus.QUEUED,
                 outcome=reason,
                 processed_at=timezone.now() if reason else None,
-                payload={} if reason else payload,
+                payload={} if reason else _essentials(event, payload),
             )
             audit_record(
                 actor="github webhook",

@@ -386,6 +386,8 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "deployments.choices.RunStatus",
         "RunKindEnum": "deployments.choices.RunKind",
         "ChangeTypeEnum": "deployments.choices.ChangeType",
+        "CheckStatusEnum": "deployments.models.checks.CheckStatus",
+        "DeliveryStatusEnum": "deployments.models.webhooks.DeliveryStatus",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -14,7 +14,16 @@ from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
 from . import services
-from .models import Approval, AuditEvent, Environment, Rejection, TerraformRun, Ticket
+from .models import (
+    Approval,
+    AuditEvent,
+    CheckResult,
+    Environment,
+    Rejection,
+    TerraformRun,
+    Ticket,
+    WebhookDelivery,
+)
 from .services import accounts
 from .services.environments import environment_save, environment_validate
 
@@ -45,7 +54,12 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "requires_staging_evidence",
             "requires_qa_signoff",
             "step_up_auth",
+            "required_checks",
         ]
+
+    def clean_required_checks(self) -> Any:
+        """A cleared field means no required checks."""
+        return self.cleaned_data.get("required_checks") or []
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -215,3 +229,17 @@ class AuditedTokenAdmin(TokenAdmin):
         super().save_model(request, obj, form, change)
         if not change:
             accounts.api_token_record(actor=request.user, user=obj.user)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("delivery_id", "event", "status", "outcome", "ticket", "received_at")
+    list_filter = ("event", "status")
+    search_fields = ("delivery_id", "outcome")
+    exclude = ("payload",)
+
+
+@admin.register(CheckResult)
+class CheckResultAdmin(ReadOnlyAdmin):
+    list_display = ("ticket", "name", "status", "reported_by", "created_at")
+    list_filter = ("name", "status")

@@ -8,6 +8,7 @@ the objects it is given.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -603,4 +604,42 @@ def check_apply_may_start(
         f"the approvals no longer hold ({why}); it needs {state.describe_missing()} before "
         "it can be deployed",
         TicketStatus.AWAITING_APPROVAL,
+    )
+
+
+# --- required CI checks ----------------------------------------------------------
+
+CHECK_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def required_checks_problem(value: Any) -> str | None:
+    """Why an environment's required_checks cannot be enforced, or None."""
+    if not isinstance(value, list) or any(
+        not isinstance(name, str) or not CHECK_NAME_RE.match(name) for name in value
+    ):
+        return (
+            "required_checks must be a list of check names (lowercase letters, digits, "
+            '"-" and "_", at most 64 characters), e.g. ["fmt", "validate"]'
+        )
+    if len(set(value)) != len(value):
+        return "required_checks names a check twice"
+    return None
+
+
+def check_required_checks(ticket: Ticket, latest: Mapping[str, str]) -> None:
+    """Have the checks the environment requires passed? ``latest`` maps each reported check
+    name to the status of its latest report. Refused (409) naming what is missing or failed."""
+    required = list(ticket.environment.required_checks or [])
+    missing = [name for name in required if name not in latest]
+    failed = [name for name in required if latest.get(name) == "failed"]
+    if not missing and not failed:
+        return
+    parts = []
+    if failed:
+        parts.append(f"failed: {', '.join(failed)}")
+    if missing:
+        parts.append(f"not reported: {', '.join(missing)}")
+    raise PolicyError(
+        f"{ticket.environment.name} tickets need the checks {', '.join(required)} to have "
+        f"passed before approval ({'; '.join(parts)})"
     )

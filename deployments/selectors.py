@@ -11,6 +11,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 
 from . import policy
+from .check_selectors import latest_check_statuses
 from .choices import ALLOWED_TRANSITIONS, REPLANNABLE_STATUSES, RunStatus, TicketStatus
 from .models import Approval, AuditEvent, Environment, RunLogChunk, TerraformRun, Ticket
 
@@ -196,6 +197,21 @@ def _check(call: Any) -> Permission:
     return Permission(True)
 
 
+def _check_may_approve(
+    ticket: Ticket, user: Any, roles: frozenset[str], votes: list[policy.Vote], has_plan: bool
+) -> None:
+    """approval_grant's checks, in its order: the approver, then the required CI checks."""
+    policy.check_may_approve(
+        ticket,
+        user_id=user.pk,
+        username=user.get_username(),
+        user_roles=roles,
+        votes=votes,
+        has_current_plan=has_plan,
+    )
+    policy.check_required_checks(ticket, latest_check_statuses(ticket))
+
+
 def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Permission]:
     """What the ticket page offers this user: each action with its refusal, if any."""
     roles = user_roles(user)
@@ -208,16 +224,7 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
     rule = policy.rule_for(ticket)
     pending = policy.quorum(rule, votes).describe_missing()
     actions = {
-        "approve": _check(
-            lambda: policy.check_may_approve(
-                ticket,
-                user_id=user.pk,
-                username=user.get_username(),
-                user_roles=roles,
-                votes=votes,
-                has_current_plan=has_plan,
-            )
-        ),
+        "approve": _check(lambda: _check_may_approve(ticket, user, roles, votes, has_plan)),
         "reject": _check(
             lambda: policy.check_may_reject(ticket, user_id=user.pk, user_roles=roles)
         ),

@@ -27,3 +27,8 @@ def run_execute(self: Any, run_id: int) -> None:
 @shared_task(name="deployments.tasks.runs_reconcile", ignore_result=True)
 def runs_reconcile() -> None:
     services.runs_reconcile()
+
+
+@shared_task(name="deployments.tasks.webhook_process", ignore_result=True)
+def webhook_process(delivery_pk: int) -> None:
+    services.webhooks.webhook_process(delivery_pk=delivery_pk)

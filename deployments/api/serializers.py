@@ -12,7 +12,9 @@ from rest_framework import serializers
 
 from deployments import policy, selectors, services, validation
 from deployments.choices import ChangeType
-from deployments.models import Approval, Environment, TerraformRun, Ticket
+from deployments.models import Approval, Environment, PullRequest, TerraformRun, Ticket
+
+from .check_serializers import CheckResultSerializer, PullRequestSerializer
 
 
 class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
@@ -44,6 +46,7 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
             "requires_change_details",
             "requires_staging_evidence",
             "requires_qa_signoff",
+            "required_checks",
         ]
 
     def get_approval_rule_text(self, env: Environment) -> str:
@@ -189,6 +192,8 @@ class TicketDetailSerializer(TicketSerializer):
     checklist = serializers.SerializerMethodField()
     follow_ups = serializers.SerializerMethodField()
     evidence = serializers.SerializerMethodField()
+    checks = CheckResultSerializer(many=True, read_only=True)
+    pull_request = serializers.SerializerMethodField()
 
     class Meta(TicketSerializer.Meta):
         fields = [
@@ -200,6 +205,8 @@ class TicketDetailSerializer(TicketSerializer):
             "checklist",
             "follow_ups",
             "evidence",
+            "checks",
+            "pull_request",
         ]
 
     def get_approvals(self, ticket: Ticket) -> list[dict[str, Any]]:
@@ -227,6 +234,11 @@ class TicketDetailSerializer(TicketSerializer):
 
     def get_evidence(self, ticket: Ticket) -> list[dict[str, Any]]:
         return []
+
+    @extend_schema_field(PullRequestSerializer(allow_null=True))
+    def get_pull_request(self, ticket: Ticket) -> dict[str, Any] | None:
+        pr = PullRequest.objects.filter(head_sha=ticket.commit_sha).first()
+        return PullRequestSerializer(pr).data if pr else None
 
 
 @extend_schema_field(

@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from . import views
+from .webhooks import GitHubWebhookView
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -13,5 +14,6 @@ router.register("runs", views.RunViewSet, basename="run")
 app_name = "api"
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("webhooks/github/", GitHubWebhookView.as_view(), name="webhook-github"),
     path("", include(router.urls)),
 ]

@@ -2,18 +2,25 @@
 
 from .approvals import Approval, Rejection
 from .audit import AuditChainHead, AuditEvent
+from .checks import CheckResult, CheckStatus
 from .environments import Environment
 from .runs import RunLogChunk, TerraformRun, plan_upload_to
 from .tickets import Ticket
+from .webhooks import DeliveryStatus, PullRequest, WebhookDelivery
 
 __all__ = [
     "Approval",
     "AuditChainHead",
     "AuditEvent",
+    "CheckResult",
+    "CheckStatus",
+    "DeliveryStatus",
     "Environment",
+    "PullRequest",
     "Rejection",
     "RunLogChunk",
     "TerraformRun",
     "Ticket",
+    "WebhookDelivery",
     "plan_upload_to",
 ]

@@ -43,6 +43,8 @@ class Environment(models.Model):
         help_text="Ask for the password again (within a few minutes) before approving or "
         "deploying in the browser.",
     )
+    # Names of CI checks whose latest report must have passed before anyone may approve.
+    required_checks = models.JSONField(default=list, blank=True)
     # Fencing token: incremented by every apply claim; the claiming run keeps its value.
     apply_fence = models.PositiveBigIntegerField(default=0, editable=False)
 

@@ -14,6 +14,7 @@ The environment lock of an apply (``deployments.locks``) is not a row lock: it i
 before any of these, outside transactions, and held for the apply's whole duration.
 """
 
+from . import webhooks
 from ._base import InputError, infra_repo, locked_ticket, transition
 from .approvals import (
     approval_grant,
@@ -22,12 +23,14 @@ from .approvals import (
     ticket_reject,
 )
 from .audit import GENESIS_HASH, audit_record, audit_verify
+from .checks import CheckInput, check_record
 from .execution import run_execute, run_finish, run_interrupt, runs_reconcile
 from .runs import apply_start, check_start, environment_release, plan_start, run_dispatch
 from .tickets import TicketInput, ticket_cancel, ticket_create, ticket_plan
 
 __all__ = [
     "GENESIS_HASH",
+    "CheckInput",
     "InputError",
     "TicketInput",
     "apply_start",
@@ -35,6 +38,7 @@ __all__ = [
     "approval_summary",
     "audit_record",
     "audit_verify",
+    "check_record",
     "check_start",
     "environment_release",
     "infra_repo",
@@ -51,4 +55,5 @@ __all__ = [
     "ticket_plan",
     "ticket_reject",
     "transition",
+    "webhooks",
 ]

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from deployments import policy
+from deployments.check_selectors import latest_check_statuses
 from deployments.choices import RunStatus, TicketStatus
 from deployments.models import Approval, Rejection, TerraformRun, Ticket
 from deployments.selectors import standing_votes, user_roles
@@ -52,6 +53,7 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
             has_current_plan=plan is not None,
         )
         assert plan is not None
+        policy.check_required_checks(ticket, latest_check_statuses(ticket))
         if reviewed != plan.plan_sha256:
             raise policy.PolicyError(
                 f"the plan changed since you reviewed it: plan run #{plan.pk} "

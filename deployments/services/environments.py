@@ -60,6 +60,9 @@ def environment_validate(env: Environment) -> None:
                 "auto_deploy cannot be combined with a change window: an automatic deploy "
                 "would not wait for it; turn auto_deploy off or remove the window",
             )
+    problem = policy.required_checks_problem(env.required_checks)
+    if problem:
+        raise InputError("required_checks", problem)
     try:
         from zoneinfo import ZoneInfo
 

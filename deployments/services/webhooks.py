@@ -1,0 +1,324 @@
+"""GitHub webhooks: verify, record each delivery once, and act on it in the worker."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from deployments import policy
+from deployments import terraform as tf
+from deployments.models import (
+    DeliveryStatus,
+    Environment,
+    PullRequest,
+    Ticket,
+    WebhookDelivery,
+)
+from deployments.selectors import user_roles
+
+from ._base import infra_repo
+from .audit import audit_record
+from .tickets import TicketInput, ticket_create
+
+log = logging.getLogger(__name__)
+
+SERVICE_ACCOUNT = "github"
+SERVICE_ROLE = "developer"
+ZERO_SHA = "0" * 40
+PR_ACTIONS = {"opened", "reopened", "synchronize", "edited", "closed", "ready_for_review"}
+
+
+def signature_valid(secret: str, body: bytes, header: str) -> bool:
+    """Does ``header`` (X-Hub-Signature-256) sign ``body`` with ``secret``? Constant time."""
+    if not secret or not header.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), header.strip().encode())
+
+
+def _ignored_reason(event: str, payload: dict[str, Any]) -> str:
+    """Why a delivery needs no work, or "" when the worker must act on it."""
+    if event == "ping":
+        return "ping: the webhook is set up"
+    if event == "push":
+        ref = payload.get("ref")
+        after = payload.get("after")
+        branch_ref = f"refs/heads/{settings.INFRA_BRANCH}"
+        if not isinstance(ref, str):
+            return "push without a ref"
+        if ref.startswith("refs/tags/"):
+            return f"push of tag {ref.removeprefix('refs/tags/')}: only {branch_ref} deploys"
+        if ref != branch_ref:
+            return f"push to {ref}: only {branch_ref} deploys"
+        if payload.get("deleted") or after == ZERO_SHA:
+            return f"{ref} was deleted: nothing to deploy"
+        if not isinstance(after, str) or not tf.SHA_RE.match(after):
+            return "push without a 40-hex 'after' commit"
+        return ""
+    if event == "pull_request":
+        pr = payload.get("pull_request")
+        if payload.get("action") not in PR_ACTIONS:
+            return f"pull_request action {payload.get('action')!r} changes nothing here"
+        if not isinstance(pr, dict):
+            return "pull_request event without a pull_request"
+        return ""
+    return f"{event} events are not used"
+
+
+def _get(value: Any, *path: str) -> Any:
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _essentials(event: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The part of a payload the worker uses (a push can carry thousands of commits)."""
+    repository = {"full_name": _get(payload, "repository", "full_name")}
+    if event == "push":
+        message = _get(payload, "head_commit", "message")
+        return {
+            "ref": payload.get("ref"),
+            "after": payload.get("after"),
+            "deleted": payload.get("deleted"),
+            "head_commit": {"message": message[:1000] if isinstance(message, str) else ""},
+            "pusher": {"name": _get(payload, "pusher", "name")},
+            "sender": {"login": _get(payload, "sender", "login")},
+            "repository": repository,
+        }
+    pr = payload.get("pull_request") or {}
+    return {
+        "action": payload.get("action"),
+        "number": payload.get("number"),
+        "pull_request": {
+            "number": pr.get("number"),
+            "html_url": pr.get("html_url"),
+            "title": pr.get("title"),
+            "user": {"login": _get(pr, "user", "login")},
+            "state": pr.get("state"),
+            "merged": pr.get("merged"),
+            "head": {"sha": _get(pr, "head", "sha")},
+        },
+        "repository": repository,
+    }
+
+
+def webhook_receive(
+    *, delivery_id: str, event: str, payload: dict[str, Any]
+) -> tuple[WebhookDelivery, bool]:
+    """Record a verified delivery once. Returns (delivery, created): a redelivery of the same
+    X-GitHub-Delivery is not recorded again and not processed again."""
+    existing = WebhookDelivery.objects.filter(delivery_id=delivery_id).first()
+    if existing is not None:
+        if existing.status == DeliveryStatus.QUEUED:
+            # Never picked up (the broker was down): GitHub's "Redeliver" sends it again.
+            # Safe to repeat: the worker claims a delivery once (webhook_process).
+            webhook_dispatch(delivery_pk=existing.pk)
+        return existing, False
+    reason = _ignored_reason(event, payload)
+    try:
+        with transaction.atomic():
+            delivery = WebhookDelivery.objects.create(
+                delivery_id=delivery_id,
+                event=event,
+                status=DeliveryStatus.IGNORED if reason else DeliveryStatus.QUEUED,
+                outcome=reason,
+                processed_at=timezone.now() if reason else None,
+                payload={} if reason else _essentials(event, payload),
+            )
+            audit_record(
+                actor="github webhook",
+                action="webhook.receive",
+                data={
+                    "delivery": delivery_id,
+                    "event": event,
+                    "status": delivery.status,
+                    "reason": reason,
+                },
+            )
+            if not reason:
+                transaction.on_commit(lambda: webhook_dispatch(delivery_pk=delivery.pk))
+    except IntegrityError:
+        # The same delivery arrived twice at once: the other request recorded it.
+        return WebhookDelivery.objects.get(delivery_id=delivery_id), False
+    return delivery, True
+
+
+def webhook_dispatch(*, delivery_pk: int) -> None:
+    """Send a queued delivery to the worker; a broker outage leaves it queued (logged)."""
+    from deployments.tasks import webhook_process  # tasks import services
+
+    try:
+        webhook_process.apply_async(args=[delivery_pk], retry=False)
+    except Exception:
+        log.exception("could not send webhook delivery %s to the broker", delivery_pk)
+
+
+def _finish(delivery: WebhookDelivery, status: str, outcome: str, ticket: Any = None) -> None:
+    with transaction.atomic():
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status=status, outcome=outcome[:2000], ticket=ticket, processed_at=timezone.now()
+        )
+        audit_record(
+            actor="github webhook",
+            action="webhook.process",
+            ticket=ticket,
+            data={"delivery": delivery.delivery_id, "status": status, "outcome": outcome[:500]},
+        )
+
+
+def service_account() -> Any:
+    """The "github" account (developer role) that files tickets for unknown pushers."""
+    User = get_user_model()
+    with transaction.atomic():
+        user, created = User.objects.get_or_create(username=SERVICE_ACCOUNT)
+        if created:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+            user.groups.add(Group.objects.get(name=SERVICE_ROLE))
+            audit_record(
+                actor="github webhook",
+                action="user.create",
+                data={"username": SERVICE_ACCOUNT, "roles": [SERVICE_ROLE]},
+            )
+    return user
+
+
+def _pusher(payload: dict[str, Any], env: Environment) -> Any:
+    """The user a push is filed as: a user named like the pusher who may file, else github."""
+    names = [
+        (payload.get("pusher") or {}).get("name"),
+        (payload.get("sender") or {}).get("login"),
+    ]
+    User = get_user_model()
+    for name in names:
+        if not isinstance(name, str) or not name:
+            continue
+        user = User.objects.filter(username__iexact=name, is_active=True).first()
+        if user is None:
+            continue
+        try:
+            policy.check_may_file(env, user_roles(user), superuser=bool(user.is_superuser))
+        except policy.PolicyError:
+            continue
+        return user
+    return service_account()
+
+
+def _process_push(delivery: WebhookDelivery) -> None:
+    payload = delivery.payload
+    sha = str(payload["after"]).lower()
+    repo = infra_repo()
+    try:
+        known = repo.has_commit(sha)  # fetches a remote repository when the commit is new
+    except tf.SourceError as exc:
+        _finish(delivery, DeliveryStatus.FAILED, f"infrastructure repository: {exc}")
+        return
+    if not known:
+        _finish(
+            delivery,
+            DeliveryStatus.FAILED,
+            f"commit {sha} is not in the infrastructure repository",
+        )
+        return
+    head = payload.get("head_commit") or {}
+    message = str(head.get("message") or "").strip().splitlines()
+    subject = message[0] if message else repo.commit_subject(sha)
+    pr = PullRequest.objects.filter(head_sha=sha).first()
+    filed: list[str] = []
+    ticket = None
+    for env in Environment.objects.filter(deploy_on_merge=True):
+        if Ticket.objects.filter(environment=env, commit_sha=sha, source="github").exists():
+            filed.append(f"{env.name}: already filed for {sha[:10]}")
+            continue
+        author = _pusher(payload, env)
+        ticket = ticket_create(
+            actor=author,
+            data=TicketInput(
+                title=f"Merge to {settings.INFRA_BRANCH}: {subject}"[:200] or "Merge",
+                environment=env.name,
+                description=f"Filed by the GitHub push webhook (delivery {delivery.delivery_id}).",
+                commit_sha=sha,
+                pull_request_url=pr.url if pr else "",
+            ),
+            source="github",
+        )
+        filed.append(f"{env.name}: ticket #{ticket.pk} by {author.get_username()}")
+    if not filed:
+        _finish(delivery, DeliveryStatus.IGNORED, "no environment has deploy_on_merge")
+        return
+    _finish(delivery, DeliveryStatus.PROCESSED, "; ".join(filed), ticket)
+
+
+def _process_pull_request(delivery: WebhookDelivery) -> None:
+    payload = delivery.payload
+    pr = payload["pull_request"]
+    repository = str((payload.get("repository") or {}).get("full_name") or "")[:200]
+    url = str(pr.get("html_url") or "")
+    head_sha = str((pr.get("head") or {}).get("sha") or "").lower()
+    number = pr.get("number") if isinstance(pr.get("number"), int) else payload.get("number")
+    if not isinstance(number, int) or number < 1 or not tf.SHA_RE.match(head_sha):
+        _finish(delivery, DeliveryStatus.IGNORED, "pull_request without a number or head sha")
+        return
+    if not url.startswith("https://") or len(url) > 500:
+        _finish(delivery, DeliveryStatus.IGNORED, "pull_request without an https html_url")
+        return
+    with transaction.atomic():
+        record, _ = PullRequest.objects.update_or_create(
+            repository=repository,
+            number=number,
+            defaults={
+                "url": url,
+                "title": str(pr.get("title") or "")[:300],
+                "author": str((pr.get("user") or {}).get("login") or "")[:100],
+                "head_sha": head_sha,
+                "state": "merged" if pr.get("merged") else str(pr.get("state") or "")[:16],
+            },
+        )
+        tickets = list(
+            Ticket.objects.select_for_update().filter(commit_sha=head_sha, pull_request_url="")
+        )
+        for ticket in tickets:
+            ticket.pull_request_url = url
+            ticket.save(update_fields=["pull_request_url", "updated_at"])
+            audit_record(
+                actor="github webhook",
+                action="ticket.pull_request",
+                ticket=ticket,
+                data={"number": number, "url": url},
+            )
+    attached = ", ".join(f"#{t.pk}" for t in tickets) or "no ticket yet"
+    _finish(
+        delivery,
+        DeliveryStatus.PROCESSED,
+        f"pull request {record.number} ({head_sha[:10]}) attached to {attached}",
+        tickets[0] if tickets else None,
+    )
+
+
+def webhook_process(*, delivery_pk: int) -> None:
+    """Act on a queued delivery, once: claim it, then file/attach, then record the outcome."""
+    claimed = WebhookDelivery.objects.filter(pk=delivery_pk, status=DeliveryStatus.QUEUED).update(
+        status=DeliveryStatus.PROCESSING
+    )
+    if not claimed:
+        return
+    delivery = WebhookDelivery.objects.get(pk=delivery_pk)
+    try:
+        if delivery.event == "push":
+            _process_push(delivery)
+        elif delivery.event == "pull_request":
+            _process_pull_request(delivery)
+        else:
+            _finish(delivery, DeliveryStatus.IGNORED, f"{delivery.event} events are not used")
+    except Exception as exc:
+        log.exception("webhook delivery %s failed", delivery.delivery_id)
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        _finish(delivery, DeliveryStatus.FAILED, f"{type(exc).__name__}: {message}")

@@ -1,0 +1,155 @@
+"""examples/github-actions: the workflows parse, have the jobs and steps the docs promise,
+their shell is valid bash, and the check reporter they define posts to a live portal."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from django.contrib.auth.models import User
+from django.core.management import call_command
+
+from deployments.models import CheckResult
+
+from .conftest import ROOT
+from .factories import TicketFactory
+
+EXAMPLES = ROOT / "examples" / "github-actions"
+WORKFLOWS = sorted(EXAMPLES.glob("*.yml"))
+SECRETS = {"PORTAL_URL", "PORTAL_TOKEN"}
+_EXPR = re.compile(r"\$\{\{.*?\}\}")
+
+
+def load(path: Path) -> dict[str, Any]:
+    doc = yaml.safe_load(path.read_text())
+    assert isinstance(doc, dict), path
+    # YAML 1.1 reads the key `on` as true.
+    doc["on"] = doc.pop(True, doc.get("on"))
+    return doc
+
+
+def steps(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for job in doc["jobs"].values() for step in job["steps"]]
+
+
+def test_there_are_both_workflows() -> None:
+    assert [p.name for p in WORKFLOWS] == ["deploy.yml", "pull-request.yml"]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_structure(path: Path) -> None:
+    doc = load(path)
+    assert doc["name"] and doc["on"]
+    for name, job in doc["jobs"].items():
+        assert job["runs-on"] == "ubuntu-latest", name
+        assert job["steps"], name
+        for step in job["steps"]:
+            assert ("run" in step) != ("uses" in step), step
+            assert set(step) <= {
+                "name",
+                "id",
+                "if",
+                "run",
+                "uses",
+                "with",
+                "env",
+                "continue-on-error",
+                "shell",
+                "working-directory",
+            }, step
+        for need in (
+            [job.get("needs")] if isinstance(job.get("needs"), str) else job.get("needs", [])
+        ):
+            assert need in doc["jobs"], need
+    used = set(re.findall(r"secrets\.([A-Z_]+)", path.read_text()))
+    assert used == SECRETS, used
+    for secret in SECRETS:
+        assert secret in path.read_text().split("name:")[0], f"{secret} not documented on top"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_run_script_is_valid_bash(path: Path) -> None:
+    for step in steps(load(path)):
+        if "run" not in step:
+            continue
+        script = _EXPR.sub("placeholder", step["run"])
+        result = subprocess.run(
+            ["bash", "-n"], input=script, text=True, capture_output=True, check=False
+        )
+        assert result.returncode == 0, (step.get("name"), result.stderr)
+
+
+def test_pull_request_workflow_runs_and_reports_the_four_checks() -> None:
+    doc = load(EXAMPLES / "pull-request.yml")
+    assert doc["on"] == {"pull_request": {"branches": ["main"]}}
+    runs = "\n".join(s.get("run", "") for s in steps(doc))
+    assert "fmt -check" in runs
+    assert "validate" in runs
+    assert "checkov -d" in runs
+    assert "pip install 'checkov==" in runs
+    assert re.search(r"terraform .*plan ", runs)
+    for check in ("fmt", "validate", "security_scan", "plan"):
+        assert re.search(rf"^\s*report {check} ", runs, re.M), check
+    assert "/api/v1/tickets/$TICKET/checks/" in runs
+    assert '"environment": "staging"' not in runs  # built with jq, not by string pasting
+    assert "commit_sha: $sha" in runs and "pull_request_url: $pr" in runs
+
+
+def test_deploy_workflow_is_a_manual_trigger_calling_deploy() -> None:
+    doc = load(EXAMPLES / "deploy.yml")
+    dispatch = doc["on"]["workflow_dispatch"]
+    assert dispatch["inputs"]["environment"]["options"] == ["staging", "prod"]
+    assert dispatch["inputs"]["ticket"]["required"] is True
+    runs = "\n".join(s.get("run", "") for s in steps(doc))
+    assert 'POST "$PORTAL_URL/api/v1/tickets/$TICKET/deploy/"' in runs
+    assert doc["jobs"]["deploy"]["environment"] == "${{ inputs.environment }}"
+
+
+def _reporter() -> str:
+    doc = load(EXAMPLES / "pull-request.yml")
+    setup = next(s for s in steps(doc) if s.get("name") == "Define the reporter")
+    match = re.search(r"<<'SH'\n(.*?)\n\s*SH\n", setup["run"], re.S)
+    assert match
+    return match.group(1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_reporter_posts_to_a_live_portal(
+    live_server: Any, author: User, tmp_path: Path
+) -> None:
+    """The workflow's own report function, run by bash with curl and jq against the portal."""
+    ticket = TicketFactory(author=author)
+    out = io.StringIO()
+    call_command("create_api_token", author.username, stdout=out)
+    log = tmp_path / "plan.log"
+    log.write_text("Plan: 1 to add, 0 to change, 0 to destroy.\npassword = hunter2hunter2\n")
+    script = (
+        _reporter()
+        + f'\nreport plan success "Plan: 1 to add" {log}\nreport fmt failure "diff" {log}\n'
+    )
+    result = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + script],
+        env={
+            "PATH": os.environ["PATH"],
+            "PORTAL_URL": live_server.url,
+            "PORTAL_TOKEN": out.getvalue().strip(),
+            "TICKET": str(ticket.pk),
+            "RUN_URL": "https://github.com/acme/infra/actions/runs/1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    stored = {c.name: c for c in CheckResult.objects.filter(ticket=ticket)}
+    assert (stored["plan"].status, stored["fmt"].status) == ("passed", "failed")
+    assert stored["plan"].summary == "Plan: 1 to add"
+    assert stored["plan"].url == "https://github.com/acme/infra/actions/runs/1"
+    assert "hunter2hunter2" not in stored["plan"].log

@@ -1,0 +1,348 @@
+"""GitHub webhooks: signature (GitHub's test vector), refusals that write nothing, events
+ignored with their reason, redelivery processed once, pusher mapping, PR metadata, and a
+signed push to main that a real worker turns into one completed dev deploy."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from deployments.models import AuditEvent, Ticket, WebhookDelivery
+from deployments.services import webhooks
+from deployments.terraform.source import commit_all
+
+from .conftest import api_for, wait_for
+
+SECRET = "webhook-test-secret"
+URL = "/api/v1/webhooks/github/"
+
+
+@pytest.fixture
+def secret(settings: Any) -> str:
+    settings.GITHUB_WEBHOOK_SECRET = SECRET
+    return SECRET
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def deliver(
+    event: str,
+    payload: Any,
+    *,
+    delivery: str | None = None,
+    signature: str | None = None,
+    raw: bytes | None = None,
+    content_type: str = "application/json",
+) -> Any:
+    body = raw if raw is not None else json.dumps(payload).encode()
+    headers = {
+        "HTTP_X_GITHUB_EVENT": event,
+        "HTTP_X_GITHUB_DELIVERY": delivery or str(uuid.uuid4()),
+    }
+    if signature != "":
+        headers["HTTP_X_HUB_SIGNATURE_256"] = signature or sign(body)
+    return APIClient().post(URL, data=body, content_type=content_type, **headers)
+
+
+def push(sha: str, ref: str = "refs/heads/main", pusher: str = "alice") -> dict[str, Any]:
+    return {
+        "ref": ref,
+        "before": "1" * 40,
+        "after": sha,
+        "deleted": False,
+        "head_commit": {"id": sha, "message": "Scale the app tier\n\nlonger text"},
+        "pusher": {"name": pusher, "email": f"{pusher}@example.com"},
+        "sender": {"login": pusher},
+        "repository": {"full_name": "acme/infra"},
+    }
+
+
+# --- the signature --------------------------------------------------------------------
+
+
+def test_githubs_documented_test_vector() -> None:
+    header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    assert webhooks.signature_valid("It's a Secret to Everybody", b"Hello, World!", header)
+    assert not webhooks.signature_valid("It's a Secret to Everybody", b"Hello, World?", header)
+    assert not webhooks.signature_valid("another secret", b"Hello, World!", header)
+    assert not webhooks.signature_valid("It's a Secret to Everybody", b"Hello, World!", "")
+    assert not webhooks.signature_valid("", b"Hello, World!", header)
+    sha1 = "sha1=" + hmac.new(b"It's a Secret to Everybody", b"Hello, World!", "sha1").hexdigest()
+    assert not webhooks.signature_valid("It's a Secret to Everybody", b"Hello, World!", sha1)
+
+
+@pytest.mark.django_db
+def test_the_test_vector_through_the_endpoint(settings: Any) -> None:
+    """The real endpoint accepts GitHub's vector (the body is not JSON: 400, but after the
+    signature was accepted, not 401)."""
+    settings.GITHUB_WEBHOOK_SECRET = "It's a Secret to Everybody"
+    answer = deliver(
+        "push",
+        None,
+        raw=b"Hello, World!",
+        signature="sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+    )
+    assert answer.status_code == 400
+    assert "malformed" in answer.json()["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("signature", "detail"),
+    [
+        ("", "X-Hub-Signature-256 is missing"),
+        ("sha256=" + "0" * 64, "does not match"),
+        ("sha1=abc", "does not match"),
+        (sign(b"another body"), "does not match"),
+        (sign(b"{}", "wrong secret"), "does not match"),
+    ],
+)
+def test_missing_or_bad_signature_is_401_and_writes_nothing(
+    secret: str, head_sha: str, signature: str, detail: str
+) -> None:
+    events_before = AuditEvent.objects.count()
+    answer = deliver("push", push(head_sha), signature=signature)
+    assert answer.status_code == 401
+    assert detail in answer.json()["detail"]
+    assert not WebhookDelivery.objects.exists()
+    assert not Ticket.objects.exists()
+    assert AuditEvent.objects.count() == events_before
+
+
+@pytest.mark.django_db
+def test_unset_secret_is_401_naming_the_setting(settings: Any) -> None:
+    settings.GITHUB_WEBHOOK_SECRET = ""
+    answer = deliver("push", {"zen": "x"}, signature=sign(b"{}", "anything"))
+    assert answer.status_code == 401
+    assert "GITHUB_WEBHOOK_SECRET" in answer.json()["detail"]
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_malformed_and_oversized_bodies(secret: str, settings: Any) -> None:
+    assert deliver("push", None, raw=b"{not json").status_code == 400
+    assert deliver("push", None, raw=b"[1, 2]").status_code == 400
+    settings.API_JSON_MAX_BYTES = 100
+    assert deliver("push", {"pad": "x" * 200}).status_code == 413
+    settings.API_JSON_MAX_BYTES = 4 * 1024 * 1024
+    form = deliver(
+        "push", None, raw=b"payload=%7B%7D", content_type="application/x-www-form-urlencoded"
+    )
+    assert form.status_code == 415
+    assert "application/json" in form.json()["detail"]
+    no_delivery = APIClient().post(
+        URL,
+        data=b"{}",
+        content_type="application/json",
+        HTTP_X_GITHUB_EVENT="push",
+        HTTP_X_HUB_SIGNATURE_256=sign(b"{}"),
+    )
+    assert no_delivery.status_code == 400
+    assert "X-GitHub-Delivery" in no_delivery.json()
+    assert not WebhookDelivery.objects.exists()
+
+
+# --- what is ignored, with the reason recorded -----------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("event", "payload", "reason"),
+    [
+        ("push", push("a" * 40, ref="refs/heads/feature/x"), "push to refs/heads/feature/x"),
+        ("push", push("a" * 40, ref="refs/tags/v1.0"), "push of tag v1.0"),
+        ("push", push("0" * 40) | {"deleted": True}, "was deleted"),
+        ("ping", {"zen": "Keep it logically awesome.", "hook_id": 1}, "ping"),
+        ("issues", {"action": "opened"}, "issues events are not used"),
+        ("pull_request", {"action": "labeled", "pull_request": {}}, "changes nothing"),
+    ],
+)
+def test_other_refs_and_events_are_acknowledged_and_ignored(
+    secret: str, event: str, payload: dict[str, Any], reason: str
+) -> None:
+    answer = deliver(event, payload, delivery="d-1")
+    assert answer.status_code == 202, answer.json()
+    assert answer.json()["status"] == "ignored"
+    assert reason in answer.json()["outcome"]
+    delivery = WebhookDelivery.objects.get(delivery_id="d-1")
+    assert (delivery.event, delivery.status) == (event, "ignored")
+    assert reason in delivery.outcome
+    assert not Ticket.objects.exists()
+    assert AuditEvent.objects.filter(action="webhook.receive").count() == 1
+
+
+@pytest.mark.django_db
+def test_redelivery_is_recorded_once(secret: str, head_sha: str) -> None:
+    first = deliver("push", push(head_sha, ref="refs/heads/other"), delivery="same-id")
+    again = deliver("push", push(head_sha, ref="refs/heads/other"), delivery="same-id")
+    assert first.status_code == 202
+    assert again.status_code == 200
+    assert again.json()["detail"].startswith("already processed")
+    assert WebhookDelivery.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_redelivery_of_a_delivery_never_picked_up_sends_it_again(
+    secret: str, head_sha: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[int] = []
+    monkeypatch.setattr(
+        webhooks, "webhook_dispatch", lambda *, delivery_pk: sent.append(delivery_pk)
+    )
+    delivery, created = webhooks.webhook_receive(
+        delivery_id="lost-1", event="push", payload=push(head_sha)
+    )
+    assert created and sent == []  # on commit, which this test's transaction never reaches
+    again = deliver("push", push(head_sha), delivery="lost-1")
+    assert again.status_code == 200
+    assert again.json()["status"] == "queued"
+    assert sent == [delivery.pk]
+    webhooks.webhook_process(delivery_pk=delivery.pk)
+    assert Ticket.objects.count() == 1
+    deliver("push", push(head_sha), delivery="lost-1")
+    assert sent == [delivery.pk]  # processed: not sent again
+
+
+# --- the worker's side, called directly --------------------------------------------------
+
+
+def _queued(event: str, payload: dict[str, Any]) -> WebhookDelivery:
+    delivery, created = webhooks.webhook_receive(
+        delivery_id=str(uuid.uuid4()), event=event, payload=payload
+    )
+    assert created and delivery.status == "queued"
+    return delivery
+
+
+@pytest.mark.django_db
+def test_push_files_a_dev_ticket_as_the_pusher(head_sha: str, author: User) -> None:
+    delivery = _queued("push", push(head_sha, pusher="alice"))
+    webhooks.webhook_process(delivery_pk=delivery.pk)
+    ticket = Ticket.objects.get()
+    assert (ticket.environment.name, ticket.commit_sha, ticket.author) == ("dev", head_sha, author)
+    assert ticket.source == "github"
+    assert ticket.title == "Merge to main: Scale the app tier"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.ticket) == ("processed", ticket)
+    assert f"dev: ticket #{ticket.pk} by alice" == delivery.outcome
+    # Processed once: running it again (a duplicate task) changes nothing.
+    webhooks.webhook_process(delivery_pk=delivery.pk)
+    assert Ticket.objects.count() == 1
+    # Another delivery for the same commit files nothing new.
+    second = _queued("push", push(head_sha))
+    webhooks.webhook_process(delivery_pk=second.pk)
+    assert Ticket.objects.count() == 1
+    assert "already filed" in WebhookDelivery.objects.get(pk=second.pk).outcome
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("pusher", ["stranger", "opal"])
+def test_unknown_pusher_or_one_who_may_not_file_uses_the_service_account(
+    head_sha: str, operations: User, pusher: str
+) -> None:
+    delivery = _queued("push", push(head_sha, pusher=pusher))
+    webhooks.webhook_process(delivery_pk=delivery.pk)
+    ticket = Ticket.objects.get()
+    assert ticket.author.username == "github"
+    assert list(ticket.author.groups.values_list("name", flat=True)) == ["developer"]
+    assert not ticket.author.has_usable_password()
+
+
+@pytest.mark.django_db
+def test_push_of_an_unknown_commit_fails_with_the_reason(infra_repo: Path) -> None:
+    delivery = _queued("push", push("b" * 40))
+    webhooks.webhook_process(delivery_pk=delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"
+    assert "is not in the infrastructure repository" in delivery.outcome
+    assert not Ticket.objects.exists()
+
+
+@pytest.mark.django_db
+def test_pull_request_metadata_is_attached(
+    secret: str, head_sha: str, author: User, lead: User
+) -> None:
+    ticket = (
+        api_for(author)
+        .post(
+            "/api/v1/tickets/",
+            {"title": "t", "environment": "staging", "commit_sha": head_sha},
+            format="json",
+        )
+        .json()
+    )
+    pr = {
+        "action": "opened",
+        "number": 42,
+        "pull_request": {
+            "number": 42,
+            "html_url": "https://github.com/acme/infra/pull/42",
+            "title": "Scale the app tier",
+            "user": {"login": "alice-gh"},
+            "state": "open",
+            "head": {"sha": head_sha, "ref": "scale"},
+        },
+        "repository": {"full_name": "acme/infra"},
+    }
+    delivery = _queued("pull_request", pr)
+    webhooks.webhook_process(delivery_pk=delivery.pk)
+    detail = api_for(lead).get(f"/api/v1/tickets/{ticket['id']}/").json()
+    assert detail["pull_request_url"] == "https://github.com/acme/infra/pull/42"
+    assert detail["pull_request"] == {
+        "number": 42,
+        "url": "https://github.com/acme/infra/pull/42",
+        "title": "Scale the app tier",
+        "author": "alice-gh",
+        "state": "open",
+    }
+    assert AuditEvent.objects.filter(action="ticket.pull_request", ticket_id=ticket["id"]).exists()
+    # A later synchronize with a new title updates the record, not a second one.
+    pr["action"] = "synchronize"
+    pr["pull_request"]["title"] = "Scale the app tier (v2)"
+    webhooks.webhook_process(delivery_pk=_queued("pull_request", pr).pk)
+    detail = api_for(lead).get(f"/api/v1/tickets/{ticket['id']}/").json()
+    assert detail["pull_request"]["title"] == "Scale the app tier (v2)"
+
+
+# --- end to end, with a real worker ------------------------------------------------------
+
+
+@pytest.mark.worker
+@pytest.mark.terraform
+def test_signed_push_to_main_deploys_dev_once_even_when_redelivered(
+    celery_worker_process: Any, infra_repo: Path, secret: str, author: User
+) -> None:
+    (infra_repo / "terraform" / "webhook_note.txt").write_text("merged by the webhook test\n")
+    sha = commit_all(infra_repo, "Merge pull request #7: a note")
+    payload = push(sha, pusher="alice")
+    first = deliver("push", payload, delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958")
+    assert first.status_code == 202, first.json()
+    assert first.json()["status"] == "queued"
+    ticket = wait_for(
+        lambda: Ticket.objects.filter(commit_sha=sha).first(), timeout=60, what="the ticket"
+    )
+    done = wait_for(
+        lambda: Ticket.objects.filter(
+            pk=ticket.pk, status__in=["completed", "apply_failed", "plan_failed"]
+        ).first(),
+        timeout=240,
+        what="the dev deploy",
+    )
+    assert done.status == "completed", done.status_reason
+    assert (done.environment.name, done.author.username) == ("dev", "alice")
+    assert done.runs.filter(kind="apply", status="succeeded").count() == 1
+    again = deliver("push", payload, delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958")
+    assert again.status_code == 200
+    assert again.json()["status"] == "processed"
+    assert Ticket.objects.filter(commit_sha=sha).count() == 1
+    assert WebhookDelivery.objects.get().ticket_id == ticket.pk

@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "allauth.mfa",
     "csp",
     "deployments",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -263,6 +264,11 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "change-control@localhost")
+# Notifications (notifications/): attempts per message, and the first retry delay (doubling).
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5, minimum=1)
+NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 30, minimum=1)
+# Links in notifications point here (no trailing slash), e.g. https://changes.example.com
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://localhost:8000").rstrip("/")
 
 # --- Celery -----------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL") or "filesystem://"
@@ -301,6 +307,15 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-runs": {
         "task": "deployments.tasks.runs_reconcile",
         "schedule": float(RUN_RECONCILE_SECONDS),
+    },
+    # Overdue follow-ups (post-deployment reviews, post-mortems) re-notify the leads daily.
+    "follow-ups-remind": {
+        "task": "deployments.tasks.follow_ups_remind",
+        "schedule": 3600.0,
+    },
+    "notifications-resend-stale": {
+        "task": "notifications.tasks.resend_stale",
+        "schedule": 900.0,
     },
 }
 # Publishing a task must never hang a web request when the broker is down:

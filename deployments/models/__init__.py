@@ -3,6 +3,7 @@
 from .approvals import Approval, Rejection
 from .audit import AuditChainHead, AuditEvent
 from .environments import Environment
+from .followups import FollowUp, FollowUpKind, UserPreference
 from .runs import RunLogChunk, TerraformRun, plan_upload_to
 from .tickets import Ticket
 
@@ -11,9 +12,12 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "Environment",
+    "FollowUp",
+    "FollowUpKind",
     "Rejection",
     "RunLogChunk",
     "TerraformRun",
     "Ticket",
+    "UserPreference",
     "plan_upload_to",
 ]

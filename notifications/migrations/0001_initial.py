@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('deployments', '0009_followups_user_prefs'),
+        ('deployments', '0011_followups_user_prefs'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

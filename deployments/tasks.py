@@ -27,3 +27,8 @@ def run_execute(self: Any, run_id: int) -> None:
 @shared_task(name="deployments.tasks.runs_reconcile", ignore_result=True)
 def runs_reconcile() -> None:
     services.runs_reconcile()
+
+
+@shared_task(name="deployments.tasks.follow_ups_remind", ignore_result=True)
+def follow_ups_remind() -> None:
+    services.follow_ups_remind()

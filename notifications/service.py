@@ -94,7 +94,7 @@ def dispatch(ids: Iterable[int]) -> None:
     for pk in ids:
         try:
             deliver.delay(pk)
-        except Exception:  # noqa: BLE001 - the change already committed; never fail it
+        except Exception:
             log.exception("could not enqueue notification %s; it stays queued", pk)
 
 
@@ -129,7 +129,7 @@ def deliver_once(notification_id: int) -> str:
                     data=row.data,
                 )
             )
-        except Exception as exc:  # noqa: BLE001 - any channel failure is recorded, not raised
+        except Exception as exc:
             row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
             if row.attempts >= settings.NOTIFY_MAX_ATTEMPTS:
                 row.status = Notification.Status.FAILED

@@ -14,6 +14,8 @@ from deployments import policy, selectors, services, validation
 from deployments.choices import ChangeType
 from deployments.models import Approval, Environment, TerraformRun, Ticket
 
+from .followup_serializers import FollowUpSerializer
+
 
 class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
     approval_rule_text = serializers.SerializerMethodField()
@@ -222,8 +224,9 @@ class TicketDetailSerializer(TicketSerializer):
     def get_checklist(self, ticket: Ticket) -> list[dict[str, Any]]:
         return []
 
+    @extend_schema_field(FollowUpSerializer(many=True))
     def get_follow_ups(self, ticket: Ticket) -> list[dict[str, Any]]:
-        return []
+        return FollowUpSerializer(ticket.follow_ups.select_related("completed_by"), many=True).data  # type: ignore[return-value]
 
     def get_evidence(self, ticket: Ticket) -> list[dict[str, Any]]:
         return []

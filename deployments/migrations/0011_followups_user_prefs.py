@@ -6,44 +6,115 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('deployments', '0008_plan_storage'),
+        ("deployments", "0008_plan_storage"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='UserPreference',
+            name="UserPreference",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('timezone', models.CharField(default='UTC', max_length=64)),
-                ('timezone_chosen', models.BooleanField(default=False)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='preference', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("timezone", models.CharField(default="UTC", max_length=64)),
+                ("timezone_chosen", models.BooleanField(default=False)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="preference",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='FollowUp',
+            name="FollowUp",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('post_deployment_review', 'Post-deployment review'), ('post_mortem', 'Post-mortem')], max_length=32)),
-                ('due_at', models.DateTimeField()),
-                ('done_at', models.DateTimeField(blank=True, null=True)),
-                ('what_happened', models.TextField(blank=True)),
-                ('impact', models.TextField(blank=True)),
-                ('root_cause', models.TextField(blank=True)),
-                ('actions', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_reminded_at', models.DateTimeField(blank=True, null=True)),
-                ('completed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='follow_ups_completed', to=settings.AUTH_USER_MODEL)),
-                ('deployment_run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='follow_ups', to='deployments.terraformrun')),
-                ('ticket', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='follow_ups', to='deployments.ticket')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("post_deployment_review", "Post-deployment review"),
+                            ("post_mortem", "Post-mortem"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("due_at", models.DateTimeField()),
+                ("done_at", models.DateTimeField(blank=True, null=True)),
+                ("what_happened", models.TextField(blank=True)),
+                ("impact", models.TextField(blank=True)),
+                ("root_cause", models.TextField(blank=True)),
+                ("actions", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_reminded_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "completed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="follow_ups_completed",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "deployment_run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="follow_ups",
+                        to="deployments.terraformrun",
+                    ),
+                ),
+                (
+                    "ticket",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="follow_ups",
+                        to="deployments.ticket",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['due_at', 'id'],
-                'indexes': [models.Index(fields=['done_at', 'due_at'], name='deployments_done_at_4d1bf8_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('kind__in', ['post_deployment_review', 'post_mortem'])), name='followup_kind_valid'), models.CheckConstraint(condition=models.Q(models.Q(('completed_by__isnull', True), ('done_at__isnull', True)), models.Q(('completed_by__isnull', False), ('done_at__isnull', False)), _connector='OR'), name='followup_done_fields_together'), models.UniqueConstraint(fields=('ticket', 'kind', 'deployment_run'), name='followup_one_per_deployment')],
+                "ordering": ["due_at", "id"],
+                "indexes": [
+                    models.Index(
+                        fields=["done_at", "due_at"], name="deployments_done_at_4d1bf8_idx"
+                    )
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("kind__in", ["post_deployment_review", "post_mortem"])),
+                        name="followup_kind_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("completed_by__isnull", True), ("done_at__isnull", True)),
+                            models.Q(("completed_by__isnull", False), ("done_at__isnull", False)),
+                            _connector="OR",
+                        ),
+                        name="followup_done_fields_together",
+                    ),
+                    models.UniqueConstraint(
+                        fields=("ticket", "kind", "deployment_run"),
+                        name="followup_one_per_deployment",
+                    ),
+                ],
             },
         ),
     ]

@@ -118,6 +118,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "deployments.middleware.RequireMFAForLeads",
+    "deployments.timezones.ActivateUserTimezone",
 ]
 
 ROOT_URLCONF = "changecontrol.urls"
@@ -134,6 +135,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "deployments.views.portal_context",
+                "deployments.timezones.timezone_context",
             ],
         },
     },

@@ -625,6 +625,11 @@ def emergency_notify_roles(env: Environment) -> frozenset[str]:
     return _rule_roles(env.emergency_approval_rule)
 
 
+def may_complete_follow_ups(user_roles: Iterable[str], *, superuser: bool = False) -> bool:
+    """Whether this person may complete follow-ups (the form is offered to them)."""
+    return superuser or _holds_any(user_roles, FOLLOW_UP_ROLES)
+
+
 def check_may_complete_follow_up(
     *, done: bool, kind_label: str, user_roles: Iterable[str], superuser: bool = False
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,13 +12,6 @@ from rest_framework.response import Response
 from deployments import selectors, services
 
 from .followup_serializers import FollowUpCompleteSerializer, FollowUpSerializer
-
-_ERROR = {
-    "type": "object",
-    "properties": {"detail": {"type": "string"}},
-    "required": ["detail"],
-    "additionalProperties": True,
-}
 
 
 class FollowUpActionsMixin:
@@ -33,15 +26,13 @@ class FollowUpActionsMixin:
             OpenApiParameter("fid", OpenApiTypes.INT, OpenApiParameter.PATH),
         ],
         request=FollowUpCompleteSerializer,
-        responses={
-            200: FollowUpSerializer,
-            400: OpenApiResponse(_ERROR, description="A review field is missing or empty."),
-            403: OpenApiResponse(
-                _ERROR, description="Only a Tech Lead or a DevOps Lead completes a follow-up."
-            ),
-            404: OpenApiResponse(_ERROR, description="No such ticket or follow-up in scope."),
-            409: OpenApiResponse(_ERROR, description="The follow-up is already completed."),
-        },
+        responses={200: FollowUpSerializer},
+        description=(
+            "Complete a follow-up (post-deployment review or post-mortem) with its review. "
+            "400 names the empty fields; 403 unless the caller is a Tech Lead or a DevOps "
+            "Lead; 404 for a ticket or follow-up outside the caller's scope; 409 when it is "
+            "already completed."
+        ),
     )
     @action(
         detail=True,

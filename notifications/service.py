@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -155,7 +156,7 @@ def deliver_once(notification_id: int) -> str:
 
 def resend_stale(*, older_than_seconds: int = 3600) -> int:
     """Re-enqueue rows still queued long after they were recorded (a lost broker message)."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    cutoff = timezone.now() - dt.timedelta(seconds=older_than_seconds)
     ids = list(
         Notification.objects.filter(
             status=Notification.Status.QUEUED, created_at__lt=cutoff

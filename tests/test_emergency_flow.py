@@ -100,7 +100,11 @@ def test_emergency_prod_change_deploys_outside_the_window_and_owes_a_review(
 
 
 def test_a_normal_prod_ticket_neither_alerts_nor_owes_a_review(
-    author: User, tech_lead: User, infra_repo: Path, inline: list[int], eager: None  # noqa: F811
+    author: User,
+    tech_lead: User,
+    infra_repo: Path,
+    inline: list[int],  # noqa: F811
+    eager: None,
 ) -> None:
     filed = api_for(author).post(
         "/api/v1/tickets/",
@@ -117,4 +121,6 @@ def test_a_normal_prod_ticket_neither_alerts_nor_owes_a_review(
     assert mail.outbox == []
     page = Client()
     page.force_login(tech_lead)
-    assert 'id="emergency-banner"' not in page.get(f"/tickets/{filed.json()['id']}/").content.decode()
+    assert (
+        'id="emergency-banner"' not in page.get(f"/tickets/{filed.json()['id']}/").content.decode()
+    )

@@ -138,9 +138,12 @@ def test_overdue_is_flagged_and_reminded_daily(
     mail.outbox.clear()
     with time_machine.travel(due - dt.timedelta(minutes=1)):
         assert services.follow_ups_remind() == 0
-        assert api_for(devops_lead).get(f"/api/v1/tickets/{ticket.pk}/").json()["follow_ups"][
-            0
-        ]["overdue"] is False
+        assert (
+            api_for(devops_lead)
+            .get(f"/api/v1/tickets/{ticket.pk}/")
+            .json()["follow_ups"][0]["overdue"]
+            is False
+        )
     with (
         time_machine.travel(due + dt.timedelta(hours=1)),
         django_capture_on_commit_callbacks(execute=True),
@@ -182,7 +185,10 @@ def test_the_page_form_completes_the_review_and_keeps_a_refused_draft(
     url = f"/tickets/{ticket.pk}/follow-ups/{follow_up.pk}/complete/"
     ops = Client()
     ops.force_login(operations)
-    assert f'id="follow-up-{follow_up.pk}-form"' not in ops.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert (
+        f'id="follow-up-{follow_up.pk}-form"'
+        not in ops.get(f"/tickets/{ticket.pk}/").content.decode()
+    )
     refused = ops.post(url, REVIEW, follow=True).content.decode()
     assert "completed by a Tech Lead or a DevOps Lead" in refused
 

@@ -69,10 +69,13 @@ def test_email_is_sent_after_commit_only(
 def test_a_rolled_back_change_tells_nobody(
     tech_lead: User, eager: None, django_capture_on_commit_callbacks: Any
 ) -> None:
-    with django_capture_on_commit_callbacks(execute=True):
-        with pytest.raises(RuntimeError), transaction.atomic():
-            notify("x", users=[tech_lead], subject="s", body="b")
-            raise RuntimeError("the change failed")
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        notify("x", users=[tech_lead], subject="s", body="b")
+        raise RuntimeError("the change failed")
     assert mail.outbox == [] and not Notification.objects.exists()
 
 

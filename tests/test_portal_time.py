@@ -26,14 +26,38 @@ def render_in(zone: str, moment: dt.datetime) -> str:
     ("moment", "zone", "local"),
     [
         # New York, spring forward 2026-03-08 02:00 EST → 03:00 EDT.
-        (dt.datetime(2026, 3, 8, 6, 30, tzinfo=dt.UTC), "America/New_York", "2026-03-08 01:30:00 EST"),
-        (dt.datetime(2026, 3, 8, 7, 30, tzinfo=dt.UTC), "America/New_York", "2026-03-08 03:30:00 EDT"),
+        (
+            dt.datetime(2026, 3, 8, 6, 30, tzinfo=dt.UTC),
+            "America/New_York",
+            "2026-03-08 01:30:00 EST",
+        ),
+        (
+            dt.datetime(2026, 3, 8, 7, 30, tzinfo=dt.UTC),
+            "America/New_York",
+            "2026-03-08 03:30:00 EDT",
+        ),
         # Fall back 2026-11-01: 01:30 happens twice.
-        (dt.datetime(2026, 11, 1, 5, 30, tzinfo=dt.UTC), "America/New_York", "2026-11-01 01:30:00 EDT"),
-        (dt.datetime(2026, 11, 1, 6, 30, tzinfo=dt.UTC), "America/New_York", "2026-11-01 01:30:00 EST"),
+        (
+            dt.datetime(2026, 11, 1, 5, 30, tzinfo=dt.UTC),
+            "America/New_York",
+            "2026-11-01 01:30:00 EDT",
+        ),
+        (
+            dt.datetime(2026, 11, 1, 6, 30, tzinfo=dt.UTC),
+            "America/New_York",
+            "2026-11-01 01:30:00 EST",
+        ),
         # South of the equator: Sydney leaves DST on 2026-04-05.
-        (dt.datetime(2026, 4, 4, 15, 0, tzinfo=dt.UTC), "Australia/Sydney", "2026-04-05 02:00:00 AEDT"),
-        (dt.datetime(2026, 4, 4, 16, 30, tzinfo=dt.UTC), "Australia/Sydney", "2026-04-05 02:30:00 AEST"),
+        (
+            dt.datetime(2026, 4, 4, 15, 0, tzinfo=dt.UTC),
+            "Australia/Sydney",
+            "2026-04-05 02:00:00 AEDT",
+        ),
+        (
+            dt.datetime(2026, 4, 4, 16, 30, tzinfo=dt.UTC),
+            "Australia/Sydney",
+            "2026-04-05 02:30:00 AEST",
+        ),
         # A 30-minute offset.
         (dt.datetime(2026, 7, 1, 0, 0, tzinfo=dt.UTC), "Asia/Kolkata", "2026-07-01 05:30:00 IST"),
     ],
@@ -54,7 +78,10 @@ def test_usertime_short_style_and_empty_values() -> None:
         out = Template("{% load portal_time %}{{ t|usertime:'short' }}|{{ none|usertime }}").render(
             Context({"t": moment, "none": None})
         )
-    assert out == '<time datetime="2026-01-15T07:00:00Z" title="2026-01-15 07:00 UTC">2026-01-15 02:00 EST</time>|'
+    assert (
+        out == '<time datetime="2026-01-15T07:00:00Z" title="2026-01-15 07:00 UTC">'
+        "2026-01-15 02:00 EST</time>|"
+    )
 
 
 @pytest.mark.django_db
@@ -79,7 +106,10 @@ def test_pages_show_times_in_the_viewers_zone(author: User) -> None:
 
     # A choice on the settings page wins over any later browser guess.
     settings_page = client.get("/settings/")
-    assert settings_page.status_code == 200 and 'id="preferences-form"' in settings_page.content.decode()
+    assert (
+        settings_page.status_code == 200
+        and 'id="preferences-form"' in settings_page.content.decode()
+    )
     saved = client.post("/settings/", {"timezone": "America/New_York"}, follow=True)
     assert "Times are now shown in America/New_York" in saved.content.decode()
     client.post("/settings/timezone/", {"timezone": "Europe/Paris"})

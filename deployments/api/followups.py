@@ -17,8 +17,6 @@ from .followup_serializers import FollowUpCompleteSerializer, FollowUpSerializer
 class FollowUpActionsMixin:
     """``POST /tickets/{id}/follow-ups/{fid}/complete/``: a lead completes a review."""
 
-    request: Request
-
     @extend_schema(
         operation_id="tickets_follow_ups_complete",
         parameters=[

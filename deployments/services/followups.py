@@ -76,7 +76,7 @@ def follow_up_open(
             ticket=ticket,
             data={
                 "follow_up": follow_up.pk,
-                "kind": kind,
+                "follow_up_kind": kind,
                 "due_at": due_at.isoformat(),
                 "deployment_run": deployment_run.pk if deployment_run else None,
             },
@@ -144,7 +144,7 @@ def follow_up_complete(
             ticket=follow_up.ticket,
             data={
                 "follow_up": follow_up.pk,
-                "kind": follow_up.kind,
+                "follow_up_kind": follow_up.kind,
                 "late": now > follow_up.due_at,
                 **cleaned,
             },

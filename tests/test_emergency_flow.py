@@ -124,3 +124,19 @@ def test_a_normal_prod_ticket_neither_alerts_nor_owes_a_review(
     assert (
         'id="emergency-banner"' not in page.get(f"/tickets/{filed.json()['id']}/").content.decode()
     )
+
+
+def test_an_emergency_must_say_why(
+    author: User,
+    infra_repo: Path,
+    inline: list[int],  # noqa: F811
+) -> None:
+    refused = api_for(author).post(
+        "/api/v1/tickets/",
+        {"title": "Hotfix", "environment": "dev", "change_type": "emergency"},
+        format="json",
+    )
+    assert refused.status_code == 400
+    assert "why it cannot wait" in refused.json()["description"][0]
+    assert not Ticket.objects.exists() and not AuditEvent.objects.exists()
+    assert inline == [] and mail.outbox == []

@@ -27,8 +27,16 @@ def ticket_url(ticket: Ticket) -> str:
     return f"{settings.PORTAL_BASE_URL}{reverse('ticket_detail', args=[ticket.pk])}"
 
 
-def emergency_filed_notify(ticket: Ticket) -> None:
-    """Tell every emergency approver of the environment at once (inside the filing transaction)."""
+def emergency_filed(ticket: Ticket) -> None:
+    """An emergency is filed (inside the filing transaction): it must say why it cannot wait
+    for the window (its description, shown on its banner); every emergency approver of the
+    environment is told at once."""
+    if not ticket.description.strip():
+        raise InputError(
+            "description",
+            "an emergency change needs a description saying why it cannot wait for the "
+            "change window (it is shown on the ticket's emergency banner)",
+        )
     env = ticket.environment
     roles = policy.emergency_notify_roles(env)
     if not roles:

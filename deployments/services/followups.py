@@ -24,7 +24,8 @@ REVIEW_FIELDS = ("what_happened", "impact", "root_cause", "actions")
 
 def ticket_url(ticket: Ticket) -> str:
     """The absolute link to a ticket's page, for messages."""
-    return f"{settings.PORTAL_BASE_URL}{reverse('ticket_detail', args=[ticket.pk])}"
+    base = str(settings.PORTAL_BASE_URL).rstrip("/")
+    return f"{base}{reverse('ticket_detail', args=[ticket.pk])}"
 
 
 def emergency_filed(ticket: Ticket) -> None:

@@ -14,7 +14,15 @@ from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
 from . import services
-from .models import Approval, AuditEvent, Environment, Rejection, TerraformRun, Ticket
+from .models import (
+    Approval,
+    AuditEvent,
+    Environment,
+    FollowUp,
+    Rejection,
+    TerraformRun,
+    Ticket,
+)
 from .services import accounts
 from .services.environments import environment_save, environment_validate
 
@@ -122,6 +130,14 @@ class RejectionAdmin(ReadOnlyAdmin):
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "at", "actor_name", "action", "ticket")
     list_filter = ("action",)
+
+
+@admin.register(FollowUp)
+class FollowUpAdmin(ReadOnlyAdmin):
+    """Reviews and post-mortems are completed on the ticket page (audited), not here."""
+
+    list_display = ("ticket", "kind", "due_at", "done_at", "completed_by", "last_reminded_at")
+    list_filter = ("kind", ("done_at", admin.EmptyFieldListFilter))
 
 
 # --- accounts: role (group) changes and API tokens are audited ---------------------------

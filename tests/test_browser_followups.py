@@ -10,6 +10,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import User
@@ -81,6 +82,19 @@ def test_devops_lead_completes_the_emergency_review_in_the_browser(
         expect(section).to_contain_text("expired certificate")
         expect(page.locator(f"#follow-up-{review.pk}-form")).to_have_count(0)
         page.screenshot(path="/tmp/ccp-browser-review.png", full_page=True)
+
+        # The settings page, from the header: choose New York; the page follows.
+        page.locator("#nav-settings").click()
+        expect(page.locator("#current-timezone")).to_contain_text("Asia/")
+        page.locator("select[name=timezone]").select_option("America/New_York")
+        page.locator("#preferences-form button").click()
+        expect(page.locator(".messages")).to_contain_text("Times are now shown in America/New_York")
+        page.goto(f"{base}/tickets/{ticket.pk}/")
+        due_ny = review.due_at.astimezone(ZoneInfo("America/New_York"))
+        expect(section).to_contain_text(f"Due {due_ny:%Y-%m-%d %H:%M %Z}")
+        # A later browser guess never overrides the choice.
+        page.goto(f"{base}/")
+        expect(page.locator("#tz-guess-form")).to_have_count(0)
     finally:
         context.close()
     review.refresh_from_db()

@@ -127,3 +127,22 @@ def test_a_person_named_and_in_a_role_is_told_once(
     with django_capture_on_commit_callbacks(execute=True):
         notify("x", users=[tech_lead], roles=["tech_lead"], subject="s", body="b")
     assert len(mail.outbox) == 1
+
+
+def test_failures_are_visible_in_the_admin(
+    tech_lead: User, settings: Any, eager: None, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.test import Client
+
+    settings.EMAIL_BACKEND = "tests.test_notifications.BrokenBackend"
+    settings.NOTIFY_MAX_ATTEMPTS = 1
+    with django_capture_on_commit_callbacks(execute=True):
+        notify("deploy.failed", users=[tech_lead], subject="Deploy failed", body="b")
+    admin = User.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(admin)
+    page = client.get("/admin/notifications/notification/?status__exact=failed")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "tess@example.com" in text and "ConnectionRefusedError" in text
+    assert client.get("/admin/deployments/followup/").status_code == 200

@@ -12,7 +12,15 @@ from django.http import Http404
 
 from . import policy
 from .choices import ALLOWED_TRANSITIONS, REPLANNABLE_STATUSES, RunStatus, TicketStatus
-from .models import Approval, AuditEvent, Environment, RunLogChunk, TerraformRun, Ticket
+from .models import (
+    Approval,
+    AuditEvent,
+    Environment,
+    FollowUp,
+    RunLogChunk,
+    TerraformRun,
+    Ticket,
+)
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -248,17 +256,13 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
 # --- follow-ups --------------------------------------------------------------------
 
 
-def follow_ups_of(ticket: Ticket) -> list[Any]:
+def follow_ups_of(ticket: Ticket) -> list[FollowUp]:
     """A ticket's follow-ups, oldest deadline first."""
-    from .models import FollowUp
-
     return list(FollowUp.objects.filter(ticket=ticket).select_related("completed_by"))
 
 
 def tickets_with_overdue_follow_ups(ticket_ids: list[int], now: dt.datetime) -> set[int]:
     """Which of these tickets owe a follow-up past its deadline."""
-    from .models import FollowUp
-
     return set(
         FollowUp.objects.filter(
             ticket_id__in=ticket_ids, done_at__isnull=True, due_at__lte=now

@@ -138,7 +138,7 @@ def _follow_ups_with_drafts(request: HttpRequest, ticket: Any) -> list[Any]:
     """The ticket's follow-ups, each with what was typed into a refused form (shown once)."""
     follow_ups = selectors.follow_ups_of(ticket)
     for follow_up in follow_ups:
-        follow_up.draft = request.session.pop(f"followup-draft-{follow_up.pk}", {})
+        follow_up.draft = request.session.pop(f"followup-draft-{follow_up.pk}", {})  # type: ignore[attr-defined]
     return follow_ups
 
 

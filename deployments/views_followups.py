@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -20,8 +20,6 @@ def follow_up_complete(request: HttpRequest, pk: int, fid: int) -> HttpResponse:
     ticket = selectors.ticket_get(request.user, pk)
     follow_up = ticket.follow_ups.filter(pk=fid).first()
     if follow_up is None:
-        from django.http import Http404
-
         raise Http404("no such follow-up on this ticket")
     fields = ("what_happened", "impact", "root_cause", "actions")
     try:

@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "allauth.mfa",
     "csp",
     "deployments",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -117,6 +118,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "deployments.middleware.RequireMFAForLeads",
+    "deployments.timezones.ActivateUserTimezone",
 ]
 
 ROOT_URLCONF = "changecontrol.urls"
@@ -133,6 +135,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "deployments.views.portal_context",
+                "deployments.timezones.timezone_context",
             ],
         },
     },
@@ -262,7 +265,12 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Where django.core.mail.backends.filebased.EmailBackend writes messages.
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "change-control@localhost")
+# Notifications (notifications/): attempts per message, and the first retry delay (doubling).
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5, minimum=1)
+NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 30, minimum=1)
 
 # --- Celery -----------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL") or "filesystem://"
@@ -301,6 +309,15 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-runs": {
         "task": "deployments.tasks.runs_reconcile",
         "schedule": float(RUN_RECONCILE_SECONDS),
+    },
+    # Overdue follow-ups (post-deployment reviews, post-mortems) re-notify the leads daily.
+    "follow-ups-remind": {
+        "task": "deployments.tasks.follow_ups_remind",
+        "schedule": 3600.0,
+    },
+    "notifications-resend-stale": {
+        "task": "notifications.tasks.resend_stale",
+        "schedule": 900.0,
     },
 }
 # Publishing a task must never hang a web request when the broker is down:

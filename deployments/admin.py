@@ -19,6 +19,7 @@ from .models import (
     AuditEvent,
     CheckResult,
     Environment,
+    FollowUp,
     Rejection,
     TerraformRun,
     Ticket,
@@ -136,6 +137,14 @@ class RejectionAdmin(ReadOnlyAdmin):
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "at", "actor_name", "action", "ticket")
     list_filter = ("action",)
+
+
+@admin.register(FollowUp)
+class FollowUpAdmin(ReadOnlyAdmin):
+    """Reviews and post-mortems are completed on the ticket page (audited), not here."""
+
+    list_display = ("ticket", "kind", "due_at", "done_at", "completed_by", "last_reminded_at")
+    list_filter = ("kind", ("done_at", admin.EmptyFieldListFilter))
 
 
 # --- accounts: role (group) changes and API tokens are audited ---------------------------

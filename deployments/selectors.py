@@ -13,7 +13,15 @@ from django.http import Http404
 from . import policy
 from .check_selectors import latest_check_statuses
 from .choices import ALLOWED_TRANSITIONS, REPLANNABLE_STATUSES, RunStatus, TicketStatus
-from .models import Approval, AuditEvent, Environment, RunLogChunk, TerraformRun, Ticket
+from .models import (
+    Approval,
+    AuditEvent,
+    Environment,
+    FollowUp,
+    RunLogChunk,
+    TerraformRun,
+    Ticket,
+)
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -250,3 +258,20 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
         name: Permission(p.allowed and relevance[name], p.reason, relevance[name])
         for name, p in actions.items()
     }
+
+
+# --- follow-ups --------------------------------------------------------------------
+
+
+def follow_ups_of(ticket: Ticket) -> list[FollowUp]:
+    """A ticket's follow-ups, oldest deadline first."""
+    return list(FollowUp.objects.filter(ticket=ticket).select_related("completed_by"))
+
+
+def tickets_with_overdue_follow_ups(ticket_ids: list[int], now: dt.datetime) -> set[int]:
+    """Which of these tickets owe a follow-up past its deadline."""
+    return set(
+        FollowUp.objects.filter(
+            ticket_id__in=ticket_ids, done_at__isnull=True, due_at__lte=now
+        ).values_list("ticket_id", flat=True)
+    )

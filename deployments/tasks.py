@@ -32,3 +32,8 @@ def runs_reconcile() -> None:
 @shared_task(name="deployments.tasks.webhook_process", ignore_result=True)
 def webhook_process(delivery_pk: int) -> None:
     services.webhooks.webhook_process(delivery_pk=delivery_pk)
+
+
+@shared_task(name="deployments.tasks.follow_ups_remind", ignore_result=True)
+def follow_ups_remind() -> None:
+    services.follow_ups_remind()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_followups
 
 urlpatterns = [
     path("", views.ticket_list, name="ticket_list"),
@@ -13,4 +13,11 @@ urlpatterns = [
     path("tickets/<int:pk>/deploy/", views.ticket_deploy, name="ticket_deploy"),
     path("runs/<int:pk>/log/", views.run_log, name="run_log"),
     path("environments/", views.environment_list, name="environment_list"),
+    path(
+        "tickets/<int:pk>/follow-ups/<int:fid>/complete/",
+        views_followups.follow_up_complete,
+        name="follow_up_complete",
+    ),
+    path("settings/", views_followups.preferences, name="preferences"),
+    path("settings/timezone/", views_followups.timezone_guess, name="timezone_guess"),
 ]

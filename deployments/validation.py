@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any
 
-from deployments.services import InputError
+from deployments.services._base import InputError
 
 # Documented in the OpenAPI schema and in the API error messages.
 TITLE_MAX = 200

@@ -45,11 +45,13 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     if status and status not in TicketStatus.values:
         status = ""
     tickets = selectors.ticket_list(request.user, environment=environment, status=status)[:200]
+    overdue = selectors.tickets_with_overdue_follow_ups([t.pk for t in tickets], timezone.now())
     return render(
         request,
         "deployments/ticket_list.html",
         {
             "tickets": tickets,
+            "overdue_ticket_ids": overdue,
             "environments": selectors.environments_visible_to(request.user),
             "statuses": TicketStatus.choices,
             "environment": environment,
@@ -123,8 +125,21 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             # A re-plan that voids approvals asks why (recorded on them).
             "replan_voids": policy.replan_voids_approvals(ticket, selectors.standing_votes(ticket)),
             "step_up": ticket.environment.step_up_auth,
+            "follow_ups": _follow_ups_with_drafts(request, ticket),
+            "may_complete_follow_ups": policy.may_complete_follow_ups(
+                selectors.user_roles(request.user), superuser=request.user.is_superuser
+            ),
+            "now": timezone.now(),
         },
     )
+
+
+def _follow_ups_with_drafts(request: HttpRequest, ticket: Any) -> list[Any]:
+    """The ticket's follow-ups, each with what was typed into a refused form (shown once)."""
+    follow_ups = selectors.follow_ups_of(ticket)
+    for follow_up in follow_ups:
+        follow_up.draft = request.session.pop(f"followup-draft-{follow_up.pk}", {})  # type: ignore[attr-defined]
+    return follow_ups
 
 
 def _post_action(request: HttpRequest, pk: int, call: Any, done: str) -> HttpResponse:

@@ -15,6 +15,7 @@ from deployments.choices import ChangeType
 from deployments.models import Approval, Environment, PullRequest, TerraformRun, Ticket
 
 from .check_serializers import CheckResultSerializer, PullRequestSerializer
+from .followup_serializers import FollowUpSerializer
 
 
 class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
@@ -229,8 +230,9 @@ class TicketDetailSerializer(TicketSerializer):
     def get_checklist(self, ticket: Ticket) -> list[dict[str, Any]]:
         return []
 
+    @extend_schema_field(FollowUpSerializer(many=True))
     def get_follow_ups(self, ticket: Ticket) -> list[dict[str, Any]]:
-        return []
+        return FollowUpSerializer(ticket.follow_ups.select_related("completed_by"), many=True).data  # type: ignore[return-value]
 
     def get_evidence(self, ticket: Ticket) -> list[dict[str, Any]]:
         return []

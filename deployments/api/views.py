@@ -18,6 +18,7 @@ from deployments.choices import TicketStatus
 from deployments.models import Environment, TerraformRun, Ticket
 
 from .checks import TicketChecksMixin
+from .followups import FollowUpActionsMixin
 from .serializers import (
     ApproveSerializer,
     CommentSerializer,
@@ -66,7 +67,12 @@ class EnvironmentViewSet(
     ),
     **{verb: extend_schema(parameters=[_ID]) for verb in _TICKET_VERBS},
 )
-class TicketViewSet(TicketChecksMixin, mixins.ListModelMixin, viewsets.GenericViewSet[Ticket]):
+class TicketViewSet(
+    TicketChecksMixin,
+    FollowUpActionsMixin,
+    mixins.ListModelMixin,
+    viewsets.GenericViewSet[Ticket],
+):
     """Deployment tickets: list, file, read, and the verbs that move them."""
 
     serializer_class = TicketSerializer

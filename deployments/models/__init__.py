@@ -4,6 +4,7 @@ from .approvals import Approval, Rejection
 from .audit import AuditChainHead, AuditEvent
 from .checks import CheckResult, CheckStatus
 from .environments import Environment
+from .followups import FollowUp, FollowUpKind, UserPreference
 from .runs import RunLogChunk, TerraformRun, plan_upload_to
 from .tickets import Ticket
 from .webhooks import DeliveryStatus, PullRequest, WebhookDelivery
@@ -16,11 +17,14 @@ __all__ = [
     "CheckStatus",
     "DeliveryStatus",
     "Environment",
+    "FollowUp",
+    "FollowUpKind",
     "PullRequest",
     "Rejection",
     "RunLogChunk",
     "TerraformRun",
     "Ticket",
+    "UserPreference",
     "WebhookDelivery",
     "plan_upload_to",
 ]

@@ -25,6 +25,7 @@ from .approvals import (
 from .audit import GENESIS_HASH, audit_record, audit_verify
 from .checks import CheckInput, check_record
 from .execution import run_execute, run_finish, run_interrupt, runs_reconcile
+from .followups import follow_up_complete, follow_up_open, follow_ups_remind
 from .runs import apply_start, check_start, environment_release, plan_start, run_dispatch
 from .tickets import TicketInput, ticket_cancel, ticket_create, ticket_plan
 
@@ -41,6 +42,9 @@ __all__ = [
     "check_record",
     "check_start",
     "environment_release",
+    "follow_up_complete",
+    "follow_up_open",
+    "follow_ups_remind",
     "infra_repo",
     "locked_ticket",
     "plan_start",

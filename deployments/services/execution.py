@@ -31,7 +31,7 @@ from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.locks import EnvironmentLock
 from deployments.models import Environment, RunLogChunk, TerraformRun, Ticket
 
-from . import runs
+from . import followups, runs
 from ._base import infra_repo, locked_ticket, transition
 from .audit import audit_record
 
@@ -624,6 +624,7 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
             )
             if env.auto_deploy:
                 runs.check_start(ticket, run)
+            followups.emergency_deployed(ticket, run)  # the review an emergency owes
         else:
             reason = run.error or "terraform apply failed"
             transition(

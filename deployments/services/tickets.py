@@ -18,6 +18,7 @@ from deployments.selectors import standing_votes, user_roles
 
 from ._base import InputError, infra_repo, locked_ticket, transition
 from .audit import audit_record
+from .followups import emergency_filed
 from .runs import plan_start
 
 
@@ -92,6 +93,8 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
                 "source": source,
             },
         )
+        if policy.is_emergency(ticket):
+            emergency_filed(ticket)
         plan_start(ticket, actor=actor)
     return ticket
 

@@ -1,0 +1,38 @@
+"""``{{ value|usertime }}``: a time in the viewer's zone, with UTC on hover."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+register = template.Library()
+
+
+@register.filter
+def usertime(value: dt.datetime | None, style: str = "") -> SafeString | str:
+    """<time datetime="UTC ISO" title="UTC text">local text in the viewer's zone</time>;
+    ``|usertime:"short"`` drops the seconds."""
+    if not isinstance(value, dt.datetime):
+        return ""
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, dt.UTC)
+    utc = value.astimezone(dt.UTC)
+    local = timezone.localtime(value)
+    fmt = "%Y-%m-%d %H:%M" if style == "short" else "%Y-%m-%d %H:%M:%S"
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        utc.isoformat().replace("+00:00", "Z"),
+        utc.strftime(f"{fmt} UTC"),
+        f"{local.strftime(fmt)} {local.tzname()}",
+    )
+
+
+@register.filter
+def fu_overdue(follow_up: object, now: dt.datetime) -> bool:
+    """Whether a follow-up is past its deadline and not done."""
+    is_overdue = getattr(follow_up, "is_overdue", None)
+    return bool(is_overdue(now)) if callable(is_overdue) else False

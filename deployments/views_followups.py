@@ -1,0 +1,83 @@
+"""Pages of follow-ups (complete a review) and of personal settings (time zone)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from . import policy, selectors, services, timezones, validation
+from .timezones import SESSION_KEY
+
+
+@login_required
+@require_POST
+def follow_up_complete(request: HttpRequest, pk: int, fid: int) -> HttpResponse:
+    """The review form on the ticket page (works without JavaScript)."""
+    ticket = selectors.ticket_get(request.user, pk)
+    follow_up = ticket.follow_ups.filter(pk=fid).first()
+    if follow_up is None:
+        raise Http404("no such follow-up on this ticket")
+    fields = ("what_happened", "impact", "root_cause", "actions")
+    try:
+        services.follow_up_complete(
+            follow_up_id=follow_up.pk,
+            actor=request.user,
+            **{
+                name: validation.clean_text(
+                    request.POST.get(name, ""), name, validation.DESCRIPTION_MAX
+                )
+                for name in fields
+            },
+        )
+    except policy.PolicyError as exc:
+        messages.error(request, exc.message)
+    except services.InputError as exc:
+        messages.error(request, f"{follow_up.get_kind_display()} not saved: {exc.message}")
+        # Keep what was typed, so nothing is lost on a refusal.
+        request.session[f"followup-draft-{follow_up.pk}"] = {
+            name: request.POST.get(name, "")[: validation.DESCRIPTION_MAX] for name in fields
+        }
+    else:
+        request.session.pop(f"followup-draft-{follow_up.pk}", None)
+        messages.success(request, f"{follow_up.get_kind_display()} completed.")
+    return redirect(f"/tickets/{ticket.pk}/#follow-ups")
+
+
+class PreferencesForm(forms.Form):
+    timezone = forms.ChoiceField(label="Time zone", choices=())
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["timezone"].choices = [(z, z) for z in timezones.available_zones()]  # type: ignore[attr-defined]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def preferences(request: HttpRequest) -> HttpResponse:
+    """Settings page: the time zone every page shows times in."""
+    current = timezones.zone_of(request.user)
+    form = PreferencesForm(request.POST or None, initial={"timezone": current})
+    if request.method == "POST" and form.is_valid():
+        zone = form.cleaned_data["timezone"]
+        timezones.preference_set(actor=request.user, zone=zone, chosen=True)
+        request.session[SESSION_KEY] = zone
+        messages.success(request, f"Times are now shown in {zone}.")
+        return redirect("preferences")
+    return render(request, "deployments/preferences.html", {"form": form, "current": current})
+
+
+@login_required
+@require_POST
+def timezone_guess(request: HttpRequest) -> JsonResponse:
+    """The browser's zone, sent once by static/portal.js; never overrides a chosen zone."""
+    zone = request.POST.get("timezone", "")
+    if not timezones.valid_zone(zone):
+        return JsonResponse({"detail": "timezone: unknown time zone"}, status=400)
+    pref = timezones.preference_set(actor=request.user, zone=zone, chosen=False)
+    if pref is not None:
+        request.session[SESSION_KEY] = zone
+    return JsonResponse({"timezone": timezones.zone_of(request.user)})

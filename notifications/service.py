@@ -1,0 +1,166 @@
+"""``notify()``: record who is told what inside the caller's transaction; send after commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from .channels import CHANNELS, Message
+from .models import Notification
+
+log = logging.getLogger(__name__)
+
+
+def _recipients(users: Iterable[Any], roles: Iterable[str]) -> list[tuple[Any, str]]:
+    """Named users first, then active members of each role; each person once."""
+    seen: set[int] = set()
+    out: list[tuple[Any, str]] = []
+    for user in users:
+        if user is not None and user.pk not in seen:
+            seen.add(user.pk)
+            out.append((user, ""))
+    roles = list(roles)
+    if roles:
+        members = (
+            get_user_model()
+            .objects.filter(groups__name__in=roles, is_active=True)
+            .prefetch_related("groups")
+            .order_by("username")
+            .distinct()
+        )
+        for user in members:
+            if user.pk not in seen:
+                seen.add(user.pk)
+                held = sorted({g.name for g in user.groups.all()} & set(roles))
+                out.append((user, ",".join(held)))
+    return out
+
+
+def notify(
+    event: str,
+    *,
+    ticket: Any = None,
+    users: Iterable[Any] = (),
+    roles: Iterable[str] = (),
+    subject: str,
+    body: str,
+    url: str = "",
+    data: dict[str, Any] | None = None,
+) -> list[Notification]:
+    """Tell people about ``event`` on every registered channel; sent from Celery after commit.
+
+    Runs inside the caller's transaction: if the change rolls back, nobody is told. A user
+    a channel cannot reach (no email address) is recorded as ``skipped``.
+    """
+    rows: list[Notification] = []
+    for user, via_role in _recipients(users, roles):
+        for channel in CHANNELS.values():
+            address = channel.address_for(user)
+            rows.append(
+                Notification(
+                    event=event,
+                    channel=channel.name,
+                    recipient=user,
+                    address=address[:320],
+                    via_role=via_role,
+                    ticket=ticket,
+                    subject=subject[:300],
+                    body=body,
+                    url=url[:500],
+                    data=data or {},
+                    status=Notification.Status.QUEUED if address else Notification.Status.SKIPPED,
+                    last_error="" if address else f"no {channel.name} address",
+                )
+            )
+    created = [row for row in rows if row.status == Notification.Status.QUEUED]
+    for row in rows:
+        row.save()
+    ids = [row.pk for row in created]
+    if ids:
+        transaction.on_commit(lambda: dispatch(ids))
+    return rows
+
+
+def dispatch(ids: Iterable[int]) -> None:
+    """Hand queued notifications to Celery; a broker outage leaves them queued (resent later)."""
+    from .tasks import deliver
+
+    for pk in ids:
+        try:
+            deliver.delay(pk)
+        except Exception:
+            log.exception("could not enqueue notification %s; it stays queued", pk)
+
+
+def backoff(attempt: int) -> int:
+    """Seconds to wait before attempt ``attempt + 1``: 30 s, 60 s, 120 s ... capped at 1 h."""
+    base: int = settings.NOTIFY_RETRY_BASE_SECONDS
+    return int(min(base * (2 ** max(attempt - 1, 0)), 3600))
+
+
+def deliver_once(notification_id: int) -> str:
+    """One delivery attempt. Returns the row's status afterwards (``queued`` = retry later)."""
+    with transaction.atomic():
+        row = (
+            Notification.objects.select_for_update()
+            .filter(pk=notification_id, status=Notification.Status.QUEUED)
+            .first()
+        )
+        if row is None:
+            return "gone"  # already sent/failed by another delivery
+        row.attempts += 1
+        channel = CHANNELS.get(row.channel)
+        try:
+            if channel is None:
+                raise LookupError(f"no channel named {row.channel!r} is registered")
+            channel.send(
+                Message(
+                    event=row.event,
+                    address=row.address,
+                    subject=row.subject,
+                    body=row.body,
+                    url=row.url,
+                    data=row.data,
+                )
+            )
+        except Exception as exc:
+            row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            if row.attempts >= settings.NOTIFY_MAX_ATTEMPTS:
+                row.status = Notification.Status.FAILED
+                log.error(
+                    "notification %s (%s to %s) failed after %s attempts: %s",
+                    row.pk,
+                    row.event,
+                    row.address,
+                    row.attempts,
+                    row.last_error,
+                )
+            else:
+                log.warning(
+                    "notification %s attempt %s failed: %s", row.pk, row.attempts, row.last_error
+                )
+        else:
+            row.status = Notification.Status.SENT
+            row.sent_at = timezone.now()
+            row.last_error = ""
+        row.save(update_fields=["attempts", "status", "sent_at", "last_error"])
+        return str(row.status)
+
+
+def resend_stale(*, older_than_seconds: int = 3600) -> int:
+    """Re-enqueue rows still queued long after they were recorded (a lost broker message)."""
+    cutoff = timezone.now() - dt.timedelta(seconds=older_than_seconds)
+    ids = list(
+        Notification.objects.filter(
+            status=Notification.Status.QUEUED, created_at__lt=cutoff
+        ).values_list("pk", flat=True)[:500]
+    )
+    dispatch(ids)
+    return len(ids)

@@ -13,6 +13,7 @@ from django.http import Http404
 from . import policy
 from .choices import ALLOWED_TRANSITIONS, REPLANNABLE_STATUSES, RunStatus, TicketStatus
 from .models import Approval, AuditEvent, Environment, RunLogChunk, TerraformRun, Ticket
+from .selectors_windows import freezes_for
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -222,7 +223,13 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
             lambda: policy.check_may_reject(ticket, user_id=user.pk, user_roles=roles)
         ),
         "deploy": _check(
-            lambda: policy.check_may_deploy(ticket, user_roles=roles, now=now, pending=pending)
+            lambda: policy.check_may_deploy(
+                ticket,
+                user_roles=roles,
+                now=now,
+                pending=pending,
+                freezes=freezes_for(ticket.environment, now),
+            )
         ),
         "plan": _check(
             lambda: policy.check_may_plan(ticket, user.pk, roles, votes=votes, superuser=superuser)

@@ -27,3 +27,11 @@ def run_execute(self: Any, run_id: int) -> None:
 @shared_task(name="deployments.tasks.runs_reconcile", ignore_result=True)
 def runs_reconcile() -> None:
     services.runs_reconcile()
+
+
+@shared_task(name="deployments.tasks.schedules_run", ignore_result=True)
+def schedules_run() -> None:
+    """Beat: start the scheduled applies that are due (schedules are database rows)."""
+    from .services.schedules import schedules_run as run_schedules
+
+    run_schedules()

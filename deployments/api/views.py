@@ -17,6 +17,7 @@ from deployments import selectors, services, validation
 from deployments.choices import TicketStatus
 from deployments.models import Environment, TerraformRun, Ticket
 
+from .schedules import EnvironmentFreezeMixin, TicketScheduleMixin
 from .serializers import (
     ApproveSerializer,
     CommentSerializer,
@@ -37,7 +38,10 @@ _TICKET_VERBS = ["retrieve", "plan", "cancel", "approve", "reject", "deploy"]
 
 @extend_schema_view(retrieve=extend_schema(parameters=[_NAME]))
 class EnvironmentViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Environment]
+    EnvironmentFreezeMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[Environment],
 ):
     """Environments the caller may see, with their policy and change window."""
 
@@ -65,7 +69,7 @@ class EnvironmentViewSet(
     ),
     **{verb: extend_schema(parameters=[_ID]) for verb in _TICKET_VERBS},
 )
-class TicketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Ticket]):
+class TicketViewSet(TicketScheduleMixin, mixins.ListModelMixin, viewsets.GenericViewSet[Ticket]):
     """Deployment tickets: list, file, read, and the verbs that move them."""
 
     serializer_class = TicketSerializer

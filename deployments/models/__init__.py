@@ -3,6 +3,7 @@
 from .approvals import Approval, Rejection
 from .audit import AuditChainHead, AuditEvent
 from .environments import Environment
+from .freezes import CalendarFeedToken, Freeze
 from .runs import RunLogChunk, TerraformRun, plan_upload_to
 from .tickets import Ticket
 
@@ -10,7 +11,9 @@ __all__ = [
     "Approval",
     "AuditChainHead",
     "AuditEvent",
+    "CalendarFeedToken",
     "Environment",
+    "Freeze",
     "Rejection",
     "RunLogChunk",
     "TerraformRun",

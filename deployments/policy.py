@@ -399,10 +399,11 @@ def next_window_start(
         return None
     periods = _periods(freezes)
     if not in_window(env, moment, periods):
-        return next_window(env, moment, periods)
-    opens = window.next_start(moment) or moment
-    cut = [p.ends_at for p in periods if opens < p.ends_at <= moment]
-    return max([opens, *cut])
+        found = next_window(env, moment, periods)
+    else:
+        opens = window.next_start(moment) or moment
+        found = max([opens, *(p.ends_at for p in periods if opens < p.ends_at <= moment)])
+    return found.astimezone(window.tz) if found else None
 
 
 def window_occurrences(

@@ -229,7 +229,7 @@ def calendar_view(request: HttpRequest) -> HttpResponse:
             days[key].entries.append(entry)
     ordered = list(days.values())
     weeks = [ordered[i : i + 7] for i in range(0, len(ordered), 7)]
-    token = CalendarFeedToken.objects.filter(user_id=request.user.pk).first()
+    token = CalendarFeedToken.objects.filter(user_id=request.user.pk or 0).first()
     feeds = [
         {
             "env": env,

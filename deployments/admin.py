@@ -14,9 +14,10 @@ from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
 from . import services
-from .models import Approval, AuditEvent, Environment, Rejection, TerraformRun, Ticket
+from .models import Approval, AuditEvent, Environment, Freeze, Rejection, TerraformRun, Ticket
 from .services import accounts
 from .services.environments import environment_save, environment_validate
+from .services.schedules import freeze_delete, freeze_save
 
 
 class EnvironmentForm(forms.ModelForm[Environment]):
@@ -215,3 +216,22 @@ class AuditedTokenAdmin(TokenAdmin):
         super().save_model(request, obj, form, change)
         if not change:
             accounts.api_token_record(actor=request.user, user=obj.user)
+
+
+@admin.register(Freeze)
+class FreezeAdmin(admin.ModelAdmin[Freeze]):
+    """Freezes (blackouts): created, changed and lifted through an audited service."""
+
+    list_display = ["environment", "starts_at", "ends_at", "reason", "declared_by"]
+    list_filter = ["environment"]
+    fields = ["environment", "starts_at", "ends_at", "reason"]
+
+    def save_model(self, request: HttpRequest, obj: Freeze, form: Any, change: bool) -> None:
+        freeze_save(actor=request.user, freeze=obj)
+
+    def delete_model(self, request: HttpRequest, obj: Freeze) -> None:
+        freeze_delete(actor=request.user, freeze=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for freeze in queryset:
+            freeze_delete(actor=request.user, freeze=freeze)

@@ -87,7 +87,7 @@ def test_calendar_week_and_month_show_windows_freezes_scheduled_and_conflicts(
     )
     week = client.get("/calendar/").content.decode()
     assert 'href="/calendar/"' in client.get("/").content.decode()  # the nav link
-    assert "Thu 26 Nov 02:00 EST (07:00 UTC) – Thu 26 Nov 04:00 EST (09:00 UTC)" in week
+    assert "Thu 26 Nov 02:00 EST (07:00 UTC) \u2013 Thu 26 Nov 04:00 EST (09:00 UTC)" in week
     assert "Tue 24 Nov 02:00 EST (07:00 UTC)" in week
     assert "prod freeze: Black Friday" in week
     assert f"#{first.pk} {first.title}" in week and f"#{second.pk} {second.title}" in week
@@ -178,3 +178,33 @@ def test_summer_window_in_the_feed_is_06_utc(operations: User) -> None:
     )
     july = [s for s in starts if s >= dt.datetime(2026, 7, 1, tzinfo=dt.UTC)]
     assert july[0] == dt.datetime(2026, 7, 2, 6, tzinfo=dt.UTC)  # Thu 02:00 EDT
+
+
+def test_admin_declares_changes_and_lifts_freezes_audited(db: None) -> None:
+    admin_user = User.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(admin_user)
+    prod = Environment.objects.get(name="prod")
+    data = {
+        "environment": prod.pk,
+        "starts_at_0": "2026-11-27",
+        "starts_at_1": "05:00:00",
+        "ends_at_0": "2026-11-27",
+        "ends_at_1": "04:00:00",
+        "reason": "Black Friday",
+    }
+    bad = client.post("/admin/deployments/freeze/add/", data)
+    assert bad.status_code == 200 and Freeze.objects.count() == 0
+    good = client.post("/admin/deployments/freeze/add/", {**data, "ends_at_0": "2026-11-28"})
+    assert good.status_code == 302
+    freeze = Freeze.objects.get()
+    assert freeze.declared_by == admin_user
+    declared = AuditEvent.objects.get(action="freeze.declare")
+    assert declared.actor_name == "root" and declared.data["reason"] == "Black Friday"
+    client.post(
+        f"/admin/deployments/freeze/{freeze.pk}/change/", {**data, "ends_at_0": "2026-11-29"}
+    )
+    assert AuditEvent.objects.filter(action="freeze.update").count() == 1
+    client.post(f"/admin/deployments/freeze/{freeze.pk}/delete/", {"post": "yes"})
+    assert Freeze.objects.count() == 0
+    assert AuditEvent.objects.filter(action="freeze.delete").count() == 1

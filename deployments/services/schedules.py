@@ -301,3 +301,20 @@ def freeze_save(*, actor: Any, freeze: Freeze) -> Freeze:
             },
         )
         return freeze
+
+
+def freeze_delete(*, actor: Any, freeze: Freeze) -> None:
+    """Lift a freeze from the admin, audited."""
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="freeze.delete",
+            data={
+                "freeze": freeze.pk,
+                "environment": freeze.environment.name,
+                "starts_at": freeze.starts_at.isoformat(),
+                "ends_at": freeze.ends_at.isoformat(),
+                "reason": freeze.reason,
+            },
+        )
+        freeze.delete()

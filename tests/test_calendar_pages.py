@@ -208,3 +208,19 @@ def test_admin_declares_changes_and_lifts_freezes_audited(db: None) -> None:
     client.post(f"/admin/deployments/freeze/{freeze.pk}/delete/", {"post": "yes"})
     assert Freeze.objects.count() == 0
     assert AuditEvent.objects.filter(action="freeze.delete").count() == 1
+
+
+@time_machine.travel(OUTSIDE, tick=False)
+def test_environment_page_shows_next_window_in_its_zone_and_freezes(operations: User) -> None:
+    Freeze.objects.create(
+        environment=Environment.objects.get(name="prod"),
+        starts_at=THU_OPEN - dt.timedelta(hours=1),
+        ends_at=THU_OPEN + dt.timedelta(hours=3),
+        reason="product launch",
+    )
+    page = login("opal").get("/environments/").content.decode()
+    assert "next: Tue 01 Dec 02:00 EST (07:00 UTC)" in page
+    assert (
+        "freeze Thu 26 Nov 01:00 EST (06:00 UTC) \u2013 Thu 26 Nov 05:00 EST (10:00 UTC): "
+        "product launch" in page
+    )

@@ -131,6 +131,8 @@ def _try_start(ticket: Ticket, now: dt.datetime) -> str:
     freezes = freezes_for(env, now)
     occurrence = window_of_instant(env, ticket.scheduled_for) if ticket.scheduled_for else None
     if ticket.change_type != "emergency" and not policy.in_window(env, now, freezes):
+        if policy.Window.of(env) is None:
+            return "wait"  # no window: a freeze only delays the start until it ends
         closes = occurrence[1] if occurrence else None
         if closes is not None and now < closes:
             return "wait"  # frozen for now: a freeze may end before the window closes

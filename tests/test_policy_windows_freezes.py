@@ -79,7 +79,7 @@ def freezes_near(draw: st.DrawFn, around: dt.datetime) -> list[policy.Period]:
     return found
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(environments(), instants, st.data())
 def test_in_window_matches_the_reference(
     env: SimpleNamespace, at: dt.datetime, data: st.DataObject
@@ -88,7 +88,7 @@ def test_in_window_matches_the_reference(
     assert policy.in_window(env, at, freezes) == ref_in_window(env, at, freezes)  # type: ignore[arg-type]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(environments(), instants, st.data())
 def test_next_window_matches_the_minute_by_minute_reference(
     env: SimpleNamespace, after: dt.datetime, data: st.DataObject
@@ -217,3 +217,21 @@ def test_a_freeze_refuses_even_inside_the_window() -> None:
         assert "the next window opens Thu 26 Nov 03:30 EST" in exc.message
     else:
         raise AssertionError("not refused")
+
+
+def test_fall_back_window_reopens_when_the_wall_clock_reaches_start_the_second_time() -> None:
+    env = SimpleNamespace(
+        **{
+            **vars(NY_PROD),
+            "window_days": [7],
+            "window_start": dt.time(1, 30),
+            "window_end": dt.time(3, 0),
+        }
+    )
+    # Sunday 2026-11-01: 01:30 EDT (05:30 UTC) opens; at 06:00 UTC the clock falls back to
+    # 01:00 EST (outside: before 01:30), and reaches 01:30 again at 06:30 UTC.
+    after = dt.datetime(2026, 11, 1, 6, 10, tzinfo=dt.UTC)
+    assert not policy.in_window(env, after)  # type: ignore[arg-type]
+    expected = dt.datetime(2026, 11, 1, 6, 30, tzinfo=dt.UTC)
+    assert policy.next_window(env, after) == expected  # type: ignore[arg-type]
+    assert ref_next_window(env, after, []) == expected

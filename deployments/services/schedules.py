@@ -121,8 +121,11 @@ def _give_back(ticket: Ticket, reason: str, *, action: str) -> None:
         ticket=ticket,
         data={"reason": reason, "told": [p.get_username() for p in people]},
     )
-    # TODO(W7b notify): the lead wires this to deployments.notifications.notify(...) once the
-    # notifications app lands, e.g. notify(people, subject=..., body=reason, ticket=ticket).
+    # TODO(W7b notify): wire to the notifications app when merging (W7b's notify() lives in
+    # notifications/service.py on main), inside this transaction, e.g.:
+    #   notify("schedule.missed", ticket=ticket, users=people,
+    #          subject=f"#{ticket.pk} was not deployed in its window", body=reason,
+    #          url=reverse("ticket_detail", args=[ticket.pk]))
 
 
 def _try_start(ticket: Ticket, now: dt.datetime) -> str:

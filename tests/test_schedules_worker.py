@@ -161,3 +161,44 @@ def test_two_scheduled_tickets_run_one_after_the_other(
     assert second.status == TicketStatus.APPROVED
     assert "stale \u2014 re-plan needed" in second.status_reason
     assert not second.runs.filter(kind=RunKind.APPLY).exists()
+
+
+def test_a_freeze_declared_after_the_hand_over_is_caught_by_the_worker(
+    worker: Any,
+    clock_file: Path,
+    author: User,
+    tech_lead: User,
+    devops_lead: User,
+    operations: User,
+    infra_repo: Path,
+) -> None:
+    """The beat pass hands the apply over at 02:00; a freeze committed with it (before the
+    worker claims the run) is seen by the worker's start-time re-check: Terraform never
+    runs and the ticket goes back to approved naming the freeze."""
+    from django.db import transaction
+
+    from deployments.models import Environment, Freeze
+
+    ticket = file_and_approve(author, tech_lead, devops_lead, "Frozen at the last second")
+    opens = dt.datetime(2027, 1, 7, 7, tzinfo=dt.UTC)
+    with time_machine.travel(dt.datetime(2027, 1, 5, 12, tzinfo=dt.UTC), tick=False):
+        response = api_for(operations).post(
+            f"/api/v1/tickets/{ticket.pk}/schedule/", {"next_window": True}, format="json"
+        )
+    assert response.status_code == 200
+    clock_file.write_text(opens.isoformat())
+    with time_machine.travel(opens, tick=False), transaction.atomic():
+        assert schedules.schedules_run()["started"] == 1
+        Freeze.objects.create(
+            environment=Environment.objects.get(name="prod"),
+            starts_at=opens - dt.timedelta(minutes=5),
+            ends_at=opens + dt.timedelta(hours=3),
+            reason="incident in progress",
+        )
+    final = wait_for(lambda: settled(ticket.pk), timeout=300, what="the worker's re-check")
+    assert final == TicketStatus.APPROVED
+    ticket.refresh_from_db()
+    assert "prod is frozen until" in ticket.status_reason
+    assert "incident in progress" in ticket.status_reason
+    apply = ticket.runs.get(kind=RunKind.APPLY)
+    assert apply.status == RunStatus.CANCELLED and "Apply complete" not in apply.log

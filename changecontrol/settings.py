@@ -319,7 +319,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.resend_stale",
         "schedule": 900.0,
     },
+    # Scheduled deploys are database rows; this pass starts the due ones (never ETA messages).
+    "run-schedules": {
+        "task": "deployments.tasks.schedules_run",
+        "schedule": float(env_int("SCHEDULES_RUN_SECONDS", 30, minimum=5)),
+    },
 }
+# Tests only: a file whose ISO-8601 content is "now" for the worker's start-time re-check
+# (deployments.clock), so a real worker process sees the instant a test travelled to.
+PORTAL_TEST_CLOCK_FILE = env_str("PORTAL_TEST_CLOCK_FILE", "")
 # Publishing a task must never hang a web request when the broker is down:
 # the reconciler re-sends queued runs.
 CELERY_BROKER_TRANSPORT_OPTIONS.setdefault("max_retries", 2)

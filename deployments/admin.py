@@ -20,6 +20,7 @@ from .models import (
     CheckResult,
     Environment,
     FollowUp,
+    Freeze,
     Rejection,
     TerraformRun,
     Ticket,
@@ -27,6 +28,7 @@ from .models import (
 )
 from .services import accounts
 from .services.environments import environment_save, environment_validate
+from .services.schedules import freeze_delete, freeze_save
 
 
 class EnvironmentForm(forms.ModelForm[Environment]):
@@ -252,3 +254,22 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 class CheckResultAdmin(ReadOnlyAdmin):
     list_display = ("ticket", "name", "status", "reported_by", "created_at")
     list_filter = ("name", "status")
+
+
+@admin.register(Freeze)
+class FreezeAdmin(admin.ModelAdmin[Freeze]):
+    """Freezes (blackouts): created, changed and lifted through an audited service."""
+
+    list_display = ["environment", "starts_at", "ends_at", "reason", "declared_by"]
+    list_filter = ["environment"]
+    fields = ["environment", "starts_at", "ends_at", "reason"]
+
+    def save_model(self, request: HttpRequest, obj: Freeze, form: Any, change: bool) -> None:
+        freeze_save(actor=request.user, freeze=obj)
+
+    def delete_model(self, request: HttpRequest, obj: Freeze) -> None:
+        freeze_delete(actor=request.user, freeze=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for freeze in queryset:
+            freeze_delete(actor=request.user, freeze=freeze)

@@ -177,12 +177,88 @@ def check_may_plan(
     )
 
 
-# --- change windows --------------------------------------------------------------
+# --- change windows and freezes -------------------------------------------------
+#
+# Semantics (DST-correct for any IANA zone), decided once here:
+#
+# - A window is read off the environment's wall clock: an instant is inside when its local
+#   time on a window day is in [start, end). A window whose end is not after its start
+#   crosses midnight: it runs from start on a window day to end on the next day (the day
+#   it starts on is the one that must be a window day).
+# - A local start time that does not exist (spring forward, e.g. 02:30 in New York on the
+#   second Sunday of March) opens the window at the moment the clock jumps past it: that
+#   day's window is shorter by the gap. A local time that repeats (fall back) is inside
+#   the window both times it occurs: that day's window is longer by the repeat.
+# - A freeze is a half-open period [starts_at, ends_at) of absolute instants; no deploy
+#   may begin inside it, window or not. An emergency ignores windows and freezes.
+# - ``next_window(env, after)`` is the first instant at or after ``after`` at which a
+#   deploy may begin (``after`` itself when that is allowed).
+
+_DAY_NAMES = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+_HORIZON = dt.timedelta(days=400)
+
+
+@dataclass(frozen=True)
+class Period:
+    """A freeze as the rules see it: a half-open period of absolute instants."""
+
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    reason: str = ""
+
+    def contains(self, moment: dt.datetime) -> bool:
+        return self.starts_at <= moment < self.ends_at
+
+
+def _periods(freezes: Iterable[Any]) -> list[Period]:
+    return sorted(
+        (Period(f.starts_at, f.ends_at, getattr(f, "reason", "") or "") for f in freezes),
+        key=lambda p: (p.starts_at, p.ends_at),
+    )
+
+
+def _first_instant_at(tz: ZoneInfo, wall: dt.datetime, *, fold: int = 0) -> dt.datetime:
+    """The instant (UTC) a local wall time is first reached; a wall time skipped by a
+    spring-forward gap is 'reached' at the moment the clock jumps past it."""
+    guess = wall.replace(tzinfo=tz, fold=fold).astimezone(dt.UTC)
+    if guess.astimezone(tz).replace(tzinfo=None) == wall:
+        return guess
+    # In a gap: the first instant whose wall time is >= wall lies between the two readings.
+    low = wall.replace(tzinfo=tz, fold=1).astimezone(dt.UTC)
+    high = wall.replace(tzinfo=tz, fold=0).astimezone(dt.UTC)
+    low, high = min(low, high), max(low, high)
+    while high - low > dt.timedelta(seconds=1):
+        mid = low + (high - low) / 2
+        if mid.astimezone(tz).replace(tzinfo=None) >= wall:
+            high = mid
+        else:
+            low = mid
+    return high.replace(microsecond=0) if high.microsecond else high
+
+
+def _transitions(tz: ZoneInfo, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+    """The instants in [start, end] at which the zone's UTC offset changes."""
+    found: list[dt.datetime] = []
+    step = dt.timedelta(hours=6)
+    t = start
+    while t < end:
+        nxt = min(t + step, end)
+        if t.astimezone(tz).utcoffset() != nxt.astimezone(tz).utcoffset():
+            low, high = t, nxt
+            while high - low > dt.timedelta(seconds=1):
+                mid = low + (high - low) / 2
+                if mid.astimezone(tz).utcoffset() == low.astimezone(tz).utcoffset():
+                    low = mid
+                else:
+                    high = mid
+            found.append(high.replace(microsecond=0) if high.microsecond else high)
+        t = nxt
+    return found
 
 
 @dataclass(frozen=True)
 class Window:
-    """A weekly change window in a named time zone (DST aware)."""
+    """A weekly change window in a named time zone (DST aware; semantics above)."""
 
     timezone: str
     days: tuple[int, ...]  # ISO weekdays, 1 = Monday
@@ -200,56 +276,202 @@ class Window:
             end=env.window_end,
         )
 
-    def _bounds(self, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-        tz = ZoneInfo(self.timezone)
-        start = dt.datetime.combine(day, self.start, tzinfo=tz)
-        end_day = day if self.end > self.start else day + dt.timedelta(days=1)
-        end = dt.datetime.combine(end_day, self.end, tzinfo=tz)
-        # Round-trip through UTC so a wall time inside a DST gap lands on a real instant.
-        return (
-            start.astimezone(dt.UTC).astimezone(tz),
-            end.astimezone(dt.UTC).astimezone(tz),
-        )
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def crosses_midnight(self) -> bool:
+        return self.end <= self.start
 
     def contains(self, moment: dt.datetime) -> bool:
-        local = moment.astimezone(ZoneInfo(self.timezone))
-        for offset in (0, -1):
-            day = local.date() + dt.timedelta(days=offset)
+        """Is the local wall time of ``moment`` inside the window?"""
+        local = moment.astimezone(self.tz)
+        wall = local.time().replace(tzinfo=None)
+        today = local.isoweekday() in self.days
+        if not self.crosses_midnight:
+            return today and self.start <= wall < self.end
+        yesterday = (local.date() - dt.timedelta(days=1)).isoweekday() in self.days
+        return (today and wall >= self.start) or (yesterday and wall < self.end)
+
+    def occurrence(self, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+        """The (UTC) instants the window of local ``day`` opens and closes: it opens when
+        the wall clock first reaches start and closes when it last reaches end."""
+        tz = self.tz
+        opens = _first_instant_at(tz, dt.datetime.combine(day, self.start))
+        end_day = day + dt.timedelta(days=1) if self.crosses_midnight else day
+        closes = _first_instant_at(tz, dt.datetime.combine(end_day, self.end), fold=1)
+        return opens, max(closes, opens)
+
+    def occurrences(
+        self, start: dt.datetime, end: dt.datetime
+    ) -> list[tuple[dt.datetime, dt.datetime]]:
+        """Every occurrence overlapping [start, end), in order."""
+        if not self.days:
+            return []
+        tz = self.tz
+        day = start.astimezone(tz).date() - dt.timedelta(days=1)
+        last = end.astimezone(tz).date()
+        found = []
+        while day <= last:
             if day.isoweekday() in self.days:
-                start, end = self._bounds(day)
-                if start <= moment < end:
-                    return True
-        return False
+                opens, closes = self.occurrence(day)
+                if opens < end and closes > start:
+                    found.append((opens, closes))
+            day += dt.timedelta(days=1)
+        return found
 
     def next_start(self, moment: dt.datetime) -> dt.datetime | None:
-        """The start of the window in progress at ``moment``, or else of the next one."""
+        """The opening of the window in progress at ``moment``, or else of the next one."""
         if not self.days:
             return None
-        local = moment.astimezone(ZoneInfo(self.timezone))
-        for offset in range(-1, 9):
-            day = local.date() + dt.timedelta(days=offset)
-            if day.isoweekday() not in self.days:
-                continue
-            start, end = self._bounds(day)
-            if moment < end:
-                return start
+        for opens, closes in self.occurrences(moment, moment + dt.timedelta(days=9)):
+            if moment < closes and (opens > moment or self.contains(moment)):
+                return opens
         return None
 
+    def candidates(self, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+        """Every instant in [start, end) at which the window may switch from shut to open."""
+        tz = self.tz
+        found = list(_transitions(tz, start, end))
+        day = start.astimezone(tz).date() - dt.timedelta(days=1)
+        last = end.astimezone(tz).date() + dt.timedelta(days=1)
+        while day <= last:
+            wall = dt.datetime.combine(day, self.start)
+            for fold in (0, 1):
+                instant = _first_instant_at(tz, wall, fold=fold)
+                if start <= instant < end:
+                    found.append(instant)
+            day += dt.timedelta(days=1)
+        return found
+
     def describe(self) -> str:
-        names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-        days = "/".join(names[d - 1] for d in self.days)
-        return f"{days} {self.start:%H:%M}-{self.end:%H:%M} {self.timezone}"
+        days = "/".join(_DAY_NAMES[d - 1] for d in self.days)
+        return f"{days} {self.start:%H:%M}\u2013{self.end:%H:%M} {self.timezone}"
 
 
-def in_window(env: Environment, moment: dt.datetime) -> bool:
-    """True when the environment has no window or ``moment`` falls inside it."""
+def frozen_by(moment: dt.datetime, freezes: Iterable[Any] = ()) -> Period | None:
+    """The freeze in force at ``moment`` (the one ending last), or None."""
+    hits = [p for p in _periods(freezes) if p.contains(moment)]
+    return max(hits, key=lambda p: p.ends_at) if hits else None
+
+
+def in_window(env: Environment, at: dt.datetime, freezes: Iterable[Any] = ()) -> bool:
+    """May a normal deploy begin at ``at``? Inside the window (or no window) and no freeze."""
+    if frozen_by(at, freezes) is not None:
+        return False
     window = Window.of(env)
-    return window is None or window.contains(moment)
+    return window is None or window.contains(at)
 
 
-def next_window_start(env: Environment, moment: dt.datetime) -> dt.datetime | None:
+def next_window(
+    env: Environment, after: dt.datetime, freezes: Iterable[Any] = ()
+) -> dt.datetime | None:
+    """The first instant at or after ``after`` at which a normal deploy may begin (freezes
+    applied), or None when none comes within 400 days (no window days at all)."""
+    periods = _periods(freezes)
     window = Window.of(env)
-    return window.next_start(moment) if window else None
+    if window is not None and not window.days:
+        return None
+    if in_window(env, after, periods):
+        return after
+    # The answer is an instant where the rules switch from "no" to "yes": a window opening,
+    # a change of UTC offset (the wall clock jumps) or the end of a freeze.
+    horizon = after + dt.timedelta(days=9)
+    limit = after + _HORIZON
+    while True:
+        ends = [p.ends_at for p in periods if after <= p.ends_at < horizon]
+        found = ends + (window.candidates(after, horizon) if window else [])
+        for instant in sorted(set(found)):
+            if in_window(env, instant, periods):
+                return instant
+        if horizon >= limit:
+            return None
+        horizon = min(horizon + dt.timedelta(days=30), limit)
+
+
+def next_window_start(
+    env: Environment, moment: dt.datetime, freezes: Iterable[Any] = ()
+) -> dt.datetime | None:
+    """The opening of the window in progress at ``moment`` or else of the next one, freezes
+    applied (a window cut by a freeze counts from the freeze's end); None without a window."""
+    window = Window.of(env)
+    if window is None:
+        return None
+    periods = _periods(freezes)
+    if not in_window(env, moment, periods):
+        found = next_window(env, moment, periods)
+    else:
+        opens = window.next_start(moment) or moment
+        found = max([opens, *(p.ends_at for p in periods if opens < p.ends_at <= moment)])
+    return found.astimezone(window.tz) if found else None
+
+
+def window_occurrences(
+    env: Environment, start: dt.datetime, end: dt.datetime
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The window's occurrences overlapping [start, end), for calendars (freezes not cut)."""
+    window = Window.of(env)
+    return window.occurrences(start, end) if window else []
+
+
+def _duration(delta: dt.timedelta) -> str:
+    """'1 day 4 h', '3 h 5 min', '12 min': how long until something, for people."""
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days} day{'s' if days != 1 else ''}" + (f" {hours} h" if hours else "")
+    if hours:
+        return f"{hours} h" + (f" {mins} min" if mins else "")
+    return f"{mins} min"
+
+
+def format_in_zone(moment: dt.datetime, zone: str) -> str:
+    """'Thu 02:00 EST (07:00 UTC)': a window time in its own zone with UTC."""
+    local = moment.astimezone(ZoneInfo(zone))
+    utc = moment.astimezone(dt.UTC)
+    same_day = local.date() == utc.date()
+    utc_text = f"{utc:%H:%M} UTC" if same_day else f"{utc:%a %H:%M} UTC"
+    return f"{local:%a %d %b %H:%M %Z} ({utc_text})"
+
+
+def describe_next_window(env: Environment, now: dt.datetime, freezes: Iterable[Any] = ()) -> str:
+    """'the next window opens Thu 26 Nov 02:00 EST (07:00 UTC), in 1 day 4 h'."""
+    nxt = next_window(env, now, freezes)
+    if nxt is None:
+        return "no window opens in the next 400 days"
+    zone = env.window_timezone or "UTC"
+    return f"the next window opens {format_in_zone(nxt, zone)}, in {_duration(nxt - now)}"
+
+
+STALE_PLAN_MESSAGE = (
+    "stale \u2014 re-plan needed: another apply changed the environment since this plan was "
+    "made; run a new plan and have it approved"
+)
+
+
+def check_window(
+    env: Environment, ticket: Ticket, now: dt.datetime, freezes: Iterable[Any]
+) -> None:
+    """The one window-and-freeze rule, asked at request time and again by the worker at
+    the moment the apply would start. Emergencies ignore both."""
+    if ticket.change_type == "emergency":
+        return
+    periods = _periods(freezes)
+    freeze = frozen_by(now, periods)
+    window = Window.of(env)
+    if freeze is not None:
+        zone = env.window_timezone or "UTC"
+        raise PolicyError(
+            f"{env.name} is frozen until {format_in_zone(freeze.ends_at, zone)}"
+            f" ({freeze.reason or 'no reason given'}); {describe_next_window(env, now, periods)}"
+        )
+    if window and not window.contains(now):
+        raise PolicyError(
+            f"{env.name} deploys only inside the change window ({window.describe()}); "
+            f"{describe_next_window(env, now, periods)}"
+        )
 
 
 def auto_deploys(env: Environment) -> bool:
@@ -520,7 +742,12 @@ def check_may_reject(ticket: Ticket, *, user_id: int, user_roles: Iterable[str])
 
 
 def check_may_deploy(
-    ticket: Ticket, *, user_roles: Iterable[str], now: dt.datetime, pending: str = ""
+    ticket: Ticket,
+    *,
+    user_roles: Iterable[str],
+    now: dt.datetime,
+    pending: str = "",
+    freezes: Iterable[Any] = (),
 ) -> None:
     """May this person start the apply now? ``pending`` describes approvals still missing."""
     env = ticket.environment
@@ -532,13 +759,7 @@ def check_may_deploy(
         raise PolicyError(f"the ticket is not approved yet: it still needs {pending or 'approval'}")
     if status not in (TicketStatus.APPROVED, TicketStatus.SCHEDULED):
         raise PolicyError(f"a ticket that is {status.label.lower()} cannot be deployed")
-    window = Window.of(env)
-    if window and ticket.change_type != "emergency" and not window.contains(now):
-        start = window.next_start(now)
-        when = f"; the next window opens {start.isoformat()}" if start else ""
-        raise PolicyError(
-            f"{env.name} deploys only inside the change window ({window.describe()}){when}"
-        )
+    check_window(env, ticket, now, freezes)
 
 
 # --- the start of an apply ------------------------------------------------------
@@ -560,6 +781,7 @@ def check_apply_may_start(
     current_plan_sha256: str,
     votes: Sequence[Vote],
     stray_approvals: int = 0,
+    freezes: Iterable[Any] = (),
 ) -> None:
     """May the apply of ``plan_sha256`` start now? Asked when deploy is requested and again
     by the worker at the moment Terraform would start (the window may have closed and
@@ -576,16 +798,14 @@ def check_apply_may_start(
             "approved",
             TicketStatus.AWAITING_APPROVAL,
         )
-    window = Window.of(env)
-    if window and ticket.change_type != "emergency" and not window.contains(now):
-        start = window.next_start(now)
-        when = f"; the next window opens {start.isoformat()}" if start else ""
+    try:
+        check_window(env, ticket, now, freezes)
+    except PolicyError as exc:
         raise ApplyRefused(
-            f"{env.name} deploys only inside the change window ({window.describe()}) and it "
-            f"was closed when the apply would have started ({now.isoformat()}){when}; deploy "
-            "again inside the window",
+            f"{exc.message} (checked when the apply would have started, "
+            f"{now.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC); deploy again inside the window",
             TicketStatus.APPROVED,
-        )
+        ) from None
     rule = rule_for(ticket)
     if not rule.required or env.auto_deploy:
         return
@@ -699,3 +919,62 @@ def follow_up_reminder_due(
     if not follow_up_overdue(due_at=due_at, done_at=done_at, now=now):
         return False
     return last_reminded_at is None or now - last_reminded_at >= FOLLOW_UP_REMIND_EVERY
+
+
+# --- scheduling ------------------------------------------------------------------
+
+
+def check_may_schedule(
+    ticket: Ticket,
+    *,
+    user_roles: Iterable[str],
+    at: dt.datetime,
+    now: dt.datetime,
+    freezes: Iterable[Any] = (),
+    stale: bool = False,
+) -> None:
+    """May this person schedule the ticket's apply for ``at``? Those who may deploy may
+    schedule; only an approved (or already scheduled) ticket with a fresh plan, for an
+    instant inside a window and outside every freeze (emergencies: any instant)."""
+    env = ticket.environment
+    if not _holds_any(user_roles, env.deploy_groups):
+        who = " or ".join(role_label(g) for g in env.deploy_groups) or "nobody"
+        raise PolicyError(
+            f"{env.name} deploys are done (and scheduled) by {who}", PolicyError.ACTOR
+        )
+    status = TicketStatus(ticket.status)
+    if status not in (TicketStatus.APPROVED, TicketStatus.SCHEDULED):
+        raise PolicyError(
+            f"only an approved ticket can be scheduled; this one is {status.label.lower()}"
+        )
+    if stale:
+        raise PolicyError(STALE_PLAN_MESSAGE)
+    if at < now - dt.timedelta(minutes=1):
+        raise PolicyError("that time has passed; pick a time in the future or the next window")
+    if ticket.change_type == "emergency":
+        return
+    periods = _periods(freezes)
+    freeze = frozen_by(at, periods)
+    zone = env.window_timezone or "UTC"
+    if freeze is not None:
+        raise PolicyError(
+            f"{env.name} is frozen from {format_in_zone(freeze.starts_at, zone)} until "
+            f"{format_in_zone(freeze.ends_at, zone)} ({freeze.reason or 'no reason given'}); "
+            f"{describe_next_window(env, freeze.ends_at, periods)}"
+        )
+    window = Window.of(env)
+    if window and not window.contains(at):
+        raise PolicyError(
+            f"{format_in_zone(at, zone)} is outside {env.name}'s change window "
+            f"({window.describe()}); {describe_next_window(env, at, periods)}"
+        )
+
+
+def check_may_unschedule(ticket: Ticket, *, user_roles: Iterable[str]) -> None:
+    """Those who may deploy may take a scheduled ticket back to approved."""
+    env = ticket.environment
+    if not _holds_any(user_roles, env.deploy_groups):
+        who = " or ".join(role_label(g) for g in env.deploy_groups) or "nobody"
+        raise PolicyError(f"{env.name} schedules are managed by {who}", PolicyError.ACTOR)
+    if ticket.status != TicketStatus.SCHEDULED:
+        raise PolicyError("the ticket is not scheduled")

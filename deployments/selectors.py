@@ -22,6 +22,7 @@ from .models import (
     TerraformRun,
     Ticket,
 )
+from .selectors_windows import freezes_for
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -237,7 +238,13 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
             lambda: policy.check_may_reject(ticket, user_id=user.pk, user_roles=roles)
         ),
         "deploy": _check(
-            lambda: policy.check_may_deploy(ticket, user_roles=roles, now=now, pending=pending)
+            lambda: policy.check_may_deploy(
+                ticket,
+                user_roles=roles,
+                now=now,
+                pending=pending,
+                freezes=freezes_for(ticket.environment, now),
+            )
         ),
         "plan": _check(
             lambda: policy.check_may_plan(ticket, user.pk, roles, votes=votes, superuser=superuser)

@@ -37,3 +37,11 @@ def webhook_process(delivery_pk: int) -> None:
 @shared_task(name="deployments.tasks.follow_ups_remind", ignore_result=True)
 def follow_ups_remind() -> None:
     services.follow_ups_remind()
+
+
+@shared_task(name="deployments.tasks.schedules_run", ignore_result=True)
+def schedules_run() -> None:
+    """Beat: start the scheduled applies that are due (schedules are database rows)."""
+    from .services.schedules import schedules_run as run_schedules
+
+    run_schedules()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_followups
+from . import views, views_calendar, views_followups
 
 urlpatterns = [
     path("", views.ticket_list, name="ticket_list"),
@@ -11,6 +11,13 @@ urlpatterns = [
     path("tickets/<int:pk>/approve/", views.ticket_approve, name="ticket_approve"),
     path("tickets/<int:pk>/reject/", views.ticket_reject, name="ticket_reject"),
     path("tickets/<int:pk>/deploy/", views.ticket_deploy, name="ticket_deploy"),
+    path("tickets/<int:pk>/schedule/", views_calendar.ticket_schedule, name="ticket_schedule"),
+    path(
+        "tickets/<int:pk>/unschedule/", views_calendar.ticket_unschedule, name="ticket_unschedule"
+    ),
+    path("calendar/", views_calendar.calendar_view, name="calendar"),
+    path("calendar/feed-token/", views_calendar.calendar_token_rotate, name="calendar_token"),
+    path("calendar/<slug:env>.ics", views_calendar.calendar_feed, name="calendar_feed"),
     path("runs/<int:pk>/log/", views.run_log, name="run_log"),
     path("environments/", views.environment_list, name="environment_list"),
     path(

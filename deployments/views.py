@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import policy, selectors, services, stepup, validation
 from .choices import ACTIVE_RUN_STATUSES, TicketStatus
 from .forms import TicketForm
+from .selectors_windows import environment_window_state
 
 log = logging.getLogger(__name__)
 
@@ -299,8 +300,7 @@ def environment_list(request: HttpRequest) -> HttpResponse:
             "env": env,
             "rule": policy.describe_rule(env.approval_rule),
             "window": policy.Window.of(env),
-            "in_window": policy.in_window(env, now),
-            "next_window": policy.next_window_start(env, now),
+            **environment_window_state(env, now),  # freezes applied
         }
         for env in selectors.environments_visible_to(request.user)
     ]

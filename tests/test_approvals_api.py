@@ -256,8 +256,8 @@ def test_prod_deploy_outside_the_window_is_409_naming_the_next_window(
     response = api_for(operations).post(f"/api/v1/tickets/{ticket.pk}/deploy/")
     assert response.status_code == 409
     assert response.json()["detail"] == (
-        "prod deploys only inside the change window (Tue/Thu 02:00-04:00 America/New_York); "
-        "the next window opens 2026-11-26T02:00:00-05:00"
+        "prod deploys only inside the change window (Tue/Thu 02:00\u201304:00 America/New_York); "
+        "the next window opens Thu 26 Nov 02:00 EST (07:00 UTC), in 1 day 19 h"
     )
 
 

@@ -129,7 +129,7 @@ def test_live_log_of_a_hidden_run_is_404(author: User, outsider: User) -> None:
 def test_environment_page_lists_rules(author: User) -> None:
     page = signed_in(author).get("/environments/").content.decode()
     assert "Tech Lead and DevOps Lead, two different people" in page
-    assert "Tue/Thu 02:00-04:00 America/New_York" in page
+    assert "Tue/Thu 02:00\u201304:00 America/New_York" in page
 
 
 def test_healthz_reports_each_part() -> None:

@@ -12,10 +12,33 @@ from rest_framework import serializers
 
 from deployments import policy, selectors, services, validation
 from deployments.choices import ChangeType
-from deployments.models import Approval, Environment, PullRequest, TerraformRun, Ticket
+from deployments.models import Approval, Environment, Freeze, PullRequest, TerraformRun, Ticket
+from deployments.selectors_windows import conflict_for, environment_window_state, plan_is_stale
 
 from .check_serializers import CheckResultSerializer, PullRequestSerializer
 from .followup_serializers import FollowUpSerializer
+
+
+class FreezeSerializer(serializers.ModelSerializer[Freeze]):
+    environment: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    declared_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+
+    class Meta:
+        model = Freeze
+        fields = [
+            "id",
+            "environment",
+            "starts_at",
+            "ends_at",
+            "reason",
+            "declared_by",
+            "created_at",
+        ]
+        read_only_fields = fields
 
 
 class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
@@ -23,6 +46,8 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
     change_window = serializers.SerializerMethodField()
     next_window_start = serializers.SerializerMethodField()
     in_window_now = serializers.SerializerMethodField()
+    current_freezes = serializers.SerializerMethodField()
+    upcoming_freezes = serializers.SerializerMethodField()
 
     class Meta:
         model = Environment
@@ -40,6 +65,8 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
             "change_window",
             "next_window_start",
             "in_window_now",
+            "current_freezes",
+            "upcoming_freezes",
             "monitoring_minutes",
             "view_groups",
             "file_groups",
@@ -65,12 +92,26 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
             "text": window.describe(),
         }
 
+    def _state(self, env: Environment) -> dict[str, Any]:
+        cache = self.context.setdefault("_window_state", {})
+        if env.pk not in cache:
+            cache[env.pk] = environment_window_state(env, timezone.now())
+        return cache[env.pk]
+
     def get_next_window_start(self, env: Environment) -> str | None:
-        start = policy.next_window_start(env, timezone.now())
+        start = self._state(env)["next_window_start"]
         return start.isoformat() if start else None
 
     def get_in_window_now(self, env: Environment) -> bool:
-        return policy.in_window(env, timezone.now())
+        return bool(self._state(env)["in_window_now"])
+
+    @extend_schema_field(FreezeSerializer(many=True))
+    def get_current_freezes(self, env: Environment) -> list[dict[str, Any]]:
+        return FreezeSerializer(self._state(env)["current_freezes"], many=True).data  # type: ignore[return-value]
+
+    @extend_schema_field(FreezeSerializer(many=True))
+    def get_upcoming_freezes(self, env: Environment) -> list[dict[str, Any]]:
+        return FreezeSerializer(self._state(env)["upcoming_freezes"], many=True).data  # type: ignore[return-value]
 
 
 def _summary(run: TerraformRun | None) -> dict[str, Any] | None:
@@ -185,6 +226,23 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
         return _summary(ticket.current_plan)
 
 
+class _ConflictTicketSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    scheduled_for = serializers.DateTimeField()
+
+
+class ScheduleConflictSerializer(serializers.Serializer[Any]):
+    """Tickets scheduled into the same window of one environment; they run in this order."""
+
+    window_opens = serializers.DateTimeField(allow_null=True)
+    window_closes = serializers.DateTimeField(allow_null=True)
+    position = serializers.IntegerField(
+        help_text="This ticket's place in the run order (1 = first)."
+    )
+    tickets = _ConflictTicketSerializer(many=True)
+
+
 class TicketDetailSerializer(TicketSerializer):
     runs = RunBriefSerializer(many=True, read_only=True)
     approvals = serializers.SerializerMethodField()
@@ -195,10 +253,14 @@ class TicketDetailSerializer(TicketSerializer):
     evidence = serializers.SerializerMethodField()
     checks = CheckResultSerializer(many=True, read_only=True)
     pull_request = serializers.SerializerMethodField()
+    plan_stale = serializers.SerializerMethodField()
+    schedule_conflict = serializers.SerializerMethodField()
 
     class Meta(TicketSerializer.Meta):
         fields = [
             *TicketSerializer.Meta.fields,
+            "plan_stale",
+            "schedule_conflict",
             "runs",
             "approvals",
             "approval_status",
@@ -212,6 +274,26 @@ class TicketDetailSerializer(TicketSerializer):
 
     def get_approvals(self, ticket: Ticket) -> list[dict[str, Any]]:
         return ApprovalSerializer(ticket.approvals.select_related("approver"), many=True).data  # type: ignore[return-value]
+
+    def get_plan_stale(self, ticket: Ticket) -> bool:
+        """True: another apply changed the environment since this plan (re-plan needed)."""
+        return plan_is_stale(ticket)
+
+    @extend_schema_field(ScheduleConflictSerializer(allow_null=True))
+    def get_schedule_conflict(self, ticket: Ticket) -> dict[str, Any] | None:
+        conflict = conflict_for(ticket)
+        if conflict is None:
+            return None
+        return {
+            "window_opens": conflict.opens.isoformat() if conflict.opens else None,
+            "window_closes": conflict.closes.isoformat() if conflict.closes else None,
+            "position": conflict.position(ticket),
+            "tickets": [
+                {"id": t.pk, "title": t.title, "scheduled_for": t.scheduled_for.isoformat()}
+                for t in conflict.tickets
+                if t.scheduled_for is not None
+            ],
+        }
 
     def get_approval_status(self, ticket: Ticket) -> dict[str, Any]:
         return services.approval_summary(ticket)

@@ -19,6 +19,7 @@ from deployments.models import Environment, TerraformRun, Ticket
 
 from .checks import TicketChecksMixin
 from .followups import FollowUpActionsMixin
+from .schedules import EnvironmentFreezeMixin, TicketScheduleMixin
 from .serializers import (
     ApproveSerializer,
     CommentSerializer,
@@ -39,7 +40,10 @@ _TICKET_VERBS = ["retrieve", "plan", "cancel", "approve", "reject", "deploy"]
 
 @extend_schema_view(retrieve=extend_schema(parameters=[_NAME]))
 class EnvironmentViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Environment]
+    EnvironmentFreezeMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[Environment],
 ):
     """Environments the caller may see, with their policy and change window."""
 
@@ -70,6 +74,7 @@ class EnvironmentViewSet(
 class TicketViewSet(
     TicketChecksMixin,
     FollowUpActionsMixin,
+    TicketScheduleMixin,
     mixins.ListModelMixin,
     viewsets.GenericViewSet[Ticket],
 ):

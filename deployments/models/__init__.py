@@ -5,6 +5,7 @@ from .audit import AuditChainHead, AuditEvent
 from .checks import CheckResult, CheckStatus
 from .environments import Environment
 from .followups import FollowUp, FollowUpKind, UserPreference
+from .freezes import CalendarFeedToken, Freeze
 from .runs import RunLogChunk, TerraformRun, plan_upload_to
 from .tickets import Ticket
 from .webhooks import DeliveryStatus, PullRequest, WebhookDelivery
@@ -13,12 +14,14 @@ __all__ = [
     "Approval",
     "AuditChainHead",
     "AuditEvent",
+    "CalendarFeedToken",
     "CheckResult",
     "CheckStatus",
     "DeliveryStatus",
     "Environment",
     "FollowUp",
     "FollowUpKind",
+    "Freeze",
     "PullRequest",
     "Rejection",
     "RunLogChunk",

@@ -13,6 +13,7 @@ from deployments.check_selectors import latest_check_statuses
 from deployments.choices import RunStatus, TicketStatus
 from deployments.models import Approval, Rejection, TerraformRun, Ticket
 from deployments.selectors import standing_votes, user_roles
+from deployments.selectors_windows import freezes_for, plan_is_stale
 
 from ._base import InputError, locked_ticket, transition
 from .audit import audit_record
@@ -145,15 +146,19 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
         rule = policy.rule_for(ticket)
         votes = standing_votes(ticket)
         state = policy.quorum(rule, votes)
+        freezes = freezes_for(ticket.environment, timezone.now())
         policy.check_may_deploy(
             ticket,
             user_roles=user_roles(actor),
             now=timezone.now(),
             pending=state.describe_missing(),
+            freezes=freezes,
         )
         plan = _current_plan(ticket)
         if plan is None:
             raise policy.PolicyError("there is no successful plan to apply; run a new plan")
+        if plan_is_stale(ticket):
+            raise policy.PolicyError(policy.STALE_PLAN_MESSAGE)
         # The same decision the worker takes again when the apply starts.
         votes_now, stray = apply_votes(ticket, plan)
         policy.check_apply_may_start(
@@ -163,6 +168,7 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
             current_plan_sha256=plan.plan_sha256,
             votes=votes_now,
             stray_approvals=stray,
+            freezes=freezes,
         )
         run = apply_start(ticket, actor=actor)
         assert run is not None  # without wait_if_busy a busy environment raises instead

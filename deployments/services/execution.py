@@ -25,11 +25,12 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.models import F
 from django.utils import timezone
 
-from deployments import policy
+from deployments import clock, policy
 from deployments import terraform as tf
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.locks import EnvironmentLock
 from deployments.models import Environment, RunLogChunk, TerraformRun, Ticket
+from deployments.selectors_windows import freezes_for
 
 from . import followups, runs
 from ._base import infra_repo, locked_ticket, transition
@@ -272,7 +273,7 @@ def _claim(run_id: int, *, worker: str, fence: int) -> bool:
 def _claim_apply(run_id: int, *, worker: str) -> int | None:
     """Re-check and claim an apply under the environment lock; its fencing token, or None
     when it is not queued any more or may not start (then it ends cancelled)."""
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         ticket_id = TerraformRun.objects.values_list("ticket_id", flat=True).get(pk=run_id)
         ticket = locked_ticket(ticket_id)  # lock order: ticket → run → audit head
@@ -304,6 +305,7 @@ def _check_start(ticket: Ticket, run: TerraformRun, *, now: dt.datetime) -> None
         current_plan_sha256=current.plan_sha256 if current else "",
         votes=votes,
         stray_approvals=stray,
+        freezes=freezes_for(ticket.environment_id, now),
     )
 
 

@@ -31,6 +31,7 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "var_file",
             "approval_rule",
             "emergency_approval_rule",
+            "risk_rules",
             "auto_deploy",
             "deploy_on_merge",
             "window_timezone",

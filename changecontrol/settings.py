@@ -386,10 +386,12 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "deployments.choices.RunStatus",
         "RunKindEnum": "deployments.choices.RunKind",
         "ChangeTypeEnum": "deployments.choices.ChangeType",
+        "RiskLevelEnum": "deployments.risk.LEVEL_CHOICES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "deployments.api.schema.add_error_responses",
+        "deployments.api.schema.close_strict_objects",
     ],
 }
 

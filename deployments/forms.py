@@ -32,8 +32,16 @@ class TicketForm(forms.Form):
     )
     # The prod-only part (environments with requires_change_details): the risk
     # questionnaire and the rollback plan, checked by deployments.risk like the API's.
-    risk_impact = forms.ChoiceField(label="Impact", choices=[("", "—"), ("low", "Low"), ("medium", "Medium"), ("high", "High")], required=False)
-    risk_likelihood = forms.ChoiceField(label="Likelihood", choices=[("", "—"), ("low", "Low"), ("medium", "Medium"), ("high", "High")], required=False)
+    risk_impact = forms.ChoiceField(
+        label="Impact",
+        choices=[("", "—"), ("low", "Low"), ("medium", "Medium"), ("high", "High")],
+        required=False,
+    )
+    risk_likelihood = forms.ChoiceField(
+        label="Likelihood",
+        choices=[("", "—"), ("low", "Low"), ("medium", "Medium"), ("high", "High")],
+        required=False,
+    )
     risk_summary = forms.CharField(
         label="Risk summary",
         widget=forms.Textarea(attrs={"rows": 3}),

@@ -26,6 +26,7 @@ from deployments.services._base import InputError
 from deployments.validation import text_problem
 
 LEVELS = ("low", "medium", "high")
+LEVEL_CHOICES = [(level, level) for level in LEVELS]  # RiskLevelEnum in the API schema
 LEVEL_POINTS = {"low": 1, "medium": 2, "high": 3}
 SUMMARY_MAX = 2_000
 STEPS_MAX = 10_000

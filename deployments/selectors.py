@@ -273,10 +273,14 @@ def last_known_good(
         runs = runs.filter(finished_at__lt=before)
     if exclude_ticket is not None:
         runs = runs.exclude(ticket_id=exclude_ticket)
-    run = runs.order_by("-finished_at", "-pk").only("ticket_id", "commit_sha", "finished_at").first()
+    run = (
+        runs.order_by("-finished_at", "-pk").only("ticket_id", "commit_sha", "finished_at").first()
+    )
     if run is None or run.finished_at is None:
         return None
-    return KnownGood(ticket_id=run.ticket_id, commit_sha=run.commit_sha, deployed_at=run.finished_at)
+    return KnownGood(
+        ticket_id=run.ticket_id, commit_sha=run.commit_sha, deployed_at=run.finished_at
+    )
 
 
 def ticket_last_known_good(ticket: Ticket) -> KnownGood | None:

@@ -130,7 +130,7 @@ class RunSerializer(RunBriefSerializer):
         return selectors.run_log_text(run)
 
 
-_LEVEL_CHOICES = [(level, level) for level in risk.LEVELS]
+_LEVEL_CHOICES = risk.LEVEL_CHOICES
 
 
 class BlastItemSerializer(serializers.Serializer[Any]):
@@ -360,6 +360,10 @@ class _StrictSerializer(serializers.Serializer[Any]):
     """A nested object whose unknown keys are refused (400 naming them), not ignored."""
 
     def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                "must be a JSON object (a dictionary of names to values)"
+            )
         if isinstance(data, dict):
             unknown = sorted(str(k) for k in data if k not in self.fields)
             if unknown:
@@ -367,7 +371,6 @@ class _StrictSerializer(serializers.Serializer[Any]):
                     {key: [f"unknown field; use {', '.join(self.fields)}"] for key in unknown}
                 )
         return super().to_internal_value(data)
-
 
 
 class RiskAssessmentSerializer(_StrictSerializer):

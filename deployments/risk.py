@@ -8,7 +8,7 @@ reasons a person reads on the ticket page.
 Scoring, documented (and tested for monotonicity: a riskier answer or a more destructive
 plan never lowers the score or the level):
 
-- impact × likelihood, each low=1, medium=2, high=3 (1..9);
+- impact x likelihood, each low=1, medium=2, high=3 (1..9);
 - +3 data migration, +3 downtime expected, +2 customer-facing, +2 not tested in staging;
 - +1 per Media Platform component the plan touches, +2 per resource deleted or replaced;
 - level: ``high`` from 12, ``medium`` from 6, else ``low``; and ``high`` whatever the score
@@ -247,7 +247,7 @@ def score(questionnaire: Mapping[str, Any] | None, blast: Mapping[str, Any] | No
     if impact in LEVEL_POINTS and likelihood in LEVEL_POINTS:
         base = LEVEL_POINTS[impact] * LEVEL_POINTS[likelihood]
         total += base
-        reasons.append(f"impact {impact} × likelihood {likelihood}: +{base}")
+        reasons.append(f"impact {impact} x likelihood {likelihood}: +{base}")
         if impact == likelihood == "high":
             floors.append("high: the author rates impact and likelihood both high")
     else:

@@ -200,6 +200,7 @@ def test_a_more_destructive_plan_never_lowers_the_score_or_level(
 
 # --- the boundary ------------------------------------------------------------------
 
+
 def _prod(user: User, **extra: Any) -> Any:
     body = {
         "title": "Scale prod",
@@ -312,7 +313,7 @@ def test_a_valid_prod_ticket_is_stored_structured_and_scored(
         "tested_in_staging": True,
         "score": 1,
         "level": "low",
-        "reasons": ["low: score 1", "impact low × likelihood low: +1"],
+        "reasons": ["low: score 1", "impact low x likelihood low: +1"],
         "blast_radius": {
             "components": [],
             "destructive": False,

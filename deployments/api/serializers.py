@@ -264,11 +264,11 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
 
     @extend_schema_field(RiskOutSerializer)
     def get_risk_assessment(self, ticket: Ticket) -> dict[str, Any]:
-        return RiskOutSerializer(risk_out(ticket)).data  # type: ignore[return-value]
+        return RiskOutSerializer(risk_out(ticket)).data
 
     @extend_schema_field(RollbackOutSerializer)
     def get_rollback_plan(self, ticket: Ticket) -> dict[str, Any]:
-        return RollbackOutSerializer(rollback_out(ticket)).data  # type: ignore[return-value]
+        return RollbackOutSerializer(rollback_out(ticket)).data
 
 
 class TicketDetailSerializer(TicketSerializer):

@@ -48,6 +48,10 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "step_up_auth",
         ]
 
+    def clean_risk_rules(self) -> Any:
+        """An empty box means no rules by risk level."""
+        return self.cleaned_data.get("risk_rules") or {}
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         candidate = self.instance

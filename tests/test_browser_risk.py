@@ -72,6 +72,7 @@ def test_prod_risk_is_filed_in_the_form_and_shown_where_the_approver_decides(
     expect(details).to_be_visible()
     dev.get_by_label("Title").fill("Bigger prod database")
     dev.get_by_label("Description").fill("db.r6g.2xlarge for the campaign")
+    dev.get_by_label("Pull request URL").fill("https://git.example.com/infra/pull/42")
     dev.get_by_label("Impact").select_option("medium")
     dev.get_by_role("button", name="File ticket and plan").click()
     # Inline errors, field by field.
@@ -104,6 +105,7 @@ def test_prod_risk_is_filed_in_the_form_and_shown_where_the_approver_decides(
     expect(lead.locator("#rollback-steps")).to_contain_text("Deploy the last known good")
     expect(lead.locator("#rollback-facts")).to_contain_text("20 minutes")
     expect(lead.locator("#last-known-good")).to_contain_text(earlier.commit_sha[:12])
+    expect(lead.locator("#risk-pr")).to_contain_text("https://git.example.com/infra/pull/42")
     expect(lead.locator("#still-needed")).to_contain_text("Tech Lead")
     approve = lead.locator("#approve-form")
     expect(approve).to_be_visible()

@@ -32,6 +32,7 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
             "approval_rule",
             "approval_rule_text",
             "emergency_approval_rule",
+            "risk_rules",
             "auto_deploy",
             "deploy_on_merge",
             "change_window",

@@ -458,7 +458,8 @@ RISK_RULE_FIELDS = ("approval_rule", "emergency_approval_rule")
 
 
 def _risk_level(ticket: Ticket) -> str:
-    risk = ticket.risk if isinstance(ticket.risk, dict) else {}
+    risk = getattr(ticket, "risk", None)
+    risk = risk if isinstance(risk, dict) else {}
     level = risk.get("level", "")
     return level if level in RISK_LEVELS else ""
 

@@ -413,10 +413,12 @@ SPECTACULAR_SETTINGS = {
         "ChangeTypeEnum": "deployments.choices.ChangeType",
         "CheckStatusEnum": "deployments.models.checks.CheckStatus",
         "DeliveryStatusEnum": "deployments.models.webhooks.DeliveryStatus",
+        "RiskLevelEnum": "deployments.risk.LEVEL_CHOICES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "deployments.api.schema.add_error_responses",
+        "deployments.api.schema.close_strict_objects",
     ],
 }
 

@@ -43,6 +43,7 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "var_file",
             "approval_rule",
             "emergency_approval_rule",
+            "risk_rules",
             "auto_deploy",
             "deploy_on_merge",
             "window_timezone",
@@ -63,6 +64,10 @@ class EnvironmentForm(forms.ModelForm[Environment]):
     def clean_required_checks(self) -> Any:
         """A cleared field means no required checks."""
         return self.cleaned_data.get("required_checks") or []
+
+    def clean_risk_rules(self) -> Any:
+        """An empty box means no rules by risk level."""
+        return self.cleaned_data.get("risk_rules") or {}
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -6,12 +6,9 @@ from typing import Any
 
 from django import forms
 
-from . import validation
+from . import risk, validation
 from .choices import ChangeType
 from .models import Environment
-
-# Stored as {"notes": text}: leaves room under validation.FIELD_JSON_MAX_CHARS.
-NOTES_MAX = 10_000
 
 
 class TicketForm(forms.Form):
@@ -33,17 +30,46 @@ class TicketForm(forms.Form):
     pull_request_url = forms.URLField(
         label="Pull request URL", required=False, max_length=500, assume_scheme="https"
     )
-    risk_assessment = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}),
+    # The prod-only part (environments with requires_change_details): the risk
+    # questionnaire and the rollback plan, checked by deployments.risk like the API's.
+    risk_impact = forms.ChoiceField(
+        label="Impact",
+        choices=[("", "—"), ("low", "Low"), ("medium", "Medium"), ("high", "High")],
         required=False,
-        max_length=NOTES_MAX,
-        help_text="Required for prod: what could go wrong and how likely it is.",
     )
-    rollback_plan = forms.CharField(
+    risk_likelihood = forms.ChoiceField(
+        label="Likelihood",
+        choices=[("", "—"), ("low", "Low"), ("medium", "Medium"), ("high", "High")],
+        required=False,
+    )
+    risk_summary = forms.CharField(
+        label="Risk summary",
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,
-        max_length=NOTES_MAX,
-        help_text="Required for prod: how to undo this change.",
+        max_length=risk.SUMMARY_MAX,
+        help_text="What could go wrong, and how you would notice.",
+    )
+    risk_data_migration = forms.BooleanField(label="Migrates data", required=False)
+    risk_downtime_expected = forms.BooleanField(label="Downtime expected", required=False)
+    risk_customer_facing = forms.BooleanField(label="Customer-facing", required=False)
+    risk_tested_in_staging = forms.BooleanField(label="Tested in staging", required=False)
+    rollback_steps = forms.CharField(
+        label="Rollback steps",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        max_length=risk.STEPS_MAX,
+    )
+    rollback_expected_minutes = forms.IntegerField(
+        label="Expected rollback time (minutes)",
+        required=False,
+        min_value=0,
+        max_value=risk.EXPECTED_MINUTES_MAX,
+    )
+    rollback_data_considerations = forms.CharField(
+        label="Data considerations",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        max_length=risk.DATA_CONSIDERATIONS_MAX,
     )
 
     def __init__(self, *args: Any, environments: list[Environment], **kwargs: Any) -> None:
@@ -52,6 +78,30 @@ class TicketForm(forms.Form):
         assert isinstance(field, forms.ChoiceField)
         field.choices = [(env.name, f"{env.display_name} ({env.name})") for env in environments]
 
-    def notes(self, name: str) -> dict[str, str]:
-        text = self.cleaned_data.get(name, "").strip()
-        return {"notes": text} if text else {}
+    PROD_FIELDS = (
+        *(f"risk_{name}" for name in risk.RISK_FIELDS),
+        *(f"rollback_{name}" for name in risk.ROLLBACK_FIELDS),
+    )
+
+    def risk_assessment(self) -> dict[str, Any] | None:
+        """The questionnaire as the API takes it, or None when nothing of it was filled."""
+        data = self.cleaned_data
+        answers = {name: data.get(f"risk_{name}") for name in risk.RISK_FIELDS}
+        return answers if any(answers.values()) else None
+
+    def rollback_plan(self) -> dict[str, Any] | None:
+        data = self.cleaned_data
+        answers = {name: data.get(f"rollback_{name}") for name in risk.ROLLBACK_FIELDS}
+        if all(v in (None, "") for v in answers.values()):
+            return None
+        return answers
+
+    def field_for(self, name: str) -> str | None:
+        """The form field an InputError's field ("risk_assessment.impact") is about."""
+        prefix, _, key = name.partition(".")
+        short = {"risk_assessment": "risk", "rollback_plan": "rollback"}.get(prefix)
+        if short and key and f"{short}_{key}" in self.fields:
+            return f"{short}_{key}"
+        if short:
+            return f"{short}_impact" if short == "risk" else "rollback_steps"
+        return name if name in self.fields else None

@@ -108,20 +108,20 @@ def check_may_file(
     )
 
 
-def check_ticket_fields(env: Environment, ticket: Ticket) -> None:
-    """What an environment requires a ticket to carry before it is filed."""
-    if env.requires_change_details:
-        missing = [
-            name
-            for name, value in (
-                ("description", ticket.description),
-                ("risk_assessment", ticket.risk_assessment),
-                ("rollback_plan", ticket.rollback_plan),
-            )
-            if not value
-        ]
-        if missing:
-            raise PolicyError(f"{env.name} tickets need {', '.join(missing)}", PolicyError.ACTOR)
+def missing_ticket_fields(env: Environment, ticket: Ticket) -> list[str]:
+    """What an environment requires a ticket to carry before it is filed and it lacks
+    (the caller answers 400 naming them: it is missing input, not a refused person)."""
+    if not env.requires_change_details:
+        return []
+    return [
+        name
+        for name, value in (
+            ("description", ticket.description.strip()),
+            ("risk_assessment", ticket.risk_assessment),
+            ("rollback_plan", ticket.rollback_plan),
+        )
+        if not value
+    ]
 
 
 LEAD_ROLES = frozenset({"lead_developer", "tech_lead", "devops_lead"})
@@ -658,12 +658,90 @@ def _slot_label(slot: frozenset[str]) -> str:
     return " or ".join(sorted(role_label(r) for r in slot))
 
 
+def _base_rule_field(ticket: Ticket) -> str:
+    emergency = ticket.change_type == "emergency" and ticket.environment.emergency_approval_rule
+    return "emergency_approval_rule" if emergency else "approval_rule"
+
+
 def rule_for(ticket: Ticket) -> Rule:
-    """The approval rule that applies: the emergency rule for emergency tickets."""
+    """The approval rule that applies: the emergency rule for emergency tickets, replaced by
+    the environment's rule for the ticket's risk level when it has one (see risk_rule)."""
     env = ticket.environment
-    if ticket.change_type == "emergency" and env.emergency_approval_rule:
-        return Rule.parse(env.emergency_approval_rule)
-    return Rule.parse(env.approval_rule)
+    field = _base_rule_field(ticket)
+    override = risk_rule(env, _risk_level(ticket), field)
+    if override is not None:
+        return override
+    return Rule.parse(getattr(env, field))
+
+
+# --- risk levels and approvals ---------------------------------------------------
+
+RISK_LEVELS = ("low", "medium", "high")
+RISK_RULE_FIELDS = ("approval_rule", "emergency_approval_rule")
+
+
+def _risk_level(ticket: Ticket) -> str:
+    risk = getattr(ticket, "risk", None)
+    risk = risk if isinstance(risk, dict) else {}
+    level = risk.get("level", "")
+    return level if level in RISK_LEVELS else ""
+
+
+def parse_risk_rules(data: Mapping[str, Any] | None) -> dict[str, dict[str, Rule]]:
+    """Validate an environment's ``risk_rules``: {level: {approval_rule|emergency_approval_rule:
+    rule}}; ValueError names what is wrong."""
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ValueError("risk_rules must be an object keyed by risk level")
+    parsed: dict[str, dict[str, Rule]] = {}
+    for level, rules in data.items():
+        if level not in RISK_LEVELS:
+            raise ValueError(f"unknown risk level {level!r}; one of {', '.join(RISK_LEVELS)}")
+        if not isinstance(rules, Mapping):
+            raise ValueError(f"risk_rules.{level} must be an object")
+        unknown = set(rules) - set(RISK_RULE_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"risk_rules.{level}: unknown keys {sorted(unknown)}; use "
+                f"{' and '.join(RISK_RULE_FIELDS)}"
+            )
+        parsed[level] = {}
+        for field, rule in rules.items():
+            if not isinstance(rule, Mapping):
+                raise ValueError(f"risk_rules.{level}.{field} must be an approval rule object")
+            try:
+                parsed[level][field] = Rule.parse(rule)
+            except ValueError as exc:
+                raise ValueError(f"risk_rules.{level}.{field}: {exc}") from None
+    return parsed
+
+
+def risk_rule(env: Environment, level: str, field: str = "approval_rule") -> Rule | None:
+    """The rule the environment sets for tickets of ``level`` instead of ``field``, if any.
+    An unparseable stored value is ignored here (environment_validate refuses it)."""
+    try:
+        return parse_risk_rules(getattr(env, "risk_rules", None) or {}).get(level, {}).get(field)
+    except ValueError:
+        return None
+
+
+def risk_rule_note(ticket: Ticket) -> str:
+    """Why the ticket needs more than the environment's usual rule, or ""."""
+    level = _risk_level(ticket)
+    field = _base_rule_field(ticket)
+    override = risk_rule(ticket.environment, level, field)
+    if override is None:
+        return ""
+    try:
+        usual = Rule.parse(getattr(ticket.environment, field)).describe()
+    except ValueError:
+        usual = "its usual rule"
+    kind = "emergency " if field == "emergency_approval_rule" else ""
+    return (
+        f"the assessed risk is {level}, so this {kind}{ticket.environment.name} ticket needs "
+        f"{override.describe()} instead of {usual}"
+    )
 
 
 _NOT_APPROVABLE = {

@@ -12,7 +12,13 @@ from django.http import Http404
 
 from . import policy
 from .check_selectors import latest_check_statuses
-from .choices import ALLOWED_TRANSITIONS, REPLANNABLE_STATUSES, RunStatus, TicketStatus
+from .choices import (
+    ALLOWED_TRANSITIONS,
+    REPLANNABLE_STATUSES,
+    RunKind,
+    RunStatus,
+    TicketStatus,
+)
 from .models import (
     Approval,
     AuditEvent,
@@ -282,3 +288,41 @@ def tickets_with_overdue_follow_ups(ticket_ids: list[int], now: dt.datetime) -> 
             ticket_id__in=ticket_ids, done_at__isnull=True, due_at__lte=now
         ).values_list("ticket_id", flat=True)
     )
+
+
+# --- rollback: the last known good deployment ------------------------------------
+
+
+@dataclass(frozen=True)
+class KnownGood:
+    ticket_id: int
+    commit_sha: str
+    deployed_at: dt.datetime
+
+
+def last_known_good(
+    env: Environment, before: dt.datetime | None = None, *, exclude_ticket: int | None = None
+) -> KnownGood | None:
+    """The newest successful apply of ``env`` (finished before ``before``) whose ticket was
+    not rolled back and did not fail its apply afterwards: what a rollback returns to."""
+    runs = TerraformRun.objects.filter(
+        environment=env, kind=RunKind.APPLY, status=RunStatus.SUCCEEDED, finished_at__isnull=False
+    ).exclude(ticket__status__in=[TicketStatus.ROLLED_BACK, TicketStatus.APPLY_FAILED])
+    if before is not None:
+        runs = runs.filter(finished_at__lt=before)
+    if exclude_ticket is not None:
+        runs = runs.exclude(ticket_id=exclude_ticket)
+    run = (
+        runs.order_by("-finished_at", "-pk").only("ticket_id", "commit_sha", "finished_at").first()
+    )
+    if run is None or run.finished_at is None:
+        return None
+    return KnownGood(
+        ticket_id=run.ticket_id, commit_sha=run.commit_sha, deployed_at=run.finished_at
+    )
+
+
+def ticket_last_known_good(ticket: Ticket) -> KnownGood | None:
+    """What this ticket's rollback would return to: the environment's last good deployment
+    before the ticket's own (or now, when it is not deployed)."""
+    return last_known_good(ticket.environment, ticket.deployed_at, exclude_ticket=ticket.pk)

@@ -73,6 +73,9 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        details = any(
+            e.requires_change_details for e in environments if e.name == data["environment"]
+        )
         try:
             ticket = services.ticket_create(
                 actor=request.user,
@@ -83,20 +86,31 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
                     commit_sha=data["commit_sha"],
                     change_type=data["change_type"],
                     pull_request_url=data["pull_request_url"],
-                    risk_assessment=form.notes("risk_assessment"),
-                    rollback_plan=form.notes("rollback_plan"),
+                    # Shown (and read) only for environments that require them.
+                    risk_assessment=form.risk_assessment() if details else None,
+                    rollback_plan=form.rollback_plan() if details else None,
                 ),
                 source="web",
             )
         except services.InputError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            field = form.field_for(exc.field)
+            form.add_error(field, exc.message if field else f"{exc.field}: {exc.message}")
         except policy.PolicyError as exc:
             form.add_error(None, exc.message)
         else:
             messages.success(request, f"Ticket #{ticket.pk} filed; planning has started.")
             return redirect("ticket_detail", pk=ticket.pk)
+    prod_fields = set(TicketForm.PROD_FIELDS)
     return render(
-        request, "deployments/ticket_new.html", {"form": form, "environments": environments}
+        request,
+        "deployments/ticket_new.html",
+        {
+            "form": form,
+            "environments": environments,
+            "base_fields": [f for f in form if f.name not in prod_fields],
+            "prod_fields": [f for f in form if f.name in prod_fields],
+            "prod_envs": [e.name for e in environments if e.requires_change_details],
+        },
     )
 
 
@@ -131,6 +145,8 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 selectors.user_roles(request.user), superuser=request.user.is_superuser
             ),
             "now": timezone.now(),
+            "risk": ticket.risk or {},
+            "last_known_good": selectors.ticket_last_known_good(ticket),
         },
     )
 

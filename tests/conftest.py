@@ -287,6 +287,7 @@ _SEEDS = [
         "0002_seed_environments_and_roles",
         "0004_environment_step_up_auth",
         "0006_prod_visibility",
+        "0012_risk",
     )
 ]
 

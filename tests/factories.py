@@ -50,3 +50,17 @@ class RunFactory(factory.django.DjangoModelFactory):
     commit_sha = factory.LazyAttribute(lambda r: r.ticket.commit_sha)
     workspace = factory.LazyAttribute(lambda r: r.environment.workspace)
     var_file = factory.LazyAttribute(lambda r: r.environment.var_file)
+
+
+# A valid prod questionnaire and rollback plan (deployments.risk), low risk.
+RISK_OK: dict[str, object] = {
+    "impact": "low",
+    "likelihood": "low",
+    "summary": "additive change; nothing existing is modified",
+    "tested_in_staging": True,
+}
+ROLLBACK_OK: dict[str, object] = {
+    "steps": "re-apply the previous commit",
+    "expected_minutes": 10,
+    "data_considerations": "",
+}

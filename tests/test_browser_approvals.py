@@ -102,7 +102,7 @@ def file_ticket(page: Page, base: str, fields: dict[str, str]) -> Ticket:
     expect(page).to_have_url(f"{base}/tickets/new/")
     for label, value in fields.items():
         control = page.get_by_label(label, exact=True)
-        if label == "Environment":
+        if label in ("Environment", "Impact", "Likelihood"):
             control.select_option(value)
         else:
             control.fill(value)
@@ -176,8 +176,11 @@ def test_prod_ticket_is_approved_by_a_tech_lead_and_a_devops_lead_in_the_browser
             "Title": "Scale prod app servers in the browser",
             "Environment": "prod",
             "Description": "Four app servers for the campaign.",
-            "Risk assessment": "Low: the change only adds servers.",
-            "Rollback plan": "Re-apply the previous commit.",
+            "Impact": "low",
+            "Likelihood": "low",
+            "Risk summary": "Low: the change only adds servers.",
+            "Rollback steps": "Re-apply the previous commit.",
+            "Expected rollback time (minutes)": "15",
         },
     )
     wait_until(alice, ticket, worker, TicketStatus.AWAITING_APPROVAL)

@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
+from deployments import risk
 from deployments.models import Approval, Ticket
 
 pytestmark = pytest.mark.django_db
@@ -43,6 +44,10 @@ def test_seed_demo_history_respects_the_approval_rules(settings: Any) -> None:
         approvals = Approval.objects.filter(ticket=ticket)
         assert sorted(a.role for a in approvals) == ["devops_lead", "tech_lead"]
         assert ticket.author_id not in {a.approver_id for a in approvals}
+        # Filed as the API would take them, and scored below the level that needs a third lead.
+        assert risk.clean_risk_assessment(ticket.risk_assessment) == ticket.risk_assessment
+        assert risk.clean_rollback_plan(ticket.rollback_plan) == ticket.rollback_plan
+        assert ticket.risk["level"] in ("low", "medium")
     call_command("verify_audit")
 
 

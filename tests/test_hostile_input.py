@@ -304,7 +304,7 @@ def test_page_post_with_hostile_text_answers_a_message_and_writes_nothing(
         ("title", "a\x00b"),
         ("description", "d" * 20_001),
         ("description", "nul\x00"),
-        ("risk_assessment", "r" * 10_001),
+        ("risk_summary", "r" * 2_001),
     ],
 )
 def test_ticket_form_refuses_hostile_text_with_a_form_error(

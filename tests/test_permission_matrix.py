@@ -15,7 +15,7 @@ from deployments.choices import TicketStatus
 from deployments.models import Approval, Environment
 
 from .conftest import api_for
-from .factories import RunFactory, TicketFactory, UserFactory
+from .factories import RISK_OK, ROLLBACK_OK, RunFactory, TicketFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -104,7 +104,7 @@ def test_permission_matrix(
     if action == "file":
         body: dict[str, Any] = {"title": "t", "environment": env, "description": "d"}
         if env == "prod":
-            body |= {"risk_assessment": {"notes": "low"}, "rollback_plan": {"notes": "revert"}}
+            body |= {"risk_assessment": RISK_OK, "rollback_plan": ROLLBACK_OK}
         response = client.post("/api/v1/tickets/", body, format="json")
         assert response.status_code == (201 if allowed else 403), response.json()
         return

@@ -14,6 +14,7 @@ from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import Approval, Ticket
 
 from .conftest import api_for
+from .factories import RISK_OK, ROLLBACK_OK
 from .test_terraform_flow import drain, inline  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.terraform, pytest.mark.django_db(transaction=True)]
@@ -38,8 +39,8 @@ def test_prod_ticket_from_filing_to_apply(
             "title": "Scale prod app servers",
             "environment": "prod",
             "description": "four app servers for the campaign",
-            "risk_assessment": {"notes": "low: additive"},
-            "rollback_plan": {"notes": "re-apply previous"},
+            "risk_assessment": RISK_OK,
+            "rollback_plan": ROLLBACK_OK,
         },
         format="json",
     )

@@ -68,7 +68,9 @@ def test_request_constraints_are_stated(schema_doc: dict[str, Any]) -> None:
     assert props["title"]["minLength"] == 1 and props["title"]["maxLength"] == 200
     assert _text(props["description"])["maxLength"] == 20_000
     assert _text(props["commit_sha"])["pattern"] == "^[0-9a-fA-F]{40}$"
-    assert props["risk_assessment"]["maxProperties"] == 50
+    risk = _component(schema_doc, "RiskAssessmentRequest")
+    assert set(risk["required"]) == {"impact", "likelihood", "summary"}
+    assert risk["properties"]["summary"]["maxLength"] == 2_000
     assert props["change_type"]["allOf"] == [{"$ref": "#/components/schemas/ChangeTypeEnum"}]
     approve = _component(schema_doc, "ApproveRequest")
     assert approve["required"] == ["plan_sha256"]

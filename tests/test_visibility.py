@@ -16,7 +16,7 @@ from deployments.choices import TicketStatus
 from deployments.models import Environment, Ticket
 
 from .conftest import _persona, api_for
-from .factories import RunFactory, TicketFactory
+from .factories import RISK_OK, ROLLBACK_OK, RunFactory, TicketFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -98,8 +98,8 @@ def test_a_developer_files_prod_through_the_api_and_then_reads_it(
             "title": "t",
             "environment": "prod",
             "description": "d",
-            "risk_assessment": {"notes": "low"},
-            "rollback_plan": {"notes": "revert"},
+            "risk_assessment": RISK_OK,
+            "rollback_plan": ROLLBACK_OK,
         },
         format="json",
     )

@@ -60,3 +60,16 @@ def add_error_responses(result: dict[str, Any], **_: Any) -> dict[str, Any]:
                     },
                 )
     return result
+
+
+# Request objects whose unknown keys the API refuses (400): say so in the contract.
+CLOSED_REQUEST_OBJECTS = ("RiskAssessmentRequest", "RollbackPlanRequest")
+
+
+def close_strict_objects(result: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: additionalProperties false on strict objects."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for name in CLOSED_REQUEST_OBJECTS:
+        if name in schemas:
+            schemas[name]["additionalProperties"] = False
+    return result

@@ -10,7 +10,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from deployments import policy, selectors, services, validation
+from deployments import policy, risk, selectors, services, validation
 from deployments.choices import ChangeType
 from deployments.models import Approval, Environment, Freeze, PullRequest, TerraformRun, Ticket
 from deployments.selectors_windows import conflict_for, environment_window_state, plan_is_stale
@@ -60,6 +60,7 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
             "approval_rule",
             "approval_rule_text",
             "emergency_approval_rule",
+            "risk_rules",
             "auto_deploy",
             "deploy_on_merge",
             "change_window",
@@ -175,6 +176,86 @@ class RunSerializer(RunBriefSerializer):
         return selectors.run_log_text(run)
 
 
+_LEVEL_CHOICES = risk.LEVEL_CHOICES
+
+
+class BlastItemSerializer(serializers.Serializer[Any]):
+    address = serializers.CharField()
+    component = serializers.CharField()
+
+
+class BlastRadiusSerializer(serializers.Serializer[Any]):
+    components = serializers.ListField(child=serializers.CharField())
+    destructive = serializers.BooleanField()
+    deletes = BlastItemSerializer(many=True)
+    replaces = BlastItemSerializer(many=True)
+    delete_count = serializers.IntegerField()
+    replace_count = serializers.IntegerField()
+
+
+class RiskOutSerializer(serializers.Serializer[Any]):
+    """The questionnaire (null fields when none was given) and the portal's scoring of it
+    with the current plan's blast radius."""
+
+    impact = serializers.ChoiceField(choices=_LEVEL_CHOICES, allow_null=True)
+    likelihood = serializers.ChoiceField(choices=_LEVEL_CHOICES, allow_null=True)
+    summary = serializers.CharField(allow_null=True)
+    data_migration = serializers.BooleanField(allow_null=True)
+    downtime_expected = serializers.BooleanField(allow_null=True)
+    customer_facing = serializers.BooleanField(allow_null=True)
+    tested_in_staging = serializers.BooleanField(allow_null=True)
+    score = serializers.IntegerField(allow_null=True)
+    level = serializers.ChoiceField(choices=_LEVEL_CHOICES, allow_null=True)
+    reasons = serializers.ListField(child=serializers.CharField())
+    blast_radius = BlastRadiusSerializer(allow_null=True)
+    plan_run = serializers.IntegerField(allow_null=True)
+
+
+class KnownGoodSerializer(serializers.Serializer[Any]):
+    ticket = serializers.IntegerField()
+    commit_sha = serializers.CharField()
+    deployed_at = serializers.DateTimeField()
+
+
+class RollbackOutSerializer(serializers.Serializer[Any]):
+    """The rollback plan (null fields when none was given) and the environment's last known
+    good deployment, picked by the portal."""
+
+    steps = serializers.CharField(allow_null=True)
+    expected_minutes = serializers.IntegerField(allow_null=True)
+    data_considerations = serializers.CharField(allow_null=True)
+    last_known_good = KnownGoodSerializer(allow_null=True)
+
+
+def risk_out(ticket: Ticket) -> dict[str, Any]:
+    q = ticket.risk_assessment if isinstance(ticket.risk_assessment, dict) else {}
+    r = ticket.risk if isinstance(ticket.risk, dict) else {}
+    out: dict[str, Any] = {key: q.get(key) for key in risk.RISK_FIELDS}
+    out.update(
+        score=r.get("score"),
+        level=r.get("level"),
+        reasons=list(r.get("reasons") or []),
+        blast_radius=r.get("blast_radius"),
+        plan_run=r.get("plan_run"),
+    )
+    return out
+
+
+def rollback_out(ticket: Ticket) -> dict[str, Any]:
+    plan = ticket.rollback_plan if isinstance(ticket.rollback_plan, dict) else {}
+    good = selectors.ticket_last_known_good(ticket)
+    return {
+        **{key: plan.get(key) for key in risk.ROLLBACK_FIELDS},
+        "last_known_good": None
+        if good is None
+        else {
+            "ticket": good.ticket_id,
+            "commit_sha": good.commit_sha,
+            "deployed_at": good.deployed_at,
+        },
+    }
+
+
 class TicketSerializer(serializers.ModelSerializer[Ticket]):
     environment: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="name", read_only=True
@@ -186,6 +267,8 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
     web_url = serializers.SerializerMethodField()
     current_plan = RunBriefSerializer(read_only=True, allow_null=True)
     plan_summary = serializers.SerializerMethodField()
+    risk_assessment = serializers.SerializerMethodField()
+    rollback_plan = serializers.SerializerMethodField()
 
     class Meta:
         model = Ticket
@@ -224,6 +307,14 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
 
     def get_plan_summary(self, ticket: Ticket) -> dict[str, Any] | None:
         return _summary(ticket.current_plan)
+
+    @extend_schema_field(RiskOutSerializer)
+    def get_risk_assessment(self, ticket: Ticket) -> dict[str, Any]:
+        return RiskOutSerializer(risk_out(ticket)).data
+
+    @extend_schema_field(RollbackOutSerializer)
+    def get_rollback_plan(self, ticket: Ticket) -> dict[str, Any]:
+        return RollbackOutSerializer(rollback_out(ticket)).data
 
 
 class _ConflictTicketSerializer(serializers.Serializer[Any]):
@@ -362,6 +453,51 @@ _HEX40 = r"^[0-9a-fA-F]{40}$"
 _HEX64 = r"^[0-9a-fA-F]{64}$"
 
 
+class _StrictSerializer(serializers.Serializer[Any]):
+    """A nested object whose unknown keys are refused (400 naming them), not ignored."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                "must be a JSON object (a dictionary of names to values)"
+            )
+        if isinstance(data, dict):
+            unknown = sorted(str(k) for k in data if k not in self.fields)
+            if unknown:
+                raise serializers.ValidationError(
+                    {key: [f"unknown field; use {', '.join(self.fields)}"] for key in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class RiskAssessmentSerializer(_StrictSerializer):
+    """The author's risk questionnaire (required for prod)."""
+
+    impact = serializers.ChoiceField(choices=_LEVEL_CHOICES)
+    likelihood = serializers.ChoiceField(choices=_LEVEL_CHOICES)
+    summary = serializers.CharField(
+        min_length=1, max_length=risk.SUMMARY_MAX, validators=[_NOT_BLANK]
+    )
+    data_migration = serializers.BooleanField(required=False, default=False)
+    downtime_expected = serializers.BooleanField(required=False, default=False)
+    customer_facing = serializers.BooleanField(required=False, default=False)
+    tested_in_staging = serializers.BooleanField(required=False, default=False)
+
+
+class RollbackPlanSerializer(_StrictSerializer):
+    """How to undo the change (required for prod)."""
+
+    steps = serializers.CharField(min_length=1, max_length=risk.STEPS_MAX, validators=[_NOT_BLANK])
+    expected_minutes = serializers.IntegerField(min_value=0, max_value=risk.EXPECTED_MINUTES_MAX)
+    data_considerations = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=risk.DATA_CONSIDERATIONS_MAX,
+        validators=[_NO_NUL],
+    )
+
+
 class TicketCreateSerializer(serializers.Serializer[Any]):
     title = serializers.CharField(
         min_length=1, max_length=validation.TITLE_MAX, validators=[_NOT_BLANK]
@@ -391,8 +527,18 @@ class TicketCreateSerializer(serializers.Serializer[Any]):
     pull_request_url = serializers.URLField(
         required=False, allow_blank=True, default="", max_length=validation.URL_MAX
     )
-    risk_assessment = BoundedJSONObjectField(required=False, default=dict)
-    rollback_plan = BoundedJSONObjectField(required=False, default=dict)
+    risk_assessment = RiskAssessmentSerializer(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Required (400 without it) where the environment requires change details.",
+    )
+    rollback_plan = RollbackPlanSerializer(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Required (400 without it) where the environment requires change details.",
+    )
     scheduled_for = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 

@@ -36,6 +36,9 @@ class Environment(models.Model):
     requires_change_details = models.BooleanField(
         default=False, help_text="Tickets need a risk assessment and a rollback plan."
     )
+    # Approval rules by risk level, replacing the base ones for tickets of that level:
+    # {"high": {"approval_rule": {...}, "emergency_approval_rule": {...}}} (policy.risk_rule).
+    risk_rules = models.JSONField(default=dict, blank=True)
     requires_staging_evidence = models.BooleanField(default=False)
     requires_qa_signoff = models.BooleanField(default=False)
     step_up_auth = models.BooleanField(

@@ -185,4 +185,7 @@ def approval_summary(ticket: Ticket) -> dict[str, Any]:
         "met": state.met,
         "missing": list(state.missing),
         "missing_text": state.describe_missing(),
+        "risk_level": (ticket.risk or {}).get("level", ""),
+        # Why more approvals than usual are needed ("" when the usual rule applies).
+        "risk_note": policy.risk_rule_note(ticket),
     }

@@ -29,6 +29,10 @@ def environment_validate(env: Environment) -> None:
             rules[field] = policy.Rule.parse(getattr(env, field))
         except ValueError as exc:
             raise InputError(field, str(exc)) from exc
+    try:
+        policy.parse_risk_rules(env.risk_rules)
+    except ValueError as exc:
+        raise InputError("risk_rules", str(exc)) from exc
     for field in ROLE_LIST_FIELDS:
         value = getattr(env, field)
         if not isinstance(value, list) or any(r not in policy.ROLE_LABELS for r in value):

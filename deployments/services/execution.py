@@ -35,6 +35,7 @@ from deployments.selectors_windows import freezes_for
 from . import followups, runs
 from ._base import infra_repo, locked_ticket, transition
 from .audit import audit_record
+from .risk import ticket_risk_refresh
 
 log = logging.getLogger(__name__)
 
@@ -591,6 +592,7 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
             return
         ticket.current_plan = run
         ticket.save(update_fields=["current_plan"])
+        ticket_risk_refresh(ticket, actor="worker", run=run)  # the rule may depend on it
         rule = policy.rule_for(ticket)
         if rule.required:
             transition(

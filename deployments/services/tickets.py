@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import policy
+from deployments import policy, risk
 from deployments import terraform as tf
 from deployments.choices import REPLANNABLE_STATUSES, ChangeType, RunStatus, TicketStatus
 from deployments.models import Environment, TerraformRun, Ticket
@@ -19,6 +19,7 @@ from deployments.selectors import standing_votes, user_roles
 from ._base import InputError, infra_repo, locked_ticket, transition
 from .audit import audit_record
 from .followups import emergency_filed
+from .risk import ticket_risk_refresh
 from .runs import plan_start
 
 
@@ -37,6 +38,14 @@ class TicketInput:
     scheduled_for: dt.datetime | None = None
 
 
+_NEEDS = {
+    "description": "a description of the change",
+    "risk_assessment": "a risk assessment (impact, likelihood, summary, data_migration, "
+    "downtime_expected, customer_facing, tested_in_staging)",
+    "rollback_plan": "a rollback plan (steps, expected_minutes, data_considerations)",
+}
+
+
 def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Ticket:
     """File a ticket and start its first plan. Nothing is written when any check fails."""
     title = data.title.strip()
@@ -53,6 +62,12 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
             "change_type", f"change_type must be one of {', '.join(ChangeType.values)}"
         )
     policy.check_may_file(env, user_roles(actor), superuser=bool(actor.is_superuser))
+    # Structured and validated field by field wherever given; required where the
+    # environment says so (a missing one is bad input: 400 naming it).
+    risk_assessment = (
+        risk.clean_risk_assessment(data.risk_assessment) if data.risk_assessment else {}
+    )
+    rollback_plan = risk.clean_rollback_plan(data.rollback_plan) if data.rollback_plan else {}
 
     repo = infra_repo()
     sha = data.commit_sha.strip().lower()
@@ -74,12 +89,18 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
         change_type=data.change_type,
         author=actor,
         pull_request_url=data.pull_request_url,
-        risk_assessment=data.risk_assessment or {},
-        rollback_plan=data.rollback_plan or {},
+        risk_assessment=risk_assessment,
+        rollback_plan=rollback_plan,
         scheduled_for=data.scheduled_for,
         source=source,
     )
-    policy.check_ticket_fields(env, ticket)
+    missing = policy.missing_ticket_fields(env, ticket)
+    if missing:
+        raise InputError(
+            missing[0],
+            f"{env.name} tickets need {', '.join(missing)}: "
+            + "; ".join(_NEEDS[name] for name in missing),
+        )
     with transaction.atomic():
         ticket.save()
         audit_record(
@@ -95,6 +116,8 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
         )
         if policy.is_emergency(ticket):
             emergency_filed(ticket)
+        if risk_assessment:
+            ticket_risk_refresh(ticket, actor=actor)
         plan_start(ticket, actor=actor)
     return ticket
 

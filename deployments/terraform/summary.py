@@ -14,7 +14,8 @@ def _action(actions: list[str]) -> str:
 
 
 def summarize_plan(plan: dict[str, Any]) -> dict[str, Any]:
-    """Counts and per-resource actions. Attribute values are left out: they may be secret."""
+    """Counts and per-resource address, type, module and action (create, update, delete,
+    replace). Attribute values are left out: they may be secret."""
     add = change = destroy = 0
     resources: list[dict[str, str]] = []
     for rc in plan.get("resource_changes") or []:
@@ -27,7 +28,14 @@ def summarize_plan(plan: dict[str, Any]) -> dict[str, Any]:
         if actions == ["update"]:
             change += 1
         if action not in ("no-op", "read"):
-            resources.append({"address": str(rc.get("address", "")), "action": action})
+            resources.append(
+                {
+                    "address": str(rc.get("address", "")),
+                    "type": str(rc.get("type", "")),
+                    "module": str(rc.get("module_address", "")),
+                    "action": action,
+                }
+            )
     output_changes = plan.get("output_changes") or {}
     outputs = sorted(
         name for name, oc in output_changes.items() if (oc.get("actions") or ["no-op"]) != ["no-op"]

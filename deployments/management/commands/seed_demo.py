@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from deployments import risk
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import Approval, Environment, TerraformRun, Ticket
 from deployments.services import audit_record
@@ -37,6 +38,28 @@ TITLES = [
     "Add a private subnet in a new AZ",
     "Rotate database storage class",
 ]
+
+
+_DEMO_ROLLBACK = risk.clean_rollback_plan(
+    {
+        "steps": "File a ticket for the last known good commit and deploy it.",
+        "expected_minutes": 20,
+        "data_considerations": "No schema change; nothing to restore.",
+    }
+)
+
+
+def _demo_risk(rng: random.Random) -> dict[str, Any]:
+    """A valid risk questionnaire (deployments.risk), varied so the history shows levels."""
+    return risk.clean_risk_assessment(
+        {
+            "impact": rng.choice(risk.LEVELS),
+            "likelihood": rng.choice(risk.LEVELS[:2]),
+            "summary": "Seeded demo change: additive, reviewed in staging.",
+            "customer_facing": rng.random() < 0.5,
+            "tested_in_staging": True,
+        }
+    )
 
 
 class Command(BaseCommand):
@@ -100,10 +123,9 @@ class Command(BaseCommand):
                     author=rng.choice(authors),
                     source="seed",
                     status=TicketStatus.APPLY_FAILED if failed else TicketStatus.COMPLETED,
-                    risk_assessment={"notes": "seeded"} if env.requires_change_details else {},
-                    rollback_plan={"notes": "re-apply previous commit"}
-                    if env.requires_change_details
-                    else {},
+                    # A questionnaire and rollback plan as the API would take them.
+                    risk_assessment=_demo_risk(rng) if env.requires_change_details else {},
+                    rollback_plan=_DEMO_ROLLBACK if env.requires_change_details else {},
                 )
                 add = rng.randint(0, 6)
                 plan = TerraformRun.objects.create(
@@ -157,6 +179,7 @@ class Command(BaseCommand):
                     log="(seeded history: no log)\n",
                 )
                 Ticket.objects.filter(pk=ticket.pk).update(
+                    risk={**risk.assess(ticket.risk_assessment, plan.summary), "plan_run": plan.pk},
                     created_at=filed,
                     current_plan=plan,
                     deployed_at=None if failed else applied,

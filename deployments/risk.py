@@ -1,0 +1,288 @@
+"""Risk of a change: the author's questionnaire and the plan's blast radius, scored.
+
+Pure functions (no database): ``clean_risk_assessment`` and ``clean_rollback_plan`` validate
+what a person or CI sends, ``blast_radius`` reads a plan summary
+(deployments.terraform.summary), and ``score`` turns both into a score, a level and the
+reasons a person reads on the ticket page.
+
+Scoring, documented (and tested for monotonicity: a riskier answer or a more destructive
+plan never lowers the score or the level):
+
+- impact x likelihood, each low=1, medium=2, high=3 (1..9);
+- +3 data migration, +3 downtime expected, +2 customer-facing, +2 not tested in staging;
+- +1 per Media Platform component the plan touches, +2 per resource deleted or replaced;
+- level: ``high`` from 12, ``medium`` from 6, else ``low``; and ``high`` whatever the score
+  when impact and likelihood are both high, or the plan deletes or replaces a database or a
+  storage bucket (data that a rollback cannot bring back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployments.services._base import InputError
+from deployments.validation import text_problem
+
+LEVELS = ("low", "medium", "high")
+LEVEL_CHOICES = [(level, level) for level in LEVELS]  # RiskLevelEnum in the API schema
+LEVEL_POINTS = {"low": 1, "medium": 2, "high": 3}
+SUMMARY_MAX = 2_000
+STEPS_MAX = 10_000
+DATA_CONSIDERATIONS_MAX = 4_000
+EXPECTED_MINUTES_MAX = 7 * 24 * 60
+
+QUESTIONS = ("data_migration", "downtime_expected", "customer_facing", "tested_in_staging")
+RISK_FIELDS = ("impact", "likelihood", "summary", *QUESTIONS)
+ROLLBACK_FIELDS = ("steps", "expected_minutes", "data_considerations")
+
+POINTS = {"data_migration": 3, "downtime_expected": 3, "customer_facing": 2}
+UNTESTED_POINTS = 2
+COMPONENT_POINTS = 1
+DESTRUCTIVE_POINTS = 2
+MEDIUM_FROM = 6
+HIGH_FROM = 12
+MAX_LISTED = 50  # destructive addresses kept on the ticket
+
+COMPONENTS = ("network", "compute", "database", "cache", "storage", "processing", "monitoring")
+DATA_COMPONENTS = frozenset({"database", "storage"})
+
+# Resource type prefixes of the Media Platform stack (terraform/), most specific first.
+_TYPE_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("aws_db_", "database"),
+    ("aws_rds_", "database"),
+    ("aws_elasticache_", "cache"),
+    ("aws_s3_", "storage"),
+    ("aws_lambda_", "processing"),
+    ("aws_sqs_", "processing"),
+    ("aws_iam_", "processing"),
+    ("aws_cloudwatch_", "monitoring"),
+    ("aws_sns_", "monitoring"),
+    ("aws_lb", "compute"),
+    ("aws_launch_template", "compute"),
+    ("aws_autoscaling_", "compute"),
+    ("aws_instance", "compute"),
+    ("aws_vpc", "network"),
+    ("aws_subnet", "network"),
+    ("aws_internet_gateway", "network"),
+    ("aws_nat_gateway", "network"),
+    ("aws_eip", "network"),
+    ("aws_route", "network"),
+    ("aws_security_group", "network"),
+)
+# Module names of the sample stack (sample_stack/terraform/main.tf) and their likes.
+_MODULES = {
+    "network": "network",
+    "app_servers": "compute",
+    "compute": "compute",
+    "database": "database",
+    "db": "database",
+    "cache": "cache",
+    "media_bucket": "storage",
+    "storage": "storage",
+    "processing": "processing",
+    "alarms": "monitoring",
+    "monitoring": "monitoring",
+}
+
+
+# --- input --------------------------------------------------------------------------
+
+
+def _fail(prefix: str, key: str, message: str) -> InputError:
+    return InputError(f"{prefix}.{key}", message)
+
+
+def _object(value: Any, prefix: str, allowed: Iterable[str]) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InputError(prefix, "must be a JSON object")
+    unknown = sorted(str(k) for k in value if k not in allowed)
+    if unknown:
+        raise _fail(prefix, unknown[0], f"unknown field; use {', '.join(allowed)}")
+    return dict(value)
+
+
+def _text(value: Any, prefix: str, key: str, max_length: int, *, required: bool) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise _fail(prefix, key, "must be a string")
+    problem = text_problem(value)
+    if problem:
+        raise _fail(prefix, key, problem)
+    if len(value) > max_length:
+        raise _fail(prefix, key, f"must be at most {max_length} characters (got {len(value)})")
+    if required and not value.strip():
+        raise _fail(prefix, key, "is required")
+    return value.strip()
+
+
+def clean_risk_assessment(value: Any) -> dict[str, Any]:
+    """The questionnaire, field by field; InputError names ``risk_assessment.<field>``."""
+    p = "risk_assessment"
+    data = _object(value, p, RISK_FIELDS)
+    out: dict[str, Any] = {}
+    for key in ("impact", "likelihood"):
+        level = data.get(key)
+        if level is None or level == "":
+            raise _fail(p, key, f"is required: one of {', '.join(LEVELS)}")
+        if level not in LEVELS:
+            raise _fail(p, key, f"must be one of {', '.join(LEVELS)}")
+        out[key] = level
+    out["summary"] = _text(data.get("summary"), p, "summary", SUMMARY_MAX, required=True)
+    for key in QUESTIONS:
+        answer = data.get(key, False)
+        if not isinstance(answer, bool):
+            raise _fail(p, key, "must be true or false")
+        out[key] = answer
+    return out
+
+
+def clean_rollback_plan(value: Any) -> dict[str, Any]:
+    """The rollback plan, field by field; InputError names ``rollback_plan.<field>``."""
+    p = "rollback_plan"
+    data = _object(value, p, ROLLBACK_FIELDS)
+    minutes = data.get("expected_minutes")
+    if minutes is None:
+        raise _fail(p, "expected_minutes", "is required: the expected rollback time in minutes")
+    if not isinstance(minutes, int) or isinstance(minutes, bool):
+        raise _fail(p, "expected_minutes", "must be a whole number of minutes")
+    if not 0 <= minutes <= EXPECTED_MINUTES_MAX:
+        raise _fail(p, "expected_minutes", f"must be between 0 and {EXPECTED_MINUTES_MAX}")
+    return {
+        "steps": _text(data.get("steps"), p, "steps", STEPS_MAX, required=True),
+        "expected_minutes": minutes,
+        "data_considerations": _text(
+            data.get("data_considerations"),
+            p,
+            "data_considerations",
+            DATA_CONSIDERATIONS_MAX,
+            required=False,
+        ),
+    }
+
+
+# --- blast radius ---------------------------------------------------------------------
+
+
+def component_of(resource_type: str, module: str) -> str:
+    """Which Media Platform component a resource belongs to: by its type when the type says,
+    else by its innermost module's name; "other" when neither does."""
+    for prefix, component in _TYPE_PREFIXES:
+        if resource_type.startswith(prefix):
+            return component
+    for part in reversed(module.split(".")):
+        name = part.split("[")[0]
+        if name in _MODULES:
+            return _MODULES[name]
+    return "other"
+
+
+def _module_of(address: str) -> str:
+    parts = address.split(".")
+    mods = [f"module.{parts[i + 1]}" for i, p in enumerate(parts[:-1]) if p == "module"]
+    return ".".join(mods)
+
+
+def blast_radius(summary: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the plan touches: components, and what it deletes or replaces (with addresses)."""
+    components: set[str] = set()
+    deletes: list[dict[str, str]] = []
+    replaces: list[dict[str, str]] = []
+    for rc in (summary or {}).get("resources") or []:
+        address = str(rc.get("address", ""))
+        fallback_type = address.split(".")[-2] if "." in address else ""
+        rtype = str(rc.get("type") or fallback_type)
+        module = str(rc.get("module") or _module_of(address))
+        component = component_of(rtype, module)
+        action = str(rc.get("action", ""))
+        if action in ("no-op", "read", ""):
+            continue
+        components.add(component)
+        item = {"address": address, "component": component}
+        if action == "replace":
+            replaces.append(item)
+        elif "delete" in action:
+            deletes.append(item)
+    return {
+        "components": [c for c in (*COMPONENTS, "other") if c in components],
+        "destructive": bool(deletes or replaces),
+        "deletes": deletes[:MAX_LISTED],
+        "replaces": replaces[:MAX_LISTED],
+        "delete_count": len(deletes),
+        "replace_count": len(replaces),
+    }
+
+
+# --- scoring --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Assessment:
+    score: int
+    level: str
+    reasons: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"score": self.score, "level": self.level, "reasons": list(self.reasons)}
+
+
+def level_for(score_value: int) -> str:
+    if score_value >= HIGH_FROM:
+        return "high"
+    if score_value >= MEDIUM_FROM:
+        return "medium"
+    return "low"
+
+
+def score(questionnaire: Mapping[str, Any] | None, blast: Mapping[str, Any] | None) -> Assessment:
+    """Score a change (see the module docstring); reasons are sentences, the decisive first."""
+    q = questionnaire or {}
+    b = blast or {}
+    total = 0
+    floors: list[str] = []
+    reasons: list[str] = []
+    impact, likelihood = q.get("impact"), q.get("likelihood")
+    if impact in LEVEL_POINTS and likelihood in LEVEL_POINTS:
+        base = LEVEL_POINTS[impact] * LEVEL_POINTS[likelihood]
+        total += base
+        reasons.append(f"impact {impact} x likelihood {likelihood}: +{base}")
+        if impact == likelihood == "high":
+            floors.append("high: the author rates impact and likelihood both high")
+    else:
+        reasons.append("no risk questionnaire: scored from the plan alone")
+    for key, points in POINTS.items():
+        if q.get(key) is True:
+            total += points
+            reasons.append(f"{key.replace('_', ' ')}: +{points}")
+    if q and q.get("tested_in_staging") is not True:
+        total += UNTESTED_POINTS
+        reasons.append(f"not tested in staging: +{UNTESTED_POINTS}")
+    components = [c for c in b.get("components") or [] if c]
+    if components:
+        total += COMPONENT_POINTS * len(components)
+        reasons.append(f"the plan touches {', '.join(components)}: +{len(components)}")
+    destroyed = int(b.get("delete_count") or 0) + int(b.get("replace_count") or 0)
+    if destroyed:
+        total += DESTRUCTIVE_POINTS * destroyed
+        reasons.append(
+            f"the plan deletes or replaces {destroyed} resource{'s' if destroyed != 1 else ''}: "
+            f"+{DESTRUCTIVE_POINTS * destroyed}"
+        )
+    for verb, key in (("replaces", "replaces"), ("deletes", "deletes")):
+        for item in b.get(key) or []:
+            if item.get("component") in DATA_COMPONENTS:
+                floors.append(f"high: {verb} {item.get('address')} ({item.get('component')})")
+    level = "high" if floors else level_for(total)
+    if not floors:
+        reasons.insert(0, f"{level}: score {total}")
+    return Assessment(score=total, level=level, reasons=(*floors, *reasons))
+
+
+def assess(
+    questionnaire: Mapping[str, Any] | None, summary: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Score and blast radius as stored on the ticket (Ticket.risk)."""
+    blast = blast_radius(summary)
+    return {**score(questionnaire, blast).as_dict(), "blast_radius": blast}

@@ -1,0 +1,33 @@
+"""Storing a ticket's scored risk (deployments.risk) and auditing each change of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployments import risk
+from deployments.models import TerraformRun, Ticket
+
+from .audit import audit_record
+
+
+def ticket_risk_refresh(ticket: Ticket, *, actor: Any, run: TerraformRun | None = None) -> None:
+    """Re-score a locked ticket from its questionnaire and ``run``'s plan (None: no plan yet),
+    save it and audit the change. Called inside the caller's transaction."""
+    assessed = risk.assess(ticket.risk_assessment, run.summary if run is not None else None)
+    assessed["plan_run"] = run.pk if run is not None else None
+    previous = ticket.risk or {}
+    ticket.risk = assessed
+    ticket.save(update_fields=["risk", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="ticket.risk",
+        ticket=ticket,
+        data={
+            "run": assessed["plan_run"],
+            "score": assessed["score"],
+            "level": assessed["level"],
+            "from_level": previous.get("level", ""),
+            "components": assessed["blast_radius"]["components"],
+            "destructive": assessed["blast_radius"]["destructive"],
+        },
+    )

@@ -143,12 +143,11 @@ def clean_rollback_plan(value: Any) -> dict[str, Any]:
     """The rollback plan, field by field; InputError names ``rollback_plan.<field>``."""
     p = "rollback_plan"
     data = _object(value, p, ROLLBACK_FIELDS)
+    # Optional (SPEC §5): the expected rollback time in minutes, when the author knows it.
     minutes = data.get("expected_minutes")
-    if minutes is None:
-        raise _fail(p, "expected_minutes", "is required: the expected rollback time in minutes")
-    if not isinstance(minutes, int) or isinstance(minutes, bool):
+    if minutes is not None and (not isinstance(minutes, int) or isinstance(minutes, bool)):
         raise _fail(p, "expected_minutes", "must be a whole number of minutes")
-    if not 0 <= minutes <= EXPECTED_MINUTES_MAX:
+    if minutes is not None and not 0 <= minutes <= EXPECTED_MINUTES_MAX:
         raise _fail(p, "expected_minutes", f"must be between 0 and {EXPECTED_MINUTES_MAX}")
     return {
         "steps": _text(data.get("steps"), p, "steps", STEPS_MAX, required=True),

@@ -52,8 +52,8 @@ def test_emergency_prod_change_deploys_outside_the_window_and_owes_a_review(
                 "environment": "prod",
                 "change_type": "emergency",
                 "description": "login is down for every customer",
-                "risk_assessment": {"notes": "small"},
-                "rollback_plan": {"notes": "re-apply previous"},
+                "risk_assessment": {"impact": "low", "likelihood": "low", "summary": "small"},
+                "rollback_plan": {"steps": "re-apply previous"},
             },
             format="json",
         )
@@ -112,8 +112,8 @@ def test_a_normal_prod_ticket_neither_alerts_nor_owes_a_review(
             "title": "Routine",
             "environment": "prod",
             "description": "d",
-            "risk_assessment": {"notes": "n"},
-            "rollback_plan": {"notes": "n"},
+            "risk_assessment": {"impact": "low", "likelihood": "low", "summary": "n"},
+            "rollback_plan": {"steps": "n"},
         },
         format="json",
     )

@@ -120,7 +120,7 @@ def _file(actor: User, env: str, change_type: str) -> Ticket:
             environment=env,
             change_type=change_type,
             description="Resize the web tier.",
-            risk_assessment={"level": "low", "notes": "reversible"},
+            risk_assessment={"impact": "low", "likelihood": "low", "summary": "reversible"},
             rollback_plan={"steps": "apply the previous commit"},
         ),
     )

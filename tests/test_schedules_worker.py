@@ -49,8 +49,8 @@ def file_and_approve(author: User, tech_lead: User, devops_lead: User, title: st
             "title": title,
             "environment": "prod",
             "description": "scheduled change",
-            "risk_assessment": {"notes": "low"},
-            "rollback_plan": {"notes": "re-apply previous"},
+            "risk_assessment": {"impact": "low", "likelihood": "low", "summary": "low"},
+            "rollback_plan": {"steps": "re-apply previous"},
         },
         format="json",
     )

@@ -488,7 +488,13 @@ class RollbackPlanSerializer(_StrictSerializer):
     """How to undo the change (required for prod)."""
 
     steps = serializers.CharField(min_length=1, max_length=risk.STEPS_MAX, validators=[_NOT_BLANK])
-    expected_minutes = serializers.IntegerField(min_value=0, max_value=risk.EXPECTED_MINUTES_MAX)
+    expected_minutes = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=0,
+        max_value=risk.EXPECTED_MINUTES_MAX,
+    )
     data_considerations = serializers.CharField(
         required=False,
         allow_blank=True,

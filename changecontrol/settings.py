@@ -215,6 +215,7 @@ else:
 # read by workers only and never served to browsers (no view or API field exposes them).
 PLAN_STORAGE_DIR = Path(env_str("PLAN_STORAGE_DIR", str(DATA_DIR / "plans")))
 AWS_S3_KMS_KEY_ID = env_str("AWS_S3_KMS_KEY_ID")
+EVIDENCE_STORAGE_DIR = Path(env_str("EVIDENCE_STORAGE_DIR", str(DATA_DIR / "evidence")))
 
 
 def plan_storage_config(
@@ -255,6 +256,14 @@ STORAGES = {
         endpoint_url=AWS_ENDPOINT_URL,
         kms_key_id=AWS_S3_KMS_KEY_ID,
         location=PLAN_STORAGE_DIR,
+    ),
+    # Testing evidence: the same private/encrypted storage as plans, in its own folder
+    # (a prefix of the same bucket on S3). Served only through the authorised download.
+    "evidence": plan_storage_config(
+        bucket=AWS_STORAGE_BUCKET_NAME,
+        endpoint_url=AWS_ENDPOINT_URL,
+        kms_key_id=AWS_S3_KMS_KEY_ID,
+        location=EVIDENCE_STORAGE_DIR,
     ),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
@@ -345,6 +354,11 @@ GITHUB_WEBHOOK_SECRET = env_str("GITHUB_WEBHOOK_SECRET")
 SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL")
 SNS_TOPIC_ARN = env_str("SNS_TOPIC_ARN")
 EVIDENCE_MAX_BYTES = env_int("EVIDENCE_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
+# Every uploaded file streams to a temporary file (never memory) through a handler that
+# stops at EVIDENCE_MAX_BYTES per file; the upload view answers 413 (deployments.uploads).
+FILE_UPLOAD_HANDLERS = ["deployments.uploads.LimitedTemporaryFileUploadHandler"]
+FILE_UPLOAD_PERMISSIONS = 0o600
+EVIDENCE_MAX_FILES = 10  # files in one browser upload (each up to EVIDENCE_MAX_BYTES)
 # Form and JSON bodies (not file uploads, which stream to disk and have their own limit):
 # Django refuses a larger urlencoded body; the API's JSON parser refuses one over
 # API_JSON_MAX_BYTES with 413 before reading further.
@@ -386,6 +400,7 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "deployments.choices.RunStatus",
         "RunKindEnum": "deployments.choices.RunKind",
         "ChangeTypeEnum": "deployments.choices.ChangeType",
+        "EvidenceKindEnum": "deployments.models.evidence.EvidenceKind",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

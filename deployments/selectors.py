@@ -196,6 +196,28 @@ def _check(call: Any) -> Permission:
     return Permission(True)
 
 
+def _may_approve(
+    ticket: Ticket,
+    user: Any,
+    *,
+    roles: frozenset[str],
+    votes: list[policy.Vote],
+    has_plan: bool,
+) -> None:
+    """The approver's own rules, then the promotion gate (as approval_grant asks them)."""
+    from .evidence_selectors import check_promotion  # it reads through this module
+
+    policy.check_may_approve(
+        ticket,
+        user_id=user.pk,
+        username=user.get_username(),
+        user_roles=roles,
+        votes=votes,
+        has_current_plan=has_plan,
+    )
+    check_promotion(ticket)
+
+
 def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Permission]:
     """What the ticket page offers this user: each action with its refusal, if any."""
     roles = user_roles(user)
@@ -209,14 +231,7 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
     pending = policy.quorum(rule, votes).describe_missing()
     actions = {
         "approve": _check(
-            lambda: policy.check_may_approve(
-                ticket,
-                user_id=user.pk,
-                username=user.get_username(),
-                user_roles=roles,
-                votes=votes,
-                has_current_plan=has_plan,
-            )
+            lambda: _may_approve(ticket, user, roles=roles, votes=votes, has_plan=has_plan)
         ),
         "reject": _check(
             lambda: policy.check_may_reject(ticket, user_id=user.pk, user_roles=roles)

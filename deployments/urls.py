@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import evidence_views, views
 
 urlpatterns = [
     path("", views.ticket_list, name="ticket_list"),
@@ -11,6 +11,12 @@ urlpatterns = [
     path("tickets/<int:pk>/approve/", views.ticket_approve, name="ticket_approve"),
     path("tickets/<int:pk>/reject/", views.ticket_reject, name="ticket_reject"),
     path("tickets/<int:pk>/deploy/", views.ticket_deploy, name="ticket_deploy"),
+    path("tickets/<int:pk>/evidence/", evidence_views.evidence_upload, name="evidence_upload"),
+    path(
+        "tickets/<int:pk>/evidence/<int:eid>/signoff/",
+        evidence_views.evidence_signoff,
+        name="evidence_signoff",
+    ),
     path("runs/<int:pk>/log/", views.run_log, name="run_log"),
     path("environments/", views.environment_list, name="environment_list"),
 ]

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import policy, selectors, services, stepup, validation
 from .choices import ACTIVE_RUN_STATUSES, TicketStatus
+from .evidence_views import evidence_context
 from .forms import TicketForm
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             # A re-plan that voids approvals asks why (recorded on them).
             "replan_voids": policy.replan_voids_approvals(ticket, selectors.standing_votes(ticket)),
             "step_up": ticket.environment.step_up_auth,
+            **evidence_context(ticket, request.user),
         },
     )
 

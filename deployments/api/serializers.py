@@ -12,7 +12,10 @@ from rest_framework import serializers
 
 from deployments import policy, selectors, services, validation
 from deployments.choices import ChangeType
+from deployments.evidence_selectors import evidence_for
 from deployments.models import Approval, Environment, TerraformRun, Ticket
+
+from .evidence import EvidenceSerializer, StagingTicketSerializer, staging_ticket_data
 
 
 class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
@@ -189,6 +192,7 @@ class TicketDetailSerializer(TicketSerializer):
     checklist = serializers.SerializerMethodField()
     follow_ups = serializers.SerializerMethodField()
     evidence = serializers.SerializerMethodField()
+    staging_ticket = serializers.SerializerMethodField()
 
     class Meta(TicketSerializer.Meta):
         fields = [
@@ -200,6 +204,7 @@ class TicketDetailSerializer(TicketSerializer):
             "checklist",
             "follow_ups",
             "evidence",
+            "staging_ticket",
         ]
 
     def get_approvals(self, ticket: Ticket) -> list[dict[str, Any]]:
@@ -225,8 +230,13 @@ class TicketDetailSerializer(TicketSerializer):
     def get_follow_ups(self, ticket: Ticket) -> list[dict[str, Any]]:
         return []
 
+    @extend_schema_field(EvidenceSerializer(many=True))
     def get_evidence(self, ticket: Ticket) -> list[dict[str, Any]]:
-        return []
+        return EvidenceSerializer(evidence_for(ticket), many=True).data  # type: ignore[return-value]
+
+    @extend_schema_field(StagingTicketSerializer(allow_null=True))
+    def get_staging_ticket(self, ticket: Ticket) -> dict[str, Any] | None:
+        return staging_ticket_data(ticket)
 
 
 @extend_schema_field(

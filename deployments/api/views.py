@@ -17,6 +17,7 @@ from deployments import selectors, services, validation
 from deployments.choices import TicketStatus
 from deployments.models import Environment, TerraformRun, Ticket
 
+from .evidence import EvidenceActionsMixin
 from .serializers import (
     ApproveSerializer,
     CommentSerializer,
@@ -65,7 +66,7 @@ class EnvironmentViewSet(
     ),
     **{verb: extend_schema(parameters=[_ID]) for verb in _TICKET_VERBS},
 )
-class TicketViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Ticket]):
+class TicketViewSet(EvidenceActionsMixin, mixins.ListModelMixin, viewsets.GenericViewSet[Ticket]):
     """Deployment tickets: list, file, read, and the verbs that move them."""
 
     serializer_class = TicketSerializer

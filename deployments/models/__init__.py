@@ -3,6 +3,7 @@
 from .approvals import Approval, Rejection
 from .audit import AuditChainHead, AuditEvent
 from .environments import Environment
+from .evidence import Evidence, EvidenceKind, evidence_upload_to
 from .runs import RunLogChunk, TerraformRun, plan_upload_to
 from .tickets import Ticket
 
@@ -11,9 +12,12 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "Environment",
+    "Evidence",
+    "EvidenceKind",
     "Rejection",
     "RunLogChunk",
     "TerraformRun",
     "Ticket",
+    "evidence_upload_to",
     "plan_upload_to",
 ]

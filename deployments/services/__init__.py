@@ -22,6 +22,7 @@ from .approvals import (
     ticket_reject,
 )
 from .audit import GENESIS_HASH, audit_record, audit_verify
+from .evidence import evidence_sign_off, evidence_upload
 from .execution import run_execute, run_finish, run_interrupt, runs_reconcile
 from .runs import apply_start, check_start, environment_release, plan_start, run_dispatch
 from .tickets import TicketInput, ticket_cancel, ticket_create, ticket_plan
@@ -37,6 +38,8 @@ __all__ = [
     "audit_verify",
     "check_start",
     "environment_release",
+    "evidence_sign_off",
+    "evidence_upload",
     "infra_repo",
     "locked_ticket",
     "plan_start",

@@ -218,6 +218,21 @@ AWS_S3_KMS_KEY_ID = env_str("AWS_S3_KMS_KEY_ID")
 EVIDENCE_STORAGE_DIR = Path(env_str("EVIDENCE_STORAGE_DIR", str(DATA_DIR / "evidence")))
 
 
+def _bounded_transfer() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    # s3transfer copies each part of a file object into memory; keep one 5 MiB part
+    # (S3's smallest) there at a time, not its default of ten 8 MiB ones.
+    config = TransferConfig(
+        multipart_threshold=5 * 1024 * 1024,
+        multipart_chunksize=5 * 1024 * 1024,
+        max_concurrency=1,
+        io_chunksize=256 * 1024,
+    )
+    config.max_in_memory_upload_chunks = 1  # s3transfer's setting, not in boto3's __init__
+    return config
+
+
 def plan_storage_config(
     *, bucket: str, endpoint_url: str | None, kms_key_id: str, location: Path
 ) -> dict[str, Any]:
@@ -237,6 +252,10 @@ def plan_storage_config(
                 "querystring_auth": True,
                 "file_overwrite": False,
                 "object_parameters": sse,
+                # Files stream through bounded buffers: uploads in 5 MiB parts, one at a
+                # time; reads spill to disk past 1 MiB (never a whole object in memory).
+                "transfer_config": _bounded_transfer(),
+                "max_memory_size": 1024 * 1024,
             },
         }
     return {

@@ -19,7 +19,7 @@ from deployments import evidence_selectors, policy, selectors, services, uploads
 from deployments.models import Evidence, EvidenceKind, Ticket
 
 from .parsers import RequestTooLarge
-from .schema import ERROR_SCHEMA
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class EvidenceActionsMixin:
         responses={
             201: EvidenceSerializer,
             413: OpenApiResponse(
-                ERROR_SCHEMA, description="The file is over EVIDENCE_MAX_BYTES; nothing stored."
+                ERROR_REF, description="The file is over EVIDENCE_MAX_BYTES; nothing stored."
             ),
         },
         summary="Upload a file of testing evidence (multipart)",
@@ -228,7 +228,7 @@ class EvidenceActionsMixin:
                 "their sniffed type; anything else as an attachment; always nosniff.",
             ),
             409: OpenApiResponse(
-                ERROR_SCHEMA,
+                ERROR_REF,
                 description="The stored file no longer matches its SHA-256; not served.",
             ),
         },

@@ -19,6 +19,7 @@ from deployments import evidence_selectors, policy, selectors, services, uploads
 from deployments.models import Evidence, EvidenceKind, Ticket
 
 from .parsers import RequestTooLarge
+
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 log = logging.getLogger(__name__)

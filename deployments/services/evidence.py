@@ -55,6 +55,30 @@ def evidence_upload(
     if size == 0:
         raise InputError("file", "the file is empty")
     content_type = uploads.sniff_content_type(head)
+    try:
+        return _keep(
+            ticket_id, actor, file, kind, passed, note, filename, sha256, size, content_type
+        )
+    finally:
+        if hasattr(file, "temporary_file_path"):
+            # Local storage moved the temporary file into place; closing the upload now
+            # (not at garbage collection) tolerates that it is gone.
+            file.close()
+
+
+def _keep(
+    ticket_id: int,
+    actor: Any,
+    file: File[Any],
+    kind: str,
+    passed: bool | None,
+    note: str,
+    filename: str,
+    sha256: str,
+    size: int,
+    content_type: str,
+) -> Evidence:
+    """The transaction of evidence_upload: rule check, file, row, audit, verdict."""
     with transaction.atomic():
         ticket = locked_ticket(ticket_id)
         roles = user_roles(actor)

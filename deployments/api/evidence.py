@@ -223,11 +223,15 @@ class EvidenceActionsMixin:
         parameters=[_ID, _EID],
         request=None,
         responses={
-            (200, "application/octet-stream"): OpenApiResponse(
-                OpenApiTypes.BINARY,
-                description="The file byte for byte. Images, PDF and plain text inline with "
-                "their sniffed type; anything else as an attachment; always nosniff.",
-            ),
+            **{
+                (200, media): OpenApiResponse(
+                    OpenApiTypes.BINARY,
+                    description="The file byte for byte. Images, PDF and plain text inline "
+                    "with their sniffed type; anything else as an application/octet-stream "
+                    "attachment; always nosniff.",
+                )
+                for media in [*sorted(uploads.INLINE_TYPES), "application/octet-stream"]
+            },
             409: OpenApiResponse(
                 ERROR_REF,
                 description="The stored file no longer matches its SHA-256; not served.",

@@ -218,6 +218,22 @@ else:
 # read by workers only and never served to browsers (no view or API field exposes them).
 PLAN_STORAGE_DIR = Path(env_str("PLAN_STORAGE_DIR", str(DATA_DIR / "plans")))
 AWS_S3_KMS_KEY_ID = env_str("AWS_S3_KMS_KEY_ID")
+EVIDENCE_STORAGE_DIR = Path(env_str("EVIDENCE_STORAGE_DIR", str(DATA_DIR / "evidence")))
+
+
+def _bounded_transfer() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    # s3transfer copies each part of a file object into memory; keep one 5 MiB part
+    # (S3's smallest) there at a time, not its default of ten 8 MiB ones.
+    config = TransferConfig(
+        multipart_threshold=5 * 1024 * 1024,
+        multipart_chunksize=5 * 1024 * 1024,
+        max_concurrency=1,
+        io_chunksize=256 * 1024,
+    )
+    config.max_in_memory_upload_chunks = 1  # s3transfer's setting, not in boto3's __init__
+    return config
 
 
 def plan_storage_config(
@@ -239,6 +255,10 @@ def plan_storage_config(
                 "querystring_auth": True,
                 "file_overwrite": False,
                 "object_parameters": sse,
+                # Files stream through bounded buffers: uploads in 5 MiB parts, one at a
+                # time; reads spill to disk past 1 MiB (never a whole object in memory).
+                "transfer_config": _bounded_transfer(),
+                "max_memory_size": 1024 * 1024,
             },
         }
     return {
@@ -258,6 +278,14 @@ STORAGES = {
         endpoint_url=AWS_ENDPOINT_URL,
         kms_key_id=AWS_S3_KMS_KEY_ID,
         location=PLAN_STORAGE_DIR,
+    ),
+    # Testing evidence: the same private/encrypted storage as plans, in its own folder
+    # (a prefix of the same bucket on S3). Served only through the authorised download.
+    "evidence": plan_storage_config(
+        bucket=AWS_STORAGE_BUCKET_NAME,
+        endpoint_url=AWS_ENDPOINT_URL,
+        kms_key_id=AWS_S3_KMS_KEY_ID,
+        location=EVIDENCE_STORAGE_DIR,
     ),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
@@ -370,6 +398,11 @@ GITHUB_WEBHOOK_SECRET = env_str("GITHUB_WEBHOOK_SECRET")
 SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL")
 SNS_TOPIC_ARN = env_str("SNS_TOPIC_ARN")
 EVIDENCE_MAX_BYTES = env_int("EVIDENCE_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
+# Every uploaded file streams to a temporary file (never memory) through a handler that
+# stops at EVIDENCE_MAX_BYTES per file; the upload view answers 413 (deployments.uploads).
+FILE_UPLOAD_HANDLERS = ["deployments.uploads.LimitedTemporaryFileUploadHandler"]
+FILE_UPLOAD_PERMISSIONS = 0o600
+EVIDENCE_MAX_FILES = 10  # files in one browser upload (each up to EVIDENCE_MAX_BYTES)
 # Form and JSON bodies (not file uploads, which stream to disk and have their own limit):
 # Django refuses a larger urlencoded body; the API's JSON parser refuses one over
 # API_JSON_MAX_BYTES with 413 before reading further.
@@ -414,6 +447,7 @@ SPECTACULAR_SETTINGS = {
         "CheckStatusEnum": "deployments.models.checks.CheckStatus",
         "DeliveryStatusEnum": "deployments.models.webhooks.DeliveryStatus",
         "RiskLevelEnum": "deployments.risk.LEVEL_CHOICES",
+        "EvidenceKindEnum": "deployments.models.evidence.EvidenceKind",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -1056,3 +1056,149 @@ def check_may_unschedule(ticket: Ticket, *, user_roles: Iterable[str]) -> None:
         raise PolicyError(f"{env.name} schedules are managed by {who}", PolicyError.ACTOR)
     if ticket.status != TicketStatus.SCHEDULED:
         raise PolicyError("the ticket is not scheduled")
+
+
+# --- testing evidence, QA sign-off and the promotion gate ------------------------------
+#
+# Who may do what with evidence (SPEC §5 "Only QA may upload qa_report or sign evidence off
+# as passed"): anyone who can see a ticket may attach screenshots, smoke-test results and
+# other files to it, unreviewed or as failed (CI reports a red smoke-test run itself); only
+# QA uploads a qa_report, and only QA gives a verdict of passed, at upload or by signing an
+# item off. A sign-off is given once per item: a new verdict needs a new upload.
+
+QA_ROLE = "qa"
+# The passed evidence that completes a staging ticket and lets its commit go to prod.
+SIGNOFF_KINDS = ("smoke_tests", "qa_report")
+SIGNOFF_KIND_LABELS = {"smoke_tests": "passed smoke_tests", "qa_report": "passed qa_report"}
+_NO_EVIDENCE_STATUSES = frozenset({TicketStatus.CANCELLED, TicketStatus.REJECTED})
+
+
+def check_may_upload_evidence(
+    ticket: Ticket, *, user_roles: Iterable[str], kind: str, passed: bool | None
+) -> None:
+    """May someone who can see the ticket attach evidence of this kind and verdict?"""
+    status = TicketStatus(ticket.status)
+    if status in _NO_EVIDENCE_STATUSES:
+        raise PolicyError(f"a ticket that is {status.label.lower()} takes no more evidence")
+    is_qa = QA_ROLE in set(user_roles)
+    if kind == "qa_report" and not is_qa:
+        raise PolicyError("only QA may upload a qa_report", PolicyError.ACTOR)
+    if passed is True and not is_qa:
+        raise PolicyError(
+            "only QA may mark evidence passed; upload it without a verdict (or as failed) "
+            "and QA signs it off",
+            PolicyError.ACTOR,
+        )
+
+
+def check_may_sign_off(
+    ticket: Ticket, *, user_roles: Iterable[str], signed_off_by: str = ""
+) -> None:
+    """May this person give an item its QA verdict? QA only, once per item."""
+    if QA_ROLE not in set(user_roles):
+        raise PolicyError("only QA may sign evidence off", PolicyError.ACTOR)
+    status = TicketStatus(ticket.status)
+    if status in _NO_EVIDENCE_STATUSES:
+        raise PolicyError(f"a ticket that is {status.label.lower()} takes no more sign-offs")
+    if signed_off_by:
+        raise PolicyError(
+            f"{signed_off_by} already signed this evidence off; upload new evidence for a new "
+            "verdict"
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One item's verdict, as far as sign-off cares (in the order the verdicts were given)."""
+
+    kind: str
+    passed: bool | None
+    filename: str = ""
+
+
+def signoff_missing(verdicts: Sequence[Verdict]) -> tuple[str, ...]:
+    """What a staging ticket still lacks before QA's sign-off completes it: for each of
+    smoke_tests and qa_report, the latest verdict given must be a pass. Pure; ordered."""
+    latest: dict[str, bool] = {}
+    for verdict in verdicts:
+        if verdict.passed is not None:
+            latest[verdict.kind] = verdict.passed
+    return tuple(SIGNOFF_KIND_LABELS[k] for k in SIGNOFF_KINDS if latest.get(k) is not True)
+
+
+def failed_smoke_tests(verdicts: Sequence[Verdict]) -> Verdict | None:
+    """The failed smoke-test run that still stands (no later pass), if any."""
+    standing: Verdict | None = None
+    for verdict in verdicts:
+        if verdict.kind == "smoke_tests" and verdict.passed is not None:
+            standing = None if verdict.passed else verdict
+    return standing
+
+
+def completes_on_signoff(ticket: Ticket) -> bool:
+    """Is this a ticket that QA's sign-off completes (staging, after its apply)?"""
+    return bool(ticket.environment.requires_qa_signoff) and ticket.status == TicketStatus.MONITORING
+
+
+@dataclass(frozen=True)
+class StagingEvidence:
+    """A staging ticket as the promotion gate sees it."""
+
+    ticket_id: int
+    url: str
+    status: str
+    commit_sha: str
+    missing: tuple[str, ...]  # what its evidence lacks (signoff_missing)
+
+    @property
+    def validated(self) -> bool:
+        return self.status == TicketStatus.COMPLETED and not self.missing
+
+
+def promotion_applies(ticket: Ticket) -> bool:
+    """The gate guards normal changes to environments that ask for staging evidence (prod);
+    emergencies and rollbacks skip it (SPEC §1)."""
+    return bool(ticket.environment.requires_staging_evidence) and ticket.change_type == "normal"
+
+
+def check_promotion(
+    ticket: Ticket,
+    staging: StagingEvidence | None,
+    *,
+    validated_elsewhere: StagingEvidence | None = None,
+) -> None:
+    """May the ticket be approved as a promotion? Its commit needs a completed staging ticket
+    with passed QA evidence. ``staging`` is the staging ticket of the same commit (None when
+    there is none); ``validated_elsewhere`` the latest validated staging ticket of another
+    commit, named in the refusal so nobody approves a commit QA never saw."""
+    if not promotion_applies(ticket):
+        return
+    env = ticket.environment.name
+    short = ticket.commit_sha[:10]
+    if staging is None:
+        other = ""
+        if validated_elsewhere is not None:
+            other = (
+                f"; staging validated commit {validated_elsewhere.commit_sha[:10]} "
+                f"(ticket #{validated_elsewhere.ticket_id}, {validated_elsewhere.url}), "
+                "not this one"
+            )
+        raise PolicyError(
+            f"{env} needs commit {short} validated in staging first: no staging ticket of "
+            f"this commit exists{other}; file one, deploy it and have QA sign it off "
+            "(passed smoke_tests and qa_report)"
+        )
+    if staging.validated:
+        return
+    if staging.status != TicketStatus.COMPLETED:
+        state = TicketStatus(staging.status).label.lower()
+        needs = f"; it still needs {' and '.join(staging.missing)}" if staging.missing else ""
+        raise PolicyError(
+            f"{env} needs commit {short} validated in staging first: staging ticket "
+            f"#{staging.ticket_id} ({staging.url}) is {state}, not completed{needs}"
+        )
+    raise PolicyError(
+        f"{env} needs commit {short} validated in staging first: staging ticket "
+        f"#{staging.ticket_id} ({staging.url}) is completed but lacks "
+        f"{' and '.join(staging.missing)} evidence"
+    )

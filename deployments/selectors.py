@@ -212,10 +212,18 @@ def _check(call: Any) -> Permission:
     return Permission(True)
 
 
-def _check_may_approve(
-    ticket: Ticket, user: Any, roles: frozenset[str], votes: list[policy.Vote], has_plan: bool
+def _may_approve(
+    ticket: Ticket,
+    user: Any,
+    *,
+    roles: frozenset[str],
+    votes: list[policy.Vote],
+    has_plan: bool,
 ) -> None:
-    """approval_grant's checks, in its order: the approver, then the required CI checks."""
+    """The approver's own rules, then the promotion gate and the required CI checks, in
+    approval_grant's order."""
+    from .evidence_selectors import check_promotion  # it reads through this module
+
     policy.check_may_approve(
         ticket,
         user_id=user.pk,
@@ -224,6 +232,7 @@ def _check_may_approve(
         votes=votes,
         has_current_plan=has_plan,
     )
+    check_promotion(ticket)
     policy.check_required_checks(ticket, latest_check_statuses(ticket))
 
 
@@ -239,7 +248,9 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
     rule = policy.rule_for(ticket)
     pending = policy.quorum(rule, votes).describe_missing()
     actions = {
-        "approve": _check(lambda: _check_may_approve(ticket, user, roles, votes, has_plan)),
+        "approve": _check(
+            lambda: _may_approve(ticket, user, roles=roles, votes=votes, has_plan=has_plan)
+        ),
         "reject": _check(
             lambda: policy.check_may_reject(ticket, user_id=user.pk, user_roles=roles)
         ),

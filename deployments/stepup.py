@@ -28,7 +28,7 @@ from .policy import LEAD_ROLES, PolicyError
 from .selectors import user_roles
 
 # The verbs that need a recent authentication where the environment asks for it.
-STEP_UP_ACTIONS = frozenset({"approve", "deploy", "schedule", "unschedule"})
+STEP_UP_ACTIONS = frozenset({"approve", "deploy", "schedule", "unschedule", "evidence_signoff"})
 
 MFA_ENROL_URL = "/accounts/2fa/"
 REAUTHENTICATE_URL = "/accounts/reauthenticate/"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_calendar, views_followups
+from . import evidence_views, views, views_calendar, views_followups
 
 urlpatterns = [
     path("", views.ticket_list, name="ticket_list"),
@@ -18,6 +18,12 @@ urlpatterns = [
     path("calendar/", views_calendar.calendar_view, name="calendar"),
     path("calendar/feed-token/", views_calendar.calendar_token_rotate, name="calendar_token"),
     path("calendar/<slug:env>.ics", views_calendar.calendar_feed, name="calendar_feed"),
+    path("tickets/<int:pk>/evidence/", evidence_views.evidence_upload, name="evidence_upload"),
+    path(
+        "tickets/<int:pk>/evidence/<int:eid>/signoff/",
+        evidence_views.evidence_signoff,
+        name="evidence_signoff",
+    ),
     path("runs/<int:pk>/log/", views.run_log, name="run_log"),
     path("environments/", views.environment_list, name="environment_list"),
     path(

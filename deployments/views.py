@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import policy, selectors, services, stepup, validation
 from .choices import ACTIVE_RUN_STATUSES, TicketStatus
+from .evidence_views import evidence_context
 from .forms import TicketForm
 from .selectors_windows import environment_window_state
 
@@ -147,6 +148,7 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "now": timezone.now(),
             "risk": ticket.risk or {},
             "last_known_good": selectors.ticket_last_known_good(ticket),
+            **evidence_context(ticket, request.user),
         },
     )
 

@@ -312,3 +312,13 @@ def _seeded(request: pytest.FixtureRequest) -> None:
     if not apps.get_model("deployments", "Environment").objects.exists():
         for seed in _SEEDS:
             seed(apps, None)
+
+
+@pytest.fixture
+def without_promotion_gate(db: None) -> None:
+    """For tests about approval quorum, windows and step-up on prod, not about where the
+    commit came from: prod stops asking for staging evidence (the promotion gate has its
+    own tests in test_evidence_gate.py and test_browser_evidence.py)."""
+    from deployments.models import Environment
+
+    Environment.objects.filter(name="prod").update(requires_staging_evidence=False)

@@ -19,7 +19,10 @@ from deployments.models import Approval, AuditEvent, Ticket
 
 from .test_approvals_api import awaiting
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("without_promotion_gate"),
+]
 
 
 def _race(*calls: Any) -> list[BaseException | None]:

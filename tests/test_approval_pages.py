@@ -18,7 +18,7 @@ from deployments.models import Approval, AuditEvent, Environment, Ticket
 from .factories import RunFactory
 from .test_approvals_api import awaiting
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
 
 
 def login(username: str) -> Client:

@@ -16,7 +16,7 @@ from deployments.models import Approval, AuditEvent, Environment, TerraformRun, 
 from .conftest import api_for
 from .factories import RunFactory, TicketFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
 
 IN_WINDOW = "2026-11-24 07:30:00+00:00"  # Tuesday 02:30 in New York
 OUTSIDE_WINDOW = "2026-11-24 12:00:00+00:00"  # Tuesday 07:00 in New York

@@ -34,6 +34,7 @@ pytestmark = [
     pytest.mark.worker,
     pytest.mark.terraform,
     pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("without_promotion_gate"),
 ]
 
 RUN_TIMEOUT_MS = 120_000

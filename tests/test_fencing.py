@@ -28,7 +28,7 @@ from .conftest import api_for
 from .factories import RunFactory, TicketFactory
 from .test_approvals_api import approve, awaiting
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
 
 TUESDAY_0359_NEW_YORK = "2026-11-24 08:59:00+00:00"
 TUESDAY_0700_NEW_YORK = "2026-11-24 12:00:00+00:00"

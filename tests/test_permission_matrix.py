@@ -17,7 +17,7 @@ from deployments.models import Approval, Environment
 from .conftest import api_for
 from .factories import RISK_OK, ROLLBACK_OK, RunFactory, TicketFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
 
 ROLES = ["developer", "lead_developer", "tech_lead", "devops_lead", "qa", "operations", "none"]
 ENVS = ["dev", "staging", "prod"]

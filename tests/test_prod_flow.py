@@ -14,10 +14,17 @@ from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import Approval, Ticket
 
 from .conftest import api_for
+from .evidence_helpers import evidence_dir, validate_in_staging
 from .factories import RISK_OK, ROLLBACK_OK
 from .test_terraform_flow import drain, inline  # noqa: F401 - fixture
 
-pytestmark = [pytest.mark.terraform, pytest.mark.django_db(transaction=True)]
+__all__ = ["evidence_dir"]
+
+pytestmark = [
+    pytest.mark.terraform,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("evidence_dir"),
+]
 
 TUESDAY_0230_NEW_YORK = "2026-11-24 07:30:00+00:00"
 
@@ -61,6 +68,10 @@ def test_prod_ticket_from_filing_to_apply(
         assert refused.status_code == 403, (user.username, refused.json())
     for user in (developer, lead, qa):  # prod is not theirs to see (SPEC §2)
         assert approve(user).status_code == 404, user.username
+    # The promotion gate: the commit must first be validated by QA in staging.
+    gated = approve(tech_lead)
+    assert gated.status_code == 409 and "validated in staging first" in gated.json()["detail"]
+    validate_in_staging(ticket.commit_sha, qa=qa)
     assert approve(tech_lead).json()["status"] == "awaiting_approval"
 
     # A new plan voids tess's approval.

@@ -21,7 +21,7 @@ from deployments.models import Approval, TerraformRun
 from .test_approval_pages import login
 from .test_approvals_api import IN_WINDOW, approved, awaiting
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
 
 
 def token_client(user: User) -> APIClient:

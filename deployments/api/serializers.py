@@ -12,10 +12,12 @@ from rest_framework import serializers
 
 from deployments import policy, risk, selectors, services, validation
 from deployments.choices import ChangeType
+from deployments.evidence_selectors import evidence_for
 from deployments.models import Approval, Environment, Freeze, PullRequest, TerraformRun, Ticket
 from deployments.selectors_windows import conflict_for, environment_window_state, plan_is_stale
 
 from .check_serializers import CheckResultSerializer, PullRequestSerializer
+from .evidence import EvidenceSerializer, StagingTicketSerializer, staging_ticket_data
 from .followup_serializers import FollowUpSerializer
 
 
@@ -346,6 +348,7 @@ class TicketDetailSerializer(TicketSerializer):
     pull_request = serializers.SerializerMethodField()
     plan_stale = serializers.SerializerMethodField()
     schedule_conflict = serializers.SerializerMethodField()
+    staging_ticket = serializers.SerializerMethodField()
 
     class Meta(TicketSerializer.Meta):
         fields = [
@@ -361,6 +364,7 @@ class TicketDetailSerializer(TicketSerializer):
             "evidence",
             "checks",
             "pull_request",
+            "staging_ticket",
         ]
 
     def get_approvals(self, ticket: Ticket) -> list[dict[str, Any]]:
@@ -407,8 +411,13 @@ class TicketDetailSerializer(TicketSerializer):
     def get_follow_ups(self, ticket: Ticket) -> list[dict[str, Any]]:
         return FollowUpSerializer(ticket.follow_ups.select_related("completed_by"), many=True).data  # type: ignore[return-value]
 
+    @extend_schema_field(EvidenceSerializer(many=True))
     def get_evidence(self, ticket: Ticket) -> list[dict[str, Any]]:
-        return []
+        return EvidenceSerializer(evidence_for(ticket), many=True).data  # type: ignore[return-value]
+
+    @extend_schema_field(StagingTicketSerializer(allow_null=True))
+    def get_staging_ticket(self, ticket: Ticket) -> dict[str, Any] | None:
+        return staging_ticket_data(ticket)
 
     @extend_schema_field(PullRequestSerializer(allow_null=True))
     def get_pull_request(self, ticket: Ticket) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from deployments.choices import TicketStatus
 from deployments.models import Environment, TerraformRun, Ticket
 
 from .checks import TicketChecksMixin
+from .evidence import EvidenceActionsMixin
 from .followups import FollowUpActionsMixin
 from .schedules import EnvironmentFreezeMixin, TicketScheduleMixin
 from .serializers import (
@@ -75,6 +76,7 @@ class TicketViewSet(
     TicketChecksMixin,
     FollowUpActionsMixin,
     TicketScheduleMixin,
+    EvidenceActionsMixin,
     mixins.ListModelMixin,
     viewsets.GenericViewSet[Ticket],
 ):

@@ -4,6 +4,7 @@ from .approvals import Approval, Rejection
 from .audit import AuditChainHead, AuditEvent
 from .checks import CheckResult, CheckStatus
 from .environments import Environment
+from .evidence import Evidence, EvidenceKind, evidence_upload_to
 from .followups import FollowUp, FollowUpKind, UserPreference
 from .freezes import CalendarFeedToken, Freeze
 from .runs import RunLogChunk, TerraformRun, plan_upload_to
@@ -19,6 +20,8 @@ __all__ = [
     "CheckStatus",
     "DeliveryStatus",
     "Environment",
+    "Evidence",
+    "EvidenceKind",
     "FollowUp",
     "FollowUpKind",
     "Freeze",
@@ -29,5 +32,6 @@ __all__ = [
     "Ticket",
     "UserPreference",
     "WebhookDelivery",
+    "evidence_upload_to",
     "plan_upload_to",
 ]

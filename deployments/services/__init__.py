@@ -24,6 +24,7 @@ from .approvals import (
 )
 from .audit import GENESIS_HASH, audit_record, audit_verify
 from .checks import CheckInput, check_record
+from .evidence import evidence_sign_off, evidence_upload
 from .execution import run_execute, run_finish, run_interrupt, runs_reconcile
 from .followups import follow_up_complete, follow_up_open, follow_ups_remind
 from .runs import apply_start, check_start, environment_release, plan_start, run_dispatch
@@ -42,6 +43,8 @@ __all__ = [
     "check_record",
     "check_start",
     "environment_release",
+    "evidence_sign_off",
+    "evidence_upload",
     "follow_up_complete",
     "follow_up_open",
     "follow_ups_remind",

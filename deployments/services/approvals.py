@@ -8,7 +8,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from deployments import policy
+from deployments import evidence_selectors, policy
 from deployments.check_selectors import latest_check_statuses
 from deployments.choices import RunStatus, TicketStatus
 from deployments.models import Approval, Rejection, TerraformRun, Ticket
@@ -53,6 +53,8 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
             votes=votes,
             has_current_plan=plan is not None,
         )
+        # The promotion gate: prod approves only a commit QA validated in staging.
+        evidence_selectors.check_promotion(ticket)
         assert plan is not None
         policy.check_required_checks(ticket, latest_check_statuses(ticket))
         if reviewed != plan.plan_sha256:

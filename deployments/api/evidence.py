@@ -1,0 +1,250 @@
+"""Evidence on the API: upload (multipart, streamed, bounded), QA sign-off, checked download."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from deployments import evidence_selectors, policy, selectors, services, uploads, validation
+from deployments.models import Evidence, EvidenceKind, Ticket
+
+from .parsers import RequestTooLarge
+
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+log = logging.getLogger(__name__)
+
+_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
+_EID = OpenApiParameter("eid", OpenApiTypes.INT, OpenApiParameter.PATH, description="Evidence id.")
+
+
+class EvidenceSerializer(serializers.ModelSerializer[Evidence]):
+    """One evidence item as the ticket detail and the upload answer show it."""
+
+    uploaded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)  # type: ignore[var-annotated]
+    signed_off_by = serializers.SlugRelatedField(  # type: ignore[var-annotated]
+        slug_field="username", read_only=True, allow_null=True
+    )
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Evidence
+        fields = [
+            "id",
+            "ticket",
+            "kind",
+            "passed",
+            "filename",
+            "size",
+            "sha256",
+            "content_type",
+            "download_url",
+            "uploaded_by",
+            "uploaded_at",
+            "signed_off_by",
+            "signed_off_at",
+            "signoff_note",
+        ]
+
+    def get_download_url(self, evidence: Evidence) -> str:
+        return download_url(evidence)
+
+
+def download_url(evidence: Evidence) -> str:
+    from django.urls import reverse
+
+    return reverse("api:ticket-evidence-download", args=[evidence.ticket_id, evidence.pk])
+
+
+class EvidenceUploadSerializer(serializers.Serializer[Any]):
+    file = serializers.FileField(
+        allow_empty_file=False,
+        max_length=10_000,
+        help_text="The file, streamed; at most EVIDENCE_MAX_BYTES (default 50 MiB) or 413. "
+        "Its name is kept without any path; its type is sniffed from its bytes.",
+    )
+    kind = serializers.ChoiceField(choices=EvidenceKind.choices)
+    passed = serializers.BooleanField(
+        allow_null=True,
+        required=False,
+        default=None,
+        help_text="Omit for no verdict yet; false reports a failure (anyone); true is a QA "
+        "sign-off (QA only, else 403).",
+    )
+    note = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=validation.COMMENT_MAX,
+        help_text="A note kept with a verdict given at upload.",
+    )
+
+
+class EvidenceSignOffSerializer(serializers.Serializer[Any]):
+    passed = serializers.BooleanField(help_text="QA's verdict on the item.")
+    note = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=validation.COMMENT_MAX
+    )
+
+
+class StagingTicketSerializer(serializers.Serializer[Any]):
+    """The staging ticket a prod ticket is promoted from, and its evidence."""
+
+    id = serializers.IntegerField()
+    url = serializers.CharField()
+    web_url = serializers.CharField()
+    status = serializers.CharField()
+    commit_sha = serializers.CharField()
+    validated = serializers.BooleanField(help_text="Completed with passed QA evidence.")
+    missing = serializers.ListField(child=serializers.CharField())
+    evidence = EvidenceSerializer(many=True)
+
+
+def staging_ticket_data(ticket: Ticket) -> dict[str, Any] | None:
+    """The ``staging_ticket`` field of a ticket's detail (None when there is none)."""
+    from django.urls import reverse
+
+    staging = evidence_selectors.staging_ticket_for(ticket)
+    if staging is None:
+        return None
+    missing = list(policy.signoff_missing(evidence_selectors.verdicts(staging)))
+    return {
+        "id": staging.pk,
+        "url": reverse("api:ticket-detail", args=[staging.pk]),
+        "web_url": reverse("ticket_detail", args=[staging.pk]),
+        "status": staging.status,
+        "commit_sha": staging.commit_sha,
+        "validated": staging.status == "completed" and not missing,
+        "missing": missing,
+        "evidence": EvidenceSerializer(evidence_selectors.evidence_for(staging), many=True).data,
+    }
+
+
+def evidence_response(evidence: Evidence) -> FileResponse:
+    """Stream the stored file after checking it against its SHA-256 (409 if it differs);
+    only images, PDF and plain text open inline, with their sniffed type; the rest
+    downloads as an attachment. Always nosniff, never cached."""
+    storage = evidence.file.storage
+    sha = hashlib.sha256()
+    with storage.open(evidence.file.name, "rb") as stored:
+        for chunk in iter(lambda: stored.read(1024 * 1024), b""):
+            sha.update(chunk)
+    if sha.hexdigest() != evidence.sha256:
+        log.error("evidence %s no longer matches its SHA-256", evidence.pk)
+        raise policy.PolicyError(
+            f"the stored file of evidence #{evidence.pk} ({evidence.filename}) no longer "
+            f"matches the SHA-256 recorded at upload ({evidence.sha256[:12]}); it is not "
+            "served: tell an administrator"
+        )
+    inline = uploads.served_inline(evidence.content_type)
+    stream = FileResponse(
+        storage.open(evidence.file.name, "rb"),
+        as_attachment=not inline,
+        filename=evidence.filename,
+        content_type=evidence.content_type if inline else "application/octet-stream",
+    )
+    stream["X-Content-Type-Options"] = "nosniff"
+    stream["Content-Length"] = str(evidence.size)
+    stream["Cache-Control"] = "private, no-store"
+    stream["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    stream["X-Evidence-SHA256"] = evidence.sha256
+    return stream
+
+
+class EvidenceActionsMixin:
+    """Ticket verbs for evidence; mixed into TicketViewSet."""
+
+    @extend_schema(
+        parameters=[_ID],
+        request={"multipart/form-data": EvidenceUploadSerializer},
+        responses={
+            201: EvidenceSerializer,
+            413: OpenApiResponse(
+                ERROR_REF, description="The file is over EVIDENCE_MAX_BYTES; nothing stored."
+            ),
+        },
+        summary="Upload a file of testing evidence (multipart)",
+    )
+    @action(detail=True, methods=["post"], url_path="evidence", parser_classes=[MultiPartParser])
+    def evidence(self, request: Request, pk: str) -> Response:
+        ticket = selectors.ticket_get(request.user, pk)
+        data = request.data  # parses the body: files stream to disk, bounded
+        refused = uploads.refusal(request._request)
+        if refused:
+            raise RequestTooLarge(refused)
+        payload = EvidenceUploadSerializer(data=data)
+        payload.is_valid(raise_exception=True)
+        item = services.evidence_upload(
+            ticket_id=ticket.pk,
+            actor=request.user,
+            file=payload.validated_data["file"],
+            kind=payload.validated_data["kind"],
+            passed=payload.validated_data["passed"],
+            note=payload.validated_data["note"],
+        )
+        return Response(EvidenceSerializer(item).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[_ID, _EID],
+        request=EvidenceSignOffSerializer,
+        responses={200: EvidenceSerializer},
+        summary="QA's verdict on one evidence item",
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"evidence/(?P<eid>[0-9]+)/signoff",
+        url_name="evidence-signoff",
+    )
+    def evidence_signoff(self, request: Request, pk: str, eid: str) -> Response:
+        item = evidence_selectors.evidence_get(request.user, pk, eid)
+        payload = EvidenceSignOffSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        item = services.evidence_sign_off(
+            ticket_id=item.ticket_id,
+            evidence_id=item.pk,
+            actor=request.user,
+            passed=payload.validated_data["passed"],
+            note=payload.validated_data["note"],
+        )
+        return Response(EvidenceSerializer(item).data)
+
+    @extend_schema(
+        parameters=[_ID, _EID],
+        request=None,
+        responses={
+            **{
+                (200, media): OpenApiResponse(
+                    OpenApiTypes.BINARY,
+                    description="The file byte for byte. Images, PDF and plain text inline "
+                    "with their sniffed type; anything else as an application/octet-stream "
+                    "attachment; always nosniff.",
+                )
+                for media in [*sorted(uploads.INLINE_TYPES), "application/octet-stream"]
+            },
+            409: OpenApiResponse(
+                ERROR_REF,
+                description="The stored file no longer matches its SHA-256; not served.",
+            ),
+        },
+        summary="Download one evidence file, checked against its SHA-256",
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"evidence/(?P<eid>[0-9]+)/download",
+        url_name="evidence-download",
+    )
+    def evidence_download(self, request: Request, pk: str, eid: str) -> FileResponse:
+        item = evidence_selectors.evidence_get(request.user, pk, eid)
+        return evidence_response(item)

@@ -27,3 +27,11 @@ def run_execute(self: Any, run_id: int) -> None:
 @shared_task(name="deployments.tasks.runs_reconcile", ignore_result=True)
 def runs_reconcile() -> None:
     services.runs_reconcile()
+
+
+@shared_task(name="deployments.tasks.idempotency_cleanup", ignore_result=True)
+def idempotency_cleanup() -> None:
+    """Forget Idempotency-Key records older than IDEMPOTENCY_TTL_HOURS."""
+    from .api.idempotency import idempotency_cleanup as cleanup
+
+    cleanup()

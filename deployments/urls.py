@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_tokens
 
 urlpatterns = [
     path("", views.ticket_list, name="ticket_list"),
@@ -13,4 +13,7 @@ urlpatterns = [
     path("tickets/<int:pk>/deploy/", views.ticket_deploy, name="ticket_deploy"),
     path("runs/<int:pk>/log/", views.run_log, name="run_log"),
     path("environments/", views.environment_list, name="environment_list"),
+    path("settings/tokens/", views_tokens.token_list, name="token_list"),
+    path("settings/tokens/new/", views_tokens.token_new, name="token_new"),
+    path("settings/tokens/<int:pk>/revoke/", views_tokens.token_revoke, name="token_revoke"),
 ]

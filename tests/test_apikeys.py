@@ -138,7 +138,14 @@ def test_an_unenrolled_leads_key_is_refused(lead: User, settings: Any) -> None:
 def test_create_api_token_prints_a_scoped_expiring_key(author: User) -> None:
     out = io.StringIO()
     call_command(
-        "create_api_token", "alice", "--name", "github", "--scope", "ci", "--expires-days", "30",
+        "create_api_token",
+        "alice",
+        "--name",
+        "github",
+        "--scope",
+        "ci",
+        "--expires-days",
+        "30",
         stdout=out,
     )
     key = out.getvalue().strip()

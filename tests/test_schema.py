@@ -20,8 +20,8 @@ from deployments.choices import TicketStatus
 from deployments.models import Environment, Ticket
 
 from .conftest import ROOT, api_for
-from .test_apikeys import new_key
 from .factories import RunFactory, TicketFactory
+from .test_apikeys import new_key
 
 pytestmark = pytest.mark.django_db
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from allauth.core.exceptions import ReauthenticationRequired
 from django import forms
 from django.contrib import messages
@@ -37,10 +39,15 @@ class ApiKeyForm(forms.Form):
     )
 
 
+def _me(request: HttpRequest) -> Any:
+    """The signed-in user (login_required has ruled out the anonymous one)."""
+    return request.user
+
+
 def _own_key(request: HttpRequest, pk: int) -> ApiKey:
     """One of the caller's keys, or 404 (others' keys do not exist for them)."""
     try:
-        return ApiKey.objects.get(pk=pk, user=request.user)
+        return ApiKey.objects.get(pk=pk, user=_me(request))
     except ApiKey.DoesNotExist:
         raise Http404("No such API key") from None
 
@@ -51,7 +58,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "deployments/tokens.html",
-        {"keys": ApiKey.objects.filter(user=request.user), "form": ApiKeyForm()},
+        {"keys": ApiKey.objects.filter(user=_me(request)), "form": ApiKeyForm()},
     )
 
 

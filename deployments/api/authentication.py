@@ -85,7 +85,7 @@ class ApiKeyScopeAllows(BasePermission):
         )
 
 
-class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     """The key in the schema: `Authorization: Token <key>`."""
 
     target_class = "deployments.api.authentication.ApiKeyAuthentication"

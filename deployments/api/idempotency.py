@@ -59,7 +59,7 @@ class IdempotencyKeyReused(APIException):
 def _body_digest(request: Request) -> str:
     data = request.data
     if isinstance(data, QueryDict):
-        files = getattr(request, "FILES", {})
+        files = request.FILES
         payload: Any = {
             "form": sorted((k, v) for k, vs in data.lists() for v in vs if k not in files),
             "files": sorted((name, f.name, f.size) for name in files for f in files.getlist(name)),

@@ -49,10 +49,11 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
         return list(queryset[self.offset : self.offset + self.limit])
 
     def get_paginated_response(self, data: Any) -> Response:
+        counted = self.count or 0
         return Response(
             {
-                "count": min(self.count, self.count_bound),
-                "count_exact": self.count <= self.count_bound,
+                "count": min(counted, self.count_bound),
+                "count_exact": counted <= self.count_bound,
                 "next": self.get_next_link(),
                 "previous": self.get_previous_link(),
                 "results": data,

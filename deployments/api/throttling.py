@@ -25,5 +25,5 @@ class PerUserThrottle(UserRateThrottle):
 
     def allow_request(self, request: Request, view: Any) -> bool:
         self.rate = self.get_rate()
-        self.num_requests, self.duration = self.parse_rate(self.rate)  # type: ignore[assignment]
+        self.num_requests, self.duration = self.parse_rate(self.rate)
         return super().allow_request(request, view)

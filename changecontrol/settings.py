@@ -96,8 +96,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # kept only for migration 0015 (its tokens are now hashed keys)
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from our own static files
     "allauth",
     "allauth.account",
     "allauth.mfa",
@@ -334,6 +335,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # `interrupted` and the environment free within about this long.
 RUN_RECONCILE_SECONDS = env_int("RUN_RECONCILE_SECONDS", 20, minimum=1)
 CELERY_BEAT_SCHEDULE = {
+    "idempotency-cleanup": {
+        "task": "deployments.tasks.idempotency_cleanup",
+        "schedule": 3600.0,
+    },
     "reconcile-runs": {
         "task": "deployments.tasks.runs_reconcile",
         "schedule": float(RUN_RECONCILE_SECONDS),
@@ -409,19 +414,37 @@ EVIDENCE_MAX_FILES = 10  # files in one browser upload (each up to EVIDENCE_MAX_
 DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 API_JSON_MAX_BYTES = 4 * 1024 * 1024
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "demo")
+# API requests per user (anonymous: per address), "N/s|min|hour|day"; "off" disables.
+API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "600/min").strip()
+if API_THROTTLE_RATE != "off" and not (
+    API_THROTTLE_RATE.partition("/")[0].isdigit()
+    and API_THROTTLE_RATE.partition("/")[2]
+    in {"s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day"}
+):
+    raise ImproperlyConfigured(
+        f"API_THROTTLE_RATE must look like 600/min (or 'off'), not {API_THROTTLE_RATE!r}"
+    )
+# How long an Idempotency-Key's stored answer is replayed (hours); a beat task forgets older.
+IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 
 # --- API --------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # `Authorization: Token <key>`: hashed API keys (deployments.models.ApiKey).
+        "deployments.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Signed in, and the same step-up rules as the pages (MFA enrolment, re-authentication).
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
         "deployments.api.permissions.StepUp",
+        # A key scoped to CI may read, file, plan and post checks; nothing else.
+        "deployments.api.authentication.ApiKeyScopeAllows",
     ],
+    # Per user (per client address when anonymous), counted in the shared CACHES so that
+    # every gunicorn worker sees the same count; API_THROTTLE_RATE, e.g. "600/min".
+    "DEFAULT_THROTTLE_CLASSES": ["deployments.api.throttling.PerUserThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "deployments.api.parsers.StrictJSONParser",
@@ -437,6 +460,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Deployment tickets, approvals and Terraform runs (v1).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page (/api/docs/) runs Swagger UI from drf-spectacular-sidecar's static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # Request and response shapes differ (read-only fields); name them apart.
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {

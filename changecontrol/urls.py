@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from deployments import views
+from deployments.api.docs import api_docs
 
 # The admin signs in through allauth like everyone else, so its rate limits, MFA and
 # sign-in audit hold there too (the admin's own password form is never served).
@@ -15,6 +16,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("deployments.api.urls")),
+    path("api/docs/", api_docs, name="api_docs"),
     path("", include("deployments.urls")),
 ]
 

@@ -10,11 +10,11 @@ from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.http import HttpRequest
-from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
 from . import services
 from .models import (
+    ApiKey,
     Approval,
     AuditEvent,
     CheckResult,
@@ -234,17 +234,51 @@ class AuditedGroupAdmin(GroupAdmin):
         return super().has_delete_permission(request, obj) and obj is not None
 
 
+# DRF's plaintext tokens are replaced by hashed API keys (migration 0015): no new ones here.
 admin.site.unregister(TokenProxy)
 
 
-@admin.register(TokenProxy)
-class AuditedTokenAdmin(TokenAdmin):
-    """API tokens made in the admin are audited like those from create_api_token."""
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
+    """Keys are created on the API tokens page or with create_api_token; here: read, revoke."""
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        if not change:
-            accounts.api_token_record(actor=request.user, user=obj.user)
+    list_display = [
+        "prefix",
+        "name",
+        "user",
+        "scope",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["scope"]
+    search_fields = ["prefix", "name", "user__username"]
+    readonly_fields = [
+        "user",
+        "name",
+        "prefix",
+        "scope",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    exclude = ["digest"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected API keys")
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        from .services.apikeys import api_key_revoke
+
+        for api_key in queryset:
+            api_key_revoke(actor=request.user, key_id=api_key.pk, user=api_key.user)
 
 
 @admin.register(WebhookDelivery)

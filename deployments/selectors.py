@@ -100,12 +100,24 @@ def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
     )
 
 
-def ticket_list(user: Any, *, environment: str = "", status: str = "") -> QuerySet[Ticket]:
+def ticket_list(
+    user: Any,
+    *,
+    environment: str = "",
+    status: str = "",
+    author: str = "",
+    commit: str = "",
+) -> QuerySet[Ticket]:
+    """Tickets the user may see, filtered; ``commit`` is a full SHA or a prefix (lower case)."""
     tickets = tickets_visible_to(user)
     if environment:
         tickets = tickets.filter(environment__name=environment)
     if status:
         tickets = tickets.filter(status=status)
+    if author:
+        tickets = tickets.filter(author__username=author)
+    if commit:
+        tickets = tickets.filter(commit_sha__startswith=commit)
     return tickets
 
 

@@ -45,3 +45,11 @@ def schedules_run() -> None:
     from .services.schedules import schedules_run as run_schedules
 
     run_schedules()
+
+
+@shared_task(name="deployments.tasks.idempotency_cleanup", ignore_result=True)
+def idempotency_cleanup() -> None:
+    """Forget Idempotency-Key records older than IDEMPOTENCY_TTL_HOURS."""
+    from .api.idempotency import idempotency_cleanup as cleanup
+
+    cleanup()

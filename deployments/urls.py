@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import evidence_views, views, views_calendar, views_followups
+from . import evidence_views, views, views_calendar, views_followups, views_tokens
 
 urlpatterns = [
     path("", views.ticket_list, name="ticket_list"),
@@ -33,4 +33,7 @@ urlpatterns = [
     ),
     path("settings/", views_followups.preferences, name="preferences"),
     path("settings/timezone/", views_followups.timezone_guess, name="timezone_guess"),
+    path("settings/tokens/", views_tokens.token_list, name="token_list"),
+    path("settings/tokens/new/", views_tokens.token_new, name="token_new"),
+    path("settings/tokens/<int:pk>/revoke/", views_tokens.token_revoke, name="token_revoke"),
 ]

@@ -137,6 +137,8 @@ def _test_settings(settings: Any) -> None:
     to on in production mode, which is how CI runs)."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MFA_REQUIRED_FOR_LEADS = False
+    # Throttling stays on, far above what any test sends (test_throttling lowers it).
+    settings.API_THROTTLE_RATE = "100000/min"
     # A per-test cache so sign-in rate limits and their counters never leak between tests.
     settings.CACHES = {
         "default": {

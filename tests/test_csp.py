@@ -148,7 +148,7 @@ def test_no_csp_violation_on_the_main_pages(chromium: Any, live_server: Any) -> 
             f"/admin/deployments/environment/{env.pk}/change/",
             f"/admin/auth/group/{group.pk}/change/",
             f"/admin/auth/user/{root.pk}/change/",
-            "/admin/authtoken/tokenproxy/add/",
+            "/admin/deployments/apikey/",
         ]
         violations = {path: watcher.visit(base + path) for path in pages}
         assert {path: v for path, v in violations.items() if v} == {}

@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
 
 from deployments.models import Evidence
 
@@ -133,7 +132,9 @@ def _round_trip(
     """Upload a file of ``size`` random bytes and download it again, over HTTP; returns the
     item and the peak memory traced in this process (portal and client) meanwhile."""
     ticket = staging_ticket(author)
-    token = Token.objects.get_or_create(user=qa)[0].key
+    from .test_apikeys import new_key
+
+    token = new_key(qa)
     source = tmp_path / "smoke-run.bin"
     digest = _big_file(source, size)
     tracemalloc.start()

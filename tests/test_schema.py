@@ -14,7 +14,6 @@ from django.core.management import call_command
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.config import SchemathesisConfig
 
 from deployments.choices import TicketStatus
@@ -22,6 +21,7 @@ from deployments.models import Environment, Ticket
 
 from .conftest import ROOT, api_for
 from .factories import RunFactory, TicketFactory
+from .test_apikeys import new_key
 
 pytestmark = pytest.mark.django_db
 
@@ -137,7 +137,7 @@ def seeded(author: User, lead: User, operations: User) -> dict[str, Any]:
     return {
         "ticket": ticket.pk,
         "run": plan.pk,
-        "tokens": [Token.objects.create(user=u).key for u in (author, operations)],
+        "tokens": [new_key(u) for u in (author, operations)],
     }
 
 

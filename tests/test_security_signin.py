@@ -3,6 +3,7 @@ role changes made in /admin/."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from typing import Any
@@ -12,9 +13,8 @@ from django import forms
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
-from deployments.models import AuditEvent
+from deployments.models import ApiKey, AuditEvent
 from deployments.services import audit_verify
 
 pytestmark = pytest.mark.django_db
@@ -129,25 +129,33 @@ def test_create_api_token_is_audited(root: User, lead: User) -> None:
     out = io.StringIO()
     call_command("create_api_token", "lena", stdout=out)
     first = out.getvalue().strip()
-    assert Token.objects.get(user=lead).key == first
-    call_command("create_api_token", "lena", stdout=io.StringIO())  # printed again: no change
+    key = ApiKey.objects.get(user=lead)
+    assert key.digest == hashlib.sha256(first.encode()).hexdigest() and first.startswith(key.prefix)
     call_command("create_api_token", "lena", "--rotate", stdout=io.StringIO())
-    events = list(AuditEvent.objects.filter(action="account.token_create").order_by("id"))
-    assert [(e.data["user"], e.data["rotated"]) for e in events] == [
-        ("lena", False),
-        ("lena", True),
+    events = list(AuditEvent.objects.filter(action__startswith="account.api_key").order_by("id"))
+    assert [(e.action, e.data["user"]) for e in events] == [
+        ("account.api_key_create", "lena"),
+        ("account.api_key_revoke", "lena"),
+        ("account.api_key_create", "lena"),
     ]
     assert first not in json.dumps([e.data for e in events])
-    assert Token.objects.get(user=lead).key != first
+    assert ApiKey.objects.get(pk=key.pk).revoked_at is not None
 
 
-def test_a_token_made_in_the_admin_is_audited(root: User, lead: User) -> None:
+def test_the_admin_cannot_make_plaintext_tokens_but_revokes_keys(root: User, lead: User) -> None:
     client = Client()
     client.force_login(root)
-    response = client.post("/admin/authtoken/tokenproxy/add/", {"user": lead.pk})
+    assert client.get("/admin/authtoken/tokenproxy/add/").status_code == 404
+    call_command("create_api_token", "lena", stdout=io.StringIO())
+    key = ApiKey.objects.get(user=lead)
+    response = client.post(
+        "/admin/deployments/apikey/",
+        {"action": "revoke", "_selected_action": [key.pk]},
+    )
     assert response.status_code == 302, response.content[:500]
-    event = AuditEvent.objects.get(action="account.token_create")
-    assert event.actor == root and event.data == {"user": "lena", "rotated": False}
+    assert ApiKey.objects.get(pk=key.pk).revoked_at is not None
+    event = AuditEvent.objects.get(action="account.api_key_revoke")
+    assert event.actor == root and event.data["prefix"] == key.prefix
 
 
 def _user_change_data(client: Client, user: User) -> tuple[str, dict[str, Any]]:

@@ -11,13 +11,13 @@ import pytest
 import time_machine
 from django.contrib.auth.models import User
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from deployments import services
 from deployments.choices import RunKind, TicketStatus
 from deployments.models import Approval, TerraformRun
 
+from .test_apikeys import new_key
 from .test_approval_pages import login
 from .test_approvals_api import IN_WINDOW, approved, awaiting
 
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_
 
 def token_client(user: User) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {new_key(user)}")
     return client
 
 

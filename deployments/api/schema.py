@@ -27,11 +27,21 @@ _DESCRIPTIONS = {
     "409": "Refused by the ticket's state or the environment's policy (reason in `detail`).",
     "413": "Request body over the documented maximum.",
     "415": "Unsupported media type: send JSON.",
+    "422": "The Idempotency-Key was already used for a different request (use a new key).",
+    "429": (
+        "Too many requests for this user (API_THROTTLE_RATE): wait the `Retry-After` "
+        "seconds, then retry."
+    ),
 }
 
 
 def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[str]:
-    codes = ["401", "403"]
+    codes = ["401", "403", "429"]
+    if any(
+        p.get("in") == "header" and p.get("name") == "Idempotency-Key"
+        for p in operation.get("parameters", [])
+    ):
+        codes.append("422")
     has_params = any(p.get("in") == "query" for p in operation.get("parameters", []))
     if method in {"post", "put", "patch"}:
         codes += ["400", "409", "413", "415"]
@@ -52,13 +62,18 @@ def add_error_responses(result: dict[str, Any], **_: Any) -> dict[str, Any]:
                 continue
             responses = operation.setdefault("responses", {})
             for code in _error_statuses(path, method, operation):
-                responses.setdefault(
-                    code,
-                    {
-                        "description": _DESCRIPTIONS[code],
-                        "content": {"application/json": {"schema": ref}},
-                    },
-                )
+                answer: dict[str, Any] = {
+                    "description": _DESCRIPTIONS[code],
+                    "content": {"application/json": {"schema": ref}},
+                }
+                if code == "429":
+                    answer["headers"] = {
+                        "Retry-After": {
+                            "description": "Seconds to wait before retrying.",
+                            "schema": {"type": "integer"},
+                        }
+                    }
+                responses.setdefault(code, answer)
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db.models import QuerySet
@@ -20,6 +21,8 @@ from deployments.models import Environment, TerraformRun, Ticket
 from .checks import TicketChecksMixin
 from .evidence import EvidenceActionsMixin
 from .followups import FollowUpActionsMixin
+from .idempotency import PARAMETER as IDEMPOTENCY_KEY
+from .idempotency import idempotent
 from .schedules import EnvironmentFreezeMixin, TicketScheduleMixin
 from .serializers import (
     ApproveSerializer,
@@ -36,6 +39,8 @@ from .serializers import (
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 _NAME_RE = "[A-Za-z0-9_-]{1,32}"
 _NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=f"^{_NAME_RE}$")
+_AUTHOR_RE = re.compile(r"[\w.@+-]{1,150}", re.ASCII)
+_COMMIT_RE = re.compile(r"[0-9a-fA-F]{7,40}")
 _TICKET_VERBS = ["retrieve", "plan", "cancel", "approve", "reject", "deploy"]
 
 
@@ -68,6 +73,18 @@ class EnvironmentViewSet(
                 pattern=r"^[^\u0000]{0,64}$",
             ),
             OpenApiParameter("status", OpenApiTypes.STR, enum=TicketStatus.values),
+            OpenApiParameter(
+                "author",
+                OpenApiTypes.STR,
+                description="The author's username (tickets filed by that person).",
+                pattern=r"^[\w.@+-]{1,150}$",
+            ),
+            OpenApiParameter(
+                "commit",
+                OpenApiTypes.STR,
+                description="A commit SHA: all 40 hex digits, or a prefix of at least 7.",
+                pattern="^[0-9a-fA-F]{7,40}$",
+            ),
         ]
     ),
     **{verb: extend_schema(parameters=[_ID]) for verb in _TICKET_VERBS},
@@ -95,15 +112,34 @@ class TicketViewSet(
             environment = validation.clean_text(params.get("environment", ""), "environment", 64)
         except services.InputError as exc:
             raise ValidationError({"environment": [exc.message]}) from None
+        author = params.get("author", "")
+        if author and not _AUTHOR_RE.fullmatch(author):
+            raise ValidationError(
+                {"author": ["author must be a username (letters, digits, @.+-_)"]}
+            )
+        commit = params.get("commit", "")
+        if commit and not _COMMIT_RE.fullmatch(commit):
+            raise ValidationError(
+                {"commit": ["commit must be 40 hex digits or a prefix of at least 7"]}
+            )
         return selectors.ticket_list(
-            self.request.user, environment=environment, status=status_filter
+            self.request.user,
+            environment=environment,
+            status=status_filter,
+            author=author,
+            commit=commit.lower(),
         )
 
     def _detail(self, ticket: Ticket, code: int = status.HTTP_200_OK) -> Response:
         fresh = selectors.ticket_get(self.request.user, ticket.pk)
         return Response(TicketDetailSerializer(fresh).data, status=code)
 
-    @extend_schema(request=TicketCreateSerializer, responses={201: TicketDetailSerializer})
+    @extend_schema(
+        request=TicketCreateSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: TicketDetailSerializer},
+    )
+    @idempotent
     def create(self, request: Request) -> Response:
         payload = TicketCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

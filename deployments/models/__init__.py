@@ -1,5 +1,6 @@
 """Domain models, one module per noun; everything is importable from here."""
 
+from .apikeys import ApiKey, ApiKeyScope, IdempotencyRecord
 from .approvals import Approval, Rejection
 from .audit import AuditChainHead, AuditEvent
 from .checks import CheckResult, CheckStatus
@@ -12,6 +13,8 @@ from .tickets import Ticket
 from .webhooks import DeliveryStatus, PullRequest, WebhookDelivery
 
 __all__ = [
+    "ApiKey",
+    "ApiKeyScope",
     "Approval",
     "AuditChainHead",
     "AuditEvent",
@@ -25,6 +28,7 @@ __all__ = [
     "FollowUp",
     "FollowUpKind",
     "Freeze",
+    "IdempotencyRecord",
     "PullRequest",
     "Rejection",
     "RunLogChunk",

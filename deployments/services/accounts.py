@@ -1,4 +1,4 @@
-"""Accounts in the audit trail: sign-ins, failed sign-ins, API tokens and role changes.
+"""Accounts in the audit trail: sign-ins, failed sign-ins and role changes (API keys: apikeys).
 
 Passwords never reach these functions' records: a failed sign-in keeps only the name that
 was tried and where it came from.
@@ -11,7 +11,6 @@ from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
-from rest_framework.authtoken.models import Token
 
 from .audit import audit_record
 
@@ -51,28 +50,6 @@ def signin_failure_record(*, username: str, request: HttpRequest | None) -> None
             action="account.signin_failed",
             data={"username": _clean(username), **_client(request)},
         )
-
-
-def api_token_issue(*, actor: Any, user: Any, rotate: bool = False) -> tuple[Token, bool]:
-    """The user's API token, created (or replaced with ``rotate``) and audited when new."""
-    with transaction.atomic():
-        existing = Token.objects.select_for_update().filter(user=user).first()
-        if existing is not None and not rotate:
-            return existing, False
-        if existing is not None:
-            existing.delete()
-        token = Token.objects.create(user=user)
-        api_token_record(actor=actor, user=user, rotated=existing is not None)
-        return token, True
-
-
-def api_token_record(*, actor: Any, user: Any, rotated: bool = False) -> None:
-    """Audit a token created elsewhere (the admin); must run inside the caller's transaction."""
-    audit_record(
-        actor=actor,
-        action="account.token_create",
-        data={"user": user.get_username(), "rotated": rotated},
-    )
 
 
 def roles_change_record(

@@ -1,0 +1,108 @@
+"""Ticket list filters (?author=, ?commit=), bounded pagination counts, per-user throttling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from deployments.api import pagination
+from deployments.choices import TicketStatus
+from deployments.models import Environment
+
+from .conftest import api_for
+from .factories import TicketFactory
+
+pytestmark = pytest.mark.django_db
+
+SHA_A = "a1b2c3d4e5" + "0" * 30
+SHA_B = "a1b2c3d4ff" + "1" * 30
+
+
+def ids(response: Any) -> set[int]:
+    assert response.status_code == 200, response.json()
+    return {t["id"] for t in response.json()["results"]}
+
+
+def test_filter_by_author_and_commit(author: User, developer: User) -> None:
+    mine_a = TicketFactory(author=author, commit_sha=SHA_A)
+    mine_b = TicketFactory(author=author, commit_sha=SHA_B, status=TicketStatus.COMPLETED)
+    theirs = TicketFactory(author=developer, commit_sha=SHA_A)
+    client = api_for(author)
+    assert ids(client.get("/api/v1/tickets/?author=alice")) == {mine_a.pk, mine_b.pk}
+    assert ids(client.get(f"/api/v1/tickets/?author={developer.username}")) == {theirs.pk}
+    assert ids(client.get("/api/v1/tickets/?author=nobody")) == set()
+    assert ids(client.get(f"/api/v1/tickets/?commit={SHA_A}")) == {mine_a.pk, theirs.pk}
+    assert ids(client.get("/api/v1/tickets/?commit=a1b2c3d")) == {mine_a.pk, mine_b.pk, theirs.pk}
+    assert ids(client.get("/api/v1/tickets/?commit=A1B2C3D4FF")) == {mine_b.pk}
+    both = client.get("/api/v1/tickets/?author=alice&commit=a1b2c3d4e5&status=awaiting_approval")
+    assert ids(both) == {mine_a.pk}
+    staging = Environment.objects.get(name="staging")
+    assert ids(client.get("/api/v1/tickets/?environment=staging&author=alice")) == set()
+    assert staging  # the environment filter combines too
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("commit=a1b2c3", "commit"),  # 6: too short to mean one commit
+        ("commit=xyz1234", "commit"),
+        ("commit=" + "a" * 41, "commit"),
+        ("author=al%20ice", "author"),
+        ("author=" + "a" * 151, "author"),
+        ("author=%00", "author"),
+        ("status=done", "status"),
+    ],
+)
+def test_bad_filter_values_are_400_naming_the_field(author: User, query: str, field: str) -> None:
+    response = api_for(author).get(f"/api/v1/tickets/?{query}")
+    assert response.status_code == 400
+    body = response.json()
+    assert field in body and body["detail"].startswith(field)
+
+
+def test_count_is_exact_below_the_bound_and_bounded_above(
+    author: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(5):
+        TicketFactory(author=author)
+    client = api_for(author)
+    page = client.get("/api/v1/tickets/?limit=2").json()
+    assert (page["count"], page["count_exact"], len(page["results"])) == (5, True, 2)
+    assert page["next"] and page["previous"] is None
+    monkeypatch.setattr(pagination, "COUNT_LIMIT", 3)
+    page = client.get("/api/v1/tickets/?limit=2").json()
+    assert (page["count"], page["count_exact"]) == (3, False)
+    assert page["next"]
+    # Paging past the bound still works: the bound follows offset + limit.
+    page = client.get("/api/v1/tickets/?limit=2&offset=4").json()
+    assert (page["count"], page["count_exact"], len(page["results"])) == (5, True, 1)
+    assert page["next"] is None
+
+
+def test_throttled_per_user_with_retry_after(author: User, developer: User, settings: Any) -> None:
+    settings.API_THROTTLE_RATE = "3/min"
+    client = api_for(author)
+    assert [client.get("/api/v1/tickets/").status_code for _ in range(3)] == [200] * 3
+    refused = client.get("/api/v1/tickets/")
+    assert refused.status_code == 429
+    assert "throttled" in refused.json()["detail"].lower()
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    # Counted per user: another person is not affected.
+    assert api_for(developer).get("/api/v1/tickets/").status_code == 200
+    settings.API_THROTTLE_RATE = "off"
+    assert client.get("/api/v1/tickets/").status_code == 200
+
+
+def test_the_schema_documents_429_and_the_filters(author: User) -> None:
+    schema = api_for(author).get("/api/v1/schema/?format=json").json()
+    listing = schema["paths"]["/api/v1/tickets/"]["get"]
+    assert "429" in listing["responses"]
+    assert "Retry-After" in listing["responses"]["429"]["headers"]
+    names = {p["name"] for p in listing["parameters"]}
+    assert {"environment", "status", "author", "commit", "limit", "offset"} <= names
+    create = schema["paths"]["/api/v1/tickets/"]["post"]
+    assert "Idempotency-Key" in {p["name"] for p in create["parameters"]}
+    assert "422" in create["responses"]
+    assert "tokenAuth" in schema["components"]["securitySchemes"]

@@ -1,0 +1,99 @@
+"""Every list endpoint in the schema, walked as every persona: each returns exactly what the
+visibility rule allows (policy.may_see_ticket, selectors.environments_visible_to), so B never
+sees A's objects where they are scoped. A new list endpoint fails here until its rule is added."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from deployments import policy, selectors
+from deployments.models import Environment, Ticket
+
+from .conftest import api_for
+from .factories import TicketFactory
+
+pytestmark = pytest.mark.django_db
+
+PERSONAS = [
+    "author",
+    "developer",
+    "lead",
+    "tech_lead",
+    "devops_lead",
+    "qa",
+    "operations",
+    "outsider",
+]
+
+
+def _tickets(user: User) -> set[Any]:
+    roles = selectors.user_roles(user)
+    return {
+        t.pk
+        for t in Ticket.objects.select_related("environment")
+        if policy.may_see_ticket(t, user.pk, roles, superuser=user.is_superuser)
+    }
+
+
+def _environments(user: User) -> set[Any]:
+    return {env.name for env in selectors.environments_visible_to(user)}
+
+
+# list path → (the rule as a set of keys, the key of a returned item)
+RULES: dict[str, tuple[Callable[[User], set[Any]], str]] = {
+    "/api/v1/tickets/": (_tickets, "id"),
+    "/api/v1/environments/": (_environments, "name"),
+}
+
+
+def list_paths(user: User) -> list[str]:
+    schema = api_for(user).get("/api/v1/schema/?format=json").json()
+    return sorted(
+        path
+        for path, methods in schema["paths"].items()
+        if "get" in methods and "{" not in path and path != "/api/v1/schema/"
+    )
+
+
+def fetch_all(client: Any, path: str) -> list[dict[str, Any]]:
+    response = client.get(path, {"limit": 200})
+    assert response.status_code == 200, (path, response.json())
+    body = response.json()
+    if isinstance(body, list):
+        return body
+    assert body["count"] <= 200 and body["count_exact"]
+    return list(body["results"])
+
+
+def test_every_list_endpoint_shows_each_persona_exactly_what_it_may_see(
+    request: pytest.FixtureRequest,
+) -> None:
+    people = {name: request.getfixturevalue(name) for name in PERSONAS}
+    # alice (developer) files in every environment; so does another developer.
+    for env in Environment.objects.all():
+        TicketFactory(author=people["author"], environment=env)
+        TicketFactory(author=people["developer"], environment=env)
+    prod_of_alice = Ticket.objects.get(author=people["author"], environment__name="prod")
+
+    paths = list_paths(people["author"])
+    assert set(paths) >= set(RULES), paths
+    unknown = set(paths) - set(RULES)
+    assert not unknown, f"add the visibility rule of {unknown} to RULES"
+    for name, user in people.items():
+        client = api_for(user)
+        for path in paths:
+            rule, key = RULES[path]
+            seen = [item[key] for item in fetch_all(client, path)]
+            assert len(seen) == len(set(seen)), (name, path)
+            assert set(seen) == rule(user), (name, path)
+    # The rule itself scopes prod: another developer never sees alice's prod ticket.
+    assert prod_of_alice.pk not in _tickets(people["developer"])
+    assert prod_of_alice.pk not in {
+        t["id"] for t in fetch_all(api_for(people["developer"]), "/api/v1/tickets/")
+    }
+    assert prod_of_alice.pk in _tickets(people["operations"])
+    assert _tickets(people["outsider"]) == set()

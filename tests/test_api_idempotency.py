@@ -122,3 +122,38 @@ def test_concurrent_twins_file_one_ticket(author: User, head_sha: str, attempt: 
     assert len({a.json()["id"] for a in answers}) == 1
     assert Ticket.objects.count() == 1
     assert sum(1 for a in answers if a.get("Idempotent-Replayed")) == twins - 1
+
+
+def test_a_retried_check_report_and_evidence_upload_are_recorded_once(author: User) -> None:
+    """Every POST that creates something honours the key: check results and evidence too."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from deployments.models import CheckResult, Environment, Evidence
+
+    from .factories import TicketFactory
+
+    ticket = TicketFactory(environment=Environment.objects.get(name="dev"), author=author)
+    client = api_for(author)
+    body = {"name": "fmt", "status": "passed", "summary": "ok"}
+    first = client.post(
+        f"/api/v1/tickets/{ticket.pk}/checks/", body, format="json", HTTP_IDEMPOTENCY_KEY="c-1"
+    )
+    again = client.post(
+        f"/api/v1/tickets/{ticket.pk}/checks/", body, format="json", HTTP_IDEMPOTENCY_KEY="c-1"
+    )
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    assert CheckResult.objects.filter(ticket=ticket).count() == 1
+
+    def upload() -> Any:
+        return client.post(
+            f"/api/v1/tickets/{ticket.pk}/evidence/",
+            {"kind": "other", "file": SimpleUploadedFile("notes.txt", b"smoke ok\n")},
+            format="multipart",
+            HTTP_IDEMPOTENCY_KEY="e-1",
+        )
+
+    one, two = upload(), upload()
+    assert one.status_code == two.status_code == 201, one.json()
+    assert one.json()["id"] == two.json()["id"]
+    assert Evidence.objects.filter(ticket=ticket).count() == 1

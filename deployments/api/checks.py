@@ -12,6 +12,8 @@ from rest_framework.response import Response
 from deployments import selectors, services
 
 from .check_serializers import CheckCreateSerializer, CheckResultSerializer
+from .idempotency import PARAMETER as IDEMPOTENCY_KEY
+from .idempotency import idempotent
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 
@@ -20,7 +22,7 @@ class TicketChecksMixin:
     """Adds the `checks` verb to TicketViewSet."""
 
     @extend_schema(
-        parameters=[_ID],
+        parameters=[_ID, IDEMPOTENCY_KEY],
         request=CheckCreateSerializer,
         responses={201: CheckResultSerializer},
         description="Report one CI check result on a ticket. Who may file tickets in the "
@@ -29,6 +31,7 @@ class TicketChecksMixin:
         "named checks to have passed before approval (`required_checks`).",
     )
     @action(detail=True, methods=["post"], url_path="checks")
+    @idempotent
     def checks(self, request: Request, pk: str) -> Response:
         ticket = selectors.ticket_get(request.user, pk)
         payload = CheckCreateSerializer(data=request.data)

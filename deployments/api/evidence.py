@@ -18,6 +18,8 @@ from rest_framework.response import Response
 from deployments import evidence_selectors, policy, selectors, services, uploads, validation
 from deployments.models import Evidence, EvidenceKind, Ticket
 
+from .idempotency import PARAMETER as IDEMPOTENCY_KEY
+from .idempotency import idempotent
 from .parsers import RequestTooLarge
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -165,7 +167,7 @@ class EvidenceActionsMixin:
     """Ticket verbs for evidence; mixed into TicketViewSet."""
 
     @extend_schema(
-        parameters=[_ID],
+        parameters=[_ID, IDEMPOTENCY_KEY],
         request={"multipart/form-data": EvidenceUploadSerializer},
         responses={
             201: EvidenceSerializer,
@@ -176,6 +178,7 @@ class EvidenceActionsMixin:
         summary="Upload a file of testing evidence (multipart)",
     )
     @action(detail=True, methods=["post"], url_path="evidence", parser_classes=[MultiPartParser])
+    @idempotent
     def evidence(self, request: Request, pk: str) -> Response:
         ticket = selectors.ticket_get(request.user, pk)
         data = request.data  # parses the body: files stream to disk, bounded

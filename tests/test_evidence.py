@@ -320,6 +320,31 @@ def test_verdicts_on_a_ticket_not_yet_deployed_complete_nothing(author: User, qa
     assert Ticket.objects.get(pk=ticket.pk).status == TicketStatus.AWAITING_APPROVAL
 
 
+def test_verdicts_given_before_the_apply_finished_complete_it_when_it_does(
+    author: User, qa: User, monkeypatch: Any
+) -> None:
+    """QA passed smoke tests and the report while the apply was still running: the ticket
+    completes as soon as the apply succeeds, instead of waiting in monitoring forever."""
+    from deployments import services
+    from deployments.choices import RunKind, RunStatus
+
+    from .factories import RunFactory
+
+    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    ticket = staging_ticket(author, status=TicketStatus.APPLYING)
+    plan = RunFactory(ticket=ticket, plan_sha256="a" * 64)
+    apply = RunFactory(ticket=ticket, kind=RunKind.APPLY, status=RunStatus.RUNNING, plan=plan)
+    upload(qa, ticket, kind="smoke_tests", passed=True)
+    upload(qa, ticket, name="qa.txt", kind="qa_report", passed=True)
+    assert Ticket.objects.get(pk=ticket.pk).status == TicketStatus.APPLYING
+    services.run_finish(
+        run_id=apply.pk, exit_code=0, error="", plan=None, stale=False, terraform_version="1"
+    )
+    ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.COMPLETED, ticket.status_reason
+    assert "QA had signed off before the apply finished" in ticket.status_reason
+
+
 # --- the ticket page ----------------------------------------------------------------
 
 

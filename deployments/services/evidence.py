@@ -158,7 +158,13 @@ def evidence_sign_off(
         return evidence
 
 
-def _after_verdict(ticket: Ticket, *, actor: Any) -> None:
+def evidence_after_apply(ticket: Ticket) -> None:
+    """A staging apply that finished after QA had already given both verdicts completes
+    at once (the verdicts were waiting for the ticket to reach monitoring)."""
+    _after_verdict(ticket, actor="worker", who="QA had signed off before the apply finished")
+
+
+def _after_verdict(ticket: Ticket, *, actor: Any, who: str = "") -> None:
     """A failed smoke test marks the ticket; passed smoke tests and QA report complete it."""
     found = evidence_selectors.verdicts(ticket)
     if not policy.completes_on_signoff(ticket):
@@ -185,5 +191,6 @@ def _after_verdict(ticket: Ticket, *, actor: Any) -> None:
         ticket,
         TicketStatus.COMPLETED,
         actor=actor,
-        reason=f"signed off by QA ({actor.get_username()}): smoke tests and QA report passed",
+        reason=f"{who or f'signed off by QA ({actor.get_username()})'}: smoke tests and QA "
+        "report passed",
     )

@@ -25,7 +25,11 @@ from .factories import RunFactory, TicketFactory
 from .test_browser import sign_in
 from .test_risk import _destructive
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("without_promotion_gate"),
+]
 
 
 @pytest.fixture

@@ -17,7 +17,11 @@ from deployments.models import Ticket
 from .test_approvals_api import approved
 from .test_browser import sign_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("without_promotion_gate"),
+]
 
 OUTSIDE_WINDOW = "2026-11-24 12:00:00+00:00"  # Tuesday 07:00 in New York
 

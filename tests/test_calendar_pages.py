@@ -15,7 +15,7 @@ from deployments.models import AuditEvent, CalendarFeedToken, Environment, Freez
 
 from .test_approvals_api import approved
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
 
 OUTSIDE = "2026-11-24 12:00:00+00:00"  # Tue 07:00 New York
 THU_OPEN = dt.datetime(2026, 11, 26, 7, 0, tzinfo=dt.UTC)

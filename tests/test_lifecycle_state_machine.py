@@ -59,7 +59,7 @@ from deployments.choices import (
 from deployments.models import Approval, AuditEvent, Environment, TerraformRun, Ticket
 from deployments.services import audit
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
 
 # --- adapters: the one place to follow service signature changes ---------------------
 

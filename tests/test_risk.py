@@ -440,6 +440,7 @@ def _approve(user: User, ticket: Ticket) -> Any:
     )
 
 
+@pytest.mark.usefixtures("without_promotion_gate")
 @pytest.mark.django_db
 def test_a_high_risk_prod_ticket_needs_a_third_lead(
     author: User, tech_lead: User, devops_lead: User

@@ -18,7 +18,7 @@ from .conftest import api_for
 from .factories import RunFactory
 from .test_approvals_api import approved
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
 
 UTC = dt.UTC
 OUTSIDE = "2026-11-24 12:00:00+00:00"  # Tue 07:00 New York (EST)

@@ -25,7 +25,12 @@ from deployments.services import schedules
 
 from .conftest import api_for, wait_for
 
-pytestmark = [pytest.mark.worker, pytest.mark.terraform, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.terraform,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("without_promotion_gate"),
+]
 
 
 @pytest.fixture

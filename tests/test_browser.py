@@ -56,15 +56,18 @@ class LiveLogs:
 
     def __init__(self) -> None:
         self.seen: dict[str, list[tuple[str, str]]] = {}
+        self.order: list[tuple[str, str]] = []  # (url, text), across runs, as seen
 
     def record(self, url: str, how: str, text: str) -> None:
         self.seen.setdefault(url, []).append((how, text))
+        self.order.append((url, text))
 
     def streamed(self, needle: str) -> tuple[str, list[tuple[str, str]]]:
-        """The run whose log showed ``needle``, and what it showed over time."""
-        for url, states in self.seen.items():
-            if any(needle in text for _, text in states):
-                return url, states
+        """The run whose log first showed ``needle``, and what it showed over time (a page
+        moving to the next run may report a last mutation under the next run's URL)."""
+        for url, text in self.order:
+            if needle in text:
+                return url, self.seen[url]
         raise AssertionError(f"no live log ever showed {needle!r}; saw {self.summary()}")
 
     def summary(self) -> dict[str, list[tuple[str, int]]]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.test import Client
 from hypothesis import given
 from hypothesis import strategies as st
@@ -429,7 +430,8 @@ def _destructive(ticket: Ticket) -> Ticket:
     )
     ticket.current_plan = plan
     ticket.save()
-    ticket_risk_refresh(ticket, actor="worker", run=plan)
+    with transaction.atomic():  # as the worker does (PostgreSQL locks the audit head)
+        ticket_risk_refresh(ticket, actor="worker", run=plan)
     return ticket
 
 

@@ -72,18 +72,25 @@ class EnvironmentViewSet(
                 description="An environment name (no NUL characters).",
                 pattern=r"^[^\u0000]{0,64}$",
             ),
-            OpenApiParameter("status", OpenApiTypes.STR, enum=TicketStatus.values),
+            OpenApiParameter(
+                "status",
+                OpenApiTypes.STR,
+                enum=["", *TicketStatus.values],
+                description="A ticket status; empty: any.",
+            ),
             OpenApiParameter(
                 "author",
                 OpenApiTypes.STR,
-                description="The author's username (tickets filed by that person).",
-                pattern=r"^[\w.@+-]{1,150}$",
+                description="The author's username (tickets filed by that person); empty: any.",
+                pattern=r"^([\w.@+-]{1,150})?$",
             ),
             OpenApiParameter(
                 "commit",
                 OpenApiTypes.STR,
-                description="A commit SHA: all 40 hex digits, or a prefix of at least 7.",
-                pattern="^[0-9a-fA-F]{7,40}$",
+                description=(
+                    "A commit SHA: all 40 hex digits, or a prefix of at least 7; empty: any."
+                ),
+                pattern="^([0-9a-fA-F]{7,40})?$",
             ),
         ]
     ),

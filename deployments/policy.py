@@ -819,6 +819,14 @@ def check_may_reject(ticket: Ticket, *, user_id: int, user_roles: Iterable[str])
         )
 
 
+def check_deployer(env: Environment, user_roles: Iterable[str], doing: str) -> None:
+    """Deploying and scheduling belong to the environment's deploy_groups; the refusal
+    names them ("prod deploys are done by Operations")."""
+    if not _holds_any(user_roles, env.deploy_groups):
+        who = " or ".join(role_label(g) for g in env.deploy_groups) or "nobody"
+        raise PolicyError(f"{env.name} {doing} {who}", PolicyError.ACTOR)
+
+
 def check_may_deploy(
     ticket: Ticket,
     *,
@@ -829,9 +837,7 @@ def check_may_deploy(
 ) -> None:
     """May this person start the apply now? ``pending`` describes approvals still missing."""
     env = ticket.environment
-    if not _holds_any(user_roles, env.deploy_groups):
-        who = " or ".join(role_label(g) for g in env.deploy_groups) or "nobody"
-        raise PolicyError(f"{env.name} deploys are done by {who}", PolicyError.ACTOR)
+    check_deployer(env, user_roles, "deploys are done by")
     status = TicketStatus(ticket.status)
     if status == TicketStatus.AWAITING_APPROVAL:
         raise PolicyError(f"the ticket is not approved yet: it still needs {pending or 'approval'}")
@@ -1015,11 +1021,7 @@ def check_may_schedule(
     schedule; only an approved (or already scheduled) ticket with a fresh plan, for an
     instant inside a window and outside every freeze (emergencies: any instant)."""
     env = ticket.environment
-    if not _holds_any(user_roles, env.deploy_groups):
-        who = " or ".join(role_label(g) for g in env.deploy_groups) or "nobody"
-        raise PolicyError(
-            f"{env.name} deploys are done (and scheduled) by {who}", PolicyError.ACTOR
-        )
+    check_deployer(env, user_roles, "deploys are done (and scheduled) by")
     status = TicketStatus(ticket.status)
     if status not in (TicketStatus.APPROVED, TicketStatus.SCHEDULED):
         raise PolicyError(
@@ -1051,9 +1053,7 @@ def check_may_schedule(
 def check_may_unschedule(ticket: Ticket, *, user_roles: Iterable[str]) -> None:
     """Those who may deploy may take a scheduled ticket back to approved."""
     env = ticket.environment
-    if not _holds_any(user_roles, env.deploy_groups):
-        who = " or ".join(role_label(g) for g in env.deploy_groups) or "nobody"
-        raise PolicyError(f"{env.name} schedules are managed by {who}", PolicyError.ACTOR)
+    check_deployer(env, user_roles, "schedules are managed by")
     if ticket.status != TicketStatus.SCHEDULED:
         raise PolicyError("the ticket is not scheduled")
 

@@ -224,19 +224,20 @@ def _check(call: Any) -> Permission:
     return Permission(True)
 
 
-def _may_approve(
+def check_may_approve_now(
     ticket: Ticket,
     user: Any,
     *,
     roles: frozenset[str],
     votes: list[policy.Vote],
     has_plan: bool,
-) -> None:
-    """The approver's own rules, then the promotion gate and the required CI checks, in
-    approval_grant's order."""
+) -> str:
+    """Every rule an approval meets, in order: the approver's own rules, then the
+    promotion gate and the required CI checks. Returns the role the approver counts for;
+    approval_grant and the ticket page both ask this."""
     from .evidence_selectors import check_promotion  # it reads through this module
 
-    policy.check_may_approve(
+    role = policy.check_may_approve(
         ticket,
         user_id=user.pk,
         username=user.get_username(),
@@ -246,6 +247,7 @@ def _may_approve(
     )
     check_promotion(ticket)
     policy.check_required_checks(ticket, latest_check_statuses(ticket))
+    return role
 
 
 def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Permission]:
@@ -261,7 +263,7 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
     pending = policy.quorum(rule, votes).describe_missing()
     actions = {
         "approve": _check(
-            lambda: _may_approve(ticket, user, roles=roles, votes=votes, has_plan=has_plan)
+            lambda: check_may_approve_now(ticket, user, roles=roles, votes=votes, has_plan=has_plan)
         ),
         "reject": _check(
             lambda: policy.check_may_reject(ticket, user_id=user.pk, user_roles=roles)

@@ -8,11 +8,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from deployments import evidence_selectors, policy
-from deployments.check_selectors import latest_check_statuses
+from deployments import policy
 from deployments.choices import RunStatus, TicketStatus
 from deployments.models import Approval, Rejection, TerraformRun, Ticket
-from deployments.selectors import standing_votes, user_roles
+from deployments.selectors import check_may_approve_now, standing_votes, user_roles
 from deployments.selectors_windows import freezes_for, plan_is_stale
 
 from ._base import InputError, locked_ticket, transition
@@ -45,18 +44,10 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
         plan = _current_plan(ticket)
         votes = standing_votes(ticket)
         roles = user_roles(actor)
-        role = policy.check_may_approve(
-            ticket,
-            user_id=actor.pk,
-            username=actor.get_username(),
-            user_roles=roles,
-            votes=votes,
-            has_current_plan=plan is not None,
+        role = check_may_approve_now(
+            ticket, actor, roles=roles, votes=votes, has_plan=plan is not None
         )
-        # The promotion gate: prod approves only a commit QA validated in staging.
-        evidence_selectors.check_promotion(ticket)
         assert plan is not None
-        policy.check_required_checks(ticket, latest_check_statuses(ticket))
         if reviewed != plan.plan_sha256:
             raise policy.PolicyError(
                 f"the plan changed since you reviewed it: plan run #{plan.pk} "

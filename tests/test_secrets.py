@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,34 @@ def test_sensitive_values_are_learnt_from_the_configuration(tmp_path: Path) -> N
         "literal-token-value",
         "auto-loaded-secret",
     }
+
+
+def test_threads_reading_configurations_at_once_each_get_plain_values(tmp_path: Path) -> None:
+    """python-hcl2 shares its serialisation state between calls; a web thread and a worker
+    thread reading at once once got quoted values (and so masked nothing)."""
+    (tmp_path / "main.tf").write_text(
+        'variable "token" {\n  sensitive = true\n}\n'
+        'locals {\n  names = [for s in var.l : "${s}-k"]\n  u = upper("q-${var.token}")\n}\n'
+    )
+    (tmp_path / "a.tfvars").write_text('token = "thread-secret-value"\n')
+    results: list[set[str]] = []
+
+    def read() -> None:
+        for _ in range(60):
+            results.append(set(sensitive_values(tmp_path, [tmp_path / "a.tfvars"], {})))
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often, as a loaded machine does
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(results) == 240
+    assert all(found == {"thread-secret-value"} for found in results)
 
 
 def test_an_unparseable_configuration_fails_closed(tmp_path: Path) -> None:

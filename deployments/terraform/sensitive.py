@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,10 @@ _OPTIONS = hcl2.SerializationOptions(
     preserve_heredocs=False,
     strip_string_quotes=True,
 )
+# python-hcl2 keeps its serialisation state in a default argument shared by every
+# call, so two threads reading at once see each other's state (quotes kept on
+# strings). One reader at a time.
+_HCL_LOCK = threading.Lock()
 _VAR_REF = re.compile(r"\bvar\.([A-Za-z_][\w-]*)")
 # A module nested deeper than this is a cycle or a mistake; stop following it.
 _MAX_DEPTH = 16
@@ -70,7 +75,7 @@ def sensitive_values(
             # A plain string is not HCL: it is kept whole above.
             with contextlib.suppress(Exception):
                 _collect_strings(
-                    hcl2.loads(f"v = {value}\n", serialization_options=_OPTIONS), found
+                    _hcl_loads(f"v = {value}\n"), found
                 )
     return _unique(found)
 
@@ -127,7 +132,7 @@ def _module_documents(module_dir: Path) -> list[dict[str, Any]]:
     documents: list[dict[str, Any]] = []
     for path in sorted(module_dir.glob("*.tf")):
         try:
-            documents.append(hcl2.loads(path.read_text(), serialization_options=_OPTIONS))
+            documents.append(_hcl_loads(path.read_text()))
         except Exception as exc:  # any parser failure means "unknown"
             raise _Unparseable(str(path)) from exc
     for path in sorted(module_dir.glob("*.tf.json")):
@@ -150,7 +155,7 @@ def _read_var_file(path: Path, *, names: set[str] | None) -> dict[str, Any]:
         if path.name.endswith(".json"):
             loaded = json.loads(text)
         else:
-            loaded = hcl2.loads(text, serialization_options=_OPTIONS)
+            loaded = _hcl_loads(text)
     if isinstance(loaded, dict):
         return loaded
     assigned: dict[str, Any] = {}
@@ -166,6 +171,11 @@ def _blocks(value: Any) -> list[dict[str, Any]]:
     if isinstance(value, list):
         return [item for item in value if isinstance(item, dict)]
     return []
+
+
+def _hcl_loads(text: str) -> dict[str, Any]:
+    with _HCL_LOCK:
+        return hcl2.loads(text, serialization_options=_OPTIONS)
 
 
 def _unquote(name: str) -> str:

@@ -15,13 +15,14 @@ from .check_selectors import latest_check_statuses
 from .choices import (
     ALLOWED_TRANSITIONS,
     REPLANNABLE_STATUSES,
-    RunKind,
     RunStatus,
     TicketStatus,
 )
 from .models import (
     Approval,
     AuditEvent,
+    Deployment,
+    DeploymentOutcome,
     Environment,
     FollowUp,
     RunLogChunk,
@@ -323,27 +324,39 @@ class KnownGood:
     ticket_id: int
     commit_sha: str
     deployed_at: dt.datetime
+    deployment_id: int = 0
+    var_file: str = ""
 
 
 def last_known_good(
     env: Environment, before: dt.datetime | None = None, *, exclude_ticket: int | None = None
 ) -> KnownGood | None:
-    """The newest successful apply of ``env`` (finished before ``before``) whose ticket was
-    not rolled back and did not fail its apply afterwards: what a rollback returns to."""
-    runs = TerraformRun.objects.filter(
-        environment=env, kind=RunKind.APPLY, status=RunStatus.SUCCEEDED, finished_at__isnull=False
+    """The newest succeeded deployment of ``env`` (finished before ``before``) that was
+    neither rolled back nor failed its monitoring, and whose ticket did not end rolled back
+    or failed afterwards: what a rollback returns to."""
+    found = Deployment.objects.filter(
+        environment=env,
+        outcome=DeploymentOutcome.SUCCEEDED,
+        rolled_back_at__isnull=True,
+        monitoring_failed_at__isnull=True,
     ).exclude(ticket__status__in=[TicketStatus.ROLLED_BACK, TicketStatus.APPLY_FAILED])
     if before is not None:
-        runs = runs.filter(finished_at__lt=before)
+        found = found.filter(finished_at__lt=before)
     if exclude_ticket is not None:
-        runs = runs.exclude(ticket_id=exclude_ticket)
-    run = (
-        runs.order_by("-finished_at", "-pk").only("ticket_id", "commit_sha", "finished_at").first()
+        found = found.exclude(ticket_id=exclude_ticket)
+    deployment = (
+        found.order_by("-finished_at", "-pk")
+        .only("ticket_id", "commit_sha", "finished_at", "var_file")
+        .first()
     )
-    if run is None or run.finished_at is None:
+    if deployment is None:
         return None
     return KnownGood(
-        ticket_id=run.ticket_id, commit_sha=run.commit_sha, deployed_at=run.finished_at
+        ticket_id=deployment.ticket_id,
+        commit_sha=deployment.commit_sha,
+        deployed_at=deployment.finished_at,
+        deployment_id=deployment.pk,
+        var_file=deployment.var_file,
     )
 
 

@@ -6,9 +6,10 @@ import hashlib
 
 import factory
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from deployments.choices import RunKind, RunStatus, TicketStatus
-from deployments.models import Environment, TerraformRun, Ticket
+from deployments.models import Deployment, Environment, TerraformRun, Ticket
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -50,6 +51,30 @@ class RunFactory(factory.django.DjangoModelFactory):
     commit_sha = factory.LazyAttribute(lambda r: r.ticket.commit_sha)
     workspace = factory.LazyAttribute(lambda r: r.environment.workspace)
     var_file = factory.LazyAttribute(lambda r: r.environment.var_file)
+
+
+class DeploymentFactory(factory.django.DjangoModelFactory):
+    """A deployment record with its apply run (succeeded unless told otherwise)."""
+
+    class Meta:
+        model = Deployment
+
+    ticket = factory.SubFactory(TicketFactory, status=TicketStatus.COMPLETED)
+    environment = factory.LazyAttribute(lambda d: d.ticket.environment)
+    run = factory.LazyAttribute(
+        lambda d: RunFactory(
+            ticket=d.ticket,
+            kind=RunKind.APPLY,
+            status=d.outcome,
+            plan=RunFactory(ticket=d.ticket),
+            finished_at=d.finished_at,
+        )
+    )
+    change_type = factory.LazyAttribute(lambda d: d.ticket.change_type)
+    commit_sha = factory.LazyAttribute(lambda d: d.ticket.commit_sha)
+    var_file = factory.LazyAttribute(lambda d: d.environment.var_file)
+    outcome = "succeeded"
+    finished_at = factory.LazyFunction(timezone.now)
 
 
 # A valid prod questionnaire and rollback plan (deployments.risk), low risk.

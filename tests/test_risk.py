@@ -14,12 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deployments import policy, risk, selectors, services
-from deployments.choices import RunKind, RunStatus, TicketStatus
+from deployments.choices import RunStatus, TicketStatus
 from deployments.models import AuditEvent, Environment, Ticket
 from deployments.services.risk import ticket_risk_refresh
 
 from .conftest import _persona, api_for
-from .factories import RISK_OK, ROLLBACK_OK, RunFactory, TicketFactory
+from .factories import RISK_OK, ROLLBACK_OK, DeploymentFactory, RunFactory, TicketFactory
 
 # --- pure scoring ------------------------------------------------------------------
 
@@ -534,20 +534,23 @@ def test_last_known_good_is_the_newest_earlier_successful_apply() -> None:
     prod = Environment.objects.get(name="prod")
     now = timezone.now()
 
-    def deployed(status: str, minutes_ago: int, run_status: str = RunStatus.SUCCEEDED) -> Ticket:
+    def deployed(
+        status: str, minutes_ago: int, outcome: str = RunStatus.SUCCEEDED, **kw: Any
+    ) -> Ticket:
         ticket = TicketFactory(environment=prod, status=status)
-        RunFactory(
+        DeploymentFactory(
             ticket=ticket,
-            plan=RunFactory(ticket=ticket),
-            kind=RunKind.APPLY,
-            status=run_status,
+            outcome=outcome,
             finished_at=now - dt.timedelta(minutes=minutes_ago),
+            **kw,
         )
         return ticket
 
     good = deployed(TicketStatus.COMPLETED, 50)
     deployed(TicketStatus.ROLLED_BACK, 40)
     deployed(TicketStatus.APPLY_FAILED, 30)
+    deployed(TicketStatus.COMPLETED, 25, monitoring_failed_at=now)
+    deployed(TicketStatus.COMPLETED, 22, rolled_back_at=now)
     deployed(TicketStatus.COMPLETED, 20, RunStatus.FAILED)
     newest = deployed(TicketStatus.MONITORING, 10)
     found = selectors.last_known_good(prod)

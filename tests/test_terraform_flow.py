@@ -6,6 +6,7 @@ worker process is exercised in test_worker_e2e.py.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from django.contrib.auth.models import User
 
 from deployments import services
 from deployments.choices import RunKind, RunStatus, TicketStatus
-from deployments.models import AuditEvent, RunLogChunk, TerraformRun, Ticket
+from deployments.models import AuditEvent, Deployment, RunLogChunk, TerraformRun, Ticket
 from deployments.terraform.source import commit_all
 
 from .conftest import api_for
@@ -79,6 +80,15 @@ def test_dev_ticket_plans_applies_checks_and_completes(
         ("monitoring", "completed"),
     ]
     assert services.audit_verify()[0]
+    # The environment's history: what was applied, with which var-file, leaving which state.
+    deployment = Deployment.objects.get(ticket=ticket)
+    assert (deployment.run_id, deployment.outcome) == (apply.pk, "succeeded")
+    assert deployment.commit_sha == ticket.commit_sha and deployment.plan_sha256 == plan.plan_sha256
+    tfvars = infra_repo / "terraform/environments/dev/terraform.tfvars"
+    assert deployment.var_file_sha256 == hashlib.sha256(tfvars.read_bytes()).hexdigest()
+    lineage, serial = deployment.state_after.split("/")
+    assert lineage and int(serial) > 0 and plan.base_state in ("", f"{lineage}/{int(serial) - 1}")
+    assert deployment.finished_at == apply.finished_at and deployment.is_good
 
 
 def test_secrets_never_reach_the_stored_log(

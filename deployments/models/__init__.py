@@ -4,6 +4,7 @@ from .apikeys import ApiKey, ApiKeyScope, IdempotencyRecord
 from .approvals import Approval, Rejection
 from .audit import AuditChainHead, AuditEvent
 from .checks import CheckResult, CheckStatus
+from .deployments import Deployment, DeploymentOutcome
 from .environments import Environment
 from .evidence import Evidence, EvidenceKind, evidence_upload_to
 from .followups import FollowUp, FollowUpKind, UserPreference
@@ -22,6 +23,8 @@ __all__ = [
     "CheckResult",
     "CheckStatus",
     "DeliveryStatus",
+    "Deployment",
+    "DeploymentOutcome",
     "Environment",
     "Evidence",
     "EvidenceKind",

@@ -35,6 +35,7 @@ from deployments.selectors_windows import freezes_for
 from . import evidence, followups, runs
 from ._base import infra_repo, locked_ticket, transition
 from .audit import audit_record
+from .deployments import deployment_monitoring_failed, deployment_record
 from .risk import ticket_risk_refresh
 
 log = logging.getLogger(__name__)
@@ -373,6 +374,7 @@ def _execute(run_id: int, *, fence: int, env_lock: EnvironmentLock | None) -> No
         terraform_version=run.terraform_version,
         fence=fence,
         log_tail=writer.unwritten(),
+        applied=outcome.applied,
     )
 
 
@@ -382,6 +384,7 @@ class _Outcome:
     error: str = ""
     plan: tf.PlanResult | None = None
     stale: bool = False
+    applied: tf.ApplyResult | None = None
 
 
 def _execute_kind(run: TerraformRun, writer: _LogWriter) -> _Outcome:
@@ -405,7 +408,7 @@ def _execute_kind(run: TerraformRun, writer: _LogWriter) -> _Outcome:
             writer,
             base_state=plan_run.base_state,
         )
-        return _Outcome(applied.exit_code, applied.error, stale=applied.stale_plan)
+        return _Outcome(applied.exit_code, applied.error, stale=applied.stale_plan, applied=applied)
     checked = tf.check(_spec(run, timeout=settings.TERRAFORM_PLAN_TIMEOUT), writer)
     return _Outcome(checked.exit_code, checked.error)
 
@@ -428,6 +431,7 @@ def run_finish(
     terraform_version: str,
     fence: int = 0,
     log_tail: str = "",
+    applied: tf.ApplyResult | None = None,
 ) -> None:
     """Record a run's outcome (log, exit code, plan file and digest) and move its ticket on.
 
@@ -446,6 +450,7 @@ def run_finish(
                 terraform_version=terraform_version,
                 fence=fence,
                 log_tail=log_tail,
+                applied=applied,
             )
             return
         except (OperationalError, InterfaceError):
@@ -466,6 +471,7 @@ def _finish(
     terraform_version: str,
     fence: int,
     log_tail: str,
+    applied: tf.ApplyResult | None = None,
 ) -> None:
     with transaction.atomic():
         ticket_id = TerraformRun.objects.values_list("ticket_id", flat=True).get(pk=run_id)
@@ -509,6 +515,8 @@ def _finish(
                 "error": error,
             },
         )
+        if run.kind == RunKind.APPLY:
+            deployment_record(ticket, run, applied)
         _advance_ticket(ticket, run, stale=stale)
 
 
@@ -653,11 +661,13 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
             data={"run": run.pk},
         )
     else:
+        reason = run.error or "post-apply check failed"
+        deployment_monitoring_failed(ticket, reason=reason, at=run.finished_at)
         transition(
             ticket,
             TicketStatus.APPLY_FAILED,
             actor="worker",
-            reason=run.error or "post-apply check failed",
+            reason=reason,
             data={"run": run.pk},
         )
 

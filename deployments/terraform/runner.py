@@ -104,6 +104,9 @@ class ApplyResult:
     exit_code: int
     error: str = ""
     stale_plan: bool = False
+    # For the deployment record: the var-file applied and the state the apply left.
+    var_file_sha256: str = ""
+    state_after: str = ""
 
     @property
     def ok(self) -> bool:
@@ -459,6 +462,7 @@ def apply(
             session.redact.add(
                 sensitive_values(json.loads(session.capture("show", "-json", PLAN_FILENAME)))
             )
+            var_file_sha256 = _file_sha256(session.root / spec.var_file)
             session.emit(f"Applying plan sha256 {actual}")
             session.run(
                 "apply",
@@ -468,7 +472,13 @@ def apply(
                 PLAN_FILENAME,
                 what="terraform apply failed",
             )
-            return ApplyResult(exit_code=0)
+            try:
+                state_after = session.state_fingerprint()
+            except _StepFailed:  # applied all the same; the record says "unknown"
+                state_after = ""
+            return ApplyResult(
+                exit_code=0, var_file_sha256=var_file_sha256, state_after=state_after
+            )
     except (_StepFailed, SourceError, OSError) as exc:
         stale = any(marker in line for line in lines for marker in _STALE_MARKERS)
         if stale and isinstance(exc, _StepFailed):
@@ -479,6 +489,13 @@ def apply(
             )
         code, message = _failure(exc, session, keep)
         return ApplyResult(exit_code=code, error=message, stale_plan=stale)
+
+
+def _file_sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 def check(spec: RunSpec, on_line: OnLine) -> CheckResult:

@@ -74,9 +74,7 @@ def sensitive_values(
             # Complex values in TF_VAR_ are HCL or JSON; their strings are secrets too.
             # A plain string is not HCL: it is kept whole above.
             with contextlib.suppress(Exception):
-                _collect_strings(
-                    _hcl_loads(f"v = {value}\n"), found
-                )
+                _collect_strings(_hcl_loads(f"v = {value}\n"), found)
     return _unique(found)
 
 
@@ -152,10 +150,7 @@ def _read_var_file(path: Path, *, names: set[str] | None) -> dict[str, Any]:
         return {}
     loaded: Any = None
     with contextlib.suppress(Exception):  # then the line-level reading below
-        if path.name.endswith(".json"):
-            loaded = json.loads(text)
-        else:
-            loaded = _hcl_loads(text)
+        loaded = json.loads(text) if path.name.endswith(".json") else _hcl_loads(text)
     if isinstance(loaded, dict):
         return loaded
     assigned: dict[str, Any] = {}

@@ -7,13 +7,8 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import socket
-import subprocess
-import sys
-import time
 import tracemalloc
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -92,40 +87,6 @@ def download_digest(base: str, path: str, token: str) -> tuple[int, str, int, di
     return response.status, sha.hexdigest(), size, headers
 
 
-@pytest.fixture
-def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A moto S3 server on loopback, in its own process (its memory is not the portal's)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            monkeypatch.setenv(name, value)
-        yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 def _round_trip(
     live_server: Any, qa: User, author: User, tmp_path: Path, size: int = BIG
 ) -> tuple[Evidence, int]:
@@ -135,6 +96,14 @@ def _round_trip(
     from .test_apikeys import new_key
 
     token = new_key(qa)
+    # One small round trip first: modules imported on a first request are not streaming.
+    warm = tmp_path / "warm-up.bin"
+    _big_file(warm, 1024)
+    status, item = post_streaming(
+        live_server.url, f"/api/v1/tickets/{ticket.pk}/evidence/", token, warm, "other"
+    )
+    assert status == 201, item
+    download_digest(live_server.url, item["download_url"], token)
     source = tmp_path / "smoke-run.bin"
     digest = _big_file(source, size)
     tracemalloc.start()

@@ -346,3 +346,38 @@ def test_signed_push_to_main_deploys_dev_once_even_when_redelivered(
     assert again.json()["status"] == "processed"
     assert Ticket.objects.filter(commit_sha=sha).count() == 1
     assert WebhookDelivery.objects.get().ticket_id == ticket.pk
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_deliveries_of_one_commit_racing_file_one_ticket(head_sha: str, author: User) -> None:
+    """Two deliveries under different ids for the same new commit, processed at once by two
+    workers (threads with their own connections): one ticket, the other says already filed."""
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (row locks between connections)")
+    deliveries = [_queued("push", push(head_sha)) for _ in range(4)]
+    barrier = threading.Barrier(len(deliveries))
+    errors: list[BaseException] = []
+
+    def process(pk: int) -> None:
+        try:
+            barrier.wait()
+            webhooks.webhook_process(delivery_pk=pk)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=process, args=(d.pk,)) for d in deliveries]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert Ticket.objects.filter(commit_sha=head_sha).count() == 1
+    outcomes = sorted(WebhookDelivery.objects.values_list("outcome", flat=True))
+    assert sum("already filed" in o for o in outcomes) == 3, outcomes

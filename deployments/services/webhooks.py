@@ -234,22 +234,29 @@ def _process_push(delivery: WebhookDelivery) -> None:
     pr = PullRequest.objects.filter(head_sha=sha).first()
     filed: list[str] = []
     ticket = None
-    for env in Environment.objects.filter(deploy_on_merge=True):
-        if Ticket.objects.filter(environment=env, commit_sha=sha, source="github").exists():
-            filed.append(f"{env.name}: already filed for {sha[:10]}")
-            continue
-        author = _pusher(payload, env)
-        ticket = ticket_create(
-            actor=author,
-            data=TicketInput(
-                title=f"Merge to {settings.INFRA_BRANCH}: {subject}"[:200] or "Merge",
-                environment=env.name,
-                description=f"Filed by the GitHub push webhook (delivery {delivery.delivery_id}).",
-                commit_sha=sha,
-                pull_request_url=pr.url if pr else "",
-            ),
-            source="github",
-        )
+    for env_pk in Environment.objects.filter(deploy_on_merge=True).values_list("pk", flat=True):
+        # Two deliveries of the same commit (GitHub redelivers under a new id, or two pushes
+        # race) file one ticket: the environment row is locked while we look and file
+        # (SQLite's immediate transactions serialise the same way).
+        with transaction.atomic():
+            env = Environment.objects.select_for_update().get(pk=env_pk)
+            if Ticket.objects.filter(environment=env, commit_sha=sha, source="github").exists():
+                filed.append(f"{env.name}: already filed for {sha[:10]}")
+                continue
+            author = _pusher(payload, env)
+            ticket = ticket_create(
+                actor=author,
+                data=TicketInput(
+                    title=f"Merge to {settings.INFRA_BRANCH}: {subject}"[:200] or "Merge",
+                    environment=env.name,
+                    description=(
+                        f"Filed by the GitHub push webhook (delivery {delivery.delivery_id})."
+                    ),
+                    commit_sha=sha,
+                    pull_request_url=pr.url if pr else "",
+                ),
+                source="github",
+            )
         filed.append(f"{env.name}: ticket #{ticket.pk} by {author.get_username()}")
     if not filed:
         _finish(delivery, DeliveryStatus.IGNORED, "no environment has deploy_on_merge")

@@ -46,6 +46,8 @@ SECTION_ROWS = 50
 MY_TICKETS_ROWS = 20
 
 _DEPLOYABLE = (TicketStatus.APPROVED, TicketStatus.SCHEDULED)
+# Nothing more to do for the author (a completed ticket may still be rolled back, by others).
+FINISHED_STATUSES = frozenset(TERMINAL_STATUSES | {TicketStatus.COMPLETED})
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ class Queue:
     follow_ups: list[FollowUpItem] = field(default_factory=list)
     follow_ups_count: int = 0
     environments: list[EnvironmentItem] = field(default_factory=list)
+    can_file: bool = False  # may file a ticket in some environment
 
     @property
     def waiting(self) -> int:
@@ -314,7 +317,7 @@ def queue_for(user: Any, now: dt.datetime) -> Queue:
     )
 
     wanted = Q(author_id=user.pk) & (
-        ~Q(status__in=sorted(TERMINAL_STATUSES)) | Q(status_changed_at__gte=now - MY_RECENT)
+        ~Q(status__in=sorted(FINISHED_STATUSES)) | Q(status_changed_at__gte=now - MY_RECENT)
     )
     if approve_ids:
         wanted |= Q(status=TicketStatus.AWAITING_APPROVAL, environment_id__in=approve_ids) & ~Q(
@@ -358,9 +361,9 @@ def queue_for(user: Any, now: dt.datetime) -> Queue:
     mine: list[MyTicketItem] = []
     for ticket in tickets:
         if ticket.author_id == user.pk and (
-            ticket.status not in TERMINAL_STATUSES or ticket.status_changed_at >= now - MY_RECENT
+            ticket.status not in FINISHED_STATUSES or ticket.status_changed_at >= now - MY_RECENT
         ):
-            mine.append(MyTicketItem(ticket, ticket.status not in TERMINAL_STATUSES))
+            mine.append(MyTicketItem(ticket, ticket.status not in FINISHED_STATUSES))
         env_id = ticket.environment_id
         if (
             ticket.status == TicketStatus.AWAITING_APPROVAL
@@ -424,11 +427,20 @@ def queue_for(user: Any, now: dt.datetime) -> Queue:
         my_tickets_count=sum(1 for m in mine if m.active),
         follow_ups=follow_ups[:SECTION_ROWS],
         follow_ups_count=len(follow_ups),
+        can_file=any(_may_file(e, roles, superuser) for e in envs),
         environments=[
             EnvironmentItem(environment=e, last=_last_of(e), window=windows[e.pk], busy=busy[e.pk])
             for e in viewable
         ],
     )
+
+
+def _may_file(env: Environment, roles: frozenset[str], superuser: bool) -> bool:
+    try:
+        policy.check_may_file(env, roles, superuser=superuser)
+    except policy.PolicyError:
+        return False
+    return True
 
 
 def _deploy_item(ticket: Ticket, now: dt.datetime, window: WindowState, busy: bool) -> DeployItem:
@@ -467,7 +479,7 @@ def _overdue_follow_ups(
         scope |= Q(ticket__environment_id__in=viewable_ids)
     rows = (
         FollowUp.objects.filter(scope, done_at__isnull=True, due_at__lte=now)
-        .select_related("ticket", "ticket__environment")
+        .select_related("ticket", "ticket__environment", "ticket__author")
         .order_by("due_at", "id")
     )
     return [FollowUpItem(f, f.ticket, now - f.due_at) for f in rows]

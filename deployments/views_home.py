@@ -7,47 +7,52 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from . import history_selectors, selectors
+from . import history_selectors
 from .models import DeploymentOutcome
 from .queue_selectors import Queue, queue_for
 
-BADGE_SESSION_KEY = "portal_queue_badge"
 HISTORY_PAGE_SIZE = 50
 
 
+def _badge_key(user: Any) -> str:
+    # date_joined tells apart two accounts that reused an id (a cache outlives a database).
+    joined = user.date_joined.timestamp() if getattr(user, "date_joined", None) else 0
+    return f"queue-badge:{user.pk}:{joined}"
+
+
 def remember_badge(request: HttpRequest, queue: Queue) -> None:
-    """Keep the number for the nav badge in the session (written only when it changes)."""
-    value = {"n": queue.waiting, "at": queue.now.timestamp()}
-    stored = request.session.get(BADGE_SESSION_KEY)
-    if not stored or stored.get("n") != value["n"]:
-        request.session[BADGE_SESSION_KEY] = value
+    """Keep the number for the nav badge in the shared cache (no database write)."""
+    cache.set(_badge_key(request.user), {"n": queue.waiting, "at": queue.now.timestamp()}, None)
     request._portal_queue = queue  # type: ignore[attr-defined]
 
 
 def badge(request: HttpRequest) -> int | None:
-    """The nav badge: the home page's own count, else the session's once the home page has
-    been seen (refreshed when older than QUEUE_BADGE_MAX_AGE seconds); None before that, so
-    pages other than home add no query while the number is fresh."""
+    """The nav badge: the home page's own count, else the one the home page (or an earlier
+    refresh) left in the cache, recomputed when older than QUEUE_BADGE_MAX_AGE seconds;
+    None until the person has seen the home page, so other pages add no query while the
+    number is fresh."""
     queue = getattr(request, "_portal_queue", None)
     if queue is not None:
         return int(queue.waiting)
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated or not hasattr(request, "session"):
+    if user is None or not user.is_authenticated:
         return None
-    stored = request.session.get(BADGE_SESSION_KEY)
+    stored = cache.get(_badge_key(user))
     if not stored:
         return None
     now = timezone.now()
     max_age = int(getattr(settings, "QUEUE_BADGE_MAX_AGE", 120))
     if max_age and now.timestamp() - float(stored.get("at", 0)) > max_age:
-        remember_badge(request, queue_for(user, now))
-        return int(request._portal_queue.waiting)  # type: ignore[attr-defined]
+        fresh = queue_for(user, now)
+        remember_badge(request, fresh)
+        return fresh.waiting
     return int(stored.get("n", 0))
 
 
@@ -61,7 +66,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "deployments/home.html",
         {
             "queue": queue,
-            "can_file": bool(selectors.environments_fileable_by(request.user)),
+            "can_file": queue.can_file,
         },
     )
 

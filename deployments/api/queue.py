@@ -11,7 +11,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import generics, serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -21,6 +26,8 @@ from rest_framework.views import APIView
 from deployments import history_selectors
 from deployments.models import Deployment, DeploymentOutcome, Ticket
 from deployments.queue_selectors import queue_for
+
+from .evidence import ERROR_REF
 
 # --- me/queue ------------------------------------------------------------------------
 
@@ -297,6 +304,13 @@ class DeploymentHistoryView(generics.ListAPIView[Deployment]):
 
     @extend_schema(
         operation_id="deployments_list",
+        responses={
+            200: DeploymentSerializer(many=True),
+            404: OpenApiResponse(
+                ERROR_REF,
+                description="The environment is unknown or its history is not yours to see.",
+            ),
+        },
         parameters=[
             OpenApiParameter(
                 "environment",

@@ -351,3 +351,48 @@ def test_home_and_queue_api_query_budget(
     assert queue.approvals_count == 20 and queue.deploys_count == 20
     assert queue.qa_signoffs_count == 20 and queue.follow_ups_count == 20
     assert response.status_code == 200
+
+
+# --- scope --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "persona",
+    ["author", "developer", "lead", "tech_lead", "devops_lead", "qa", "operations", "outsider"],
+)
+def test_the_queue_shows_only_what_the_person_may_see(
+    persona: str, request: pytest.FixtureRequest, author: User, developer: User
+) -> None:
+    """Every ticket in every section passes policy.may_see_ticket; the strip holds exactly
+    the environments whose tickets the person sees (prod: operations and the prod leads)."""
+    from deployments import policy, selectors
+
+    user = request.getfixturevalue(persona)
+    for name in ("dev", "staging", "prod"):
+        awaiting(name, developer)
+        approved(name, developer)
+        DeploymentFactory(ticket=TicketFactory(environment=env(name), author=developer))
+        FollowUp.objects.create(
+            ticket=TicketFactory(environment=env(name), author=author, status="completed"),
+            kind="post_mortem",
+            due_at=timezone.now() - dt.timedelta(hours=1),
+        )
+    monitoring_staging(developer)
+    body = api_for(user).get("/api/v1/me/queue/").json()
+    roles = selectors.user_roles(user)
+    shown = {
+        item["ticket"]["id"]
+        for key in ("approvals", "deploys", "qa_signoffs", "my_tickets", "follow_ups")
+        for item in body[key]["results"]
+    }
+    for ticket in Ticket.objects.filter(pk__in=shown).select_related("environment"):
+        assert policy.may_see_ticket(ticket, user.pk, roles), (persona, ticket.pk)
+    assert {e["name"] for e in body["environments"]} == {
+        e.name for e in Environment.objects.all() if policy.can_view(e, roles)
+    }
+    for item in body["environments"]:
+        if item["last_deployment"]:
+            last = Ticket.objects.select_related("environment").get(
+                pk=item["last_deployment"]["ticket"]
+            )
+            assert policy.may_see_ticket(last, user.pk, roles)

@@ -88,7 +88,15 @@ def test_history_filters_by_outcome_and_since(author: User, operations: User) ->
 
 @pytest.mark.parametrize(
     "query",
-    ["outcome=maybe", "since=yesterday", "since=2026-13-01T00:00:00", "limit=0", "limit=x"],
+    [
+        "outcome=maybe",
+        "since=yesterday",
+        "since=2026-13-01T00:00:00",
+        "limit=0",
+        "limit=x",
+        "environment=%00",
+        f"environment={'p' * 65}",
+    ],
 )
 def test_history_bad_filters_are_400_with_detail(query: str, operations: User) -> None:
     response = api_for(operations).get(f"/api/v1/deployments/?{query}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -23,9 +22,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from deployments import history_selectors
+from deployments import history_selectors, validation
 from deployments.models import Deployment, DeploymentOutcome, Ticket
 from deployments.queue_selectors import queue_for
+from deployments.services import InputError
 
 from .evidence import ERROR_REF
 
@@ -336,13 +336,13 @@ class DeploymentHistoryView(generics.ListAPIView[Deployment]):
 
     def get_queryset(self) -> Any:
         params = self.request.query_params
-        name = params.get("environment", "")
+        try:
+            name = validation.clean_text(params.get("environment", ""), "environment", 64)
+        except InputError as exc:
+            raise ValidationError({"environment": [exc.message]}) from None
         environment = None
         if name:
-            try:
-                environment = history_selectors.history_environment(self.request.user, name[:64])
-            except Http404:
-                raise Http404("No such environment") from None
+            environment = history_selectors.history_environment(self.request.user, name)
         outcome = params.get("outcome", "")
         if outcome and outcome not in DeploymentOutcome.values:
             raise ValidationError(

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deployments.choices import TicketStatus
-from deployments.models import Approval, Environment, Evidence, FollowUp, Ticket
+from deployments.models import Approval, Environment, Evidence, FollowUp, Freeze, Ticket
 from deployments.queue_selectors import queue_for
 from deployments.views_home import _badge_key
 
@@ -151,6 +151,27 @@ def test_operations_sees_the_deploy_with_its_window_countdown(
         item = queue_for(operations, timezone.now()).deploys[0]
     assert "in window now, closes in 1 h" in section_text(page, "deploys")
     assert item.may_start_now and item.window.closes_at == IN_WINDOW + dt.timedelta(hours=1)
+
+
+def test_a_freeze_cuts_the_open_window_and_emergencies_ignore_it(
+    author: User, operations: User
+) -> None:
+    approved("prod", author, title="Normal")
+    emergency = approved("prod", author, title="Hotfix", change_type="emergency")
+    Freeze.objects.create(
+        environment=env("prod"),
+        starts_at=IN_WINDOW + dt.timedelta(minutes=30),
+        ends_at=IN_WINDOW + dt.timedelta(days=1),
+        reason="release freeze",
+    )
+    deploys = queue_for(operations, IN_WINDOW).deploys
+    assert [d.ticket.pk for d in deploys][0] == emergency.pk
+    assert deploys[0].countdown == "emergency: may deploy now, outside any window"
+    assert deploys[1].countdown == "in window now, closes in 30 min"
+    # During the freeze the next opening is the Thursday window after it ends.
+    later = queue_for(operations, IN_WINDOW + dt.timedelta(hours=1)).deploys
+    assert not later[1].may_start_now and later[0].may_start_now
+    assert later[1].window.next_window_start == dt.datetime(2026, 12, 3, 7, 0, tzinfo=dt.UTC)
 
 
 def test_scheduled_deploys_show_their_time(author: User, operations: User) -> None:

@@ -165,7 +165,7 @@ def test_a_freeze_cuts_the_open_window_and_emergencies_ignore_it(
         reason="release freeze",
     )
     deploys = queue_for(operations, IN_WINDOW).deploys
-    assert [d.ticket.pk for d in deploys][0] == emergency.pk
+    assert deploys[0].ticket.pk == emergency.pk
     assert deploys[0].countdown == "emergency: may deploy now, outside any window"
     assert deploys[1].countdown == "in window now, closes in 30 min"
     # During the freeze the next opening is the Thursday window after it ends.

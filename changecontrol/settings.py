@@ -170,7 +170,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
 LOGIN_URL = "account_login"
-LOGIN_REDIRECT_URL = "ticket_list"
+LOGIN_REDIRECT_URL = "home"
+# The nav badge ("waiting for me") is refreshed on the home page and, once older than this
+# many seconds, on the next page shown (0: only on the home page).
+QUEUE_BADGE_MAX_AGE = env_int("QUEUE_BADGE_MAX_AGE", 120)
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"

@@ -1,9 +1,15 @@
 from django.urls import path
 
-from . import evidence_views, views, views_calendar, views_followups, views_tokens
+from . import evidence_views, views, views_calendar, views_followups, views_home, views_tokens
 
 urlpatterns = [
-    path("", views.ticket_list, name="ticket_list"),
+    path("", views_home.home, name="home"),
+    path("tickets/", views.ticket_list, name="ticket_list"),
+    path(
+        "environments/<slug:name>/history/",
+        views_home.deployment_history,
+        name="deployment_history",
+    ),
     path("tickets/new/", views.ticket_new, name="ticket_new"),
     path("tickets/<int:pk>/", views.ticket_detail, name="ticket_detail"),
     path("tickets/<int:pk>/plan/", views.ticket_plan, name="ticket_plan"),

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import policy, selectors, services, stepup, validation
+from . import policy, selectors, services, stepup, validation, views_home
 from .choices import ACTIVE_RUN_STATUSES, TicketStatus
 from .evidence_views import evidence_context
 from .forms import TicketForm
@@ -34,6 +34,8 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
     return {
         "portal_embedded": settings.EMBEDDED,
         "user_roles": sorted(selectors.user_roles(request.user)),
+        # Called by the template only where the nav shows it (see views_home.badge).
+        "queue_badge": functools.partial(views_home.badge, request),
     }
 
 
@@ -318,6 +320,10 @@ def environment_list(request: HttpRequest) -> HttpResponse:
             "env": env,
             "rule": policy.describe_rule(env.approval_rule),
             "window": policy.Window.of(env),
+            # Deployment history is read by those who see every ticket of the environment.
+            "history": policy.can_view(
+                env, selectors.user_roles(request.user), superuser=request.user.is_superuser
+            ),
             **environment_window_state(env, now),  # freezes applied
         }
         for env in selectors.environments_visible_to(request.user)

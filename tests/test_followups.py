@@ -168,14 +168,14 @@ def test_overdue_badge_in_the_list_and_on_the_ticket(devops_lead: User) -> None:
     client = Client()
     client.force_login(devops_lead)
     with time_machine.travel(follow_up.due_at + dt.timedelta(minutes=5)):
-        listing = client.get("/").content.decode()
+        listing = client.get("/tickets/").content.decode()
         assert "follow-up overdue" in listing
         page = client.get(f"/tickets/{ticket.pk}/").content.decode()
         assert f'id="follow-up-{follow_up.pk}-overdue"' in page
         assert "Emergency change: bypasses the change window and freezes" in page
         assert "login is down for everyone" in page
     with time_machine.travel(follow_up.due_at - dt.timedelta(minutes=5)):
-        assert "follow-up overdue" not in client.get("/").content.decode()
+        assert "follow-up overdue" not in client.get("/tickets/").content.decode()
 
 
 def test_the_page_form_completes_the_review_and_keeps_a_refused_draft(

@@ -42,8 +42,8 @@ def test_sign_up_is_closed() -> None:
 
 def test_ticket_list_shows_visible_tickets_only(author: User, outsider: User) -> None:
     TicketFactory(author=author, title="Scale the cache")
-    assert b"Scale the cache" in signed_in(author).get("/").content
-    assert b"Scale the cache" not in signed_in(outsider).get("/").content
+    assert b"Scale the cache" in signed_in(author).get("/tickets/").content
+    assert b"Scale the cache" not in signed_in(outsider).get("/tickets/").content
 
 
 def test_new_ticket_form_files_and_redirects(author: User, head_sha: str, monkeypatch: Any) -> None:

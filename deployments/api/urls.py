@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from . import views
+from . import queue, views
 from .webhooks import GitHubWebhookView
 
 router = DefaultRouter(trailing_slash=True)
@@ -14,6 +14,8 @@ router.register("runs", views.RunViewSet, basename="run")
 app_name = "api"
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("me/queue/", queue.MeQueueView.as_view(), name="me-queue"),
+    path("deployments/", queue.DeploymentHistoryView.as_view(), name="deployment-list"),
     path("webhooks/github/", GitHubWebhookView.as_view(), name="webhook-github"),
     path("", include(router.urls)),
 ]

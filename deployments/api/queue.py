@@ -1,0 +1,364 @@
+"""``GET /api/v1/me/queue/`` (what waits for the caller) and ``GET /api/v1/deployments/``
+(deployment history), over deployments.queue_selectors and deployments.history_selectors."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
+from rest_framework import generics, serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from deployments import history_selectors, validation
+from deployments.models import Deployment, DeploymentOutcome, Ticket
+from deployments.queue_selectors import queue_for
+from deployments.services import InputError
+
+from .evidence import ERROR_REF
+
+# --- me/queue ------------------------------------------------------------------------
+
+
+class QueueTicketSerializer(serializers.Serializer[Ticket]):
+    id = serializers.IntegerField()
+    url = serializers.SerializerMethodField()
+    web_url = serializers.SerializerMethodField()
+    title = serializers.CharField()
+    environment = serializers.CharField(source="environment.name")
+    status = serializers.CharField()
+    change_type = serializers.CharField()
+    author = serializers.CharField(source="author.username")
+    commit_sha = serializers.CharField()
+    status_changed_at = serializers.DateTimeField()
+
+    def get_url(self, ticket: Ticket) -> str:
+        return reverse("api:ticket-detail", args=[ticket.pk])
+
+    def get_web_url(self, ticket: Ticket) -> str:
+        return reverse("ticket_detail", args=[ticket.pk])
+
+
+def _seconds(delta: dt.timedelta) -> int:
+    return int(delta.total_seconds())
+
+
+class ApprovalItemSerializer(serializers.Serializer[Any]):
+    ticket = QueueTicketSerializer()
+    emergency = serializers.BooleanField()
+    risk_level = serializers.CharField(help_text='"low", "medium", "high" or "" (not assessed)')
+    waiting_since = serializers.DateTimeField(help_text="When it entered awaiting_approval.")
+    waiting_seconds = serializers.SerializerMethodField()
+
+    def get_waiting_seconds(self, item: Any) -> int:
+        return _seconds(item.waiting_for)
+
+
+class WindowSerializer(serializers.Serializer[Any]):
+    has_window = serializers.BooleanField()
+    in_window_now = serializers.BooleanField()
+    closes_at = serializers.DateTimeField(allow_null=True)
+    next_window_start = serializers.DateTimeField(allow_null=True)
+    timezone = serializers.CharField(source="zone")
+
+
+class DeployItemSerializer(serializers.Serializer[Any]):
+    ticket = QueueTicketSerializer()
+    emergency = serializers.BooleanField()
+    scheduled_for = serializers.DateTimeField(allow_null=True)
+    may_start_now = serializers.BooleanField(
+        help_text="Inside the window (emergencies ignore it) and no apply running."
+    )
+    busy = serializers.BooleanField()
+    countdown = serializers.CharField(help_text='E.g. "in window now, closes in 1 h 5 min".')
+    window = WindowSerializer()
+
+
+class QaItemSerializer(serializers.Serializer[Any]):
+    ticket = QueueTicketSerializer()
+    monitoring_since = serializers.DateTimeField()
+    missing = serializers.ListField(
+        child=serializers.CharField(), help_text="What the sign-off still lacks."
+    )
+
+
+class MyTicketSerializer(serializers.Serializer[Any]):
+    ticket = QueueTicketSerializer()
+    active = serializers.BooleanField(help_text="Not in a terminal state.")
+
+
+class FollowUpItemSerializer(serializers.Serializer[Any]):
+    ticket = QueueTicketSerializer()
+    id = serializers.IntegerField(source="follow_up.id")
+    kind = serializers.CharField(source="follow_up.kind")
+    due_at = serializers.DateTimeField(source="follow_up.due_at")
+    overdue_seconds = serializers.SerializerMethodField()
+
+    def get_overdue_seconds(self, item: Any) -> int:
+        return _seconds(item.overdue_for)
+
+
+class LastDeploymentSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField(source="deployment_id")
+    ticket = serializers.IntegerField(source="ticket_id")
+    commit_sha = serializers.CharField()
+    finished_at = serializers.DateTimeField()
+    outcome = serializers.CharField()
+    rolled_back = serializers.BooleanField()
+
+
+class EnvironmentItemSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(source="environment.name")
+    last_deployment = LastDeploymentSerializer(source="last", allow_null=True)
+    window = WindowSerializer()
+    busy = serializers.BooleanField(help_text="An apply is queued or running.")
+    history_url = serializers.SerializerMethodField()
+
+    def get_history_url(self, item: Any) -> str:
+        return reverse("api:deployment-list") + f"?environment={item.environment.name}"
+
+
+class _Counted(serializers.Serializer[Any]):
+    count = serializers.IntegerField()
+
+
+class ApprovalsSection(_Counted):
+    results = ApprovalItemSerializer(many=True)
+
+
+class DeploysSection(_Counted):
+    results = DeployItemSerializer(many=True)
+
+
+class QaSection(_Counted):
+    results = QaItemSerializer(many=True)
+
+
+class MySection(_Counted):
+    count = serializers.IntegerField(help_text="Tickets not finished.")
+    results = MyTicketSerializer(many=True)
+
+
+class FollowUpsSection(_Counted):
+    results = FollowUpItemSerializer(many=True)
+
+
+class QueueSerializer(serializers.Serializer[Any]):
+    now = serializers.DateTimeField()
+    waiting = serializers.IntegerField(
+        help_text="approvals + deploys + qa_signoffs + follow_ups: the nav badge."
+    )
+    sections = serializers.ListField(
+        child=serializers.CharField(), help_text="The sections that concern the caller."
+    )
+    approvals = ApprovalsSection()
+    deploys = DeploysSection()
+    qa_signoffs = QaSection()
+    my_tickets = MySection()
+    follow_ups = FollowUpsSection()
+    environments = EnvironmentItemSerializer(many=True)
+
+
+def queue_out(queue: Any) -> dict[str, Any]:
+    flags = queue.sections
+    return {
+        "now": queue.now,
+        "waiting": queue.waiting,
+        "sections": [
+            name
+            for name in ("approvals", "deploys", "qa_signoffs", "my_tickets", "follow_ups")
+            if getattr(flags, name)
+        ],
+        "approvals": {"count": queue.approvals_count, "results": queue.approvals},
+        "deploys": {"count": queue.deploys_count, "results": queue.deploys},
+        "qa_signoffs": {"count": queue.qa_signoffs_count, "results": queue.qa_signoffs},
+        "my_tickets": {"count": queue.my_tickets_count, "results": queue.my_tickets},
+        "follow_ups": {"count": queue.follow_ups_count, "results": queue.follow_ups},
+        "environments": queue.environments,
+    }
+
+
+class MeQueueView(APIView):
+    @extend_schema(
+        operation_id="me_queue",
+        responses={200: QueueSerializer},
+        description=(
+            "What waits for the caller, by section: approvals (tickets they may approve now, "
+            "emergencies first, then the longest waiting), deploys (approved or scheduled "
+            "tickets of environments they deploy, with the window countdown), qa_signoffs "
+            "(monitored staging tickets waiting for evidence or QA's sign-off), my_tickets "
+            "(their tickets, unfinished first, then those finished in the last 14 days), "
+            "follow_ups (overdue reviews: all visible ones for leads, their own tickets' for "
+            "others) and environments (last deployment, window, busy). Each section lists up "
+            "to 50 rows (my_tickets 20) and counts all of them. The same data as the home page."
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        queue = queue_for(request.user, timezone.now())
+        return Response(QueueSerializer(queue_out(queue)).data)
+
+
+# --- deployment history ------------------------------------------------------------
+
+
+class DeploymentApproverSerializer(serializers.Serializer[Any]):
+    username = serializers.CharField(source="approver.username")
+    role = serializers.CharField()
+    approved_at = serializers.DateTimeField(source="created_at")
+
+
+class DeploymentSerializer(serializers.ModelSerializer[Deployment]):
+    environment = serializers.CharField(source="environment.name")
+    ticket = serializers.IntegerField(source="ticket_id")
+    ticket_title = serializers.CharField(source="ticket.title")
+    ticket_url = serializers.SerializerMethodField()
+    deployed_by = serializers.SerializerMethodField()
+    approvers = serializers.SerializerMethodField()
+    duration_seconds = serializers.FloatField(allow_null=True)
+    rolled_back = serializers.SerializerMethodField()
+    apply_run = serializers.SerializerMethodField()
+    plan = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "environment",
+            "ticket",
+            "ticket_title",
+            "ticket_url",
+            "change_type",
+            "commit_sha",
+            "var_file",
+            "var_file_sha256",
+            "deployed_by",
+            "approvers",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "outcome",
+            "rolled_back",
+            "rolled_back_at",
+            "monitoring_failed_at",
+            "state_after",
+            "apply_run",
+            "plan",
+        ]
+
+    def get_ticket_url(self, d: Deployment) -> str:
+        return reverse("api:ticket-detail", args=[d.ticket_id])
+
+    def get_deployed_by(self, d: Deployment) -> str | None:
+        return d.deployed_by.get_username() if d.deployed_by else None
+
+    @extend_schema_field(DeploymentApproverSerializer(many=True))
+    def get_approvers(self, d: Deployment) -> list[dict[str, Any]]:
+        """The approvals of the very plan this deployment applied."""
+        return list(DeploymentApproverSerializer(history_selectors.approvers_of(d), many=True).data)
+
+    def get_rolled_back(self, d: Deployment) -> bool:
+        return d.rolled_back_at is not None
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_apply_run(self, d: Deployment) -> str:
+        return reverse("api:run-detail", args=[d.run_id])
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "properties": {
+                "id": {"type": "integer"},
+                "url": {"type": "string"},
+                "plan_sha256": {"type": "string"},
+            },
+        }
+    )
+    def get_plan(self, d: Deployment) -> dict[str, Any] | None:
+        """The exact plan applied: its run (whose log and summary the API serves) and the
+        SHA-256 of the saved plan file that was applied."""
+        plan_id = d.run.plan_id
+        if plan_id is None:
+            return None
+        return {
+            "id": plan_id,
+            "url": reverse("api:run-detail", args=[plan_id]),
+            "plan_sha256": d.plan_sha256 or d.run.plan_sha256,
+        }
+
+
+class DeploymentHistoryView(generics.ListAPIView[Deployment]):
+    serializer_class = DeploymentSerializer
+
+    @extend_schema(
+        operation_id="deployments_list",
+        responses={
+            200: DeploymentSerializer(many=True),
+            404: OpenApiResponse(
+                ERROR_REF,
+                description="The environment is unknown or its history is not yours to see.",
+            ),
+        },
+        parameters=[
+            OpenApiParameter(
+                "environment",
+                OpenApiTypes.STR,
+                description="An environment name; 404 when unknown or not visible to you.",
+            ),
+            OpenApiParameter("outcome", OpenApiTypes.STR, enum=list(DeploymentOutcome.values)),
+            OpenApiParameter(
+                "since",
+                OpenApiTypes.DATETIME,
+                description="Only deployments finished at or after this ISO-8601 instant.",
+            ),
+        ],
+        description=(
+            "Deployment history, newest first: one entry per finished apply with its commit, "
+            "ticket, approvers (of the exact plan applied), times, duration, outcome, "
+            "rollback, and a link to the plan run with the plan's SHA-256. Only environments "
+            "whose every ticket you see (prod: operations and leads)."
+        ),
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> Any:
+        params = self.request.query_params
+        try:
+            name = validation.clean_text(params.get("environment", ""), "environment", 64)
+        except InputError as exc:
+            raise ValidationError({"environment": [exc.message]}) from None
+        environment = None
+        if name:
+            environment = history_selectors.history_environment(self.request.user, name)
+        outcome = params.get("outcome", "")
+        if outcome and outcome not in DeploymentOutcome.values:
+            raise ValidationError(
+                {"outcome": [f"outcome must be one of {', '.join(DeploymentOutcome.values)}"]}
+            )
+        since = None
+        raw = params.get("since", "")
+        if raw:
+            try:
+                since = parse_datetime(raw)
+            except ValueError:
+                since = None
+            if since is None:
+                raise ValidationError({"since": ["since must be an ISO-8601 date and time"]})
+            if timezone.is_naive(since):
+                since = timezone.make_aware(since, dt.UTC)
+        return history_selectors.deployment_history(
+            self.request.user, environment=environment, outcome=outcome, since=since
+        )

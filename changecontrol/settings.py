@@ -352,6 +352,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.resend_stale",
         "schedule": 900.0,
     },
+    # Drift detection: starts each environment's due check (Environment.drift_check_minutes).
+    "drift-checks": {
+        "task": "deployments.tasks.drift_checks_start",
+        "schedule": 60.0,
+    },
     # Scheduled deploys are database rows; this pass starts the due ones (never ETA messages).
     "run-schedules": {
         "task": "deployments.tasks.schedules_run",
@@ -426,6 +431,9 @@ if API_THROTTLE_RATE != "off" and not (
     )
 # How long an Idempotency-Key's stored answer is replayed (hours); a beat task forgets older.
 IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
+# A rollback opened within this many minutes of the deployment it undoes is "immediate":
+# one Tech Lead or DevOps Lead approves it and it may deploy outside the window (SPEC §1).
+ROLLBACK_IMMEDIATE_MINUTES = env_int("ROLLBACK_IMMEDIATE_MINUTES", 60, minimum=1)
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 
 # --- API --------------------------------------------------------------------

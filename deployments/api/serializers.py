@@ -71,6 +71,7 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
             "current_freezes",
             "upcoming_freezes",
             "monitoring_minutes",
+            "drift_check_minutes",
             "view_groups",
             "file_groups",
             "deploy_groups",

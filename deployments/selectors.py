@@ -385,7 +385,19 @@ def last_known_good(
 
 def ticket_last_known_good(ticket: Ticket) -> KnownGood | None:
     """What this ticket's rollback would return to: the environment's last good deployment
-    before the ticket's own (or now, when it is not deployed)."""
+    before the ticket's own (or now, when it is not deployed). A rollback ticket's is the
+    deployment it returns to."""
+    if ticket.rollback_target_id:
+        target = Deployment.objects.only("ticket_id", "commit_sha", "finished_at", "var_file").get(
+            pk=ticket.rollback_target_id
+        )
+        return KnownGood(
+            ticket_id=target.ticket_id,
+            commit_sha=target.commit_sha,
+            deployed_at=target.finished_at,
+            deployment_id=target.pk,
+            var_file=target.var_file,
+        )
     return last_known_good(ticket.environment, ticket.deployed_at, exclude_ticket=ticket.pk)
 
 
@@ -447,7 +459,7 @@ def drift_checks_of(env: Environment, limit: int = 10) -> list[DriftCheck]:
     """The environment's latest drift reports, newest first (one query)."""
     return list(
         DriftCheck.objects.filter(environment=env)
-        .select_related("deployment")
+        .select_related("environment")
         .order_by("-started_at", "-pk")[:limit]
     )
 

@@ -156,6 +156,7 @@ def test_operations_opens_an_immediate_rollback(
     assert body["rollback_mode"] == "immediate" and body["status"] == "planning"
     assert body["rollback_target"]["deployment"] == good.pk
     assert body["rollback_target"]["var_file_sha256"] == "a" * 64
+    assert body["rollback_plan"]["last_known_good"]["ticket"] == good.ticket_id
     assert f"deployment #{good.pk}" in body["description"]
     assert f"deployment #{good.pk}" in body["rollback_plan"]["steps"]
     assert body["approval_status"]["rule"] == "1 approval from a DevOps Lead or Tech Lead"

@@ -322,7 +322,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE_PREFIX", "") + "portal"
 CELERY_TERRAFORM_QUEUE = env_str("CELERY_QUEUE_PREFIX", "") + "terraform"
-CELERY_TASK_ROUTES = {"deployments.tasks.run_execute": {"queue": CELERY_TERRAFORM_QUEUE}}
+CELERY_TASK_ROUTES = {
+    "deployments.tasks.run_execute": {"queue": CELERY_TERRAFORM_QUEUE},
+    # A drift check runs Terraform too: on the workers that have it.
+    "deployments.tasks.drift_check_run": {"queue": CELERY_TERRAFORM_QUEUE},
+}
 # Declared so a plain `celery worker` consumes both without -Q.
 CELERY_TASK_QUEUES = [
     Queue(name, Exchange(name, type="direct"), routing_key=name)

@@ -287,11 +287,9 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
             lambda: policy.check_may_cancel(ticket, user.pk, roles, superuser=superuser)
         ),
     }
-    rollback_relevant = (
-        status in policy.ROLLBACK_FROM_STATUSES
-        and ticket.change_type != "rollback"
-        and policy.may_open_rollback(ticket.environment, roles, superuser=superuser)
-    )
+    # Shown on every deployed ticket (the monitoring banner links to it); the reason says
+    # who may open one when this person may not.
+    rollback_relevant = status in policy.ROLLBACK_FROM_STATUSES and ticket.change_type != "rollback"
     if rollback_relevant:
         choice = rollback_choice(ticket)
         actions["rollback"] = _check(

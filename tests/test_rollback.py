@@ -303,6 +303,9 @@ def test_available_actions_follow_state(
     html = client.get(f"/tickets/{bad.ticket_id}/").content.decode()
     assert 'id="rollback-button"' in html and history["good"].commit_sha[:12] in html
     assert "Cancel ticket" not in html
+    # The author sees the section (the monitoring banner links to it) and who may act.
+    html = _client(author).get(f"/tickets/{bad.ticket_id}/").content.decode()
+    assert 'id="rollback-why"' in html and "prod rollbacks are opened by" in html
     # The oldest deployment: the section says why there is nothing to roll back to.
     html = client.get(f"/tickets/{history['good'].ticket_id}/").content.decode()
     assert 'id="rollback-why"' in html and 'id="rollback-button"' not in html

@@ -445,6 +445,8 @@ def rollback_choice(ticket: Ticket) -> RollbackChoice:
         )
         .exclude(ticket=ticket)
         .exclude(ticket__status=TicketStatus.ROLLED_BACK)
+        # A rollback that returned the environment to this very ticket's deployment.
+        .exclude(ticket__rollback_target__ticket=ticket)
         .order_by("-finished_at")
         .values_list("ticket_id", flat=True)
         .first()

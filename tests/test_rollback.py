@@ -216,6 +216,27 @@ def test_a_later_deployment_must_be_rolled_back_first(
     assert f"ticket #{later.ticket_id} deployed to prod after this one" in refused.json()["detail"]
 
 
+def test_after_a_rollback_to_it_the_target_itself_may_be_rolled_back(
+    author: User, operations: User
+) -> None:
+    older = _deployed(author, at=T0 - dt.timedelta(hours=5), status=TicketStatus.COMPLETED)
+    target = _deployed(author, at=T0 - dt.timedelta(hours=3), status=TicketStatus.COMPLETED)
+    undone = _deployed(author, at=T0 - dt.timedelta(hours=2), status=TicketStatus.ROLLED_BACK)
+    rollback = TicketFactory(
+        environment=_prod(),
+        author=operations,
+        change_type="rollback",
+        rollback_of=undone.ticket,
+        rollback_target=target,
+        rollback_mode="immediate",
+        status=TicketStatus.MONITORING,
+    )
+    DeploymentFactory(ticket=rollback, finished_at=T0 - dt.timedelta(hours=1))
+    opened = _roll_back(operations, target.ticket)
+    assert opened.status_code == 201, opened.json()
+    assert opened.json()["rollback_target"]["deployment"] == older.pk
+
+
 def test_no_earlier_good_deployment_is_409(author: User, operations: User) -> None:
     only = _deployed(author, at=T0)
     refused = _roll_back(operations, only.ticket)

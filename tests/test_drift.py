@@ -126,3 +126,14 @@ def test_drift_reports_are_404_for_who_cannot_see_the_environment(
     assert api_for(author).get("/api/v1/environments/prod/drift/").status_code == 404
     assert api_for(outsider).get("/api/v1/environments/prod/drift/").status_code == 404
     assert api_for(author).get("/api/v1/environments/dev/drift/").status_code == 200
+
+
+def test_the_beat_entry_names_registered_tasks(settings: Any) -> None:
+    import deployments.tasks  # noqa: F401 - registers the tasks
+    from changecontrol.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["drift-checks"]
+    assert entry["schedule"] == 60.0
+    assert entry["task"] in app.tasks and "deployments.tasks.drift_check_run" in app.tasks
+    route = settings.CELERY_TASK_ROUTES["deployments.tasks.drift_check_run"]
+    assert route == settings.CELERY_TASK_ROUTES["deployments.tasks.run_execute"]

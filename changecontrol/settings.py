@@ -325,7 +325,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE_PREFIX", "") + "portal"
 CELERY_TERRAFORM_QUEUE = env_str("CELERY_QUEUE_PREFIX", "") + "terraform"
-CELERY_TASK_ROUTES = {"deployments.tasks.run_execute": {"queue": CELERY_TERRAFORM_QUEUE}}
+CELERY_TASK_ROUTES = {
+    "deployments.tasks.run_execute": {"queue": CELERY_TERRAFORM_QUEUE},
+    # A drift check runs Terraform too: on the workers that have it.
+    "deployments.tasks.drift_check_run": {"queue": CELERY_TERRAFORM_QUEUE},
+}
 # Declared so a plain `celery worker` consumes both without -Q.
 CELERY_TASK_QUEUES = [
     Queue(name, Exchange(name, type="direct"), routing_key=name)
@@ -354,6 +358,11 @@ CELERY_BEAT_SCHEDULE = {
     "notifications-resend-stale": {
         "task": "notifications.tasks.resend_stale",
         "schedule": 900.0,
+    },
+    # Drift detection: starts each environment's due check (Environment.drift_check_minutes).
+    "drift-checks": {
+        "task": "deployments.tasks.drift_checks_start",
+        "schedule": 60.0,
     },
     # Scheduled deploys are database rows; this pass starts the due ones (never ETA messages).
     "run-schedules": {
@@ -429,6 +438,9 @@ if API_THROTTLE_RATE != "off" and not (
     )
 # How long an Idempotency-Key's stored answer is replayed (hours); a beat task forgets older.
 IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
+# A rollback opened within this many minutes of the deployment it undoes is "immediate":
+# one Tech Lead or DevOps Lead approves it and it may deploy outside the window (SPEC §1).
+ROLLBACK_IMMEDIATE_MINUTES = env_int("ROLLBACK_IMMEDIATE_MINUTES", 60, minimum=1)
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 
 # --- API --------------------------------------------------------------------

@@ -51,6 +51,7 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "window_start",
             "window_end",
             "monitoring_minutes",
+            "drift_check_minutes",
             "view_groups",
             "file_groups",
             "deploy_groups",

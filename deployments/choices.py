@@ -61,6 +61,24 @@ class ChangeType(models.TextChoices):
     ROLLBACK = "rollback", "Rollback"
 
 
+class RollbackMode(models.TextChoices):
+    """How a rollback ticket is governed (policy.rollback_mode decides it when it is opened)."""
+
+    # Opened within ROLLBACK_IMMEDIATE_MINUTES of the deployment it undoes: one Tech Lead or
+    # DevOps Lead approves, and it may deploy outside the window and during a freeze.
+    IMMEDIATE = "immediate", "Immediate"
+    # Later: the environment's normal approval rule, windows and freezes.
+    PLANNED = "planned", "Planned"
+
+
+class DriftStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    NO_DRIFT = "no_drift", "No drift"
+    DRIFTED = "drifted", "Drift detected"
+    FAILED = "failed", "Check failed"
+    SKIPPED = "skipped", "Skipped"
+
+
 class RunKind(models.TextChoices):
     PLAN = "plan", "Plan"
     APPLY = "apply", "Apply"

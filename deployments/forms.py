@@ -26,7 +26,11 @@ class TicketForm(forms.Form):
         required=False,
         help_text="40-hex commit of the infrastructure repository; empty means the tip of main.",
     )
-    change_type = forms.ChoiceField(choices=ChangeType.choices, initial=ChangeType.NORMAL)
+    # Rollbacks are opened from the ticket they roll back, never filed here.
+    change_type = forms.ChoiceField(
+        choices=[c for c in ChangeType.choices if c[0] != ChangeType.ROLLBACK],
+        initial=ChangeType.NORMAL,
+    )
     pull_request_url = forms.URLField(
         label="Pull request URL", required=False, max_length=500, assume_scheme="https"
     )

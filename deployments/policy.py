@@ -26,10 +26,14 @@ class PolicyError(Exception):
     ACTOR = "actor"
     STATE = "state"
 
-    def __init__(self, message: str, kind: str = STATE) -> None:
+    def __init__(
+        self, message: str, kind: str = STATE, *, data: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.kind = kind
+        # Extra fields of the API's error body (e.g. the id of a conflicting ticket).
+        self.data = dict(data or {})
 
 
 # --- transitions --------------------------------------------------------------
@@ -455,8 +459,8 @@ def check_window(
     env: Environment, ticket: Ticket, now: dt.datetime, freezes: Iterable[Any]
 ) -> None:
     """The one window-and-freeze rule, asked at request time and again by the worker at
-    the moment the apply would start. Emergencies ignore both."""
-    if ticket.change_type == "emergency":
+    the moment the apply would start. Emergencies and immediate rollbacks ignore both."""
+    if ignores_window(ticket):
         return
     periods = _periods(freezes)
     freeze = frozen_by(now, periods)
@@ -667,11 +671,133 @@ def rule_for(ticket: Ticket) -> Rule:
     """The approval rule that applies: the emergency rule for emergency tickets, replaced by
     the environment's rule for the ticket's risk level when it has one (see risk_rule)."""
     env = ticket.environment
+    if is_immediate_rollback(ticket):
+        return immediate_rollback_rule(env)
     field = _base_rule_field(ticket)
     override = risk_rule(env, _risk_level(ticket), field)
     if override is not None:
         return override
     return Rule.parse(getattr(env, field))
+
+
+# --- rollback to the last known good deployment (issue 9) ---------------------------
+#
+# A rollback ticket re-plans and applies the commit and var-file of the environment's last
+# known good deployment before the rolled-back ticket's own. Opened within
+# ROLLBACK_IMMEDIATE_MINUTES of that deployment it is *immediate*: one Tech Lead or DevOps
+# Lead approves it (never its author) and it may deploy outside the window and during a
+# freeze. Opened later it is *planned*: the environment's normal rule, windows and freezes.
+# Neither needs the staging promotion gate (the commit was in the environment already) nor
+# a questionnaire (the portal writes the rollback plan). The mode is fixed when it is opened.
+
+ROLLBACK_APPROVER_ROLES = ("devops_lead", "tech_lead")
+# Who may open a rollback besides the environment's deployers (operations in prod).
+ROLLBACK_LEAD_ROLES = frozenset(ROLLBACK_APPROVER_ROLES)
+# Ticket states in which Terraform has changed the environment for the ticket.
+ROLLBACK_FROM_STATUSES = frozenset(
+    {TicketStatus.MONITORING, TicketStatus.COMPLETED, TicketStatus.APPLY_FAILED}
+)
+
+
+def rollback_mode(
+    deployed_at: dt.datetime, opened_at: dt.datetime, *, immediate_minutes: int = 60
+) -> str:
+    """ "immediate" when the rollback is opened within ``immediate_minutes`` of the
+    deployment it undoes (the moment its apply finished; the boundary itself counts),
+    else "planned"."""
+    within = opened_at - deployed_at <= dt.timedelta(minutes=immediate_minutes)
+    return "immediate" if within else "planned"
+
+
+def is_immediate_rollback(ticket: Ticket) -> bool:
+    return ticket.change_type == "rollback" and getattr(ticket, "rollback_mode", "") == "immediate"
+
+
+def ignores_window(ticket: Ticket) -> bool:
+    """Emergencies and immediate rollbacks may deploy outside the window and in a freeze."""
+    return ticket.change_type == "emergency" or is_immediate_rollback(ticket)
+
+
+def window_bypass_note(ticket: Ticket) -> str:
+    """Why this ticket may deploy outside the window (for the audit trail), or ""."""
+    if ticket.change_type == "emergency":
+        return "emergency change: windows and freezes do not apply"
+    if is_immediate_rollback(ticket):
+        return (
+            "immediate rollback (opened soon after the deployment it undoes): windows and "
+            "freezes do not apply"
+        )
+    return ""
+
+
+def immediate_rollback_rule(env: Environment) -> Rule:
+    """One Tech Lead or DevOps Lead; none where the environment needs no approval (dev)."""
+    try:
+        needs_approval = Rule.parse(env.approval_rule).required
+    except ValueError:
+        needs_approval = True
+    if not needs_approval:
+        return Rule()
+    return Rule(any_of=ROLLBACK_APPROVER_ROLES, count=1)
+
+
+def may_open_rollback(env: Environment, user_roles: Iterable[str], *, superuser: bool) -> bool:
+    return superuser or _holds_any(user_roles, set(env.deploy_groups) | ROLLBACK_LEAD_ROLES)
+
+
+@dataclass(frozen=True)
+class RollbackFacts:
+    """What the rollback rule needs to know about a ticket, read by the selectors."""
+
+    deployed: bool  # Terraform applied something for it (a Deployment record exists)
+    target_ticket_id: int | None  # the last known good deployment's ticket, if any
+    open_rollback_id: int | None  # a rollback of this ticket that is not finished
+    newer_ticket_id: int | None  # a later good deployment of the environment, if any
+
+
+def check_may_roll_back(
+    ticket: Ticket,
+    facts: RollbackFacts,
+    *,
+    user_roles: Iterable[str],
+    superuser: bool = False,
+) -> None:
+    """May this person open a rollback of the ticket now? 403 for the wrong person, 409
+    (naming the reason) when there is nothing, or nothing safe, to return to."""
+    env = ticket.environment
+    if not may_open_rollback(env, user_roles, superuser=superuser):
+        who = sorted({*env.deploy_groups, *ROLLBACK_LEAD_ROLES})
+        raise PolicyError(
+            f"{env.name} rollbacks are opened by {' or '.join(role_label(r) for r in who)}",
+            PolicyError.ACTOR,
+        )
+    if ticket.change_type == "rollback":
+        raise PolicyError(
+            "a rollback ticket is not rolled back itself; file a normal ticket for the commit "
+            "you want deployed"
+        )
+    status = TicketStatus(ticket.status)
+    if facts.open_rollback_id is not None:
+        raise PolicyError(
+            f"a rollback of this ticket is already open: ticket #{facts.open_rollback_id}",
+            data={"rollback": facts.open_rollback_id},
+        )
+    if status not in ROLLBACK_FROM_STATUSES or not facts.deployed:
+        raise PolicyError(
+            f"only a deployed ticket (monitoring, completed, or apply failed after Terraform "
+            f"changed the environment) can be rolled back; this one is {status.label.lower()}"
+            + ("" if facts.deployed else " and was never deployed")
+        )
+    if facts.newer_ticket_id is not None:
+        raise PolicyError(
+            f"ticket #{facts.newer_ticket_id} deployed to {env.name} after this one; roll that "
+            "one back first (a rollback returns the whole environment to an earlier state)"
+        )
+    if facts.target_ticket_id is None:
+        raise PolicyError(
+            f"there is no earlier good deployment of {env.name} to return to (none succeeded "
+            "before this one without being rolled back or failing its monitoring)"
+        )
 
 
 # --- risk levels and approvals ---------------------------------------------------
@@ -1031,7 +1157,7 @@ def check_may_schedule(
         raise PolicyError(STALE_PLAN_MESSAGE)
     if at < now - dt.timedelta(minutes=1):
         raise PolicyError("that time has passed; pick a time in the future or the next window")
-    if ticket.change_type == "emergency":
+    if ignores_window(ticket):
         return
     periods = _periods(freezes)
     freeze = frozen_by(at, periods)

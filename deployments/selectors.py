@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from . import policy
@@ -15,6 +15,7 @@ from .check_selectors import latest_check_statuses
 from .choices import (
     ALLOWED_TRANSITIONS,
     REPLANNABLE_STATUSES,
+    TERMINAL_STATUSES,
     RunStatus,
     TicketStatus,
 )
@@ -23,6 +24,7 @@ from .models import (
     AuditEvent,
     Deployment,
     DeploymentOutcome,
+    DriftCheck,
     Environment,
     FollowUp,
     RunLogChunk,
@@ -285,6 +287,18 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
             lambda: policy.check_may_cancel(ticket, user.pk, roles, superuser=superuser)
         ),
     }
+    # Shown on every deployed ticket (the monitoring banner links to it); the reason says
+    # who may open one when this person may not.
+    rollback_relevant = status in policy.ROLLBACK_FROM_STATUSES and ticket.change_type != "rollback"
+    if rollback_relevant:
+        choice = rollback_choice(ticket)
+        actions["rollback"] = _check(
+            lambda: policy.check_may_roll_back(
+                ticket, choice.facts, user_roles=roles, superuser=superuser
+            )
+        )
+    else:
+        actions["rollback"] = Permission(False)
     relevance = {
         "approve": status == TicketStatus.AWAITING_APPROVAL and rule.required,
         "reject": status in (TicketStatus.AWAITING_APPROVAL, TicketStatus.APPROVED)
@@ -292,11 +306,18 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
         "deploy": status in (TicketStatus.APPROVED, TicketStatus.SCHEDULED),
         "plan": status in REPLANNABLE_STATUSES and status != TicketStatus.DRAFT and not busy,
         "cancel": TicketStatus.CANCELLED in ALLOWED_TRANSITIONS[status],
+        "rollback": rollback_relevant,
     }
     return {
         name: Permission(p.allowed and relevance[name], p.reason, relevance[name])
         for name, p in actions.items()
     }
+
+
+def available_actions(ticket: Ticket, user: Any, now: dt.datetime) -> list[str]:
+    """The actions this user may take on the ticket now (the API's ``available_actions``;
+    the page shows the same ones from ticket_actions)."""
+    return [name for name, p in ticket_actions(ticket, user, now).items() if p.allowed]
 
 
 # --- follow-ups --------------------------------------------------------------------
@@ -362,5 +383,95 @@ def last_known_good(
 
 def ticket_last_known_good(ticket: Ticket) -> KnownGood | None:
     """What this ticket's rollback would return to: the environment's last good deployment
-    before the ticket's own (or now, when it is not deployed)."""
+    before the ticket's own (or now, when it is not deployed). A rollback ticket's is the
+    deployment it returns to."""
+    if ticket.rollback_target_id:
+        target = Deployment.objects.only("ticket_id", "commit_sha", "finished_at", "var_file").get(
+            pk=ticket.rollback_target_id
+        )
+        return KnownGood(
+            ticket_id=target.ticket_id,
+            commit_sha=target.commit_sha,
+            deployed_at=target.finished_at,
+            deployment_id=target.pk,
+            var_file=target.var_file,
+        )
     return last_known_good(ticket.environment, ticket.deployed_at, exclude_ticket=ticket.pk)
+
+
+@dataclass(frozen=True)
+class RollbackChoice:
+    """What a rollback of a ticket would do: the ticket's own (latest) deployment, the last
+    known good deployment before it, and what stands in the way."""
+
+    own: Deployment | None
+    target: KnownGood | None
+    open_rollback_id: int | None
+    newer_ticket_id: int | None
+
+    @property
+    def facts(self) -> policy.RollbackFacts:
+        return policy.RollbackFacts(
+            deployed=self.own is not None,
+            target_ticket_id=self.target.ticket_id if self.target else None,
+            open_rollback_id=self.open_rollback_id,
+            newer_ticket_id=self.newer_ticket_id,
+        )
+
+
+def rollback_choice(ticket: Ticket) -> RollbackChoice:
+    """The rollback of ``ticket`` as the page, the API and the service see it (4 queries)."""
+    own = (
+        Deployment.objects.filter(ticket=ticket)
+        .order_by("-finished_at", "-pk")
+        .only("pk", "finished_at", "outcome", "commit_sha", "environment_id")
+        .first()
+    )
+    open_rollback = (
+        Ticket.objects.filter(rollback_of=ticket)
+        .exclude(status__in=TERMINAL_STATUSES)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if own is None:
+        return RollbackChoice(None, None, open_rollback, None)
+    newer = (
+        Deployment.objects.filter(
+            environment_id=ticket.environment_id,
+            outcome=DeploymentOutcome.SUCCEEDED,
+            rolled_back_at__isnull=True,
+            finished_at__gt=own.finished_at,
+        )
+        .exclude(ticket=ticket)
+        .exclude(ticket__status=TicketStatus.ROLLED_BACK)
+        # A rollback that returned the environment to this very ticket's deployment.
+        .exclude(ticket__rollback_target__ticket=ticket)
+        .order_by("-finished_at")
+        .values_list("ticket_id", flat=True)
+        .first()
+    )
+    target = last_known_good(ticket.environment, own.finished_at, exclude_ticket=ticket.pk)
+    return RollbackChoice(own, target, open_rollback, newer)
+
+
+def drift_checks_of(env: Environment, limit: int = 10) -> list[DriftCheck]:
+    """The environment's latest drift reports, newest first (one query)."""
+    return list(
+        DriftCheck.objects.filter(environment=env)
+        .select_related("environment")
+        .order_by("-started_at", "-pk")[:limit]
+    )
+
+
+def latest_drift_by_environment(envs: list[Environment]) -> dict[int, DriftCheck]:
+    """Each environment's newest finished drift report (one query, whatever the count)."""
+    newest = (
+        DriftCheck.objects.filter(environment=OuterRef("environment"), finished_at__isnull=False)
+        .order_by("-started_at", "-pk")
+        .values("pk")[:1]
+    )
+    rows = DriftCheck.objects.filter(
+        environment__in=envs, finished_at__isnull=False, pk=Subquery(newest)
+    ).select_related("deployment")
+    return {check.environment_id: check for check in rows}

@@ -53,3 +53,24 @@ def idempotency_cleanup() -> None:
     from .api.idempotency import idempotency_cleanup as cleanup
 
     cleanup()
+
+
+@shared_task(name="deployments.tasks.drift_checks_start", ignore_result=True)
+def drift_checks_start() -> None:
+    """Beat: open and dispatch each environment's due drift check."""
+    from .services.drift import drift_checks_start as start
+
+    start()
+
+
+@shared_task(
+    name="deployments.tasks.drift_check_run",
+    ignore_result=True,
+    soft_time_limit=settings.TERRAFORM_PLAN_TIMEOUT * 2 + 300,
+    time_limit=settings.TERRAFORM_PLAN_TIMEOUT * 2 + 600,
+)
+def drift_check_run(check_id: int) -> None:
+    """Run one drift check (plan -detailed-exitcode of the last deployed commit)."""
+    from .services.drift import drift_check_run as run
+
+    run(check_id=check_id)

@@ -1,6 +1,14 @@
 from django.urls import path
 
-from . import evidence_views, views, views_calendar, views_followups, views_home, views_tokens
+from . import (
+    evidence_views,
+    views,
+    views_calendar,
+    views_followups,
+    views_home,
+    views_rollback,
+    views_tokens,
+)
 
 urlpatterns = [
     path("", views_home.home, name="home"),
@@ -17,6 +25,7 @@ urlpatterns = [
     path("tickets/<int:pk>/approve/", views.ticket_approve, name="ticket_approve"),
     path("tickets/<int:pk>/reject/", views.ticket_reject, name="ticket_reject"),
     path("tickets/<int:pk>/deploy/", views.ticket_deploy, name="ticket_deploy"),
+    path("tickets/<int:pk>/rollback/", views_rollback.ticket_rollback, name="ticket_rollback"),
     path("tickets/<int:pk>/schedule/", views_calendar.ticket_schedule, name="ticket_schedule"),
     path(
         "tickets/<int:pk>/unschedule/", views_calendar.ticket_unschedule, name="ticket_unschedule"

@@ -124,6 +124,7 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
     runs = list(ticket.runs.all())
     live_run = next((r for r in runs if r.status in ACTIVE_RUN_STATUSES), None)
     shown_run = live_run or (runs[0] if runs else None)
+    actions = selectors.ticket_actions(ticket, request.user, timezone.now())
     return render(
         request,
         "deployments/ticket_detail.html",
@@ -139,7 +140,10 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "approval": services.approval_summary(ticket),
             "approvals": ticket.approvals.select_related("approver", "plan_run"),
             "rejections": ticket.rejections.select_related("rejected_by"),
-            "actions": selectors.ticket_actions(ticket, request.user, timezone.now()),
+            "actions": actions,
+            "rollback_choice": selectors.rollback_choice(ticket)
+            if actions["rollback"].relevant
+            else None,
             # A re-plan that voids approvals asks why (recorded on them).
             "replan_voids": policy.replan_voids_approvals(ticket, selectors.standing_votes(ticket)),
             "step_up": ticket.environment.step_up_auth,
@@ -315,6 +319,12 @@ def run_log(request: HttpRequest, pk: int) -> JsonResponse:
 @require_GET
 def environment_list(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
+    envs = selectors.environments_visible_to(request.user)
+    roles = selectors.user_roles(request.user)
+    # Drift reports are shown to those who see the environment's tickets.
+    drift = selectors.latest_drift_by_environment(
+        [e for e in envs if policy.can_view(e, roles, superuser=request.user.is_superuser)]
+    )
     rows = [
         {
             "env": env,
@@ -325,8 +335,9 @@ def environment_list(request: HttpRequest) -> HttpResponse:
                 env, selectors.user_roles(request.user), superuser=request.user.is_superuser
             ),
             **environment_window_state(env, now),  # freezes applied
+            "drift": drift.get(env.pk),
         }
-        for env in selectors.environments_visible_to(request.user)
+        for env in envs
     ]
     return render(request, "deployments/environment_list.html", {"rows": rows})
 

@@ -54,7 +54,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = (
             status.HTTP_403_FORBIDDEN if exc.kind == PolicyError.ACTOR else status.HTTP_409_CONFLICT
         )
-        return Response({"detail": exc.message}, status=code)
+        return Response({**exc.data, "detail": exc.message}, status=code)
     if isinstance(exc, RequestDataTooBig):
         # Django's own limit on form bodies (and on request.body when read whole).
         return Response({"detail": "request body too large"}, status=413)

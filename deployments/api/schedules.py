@@ -79,7 +79,7 @@ class TicketScheduleMixin:
             next_window=payload.validated_data.get("next_window", False),
         )
         fresh = selectors.ticket_get(request.user, ticket.pk)
-        return Response(TicketDetailSerializer(fresh).data)
+        return Response(TicketDetailSerializer(fresh, context={"request": request}).data)
 
     @extend_schema(parameters=[_ID], request=None, responses={200: TicketDetailSerializer})
     @action(detail=True, methods=["post"])
@@ -87,7 +87,7 @@ class TicketScheduleMixin:
         ticket = selectors.ticket_get(request.user, pk)
         schedules.ticket_unschedule(ticket_id=ticket.pk, actor=request.user)
         fresh = selectors.ticket_get(request.user, ticket.pk)
-        return Response(TicketDetailSerializer(fresh).data)
+        return Response(TicketDetailSerializer(fresh, context={"request": request}).data)
 
 
 class EnvironmentFreezeMixin:

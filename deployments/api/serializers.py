@@ -71,6 +71,7 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
             "current_freezes",
             "upcoming_freezes",
             "monitoring_minutes",
+            "drift_check_minutes",
             "view_groups",
             "file_groups",
             "deploy_groups",
@@ -336,6 +337,46 @@ class ScheduleConflictSerializer(serializers.Serializer[Any]):
     tickets = _ConflictTicketSerializer(many=True)
 
 
+class RollbackTargetSerializer(serializers.Serializer[Any]):
+    """The deployment a rollback ticket returns its environment to."""
+
+    deployment = serializers.IntegerField(source="pk")
+    ticket = serializers.IntegerField(source="ticket_id")
+    commit_sha = serializers.CharField()
+    var_file = serializers.CharField()
+    var_file_sha256 = serializers.CharField()
+    deployed_at = serializers.DateTimeField(source="finished_at")
+
+
+class DriftCheckSerializer(serializers.Serializer[Any]):
+    """One drift report of an environment."""
+
+    id = serializers.IntegerField()
+    environment = serializers.CharField(source="environment.name")
+    deployment = serializers.IntegerField(source="deployment_id", allow_null=True)
+    commit_sha = serializers.CharField()
+    var_file = serializers.CharField()
+    status = serializers.CharField()
+    drifted = serializers.BooleanField()
+    exit_code = serializers.IntegerField(allow_null=True)
+    summary = serializers.SerializerMethodField()
+    error = serializers.CharField()
+    log = serializers.CharField()
+    requested_by = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_summary(self, check: Any) -> dict[str, Any]:
+        """{add, change, destroy, resources: [{address, action}, ...]} of the drift."""
+        summary = check.summary if isinstance(check.summary, dict) else {}
+        return {
+            "add": summary.get("add", 0),
+            "change": summary.get("change", 0),
+            "destroy": summary.get("destroy", 0),
+            "resources": list(summary.get("resources") or []),
+        }
+
+
 class TicketDetailSerializer(TicketSerializer):
     runs = RunBriefSerializer(many=True, read_only=True)
     approvals = serializers.SerializerMethodField()
@@ -349,10 +390,15 @@ class TicketDetailSerializer(TicketSerializer):
     plan_stale = serializers.SerializerMethodField()
     schedule_conflict = serializers.SerializerMethodField()
     staging_ticket = serializers.SerializerMethodField()
+    rollback_target = serializers.SerializerMethodField()
+    available_actions = serializers.SerializerMethodField()
 
     class Meta(TicketSerializer.Meta):
         fields = [
             *TicketSerializer.Meta.fields,
+            "rollback_mode",
+            "rollback_target",
+            "available_actions",
             "plan_stale",
             "schedule_conflict",
             "runs",
@@ -366,6 +412,22 @@ class TicketDetailSerializer(TicketSerializer):
             "pull_request",
             "staging_ticket",
         ]
+
+    @extend_schema_field(RollbackTargetSerializer(allow_null=True))
+    def get_rollback_target(self, ticket: Ticket) -> dict[str, Any] | None:
+        """Rollback tickets: the deployment they return the environment to."""
+        target = ticket.rollback_target
+        if target is None:
+            return None
+        return RollbackTargetSerializer(target).data
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_available_actions(self, ticket: Ticket) -> list[str]:
+        """What the caller may do now: approve, reject, deploy, plan, cancel, rollback."""
+        request = self.context.get("request")
+        if request is None:
+            return []
+        return selectors.available_actions(ticket, request.user, timezone.now())
 
     def get_approvals(self, ticket: Ticket) -> list[dict[str, Any]]:
         return ApprovalSerializer(ticket.approvals.select_related("approver"), many=True).data  # type: ignore[return-value]

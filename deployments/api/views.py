@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -14,7 +15,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from deployments import selectors, services, validation
+from deployments import policy, selectors, services, validation
 from deployments.choices import TicketStatus
 from deployments.models import Environment, TerraformRun, Ticket
 
@@ -27,6 +28,7 @@ from .schedules import EnvironmentFreezeMixin, TicketScheduleMixin
 from .serializers import (
     ApproveSerializer,
     CommentSerializer,
+    DriftCheckSerializer,
     EnvironmentSerializer,
     PlanSerializer,
     RejectSerializer,
@@ -41,7 +43,7 @@ _NAME_RE = "[A-Za-z0-9_-]{1,32}"
 _NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=f"^{_NAME_RE}$")
 _AUTHOR_RE = re.compile(r"[\w.@+-]{1,150}", re.ASCII)
 _COMMIT_RE = re.compile(r"[0-9a-fA-F]{7,40}")
-_TICKET_VERBS = ["retrieve", "plan", "cancel", "approve", "reject", "deploy"]
+_TICKET_VERBS = ["retrieve", "plan", "cancel", "approve", "reject", "deploy", "rollback"]
 
 
 @extend_schema_view(retrieve=extend_schema(parameters=[_NAME]))
@@ -61,6 +63,25 @@ class EnvironmentViewSet(
     def get_queryset(self) -> QuerySet[Environment]:
         visible = [env.pk for env in selectors.environments_visible_to(self.request.user)]
         return Environment.objects.filter(pk__in=visible)
+
+    @extend_schema(
+        parameters=[_NAME],
+        responses={200: DriftCheckSerializer(many=True)},
+        description=(
+            "The environment's latest drift reports (at most 10, newest first): each a "
+            "`terraform plan -detailed-exitcode` of the last deployed commit and var-file; "
+            "status drifted when it found changes. Seen by those who see the environment's "
+            "tickets (404 for others)."
+        ),
+    )
+    @action(detail=True, methods=["get"])
+    def drift(self, request: Request, name: str) -> Response:
+        env = self.get_object()
+        if not policy.can_view(
+            env, selectors.user_roles(request.user), superuser=request.user.is_superuser
+        ):
+            raise Http404("No such environment")
+        return Response(DriftCheckSerializer(selectors.drift_checks_of(env), many=True).data)
 
 
 @extend_schema_view(
@@ -139,7 +160,9 @@ class TicketViewSet(
 
     def _detail(self, ticket: Ticket, code: int = status.HTTP_200_OK) -> Response:
         fresh = selectors.ticket_get(self.request.user, ticket.pk)
-        return Response(TicketDetailSerializer(fresh).data, status=code)
+        return Response(
+            TicketDetailSerializer(fresh, context={"request": self.request}).data, status=code
+        )
 
     @extend_schema(
         request=TicketCreateSerializer,
@@ -159,7 +182,8 @@ class TicketViewSet(
 
     @extend_schema(responses=TicketDetailSerializer)
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(TicketDetailSerializer(selectors.ticket_get(request.user, pk)).data)
+        ticket = selectors.ticket_get(request.user, pk)
+        return Response(TicketDetailSerializer(ticket, context={"request": request}).data)
 
     @extend_schema(request=PlanSerializer, responses={202: RunSerializer})
     @action(detail=True, methods=["post"])
@@ -207,6 +231,29 @@ class TicketViewSet(
             ticket_id=ticket.pk, actor=request.user, reason=payload.validated_data["reason"]
         )
         return self._detail(ticket)
+
+    @extend_schema(
+        request=None,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: TicketDetailSerializer},
+        description=(
+            "Open a rollback ticket for this deployed ticket: it plans the commit and "
+            "var-file of the environment's last known good deployment before this one. "
+            "Opened within ROLLBACK_IMMEDIATE_MINUTES of the deployment it is immediate (one "
+            "Tech Lead or DevOps Lead approves; it may deploy outside the window); later it "
+            "follows the environment's normal rule and windows. 201 with the new ticket; 403 "
+            "unless the caller deploys the environment or is a Tech Lead or DevOps Lead; 404 "
+            "for a ticket the caller cannot see; 409 when it is not deployed, there is no "
+            "earlier good deployment, a later deployment must be rolled back first, or a "
+            "rollback of it is already open (its id in `rollback`)."
+        ),
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def rollback(self, request: Request, pk: str) -> Response:
+        original = selectors.ticket_get(request.user, pk)
+        ticket = services.rollback_open(ticket_id=original.pk, actor=request.user, source="api")
+        return self._detail(ticket, status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={202: RunSerializer})
     @action(detail=True, methods=["post"])

@@ -5,6 +5,7 @@ from .approvals import Approval, Rejection
 from .audit import AuditChainHead, AuditEvent
 from .checks import CheckResult, CheckStatus
 from .deployments import Deployment, DeploymentOutcome
+from .drift import DriftCheck
 from .environments import Environment
 from .evidence import Evidence, EvidenceKind, evidence_upload_to
 from .followups import FollowUp, FollowUpKind, UserPreference
@@ -25,6 +26,7 @@ __all__ = [
     "DeliveryStatus",
     "Deployment",
     "DeploymentOutcome",
+    "DriftCheck",
     "Environment",
     "Evidence",
     "EvidenceKind",

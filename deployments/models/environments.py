@@ -48,6 +48,8 @@ class Environment(models.Model):
     )
     # Names of CI checks whose latest report must have passed before anyone may approve.
     required_checks = models.JSONField(default=list, blank=True)
+    # Minutes between drift checks (plan -detailed-exitcode of the last deployed commit); 0: off.
+    drift_check_minutes = models.PositiveIntegerField(default=0)
     # Fencing token: incremented by every apply claim; the claiming run keeps its value.
     apply_fence = models.PositiveBigIntegerField(default=0, editable=False)
 

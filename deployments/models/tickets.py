@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from deployments.choices import ChangeType, TicketStatus
+from deployments.choices import ChangeType, RollbackMode, TicketStatus
 
 from ._base import _choices_check
 from .environments import Environment
@@ -40,6 +40,16 @@ class Ticket(models.Model):
     rollback_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="rollbacks"
     )
+    # Rollback tickets only (services/rollbacks.py): the deployment they return the
+    # environment to, and how they are governed (fixed when the rollback is opened).
+    rollback_target = models.ForeignKey(
+        "Deployment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="rollback_tickets",
+    )
+    rollback_mode = models.CharField(max_length=12, choices=RollbackMode.choices, blank=True)
     current_plan = models.ForeignKey(
         "TerraformRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

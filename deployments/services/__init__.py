@@ -27,6 +27,7 @@ from .checks import CheckInput, check_record
 from .evidence import evidence_sign_off, evidence_upload
 from .execution import run_execute, run_finish, run_interrupt, runs_reconcile
 from .followups import follow_up_complete, follow_up_open, follow_ups_remind
+from .rollbacks import rollback_deployed, rollback_open
 from .runs import apply_start, check_start, environment_release, plan_start, run_dispatch
 from .tickets import TicketInput, ticket_cancel, ticket_create, ticket_plan
 
@@ -51,6 +52,8 @@ __all__ = [
     "infra_repo",
     "locked_ticket",
     "plan_start",
+    "rollback_deployed",
+    "rollback_open",
     "run_dispatch",
     "run_execute",
     "run_finish",

@@ -32,7 +32,7 @@ from deployments.locks import EnvironmentLock
 from deployments.models import Environment, RunLogChunk, TerraformRun, Ticket
 from deployments.selectors_windows import freezes_for
 
-from . import evidence, followups, runs
+from . import evidence, followups, rollbacks, runs
 from ._base import infra_repo, locked_ticket, transition
 from .audit import audit_record
 from .deployments import deployment_monitoring_failed, deployment_record
@@ -202,13 +202,33 @@ class _Heartbeat:
 
 def _spec(run: TerraformRun, *, timeout: int) -> tf.RunSpec:
     """The frozen description of one Terraform run, from settings and the run row."""
+    return terraform_spec(
+        commit_sha=run.commit_sha,
+        workspace=run.workspace,
+        var_file=run.var_file,
+        timeout=timeout,
+        expected_var_file_sha256=rollbacks.expected_var_file_sha256(run),
+    )
+
+
+def terraform_spec(
+    *,
+    commit_sha: str,
+    workspace: str,
+    var_file: str,
+    timeout: int,
+    expected_var_file_sha256: str = "",
+) -> tf.RunSpec:
+    """A Terraform run of ``commit_sha`` in ``workspace`` with ``var_file``, from settings
+    (runs of tickets, and drift checks)."""
     return tf.RunSpec(
         binary=tf.find_binary(settings.TERRAFORM_BIN),
         repo=infra_repo(),
-        commit_sha=run.commit_sha,
+        commit_sha=commit_sha,
         terraform_dir=settings.TERRAFORM_DIR,
-        workspace=run.workspace,
-        var_file=run.var_file,
+        workspace=workspace,
+        var_file=var_file,
+        expected_var_file_sha256=expected_var_file_sha256,
         provider_mirror=settings.TERRAFORM_PROVIDER_MIRROR,
         plugin_cache=settings.TERRAFORM_HOME / "plugin-cache",
         work_root=settings.TERRAFORM_HOME / "work",
@@ -476,6 +496,10 @@ def _finish(
     with transaction.atomic():
         ticket_id = TerraformRun.objects.values_list("ticket_id", flat=True).get(pk=run_id)
         ticket = locked_ticket(ticket_id)  # lock order: ticket → run → audit head
+        if ticket.rollback_of_id is not None:
+            # A rollback's apply ends its original ticket: lock it now, before the audit
+            # head, so the order stays ticket(s) → run → audit head.
+            locked_ticket(ticket.rollback_of_id)
         run = TerraformRun.objects.select_for_update().get(pk=run_id)
         if run.fence != fence or run.status not in (RunStatus.RUNNING, RunStatus.INTERRUPTED):
             log.warning("run %s is not this worker's to finish (fence %s); ignored", run_id, fence)
@@ -637,6 +661,7 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
             if env.auto_deploy:
                 runs.check_start(ticket, run)
             followups.emergency_deployed(ticket, run)  # the review an emergency owes
+            rollbacks.rollback_deployed(ticket, run)  # a rollback ends its original ticket
             evidence.evidence_after_apply(ticket)  # QA may have signed off already
         else:
             reason = run.error or "terraform apply failed"

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from deployments import policy
 from deployments.choices import RunKind, RunStatus, TicketStatus
-from deployments.models import Approval, TerraformRun, Ticket
+from deployments.models import Approval, Deployment, TerraformRun, Ticket
 from deployments.selectors import user_roles
 
 from ._base import locked_ticket, transition
@@ -41,7 +41,7 @@ def plan_start(ticket: Ticket, *, actor: Any, reason: str = "") -> TerraformRun:
         kind=RunKind.PLAN,
         commit_sha=ticket.commit_sha,
         workspace=env.workspace,
-        var_file=env.var_file,
+        var_file=plan_var_file(ticket),
         requested_by=actor if getattr(actor, "pk", None) else None,
     )
     audit_record(
@@ -50,6 +50,15 @@ def plan_start(ticket: Ticket, *, actor: Any, reason: str = "") -> TerraformRun:
     _void_approvals(ticket, run, actor=actor, why=reason)
     dispatch_on_commit(run.pk)
     return run
+
+
+def plan_var_file(ticket: Ticket) -> str:
+    """The var-file a ticket's plan reads: a rollback's is the one its target deployment
+    applied (it may since have moved); every other ticket's is the environment's."""
+    if ticket.rollback_target_id:
+        target = Deployment.objects.only("var_file").get(pk=ticket.rollback_target_id)
+        return target.var_file
+    return ticket.environment.var_file
 
 
 def _void_approvals(ticket: Ticket, run: TerraformRun, *, actor: Any, why: str = "") -> None:
@@ -169,12 +178,18 @@ def apply_start(ticket: Ticket, *, actor: Any, wait_if_busy: bool = False) -> Te
             ticket.save(update_fields=["status_reason"])
             return None
         raise policy.PolicyError(f"{env.name} is busy: {who} is applying") from None
+    bypass = policy.window_bypass_note(ticket)
     transition(
         ticket,
         TicketStatus.APPLYING,
         actor=actor,
         reason=f"applying plan {plan_run.plan_sha256[:12]}",
-        data={"run": run.pk, "plan_run": plan_run.pk, "plan_sha256": plan_run.plan_sha256},
+        data={
+            "run": run.pk,
+            "plan_run": plan_run.pk,
+            "plan_sha256": plan_run.plan_sha256,
+            **({"window": bypass} if bypass else {}),
+        },
     )
     dispatch_on_commit(run.pk)
     return run

@@ -61,6 +61,12 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
         raise InputError(
             "change_type", f"change_type must be one of {', '.join(ChangeType.values)}"
         )
+    if data.change_type == ChangeType.ROLLBACK:
+        raise InputError(
+            "change_type",
+            "a rollback is opened from the ticket it rolls back (its page's Roll back button, "
+            "or POST /api/v1/tickets/{id}/rollback/), never filed by hand",
+        )
     policy.check_may_file(env, user_roles(actor), superuser=bool(actor.is_superuser))
     # Structured and validated field by field wherever given; required where the
     # environment says so (a missing one is bad input: 400 naming it).

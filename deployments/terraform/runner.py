@@ -77,6 +77,9 @@ class RunSpec:
     lock_timeout: str = "300s"
     passthrough_env: Mapping[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
+    # When set, a plan refuses to run unless the var-file at the commit has this SHA-256
+    # (a rollback re-plans a recorded deployment: its var-file must be the one applied then).
+    expected_var_file_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,20 @@ class ApplyResult:
     @property
     def ok(self) -> bool:
         return self.exit_code == 0 and not self.error
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Outcome of a drift check: `plan -detailed-exitcode` of what was last deployed.
+    0 no drift, 2 drift (``summary`` says what a plan would change), anything else failed."""
+
+    exit_code: int
+    error: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def drifted(self) -> bool:
+        return self.exit_code == 2 and not self.error
 
 
 @dataclass(frozen=True)
@@ -395,6 +412,7 @@ def plan(spec: RunSpec, on_line: OnLine) -> PlanResult:
     try:
         with _session(spec, on_line) as session:
             session.prepare()
+            _check_var_file_digest(session)
             base_state = session.state_fingerprint()
             session.run(
                 "plan",
@@ -489,6 +507,55 @@ def apply(
             )
         code, message = _failure(exc, session, keep)
         return ApplyResult(exit_code=code, error=message, stale_plan=stale)
+
+
+def _check_var_file_digest(session: _Session) -> None:
+    """Refuse to plan a var-file other than the one a recorded deployment applied."""
+    expected = session.spec.expected_var_file_sha256
+    if not expected:
+        return
+    actual = _file_sha256(session.root / session.spec.var_file)
+    if actual != expected:
+        raise _StepFailed(
+            f"var-file {session.spec.var_file} at commit {session.spec.commit_sha[:10]} is not "
+            f"the one the deployment applied (sha256 {actual[:12] or 'unreadable'}, recorded "
+            f"{expected[:12]}); refusing to plan a rollback to a different configuration",
+            1,
+        )
+
+
+def drift(spec: RunSpec, on_line: OnLine) -> DriftResult:
+    """`terraform plan -detailed-exitcode` of the last deployed commit and var-file: does the
+    environment still match it? On drift, the saved plan's summary says what differs."""
+    session: _Session | None = None
+    try:
+        with _session(spec, on_line) as session:
+            session.prepare()
+            code = session.run(
+                "plan",
+                "-input=false",
+                "-no-color",
+                "-detailed-exitcode",
+                f"-lock-timeout={spec.lock_timeout}",
+                f"-var-file={spec.var_file}",
+                f"-out={PLAN_FILENAME}",
+                ok_codes=(0, 2),
+                what="terraform plan failed",
+            )
+            if code == 0:
+                session.emit("No drift: the environment matches the last deployed commit.")
+                return DriftResult(exit_code=0)
+            document = json.loads(session.capture("show", "-json", PLAN_FILENAME))
+            session.redact.add(sensitive_values(document))
+            summary = summarize_plan(document)
+            session.emit(
+                f"Drift: a plan of the deployed commit would add {summary['add']}, change "
+                f"{summary['change']} and destroy {summary['destroy']}"
+            )
+            return DriftResult(exit_code=2, summary=summary)
+    except (_StepFailed, SourceError, OSError) as exc:
+        code, message = _failure(exc, session, on_line)
+        return DriftResult(exit_code=code, error=message)
 
 
 def _file_sha256(path: Path) -> str:

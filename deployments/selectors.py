@@ -364,3 +364,22 @@ def ticket_last_known_good(ticket: Ticket) -> KnownGood | None:
     """What this ticket's rollback would return to: the environment's last good deployment
     before the ticket's own (or now, when it is not deployed)."""
     return last_known_good(ticket.environment, ticket.deployed_at, exclude_ticket=ticket.pk)
+
+
+def notifications_visible_to(
+    user: Any, *, status: str = "", event: str = "", channel: str = ""
+) -> QuerySet[Any]:
+    """The notification log for Operations and leads: rows about tickets they may see (and
+    ticketless ones), newest first, with recipient and ticket in the same query."""
+    from notifications.models import Notification
+
+    rows = Notification.objects.filter(
+        Q(ticket__isnull=True) | Q(ticket__in=tickets_visible_to(user).values("pk"))
+    ).select_related("recipient", "ticket")
+    if status:
+        rows = rows.filter(status=status)
+    if event:
+        rows = rows.filter(event=event)
+    if channel:
+        rows = rows.filter(channel=channel)
+    return rows.order_by("-created_at", "-id")

@@ -1,6 +1,13 @@
 from django.urls import path
 
-from . import evidence_views, views, views_calendar, views_followups, views_tokens
+from . import (
+    evidence_views,
+    views,
+    views_calendar,
+    views_followups,
+    views_notifications,
+    views_tokens,
+)
 
 urlpatterns = [
     path("", views.ticket_list, name="ticket_list"),
@@ -30,6 +37,12 @@ urlpatterns = [
         "tickets/<int:pk>/follow-ups/<int:fid>/complete/",
         views_followups.follow_up_complete,
         name="follow_up_complete",
+    ),
+    path("notifications/", views_notifications.notification_log, name="notification_log"),
+    path(
+        "notifications/<int:pk>/retry/",
+        views_notifications.notification_retry,
+        name="notification_retry",
     ),
     path("settings/", views_followups.preferences, name="preferences"),
     path("settings/timezone/", views_followups.timezone_guess, name="timezone_guess"),

@@ -34,6 +34,10 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
     return {
         "portal_embedded": settings.EMBEDDED,
         "user_roles": sorted(selectors.user_roles(request.user)),
+        "may_see_notifications": policy.may_see_notification_log(
+            selectors.user_roles(request.user),
+            superuser=bool(getattr(request.user, "is_superuser", False)),
+        ),
     }
 
 

@@ -54,7 +54,13 @@ def emergency_filed(ticket: Ticket) -> None:
             f"change window and freezes.\n\nWhy: {ticket.description or '(no description)'}"
         ),
         url=ticket_url(ticket),
-        data={"environment": env.name, "author": author, "commit_sha": ticket.commit_sha},
+        data={
+            "environment": env.name,
+            "author": author,
+            "actor": author,
+            "what": "emergency filed",
+            "commit_sha": ticket.commit_sha,
+        },
     )
 
 
@@ -102,7 +108,13 @@ def follow_up_open(
                 "ticket page."
             ),
             url=ticket_url(ticket),
-            data={"follow_up": follow_up.pk, "kind": kind, "due_at": due_at.isoformat()},
+            data={
+                "follow_up": follow_up.pk,
+                "kind": kind,
+                "due_at": due_at.isoformat(),
+                "environment": ticket.environment.name,
+                "what": f"{label.lower()} due",
+            },
         )
         return follow_up
 
@@ -205,7 +217,12 @@ def follow_ups_remind(*, now: dt.datetime | None = None) -> int:
                     "A Tech Lead or DevOps Lead completes it on the ticket page."
                 ),
                 url=ticket_url(ticket),
-                data={"follow_up": follow_up.pk, "kind": follow_up.kind},
+                data={
+                    "follow_up": follow_up.pk,
+                    "kind": follow_up.kind,
+                    "environment": ticket.environment.name,
+                    "what": f"{label.lower()} overdue",
+                },
             )
             sent += 1
     return sent

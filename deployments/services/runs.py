@@ -14,6 +14,7 @@ from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import Approval, TerraformRun, Ticket
 from deployments.selectors import user_roles
 
+from . import notices
 from ._base import locked_ticket, transition
 from .audit import audit_record
 
@@ -176,6 +177,7 @@ def apply_start(ticket: Ticket, *, actor: Any, wait_if_busy: bool = False) -> Te
         reason=f"applying plan {plan_run.plan_sha256[:12]}",
         data={"run": run.pk, "plan_run": plan_run.pk, "plan_sha256": plan_run.plan_sha256},
     )
+    notices.deploy_started(ticket, run, actor=actor)
     dispatch_on_commit(run.pk)
     return run
 

@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from deployments import policy
@@ -23,6 +22,7 @@ from notifications.service import notify
 
 from ._base import InputError, locked_ticket, transition
 from .audit import audit_record
+from .followups import ticket_url
 from .runs import apply_start, apply_votes
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,8 @@ def _give_back(ticket: Ticket, reason: str, *, action: str) -> None:
         users=people,
         subject=f"#{ticket.pk} {ticket.title} was not deployed in its window",
         body=reason,
-        url=reverse("ticket_detail", args=[ticket.pk]),
+        url=ticket_url(ticket),
+        data={"environment": ticket.environment.name, "what": "missed its window"},
     )
 
 

@@ -488,3 +488,54 @@ def test_the_log_is_for_operations_and_leads_and_hides_invisible_tickets(
     assert page.status_code == 200 and "failed 0" not in page.content.decode()
     assert client.post(f"/notifications/{row.pk}/retry/").status_code == 404
     assert Notification.objects.get(pk=row.pk).status == "failed"
+
+
+def _finish_apply(ticket: Ticket, *, ok: bool) -> None:
+    plan = ticket.current_plan
+    Ticket.objects.filter(pk=ticket.pk).update(status=TicketStatus.APPLYING)
+    run = RunFactory(
+        ticket=ticket, kind=RunKind.APPLY, status=RunStatus.RUNNING, plan=plan, plan_sha256=""
+    )
+    services.run_finish(
+        run_id=run.pk,
+        exit_code=0 if ok else 1,
+        error="" if ok else "Error: quota exceeded",
+        plan=None,
+        stale=False,
+        terraform_version="1.11.4",
+    )
+
+
+def test_dev_auto_deploys_reach_slack_only_unless_they_fail(
+    httpserver: HTTPServer,
+    settings: Any,
+    author: User,
+    operations: User,
+    no_dispatch: list[int],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    settings.SLACK_WEBHOOK_URL = httpserver.url_for("/hook")
+    good = _ticket("dev", author, TicketStatus.APPROVED)
+    bad = _ticket("dev", author, TicketStatus.APPROVED)
+    with django_capture_on_commit_callbacks(execute=False):
+        _finish_apply(good, ok=True)
+        _finish_apply(bad, ok=False)
+    told = sorted(
+        (r.ticket_id, r.event, r.channel, r.recipient.username if r.recipient else "team")
+        for r in Notification.objects.all()
+    )
+    assert told == sorted(
+        [
+            (good.pk, "deploy.succeeded", "slack", "team"),
+            (bad.pk, "deploy.failed", "slack", "team"),
+            (bad.pk, "deploy.failed", "email", "alice"),
+        ]
+    )
+    # In staging, Operations hears about both.
+    staged = _ticket("staging", author, TicketStatus.APPROVED)
+    _finish_apply(staged, ok=True)
+    assert sorted(
+        Notification.objects.filter(ticket=staged, channel="email").values_list(
+            "recipient__username", flat=True
+        )
+    ) == ["alice", "opal"]

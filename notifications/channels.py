@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -98,8 +99,12 @@ def _email_send(message: Message) -> None:
 
 
 def _slack_takes(event: str, data: Mapping[str, Any]) -> str:
+    """The row's address is the webhook's host only: the URL itself is a secret (anyone who
+    has it can post to the channel), so it is read from settings when sending, never stored."""
     url = str(settings.SLACK_WEBHOOK_URL or "")
-    return url if url and event in events.SLACK_EVENTS else ""
+    if not url or event not in events.SLACK_EVENTS:
+        return ""
+    return f"webhook {urllib.parse.urlsplit(url).netloc or '(invalid URL)'}"
 
 
 def _mrkdwn(text: str) -> str:
@@ -138,11 +143,12 @@ def slack_payload(message: Message) -> dict[str, Any]:
 
 
 def _slack_send(message: Message) -> None:
-    if not message.address.startswith(("https://", "http://")):
-        raise ValueError("SLACK_WEBHOOK_URL must be an http(s) URL")
+    url = str(settings.SLACK_WEBHOOK_URL or "")
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("SLACK_WEBHOOK_URL is not set to an http(s) URL")
     body = json.dumps(slack_payload(message)).encode()
     request = urllib.request.Request(  # noqa: S310 (http(s) only, checked above)
-        message.address,
+        url,
         data=body,
         headers={"Content-Type": "application/json"},
         method="POST",

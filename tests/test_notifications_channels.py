@@ -26,7 +26,7 @@ from deployments.services import runs
 from notifications import service
 from notifications.models import Notification
 
-from .conftest import _persona
+from .conftest import _persona, api_for
 from .factories import RunFactory, TicketFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
@@ -540,3 +540,41 @@ def test_dev_auto_deploys_reach_slack_only_unless_they_fail(
             "recipient__username", flat=True
         )
     ) == ["alice", "opal"]
+
+
+# --- the same log in the API ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rows", [3, 20])
+def test_notification_api_lists_and_filters_in_a_bounded_number_of_queries(
+    rows: int, operations: User, author: User, django_assert_max_num_queries: Any
+) -> None:
+    ticket = _ticket("prod", author, TicketStatus.APPLY_FAILED)
+    _failed(ticket, rows)
+    service.notify("x", users=[author], subject="fine", body="b")
+    client = api_for(operations)
+    with django_assert_max_num_queries(10):
+        answer = client.get("/api/v1/notifications/?status=failed&limit=100")
+    assert answer.status_code == 200, answer.json()
+    body = answer.json()
+    assert body["count"] == rows
+    assert {r["status"] for r in body["results"]} == {"failed"}
+    assert body["results"][0]["ticket"] == ticket.pk
+    assert "address" not in body["results"][0]  # colleagues' addresses are not listed
+
+
+def test_notification_api_retry_and_refusals(
+    operations: User, developer: User, lead: User, author: User, settings: Any
+) -> None:
+    ticket = _ticket("prod", author, TicketStatus.APPLY_FAILED)
+    (row,) = _failed(ticket)
+    assert api_for(developer).get("/api/v1/notifications/").status_code == 403
+    assert api_for(operations).get("/api/v1/notifications/?status=nope").status_code == 400
+    assert api_for(lead).post(f"/api/v1/notifications/{row.pk}/retry/").status_code == 404
+    answer = api_for(operations).post(f"/api/v1/notifications/{row.pk}/retry/")
+    assert answer.status_code == 200, answer.json()
+    assert (answer.json()["status"], answer.json()["attempts"]) == ("queued", 0)
+    again = api_for(operations).post(f"/api/v1/notifications/{row.pk}/retry/")
+    assert again.status_code == 409
+    assert again.json()["detail"] == "only a failed notification can be retried"
+    assert AuditEvent.objects.filter(action="notification.retry").count() == 1

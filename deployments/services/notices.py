@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 
 from deployments import policy
-from deployments.models import TerraformRun, Ticket
+from deployments.models import FollowUp, TerraformRun, Ticket
 from deployments.selectors import user_roles
 from notifications import events
 from notifications import service as notifications
@@ -20,9 +22,14 @@ from notifications.models import Notification
 
 from ._base import InputError
 from .audit import audit_record
-from .followups import ticket_url
 
 DEPLOY_ROLES = ("operations",)
+
+
+def ticket_url(ticket: Ticket) -> str:
+    """The absolute link to a ticket's page, for messages (PORTAL_BASE_URL)."""
+    base = str(settings.PORTAL_BASE_URL).rstrip("/")
+    return f"{base}{reverse('ticket_detail', args=[ticket.pk])}"
 
 
 def _who(actor: Any) -> str:
@@ -98,6 +105,89 @@ def ticket_rejected(ticket: Ticket, *, actor: Any, reason: str) -> None:
         body=f"{_who(actor)} rejected your change to {env}.\n\nReason: {reason}",
         url=ticket_url(ticket),
         data=_data(ticket, actor=actor, what="rejected", reason=reason),
+    )
+
+
+def emergency_filed(ticket: Ticket) -> None:
+    """Every emergency approver of the environment is told at once (both leads for prod)."""
+    env = ticket.environment
+    roles = policy.emergency_notify_roles(env)
+    if not roles:
+        return
+    author = ticket.author.get_username()
+    notifications.notify(
+        "emergency.filed",
+        ticket=ticket,
+        roles=sorted(roles),
+        subject=f"[EMERGENCY] {env.name}: #{ticket.pk} {ticket.title}",
+        body=(
+            f"{author} filed an emergency change for {env.name}: it needs one approval from "
+            f"{policy.describe_rule(env.emergency_approval_rule)} and may deploy outside the "
+            f"change window and freezes.\n\nWhy: {ticket.description or '(no description)'}"
+        ),
+        url=ticket_url(ticket),
+        data=_data(ticket, actor=ticket.author, what="emergency filed"),
+    )
+
+
+def followup_due(ticket: Ticket, follow_up: FollowUp) -> None:
+    label = follow_up.get_kind_display()
+    due_at = follow_up.due_at
+    notifications.notify(
+        "followup.due",
+        ticket=ticket,
+        roles=sorted(policy.FOLLOW_UP_ROLES),
+        subject=f"{label} due for #{ticket.pk} {ticket.title}",
+        body=(
+            f"A {label.lower()} of ticket #{ticket.pk} ({ticket.environment.name}) is due by "
+            f"{due_at:%Y-%m-%d %H:%M} UTC. A Tech Lead or DevOps Lead completes it on the "
+            "ticket page."
+        ),
+        url=ticket_url(ticket),
+        data=_data(
+            ticket,
+            actor="system",
+            what=f"{label.lower()} due",
+            follow_up=follow_up.pk,
+            kind=follow_up.kind,
+            due_at=due_at.isoformat(),
+        ),
+    )
+
+
+def followup_overdue(ticket: Ticket, follow_up: FollowUp, *, hours: int) -> None:
+    label = follow_up.get_kind_display()
+    notifications.notify(
+        "followup.overdue",
+        ticket=ticket,
+        roles=sorted(policy.FOLLOW_UP_ROLES),
+        subject=f"OVERDUE: {label} for #{ticket.pk} {ticket.title}",
+        body=(
+            f"The {label.lower()} of ticket #{ticket.pk} ({ticket.environment.name}) was "
+            f"due {follow_up.due_at:%Y-%m-%d %H:%M} UTC ({hours} h ago) and is not done. "
+            "A Tech Lead or DevOps Lead completes it on the ticket page."
+        ),
+        url=ticket_url(ticket),
+        data=_data(
+            ticket,
+            actor="system",
+            what=f"{label.lower()} overdue",
+            follow_up=follow_up.pk,
+            kind=follow_up.kind,
+        ),
+    )
+
+
+def schedule_missed(ticket: Ticket, *, people: list[Any], reason: str) -> None:
+    """A scheduled apply will not start: the people who scheduled it, with the reason."""
+    notifications.notify(
+        "schedule.missed",
+        ticket=ticket,
+        users=people,
+        subject=f"#{ticket.pk} {ticket.title} was not deployed in its window",
+        body=reason,
+        url=ticket_url(ticket),
+        data=_data(ticket, actor="scheduler", what="missed its window", reason=reason),
     )
 
 

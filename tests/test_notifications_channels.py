@@ -101,6 +101,8 @@ def _deliver_queued() -> None:
 
 
 def test_approval_needed_tells_the_roles_that_may_approve_but_not_the_author(
+    httpserver: HTTPServer,
+    settings: Any,
     lead: User,
     tech_lead: User,
     devops_lead: User,
@@ -109,10 +111,16 @@ def test_approval_needed_tells_the_roles_that_may_approve_but_not_the_author(
     eager: None,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
+    settings.SLACK_WEBHOOK_URL = httpserver.url_for("/hook")
+    httpserver.expect_oneshot_request("/hook", method="POST").respond_with_data("ok")
     other_lead = _persona("leo", "lead_developer")
     ticket = _ticket("staging", lead, TicketStatus.PLANNING)  # rule: 1 lead dev or tech lead
     with django_capture_on_commit_callbacks(execute=True):
         _finish_plan(ticket)
+    httpserver.check_assertions()  # the team channel got the approval request, once
+    slack = json.loads(httpserver.log[0][0].data)
+    assert slack["text"].startswith(f"Approval needed: staging #{ticket.pk}")
+    assert {"type": "mrkdwn", "text": "*What*\nneeds approval"} in slack["blocks"][1]["fields"]
     assert Ticket.objects.get(pk=ticket.pk).status == TicketStatus.AWAITING_APPROVAL
     rows = Notification.objects.filter(event="approval.needed", channel="email")
     assert sorted((r.recipient.username, r.via_role) for r in rows) == [

@@ -303,6 +303,10 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "change-control@localhost")
 # Notifications (notifications/): attempts per message, and the first retry delay (doubling).
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5, minimum=1)
 NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 30, minimum=1)
+# Seconds a Slack webhook call may take before the attempt counts as failed (then retried).
+NOTIFY_HTTP_TIMEOUT = env_int("NOTIFY_HTTP_TIMEOUT", 10, minimum=1)
+# Environments whose deploy started/failed events page the on-call team over SNS.
+ONCALL_ENVIRONMENTS = env_list("ONCALL_ENVIRONMENTS", "prod")
 
 # --- Celery -----------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL") or "filesystem://"

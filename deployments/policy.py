@@ -1094,6 +1094,22 @@ def emergency_notify_roles(env: Environment) -> frozenset[str]:
     return _rule_roles(env.emergency_approval_rule)
 
 
+# Who sees the notification log (/notifications/) and may retry a failed notification.
+NOTIFICATION_LOG_ROLES = frozenset({"operations", "tech_lead", "devops_lead", "lead_developer"})
+
+
+def may_see_notification_log(user_roles: Iterable[str], *, superuser: bool = False) -> bool:
+    return superuser or _holds_any(user_roles, NOTIFICATION_LOG_ROLES)
+
+
+def check_may_see_notification_log(user_roles: Iterable[str], *, superuser: bool = False) -> None:
+    if not may_see_notification_log(user_roles, superuser=superuser):
+        raise PolicyError(
+            "only Operations and leads see the notification log and retry failed notifications",
+            PolicyError.ACTOR,
+        )
+
+
 def may_complete_follow_ups(user_roles: Iterable[str], *, superuser: bool = False) -> bool:
     """Whether this person may complete follow-ups (the form is offered to them)."""
     return superuser or _holds_any(user_roles, FOLLOW_UP_ROLES)

@@ -6,6 +6,7 @@ from . import (
     views_calendar,
     views_followups,
     views_home,
+    views_notifications,
     views_rollback,
     views_tokens,
 )
@@ -45,6 +46,12 @@ urlpatterns = [
         "tickets/<int:pk>/follow-ups/<int:fid>/complete/",
         views_followups.follow_up_complete,
         name="follow_up_complete",
+    ),
+    path("notifications/", views_notifications.notification_log, name="notification_log"),
+    path(
+        "notifications/<int:pk>/retry/",
+        views_notifications.notification_retry,
+        name="notification_retry",
     ),
     path("settings/", views_followups.preferences, name="preferences"),
     path("settings/timezone/", views_followups.timezone_guess, name="timezone_guess"),

@@ -36,6 +36,10 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
         "user_roles": sorted(selectors.user_roles(request.user)),
         # Called by the template only where the nav shows it (see views_home.badge).
         "queue_badge": functools.partial(views_home.badge, request),
+        "may_see_notifications": policy.may_see_notification_log(
+            selectors.user_roles(request.user),
+            superuser=bool(getattr(request.user, "is_superuser", False)),
+        ),
     }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -9,7 +11,10 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from notifications import events
+
 from . import policy, selectors, services, timezones, validation
+from .models import UserPreference
 from .timezones import SESSION_KEY
 
 
@@ -55,19 +60,60 @@ class PreferencesForm(forms.Form):
         self.fields["timezone"].choices = [(z, z) for z in timezones.available_zones()]  # type: ignore[attr-defined]
 
 
+class EmailPreferencesForm(forms.Form):
+    email_enabled = forms.BooleanField(label="Send me email notifications", required=False)
+    groups = forms.MultipleChoiceField(
+        label="Email me about",
+        required=False,
+        choices=list(events.GROUP_LABELS.items()),
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+
+def _email_initial(user: Any) -> dict[str, Any]:
+    pref = UserPreference.objects.filter(user=user).first()
+    opted_out = set(pref.email_opt_out or []) if pref else set()
+    return {
+        "email_enabled": pref.email_enabled if pref else True,
+        "groups": [g for g in events.GROUP_LABELS if g not in opted_out],
+    }
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest) -> HttpResponse:
-    """Settings page: the time zone every page shows times in."""
+    """Settings page: the time zone every page shows times in, and which emails arrive."""
     current = timezones.zone_of(request.user)
-    form = PreferencesForm(request.POST or None, initial={"timezone": current})
-    if request.method == "POST" and form.is_valid():
+    posted = request.POST if request.method == "POST" else None
+    which = request.POST.get("form", "timezone") if posted else ""
+    form = PreferencesForm(posted if which == "timezone" else None, initial={"timezone": current})
+    email_form = EmailPreferencesForm(
+        posted if which == "email" else None, initial=_email_initial(request.user)
+    )
+    if which == "timezone" and form.is_valid():
         zone = form.cleaned_data["timezone"]
         timezones.preference_set(actor=request.user, zone=zone, chosen=True)
         request.session[SESSION_KEY] = zone
         messages.success(request, f"Times are now shown in {zone}.")
         return redirect("preferences")
-    return render(request, "deployments/preferences.html", {"form": form, "current": current})
+    if which == "email" and email_form.is_valid():
+        services.notices.email_preferences_set(
+            actor=request.user,
+            email_enabled=email_form.cleaned_data["email_enabled"],
+            groups=list(email_form.cleaned_data["groups"]),
+        )
+        messages.success(request, "Email notification settings saved.")
+        return redirect("preferences")
+    return render(
+        request,
+        "deployments/preferences.html",
+        {
+            "form": form,
+            "email_form": email_form,
+            "current": current,
+            "mandatory_events": sorted(events.MANDATORY_EMAIL_EVENTS),
+        },
+    )
 
 
 @login_required

@@ -12,15 +12,18 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from .channels import CHANNELS, Message
+from .channels import CHANNELS, TEAM, Message
 from .models import Notification
 
 log = logging.getLogger(__name__)
 
 
-def _recipients(users: Iterable[Any], roles: Iterable[str]) -> list[tuple[Any, str]]:
-    """Named users first, then active members of each role; each person once."""
-    seen: set[int] = set()
+def _recipients(
+    users: Iterable[Any], roles: Iterable[str], exclude: Iterable[Any] = ()
+) -> list[tuple[Any, str]]:
+    """Named users first, then active members of each role; each person once, never anyone
+    in ``exclude`` (e.g. the author of the ticket that needs approval)."""
+    seen: set[int] = {user.pk for user in exclude if user is not None}
     out: list[tuple[Any, str]] = []
     for user in users:
         if user is not None and user.pk not in seen:
@@ -31,6 +34,7 @@ def _recipients(users: Iterable[Any], roles: Iterable[str]) -> list[tuple[Any, s
         members = (
             get_user_model()
             .objects.filter(groups__name__in=roles, is_active=True)
+            .select_related("preference")
             .prefetch_related("groups")
             .order_by("username")
             .distinct()
@@ -49,6 +53,7 @@ def notify(
     ticket: Any = None,
     users: Iterable[Any] = (),
     roles: Iterable[str] = (),
+    exclude: Iterable[Any] = (),
     subject: str,
     body: str,
     url: str = "",
@@ -56,33 +61,45 @@ def notify(
 ) -> list[Notification]:
     """Tell people about ``event`` on every registered channel; sent from Celery after commit.
 
-    Runs inside the caller's transaction: if the change rolls back, nobody is told. A user
-    a channel cannot reach (no email address) is recorded as ``skipped``.
+    Runs inside the caller's transaction: if the change rolls back, nobody is told. Person
+    channels (email) get one row per recipient: a user the channel cannot reach (no email
+    address) or who opted out of the event is recorded as ``skipped`` with the reason. Team
+    channels (Slack, SNS) get one row per event when they take it (channels.Channel.takes).
     """
+    data = data or {}
+    base = {
+        "event": event,
+        "ticket": ticket,
+        "subject": subject[:300],
+        "body": body,
+        "url": url[:500],
+        "data": data,
+    }
     rows: list[Notification] = []
-    for user, via_role in _recipients(users, roles):
-        for channel in CHANNELS.values():
+    people = _recipients(users, roles, exclude)
+    for channel in CHANNELS.values():
+        if channel.kind == TEAM:
+            address = channel.takes(event, data)
+            if address:
+                rows.append(Notification(channel=channel.name, address=address[:320], **base))
+            continue
+        for user, via_role in people:
             address = channel.address_for(user)
+            why = channel.refusal(user, event) if address else f"no {channel.name} address"
             rows.append(
                 Notification(
-                    event=event,
                     channel=channel.name,
                     recipient=user,
                     address=address[:320],
                     via_role=via_role,
-                    ticket=ticket,
-                    subject=subject[:300],
-                    body=body,
-                    url=url[:500],
-                    data=data or {},
-                    status=Notification.Status.QUEUED if address else Notification.Status.SKIPPED,
-                    last_error="" if address else f"no {channel.name} address",
+                    status=Notification.Status.SKIPPED if why else Notification.Status.QUEUED,
+                    last_error=why,
+                    **base,
                 )
             )
-    created = [row for row in rows if row.status == Notification.Status.QUEUED]
     for row in rows:
         row.save()
-    ids = [row.pk for row in created]
+    ids = [row.pk for row in rows if row.status == Notification.Status.QUEUED]
     if ids:
         transaction.on_commit(lambda: dispatch(ids))
     return rows
@@ -164,3 +181,24 @@ def resend_stale(*, older_than_seconds: int = 3600) -> int:
     )
     dispatch(ids)
     return len(ids)
+
+
+def requeue_failed(notification_id: int) -> tuple[Notification, int, str] | None:
+    """Inside the caller's transaction: put a failed notification back in the queue with a
+    fresh set of attempts, sent after commit. Returns the row with the attempts and error it
+    had, or None when there is no such failed row (sent, queued or skipped rows stay put)."""
+    row = (
+        Notification.objects.select_for_update()
+        .filter(pk=notification_id, status=Notification.Status.FAILED)
+        .first()
+    )
+    if row is None:
+        return None
+    attempts, error = row.attempts, row.last_error
+    row.status = Notification.Status.QUEUED
+    row.attempts = 0
+    row.last_error = ""
+    row.save(update_fields=["status", "attempts", "last_error"])
+    pk = row.pk
+    transaction.on_commit(lambda: dispatch([pk]))
+    return row, attempts, error

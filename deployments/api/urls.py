@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from . import queue, views
+from .notifications import NotificationViewSet
 from .webhooks import GitHubWebhookView
 
 router = DefaultRouter(trailing_slash=True)
@@ -10,6 +11,7 @@ router.include_root_view = False
 router.register("environments", views.EnvironmentViewSet, basename="environment")
 router.register("tickets", views.TicketViewSet, basename="ticket")
 router.register("runs", views.RunViewSet, basename="run")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 app_name = "api"
 urlpatterns = [

@@ -72,7 +72,7 @@ class FollowUp(models.Model):
 
 
 class UserPreference(models.Model):
-    """A person's settings: the time zone every page shows times in."""
+    """A person's settings: the time zone every page shows times in, and which emails they get."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference"
@@ -80,6 +80,10 @@ class UserPreference(models.Model):
     timezone = models.CharField(max_length=64, default="UTC")
     # True once the person chose it on the settings page (the browser's guess never overrides).
     timezone_chosen = models.BooleanField(default=False)
+    # Email notifications: all off, or off per event group (notifications.events.EVENT_GROUPS);
+    # emergencies and alarms are emailed regardless (notifications.events.MANDATORY_EMAIL_EVENTS).
+    email_enabled = models.BooleanField(default=True)
+    email_opt_out = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

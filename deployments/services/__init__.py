@@ -14,7 +14,7 @@ The environment lock of an apply (``deployments.locks``) is not a row lock: it i
 before any of these, outside transactions, and held for the apply's whole duration.
 """
 
-from . import webhooks
+from . import notices, webhooks
 from ._base import InputError, infra_repo, locked_ticket, transition
 from .approvals import (
     approval_grant,
@@ -51,6 +51,7 @@ __all__ = [
     "follow_ups_remind",
     "infra_repo",
     "locked_ticket",
+    "notices",
     "plan_start",
     "rollback_deployed",
     "rollback_open",

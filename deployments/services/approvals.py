@@ -14,6 +14,7 @@ from deployments.models import Approval, Rejection, TerraformRun, Ticket
 from deployments.selectors import check_may_approve_now, standing_votes, user_roles
 from deployments.selectors_windows import freezes_for, plan_is_stale
 
+from . import notices
 from ._base import InputError, locked_ticket, transition
 from .audit import audit_record
 from .runs import apply_start, apply_votes
@@ -93,6 +94,7 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
                 reason=f"approved by {who}; waiting for a deploy",
                 data={"plan_run": plan.pk, "plan_sha256": plan.plan_sha256},
             )
+            notices.ticket_approved(ticket, actor=actor, who=who)
         return approval
 
 
@@ -129,6 +131,7 @@ def ticket_reject(*, ticket_id: int, actor: Any, reason: str) -> Rejection:
             reason=f"rejected by {actor.get_username()}: {reason}",
             data={"rejection": rejection.pk},
         )
+        notices.ticket_rejected(ticket, actor=actor, reason=reason)
         return rejection
 
 

@@ -32,7 +32,7 @@ from deployments.locks import EnvironmentLock
 from deployments.models import Environment, RunLogChunk, TerraformRun, Ticket
 from deployments.selectors_windows import freezes_for
 
-from . import evidence, followups, rollbacks, runs
+from . import evidence, followups, notices, rollbacks, runs
 from ._base import infra_repo, locked_ticket, transition
 from .audit import audit_record
 from .deployments import deployment_monitoring_failed, deployment_record
@@ -346,6 +346,8 @@ def _refuse_start(ticket: Ticket, run: TerraformRun, refusal: policy.ApplyRefuse
         data={"run": run.pk, "kind": run.kind, "reason": refusal.message},
     )
     transition(ticket, refusal.back_to, actor="worker", reason=reason, data={"run": run.pk})
+    if refusal.back_to == TicketStatus.AWAITING_APPROVAL:
+        notices.approval_needed(ticket)  # its approvals no longer hold: asked again
 
 
 def _execute(run_id: int, *, fence: int, env_lock: EnvironmentLock | None) -> None:
@@ -634,6 +636,7 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
                 reason=rule.describe(),
                 data={"run": run.pk},
             )
+            notices.approval_needed(ticket)
             return
         transition(
             ticket,
@@ -658,6 +661,7 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
                 else "applied; monitoring",
                 data={"run": run.pk},
             )
+            notices.deploy_succeeded(ticket, run)
             if env.auto_deploy:
                 runs.check_start(ticket, run)
             followups.emergency_deployed(ticket, run)  # the review an emergency owes
@@ -672,6 +676,7 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
                 reason=reason,
                 data={"run": run.pk, "stale_plan": stale},
             )
+            notices.deploy_failed(ticket, run, reason=reason)
         transaction.on_commit(lambda: runs.environment_release(environment_id=env.pk))
         return
     # Post-apply check.
@@ -695,6 +700,7 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
             reason=reason,
             data={"run": run.pk},
         )
+        notices.deploy_failed(ticket, run, reason=f"post-apply check: {reason}")
 
 
 def run_interrupt(*, run_id: int, reason: str, fence: int | None = None) -> bool:
@@ -738,6 +744,7 @@ def run_interrupt(*, run_id: int, reason: str, fence: int | None = None) -> bool
             )
         elif run.kind == RunKind.APPLY and ticket.status == TicketStatus.APPLYING:
             transition(ticket, TicketStatus.APPLY_FAILED, actor="system", reason=run.error)
+            notices.deploy_failed(ticket, run, reason=run.error)
         elif run.kind == RunKind.CHECK and ticket.status == TicketStatus.MONITORING:
             transition(
                 ticket,

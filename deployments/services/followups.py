@@ -1,31 +1,26 @@
 """Follow-ups: opening them after a change, completing them, reminding about overdue ones;
-and the notifications the emergency path sends."""
+and the emergency path (its wording and recipients are in notices.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from deployments import policy, validation
 from deployments.models import FollowUp, FollowUpKind, TerraformRun, Ticket
 from deployments.selectors import user_roles
-from notifications.service import notify
 
+from . import notices
 from ._base import InputError
 from .audit import audit_record
 
 REVIEW_FIELDS = ("what_happened", "impact", "root_cause", "actions")
 
-
-def ticket_url(ticket: Ticket) -> str:
-    """The absolute link to a ticket's page, for messages."""
-    base = str(settings.PORTAL_BASE_URL).rstrip("/")
-    return f"{base}{reverse('ticket_detail', args=[ticket.pk])}"
+# Kept importable from here (callers written before notices.py existed).
+ticket_url = notices.ticket_url
 
 
 def emergency_filed(ticket: Ticket) -> None:
@@ -38,24 +33,7 @@ def emergency_filed(ticket: Ticket) -> None:
             "an emergency change needs a description saying why it cannot wait for the "
             "change window (it is shown on the ticket's emergency banner)",
         )
-    env = ticket.environment
-    roles = policy.emergency_notify_roles(env)
-    if not roles:
-        return
-    author = ticket.author.get_username()
-    notify(
-        "emergency.filed",
-        ticket=ticket,
-        roles=sorted(roles),
-        subject=f"[EMERGENCY] {env.name}: #{ticket.pk} {ticket.title}",
-        body=(
-            f"{author} filed an emergency change for {env.name}: it needs one approval from "
-            f"{policy.describe_rule(env.emergency_approval_rule)} and may deploy outside the "
-            f"change window and freezes.\n\nWhy: {ticket.description or '(no description)'}"
-        ),
-        url=ticket_url(ticket),
-        data={"environment": env.name, "author": author, "commit_sha": ticket.commit_sha},
-    )
+    notices.emergency_filed(ticket)
 
 
 def follow_up_open(
@@ -90,20 +68,7 @@ def follow_up_open(
                 "deployment_run": deployment_run.pk if deployment_run else None,
             },
         )
-        label = follow_up.get_kind_display()
-        notify(
-            "followup.due",
-            ticket=ticket,
-            roles=sorted(policy.FOLLOW_UP_ROLES),
-            subject=f"{label} due for #{ticket.pk} {ticket.title}",
-            body=(
-                f"A {label.lower()} of ticket #{ticket.pk} ({ticket.environment.name}) is due by "
-                f"{due_at:%Y-%m-%d %H:%M} UTC. A Tech Lead or DevOps Lead completes it on the "
-                "ticket page."
-            ),
-            url=ticket_url(ticket),
-            data={"follow_up": follow_up.pk, "kind": kind, "due_at": due_at.isoformat()},
-        )
+        notices.followup_due(ticket, follow_up)
         return follow_up
 
 
@@ -185,7 +150,6 @@ def follow_ups_remind(*, now: dt.datetime | None = None) -> int:
             follow_up.last_reminded_at = now
             follow_up.save(update_fields=["last_reminded_at"])
             ticket = follow_up.ticket
-            label = follow_up.get_kind_display()
             late = now - follow_up.due_at
             hours = int(late.total_seconds() // 3600)
             audit_record(
@@ -194,19 +158,7 @@ def follow_ups_remind(*, now: dt.datetime | None = None) -> int:
                 ticket=ticket,
                 data={"follow_up": follow_up.pk, "overdue_hours": hours},
             )
-            notify(
-                "followup.overdue",
-                ticket=ticket,
-                roles=sorted(policy.FOLLOW_UP_ROLES),
-                subject=f"OVERDUE: {label} for #{ticket.pk} {ticket.title}",
-                body=(
-                    f"The {label.lower()} of ticket #{ticket.pk} ({ticket.environment.name}) was "
-                    f"due {follow_up.due_at:%Y-%m-%d %H:%M} UTC ({hours} h ago) and is not done. "
-                    "A Tech Lead or DevOps Lead completes it on the ticket page."
-                ),
-                url=ticket_url(ticket),
-                data={"follow_up": follow_up.pk, "kind": follow_up.kind},
-            )
+            notices.followup_overdue(ticket, follow_up, hours=hours)
             sent += 1
     return sent
 

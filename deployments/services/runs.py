@@ -14,6 +14,7 @@ from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import Approval, Deployment, TerraformRun, Ticket
 from deployments.selectors import user_roles
 
+from . import notices
 from ._base import locked_ticket, transition
 from .audit import audit_record
 
@@ -191,6 +192,7 @@ def apply_start(ticket: Ticket, *, actor: Any, wait_if_busy: bool = False) -> Te
             **({"window": bypass} if bypass else {}),
         },
     )
+    notices.deploy_started(ticket, run, actor=actor)
     dispatch_on_commit(run.pk)
     return run
 

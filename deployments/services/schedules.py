@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from deployments import policy
@@ -19,8 +18,8 @@ from deployments.choices import ACTIVE_RUN_STATUSES, RunKind, TicketStatus
 from deployments.models import Environment, Freeze, TerraformRun, Ticket
 from deployments.selectors import user_roles
 from deployments.selectors_windows import freezes_for, plan_is_stale, window_of_instant
-from notifications.service import notify
 
+from . import notices
 from ._base import InputError, locked_ticket, transition
 from .audit import audit_record
 from .runs import apply_start, apply_votes
@@ -123,14 +122,7 @@ def _give_back(ticket: Ticket, reason: str, *, action: str) -> None:
         ticket=ticket,
         data={"reason": reason, "told": [p.get_username() for p in people]},
     )
-    notify(
-        "schedule.missed",
-        ticket=ticket,
-        users=people,
-        subject=f"#{ticket.pk} {ticket.title} was not deployed in its window",
-        body=reason,
-        url=reverse("ticket_detail", args=[ticket.pk]),
-    )
+    notices.schedule_missed(ticket, people=people, reason=reason)
 
 
 def _try_start(ticket: Ticket, now: dt.datetime) -> str:

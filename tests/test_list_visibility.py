@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 
 from deployments import policy, selectors
 from deployments.models import Deployment, Environment, Ticket
+from notifications.models import Notification
 
 from .conftest import api_for
 from .factories import DeploymentFactory, TicketFactory
@@ -52,11 +53,25 @@ def _deployments(user: User) -> set[Any]:
     }
 
 
-# list path → (the rule as a set of keys, the key of a returned item)
-RULES: dict[str, tuple[Callable[[User], set[Any]], str]] = {
+def _notifications(user: User) -> set[Any] | None:
+    """The notification log: Operations and leads only (None: the list answers 403), rows
+    of tickets they may see and rows about no ticket."""
+    roles = selectors.user_roles(user)
+    if not policy.may_see_notification_log(roles, superuser=user.is_superuser):
+        return None
+    return {
+        n.pk
+        for n in Notification.objects.select_related("ticket__environment")
+        if n.ticket is None or policy.may_see_ticket(n.ticket, user.pk, roles, superuser=False)
+    }
+
+
+# list path → (the rule as a set of keys, or None for 403; the key of a returned item)
+RULES: dict[str, tuple[Callable[[User], set[Any] | None], str]] = {
     "/api/v1/tickets/": (_tickets, "id"),
     "/api/v1/environments/": (_environments, "name"),
     "/api/v1/deployments/": (_deployments, "id"),
+    "/api/v1/notifications/": (_notifications, "id"),
 }
 # Not lists of one kind: each checks its scope in its own tests (test_home_queue.py).
 NOT_LISTS = {"/api/v1/me/queue/"}
@@ -96,6 +111,15 @@ def test_every_list_endpoint_shows_each_persona_exactly_what_it_may_see(
             ticket=TicketFactory(author=people["lead"], environment=env, status="completed")
         )
     prod_of_alice = Ticket.objects.get(author=people["author"], environment__name="prod")
+    for ticket in [*Ticket.objects.all(), None]:
+        Notification.objects.create(
+            event="ticket.approved",
+            channel="email",
+            subject="s",
+            ticket=ticket,
+            status="sent",
+            sent_at=prod_of_alice.created_at,
+        )
 
     paths = list_paths(people["author"])
     assert set(paths) >= set(RULES), paths
@@ -105,9 +129,13 @@ def test_every_list_endpoint_shows_each_persona_exactly_what_it_may_see(
         client = api_for(user)
         for path in paths:
             rule, key = RULES[path]
+            allowed = rule(user)
+            if allowed is None:
+                assert client.get(path).status_code == 403, (name, path)
+                continue
             seen = [item[key] for item in fetch_all(client, path)]
             assert len(seen) == len(set(seen)), (name, path)
-            assert set(seen) == rule(user), (name, path)
+            assert set(seen) == allowed, (name, path)
     # The rule itself scopes prod: another developer never sees alice's prod ticket.
     assert prod_of_alice.pk not in _tickets(people["developer"])
     assert prod_of_alice.pk not in {

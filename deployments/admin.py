@@ -51,6 +51,10 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "window_start",
             "window_end",
             "monitoring_minutes",
+            "alarm_names",
+            "alarm_name_prefix",
+            "health_checks",
+            "checklist",
             "view_groups",
             "file_groups",
             "deploy_groups",
@@ -64,6 +68,15 @@ class EnvironmentForm(forms.ModelForm[Environment]):
     def clean_required_checks(self) -> Any:
         """A cleared field means no required checks."""
         return self.cleaned_data.get("required_checks") or []
+
+    def clean_alarm_names(self) -> Any:
+        return self.cleaned_data.get("alarm_names") or []
+
+    def clean_health_checks(self) -> Any:
+        return self.cleaned_data.get("health_checks") or []
+
+    def clean_checklist(self) -> Any:
+        return self.cleaned_data.get("checklist") or []
 
     def clean_risk_rules(self) -> Any:
         """An empty box means no rules by risk level."""

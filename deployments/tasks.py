@@ -53,3 +53,11 @@ def idempotency_cleanup() -> None:
     from .api.idempotency import idempotency_cleanup as cleanup
 
     cleanup()
+
+
+@shared_task(name="deployments.tasks.monitoring_poll", ignore_result=True)
+def monitoring_poll() -> None:
+    """Beat: probe CloudWatch alarms and health URLs of tickets in their monitoring period."""
+    from .services.monitoring import monitoring_poll as poll
+
+    poll()

@@ -1,6 +1,13 @@
 from django.urls import path
 
-from . import evidence_views, views, views_calendar, views_followups, views_tokens
+from . import (
+    evidence_views,
+    views,
+    views_calendar,
+    views_followups,
+    views_monitoring,
+    views_tokens,
+)
 
 urlpatterns = [
     path("", views.ticket_list, name="ticket_list"),
@@ -24,6 +31,17 @@ urlpatterns = [
         evidence_views.evidence_signoff,
         name="evidence_signoff",
     ),
+    path(
+        "tickets/<int:pk>/checklist/<slug:key>/sign/",
+        views_monitoring.checklist_sign,
+        name="checklist_sign",
+    ),
+    path(
+        "tickets/<int:pk>/monitoring/acknowledge/",
+        views_monitoring.alarm_acknowledge,
+        name="alarm_acknowledge",
+    ),
+    path("tickets/<int:pk>/complete/", views_monitoring.ticket_complete, name="ticket_complete"),
     path("runs/<int:pk>/log/", views.run_log, name="run_log"),
     path("environments/", views.environment_list, name="environment_list"),
     path(

@@ -32,7 +32,7 @@ from deployments.locks import EnvironmentLock
 from deployments.models import Environment, RunLogChunk, TerraformRun, Ticket
 from deployments.selectors_windows import freezes_for
 
-from . import evidence, followups, runs
+from . import evidence, followups, monitoring, runs
 from ._base import infra_repo, locked_ticket, transition
 from .audit import audit_record
 from .deployments import deployment_monitoring_failed, deployment_record
@@ -636,6 +636,7 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
             )
             if env.auto_deploy:
                 runs.check_start(ticket, run)
+            monitoring.monitoring_start(ticket, run)  # the period, its probes and checklist
             followups.emergency_deployed(ticket, run)  # the review an emergency owes
             evidence.evidence_after_apply(ticket)  # QA may have signed off already
         else:

@@ -540,3 +540,16 @@ def test_the_page_shows_countdown_history_checklist_and_sign_off(
         refused = lead.post(f"/tickets/{ticket.pk}/checklist/s3-uploads/sign/", {"note": "x"})
         assert refused.status_code == 302
         assert not ticket.checklist_items.get(key="s3-uploads").signed
+
+
+def test_a_checklist_whose_auto_url_was_removed_still_creates_every_item(
+    settings: Any, author: User
+) -> None:
+    settings.HEALTH_CHECK_URLS = {"prod": ["https://app.example.com/healthz"]}
+    checklist = Environment.objects.get(name="prod").checklist
+    checklist[-1]["auto"] = "https://app.example.com/healthz"
+    prod(checklist=checklist)  # valid while the variable names the URL
+    settings.HEALTH_CHECK_URLS = {}
+    ticket = deployed(author)
+    assert [i.label for i in ticket.checklist_items.all()] == SEVEN
+    assert not ticket.checklist_items.exclude(auto_check="").exists()

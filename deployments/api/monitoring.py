@@ -13,6 +13,7 @@ from deployments import selectors
 from deployments.services import monitoring as service
 
 from .monitoring_serializers import ChecklistItemSerializer, NoteSerializer
+from .serializers import TicketDetailSerializer
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 _ITEM = OpenApiParameter(
@@ -53,7 +54,7 @@ class MonitoringActionsMixin:
         operation_id="tickets_monitoring_acknowledge",
         parameters=[_ID],
         request=NoteSerializer,
-        responses={200: None},
+        responses={200: TicketDetailSerializer},
         description=(
             "Operations acknowledges an alarm of the monitoring period once every probe "
             "passes again, with a note (required), instead of rolling back. 403 unless in "
@@ -74,6 +75,7 @@ class MonitoringActionsMixin:
         operation_id="tickets_complete",
         parameters=[_ID],
         request=None,
+        responses={200: TicketDetailSerializer},
         description=(
             "Operations completes a monitored ticket. 409 names every reason it may not yet: "
             "the monitoring period still runs (until when), checklist items are open (which), "

@@ -58,7 +58,11 @@ RECENT_ROWS = 200
 
 def health_checks_for(env: Environment) -> list[policy.HealthCheck]:
     """The environment's health checks merged with HEALTH_CHECK_URLS[env.name]."""
-    own = policy.parse_health_checks(env.health_checks or [])
+    try:
+        own = policy.parse_health_checks(env.health_checks or [])
+    except ValueError as exc:  # validated on save; never fail an apply's transaction over it
+        log.error("environment %s: health_checks ignored: %s", env.name, exc)
+        own = []
     try:
         extra = policy.parse_health_checks(settings.HEALTH_CHECK_URLS.get(env.name, []))
     except ValueError as exc:
@@ -92,7 +96,7 @@ def monitoring_start(ticket: Ticket, run: TerraformRun) -> MonitoringPeriod | No
         alarm_name_prefix=alarm_prefix_for(env),
         health_checks=[{"url": c.url, "max_latency_ms": c.max_latency_ms} for c in checks],
     )
-    specs = policy.parse_checklist(env.checklist or [], [c.url for c in checks])
+    specs = _checklist_specs(env, [c.url for c in checks])
     existing = set(ticket.checklist_items.values_list("key", flat=True))
     ChecklistItem.objects.bulk_create(
         ChecklistItem(
@@ -115,6 +119,24 @@ def monitoring_start(ticket: Ticket, run: TerraformRun) -> MonitoringPeriod | No
         },
     )
     return period
+
+
+def _checklist_specs(env: Environment, urls: list[str]) -> list[policy.ChecklistSpec]:
+    """The environment's checklist; if it no longer validates (an ``auto`` URL removed from
+    HEALTH_CHECK_URLS), every well-formed item is still created, signed by hand."""
+    try:
+        return policy.parse_checklist(env.checklist or [], urls)
+    except ValueError as exc:
+        log.error("environment %s: checklist read leniently: %s", env.name, exc)
+    specs: list[policy.ChecklistSpec] = []
+    for entry in env.checklist if isinstance(env.checklist, list) else []:
+        key = entry.get("key") if isinstance(entry, dict) else None
+        label = entry.get("label") if isinstance(entry, dict) else None
+        well_formed = isinstance(key, str) and policy.CHECKLIST_KEY_RE.match(key)
+        if well_formed and isinstance(label, str) and all(s.key != key for s in specs):
+            auto = entry.get("auto") if entry.get("auto") in urls else ""
+            specs.append(policy.ChecklistSpec(key=str(key), label=label[:200], auto=auto or ""))
+    return specs
 
 
 # --- probes ------------------------------------------------------------------------------

@@ -299,6 +299,11 @@ def test_an_alarm_that_recovered_is_acknowledged_with_a_note_then_completion(
     service.monitoring_poll()
     cloudwatch.set_alarm_state(AlarmName="prod-api-5xx", StateValue="OK", StateReason="fine")
     service.monitoring_poll()
+    service.monitoring_poll()
+    recovered = Notification.objects.filter(event="monitoring.recovered")
+    assert {n.recipient.get_username() for n in recovered} == {"alice", "opal", "tess"}
+    assert recovered.count() == 3 * len({n.channel for n in recovered})  # told once
+    assert MonitoringPeriod.objects.get(ticket=ticket).recovered_at is not None
     url = f"/api/v1/tickets/{ticket.pk}/monitoring/acknowledge/"
     assert api_for(tech_lead).post(url, {"note": "blip"}, format="json").status_code == 403
     assert api_for(operations).post(url, {"note": ""}, format="json").status_code == 400

@@ -66,6 +66,7 @@ class Migration(migrations.Migration):
                 ("last_polled_at", models.DateTimeField(blank=True, null=True)),
                 ("alarm_at", models.DateTimeField(blank=True, null=True)),
                 ("alarm_reason", models.TextField(blank=True)),
+                ("recovered_at", models.DateTimeField(blank=True, null=True)),
                 ("acknowledged_at", models.DateTimeField(blank=True, null=True)),
                 ("acknowledge_note", models.TextField(blank=True)),
                 (

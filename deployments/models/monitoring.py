@@ -28,6 +28,8 @@ class MonitoringPeriod(models.Model):
     last_polled_at = models.DateTimeField(null=True, blank=True)
     alarm_at = models.DateTimeField(null=True, blank=True)
     alarm_reason = models.TextField(blank=True)
+    # Set when every probe passes again after the alarm (people are told once).
+    recovered_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

@@ -294,17 +294,21 @@ def monitoring_record(*, period_id: int, probes: list[Probe]) -> MonitoringPerio
             or now - prev.at >= heartbeat
         )
         period.last_polled_at = now
-        fields = ["last_polled_at"]
         failing = [p for p in probes if not p.ok]
-        if failing and (period.alarm_at is None or period.acknowledged_at is not None):
+        standing = period.alarm_at is not None and period.acknowledged_at is None
+        if failing and not standing:
             _raise_alarm(ticket, period, failing, now)
-            fields += [
-                "alarm_at",
-                "alarm_reason",
-                "acknowledged_at",
-                "acknowledged_by",
-                "acknowledge_note",
-            ]
+        elif not failing and probes and standing and period.recovered_at is None:
+            _recovered(ticket, period, now)  # once per alarm, however often it flaps
+        fields = [
+            "last_polled_at",
+            "alarm_at",
+            "alarm_reason",
+            "recovered_at",
+            "acknowledged_at",
+            "acknowledged_by",
+            "acknowledge_note",
+        ]
         period.save(update_fields=fields)
         _auto_sign(ticket, [p for p in probes if p.ok and p.source == ProbeSource.HTTP])
         return period
@@ -318,6 +322,7 @@ def _raise_alarm(
         reason += f"; and {len(failing) - 5} more"
     period.alarm_at = now
     period.alarm_reason = reason[:2000]
+    period.recovered_at = None
     period.acknowledged_at = None
     period.acknowledged_by = None
     period.acknowledge_note = ""
@@ -342,6 +347,33 @@ def _raise_alarm(
         ),
         url=f"{ticket_url(ticket)}#rollback",
         data={"environment": env, "failing": [p.target for p in failing]},
+    )
+
+
+def _recovered(ticket: Ticket, period: MonitoringPeriod, now: dt.datetime) -> None:
+    """Every probe passes again after the alarm: say so once (the alarm still stands until
+    operations acknowledges it or the change is rolled back)."""
+    period.recovered_at = now
+    audit_record(
+        actor="monitoring",
+        action="monitoring.recovered",
+        ticket=ticket,
+        data={"period": period.pk, "alarm": period.alarm_reason[:500]},
+    )
+    env = ticket.environment.name
+    notify(
+        "monitoring.recovered",
+        ticket=ticket,
+        roles=ALARM_ROLES,
+        users=[ticket.author],
+        subject=f"[RECOVERED] {env}: #{ticket.pk} {ticket.title}",
+        body=(
+            f"Every probe of ticket #{ticket.pk} ({env}) passes again after the alarm "
+            f"({period.alarm_reason}). Roll back, or operations acknowledges the alarm with a "
+            "note on the ticket page before completing it."
+        ),
+        url=f"{ticket_url(ticket)}#monitoring",
+        data={"environment": env},
     )
 
 

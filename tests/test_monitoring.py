@@ -558,3 +558,30 @@ def test_a_checklist_whose_auto_url_was_removed_still_creates_every_item(
     ticket = deployed(author)
     assert [i.label for i in ticket.checklist_items.all()] == SEVEN
     assert not ticket.checklist_items.exclude(auto_check="").exists()
+
+
+def test_sign_off_and_complete_cost_the_same_whatever_the_history(
+    author: User, operations: User
+) -> None:
+    api = api_for(operations)
+    counts = {}
+    for rows in (3, 60):
+        ticket = deployed(author)
+        _with_checks(ticket, rows)
+        api.get(f"/api/v1/tickets/{ticket.pk}/")  # warm: token, groups
+        with CaptureQueriesContext(connection) as first:
+            signed = api.post(
+                f"/api/v1/tickets/{ticket.pk}/checklist/ec2-healthy/", {"note": "ok"}, format="json"
+            )
+        assert signed.status_code == 200
+        statements = [q["sql"] for q in first.captured_queries if "SAVEPOINT" not in q["sql"]]
+        assert len(statements) <= 10, statements
+        with CaptureQueriesContext(connection) as complete:
+            refused = api.post(f"/api/v1/tickets/{ticket.pk}/complete/")
+        assert refused.status_code == 409
+        with CaptureQueriesContext(connection) as sign:
+            api.post(
+                f"/api/v1/tickets/{ticket.pk}/checklist/s3-uploads/", {"note": "ok"}, format="json"
+            )
+        counts[rows] = (len(sign), len(complete))
+    assert counts[3] == counts[60]

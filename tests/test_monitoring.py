@@ -304,6 +304,11 @@ def test_an_alarm_that_recovered_is_acknowledged_with_a_note_then_completion(
     assert {n.recipient.get_username() for n in recovered} == {"alice", "opal", "tess"}
     assert recovered.count() == 3 * len({n.channel for n in recovered})  # told once
     assert MonitoringPeriod.objects.get(ticket=ticket).recovered_at is not None
+    page = Client()
+    page.force_login(operations)
+    html = page.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert 'id="alarm-banner"' in html and "Every probe passes again." in html
+    assert 'id="acknowledge-form"' in html
     url = f"/api/v1/tickets/{ticket.pk}/monitoring/acknowledge/"
     assert api_for(tech_lead).post(url, {"note": "blip"}, format="json").status_code == 403
     assert api_for(operations).post(url, {"note": ""}, format="json").status_code == 400
@@ -314,6 +319,9 @@ def test_an_alarm_that_recovered_is_acknowledged_with_a_note_then_completion(
     assert acked.json()["monitoring"]["state"] == "acknowledged"
     assert acked.json()["monitoring"]["alarm"]["acknowledged_by"] == "opal"
     assert AuditEvent.objects.filter(ticket=ticket, action="monitoring.acknowledge").exists()
+    html = page.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert 'id="alarm-banner"' not in html and 'id="alarm-acknowledged"' in html
+    assert "deploy-time blip, 5xx back to 0" in html
     sign_all(ticket, operations)
     with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=61), tick=False):
         done = api_for(operations).post(f"/api/v1/tickets/{ticket.pk}/complete/")

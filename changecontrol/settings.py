@@ -8,6 +8,7 @@ to PostgreSQL, Redis and S3.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -62,6 +63,20 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_json_object(name: str) -> dict[str, Any]:
+    """A JSON object keyed by environment name ({} when unset)."""
+    raw = env_str(name).strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object keyed by environment name")
+    return value
 
 
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -200,6 +215,8 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media")))
 
 AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
 AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL") or None
+# boto3's region for CloudWatch (monitoring); boto3 itself also reads the variable.
+AWS_DEFAULT_REGION = env_str("AWS_DEFAULT_REGION", "us-east-1")
 _default_storage: dict[str, Any]
 if AWS_STORAGE_BUCKET_NAME:
     _default_storage = {
@@ -345,6 +362,15 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # How often the reconciler runs (seconds): a worker killed mid-apply leaves its run
 # `interrupted` and the environment free within about this long.
 RUN_RECONCILE_SECONDS = env_int("RUN_RECONCILE_SECONDS", 20, minimum=1)
+# Monitoring period (docs/monitoring.md): how often the probes run, how long one HTTP health
+# check may take, and how often an unchanged result is written again as a heartbeat.
+MONITORING_POLL_SECONDS = env_int("MONITORING_POLL_SECONDS", 30, minimum=5)
+MONITORING_HTTP_TIMEOUT_SECONDS = env_int("MONITORING_HTTP_TIMEOUT_SECONDS", 5, minimum=1)
+MONITORING_HEARTBEAT_SECONDS = env_int("MONITORING_HEARTBEAT_SECONDS", 300, minimum=0)
+# Per environment, merged with the environment's own settings: {"prod": ["https://..."]}
+# (or [{"url": ..., "max_latency_ms": 500}]) and {"prod": "prod-"}.
+HEALTH_CHECK_URLS = env_json_object("HEALTH_CHECK_URLS")
+CLOUDWATCH_ALARM_PREFIXES = env_json_object("CLOUDWATCH_ALARM_PREFIXES")
 CELERY_BEAT_SCHEDULE = {
     "idempotency-cleanup": {
         "task": "deployments.tasks.idempotency_cleanup",
@@ -367,6 +393,11 @@ CELERY_BEAT_SCHEDULE = {
     "drift-checks": {
         "task": "deployments.tasks.drift_checks_start",
         "schedule": 60.0,
+    },
+    # Tickets in their monitoring period: CloudWatch alarms and health URLs are probed.
+    "monitoring-poll": {
+        "task": "deployments.tasks.monitoring_poll",
+        "schedule": float(MONITORING_POLL_SECONDS),
     },
     # Scheduled deploys are database rows; this pass starts the due ones (never ETA messages).
     "run-schedules": {

@@ -52,6 +52,10 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "window_end",
             "monitoring_minutes",
             "drift_check_minutes",
+            "alarm_names",
+            "alarm_name_prefix",
+            "health_checks",
+            "checklist",
             "view_groups",
             "file_groups",
             "deploy_groups",
@@ -65,6 +69,15 @@ class EnvironmentForm(forms.ModelForm[Environment]):
     def clean_required_checks(self) -> Any:
         """A cleared field means no required checks."""
         return self.cleaned_data.get("required_checks") or []
+
+    def clean_alarm_names(self) -> Any:
+        return self.cleaned_data.get("alarm_names") or []
+
+    def clean_health_checks(self) -> Any:
+        return self.cleaned_data.get("health_checks") or []
+
+    def clean_checklist(self) -> Any:
+        return self.cleaned_data.get("checklist") or []
 
     def clean_risk_rules(self) -> Any:
         """An empty box means no rules by risk level."""

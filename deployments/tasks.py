@@ -74,3 +74,11 @@ def drift_check_run(check_id: int) -> None:
     from .services.drift import drift_check_run as run
 
     run(check_id=check_id)
+
+
+@shared_task(name="deployments.tasks.monitoring_poll", ignore_result=True)
+def monitoring_poll() -> None:
+    """Beat: probe CloudWatch alarms and health URLs of tickets in their monitoring period."""
+    from .services.monitoring import monitoring_poll as poll
+
+    poll()

@@ -6,6 +6,7 @@ from . import (
     views_calendar,
     views_followups,
     views_home,
+    views_monitoring,
     views_notifications,
     views_rollback,
     views_tokens,
@@ -40,6 +41,17 @@ urlpatterns = [
         evidence_views.evidence_signoff,
         name="evidence_signoff",
     ),
+    path(
+        "tickets/<int:pk>/checklist/<slug:key>/sign/",
+        views_monitoring.checklist_sign,
+        name="checklist_sign",
+    ),
+    path(
+        "tickets/<int:pk>/monitoring/acknowledge/",
+        views_monitoring.alarm_acknowledge,
+        name="alarm_acknowledge",
+    ),
+    path("tickets/<int:pk>/complete/", views_monitoring.ticket_complete, name="ticket_complete"),
     path("runs/<int:pk>/log/", views.run_log, name="run_log"),
     path("environments/", views.environment_list, name="environment_list"),
     path(

@@ -25,6 +25,7 @@ from .choices import ACTIVE_RUN_STATUSES, TicketStatus
 from .evidence_views import evidence_context
 from .forms import TicketForm
 from .selectors_windows import environment_window_state
+from .views_monitoring import monitoring_context
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "risk": ticket.risk or {},
             "last_known_good": selectors.ticket_last_known_good(ticket),
             **evidence_context(ticket, request.user),
+            **monitoring_context(ticket, request.user, timezone.now()),
         },
     )
 

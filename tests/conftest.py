@@ -331,6 +331,7 @@ _SEEDS = [
         "0004_environment_step_up_auth",
         "0006_prod_visibility",
         "0012_risk",
+        "0019_monitoring",
     )
 ]
 

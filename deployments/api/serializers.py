@@ -14,11 +14,13 @@ from deployments import policy, risk, selectors, services, validation
 from deployments.choices import ChangeType
 from deployments.evidence_selectors import evidence_for
 from deployments.models import Approval, Environment, Freeze, PullRequest, TerraformRun, Ticket
+from deployments.monitoring_selectors import Monitoring, monitoring_for
 from deployments.selectors_windows import conflict_for, environment_window_state, plan_is_stale
 
 from .check_serializers import CheckResultSerializer, PullRequestSerializer
 from .evidence import EvidenceSerializer, StagingTicketSerializer, staging_ticket_data
 from .followup_serializers import FollowUpSerializer
+from .monitoring_serializers import ChecklistItemSerializer, MonitoringSerializer, monitoring_out
 
 
 class FreezeSerializer(serializers.ModelSerializer[Freeze]):
@@ -383,6 +385,7 @@ class TicketDetailSerializer(TicketSerializer):
     approval_status = serializers.SerializerMethodField()
     rejections = serializers.SerializerMethodField()
     checklist = serializers.SerializerMethodField()
+    monitoring = serializers.SerializerMethodField()
     follow_ups = serializers.SerializerMethodField()
     evidence = serializers.SerializerMethodField()
     checks = CheckResultSerializer(many=True, read_only=True)
@@ -406,6 +409,7 @@ class TicketDetailSerializer(TicketSerializer):
             "approval_status",
             "rejections",
             "checklist",
+            "monitoring",
             "follow_ups",
             "evidence",
             "checks",
@@ -466,8 +470,21 @@ class TicketDetailSerializer(TicketSerializer):
             for r in ticket.rejections.select_related("rejected_by")
         ]
 
+    def _monitoring(self, ticket: Ticket) -> Monitoring:
+        cached: Monitoring | None = getattr(ticket, "_monitoring_view", None)
+        if cached is None:
+            cached = monitoring_for(ticket, timezone.now())
+            ticket._monitoring_view = cached  # type: ignore[attr-defined]
+        return cached
+
+    @extend_schema_field(ChecklistItemSerializer(many=True))
     def get_checklist(self, ticket: Ticket) -> list[dict[str, Any]]:
-        return []
+        return ChecklistItemSerializer(self._monitoring(ticket).items, many=True).data  # type: ignore[return-value]
+
+    @extend_schema_field(MonitoringSerializer(allow_null=True))
+    def get_monitoring(self, ticket: Ticket) -> dict[str, Any] | None:
+        """The latest monitoring period: countdown, alarm, recent checks, completion."""
+        return monitoring_out(self._monitoring(ticket))
 
     @extend_schema_field(FollowUpSerializer(many=True))
     def get_follow_ups(self, ticket: Ticket) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from .evidence import EvidenceActionsMixin
 from .followups import FollowUpActionsMixin
 from .idempotency import PARAMETER as IDEMPOTENCY_KEY
 from .idempotency import idempotent
+from .monitoring import MonitoringActionsMixin
 from .schedules import EnvironmentFreezeMixin, TicketScheduleMixin
 from .serializers import (
     ApproveSerializer,
@@ -120,6 +121,7 @@ class EnvironmentViewSet(
 class TicketViewSet(
     TicketChecksMixin,
     FollowUpActionsMixin,
+    MonitoringActionsMixin,
     TicketScheduleMixin,
     EvidenceActionsMixin,
     mixins.ListModelMixin,

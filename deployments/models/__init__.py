@@ -10,6 +10,7 @@ from .environments import Environment
 from .evidence import Evidence, EvidenceKind, evidence_upload_to
 from .followups import FollowUp, FollowUpKind, UserPreference
 from .freezes import CalendarFeedToken, Freeze
+from .monitoring import ChecklistItem, MonitoringCheck, MonitoringPeriod, ProbeSource
 from .runs import RunLogChunk, TerraformRun, plan_upload_to
 from .tickets import Ticket
 from .webhooks import DeliveryStatus, PullRequest, WebhookDelivery
@@ -23,6 +24,7 @@ __all__ = [
     "CalendarFeedToken",
     "CheckResult",
     "CheckStatus",
+    "ChecklistItem",
     "DeliveryStatus",
     "Deployment",
     "DeploymentOutcome",
@@ -34,6 +36,9 @@ __all__ = [
     "FollowUpKind",
     "Freeze",
     "IdempotencyRecord",
+    "MonitoringCheck",
+    "MonitoringPeriod",
+    "ProbeSource",
     "PullRequest",
     "Rejection",
     "RunLogChunk",

@@ -30,6 +30,14 @@ class Environment(models.Model):
     window_start = models.TimeField(null=True, blank=True)
     window_end = models.TimeField(null=True, blank=True)
     monitoring_minutes = models.PositiveIntegerField(default=0)
+    # Probed during the monitoring period (docs/monitoring.md): CloudWatch alarms by name
+    # and/or name prefix, and health-check URLs [{"url", "max_latency_ms"?}] (merged with
+    # HEALTH_CHECK_URLS).
+    alarm_names = models.JSONField(default=list, blank=True)
+    alarm_name_prefix = models.CharField(max_length=255, blank=True)
+    health_checks = models.JSONField(default=list, blank=True)
+    # The post-deployment checklist: [{"key", "label", "auto"?: a health-check URL}].
+    checklist = models.JSONField(default=list, blank=True)
     view_groups = models.JSONField(default=list, blank=True)
     file_groups = models.JSONField(default=list, blank=True)
     deploy_groups = models.JSONField(default=list, blank=True)

@@ -27,6 +27,7 @@ from .checks import CheckInput, check_record
 from .evidence import evidence_sign_off, evidence_upload
 from .execution import run_execute, run_finish, run_interrupt, runs_reconcile
 from .followups import follow_up_complete, follow_up_open, follow_ups_remind
+from .monitoring import alarm_acknowledge, checklist_sign, monitoring_poll, ticket_complete
 from .rollbacks import rollback_deployed, rollback_open
 from .runs import apply_start, check_start, environment_release, plan_start, run_dispatch
 from .tickets import TicketInput, ticket_cancel, ticket_create, ticket_plan
@@ -36,6 +37,7 @@ __all__ = [
     "CheckInput",
     "InputError",
     "TicketInput",
+    "alarm_acknowledge",
     "apply_start",
     "approval_grant",
     "approval_summary",
@@ -43,6 +45,7 @@ __all__ = [
     "audit_verify",
     "check_record",
     "check_start",
+    "checklist_sign",
     "environment_release",
     "evidence_sign_off",
     "evidence_upload",
@@ -51,6 +54,7 @@ __all__ = [
     "follow_ups_remind",
     "infra_repo",
     "locked_ticket",
+    "monitoring_poll",
     "notices",
     "plan_start",
     "rollback_deployed",
@@ -61,6 +65,7 @@ __all__ = [
     "run_interrupt",
     "runs_reconcile",
     "ticket_cancel",
+    "ticket_complete",
     "ticket_create",
     "ticket_deploy",
     "ticket_plan",

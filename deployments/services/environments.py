@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from deployments import policy
@@ -64,6 +66,7 @@ def environment_validate(env: Environment) -> None:
                 "auto_deploy cannot be combined with a change window: an automatic deploy "
                 "would not wait for it; turn auto_deploy off or remove the window",
             )
+    _validate_monitoring(env)
     problem = policy.required_checks_problem(env.required_checks)
     if problem:
         raise InputError("required_checks", problem)
@@ -77,6 +80,26 @@ def environment_validate(env: Environment) -> None:
         check_relative(env.var_file, "var_file")
     except SourceError as exc:
         raise InputError("var_file", str(exc)) from exc
+
+
+def _validate_monitoring(env: Environment) -> None:
+    """Alarm names, health checks and the checklist (whose auto items name a health URL)."""
+    names = env.alarm_names
+    if not isinstance(names, list) or any(
+        not isinstance(n, str) or not n.strip() or len(n) > 255 for n in names
+    ):
+        raise InputError("alarm_names", "alarm_names must be a list of CloudWatch alarm names")
+    try:
+        checks = policy.parse_health_checks(env.health_checks)
+    except ValueError as exc:
+        raise InputError("health_checks", str(exc)) from exc
+    extra = settings.HEALTH_CHECK_URLS.get(env.name, [])
+    with contextlib.suppress(ValueError):  # the installation's: reported where it is used
+        checks += policy.parse_health_checks(extra)
+    try:
+        policy.parse_checklist(env.checklist, [c.url for c in checks])
+    except ValueError as exc:
+        raise InputError("checklist", str(exc)) from exc
 
 
 def environment_save(*, actor: Any, env: Environment, changed: list[str]) -> Environment:

@@ -10,4 +10,8 @@ class DeploymentsConfig(AppConfig):
 
     def ready(self) -> None:
         # Sign-ins and failed sign-ins go to the audit trail.
-        from . import signals  # noqa: F401
+        # The percentile aggregate the metrics need, registered on SQLite connections.
+        from . import (
+            metrics,  # noqa: F401
+            signals,  # noqa: F401
+        )

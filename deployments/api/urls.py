@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from . import views
+from .metrics import MetricsView
 from .webhooks import GitHubWebhookView
 
 router = DefaultRouter(trailing_slash=True)
@@ -15,5 +16,6 @@ app_name = "api"
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("webhooks/github/", GitHubWebhookView.as_view(), name="webhook-github"),
+    path("metrics/", MetricsView.as_view(), name="metrics"),
     path("", include(router.urls)),
 ]

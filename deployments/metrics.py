@@ -1,0 +1,438 @@
+"""DORA metrics and approval waits per environment, computed by aggregate queries.
+
+Every figure is defined in docs/metrics.md. The database does the counting and the
+percentiles (``percentile_cont`` on PostgreSQL; the same function registered on SQLite
+connections), so the cost does not grow with the number of rows Python sees: four
+queries for any number of environments and any length of history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
+from django.db.models import (
+    Aggregate,
+    Count,
+    Expression,
+    F,
+    FloatField,
+    Func,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+)
+from django.db.models.functions import TruncDate
+from django.db.models.sql.compiler import SQLCompiler
+
+from .choices import ChangeType, Role, TicketStatus
+from .models import Approval, AuditEvent, Deployment, DeploymentOutcome, Environment, Ticket
+
+UTC = dt.UTC
+PERIOD_CHOICES = (7, 30, 90)
+DEFAULT_DAYS = 30
+MAX_DAYS = 365
+
+
+class MetricsInputError(ValueError):
+    """A bad ``days`` or ``environment`` parameter (HTTP 400)."""
+
+
+def parse_days(raw: str | None) -> int:
+    """``?days=``: a whole number of days, 1 to 365; absent means 30."""
+    if raw is None or raw == "":
+        return DEFAULT_DAYS
+    text = raw.strip()
+    if not text.isdigit() or len(text) > 3:
+        raise MetricsInputError(f"days must be a whole number from 1 to {MAX_DAYS}")
+    days = int(text)
+    if not 1 <= days <= MAX_DAYS:
+        raise MetricsInputError(f"days must be a whole number from 1 to {MAX_DAYS}")
+    return days
+
+
+@dataclass(frozen=True)
+class Period:
+    """The last ``days`` UTC calendar days, today included: from midnight UTC of the first
+    day to ``end`` (now)."""
+
+    days: int
+    start: dt.datetime
+    end: dt.datetime
+
+    @classmethod
+    def ending(cls, now: dt.datetime, days: int) -> Period:
+        today = now.astimezone(UTC).date()
+        first = today - dt.timedelta(days=days - 1)
+        start = dt.datetime(first.year, first.month, first.day, tzinfo=UTC)
+        return cls(days=days, start=start, end=now)
+
+    def dates(self) -> list[dt.date]:
+        first = self.start.date()
+        return [first + dt.timedelta(days=i) for i in range(self.days)]
+
+
+# --- SQL building blocks -----------------------------------------------------------
+
+
+class SecondsBetween(Func):
+    """``end - start`` in seconds (a float), on PostgreSQL and SQLite."""
+
+    output_field = FloatField()
+    arity = 2
+
+    def __init__(self, end: Any, start: Any) -> None:
+        super().__init__(end, start)
+
+    def _parts(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> Any:
+        end_sql, end_params = compiler.compile(self.source_expressions[0])
+        start_sql, start_params = compiler.compile(self.source_expressions[1])
+        return end_sql, start_sql, (*end_params, *start_params)
+
+    def as_sql(  # type: ignore[override]
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> Any:
+        end_sql, start_sql, params = self._parts(compiler, connection)
+        return (f"CAST(EXTRACT(EPOCH FROM ({end_sql} - {start_sql})) AS double precision)", params)
+
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> Any:
+        end_sql, start_sql, params = self._parts(compiler, connection)
+        return f"((julianday({end_sql}) - julianday({start_sql})) * 86400.0)", params
+
+
+class Percentile(Aggregate):
+    """The continuous percentile (linear interpolation) of the non-null values, as
+    PostgreSQL's ``percentile_cont``; NULL over no values."""
+
+    function = "percentile_cont"
+    name = "Percentile"
+    output_field = FloatField()
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+
+    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
+        if not 0 <= fraction <= 1:
+            raise ValueError("fraction must be within [0, 1]")
+        super().__init__(expression, fraction=repr(float(fraction)), **extra)
+
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> Any:
+        clone = self.copy()
+        clone.function = "cc_percentile"
+        clone.template = "%(function)s(%(expressions)s, %(fraction)s)"
+        return super(Percentile, clone).as_sql(compiler, connection, **extra)
+
+
+def percentile(values: Iterable[float], fraction: float) -> float | None:
+    """``percentile_cont`` in Python (what SQLite runs; and the reference for tests)."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    position = (len(ordered) - 1) * fraction
+    low = math.floor(position)
+    high = math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+class _SqlitePercentile:
+    """The SQLite aggregate behind Percentile.as_sqlite (NULLs ignored)."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.fraction = 0.5
+
+    def step(self, value: float | None, fraction: float) -> None:
+        self.fraction = fraction
+        if value is not None:
+            self.values.append(float(value))
+
+    def finalize(self) -> float | None:
+        return percentile(self.values, self.fraction)
+
+
+def register_sqlite_functions(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    if connection.vendor == "sqlite":
+        connection.connection.create_aggregate("cc_percentile", 2, _SqlitePercentile)
+
+
+connection_created.connect(register_sqlite_functions, dispatch_uid="metrics_sqlite_functions")
+
+
+# --- what counts as what -------------------------------------------------------------
+
+SUCCEEDED = Q(outcome=DeploymentOutcome.SUCCEEDED)
+# A change failure: the apply failed, its monitoring failed, or it was rolled back.
+BAD = (
+    Q(outcome=DeploymentOutcome.FAILED)
+    | Q(rolled_back_at__isnull=False)
+    | Q(monitoring_failed_at__isnull=False)
+)
+# What a rollback could return to (Deployment.is_good).
+GOOD = SUCCEEDED & Q(rolled_back_at__isnull=True, monitoring_failed_at__isnull=True)
+# Changes whose lead time counts: succeeded, and not a rollback (which restores, not changes).
+LEAD = SUCCEEDED & ~Q(change_type=ChangeType.ROLLBACK)
+
+ROLE_ORDER = [r.value for r in Role]
+
+
+@dataclass
+class Summary:
+    count: int
+    median_seconds: float | None
+    p90_seconds: float | None
+
+
+@dataclass
+class RoleWait:
+    role: str
+    role_label: str
+    approvals: int
+    median_seconds: float | None
+    p90_seconds: float | None
+
+
+@dataclass
+class DayCount:
+    date: str
+    deployments: int
+    succeeded: int
+    failures: int
+
+
+@dataclass
+class EnvironmentMetrics:
+    environment: str
+    display_name: str
+    deployments: int
+    succeeded: int
+    failures: int
+    deployments_per_day: float
+    deployments_per_week: float
+    change_failure_rate: float | None
+    lead_time: Summary
+    time_to_restore: Summary
+    unrestored: int
+    approval_waits: list[RoleWait]
+    awaiting_approval_now: int
+    oldest_waiting_since: str | None
+    daily: list[DayCount] = field(default_factory=list)
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _deployments(env_ids: list[int], period: Period) -> Any:
+    return Deployment.objects.filter(
+        environment_id__in=env_ids, finished_at__gte=period.start, finished_at__lte=period.end
+    ).order_by()
+
+
+def _deployment_figures(env_ids: list[int], period: Period) -> dict[int, dict[str, Any]]:
+    """Counts, lead time and time to restore per environment: one query."""
+    next_good = (
+        Deployment.objects.filter(
+            GOOD, environment=OuterRef("environment"), finished_at__gt=OuterRef("finished_at")
+        )
+        .order_by("finished_at", "id")
+        .values("finished_at")[:1]
+    )
+    lead: Expression = SecondsBetween(F("finished_at"), F("ticket__created_at"))
+    restore: Expression = SecondsBetween(Subquery(next_good), F("finished_at"))
+    rows = (
+        _deployments(env_ids, period)
+        .values("environment_id")
+        .annotate(
+            total=Count("id"),
+            succeeded=Count("id", filter=SUCCEEDED),
+            failures=Count("id", filter=BAD),
+            lead_n=Count("id", filter=LEAD),
+            lead_median=Percentile(lead, 0.5, filter=LEAD),
+            lead_p90=Percentile(lead, 0.9, filter=LEAD),
+            restored=Count(Subquery(next_good), filter=BAD),
+            restore_median=Percentile(restore, 0.5, filter=BAD),
+            restore_p90=Percentile(restore, 0.9, filter=BAD),
+        )
+    )
+    return {row["environment_id"]: row for row in rows}
+
+
+def _daily(env_ids: list[int], period: Period) -> dict[int, dict[dt.date, dict[str, int]]]:
+    rows = (
+        _deployments(env_ids, period)
+        .annotate(day=TruncDate("finished_at", tzinfo=UTC))
+        .values("environment_id", "day")
+        .annotate(
+            total=Count("id"),
+            succeeded=Count("id", filter=SUCCEEDED),
+            failures=Count("id", filter=BAD),
+        )
+    )
+    result: dict[int, dict[dt.date, dict[str, int]]] = {}
+    for row in rows:
+        result.setdefault(row["environment_id"], {})[row["day"]] = row
+    return result
+
+
+def _approval_waits(env_ids: list[int], period: Period) -> dict[int, list[dict[str, Any]]]:
+    """Per environment and role: from the ticket's latest entry into awaiting_approval
+    (its audited transition) to each approval given in the period."""
+    entered = (
+        AuditEvent.objects.filter(
+            ticket=OuterRef("ticket"),
+            action="ticket.transition",
+            data__to=TicketStatus.AWAITING_APPROVAL.value,
+            at__lte=OuterRef("created_at"),
+        )
+        .order_by("-at", "-id")
+        .values("at")[:1]
+    )
+    wait: Expression = SecondsBetween(F("created_at"), F("waiting_since"))
+    rows = (
+        Approval.objects.filter(
+            ticket__environment_id__in=env_ids,
+            created_at__gte=period.start,
+            created_at__lte=period.end,
+        )
+        .annotate(waiting_since=Subquery(entered))
+        .values("ticket__environment_id", "role")
+        .annotate(
+            n=Count("waiting_since"),
+            median=Percentile(wait, 0.5),
+            p90=Percentile(wait, 0.9),
+        )
+        .order_by()
+    )
+    result: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["n"]:
+            result.setdefault(row["ticket__environment_id"], []).append(row)
+    return result
+
+
+def _waiting_now(env_ids: list[int]) -> dict[int, dict[str, Any]]:
+    rows = (
+        Ticket.objects.filter(environment_id__in=env_ids, status=TicketStatus.AWAITING_APPROVAL)
+        .values("environment_id")
+        .annotate(n=Count("id"), oldest=Min("status_changed_at"))
+        .order_by()
+    )
+    return {row["environment_id"]: row for row in rows}
+
+
+def compute(environments: Sequence[Environment], period: Period) -> list[EnvironmentMetrics]:
+    """The figures for each environment over the period (four queries in all)."""
+    env_ids = [env.pk for env in environments]
+    if not env_ids:
+        return []
+    figures = _deployment_figures(env_ids, period)
+    daily = _daily(env_ids, period)
+    waits = _approval_waits(env_ids, period)
+    waiting = _waiting_now(env_ids)
+    labels = dict(Role.choices)
+    result = []
+    for env in environments:
+        row = figures.get(env.pk, {})
+        total = row.get("total", 0)
+        succeeded = row.get("succeeded", 0)
+        failures = row.get("failures", 0)
+        env_daily = daily.get(env.pk, {})
+        role_rows = sorted(
+            waits.get(env.pk, []),
+            key=lambda r: ROLE_ORDER.index(r["role"]) if r["role"] in ROLE_ORDER else 99,
+        )
+        now_waiting = waiting.get(env.pk, {})
+        oldest = now_waiting.get("oldest")
+        result.append(
+            EnvironmentMetrics(
+                environment=env.name,
+                display_name=env.display_name,
+                deployments=total,
+                succeeded=succeeded,
+                failures=failures,
+                deployments_per_day=round(succeeded / period.days, 2),
+                deployments_per_week=round(succeeded * 7 / period.days, 2),
+                change_failure_rate=round(failures / total, 4) if total else None,
+                lead_time=Summary(
+                    row.get("lead_n", 0),
+                    _seconds(row.get("lead_median")),
+                    _seconds(row.get("lead_p90")),
+                ),
+                time_to_restore=Summary(
+                    row.get("restored", 0),
+                    _seconds(row.get("restore_median")),
+                    _seconds(row.get("restore_p90")),
+                ),
+                unrestored=failures - row.get("restored", 0),
+                approval_waits=[
+                    RoleWait(
+                        role=r["role"],
+                        role_label=str(labels.get(r["role"], r["role"])),
+                        approvals=r["n"],
+                        median_seconds=_seconds(r["median"]),
+                        p90_seconds=_seconds(r["p90"]),
+                    )
+                    for r in role_rows
+                ],
+                awaiting_approval_now=now_waiting.get("n", 0),
+                oldest_waiting_since=oldest.astimezone(UTC).isoformat() if oldest else None,
+                daily=[
+                    DayCount(
+                        date=day.isoformat(),
+                        deployments=env_daily.get(day, {}).get("total", 0),
+                        succeeded=env_daily.get(day, {}).get("succeeded", 0),
+                        failures=env_daily.get(day, {}).get("failures", 0),
+                    )
+                    for day in period.dates()
+                ],
+            )
+        )
+    return result
+
+
+def metrics_for(environments: Sequence[Environment], days: int, now: dt.datetime) -> dict[str, Any]:
+    """The JSON-ready metrics of these environments over the last ``days`` days, cached
+    for METRICS_CACHE_SECONDS under a key naming the environments, the period and the
+    minute (so a cached answer is never older than the TTL)."""
+    period = Period.ending(now, days)
+    ttl = int(getattr(settings, "METRICS_CACHE_SECONDS", 60))
+    key = "metrics:v1:{}:{}:{}".format(
+        ",".join(str(env.pk) for env in environments),
+        days,
+        now.astimezone(UTC).strftime("%Y%m%d%H%M"),
+    )
+    if ttl > 0:
+        cached = cache.get(key)
+        if cached is not None:
+            return dict(cached)
+    payload = {
+        "days": days,
+        "period_start": period.start.isoformat(),
+        "period_end": period.end.astimezone(UTC).isoformat(),
+        "generated_at": now.astimezone(UTC).isoformat(),
+        "environments": [asdict(m) for m in compute(environments, period)],
+    }
+    if ttl > 0:
+        cache.set(key, payload, ttl)
+    return payload
+
+
+def choose_environments(visible: Sequence[Environment], name: str | None) -> list[Environment]:
+    """``?environment=``: one of the environments the caller may see (absent: all of them).
+    An unknown name and one the caller may not see get the same answer."""
+    if name is None or name == "":
+        return list(visible)
+    for env in visible:
+        if env.name == name:
+            return [env]
+    raise MetricsInputError("environment: no such environment among those you may see")

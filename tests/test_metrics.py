@@ -137,18 +137,18 @@ def test_figures_match_the_hand_computed_history(history: dict[str, Any]) -> Non
     # D1..D6 finished in the period: 6; succeeded D1, D3, D4, D5, D6: 5;
     # failures D2 (failed), D4 (rolled back), D6 (monitoring failed): 3.
     assert (prod["deployments"], prod["succeeded"], prod["failures"]) == (6, 5, 3)
-    # Frequency: 5 succeeded / 7 days = 0.714… → 0.71 a day; 5 × 7 / 7 = 5 a week.
+    # Frequency: 5 succeeded / 7 days = 0.714... → 0.71 a day; 5 * 7 / 7 = 5 a week.
     assert prod["deployments_per_day"] == 0.71
     assert prod["deployments_per_week"] == 5.0
     # Change failure rate: 3 / 6.
     assert prod["change_failure_rate"] == 0.5
     # Lead times (D1 2 h, D3 5 h, D4 24 h, D6 4 h; D5 is a rollback) sorted:
     # 7200, 14400, 18000, 86400. Median (14400 + 18000) / 2 = 16200.
-    # p90: position 0.9 × 3 = 2.7 → 18000 + 0.7 × (86400 − 18000) = 65880.
+    # p90: position 0.9 * 3 = 2.7 → 18000 + 0.7 * (86400 - 18000) = 65880.
     assert prod["lead_time"] == {"count": 4, "median_seconds": 16200.0, "p90_seconds": 65880.0}
     # Restore: D2 (03-16 09:00) → D3 (11:00) 7200; D4 (03-18 00:00) → D5 (03:00) 10800;
     # D6 has no good deployment after it. Median (7200 + 10800) / 2 = 9000;
-    # p90 7200 + 0.9 × 3600 = 10440.
+    # p90 7200 + 0.9 * 3600 = 10440.
     assert prod["time_to_restore"] == {
         "count": 2,
         "median_seconds": 9000.0,
@@ -156,8 +156,8 @@ def test_figures_match_the_hand_computed_history(history: dict[str, Any]) -> Non
     }
     assert prod["unrestored"] == 1
     # Approval waits. Tech Lead: 3600 (T3), 7200 (T4, voided), 3600 (T4) → sorted
-    # 3600, 3600, 7200: median 3600, p90 position 1.8 → 3600 + 0.8 × 3600 = 6480.
-    # DevOps Lead: 10800, 14400: median 12600, p90 10800 + 0.9 × 3600 = 14040.
+    # 3600, 3600, 7200: median 3600, p90 position 1.8 → 3600 + 0.8 * 3600 = 6480.
+    # DevOps Lead: 10800, 14400: median 12600, p90 10800 + 0.9 * 3600 = 14040.
     assert prod["approval_waits"] == [
         {
             "role": "tech_lead",
@@ -227,7 +227,7 @@ def test_empty_history_gives_nulls_not_zeros(db: None) -> None:
 def test_percentile_is_percentile_cont() -> None:
     assert metrics.percentile([], 0.5) is None
     assert metrics.percentile([5.0], 0.9) == 5.0
-    # 1, 2, 3, 4: median 2.5; p90 position 2.7 → 3 + 0.7 × 1 = 3.7.
+    # 1, 2, 3, 4: median 2.5; p90 position 2.7 → 3 + 0.7 * 1 = 3.7.
     assert metrics.percentile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.5
     assert metrics.percentile([4.0, 1.0, 3.0, 2.0], 0.9) == pytest.approx(3.7)
 

@@ -30,7 +30,7 @@ from django.db.models import (
     Q,
     Subquery,
 )
-from django.db.models.functions import TruncDate
+from django.db.models.functions import Coalesce, TruncDate
 from django.db.models.sql.compiler import SQLCompiler
 
 from .choices import ChangeType, Role, TicketStatus
@@ -286,7 +286,9 @@ def _daily(env_ids: list[int], period: Period) -> dict[int, dict[dt.date, dict[s
 
 def _approval_waits(env_ids: list[int], period: Period) -> dict[int, list[dict[str, Any]]]:
     """Per environment and role: from the ticket's latest entry into awaiting_approval
-    (its audited transition) to each approval given in the period."""
+    (its audited transition) to each approval given in the period. Without an audited
+    entry before the approval (history written before the trail, or seeded), the approved
+    plan's finishing time stands in: a plan finishing is what moves a ticket there."""
     entered = (
         AuditEvent.objects.filter(
             ticket=OuterRef("ticket"),
@@ -304,7 +306,7 @@ def _approval_waits(env_ids: list[int], period: Period) -> dict[int, list[dict[s
             created_at__gte=period.start,
             created_at__lte=period.end,
         )
-        .annotate(waiting_since=Subquery(entered))
+        .annotate(waiting_since=Coalesce(Subquery(entered), F("plan_run__finished_at")))
         .values("ticket__environment_id", "role")
         .annotate(
             n=Count("waiting_since"),

@@ -212,6 +212,28 @@ def test_environments_are_kept_apart_and_periods_move(history: dict[str, Any]) -
     assert len(prod["daily"]) == 30
 
 
+def test_approval_wait_falls_back_to_the_plan_finishing(
+    db: None, tech_lead: User, devops_lead: User
+) -> None:
+    """No audited entry into awaiting_approval (older or seeded history): the wait starts
+    when the approved plan finished, which is what moved the ticket there."""
+    ticket = _ticket("staging", at(16, 0), status=TicketStatus.APPROVED)
+    plan = RunFactory(ticket=ticket, finished_at=at(16, 0, 30))
+    with time_machine.travel(at(16, 2), tick=False):
+        Approval.objects.create(
+            ticket=ticket,
+            approver=tech_lead,
+            role=Role.TECH_LEAD,
+            held_roles=[Role.TECH_LEAD],
+            plan_run=plan,
+            plan_sha256="b" * 64,
+        )
+    staging = next(e for e in _compute(7)["environments"] if e["environment"] == "staging")
+    # 03-16 00:30 -> 02:00: 1 h 30 min = 5400 s.
+    assert staging["approval_waits"][0]["median_seconds"] == 5400.0
+    assert staging["approval_waits"][0]["approvals"] == 1
+
+
 def test_empty_history_gives_nulls_not_zeros(db: None) -> None:
     prod = _prod(_compute(7))
     assert prod["deployments"] == 0

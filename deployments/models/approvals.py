@@ -32,6 +32,8 @@ class Approval(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        # The metrics' approval waits read approvals by when they were given.
+        indexes = [models.Index(fields=["created_at"], name="approval_created_at")]
         constraints = [
             # A person counts once per ticket, whatever roles they hold.
             models.UniqueConstraint(

@@ -15,7 +15,7 @@ BAR_LEFT = 30
 WAIT_WIDTH = 720
 WAIT_ROW = 28
 WAIT_LABEL = 130
-WAIT_VALUE = 120
+WAIT_VALUE = 220
 
 
 def format_duration(seconds: float | None) -> str:

@@ -427,6 +427,8 @@ if API_THROTTLE_RATE != "off" and not (
 # How long an Idempotency-Key's stored answer is replayed (hours); a beat task forgets older.
 IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
+# How long the DORA metrics (/metrics/, /api/v1/metrics/) are cached, in seconds; 0: never.
+METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 120)
 
 # --- API --------------------------------------------------------------------
 REST_FRAMEWORK = {

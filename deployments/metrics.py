@@ -9,6 +9,7 @@ queries for any number of environments and any length of history.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,7 @@ from django.db.models import (
     Count,
     Expression,
     F,
+    Field,
     FloatField,
     Func,
     Min,
@@ -110,27 +112,42 @@ class SecondsBetween(Func):
         return f"((julianday({end_sql}) - julianday({start_sql})) * 86400.0)", params
 
 
-class Percentile(Aggregate):
-    """The continuous percentile (linear interpolation) of the non-null values, as
-    PostgreSQL's ``percentile_cont``; NULL over no values."""
+class _FloatPair(Field):
+    """[median, p90] as the database gives it: a float8[] (PostgreSQL) or JSON text."""
+
+    def get_internal_type(self) -> str:
+        return "FloatPair"
+
+    def db_type(self, connection: BaseDatabaseWrapper) -> str | None:
+        return None  # never a column
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> list[Any] | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return list(json.loads(value))
+        return list(value)
+
+
+class MedianP90(Aggregate):
+    """The median and 90th percentile of the non-null values, continuous (linear
+    interpolation) as PostgreSQL's ``percentile_cont``, from one evaluation of the
+    expression: ``[median, p90]``, or NULL over no values."""
 
     function = "percentile_cont"
-    name = "Percentile"
-    output_field = FloatField()
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-
-    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
-        if not 0 <= fraction <= 1:
-            raise ValueError("fraction must be within [0, 1]")
-        super().__init__(expression, fraction=repr(float(fraction)), **extra)
+    name = "MedianP90"
+    output_field = _FloatPair()
+    template = (
+        "%(function)s(ARRAY[0.5, 0.9]::double precision[]) WITHIN GROUP (ORDER BY %(expressions)s)"
+    )
 
     def as_sqlite(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
     ) -> Any:
         clone = self.copy()
-        clone.function = "cc_percentile"
-        clone.template = "%(function)s(%(expressions)s, %(fraction)s)"
-        return super(Percentile, clone).as_sql(compiler, connection, **extra)
+        clone.function = "cc_median_p90"
+        clone.template = "%(function)s(%(expressions)s)"
+        return super(MedianP90, clone).as_sql(compiler, connection, **extra)
 
 
 def percentile(values: Iterable[float], fraction: float) -> float | None:
@@ -144,25 +161,25 @@ def percentile(values: Iterable[float], fraction: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-class _SqlitePercentile:
-    """The SQLite aggregate behind Percentile.as_sqlite (NULLs ignored)."""
+class _SqliteMedianP90:
+    """The SQLite aggregate behind MedianP90.as_sqlite (NULLs ignored)."""
 
     def __init__(self) -> None:
         self.values: list[float] = []
-        self.fraction = 0.5
 
-    def step(self, value: float | None, fraction: float) -> None:
-        self.fraction = fraction
+    def step(self, value: float | None) -> None:
         if value is not None:
             self.values.append(float(value))
 
-    def finalize(self) -> float | None:
-        return percentile(self.values, self.fraction)
+    def finalize(self) -> str | None:
+        if not self.values:
+            return None
+        return json.dumps([percentile(self.values, 0.5), percentile(self.values, 0.9)])
 
 
 def register_sqlite_functions(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     if connection.vendor == "sqlite":
-        connection.connection.create_aggregate("cc_percentile", 2, _SqlitePercentile)
+        connection.connection.create_aggregate("cc_median_p90", 1, _SqliteMedianP90)
 
 
 connection_created.connect(register_sqlite_functions, dispatch_uid="metrics_sqlite_functions")
@@ -232,6 +249,11 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
+def _summary(count: int, pair: list[float] | None) -> Summary:
+    median, p90 = pair or (None, None)
+    return Summary(count, _seconds(median), _seconds(p90))
+
+
 def _deployments(env_ids: list[int], period: Period) -> Any:
     return Deployment.objects.filter(
         environment_id__in=env_ids, finished_at__gte=period.start, finished_at__lte=period.end
@@ -257,11 +279,9 @@ def _deployment_figures(env_ids: list[int], period: Period) -> dict[int, dict[st
             succeeded=Count("id", filter=SUCCEEDED),
             failures=Count("id", filter=BAD),
             lead_n=Count("id", filter=LEAD),
-            lead_median=Percentile(lead, 0.5, filter=LEAD),
-            lead_p90=Percentile(lead, 0.9, filter=LEAD),
+            lead_times=MedianP90(lead, filter=LEAD),
             restored=Count(Subquery(next_good), filter=BAD),
-            restore_median=Percentile(restore, 0.5, filter=BAD),
-            restore_p90=Percentile(restore, 0.9, filter=BAD),
+            restore_times=MedianP90(restore, filter=BAD),
         )
     )
     return {row["environment_id"]: row for row in rows}
@@ -310,8 +330,7 @@ def _approval_waits(env_ids: list[int], period: Period) -> dict[int, list[dict[s
         .values("ticket__environment_id", "role")
         .annotate(
             n=Count("waiting_since"),
-            median=Percentile(wait, 0.5),
-            p90=Percentile(wait, 0.9),
+            waits=MedianP90(wait),
         )
         .order_by()
     )
@@ -365,24 +384,16 @@ def compute(environments: Sequence[Environment], period: Period) -> list[Environ
                 deployments_per_day=round(succeeded / period.days, 2),
                 deployments_per_week=round(succeeded * 7 / period.days, 2),
                 change_failure_rate=round(failures / total, 4) if total else None,
-                lead_time=Summary(
-                    row.get("lead_n", 0),
-                    _seconds(row.get("lead_median")),
-                    _seconds(row.get("lead_p90")),
-                ),
-                time_to_restore=Summary(
-                    row.get("restored", 0),
-                    _seconds(row.get("restore_median")),
-                    _seconds(row.get("restore_p90")),
-                ),
+                lead_time=_summary(row.get("lead_n", 0), row.get("lead_times")),
+                time_to_restore=_summary(row.get("restored", 0), row.get("restore_times")),
                 unrestored=failures - row.get("restored", 0),
                 approval_waits=[
                     RoleWait(
                         role=r["role"],
                         role_label=str(labels.get(r["role"], r["role"])),
                         approvals=r["n"],
-                        median_seconds=_seconds(r["median"]),
-                        p90_seconds=_seconds(r["p90"]),
+                        median_seconds=_seconds((r["waits"] or [None])[0]),
+                        p90_seconds=_seconds((r["waits"] or [None, None])[1]),
                     )
                     for r in role_rows
                 ],
@@ -405,13 +416,14 @@ def compute(environments: Sequence[Environment], period: Period) -> list[Environ
 def metrics_for(environments: Sequence[Environment], days: int, now: dt.datetime) -> dict[str, Any]:
     """The JSON-ready metrics of these environments over the last ``days`` days, cached
     for METRICS_CACHE_SECONDS under a key naming the environments, the period and the
-    minute (so a cached answer is never older than the TTL)."""
+    TTL-long slice of time ``now`` falls in (so an answer is never older than the TTL,
+    and every web process shares it)."""
     period = Period.ending(now, days)
-    ttl = int(getattr(settings, "METRICS_CACHE_SECONDS", 60))
+    ttl = settings.METRICS_CACHE_SECONDS
     key = "metrics:v1:{}:{}:{}".format(
         ",".join(str(env.pk) for env in environments),
         days,
-        now.astimezone(UTC).strftime("%Y%m%d%H%M"),
+        int(now.timestamp()) // ttl if ttl > 0 else 0,
     )
     if ttl > 0:
         cached = cache.get(key)

@@ -407,3 +407,25 @@ def test_page_for_someone_who_sees_nothing(client: Client, outsider: User) -> No
 
 def test_page_needs_sign_in(client: Client, db: None) -> None:
     assert client.get("/metrics/").status_code == 302
+
+
+def test_answers_are_cached_for_the_ttl_and_no_longer(
+    db: None, operations: User, settings: Any
+) -> None:
+    settings.METRICS_CACHE_SECONDS = 120
+    ticket = _ticket("prod", at(19, 0))
+    _deploy(ticket, at(19, 1))
+
+    def deployments(when: dt.datetime) -> int:
+        with time_machine.travel(when, tick=False):
+            fresh = User.objects.get(pk=operations.pk)
+            return _prod(api_for(fresh).get("/api/v1/metrics/?days=7").json())["deployments"]
+
+    start = dt.datetime.fromtimestamp((int(NOW.timestamp()) // 120) * 120, tz=UTC)
+    assert deployments(start) == 1
+    _deploy(_ticket("prod", at(19, 2)), at(19, 3))
+    assert deployments(start + dt.timedelta(seconds=119)) == 1  # the cached answer
+    assert deployments(start + dt.timedelta(seconds=120)) == 2  # the TTL is over
+    settings.METRICS_CACHE_SECONDS = 0
+    _deploy(_ticket("prod", at(19, 4)), at(19, 5))
+    assert deployments(start + dt.timedelta(seconds=121)) == 3  # no cache at all

@@ -41,6 +41,7 @@ def metrics_dashboard(request: HttpRequest) -> HttpResponse:
         context["error"] = str(exc)
         return render(request, "deployments/metrics.html", context, status=400)
     context["days"] = days
+    context["custom_days"] = days not in metrics.PERIOD_CHOICES
     if chosen is None:  # the viewer sees no environment at all
         return render(request, "deployments/metrics.html", context)
     payload = metrics.metrics_for(visible, days, timezone.now())

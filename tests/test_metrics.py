@@ -388,6 +388,18 @@ def test_page_for_a_developer_has_no_prod(client: Client, author: User) -> None:
     assert client.get("/metrics/?environment=prod").status_code == 400
 
 
+@time_machine.travel(NOW, tick=False)
+@pytest.mark.parametrize("days", ["3", "14", "365"])
+def test_page_keeps_a_period_outside_the_menu(client: Client, operations: User, days: str) -> None:
+    client.force_login(operations)
+    html = client.get(f"/metrics/?days={days}").content.decode()
+    assert f'<option value="{days}" selected>last {days} days</option>' in html
+    assert html.count(" selected>last") == 1
+    chart_days = html.count('class="bar-ok"')
+    assert chart_days == 0  # no deployments: the chart gives way to the empty state
+    assert f"in the last {days} days" in html
+
+
 @pytest.mark.parametrize("query", ["days=0", "days=abc", "environment=nope"])
 def test_page_shows_bad_parameters_as_a_form_error(
     client: Client, operations: User, query: str

@@ -308,7 +308,8 @@ def _approval_waits(env_ids: list[int], period: Period) -> dict[int, list[dict[s
     """Per environment and role: from the ticket's latest entry into awaiting_approval
     (its audited transition) to each approval given in the period. Without an audited
     entry before the approval (history written before the trail, or seeded), the approved
-    plan's finishing time stands in: a plan finishing is what moves a ticket there."""
+    plan's finishing time stands in: a plan finishing is what moves a ticket there (and,
+    for a plan with no finishing time, when it was requested)."""
     entered = (
         AuditEvent.objects.filter(
             ticket=OuterRef("ticket"),
@@ -326,10 +327,16 @@ def _approval_waits(env_ids: list[int], period: Period) -> dict[int, list[dict[s
             created_at__gte=period.start,
             created_at__lte=period.end,
         )
-        .annotate(waiting_since=Coalesce(Subquery(entered), F("plan_run__finished_at")))
+        # Never null (a plan run always has created_at), so Count("id") counts the waits
+        # and the subquery runs once per approval.
+        .annotate(
+            waiting_since=Coalesce(
+                Subquery(entered), F("plan_run__finished_at"), F("plan_run__created_at")
+            )
+        )
         .values("ticket__environment_id", "role")
         .annotate(
-            n=Count("waiting_since"),
+            n=Count("id"),
             waits=MedianP90(wait),
         )
         .order_by()

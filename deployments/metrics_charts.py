@@ -22,6 +22,8 @@ def format_duration(seconds: float | None) -> str:
     """1 h 30 min, 2 d 4 h, 45 s; an em dash for none."""
     if seconds is None:
         return "—"
+    if seconds < 0:  # clock skew or backfilled history: say so rather than hide it
+        return "-" + format_duration(-seconds)
     total = round(seconds)
     if total < 60:
         return f"{total} s"

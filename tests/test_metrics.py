@@ -246,6 +246,19 @@ def test_empty_history_gives_nulls_not_zeros(db: None) -> None:
     assert len(prod["daily"]) == 7
 
 
+def test_durations_read_as_people_say_them() -> None:
+    from deployments.metrics_charts import format_duration, format_rate
+
+    assert format_duration(None) == "—"
+    assert format_duration(45) == "45 s"
+    assert format_duration(5400) == "1 h 30 min"
+    assert format_duration(7200) == "2 h"
+    assert format_duration(3 * 86400 + 3600) == "3 d 1 h"
+    assert format_duration(-120) == "-2 min"
+    assert format_rate(None) == "—"
+    assert format_rate(0.3333) == "33.3 %"
+
+
 def test_percentile_is_percentile_cont() -> None:
     assert metrics.percentile([], 0.5) is None
     assert metrics.percentile([5.0], 0.9) == 5.0

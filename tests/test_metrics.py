@@ -297,6 +297,15 @@ def test_api_filters_one_environment(history: dict[str, Any], tech_lead: User) -
     assert body["environments"][0]["lead_time"]["median_seconds"] == 16200.0
 
 
+def test_a_ci_key_reads_the_metrics_its_owner_may_see(db: None, author: User) -> None:
+    """Through the real header: a CI-scoped key of a developer reads dev and staging."""
+    from .test_apikeys import keyed, new_key
+
+    answer = keyed(new_key(author, scope="ci")).get("/api/v1/metrics/?days=7")
+    assert answer.status_code == 200
+    assert [e["environment"] for e in answer.json()["environments"]] == ["dev", "staging"]
+
+
 @pytest.mark.parametrize("days", ["0", "366", "abc", "-1", "1.5", "30days", " ", "9999"])
 def test_api_refuses_bad_days(operations: User, days: str) -> None:
     answer = api_for(operations).get("/api/v1/metrics/", {"days": days})

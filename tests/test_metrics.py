@@ -234,6 +234,61 @@ def test_approval_wait_falls_back_to_the_plan_finishing(
     assert staging["approval_waits"][0]["approvals"] == 1
 
 
+def test_an_approval_records_when_its_ticket_started_waiting(
+    db: None, author: User, lead: User
+) -> None:
+    """approval_grant writes waiting_since = the ticket's status_changed_at (its entry into
+    awaiting_approval); the metrics read it without needing the audit trail."""
+    from .test_approvals_api import approve, awaiting
+
+    with time_machine.travel(at(16, 9), tick=False):
+        ticket = awaiting("staging", author)  # status_changed_at 03-16 09:00
+    with time_machine.travel(at(16, 11, 15), tick=False):
+        assert approve(lead, ticket).status_code == 200
+    approval = Approval.objects.get(ticket=ticket)
+    assert approval.waiting_since == at(16, 9)
+    staging = next(e for e in _compute(7)["environments"] if e["environment"] == "staging")
+    # 09:00 -> 11:15: 2 h 15 min = 8100 s, as a Lead Developer.
+    assert staging["approval_waits"] == [
+        {
+            "role": "lead_developer",
+            "role_label": "Lead Developer",
+            "approvals": 1,
+            "median_seconds": 8100.0,
+            "p90_seconds": 8100.0,
+        }
+    ]
+
+
+def test_migration_dates_older_approvals_from_the_trail_else_the_plan(
+    db: None, tech_lead: User, devops_lead: User
+) -> None:
+    from importlib import import_module
+
+    from django.apps import apps
+
+    backfill = import_module("deployments.migrations.0017_metrics").backfill
+    audited = _ticket("prod", at(16, 0), status=TicketStatus.APPROVED)
+    _awaiting(audited, at(16, 1))
+    from_trail = _approve(audited, tech_lead, Role.TECH_LEAD, at(16, 3))
+    unaudited = _ticket("prod", at(16, 0), status=TicketStatus.APPROVED)
+    plan = RunFactory(ticket=unaudited, finished_at=at(16, 0, 40))
+    with time_machine.travel(at(16, 5), tick=False):
+        from_plan = Approval.objects.create(
+            ticket=unaudited,
+            approver=devops_lead,
+            role=Role.DEVOPS_LEAD,
+            held_roles=[Role.DEVOPS_LEAD],
+            plan_run=plan,
+            plan_sha256="c" * 64,
+        )
+    backfill(apps, None)
+    from_trail.refresh_from_db()
+    from_plan.refresh_from_db()
+    assert from_trail.waiting_since == at(16, 1)
+    assert from_plan.waiting_since == at(16, 0, 40)
+
+
 def test_empty_history_gives_nulls_not_zeros(db: None) -> None:
     prod = _prod(_compute(7))
     assert prod["deployments"] == 0

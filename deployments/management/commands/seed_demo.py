@@ -168,7 +168,7 @@ class Command(BaseCommand):
                     # Given between the plan finishing and the apply (the metrics' waits).
                     waited = (applied - plan.finished_at) * rng.uniform(0.2, 0.95)
                     Approval.objects.filter(pk=approval.pk).update(
-                        created_at=plan.finished_at + waited
+                        created_at=plan.finished_at + waited, waiting_since=plan.finished_at
                     )
                 apply_run = TerraformRun.objects.create(
                     ticket=ticket,

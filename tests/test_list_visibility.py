@@ -43,11 +43,19 @@ def _environments(user: User) -> set[Any]:
     return {env.name for env in selectors.environments_visible_to(user)}
 
 
+def _viewable_environments(user: User) -> set[Any]:
+    """Environments whose every deployment the user sees (policy.can_view): the metrics."""
+    return {env.name for env in selectors.environments_viewable_by(user)}
+
+
 # list path → (the rule as a set of keys, the key of a returned item)
 RULES: dict[str, tuple[Callable[[User], set[Any]], str]] = {
     "/api/v1/tickets/": (_tickets, "id"),
     "/api/v1/environments/": (_environments, "name"),
+    "/api/v1/metrics/": (_viewable_environments, "environment"),
 }
+# Answers that list their items under a key rather than as a page.
+ITEMS_KEY = {"/api/v1/metrics/": "environments"}
 
 
 def list_paths(user: User) -> list[str]:
@@ -65,6 +73,8 @@ def fetch_all(client: Any, path: str) -> list[dict[str, Any]]:
     body = response.json()
     if isinstance(body, list):
         return body
+    if path in ITEMS_KEY:
+        return list(body[ITEMS_KEY[path]])
     assert body["count"] <= 200 and body["count_exact"]
     return list(body["results"])
 

@@ -9,8 +9,8 @@ class DeploymentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Sign-ins and failed sign-ins go to the audit trail.
-        # The percentile aggregate the metrics need, registered on SQLite connections.
+        # signals: sign-ins and failed sign-ins go to the audit trail; metrics: registers
+        # the percentile aggregate the metrics need on every SQLite connection.
         from . import (
             metrics,  # noqa: F401
             signals,  # noqa: F401

@@ -477,6 +477,8 @@ IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
 # one Tech Lead or DevOps Lead approves it and it may deploy outside the window (SPEC §1).
 ROLLBACK_IMMEDIATE_MINUTES = env_int("ROLLBACK_IMMEDIATE_MINUTES", 60, minimum=1)
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
+# How long the DORA metrics (/metrics/, /api/v1/metrics/) are cached, in seconds; 0: never.
+METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 120)
 
 # --- API --------------------------------------------------------------------
 REST_FRAMEWORK = {

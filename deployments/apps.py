@@ -9,5 +9,9 @@ class DeploymentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Sign-ins and failed sign-ins go to the audit trail.
-        from . import signals  # noqa: F401
+        # signals: sign-ins and failed sign-ins go to the audit trail; metrics: registers
+        # the percentile aggregate the metrics need on every SQLite connection.
+        from . import (
+            metrics,  # noqa: F401
+            signals,  # noqa: F401
+        )

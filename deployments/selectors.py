@@ -61,6 +61,17 @@ def environments_visible_to(user: Any) -> list[Environment]:
     ]
 
 
+def environments_viewable_by(user: Any) -> list[Environment]:
+    """Environments whose every ticket, deployment and metric the user sees (policy.can_view):
+    prod only for operations, the tech and DevOps leads."""
+    roles = user_roles(user)
+    return [
+        env
+        for env in Environment.objects.all()
+        if policy.can_view(env, roles, superuser=_is_superuser(user))
+    ]
+
+
 def _viewable_environment_ids(user: Any) -> list[int]:
     """Environments whose every ticket the user sees (policy.can_view)."""
     roles = user_roles(user)

@@ -6,6 +6,7 @@ from . import (
     views_calendar,
     views_followups,
     views_home,
+    views_metrics,
     views_monitoring,
     views_notifications,
     views_rollback,
@@ -54,6 +55,7 @@ urlpatterns = [
     path("tickets/<int:pk>/complete/", views_monitoring.ticket_complete, name="ticket_complete"),
     path("runs/<int:pk>/log/", views.run_log, name="run_log"),
     path("environments/", views.environment_list, name="environment_list"),
+    path("metrics/", views_metrics.metrics_dashboard, name="metrics"),
     path(
         "tickets/<int:pk>/follow-ups/<int:fid>/complete/",
         views_followups.follow_up_complete,

@@ -66,13 +66,21 @@ def _notifications(user: User) -> set[Any] | None:
     }
 
 
+def _viewable_environments(user: User) -> set[Any]:
+    """Environments whose every deployment the user sees (policy.can_view): the metrics."""
+    return {env.name for env in selectors.environments_viewable_by(user)}
+
+
 # list path → (the rule as a set of keys, or None for 403; the key of a returned item)
 RULES: dict[str, tuple[Callable[[User], set[Any] | None], str]] = {
     "/api/v1/tickets/": (_tickets, "id"),
     "/api/v1/environments/": (_environments, "name"),
     "/api/v1/deployments/": (_deployments, "id"),
     "/api/v1/notifications/": (_notifications, "id"),
+    "/api/v1/metrics/": (_viewable_environments, "environment"),
 }
+# Answers that list their items under a key rather than as a page.
+ITEMS_KEY = {"/api/v1/metrics/": "environments"}
 # Not lists of one kind: each checks its scope in its own tests (test_home_queue.py).
 NOT_LISTS = {"/api/v1/me/queue/"}
 
@@ -95,6 +103,8 @@ def fetch_all(client: Any, path: str) -> list[dict[str, Any]]:
     body = response.json()
     if isinstance(body, list):
         return body
+    if path in ITEMS_KEY:
+        return list(body[ITEMS_KEY[path]])
     assert body["count"] <= 200 and body["count_exact"]
     return list(body["results"])
 

@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from . import queue, views
+from .metrics import MetricsView
 from .notifications import NotificationViewSet
 from .webhooks import GitHubWebhookView
 
@@ -19,5 +20,6 @@ urlpatterns = [
     path("me/queue/", queue.MeQueueView.as_view(), name="me-queue"),
     path("deployments/", queue.DeploymentHistoryView.as_view(), name="deployment-list"),
     path("webhooks/github/", GitHubWebhookView.as_view(), name="webhook-github"),
+    path("metrics/", MetricsView.as_view(), name="metrics"),
     path("", include(router.urls)),
 ]

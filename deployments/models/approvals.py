@@ -27,11 +27,17 @@ class Approval(models.Model):
     plan_sha256 = models.CharField(max_length=64)
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the ticket entered awaiting_approval (its status_changed_at when approved): the
+    # approval waited from here (deployments.metrics). Null on rows older than the field
+    # that no history could date (migration 0017).
+    waiting_since = models.DateTimeField(null=True, blank=True, editable=False)
     voided_at = models.DateTimeField(null=True, blank=True)
     void_reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]
+        # The metrics' approval waits read approvals by when they were given.
+        indexes = [models.Index(fields=["created_at"], name="approval_created_at")]
         constraints = [
             # A person counts once per ticket, whatever roles they hold.
             models.UniqueConstraint(

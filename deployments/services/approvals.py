@@ -67,6 +67,8 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
                     plan_run=plan,
                     plan_sha256=plan.plan_sha256,
                     comment=comment,
+                    # The ticket is awaiting approval: it got there at status_changed_at.
+                    waiting_since=ticket.status_changed_at,
                 )
         except IntegrityError:
             raise policy.PolicyError("you have already approved this plan") from None

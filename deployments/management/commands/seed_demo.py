@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from deployments import risk
 from deployments.choices import RunKind, RunStatus, TicketStatus
-from deployments.models import Approval, Environment, TerraformRun, Ticket
+from deployments.models import Approval, Deployment, Environment, TerraformRun, Ticket
 from deployments.services import audit_record
 
 DEMO_USERS: list[tuple[str, list[str], bool]] = [
@@ -153,8 +153,10 @@ class Command(BaseCommand):
                     "staging": [("lead1", "lead_developer")],
                     "prod": [("techlead1", "tech_lead"), ("devopslead1", "devops_lead")],
                 }
+                applied = filed + dt.timedelta(hours=rng.uniform(0.2, 30))
+                assert plan.finished_at is not None
                 for username, role in approvers.get(env.name, []):
-                    Approval.objects.create(
+                    approval = Approval.objects.create(
                         ticket=ticket,
                         approver=users[username],
                         role=role,
@@ -163,8 +165,12 @@ class Command(BaseCommand):
                         plan_sha256=plan.plan_sha256,
                         comment="seeded",
                     )
-                applied = filed + dt.timedelta(hours=rng.uniform(0.2, 30))
-                TerraformRun.objects.create(
+                    # Given between the plan finishing and the apply (the metrics' waits).
+                    waited = (applied - plan.finished_at) * rng.uniform(0.2, 0.95)
+                    Approval.objects.filter(pk=approval.pk).update(
+                        created_at=plan.finished_at + waited, waiting_since=plan.finished_at
+                    )
+                apply_run = TerraformRun.objects.create(
                     ticket=ticket,
                     environment=env,
                     kind=RunKind.APPLY,
@@ -177,6 +183,28 @@ class Command(BaseCommand):
                     started_at=applied,
                     finished_at=applied + dt.timedelta(seconds=rng.randint(10, 300)),
                     log="(seeded history: no log)\n",
+                )
+                # The deployment record the worker writes; a few failed their monitoring.
+                assert apply_run.finished_at is not None
+                monitoring_failed = not failed and env.monitoring_minutes and rng.random() < 0.05
+                Deployment.objects.create(
+                    environment=env,
+                    ticket=ticket,
+                    run=apply_run,
+                    change_type=ticket.change_type,
+                    commit_sha=sha,
+                    var_file=env.var_file,
+                    plan_sha256=plan.plan_sha256,
+                    deployed_by=users["ops1"] if env.name == "prod" else ticket.author,
+                    outcome="failed" if failed else "succeeded",
+                    started_at=applied,
+                    finished_at=apply_run.finished_at,
+                    monitoring_failed_at=(
+                        apply_run.finished_at + dt.timedelta(minutes=20)
+                        if monitoring_failed
+                        else None
+                    ),
+                    monitoring_failure="seeded: an alarm fired" if monitoring_failed else "",
                 )
                 Ticket.objects.filter(pk=ticket.pk).update(
                     risk={**risk.assess(ticket.risk_assessment, plan.summary), "plan_run": plan.pk},

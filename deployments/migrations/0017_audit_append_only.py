@@ -1,0 +1,26 @@
+"""The audit table refuses UPDATE and DELETE in the database itself (docs/audit.md).
+
+PostgreSQL: a row trigger raising an exception; SQLite: triggers doing RAISE(ABORT).
+TRUNCATE is not refused (test databases are emptied with it); in production the app's
+role has no TRUNCATE, UPDATE or DELETE grant on the table at all (docs/audit.md).
+"""
+
+from typing import Any
+
+from django.db import migrations
+
+from deployments.audit_guard import create_guard, drop_guard
+
+
+def forwards(apps: Any, schema_editor: Any) -> None:
+    create_guard(schema_editor.connection)
+
+
+def backwards(apps: Any, schema_editor: Any) -> None:
+    drop_guard(schema_editor.connection)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("deployments", "0016_deployments")]
+
+    operations = [migrations.RunPython(forwards, backwards)]

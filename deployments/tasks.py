@@ -53,3 +53,9 @@ def idempotency_cleanup() -> None:
     from .api.idempotency import idempotency_cleanup as cleanup
 
     cleanup()
+
+
+@shared_task(name="deployments.tasks.audit_verify", ignore_result=True)
+def audit_verify() -> None:
+    """The nightly full walk of the audit chain; the audit page shows its outcome."""
+    services.audit.audit_verify_and_record(source="scheduled")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import evidence_views, views, views_calendar, views_followups, views_tokens
+from . import evidence_views, views, views_audit, views_calendar, views_followups, views_tokens
 
 urlpatterns = [
     path("", views.ticket_list, name="ticket_list"),
@@ -26,6 +26,7 @@ urlpatterns = [
     ),
     path("runs/<int:pk>/log/", views.run_log, name="run_log"),
     path("environments/", views.environment_list, name="environment_list"),
+    path("audit/", views_audit.audit_list, name="audit_list"),
     path(
         "tickets/<int:pk>/follow-ups/<int:fid>/complete/",
         views_followups.follow_up_complete,

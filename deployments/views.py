@@ -24,6 +24,7 @@ from . import policy, selectors, services, stepup, validation
 from .choices import ACTIVE_RUN_STATUSES, TicketStatus
 from .evidence_views import evidence_context
 from .forms import TicketForm
+from .middleware import note_refusal_if_actor
 from .selectors_windows import environment_window_state
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
     return {
         "portal_embedded": settings.EMBEDDED,
         "user_roles": sorted(selectors.user_roles(request.user)),
+        "may_read_audit": selectors.may_read_audit(request.user),
     }
 
 
@@ -97,6 +99,7 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
             field = form.field_for(exc.field)
             form.add_error(field, exc.message if field else f"{exc.field}: {exc.message}")
         except policy.PolicyError as exc:
+            note_refusal_if_actor(request, exc)
             form.add_error(None, exc.message)
         else:
             messages.success(request, f"Ticket #{ticket.pk} filed; planning has started.")
@@ -166,6 +169,7 @@ def _post_action(request: HttpRequest, pk: int, call: Any, done: str) -> HttpRes
     try:
         call(ticket)
     except policy.PolicyError as exc:
+        note_refusal_if_actor(request, exc)
         messages.error(request, exc.message)
     except services.InputError as exc:
         # Boundary checks say "must ..." about a field: name it ("reason must be at most ...").

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import policy, selectors, services, timezones, validation
+from .middleware import note_refusal_if_actor
 from .timezones import SESSION_KEY
 
 
@@ -34,6 +35,7 @@ def follow_up_complete(request: HttpRequest, pk: int, fid: int) -> HttpResponse:
             },
         )
     except policy.PolicyError as exc:
+        note_refusal_if_actor(request, exc)
         messages.error(request, exc.message)
     except services.InputError as exc:
         messages.error(request, f"{follow_up.get_kind_display()} not saved: {exc.message}")

@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from . import views
+from .audit import AuditEventList
 from .webhooks import GitHubWebhookView
 
 router = DefaultRouter(trailing_slash=True)
@@ -14,6 +15,7 @@ router.register("runs", views.RunViewSet, basename="run")
 app_name = "api"
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("audit/", AuditEventList.as_view(), name="audit"),
     path("webhooks/github/", GitHubWebhookView.as_view(), name="webhook-github"),
     path("", include(router.urls)),
 ]

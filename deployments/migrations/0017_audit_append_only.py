@@ -3,11 +3,12 @@
 PostgreSQL: a row trigger raising an exception; SQLite: triggers doing RAISE(ABORT).
 TRUNCATE is not refused (test databases are emptied with it); in production the app's
 role has no TRUNCATE, UPDATE or DELETE grant on the table at all (docs/audit.md).
+AuditVerification keeps the last full walk of the chain for the audit page.
 """
 
 from typing import Any
 
-from django.db import migrations
+from django.db import migrations, models
 
 from deployments.audit_guard import create_guard, drop_guard
 
@@ -23,4 +24,28 @@ def backwards(apps: Any, schema_editor: Any) -> None:
 class Migration(migrations.Migration):
     dependencies = [("deployments", "0016_deployments")]
 
-    operations = [migrations.RunPython(forwards, backwards)]
+    operations = [
+        migrations.RunPython(forwards, backwards),
+        migrations.CreateModel(
+            name="AuditVerification",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField()),
+                ("ok", models.BooleanField()),
+                ("count", models.PositiveBigIntegerField()),
+                ("message", models.TextField()),
+                ("bad_event_id", models.BigIntegerField(blank=True, null=True)),
+                ("head", models.CharField(blank=True, max_length=64)),
+                ("seconds", models.FloatField(default=0)),
+                ("source", models.CharField(max_length=32)),
+            ],
+            options={
+                "ordering": ["-id"],
+            },
+        ),
+    ]

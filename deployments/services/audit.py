@@ -24,13 +24,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
-from deployments.models import AuditChainHead, AuditEvent, Ticket
+from deployments.models import AuditChainHead, AuditEvent, AuditVerification, Ticket
 
 GENESIS_HASH = "0" * 64
 # Rows fetched per round trip while verifying: memory stays flat however long the chain.
@@ -129,7 +130,7 @@ class _Cursor:
 # The canonical encoding written out by hand for the verifier: the same bytes as
 # canonical_hash (sorted keys: action, actor, actor_id, at, data, prev, ticket), without
 # building a dict per event; test_audit_chain checks the two agree.
-_STR = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_STR = json.encoder.encode_basestring_ascii
 
 
 def _int_or_null(value: int | None) -> str:
@@ -284,4 +285,45 @@ def audit_verify() -> tuple[bool, str]:
     return report.ok, report.message
 
 
-# --- tickets -----------------------------------------------------------------------
+def audit_verify_and_record(*, source: str) -> tuple[AuditReport, AuditVerification]:
+    """Walk the whole chain and keep the outcome (the audit page shows the last one)."""
+    start = time.perf_counter()
+    report = audit_check()
+    seconds = time.perf_counter() - start
+    with transaction.atomic():
+        verification = AuditVerification.objects.create(
+            at=timezone.now(),
+            ok=report.ok,
+            count=report.count,
+            message=report.message,
+            bad_event_id=report.bad_event_id,
+            head=report.head,
+            seconds=seconds,
+            source=source[:32],
+        )
+    return report, verification
+
+
+# Refusals are recorded with bounded text: a flood of them adds rows, never big ones.
+_REFUSAL_TEXT = 300
+
+
+def refusal_record(*, user: Any, method: str, path: str, reason: str, status: int = 403) -> None:
+    """A signed-in person was refused (an HTTP 403, or a page's "you may not" message):
+    who, what they tried and why, in its own transaction (the refused change rolled back).
+
+    Anonymous callers are not recorded here: they get 401 or the sign-in page, and
+    failed sign-ins are recorded by services.accounts."""
+    if not getattr(user, "is_authenticated", False):
+        return
+    with transaction.atomic():
+        audit_record(
+            actor=user,
+            action="access.refused",
+            data={
+                "method": method[:16],
+                "path": path[:_REFUSAL_TEXT],
+                "reason": str(reason)[:_REFUSAL_TEXT],
+                "status": status,
+            },
+        )

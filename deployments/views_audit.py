@@ -60,7 +60,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
             events = events[:PAGE_SIZE]
             older = events[-1].pk
         for event in events:
-            event.lines = _readable(event.data)  # type: ignore[attr-defined]
+            event.lines = _readable(event.data)
     query = {name: value for name, value in raw.items() if value}
     return render(
         request,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from django.db import DatabaseError, connection, transaction
@@ -14,6 +15,8 @@ from deployments.models import AuditEvent
 from deployments.services import audit
 
 pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _event() -> AuditEvent:
@@ -136,3 +139,41 @@ def test_the_fast_verifier_encodes_exactly_like_canonical_hash(
         report = audit.audit_check()
         assert report.ok, report.message
         transaction.set_rollback(True)
+
+
+def _documented_grants(role: str) -> list[str]:
+    """The GRANT block of docs/audit.md, for a throwaway role: the docs are what is tested."""
+    text = (ROOT / "docs" / "audit.md").read_text()
+    block = text.split("```sql\n", 1)[1].split("```", 1)[0]
+    lines = [line for line in block.splitlines() if not line.lstrip().startswith("--")]
+    sql = "\n".join(lines).replace("ccp_app", role).replace("'…'", "'x'")
+    return [statement.strip() for statement in sql.split(";") if statement.strip()]
+
+
+@pytest.mark.postgres
+def test_postgres_the_documented_app_role_can_append_but_not_rewrite() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL")
+    _event()
+    role = "ccp_app_test"
+    with connection.cursor() as cursor:
+        for statement in _documented_grants(role):
+            cursor.execute(statement)
+        cursor.execute(f"SET ROLE {role}")
+    try:
+        appended = _event()  # the app appends: event row, sequence, chain head
+        table = audit_guard.TABLE
+        for statement in (
+            f"UPDATE {table} SET action = 'x' WHERE id = {appended.pk}",
+            f"DELETE FROM {table} WHERE id = {appended.pk}",
+            f"TRUNCATE {table}",
+            f"ALTER TABLE {table} DISABLE TRIGGER {audit_guard.TRIGGER}",
+            "SET session_replication_role = replica",
+        ):
+            refused = pytest.raises(DatabaseError, match=r"permission denied|must be owner")
+            with refused, transaction.atomic():
+                _sql(statement)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
+    assert audit.audit_check().ok

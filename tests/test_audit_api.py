@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,6 +40,13 @@ def _ids(response: Any) -> list[int]:
     return [row["id"] for row in response.json()["results"]]
 
 
+@pytest.fixture
+def superuser(outsider: User) -> User:
+    outsider.is_superuser = outsider.is_staff = True
+    outsider.save()
+    return outsider
+
+
 def _page(user: User) -> Client:
     client = Client()
     client.force_login(user)
@@ -53,7 +63,17 @@ def test_operations_and_leads_read_the_trail(persona: str, request: pytest.Fixtu
     response = api_for(user).get("/api/v1/audit/")
     assert _ids(response) == [events[1].pk, events[0].pk]  # newest first
     row = response.json()["results"][0]
-    assert set(row) == {"id", "at", "actor", "action", "ticket", "data", "prev_hash", "hash"}
+    assert set(row) == {
+        "id",
+        "at",
+        "actor",
+        "actor_id",
+        "action",
+        "ticket",
+        "data",
+        "prev_hash",
+        "hash",
+    }
     assert row["prev_hash"] == events[0].hash and row["hash"] == events[1].hash
     assert row["data"] == {"i": 1} and row["actor"] == "system" and row["ticket"] is None
 
@@ -209,6 +229,36 @@ def test_csv_export_has_a_header_and_data_as_json(
     assert json.loads(rows[0]["data"]) == {"i": 4}
     assert rows[0]["ticket"] == "" and rows[0]["actor"] == "system"
     assert rows[0]["hash"] == events[-1].hash
+
+
+def _auditor_script() -> str:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "audit.md").read_text()
+    return text.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_documented_auditor_script_verifies_an_export(superuser: User, tmp_path: Path) -> None:
+    """docs/audit.md's script re-verifies an export without the portal, and catches an edit."""
+    ticket = TicketFactory()
+    _record(3, ticket=ticket, actor=superuser, action="ticket.note")
+    _record(2)  # and events of no ticket, by the portal
+    export = tmp_path / "audit.jsonl"
+    export.write_text(_body(api_for(superuser).get("/api/v1/audit/?format=jsonl")))
+    script = tmp_path / "verify_export.py"
+    script.write_text(_auditor_script())
+    done = subprocess.run(
+        [sys.executable, str(script), str(export)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("5 events, chain intact; head ")
+    lines = export.read_text().splitlines()
+    edited = json.loads(lines[2])
+    edited["data"]["i"] = 99
+    lines[2] = json.dumps(edited)
+    export.write_text("\n".join(lines) + "\n")
+    done = subprocess.run(
+        [sys.executable, str(script), str(export)], capture_output=True, text=True
+    )
+    assert done.returncode == 1 and f"event {edited['id']}: altered" in done.stderr
 
 
 # --- query budgets -----------------------------------------------------------------

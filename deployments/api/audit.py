@@ -4,6 +4,7 @@ CSV exports of the same filter stream in constant memory."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from collections.abc import Iterator
@@ -26,11 +27,24 @@ from deployments.services import InputError
 
 # Rows fetched per query while exporting: memory stays flat however many match.
 EXPORT_CHUNK = 2000
-EXPORT_FIELDS = ("id", "at", "actor", "action", "ticket", "data", "prev_hash", "hash")
+EXPORT_FIELDS = (
+    "id",
+    "at",
+    "actor",
+    "actor_id",
+    "action",
+    "ticket",
+    "data",
+    "prev_hash",
+    "hash",
+)
 
 
 class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
     actor = serializers.CharField(source="actor_name", help_text="Username, or 'system'/'worker'.")
+    actor_id = serializers.IntegerField(
+        allow_null=True, help_text="The user's id (hashed with the event); null for the portal."
+    )
     ticket = serializers.IntegerField(source="ticket_id", allow_null=True)
     data = serializers.JSONField()  # type: ignore[assignment]
 
@@ -76,11 +90,13 @@ class CsvRenderer(_StreamRenderer):
 
 
 def _row(values: tuple[Any, ...]) -> dict[str, Any]:
-    pk, at, actor, action, ticket, data, prev_hash, hash_ = values
+    pk, at, actor, actor_id, action, ticket, data, prev_hash, hash_ = values
     return {
         "id": pk,
-        "at": at.isoformat().replace("+00:00", "Z"),
+        # In UTC exactly as hashed (docs/audit.md: re-verify an export without the portal).
+        "at": at.astimezone(dt.UTC).isoformat(),
         "actor": actor,
+        "actor_id": actor_id,
         "action": action,
         "ticket": ticket,
         "data": data,
@@ -92,7 +108,17 @@ def _row(values: tuple[Any, ...]) -> dict[str, Any]:
 def _chunks(events: QuerySet[AuditEvent]) -> Iterator[list[dict[str, Any]]]:
     """The filtered events newest first, in keyset pages of EXPORT_CHUNK (no open cursor
     between chunks, no OFFSET: each page is an index range scan below the last id)."""
-    columns = ("id", "at", "actor_name", "action", "ticket_id", "data", "prev_hash", "hash")
+    columns = (
+        "id",
+        "at",
+        "actor_name",
+        "actor_id",
+        "action",
+        "ticket_id",
+        "data",
+        "prev_hash",
+        "hash",
+    )
     last: int | None = None
     while True:
         page = events if last is None else events.filter(id__lt=last)
@@ -118,7 +144,9 @@ def csv_lines(events: QuerySet[AuditEvent]) -> Iterator[str]:
         buffer.truncate()
         for row in chunk:
             values = [row[name] for name in EXPORT_FIELDS]
-            values[5] = json.dumps(row["data"], ensure_ascii=False, sort_keys=True)
+            values[EXPORT_FIELDS.index("data")] = json.dumps(
+                row["data"], ensure_ascii=False, sort_keys=True
+            )
             writer.writerow(["" if value is None else value for value in values])
         yield buffer.getvalue()
 

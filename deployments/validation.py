@@ -126,10 +126,17 @@ def _audit_moment(raw: str, field: str) -> Any:
     return moment
 
 
-def audit_filters(params: Any) -> Any:
-    """selectors.AuditFilters from query parameters; InputError names the bad one."""
+def audit_filters(params: Any, *, blank_is_absent: bool = True) -> Any:
+    """selectors.AuditFilters from query parameters; InputError names the bad one.
+
+    A page's form sends its empty fields (blank means "any"); the API, whose contract
+    types ticket as an integer and since/until as date-times, refuses them blank."""
     from deployments.selectors import AuditFilters
 
+    if not blank_is_absent:
+        for name in ("ticket", "since", "until"):
+            if name in params and not (params.get(name) or "").strip():
+                raise InputError(name, "must not be empty (leave the parameter out for any)")
     values: dict[str, Any] = {}
     raw_ticket = (params.get("ticket") or "").strip().lstrip("#")
     if raw_ticket:

@@ -165,12 +165,15 @@ def test_filters(operations: User, tech_lead: User) -> None:
         ("actor=%00", "actor"),
         ("action=" + "a" * 151, "action"),
         ("cursor=not-a-cursor", "cursor"),
+        ("format=xml", "format"),
+        ("until=", "until"),
+        ("ticket=", "ticket"),
     ],
 )
 def test_bad_filters_are_400_naming_the_field(operations: User, query: str, field: str) -> None:
     _record(1)
     # An export is every matching event: it takes no cursor.
-    suffixes = [""] if field == "cursor" else ["", "&format=jsonl", "&format=csv"]
+    suffixes = [""] if field in ("cursor", "format") else ["", "&format=jsonl", "&format=csv"]
     for suffix in suffixes:
         response = api_for(operations).get(f"/api/v1/audit/?{query}{suffix}")
         assert response.status_code == 400, (query, suffix)
@@ -320,6 +323,9 @@ def test_page_bad_filter_is_a_form_error(operations: User) -> None:
     html = response.content.decode()
     assert 'id="audit-error"' in html and "since: must be an ISO 8601" in html
     assert '<tr id="audit-' not in html
+    # The form's empty fields mean "any".
+    blank = _page(operations).get("/audit/?ticket=&actor=&action=&since=&until=")
+    assert blank.content.decode().count('<tr id="audit-') >= 2
 
 
 def test_page_and_nav_link_only_for_readers(operations: User, author: User) -> None:

@@ -27,6 +27,7 @@ from deployments.services import InputError
 
 # Rows fetched per query while exporting: memory stays flat however many match.
 EXPORT_CHUNK = 2000
+FORMATS = ("json", "jsonl", "csv")
 EXPORT_FIELDS = (
     "id",
     "at",
@@ -193,7 +194,7 @@ _PARAMETERS = [
     OpenApiParameter(
         "format",
         OpenApiTypes.STR,
-        enum=["json", "jsonl", "csv"],
+        enum=list(FORMATS),
         description=(
             "json (default): one page. jsonl or csv: every matching event, newest first, "
             "streamed as a file download (one JSON object per line; or CSV with a header "
@@ -210,6 +211,13 @@ class AuditEventList(generics.ListAPIView[AuditEvent]):
     pagination_class = AuditCursorPagination
     renderer_classes = [JSONRenderer, JsonLinesRenderer, CsvRenderer]
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # An unknown ?format= is bad input (400 naming it), not DRF's 404.
+        kind = request.query_params.get("format")
+        if kind is not None and kind not in FORMATS and not force:
+            raise ValidationError({"format": [f"must be one of {', '.join(FORMATS)}"]})
+        return super().perform_content_negotiation(request, force)
+
     def handle_exception(self, exc: Exception) -> Any:
         # Errors answer JSON (the documented Error object) even when a file was asked for.
         self.request.accepted_renderer = JSONRenderer()
@@ -218,7 +226,7 @@ class AuditEventList(generics.ListAPIView[AuditEvent]):
 
     def get_queryset(self) -> QuerySet[AuditEvent]:
         try:
-            filters = validation.audit_filters(self.request.query_params)
+            filters = validation.audit_filters(self.request.query_params, blank_is_absent=False)
         except InputError as exc:
             raise ValidationError({exc.field: [exc.message]}) from None
         return selectors.audit_events(self.request.user, filters)

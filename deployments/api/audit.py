@@ -25,6 +25,8 @@ from deployments import selectors, validation
 from deployments.models import AuditEvent
 from deployments.services import InputError
 
+from .pagination import _bounded
+
 # Rows fetched per query while exporting: memory stays flat however many match.
 EXPORT_CHUNK = 2000
 FORMATS = ("json", "jsonl", "csv")
@@ -61,6 +63,18 @@ class AuditCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "limit"
     max_page_size = 200
+
+    def get_page_size(self, request: Request) -> int:
+        # The project's bounded integers: a bad limit is a 400, never silently the default.
+        return _bounded(request, "limit", self.page_size, 1, self.max_page_size)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == "limit":
+                parameter["description"] = f"Events per page (default {self.page_size})."
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": 200}
+        return parameters
 
     def decode_cursor(self, request: Request) -> Any:
         # A cursor that is not one of ours is bad input (400), not a missing page.

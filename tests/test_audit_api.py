@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
 
 from deployments import services
@@ -337,6 +337,19 @@ def test_page_and_nav_link_only_for_readers(operations: User, author: User) -> N
     assert _page(author).get("/audit/").status_code == 403
     refusal = AuditEvent.objects.get(action="access.refused")
     assert refusal.actor == author and refusal.data["path"] == "/audit/"
+
+
+def test_page_rechecks_the_events_it_shows(operations: User) -> None:
+    from deployments import audit_guard
+
+    events = _record(3)
+    client = _page(operations)
+    assert 'id="audit-shown-ok"' in client.get("/audit/?actor=system").content.decode()
+    with audit_guard.lifted(connection):
+        AuditEvent.objects.filter(pk=events[1].pk).update(data={"i": 7})
+    html = client.get("/audit/?actor=system").content.decode()
+    assert 'id="audit-shown-problem"' in html
+    assert f"event {events[1].pk} was altered" in html
 
 
 def test_page_shows_the_last_verification(operations: User) -> None:

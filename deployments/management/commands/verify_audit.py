@@ -15,7 +15,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        report, _ = audit_verify_and_record(source="verify_audit")
+        report, verification = audit_verify_and_record(source="verify_audit")
         if not report.ok:
             raise CommandError(report.message)
-        self.stdout.write(report.message)
+        self.stdout.write(f"{report.message} (walked in {verification.seconds:.1f} s)")

@@ -135,6 +135,8 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "deployments.middleware.RequireMFAForLeads",
     "deployments.timezones.ActivateUserTimezone",
+    # Every refusal of a signed-in person (403, "you may not") becomes an audit event.
+    "deployments.middleware.AuditRefusals",
 ]
 
 ROOT_URLCONF = "changecontrol.urls"
@@ -403,6 +405,11 @@ CELERY_BEAT_SCHEDULE = {
     "run-schedules": {
         "task": "deployments.tasks.schedules_run",
         "schedule": float(env_int("SCHEDULES_RUN_SECONDS", 30, minimum=5)),
+    },
+    # The full walk of the audit chain (1M events ≈ 10 s); the audit page shows the outcome.
+    "audit-verify": {
+        "task": "deployments.tasks.audit_verify",
+        "schedule": float(env_int("AUDIT_VERIFY_SECONDS", 86400, minimum=60)),
     },
 }
 # Tests only: a file whose ISO-8601 content is "now" for the worker's start-time re-check

@@ -17,6 +17,7 @@ from .models import (
     ApiKey,
     Approval,
     AuditEvent,
+    AuditVerification,
     CheckResult,
     Environment,
     FollowUp,
@@ -158,6 +159,14 @@ class RejectionAdmin(ReadOnlyAdmin):
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "at", "actor_name", "action", "ticket")
     list_filter = ("action",)
+
+
+@admin.register(AuditVerification)
+class AuditVerificationAdmin(ReadOnlyAdmin):
+    """Full walks of the audit chain (manage.py verify_audit, the nightly task)."""
+
+    list_display = ("at", "ok", "count", "seconds", "source", "bad_event_id")
+    list_filter = ("ok", "source")
 
 
 @admin.register(FollowUp)

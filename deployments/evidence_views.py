@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from . import evidence_selectors, policy, selectors, services, stepup, uploads
 from .api.evidence import download_url, staging_ticket_data
+from .middleware import note_refusal_if_actor
 from .models import EvidenceKind, Ticket
 
 
@@ -105,6 +106,7 @@ def _store(request: HttpRequest, ticket: Ticket) -> HttpResponse:
             )
             kept.append(item.filename)
     except (policy.PolicyError, services.InputError) as exc:
+        note_refusal_if_actor(request, exc)
         done = f" ({', '.join(kept)} uploaded before that)" if kept else ""
         messages.error(request, f"{exc.message}{done}")
     else:
@@ -131,6 +133,7 @@ def evidence_signoff(request: HttpRequest, pk: int, eid: int) -> HttpResponse:
             note=request.POST.get("note", ""),
         )
     except (policy.PolicyError, services.InputError) as exc:
+        note_refusal_if_actor(request, exc)
         messages.error(request, exc.message)
     else:
         verdict = "passed" if passed else "failed"

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 from . import stepup
+from .services.audit import refusal_record
 
 # Sign-in, MFA enrolment and machine endpoints stay reachable; the API refuses un-enrolled
 # leads itself with a 403 naming the reason (deployments.api.permissions.StepUp).
@@ -30,3 +31,55 @@ class RequireMFAForLeads:
             )
             return redirect("mfa_activate_totp")
         return self.get_response(request)
+
+
+# Why a request was refused, set by whoever refused it (API exception handler, handler403,
+# a page that shows "you may not ..."); the middleware below records it once.
+REFUSAL_ATTRIBUTE = "_audit_refusal_reason"
+
+
+def note_refusal(request: object, reason: str) -> None:
+    """Say why this request was refused (the audit record names it)."""
+    target = getattr(request, "_request", request)  # a DRF Request wraps the HttpRequest
+    setattr(target, REFUSAL_ATTRIBUTE, reason)
+
+
+def note_refusal_if_actor(request: object, exc: BaseException) -> None:
+    """For pages that answer a refusal with a message: record it when the rule refused
+    the person (PolicyError of kind actor), not when the ticket's state did."""
+    from .policy import PolicyError
+
+    if isinstance(exc, PolicyError) and exc.kind == PolicyError.ACTOR:
+        note_refusal(request, exc.message)
+
+
+class AuditRefusals:
+    """Every refusal of a signed-in person is an audit event (action ``access.refused``):
+    every 403 from the API and the pages, and the page refusals that answer with a
+    message instead (they call note_refusal). One row per refusal; anonymous callers
+    are not recorded (401, or the sign-in page)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        reason = getattr(request, REFUSAL_ATTRIBUTE, None)
+        if response.status_code == 403 or reason is not None:
+            user = getattr(request, "user", None)
+            if getattr(user, "is_authenticated", False):
+                refusal_record(
+                    user=user,
+                    method=request.method or "",
+                    path=request.get_full_path(),
+                    reason=reason or _reason_of(response),
+                    status=response.status_code,
+                )
+        return response
+
+
+def _reason_of(response: HttpResponse) -> str:
+    data = getattr(response, "data", None)  # a DRF Response
+    if isinstance(data, dict) and isinstance(data.get("detail"), str):
+        return data["detail"]
+    return "forbidden"

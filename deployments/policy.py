@@ -36,6 +36,23 @@ class PolicyError(Exception):
         self.data = dict(data or {})
 
 
+# --- audit trail --------------------------------------------------------------
+
+# Who reads the audit trail (page and API): operations, the leads, and staff.
+AUDIT_READER_ROLES = frozenset({"operations", "lead_developer", "tech_lead", "devops_lead"})
+
+
+def can_read_audit(user_groups: Iterable[str], *, staff: bool = False) -> bool:
+    return staff or bool(AUDIT_READER_ROLES & set(user_groups))
+
+
+def check_may_read_audit(user_groups: Iterable[str], *, staff: bool = False) -> None:
+    if not can_read_audit(user_groups, staff=staff):
+        raise PolicyError(
+            "The audit trail is for operations and the leads.", kind=PolicyError.ACTOR
+        )
+
+
 # --- transitions --------------------------------------------------------------
 
 

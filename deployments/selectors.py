@@ -206,6 +206,49 @@ def audit_for_ticket(ticket: Ticket) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(ticket=ticket).select_related("actor").order_by("id")
 
 
+@dataclass(frozen=True)
+class AuditFilters:
+    """What the audit page and API filter on (parsed and checked by the caller)."""
+
+    ticket: int | None = None
+    actor: str = ""
+    # Exact, or a prefix when it ends with "*" or "." ("ticket.*", "approval.").
+    action: str = ""
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+def may_read_audit(user: Any) -> bool:
+    return policy.can_read_audit(user_roles(user), staff=_is_staff(user))
+
+
+def _is_staff(user: Any) -> bool:
+    return bool(getattr(user, "is_staff", False) or _is_superuser(user))
+
+
+def audit_events(user: Any, filters: AuditFilters) -> QuerySet[AuditEvent]:
+    """Audit events the user may read, newest first: raises PolicyError (actor) for those
+    who may not read the trail; events of tickets they may not see are left out (a
+    lead developer sees no prod ticket's events), events of no ticket are shown."""
+    policy.check_may_read_audit(user_roles(user), staff=_is_staff(user))
+    events = AuditEvent.objects.all()
+    if not _is_superuser(user):
+        events = events.filter(Q(ticket__isnull=True) | _visible_q(user, "ticket__"))
+    if filters.ticket is not None:
+        events = events.filter(ticket_id=filters.ticket)
+    if filters.actor:
+        events = events.filter(actor_name=filters.actor)
+    if filters.action.endswith(("*", ".")):
+        events = events.filter(action__startswith=filters.action.rstrip("*"))
+    elif filters.action:
+        events = events.filter(action=filters.action)
+    if filters.since is not None:
+        events = events.filter(at__gte=filters.since)
+    if filters.until is not None:
+        events = events.filter(at__lt=filters.until)
+    return events.order_by("-id")
+
+
 def standing_votes(ticket: Ticket) -> list[policy.Vote]:
     """The ticket's approvals that still count (not voided by a newer plan)."""
     return [

@@ -82,3 +82,9 @@ def monitoring_poll() -> None:
     from .services.monitoring import monitoring_poll as poll
 
     poll()
+
+
+@shared_task(name="deployments.tasks.audit_verify", ignore_result=True)
+def audit_verify() -> None:
+    """The nightly full walk of the audit chain; the audit page shows its outcome."""
+    services.audit.audit_verify_and_record(source="scheduled")

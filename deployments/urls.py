@@ -3,6 +3,7 @@ from django.urls import path
 from . import (
     evidence_views,
     views,
+    views_audit,
     views_calendar,
     views_followups,
     views_home,
@@ -56,6 +57,7 @@ urlpatterns = [
     path("runs/<int:pk>/log/", views.run_log, name="run_log"),
     path("environments/", views.environment_list, name="environment_list"),
     path("metrics/", views_metrics.metrics_dashboard, name="metrics"),
+    path("audit/", views_audit.audit_list, name="audit_list"),
     path(
         "tickets/<int:pk>/follow-ups/<int:fid>/complete/",
         views_followups.follow_up_complete,

@@ -24,6 +24,7 @@ from . import policy, selectors, services, stepup, validation, views_home
 from .choices import ACTIVE_RUN_STATUSES, TicketStatus
 from .evidence_views import evidence_context
 from .forms import TicketForm
+from .middleware import note_refusal_if_actor
 from .selectors_windows import environment_window_state
 from .views_monitoring import monitoring_context
 
@@ -41,6 +42,7 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
             selectors.user_roles(request.user),
             superuser=bool(getattr(request.user, "is_superuser", False)),
         ),
+        "may_read_audit": selectors.may_read_audit(request.user),
     }
 
 
@@ -104,6 +106,7 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
             field = form.field_for(exc.field)
             form.add_error(field, exc.message if field else f"{exc.field}: {exc.message}")
         except policy.PolicyError as exc:
+            note_refusal_if_actor(request, exc)
             form.add_error(None, exc.message)
         else:
             messages.success(request, f"Ticket #{ticket.pk} filed; planning has started.")
@@ -178,6 +181,7 @@ def _post_action(request: HttpRequest, pk: int, call: Any, done: str) -> HttpRes
     try:
         call(ticket)
     except policy.PolicyError as exc:
+        note_refusal_if_actor(request, exc)
         messages.error(request, exc.message)
     except services.InputError as exc:
         # Boundary checks say "must ..." about a field: name it ("reason must be at most ...").

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import policy, selectors, services
 from .choices import TicketStatus
+from .middleware import note_refusal_if_actor
 from .models import CalendarFeedToken, Environment
 from .selectors_windows import freezes_for, schedule_conflicts
 from .services import schedules
@@ -57,6 +58,7 @@ def ticket_schedule(request: HttpRequest, pk: int) -> HttpResponse:
             ticket_id=ticket.pk, actor=request.user, at=at, next_window=next_window
         )
     except policy.PolicyError as exc:
+        note_refusal_if_actor(request, exc)
         messages.error(request, exc.message)
     except services.InputError as exc:
         messages.error(request, exc.message)

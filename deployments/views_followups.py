@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from notifications import events
 
 from . import policy, selectors, services, timezones, validation
+from .middleware import note_refusal_if_actor
 from .models import UserPreference
 from .timezones import SESSION_KEY
 
@@ -39,6 +40,7 @@ def follow_up_complete(request: HttpRequest, pk: int, fid: int) -> HttpResponse:
             },
         )
     except policy.PolicyError as exc:
+        note_refusal_if_actor(request, exc)
         messages.error(request, exc.message)
     except services.InputError as exc:
         messages.error(request, f"{follow_up.get_kind_display()} not saved: {exc.message}")

@@ -139,6 +139,7 @@ def test_no_csp_violation_on_the_main_pages(chromium: Any, live_server: Any) -> 
             "/tickets/new/",
             "/environments/",
             f"/tickets/{ticket.pk}/",
+            "/audit/",
             "/accounts/2fa/",
             "/accounts/2fa/totp/activate/",
             "/accounts/reauthenticate/",

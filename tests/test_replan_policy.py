@@ -71,7 +71,12 @@ def test_operations_cannot_void_two_leads_approvals(
     ticket.refresh_from_db()
     assert ticket.status == TicketStatus.APPROVED and standing(ticket) == 2
     assert TerraformRun.objects.filter(ticket=ticket).count() == 1  # no new plan
-    assert AuditEvent.objects.count() == events  # nothing written
+    # Nothing written but the refusal itself (who, what, why: access.refused).
+    assert AuditEvent.objects.count() == events + 1
+    refusal = AuditEvent.objects.latest("id")
+    assert refusal.action == "access.refused" and refusal.actor == operations
+    assert refusal.data["path"] == f"/api/v1/tickets/{ticket.pk}/plan/"
+    assert refusal.data["reason"].startswith("a new plan would void the approvals")
 
 
 def test_someone_who_may_file_but_not_approve_cannot_void_an_approval(

@@ -102,6 +102,9 @@ def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
+    from deployments.middleware import note_refusal
+
+    note_refusal(request, str(exception) or "forbidden")
     if not _is_api(request):
         return defaults.permission_denied(request, exception)
     return JsonResponse(

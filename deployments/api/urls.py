@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from . import queue, views
+from .audit import AuditEventList
 from .metrics import MetricsView
 from .notifications import NotificationViewSet
 from .webhooks import GitHubWebhookView
@@ -19,6 +20,7 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("me/queue/", queue.MeQueueView.as_view(), name="me-queue"),
     path("deployments/", queue.DeploymentHistoryView.as_view(), name="deployment-list"),
+    path("audit/", AuditEventList.as_view(), name="audit"),
     path("webhooks/github/", GitHubWebhookView.as_view(), name="webhook-github"),
     path("metrics/", MetricsView.as_view(), name="metrics"),
     path("", include(router.urls)),

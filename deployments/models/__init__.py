@@ -2,7 +2,7 @@
 
 from .apikeys import ApiKey, ApiKeyScope, IdempotencyRecord
 from .approvals import Approval, Rejection
-from .audit import AuditChainHead, AuditEvent
+from .audit import AuditChainHead, AuditEvent, AuditVerification
 from .checks import CheckResult, CheckStatus
 from .deployments import Deployment, DeploymentOutcome
 from .drift import DriftCheck
@@ -21,6 +21,7 @@ __all__ = [
     "Approval",
     "AuditChainHead",
     "AuditEvent",
+    "AuditVerification",
     "CalendarFeedToken",
     "CheckResult",
     "CheckStatus",

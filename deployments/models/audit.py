@@ -57,3 +57,23 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return self.last_hash
+
+
+class AuditVerification(models.Model):
+    """The outcome of one full walk of the chain (manage.py verify_audit or the nightly
+    task), so that the audit page shows the last result without walking 1M events."""
+
+    at = models.DateTimeField()
+    ok = models.BooleanField()
+    count = models.PositiveBigIntegerField()
+    message = models.TextField()
+    bad_event_id = models.BigIntegerField(null=True, blank=True)
+    head = models.CharField(max_length=64, blank=True)
+    seconds = models.FloatField(default=0)
+    source = models.CharField(max_length=32)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {'intact' if self.ok else 'BROKEN'}"

@@ -24,12 +24,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection, transaction
 from django.utils import timezone
 
-from deployments.models import AuditChainHead, AuditEvent, Ticket
+from deployments.models import AuditChainHead, AuditEvent, AuditVerification, Ticket
 
 GENESIS_HASH = "0" * 64
 # Rows fetched per round trip while verifying: memory stays flat however long the chain.
@@ -38,18 +40,6 @@ VERIFY_CHUNK = 5000
 # json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str),
 # built once: verification hashes every event.
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
-
-_FIELDS = (
-    "id",
-    "at",
-    "actor_id",
-    "actor_name",
-    "action",
-    "ticket_id",
-    "data",
-    "prev_hash",
-    "hash",
-)
 
 
 def canonical_hash(
@@ -137,44 +127,99 @@ class _Cursor:
     count: int = 0
 
 
+# The canonical encoding written out by hand for the verifier: the same bytes as
+# canonical_hash (sorted keys: action, actor, actor_id, at, data, prev, ticket), without
+# building a dict per event; test_audit_chain checks the two agree.
+_STR = json.encoder.encode_basestring_ascii
+
+
+def _int_or_null(value: int | None) -> str:
+    return "null" if value is None else str(int(value))
+
+
+def _iso_utc(value: Any) -> str:
+    """``at`` as audit_record hashed it: ISO 8601 in UTC with a +00:00 offset.
+
+    PostgreSQL hands back aware datetimes; SQLite the text Django stored (naive UTC)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    elif value.utcoffset():
+        value = value.astimezone(dt.UTC)
+    return value.isoformat()
+
+
+def _raw_chunks(after: int) -> Any:
+    """Events after id ``after`` in id order as raw tuples, VERIFY_CHUNK rows per query.
+
+    Keyset pages over the primary key (each an index range scan, on either database)
+    and no ORM conversion per row: memory stays flat and the walk stays fast at 1M."""
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    columns = "id, at, actor_id, actor_name, action, ticket_id, data, prev_hash, hash"
+    sql = f"SELECT {columns} FROM {table} WHERE id > %s ORDER BY id LIMIT %s"  # noqa: S608
+    while True:
+        with connection.cursor() as raw:
+            raw.execute(sql, [after, VERIFY_CHUNK])
+            rows = raw.fetchall()
+        if not rows:
+            return
+        yield rows
+        after = rows[-1][0]
+
+
 def _walk(cursor: _Cursor) -> AuditReport | None:
     """Check the events after the cursor in id order, streaming, and advance the cursor;
     stop at the first bad event and report it."""
-    rows = (
-        AuditEvent.objects.filter(id__gt=cursor.last_id)
-        .order_by("id")
-        .values_list(*_FIELDS)
-        .iterator(chunk_size=VERIFY_CHUNK)
+    loads, sha256, encode, string = json.loads, hashlib.sha256, _ENCODER.encode, _STR
+    last_id, last_hash, last_action, count = (
+        cursor.last_id,
+        cursor.last_hash,
+        cursor.last_action,
+        cursor.count,
     )
-    for pk, at, actor_id, actor_name, action, ticket_id, data, prev_hash, stored in rows:
-        if prev_hash != cursor.last_hash:
-            if cursor.count == 0:
-                what = (
-                    "is the oldest event but does not start the chain: "
-                    "earlier events were deleted or its link was edited"
+    failure: AuditReport | None = None
+    for rows in _raw_chunks(last_id):
+        for pk, at, actor_id, actor_name, action, ticket_id, data, prev_hash, stored in rows:
+            if prev_hash != last_hash:
+                if count == 0:
+                    what = (
+                        "is the oldest event but does not start the chain: "
+                        "earlier events were deleted or its link was edited"
+                    )
+                else:
+                    what = (
+                        f"does not link to event {last_id} before it: an event between "
+                        "them was deleted or inserted, the events were reordered, or its "
+                        "link was edited"
+                    )
+                failure = AuditReport(False, count, f"event {pk} ({action}) {what}", pk)
+                break
+            if isinstance(data, str):
+                data = loads(data)
+            blob = (
+                f'{{"action":{string(action)},"actor":{string(actor_name)},'
+                f'"actor_id":{_int_or_null(actor_id)},"at":"{_iso_utc(at)}",'
+                f'"data":{encode(data)},"prev":{string(prev_hash)},'
+                f'"ticket":{_int_or_null(ticket_id)}}}'
+            )
+            if sha256(blob.encode("utf-8")).hexdigest() != stored:
+                message = (
+                    f"event {pk} ({action}) was altered: its stored fields do not match its hash"
                 )
-            else:
-                what = (
-                    f"does not link to event {cursor.last_id} before it: an event between "
-                    "them was deleted or inserted, the events were reordered, or its link "
-                    "was edited"
-                )
-            return AuditReport(False, cursor.count, f"event {pk} ({action}) {what}", pk)
-        computed = canonical_hash(
-            at=at,
-            actor_id=actor_id,
-            actor_name=actor_name,
-            action=action,
-            ticket_id=ticket_id,
-            data=data,
-            prev_hash=prev_hash,
-        )
-        if computed != stored:
-            message = f"event {pk} ({action}) was altered: its stored fields do not match its hash"
-            return AuditReport(False, cursor.count, message, pk)
-        cursor.last_id, cursor.last_hash, cursor.last_action = pk, stored, action
-        cursor.count += 1
-    return None
+                failure = AuditReport(False, count, message, pk)
+                break
+            last_id, last_hash, last_action = pk, stored, action
+            count += 1
+        if failure is not None:
+            break
+    cursor.last_id, cursor.last_hash, cursor.last_action, cursor.count = (
+        last_id,
+        last_hash,
+        last_action,
+        count,
+    )
+    return failure
 
 
 def audit_check() -> AuditReport:
@@ -240,4 +285,45 @@ def audit_verify() -> tuple[bool, str]:
     return report.ok, report.message
 
 
-# --- tickets -----------------------------------------------------------------------
+def audit_verify_and_record(*, source: str) -> tuple[AuditReport, AuditVerification]:
+    """Walk the whole chain and keep the outcome (the audit page shows the last one)."""
+    start = time.perf_counter()
+    report = audit_check()
+    seconds = time.perf_counter() - start
+    with transaction.atomic():
+        verification = AuditVerification.objects.create(
+            at=timezone.now(),
+            ok=report.ok,
+            count=report.count,
+            message=report.message,
+            bad_event_id=report.bad_event_id,
+            head=report.head,
+            seconds=seconds,
+            source=source[:32],
+        )
+    return report, verification
+
+
+# Refusals are recorded with bounded text: a flood of them adds rows, never big ones.
+_REFUSAL_TEXT = 300
+
+
+def refusal_record(*, user: Any, method: str, path: str, reason: str, status: int = 403) -> None:
+    """A signed-in person was refused (an HTTP 403, or a page's "you may not" message):
+    who, what they tried and why, in its own transaction (the refused change rolled back).
+
+    Anonymous callers are not recorded here: they get 401 or the sign-in page, and
+    failed sign-ins are recorded by services.accounts."""
+    if not getattr(user, "is_authenticated", False):
+        return
+    with transaction.atomic():
+        audit_record(
+            actor=user,
+            action="access.refused",
+            data={
+                "method": method[:16],
+                "path": path[:_REFUSAL_TEXT],
+                "reason": str(reason)[:_REFUSAL_TEXT],
+                "status": status,
+            },
+        )

@@ -219,4 +219,31 @@ class Command(BaseCommand):
                     ticket=ticket,
                     data={"environment": env.name, "commit_sha": sha, "source": "seed"},
                 )
+                # The rest of the seeded story, so the audit page shows every step of it
+                # (recorded now: the chain's times are when events were written).
+                for username, role in approvers.get(env.name, []):
+                    audit_record(
+                        actor=users[username],
+                        action="approval.grant",
+                        ticket=ticket,
+                        data={"role": role, "plan_sha256": plan.plan_sha256, "source": "seed"},
+                    )
+                audit_record(
+                    actor="worker",
+                    action="run.finish",
+                    ticket=ticket,
+                    data={"kind": "apply", "status": "failed" if failed else "succeeded"},
+                )
+                audit_record(
+                    actor="worker",
+                    action="ticket.transition",
+                    ticket=ticket,
+                    data={
+                        "from": TicketStatus.APPLYING.value,
+                        "to": TicketStatus.APPLY_FAILED.value
+                        if failed
+                        else TicketStatus.COMPLETED.value,
+                        "reason": "seeded history",
+                    },
+                )
         self.stdout.write(f"{count} tickets of history created")

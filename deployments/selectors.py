@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from . import policy
@@ -49,12 +50,23 @@ def _is_superuser(user: Any) -> bool:
     return bool(getattr(user, "is_superuser", False))
 
 
+def _all_environments(user: Any) -> list[Environment]:
+    """Every environment, read once per request (cached on the user object like its roles):
+    visibility checks on one page would otherwise read the table several times."""
+    cached = getattr(user, "_portal_environments", None)
+    if cached is None:
+        cached = list(Environment.objects.all())
+        if getattr(user, "is_authenticated", False):
+            user._portal_environments = cached
+    return cached
+
+
 def environments_visible_to(user: Any) -> list[Environment]:
     """Environments whose policy the user may read: those they see tickets of or may file in."""
     roles = user_roles(user)
     return [
         env
-        for env in Environment.objects.all()
+        for env in _all_environments(user)
         if policy.can_see_environment(env, roles, superuser=_is_superuser(user))
     ]
 
@@ -64,7 +76,7 @@ def _viewable_environment_ids(user: Any) -> list[int]:
     roles = user_roles(user)
     return [
         env.pk
-        for env in Environment.objects.all()
+        for env in _all_environments(user)
         if policy.can_view(env, roles, superuser=_is_superuser(user))
     ]
 
@@ -81,7 +93,7 @@ def _visible_q(user: Any, prefix: str = "") -> Q:
 def environments_fileable_by(user: Any) -> list[Environment]:
     roles = user_roles(user)
     result = []
-    for env in Environment.objects.all():
+    for env in _all_environments(user):
         try:
             policy.check_may_file(env, roles, superuser=_is_superuser(user))
         except policy.PolicyError:
@@ -97,7 +109,7 @@ def environment_get(name: str) -> Environment | None:
 def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
     """Tickets the user may see (policy.may_see_ticket); any other is 404."""
     return Ticket.objects.filter(_visible_q(user)).select_related(
-        "environment", "author", "current_plan"
+        "environment", "author", "current_plan", "current_plan__requested_by"
     )
 
 
@@ -328,27 +340,17 @@ class KnownGood:
     var_file: str = ""
 
 
-def last_known_good(
-    env: Environment, before: dt.datetime | None = None, *, exclude_ticket: int | None = None
-) -> KnownGood | None:
-    """The newest succeeded deployment of ``env`` (finished before ``before``) that was
-    neither rolled back nor failed its monitoring, and whose ticket did not end rolled back
-    or failed afterwards: what a rollback returns to."""
-    found = Deployment.objects.filter(
-        environment=env,
+def _good_deployments() -> QuerySet[Deployment]:
+    """Deployments a rollback could return to: succeeded, neither rolled back nor failed
+    their monitoring, and whose ticket did not end rolled back or failed afterwards."""
+    return Deployment.objects.filter(
         outcome=DeploymentOutcome.SUCCEEDED,
         rolled_back_at__isnull=True,
         monitoring_failed_at__isnull=True,
     ).exclude(ticket__status__in=[TicketStatus.ROLLED_BACK, TicketStatus.APPLY_FAILED])
-    if before is not None:
-        found = found.filter(finished_at__lt=before)
-    if exclude_ticket is not None:
-        found = found.exclude(ticket_id=exclude_ticket)
-    deployment = (
-        found.order_by("-finished_at", "-pk")
-        .only("ticket_id", "commit_sha", "finished_at", "var_file")
-        .first()
-    )
+
+
+def _known_good(deployment: Deployment | None) -> KnownGood | None:
     if deployment is None:
         return None
     return KnownGood(
@@ -360,7 +362,63 @@ def last_known_good(
     )
 
 
+_KNOWN_GOOD_FIELDS = ("ticket_id", "commit_sha", "finished_at", "var_file")
+
+
+def last_known_good(
+    env: Environment, before: dt.datetime | None = None, *, exclude_ticket: int | None = None
+) -> KnownGood | None:
+    """The newest succeeded deployment of ``env`` (finished before ``before``) that was
+    neither rolled back nor failed its monitoring, and whose ticket did not end rolled back
+    or failed afterwards: what a rollback returns to."""
+    found = _good_deployments().filter(environment=env)
+    if before is not None:
+        found = found.filter(finished_at__lt=before)
+    if exclude_ticket is not None:
+        found = found.exclude(ticket_id=exclude_ticket)
+    return _known_good(found.order_by("-finished_at", "-pk").only(*_KNOWN_GOOD_FIELDS).first())
+
+
+# Later than any deployment: "before" for tickets not deployed yet.
+_END_OF_TIME = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+_NOT_ATTACHED = object()
+
+
+def attach_last_known_good(tickets: list[Ticket]) -> None:
+    """ticket_last_known_good for a whole page of tickets in two queries, whatever its
+    length (lists would otherwise make one query per ticket)."""
+    if not tickets:
+        return
+    newest = (
+        _good_deployments()
+        .filter(
+            environment=OuterRef("environment_id"),
+            finished_at__lt=Coalesce(OuterRef("deployed_at"), Value(_END_OF_TIME)),
+        )
+        .exclude(ticket_id=OuterRef("pk"))
+        .order_by("-finished_at", "-pk")
+        .values("pk")[:1]
+    )
+    chosen: dict[int, int | None] = dict(
+        Ticket.objects.filter(pk__in=[t.pk for t in tickets])
+        .annotate(good=Subquery(newest))
+        .values_list("pk", "good")
+    )
+    found = {
+        d.pk: d
+        for d in Deployment.objects.filter(pk__in={v for v in chosen.values() if v}).only(
+            *_KNOWN_GOOD_FIELDS
+        )
+    }
+    for ticket in tickets:
+        good = chosen.get(ticket.pk)
+        ticket._known_good = _known_good(found.get(good) if good else None)  # type: ignore[attr-defined]
+
+
 def ticket_last_known_good(ticket: Ticket) -> KnownGood | None:
     """What this ticket's rollback would return to: the environment's last good deployment
     before the ticket's own (or now, when it is not deployed)."""
+    attached = ticket.__dict__.get("_known_good", _NOT_ATTACHED)
+    if attached is not _NOT_ATTACHED:
+        return cast(KnownGood | None, attached)
     return last_known_good(ticket.environment, ticket.deployed_at, exclude_ticket=ticket.pk)

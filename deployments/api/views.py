@@ -137,6 +137,12 @@ class TicketViewSet(
             commit=commit.lower(),
         )
 
+    def paginate_queryset(self, queryset: Any) -> Any:
+        page = super().paginate_queryset(queryset)
+        # Each ticket's rollback_plan.last_known_good, for the whole page at once.
+        selectors.attach_last_known_good(page or [])
+        return page
+
     def _detail(self, ticket: Ticket, code: int = status.HTTP_200_OK) -> Response:
         fresh = selectors.ticket_get(self.request.user, ticket.pk)
         return Response(TicketDetailSerializer(fresh).data, status=code)

@@ -106,3 +106,32 @@ def test_the_schema_documents_429_and_the_filters(author: User) -> None:
     assert "Idempotency-Key" in {p["name"] for p in create["parameters"]}
     assert "422" in create["responses"]
     assert "tokenAuth" in schema["components"]["securitySchemes"]
+
+
+def test_cursor_pages_walk_the_list_newest_first_without_offsets(author: User) -> None:
+    made = [TicketFactory(author=author).pk for _ in range(5)]
+    client = api_for(author)
+    first = client.get("/api/v1/tickets/?limit=2").json()
+    seen = [t["id"] for t in first["results"]]
+    cursor = first["next_cursor"]
+    while cursor:
+        page = client.get(f"/api/v1/tickets/?limit=2&cursor={cursor}")
+        assert page.status_code == 200, page.json()
+        body = page.json()
+        assert body["previous"] is None and body["count"] == 5
+        assert (body["next"] is None) == (body["next_cursor"] is None)
+        seen += [t["id"] for t in body["results"]]
+        cursor = body["next_cursor"]
+    # Every ticket once, in the list's own order (newest first: highest id on equal times).
+    assert seen == sorted(made, reverse=True)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["cursor=nonsense", "cursor=" + "A" * 201, "cursor=MjAyNnwx", "offset=2&cursor=x"],
+)
+def test_a_bad_cursor_is_400_naming_it(author: User, query: str) -> None:
+    TicketFactory(author=author)
+    response = api_for(author).get(f"/api/v1/tickets/?{query}")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("cursor")

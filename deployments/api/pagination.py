@@ -109,7 +109,7 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
     def get_next_link(self) -> str | None:
         if self.cursor is None:
             return super().get_next_link()
-        if self.next_cursor is None:
+        if self.next_cursor is None or self.request is None:
             return None
         url = self.request.build_absolute_uri()
         return replace_query_param(url, "cursor", self.next_cursor)

@@ -135,3 +135,20 @@ def test_a_bad_cursor_is_400_naming_it(author: User, query: str) -> None:
     response = api_for(author).get(f"/api/v1/tickets/?{query}")
     assert response.status_code == 400
     assert response.json()["detail"].startswith("cursor")
+
+
+def test_deep_offsets_read_ids_first_and_say_how_far_the_list_goes(
+    author: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = sorted((TicketFactory(author=author).pk for _ in range(6)), reverse=True)
+    client = api_for(author)
+    monkeypatch.setattr(pagination, "COUNT_LIMIT", 2)
+    middle = client.get("/api/v1/tickets/?limit=2&offset=3").json()
+    assert [t["id"] for t in middle["results"]] == made[3:5]
+    # More rows follow: the count is a lower bound past the counted range.
+    assert (middle["count"], middle["count_exact"]) == (5, False)
+    last = client.get("/api/v1/tickets/?limit=2&offset=4").json()
+    assert [t["id"] for t in last["results"]] == made[4:6]
+    assert (last["count"], last["count_exact"], last["next"]) == (6, True, None)
+    past = client.get("/api/v1/tickets/?limit=2&offset=9").json()
+    assert (past["results"], past["count"], past["count_exact"]) == ([], 6, True)

@@ -91,20 +91,40 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
                 raise ValidationError({"cursor": ["cursor and offset cannot be combined"]})
             self.cursor = decode_cursor(token)
         self.count_bound = max(COUNT_LIMIT, self.offset + self.limit)
-        # COUNT(*) over a LIMITed subquery: the database stops after bound + 1 rows.
-        self.count = queryset.order_by()[: self.count_bound + 1].count()
-        if self.count == 0 or self.offset > self.count:
-            return []
         if self.cursor is not None:
             moment, pk = self.cursor
-            queryset = queryset.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk))
-            page = list(queryset[: self.limit + 1])
+            page = list(
+                queryset.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk))[
+                    : self.limit + 1
+                ]
+            )
+        elif self.offset > COUNT_LIMIT:
+            page = self._deep_page(queryset)
         else:
             page = list(queryset[self.offset : self.offset + self.limit + 1])
         more, page = len(page) > self.limit, page[: self.limit]
+        if self.offset > COUNT_LIMIT and (page or not self.offset):
+            # Past the counted range the page itself says how far the list goes: counting
+            # up to the offset would step over every row before it a second time.
+            self.count = self.offset + len(page) + (1 if more else 0)
+            self.count_bound = self.offset + len(page)
+        else:
+            # COUNT(*) over a LIMITed subquery: the database stops after bound + 1 rows.
+            self.count = queryset.order_by()[: self.count_bound + 1].count()
+        if self.count == 0 or self.offset > self.count:
+            return []
         if self.keyset and more and page:
             self.next_cursor = encode_cursor(page[-1].created_at, page[-1].pk)
         return page
+
+    def _deep_page(self, queryset: Any) -> list[Any]:
+        """Rows at a large offset: step over the skipped ones reading ids only (an index
+        scan), then load the page's rows with their joins by id."""
+        ids = list(
+            queryset.values_list("pk", flat=True)[self.offset : self.offset + self.limit + 1]
+        )
+        rows = {row.pk: row for row in queryset.filter(pk__in=ids)}
+        return [rows[pk] for pk in ids if pk in rows]
 
     def get_next_link(self) -> str | None:
         if self.cursor is None:

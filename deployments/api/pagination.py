@@ -99,7 +99,7 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
                 ]
             )
         elif self.offset > COUNT_LIMIT:
-            page = self._deep_page(queryset)
+            page = self._deep_page(queryset, self.offset, self.limit + 1)
         else:
             page = list(queryset[self.offset : self.offset + self.limit + 1])
         more, page = len(page) > self.limit, page[: self.limit]
@@ -117,12 +117,11 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
             self.next_cursor = encode_cursor(page[-1].created_at, page[-1].pk)
         return page
 
-    def _deep_page(self, queryset: Any) -> list[Any]:
+    @staticmethod
+    def _deep_page(queryset: Any, offset: int, size: int) -> list[Any]:
         """Rows at a large offset: step over the skipped ones reading ids only (an index
         scan), then load the page's rows with their joins by id."""
-        ids = list(
-            queryset.values_list("pk", flat=True)[self.offset : self.offset + self.limit + 1]
-        )
+        ids = list(queryset.values_list("pk", flat=True)[offset : offset + size])
         rows = {row.pk: row for row in queryset.filter(pk__in=ids)}
         return [rows[pk] for pk in ids if pk in rows]
 

@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only", action="append", default=[], help="run only this module (repeatable)"
     )
     args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     ctx = Context(quick=args.quick)
     ctx.work.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks" + "".join(

@@ -61,9 +61,20 @@ def facts(payload: dict[str, Any]) -> dict[str, Any]:
         .values_list("ticket_id", flat=True)
         .first()
     )
-    run = TerraformRun.objects.filter(ticket_id=heavy).order_by("-id").values_list("id", flat=True)
+    run = (
+        TerraformRun.objects.filter(ticket_id=heavy or 0)
+        .order_by("-id")
+        .values_list("id", flat=True)
+    )
+    from deployments.api.pagination import encode_cursor
+
     deep_offset = max(0, int(tickets * 0.9) // 50 * 50)
+    before = Ticket.objects.order_by("-created_at", "-id").values_list("created_at", "id")[
+        max(0, deep_offset - 1) : deep_offset
+    ]
+    deep_cursor = encode_cursor(*before[0]) if before else ""
     return {
+        "deep_cursor": deep_cursor,
         "tickets": tickets,
         "heavy": heavy,
         "run": run.first(),

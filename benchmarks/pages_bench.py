@@ -2,8 +2,8 @@
 same gunicorn, over HTTP on loopback, and the queries each page makes.
 
 PAGES below is the one table of URLs: add a row for a new page (``{heavy}`` is a ticket
-with 50 runs, ``{run}`` one of its runs, ``{deep_offset}``/``{deep_page}`` 90 % into the
-ticket list). A URL answering 404 (a page not merged yet) is skipped with a note.
+with 50 runs, ``{run}`` one of its runs, ``{deep_offset}``/``{deep_page}``/``{deep_cursor}``
+90 % into the ticket list). A URL answering 404 (a page not merged yet) is skipped with a note.
 
 Measured: PostgreSQL + Redis with ``seed_demo --tickets 100000`` (``--quick``: 5,000), and
 SQLite embedded with 5,000 for comparison. Server time is gunicorn's own, from the
@@ -46,6 +46,7 @@ PAGES: list[Page] = [
     Page("metrics page", "/metrics/", "page"),
     Page("GET /api/v1/tickets/", "/api/v1/tickets/", "api"),
     Page("GET /api/v1/tickets/ deep (offset)", "/api/v1/tickets/?offset={deep_offset}", "api"),
+    Page("GET /api/v1/tickets/ deep (cursor)", "/api/v1/tickets/?cursor={deep_cursor}", "api"),
     Page("GET /api/v1/tickets/?environment=prod", "/api/v1/tickets/?environment=prod", "api"),
     Page("GET /api/v1/tickets/{id}/ (50 runs)", "/api/v1/tickets/{heavy}/", "api"),
     Page("GET /api/v1/environments/", "/api/v1/environments/", "api"),

@@ -36,6 +36,8 @@ class Page:
 
 PAGES: list[Page] = [
     Page("home page", "/", "page"),
+    # Until the home page lands the ticket list is at "/": drop this row when it moves.
+    Page("ticket list page at /, deep page", "/?page={deep_page}", "page"),
     Page("ticket list page, page 1", "/tickets/", "page"),
     Page("ticket list page, deep page", "/tickets/?page={deep_page}", "page"),
     Page("ticket page, 50 runs", "/tickets/{heavy}/", "page"),

@@ -134,6 +134,21 @@ def ticket_list(
     return tickets
 
 
+# Offsets beyond this read ids first (rows_at).
+DEEP_OFFSET = 1000
+
+
+def rows_at(queryset: QuerySet[Any], offset: int, size: int) -> list[Any]:
+    """``queryset[offset:offset + size]``; a deep offset steps over the skipped rows reading
+    ids only (an index scan: the list indexes cover the visibility filter), then loads the
+    page's rows with their joins by id."""
+    if offset <= DEEP_OFFSET:
+        return list(queryset[offset : offset + size])
+    ids = list(queryset.values_list("pk", flat=True)[offset : offset + size])
+    rows = {row.pk: row for row in queryset.filter(pk__in=ids)}
+    return [rows[pk] for pk in ids if pk in rows]
+
+
 def ticket_get(user: Any, pk: int | str) -> Ticket:
     """A ticket the user may see, or 404 (never 403: existence is not disclosed)."""
     try:
@@ -270,7 +285,11 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
     votes = standing_votes(ticket)
     plan = ticket.current_plan
     has_plan = bool(plan and plan.status == RunStatus.SUCCEEDED and plan.plan_sha256)
-    busy = ticket.runs.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists()
+    if "runs" in getattr(ticket, "_prefetched_objects_cache", {}):
+        # ticket_get loaded the runs already: no second look.
+        busy = any(run.status in (RunStatus.QUEUED, RunStatus.RUNNING) for run in ticket.runs.all())
+    else:
+        busy = ticket.runs.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists()
     status = TicketStatus(ticket.status)
     rule = policy.rule_for(ticket)
     pending = policy.quorum(rule, votes).describe_missing()

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
+from deployments import selectors
 from deployments.api import pagination
 from deployments.choices import TicketStatus
 from deployments.models import Environment
@@ -143,6 +144,7 @@ def test_deep_offsets_read_ids_first_and_say_how_far_the_list_goes(
     made = sorted((TicketFactory(author=author).pk for _ in range(6)), reverse=True)
     client = api_for(author)
     monkeypatch.setattr(pagination, "COUNT_LIMIT", 2)
+    monkeypatch.setattr(selectors, "DEEP_OFFSET", 1)  # ids first from offset 2 on
     middle = client.get("/api/v1/tickets/?limit=2&offset=3").json()
     assert [t["id"] for t in middle["results"]] == made[3:5]
     # More rows follow: the count is a lower bound past the counted range.
@@ -152,3 +154,29 @@ def test_deep_offsets_read_ids_first_and_say_how_far_the_list_goes(
     assert (last["count"], last["count_exact"], last["next"]) == (6, True, None)
     past = client.get("/api/v1/tickets/?limit=2&offset=9").json()
     assert (past["results"], past["count"], past["count_exact"]) == ([], 6, True)
+
+
+def test_the_ticket_list_page_pages_newest_first(
+    author: User, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deployments import views
+
+    monkeypatch.setattr(views, "TICKETS_PER_PAGE", 2)
+    monkeypatch.setattr(selectors, "DEEP_OFFSET", 1)
+    made = sorted((TicketFactory(author=author).pk for _ in range(5)), reverse=True)
+    client.force_login(author)
+
+    def shown(query: str) -> list[int]:
+        response = client.get(f"/?{query}")
+        assert response.status_code == 200
+        return [t.pk for t in response.context["tickets"]]
+
+    assert shown("") == made[:2]
+    assert shown("page=2") == made[2:4]
+    assert shown("page=3") == made[4:]
+    assert shown("page=9") == []
+    # Not a page number: the first page, never an error.
+    assert shown("page=x") == shown("page=-1") == shown("page=%EF%BC%92") == made[:2]
+    body = client.get("/?page=2&status=awaiting_approval").content.decode()
+    assert 'href="?status=awaiting_approval&amp;page=1"' in body
+    assert 'href="?status=awaiting_approval&amp;page=3"' in body

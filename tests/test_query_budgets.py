@@ -77,6 +77,7 @@ def _clients(history: History, who: str) -> dict[str, Any]:
 LIST_URLS: list[tuple[str, str]] = [
     ("page", "/"),
     ("page", "/?environment=dev&status=completed"),
+    ("page", "/?page=2"),
     ("page", "/environments/"),
     ("page", "/calendar/"),
     ("page", "/settings/"),

@@ -21,6 +21,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
+from deployments.selectors import rows_at
+
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_OFFSET = 1_000_000_000
@@ -98,10 +100,8 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
                     : self.limit + 1
                 ]
             )
-        elif self.offset > COUNT_LIMIT:
-            page = self._deep_page(queryset, self.offset, self.limit + 1)
         else:
-            page = list(queryset[self.offset : self.offset + self.limit + 1])
+            page = rows_at(queryset, self.offset, self.limit + 1)
         more, page = len(page) > self.limit, page[: self.limit]
         if self.offset > COUNT_LIMIT and (page or not self.offset):
             # Past the counted range the page itself says how far the list goes: counting
@@ -116,14 +116,6 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
         if self.keyset and more and page:
             self.next_cursor = encode_cursor(page[-1].created_at, page[-1].pk)
         return page
-
-    @staticmethod
-    def _deep_page(queryset: Any, offset: int, size: int) -> list[Any]:
-        """Rows at a large offset: step over the skipped ones reading ids only (an index
-        scan), then load the page's rows with their joins by id."""
-        ids = list(queryset.values_list("pk", flat=True)[offset : offset + size])
-        rows = {row.pk: row for row in queryset.filter(pk__in=ids)}
-        return [rows[pk] for pk in ids if pk in rows]
 
     def get_next_link(self) -> str | None:
         if self.cursor is None:

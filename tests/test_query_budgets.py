@@ -8,7 +8,9 @@ ticket with 2 runs and then on one with 50 (plus checks and evidence rows at bot
 
 from __future__ import annotations
 
+import datetime as dt
 import random
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -18,9 +20,10 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from deployments import seeding
-from deployments.models import CheckResult, TerraformRun, Ticket
+from deployments.models import CheckResult, Evidence, FollowUp, TerraformRun, Ticket
 from deployments.models.apikeys import ApiKey
 from deployments.services.apikeys import api_key_create
 
@@ -114,10 +117,31 @@ def _ticket_with_runs(runs: int) -> Ticket:
 
 
 def _decorate(ticket: Ticket, rows: int) -> None:
-    """Per-ticket rows the detail shows beside runs: CI checks."""
+    """Per-ticket rows the detail shows beside runs: CI checks, evidence, follow-ups."""
+    qa = User.objects.get(username="qa1")
     for n in range(rows):
         CheckResult.objects.create(
             ticket=ticket, name=f"check-{n}", status="passed", reported_by=ticket.author
+        )
+        Evidence.objects.create(
+            ticket=ticket,
+            kind="smoke_tests",
+            token=uuid.uuid4().hex,
+            file=f"evidence/ticket-{ticket.pk}/{n}.txt",
+            filename=f"smoke-{n}.txt",
+            size=10,
+            sha256="0" * 64,
+            content_type="text/plain",
+            uploaded_by=qa,
+            passed=True,
+            signed_off_by=qa,
+            signed_off_at=timezone.now(),
+        )
+        FollowUp.objects.create(
+            ticket=ticket,
+            kind="post_mortem",
+            due_at=timezone.now() + dt.timedelta(days=n - 3),
+            deployment_run=ticket.runs.order_by("-pk")[n % ticket.runs.count()],
         )
 
 

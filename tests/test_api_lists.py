@@ -180,3 +180,32 @@ def test_the_ticket_list_page_pages_newest_first(
     body = client.get("/?page=2&status=awaiting_approval").content.decode()
     assert 'href="?status=awaiting_approval&amp;page=1"' in body
     assert 'href="?status=awaiting_approval&amp;page=3"' in body
+
+
+def test_the_list_gives_exactly_what_the_ticket_serializer_gives(
+    settings: Any, author: User
+) -> None:
+    """The list builds its rows without DRF's per-field machinery (api/fastrep.py): the
+    same keys in the same order and the same values as TicketSerializer, on varied history
+    (every status, risk, rollback, plans with and without summaries, deployments)."""
+    import json
+
+    from django.core.management import call_command
+    from django.utils import timezone
+    from rest_framework.renderers import JSONRenderer
+
+    from deployments.api.serializers import TicketSerializer
+
+    settings.EMBEDDED = True
+    call_command("seed_demo", "--tickets", "60", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    ops = User.objects.get(username="ops1")
+    first = TicketFactory(author=ops, pull_request_url="https://example.com/pr/1")
+    TicketFactory(author=ops, rollback_of=first, scheduled_for=timezone.now())
+    body = api_for(ops).get("/api/v1/tickets/?limit=200").json()
+    assert len(body["results"]) == 62
+    tickets = {t.pk: t for t in selectors.ticket_list(ops)}
+    selectors.attach_last_known_good(list(tickets.values()))
+    for row in body["results"]:
+        expected = json.loads(JSONRenderer().render(TicketSerializer(tickets[row["id"]]).data))
+        assert list(row) == list(expected)
+        assert row == expected

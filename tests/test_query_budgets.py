@@ -179,3 +179,11 @@ def test_detail_queries_do_not_grow_with_rows(
         few = _queries(client, small_url)
     with django_assert_max_num_queries(few):
         _queries(client, heavy_url)
+
+
+def test_every_response_says_how_long_the_server_took(client: Client) -> None:
+    """Server-Timing (deployments.middleware.ServerTiming), read by benchmarks/pages_bench.py."""
+    for path in ("/healthz", "/accounts/login/", "/api/v1/tickets/"):
+        header = client.get(path)["Server-Timing"]
+        name, _, duration = header.partition(";dur=")
+        assert name == "app" and float(duration) >= 0, header

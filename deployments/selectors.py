@@ -155,7 +155,10 @@ def ticket_get(user: Any, pk: int | str) -> Ticket:
         ticket = (
             tickets_visible_to(user)
             .prefetch_related(
-                Prefetch("runs", queryset=TerraformRun.objects.select_related("requested_by"))
+                Prefetch("runs", queryset=TerraformRun.objects.select_related("requested_by")),
+                Prefetch(
+                    "approvals", queryset=Approval.objects.select_related("approver", "plan_run")
+                ),
             )
             .get(pk=pk)
         )
@@ -229,10 +232,22 @@ def standing_votes(ticket: Ticket) -> list[policy.Vote]:
             roles=frozenset(a.held_roles),
             role=a.role,
         )
-        for a in Approval.objects.filter(ticket=ticket, voided_at__isnull=True)
-        .select_related("approver")
-        .order_by("created_at", "id")
+        for a in ticket_approvals(ticket)
+        if a.voided_at is None
     ]
+
+
+def ticket_approvals(ticket: Ticket) -> list[Approval]:
+    """All the ticket's approvals (voided too) with approver and plan run, oldest first:
+    those ticket_get loaded with the ticket, or one query. Pages and the API detail read
+    them several times per request (votes, summary, the list itself)."""
+    if "approvals" in getattr(ticket, "_prefetched_objects_cache", {}):
+        return list(ticket.approvals.all())
+    return list(
+        Approval.objects.filter(ticket=ticket)
+        .select_related("approver", "plan_run")
+        .order_by("created_at", "id")
+    )
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,7 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "events": selectors.audit_for_ticket(ticket),
             "is_live": live_run is not None,
             "approval": services.approval_summary(ticket),
-            "approvals": ticket.approvals.select_related("approver", "plan_run"),
+            "approvals": selectors.ticket_approvals(ticket),
             "rejections": ticket.rejections.select_related("rejected_by"),
             "actions": selectors.ticket_actions(ticket, request.user, timezone.now()),
             # A re-plan that voids approvals asks why (recorded on them).

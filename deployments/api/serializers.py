@@ -379,7 +379,7 @@ class TicketDetailSerializer(TicketSerializer):
         ]
 
     def get_approvals(self, ticket: Ticket) -> list[dict[str, Any]]:
-        return ApprovalSerializer(ticket.approvals.select_related("approver"), many=True).data  # type: ignore[return-value]
+        return ApprovalSerializer(selectors.ticket_approvals(ticket), many=True).data  # type: ignore[return-value]
 
     def get_plan_stale(self, ticket: Ticket) -> bool:
         """True: another apply changed the environment since this plan (re-plan needed)."""

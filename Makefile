@@ -47,10 +47,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# A dev ticket end to end versus raw terraform init+plan, as ratios from one run.
+# Every performance figure of issue 12 beside its baseline, from one run (benchmarks/):
+# BENCH_ARGS=--quick for fewer tickets, BENCH_ARGS="--only pages" for one module.
 bench: install
 	$(BIN)/python manage.py install_terraform
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

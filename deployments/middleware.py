@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from django.contrib import messages
@@ -83,3 +84,18 @@ def _reason_of(response: HttpResponse) -> str:
     if isinstance(data, dict) and isinstance(data.get("detail"), str):
         return data["detail"]
     return "forbidden"
+
+
+class ServerTiming:
+    """``Server-Timing: app;dur=<ms>`` on every response: the time Django spent on the
+    request, from the first middleware to the last (benchmarks/pages_bench.py reads it;
+    browsers show it in their network panel). It discloses no more than a stopwatch would."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        response["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+        return response

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from . import policy
@@ -51,12 +52,23 @@ def _is_superuser(user: Any) -> bool:
     return bool(getattr(user, "is_superuser", False))
 
 
+def _all_environments(user: Any) -> list[Environment]:
+    """Every environment, read once per request (cached on the user object like its roles):
+    visibility checks on one page would otherwise read the table several times."""
+    cached = getattr(user, "_portal_environments", None)
+    if cached is None:
+        cached = list(Environment.objects.all())
+        if getattr(user, "is_authenticated", False):
+            user._portal_environments = cached
+    return cached
+
+
 def environments_visible_to(user: Any) -> list[Environment]:
     """Environments whose policy the user may read: those they see tickets of or may file in."""
     roles = user_roles(user)
     return [
         env
-        for env in Environment.objects.all()
+        for env in _all_environments(user)
         if policy.can_see_environment(env, roles, superuser=_is_superuser(user))
     ]
 
@@ -77,7 +89,7 @@ def _viewable_environment_ids(user: Any) -> list[int]:
     roles = user_roles(user)
     return [
         env.pk
-        for env in Environment.objects.all()
+        for env in _all_environments(user)
         if policy.can_view(env, roles, superuser=_is_superuser(user))
     ]
 
@@ -94,7 +106,7 @@ def _visible_q(user: Any, prefix: str = "") -> Q:
 def environments_fileable_by(user: Any) -> list[Environment]:
     roles = user_roles(user)
     result = []
-    for env in Environment.objects.all():
+    for env in _all_environments(user):
         try:
             policy.check_may_file(env, roles, superuser=_is_superuser(user))
         except policy.PolicyError:
@@ -110,7 +122,7 @@ def environment_get(name: str) -> Environment | None:
 def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
     """Tickets the user may see (policy.may_see_ticket); any other is 404."""
     return Ticket.objects.filter(_visible_q(user)).select_related(
-        "environment", "author", "current_plan"
+        "environment", "author", "current_plan", "current_plan__requested_by"
     )
 
 
@@ -135,13 +147,31 @@ def ticket_list(
     return tickets
 
 
+# Offsets beyond this read ids first (rows_at).
+DEEP_OFFSET = 1000
+
+
+def rows_at(queryset: QuerySet[Any], offset: int, size: int) -> list[Any]:
+    """``queryset[offset:offset + size]``; a deep offset steps over the skipped rows reading
+    ids only (an index scan: the list indexes cover the visibility filter), then loads the
+    page's rows with their joins by id."""
+    if offset <= DEEP_OFFSET:
+        return list(queryset[offset : offset + size])
+    ids = list(queryset.values_list("pk", flat=True)[offset : offset + size])
+    rows = {row.pk: row for row in queryset.filter(pk__in=ids)}
+    return [rows[pk] for pk in ids if pk in rows]
+
+
 def ticket_get(user: Any, pk: int | str) -> Ticket:
     """A ticket the user may see, or 404 (never 403: existence is not disclosed)."""
     try:
         ticket = (
             tickets_visible_to(user)
             .prefetch_related(
-                Prefetch("runs", queryset=TerraformRun.objects.select_related("requested_by"))
+                Prefetch("runs", queryset=TerraformRun.objects.select_related("requested_by")),
+                Prefetch(
+                    "approvals", queryset=Approval.objects.select_related("approver", "plan_run")
+                ),
             )
             .get(pk=pk)
         )
@@ -258,10 +288,22 @@ def standing_votes(ticket: Ticket) -> list[policy.Vote]:
             roles=frozenset(a.held_roles),
             role=a.role,
         )
-        for a in Approval.objects.filter(ticket=ticket, voided_at__isnull=True)
-        .select_related("approver")
-        .order_by("created_at", "id")
+        for a in ticket_approvals(ticket)
+        if a.voided_at is None
     ]
+
+
+def ticket_approvals(ticket: Ticket) -> list[Approval]:
+    """All the ticket's approvals (voided too) with approver and plan run, oldest first:
+    those ticket_get loaded with the ticket, or one query. Pages and the API detail read
+    them several times per request (votes, summary, the list itself)."""
+    if "approvals" in getattr(ticket, "_prefetched_objects_cache", {}):
+        return list(ticket.approvals.all())
+    return list(
+        Approval.objects.filter(ticket=ticket)
+        .select_related("approver", "plan_run")
+        .order_by("created_at", "id")
+    )
 
 
 @dataclass(frozen=True)
@@ -314,7 +356,11 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
     votes = standing_votes(ticket)
     plan = ticket.current_plan
     has_plan = bool(plan and plan.status == RunStatus.SUCCEEDED and plan.plan_sha256)
-    busy = ticket.runs.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists()
+    if "runs" in getattr(ticket, "_prefetched_objects_cache", {}):
+        # ticket_get loaded the runs already: no second look.
+        busy = any(run.status in (RunStatus.QUEUED, RunStatus.RUNNING) for run in ticket.runs.all())
+    else:
+        busy = ticket.runs.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists()
     status = TicketStatus(ticket.status)
     rule = policy.rule_for(ticket)
     pending = policy.quorum(rule, votes).describe_missing()
@@ -403,27 +449,17 @@ class KnownGood:
     var_file: str = ""
 
 
-def last_known_good(
-    env: Environment, before: dt.datetime | None = None, *, exclude_ticket: int | None = None
-) -> KnownGood | None:
-    """The newest succeeded deployment of ``env`` (finished before ``before``) that was
-    neither rolled back nor failed its monitoring, and whose ticket did not end rolled back
-    or failed afterwards: what a rollback returns to."""
-    found = Deployment.objects.filter(
-        environment=env,
+def _good_deployments() -> QuerySet[Deployment]:
+    """Deployments a rollback could return to: succeeded, neither rolled back nor failed
+    their monitoring, and whose ticket did not end rolled back or failed afterwards."""
+    return Deployment.objects.filter(
         outcome=DeploymentOutcome.SUCCEEDED,
         rolled_back_at__isnull=True,
         monitoring_failed_at__isnull=True,
     ).exclude(ticket__status__in=[TicketStatus.ROLLED_BACK, TicketStatus.APPLY_FAILED])
-    if before is not None:
-        found = found.filter(finished_at__lt=before)
-    if exclude_ticket is not None:
-        found = found.exclude(ticket_id=exclude_ticket)
-    deployment = (
-        found.order_by("-finished_at", "-pk")
-        .only("ticket_id", "commit_sha", "finished_at", "var_file")
-        .first()
-    )
+
+
+def _known_good(deployment: Deployment | None) -> KnownGood | None:
     if deployment is None:
         return None
     return KnownGood(
@@ -435,10 +471,69 @@ def last_known_good(
     )
 
 
+_KNOWN_GOOD_FIELDS = ("ticket_id", "commit_sha", "finished_at", "var_file")
+
+
+def last_known_good(
+    env: Environment, before: dt.datetime | None = None, *, exclude_ticket: int | None = None
+) -> KnownGood | None:
+    """The newest succeeded deployment of ``env`` (finished before ``before``) that was
+    neither rolled back nor failed its monitoring, and whose ticket did not end rolled back
+    or failed afterwards: what a rollback returns to."""
+    found = _good_deployments().filter(environment=env)
+    if before is not None:
+        found = found.filter(finished_at__lt=before)
+    if exclude_ticket is not None:
+        found = found.exclude(ticket_id=exclude_ticket)
+    return _known_good(found.order_by("-finished_at", "-pk").only(*_KNOWN_GOOD_FIELDS).first())
+
+
+# Later than any deployment: "before" for tickets not deployed yet.
+_END_OF_TIME = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+_NOT_ATTACHED = object()
+
+
+def attach_last_known_good(tickets: list[Ticket]) -> None:
+    """ticket_last_known_good for a whole page of tickets in two queries, whatever its
+    length (lists would otherwise make one query per ticket)."""
+    if not tickets:
+        return
+    newest = (
+        _good_deployments()
+        .filter(
+            environment=OuterRef("environment_id"),
+            finished_at__lt=Coalesce(OuterRef("deployed_at"), Value(_END_OF_TIME)),
+        )
+        .exclude(ticket_id=OuterRef("pk"))
+        .order_by("-finished_at", "-pk")
+        .values("pk")[:1]
+    )
+    chosen: dict[int, int | None] = dict(
+        Ticket.objects.filter(pk__in=[t.pk for t in tickets])
+        .annotate(good=Subquery(newest))
+        .values_list("pk", "good")
+    )
+    for ticket in tickets:  # a rollback ticket's is the deployment it returns to
+        if ticket.rollback_target_id:
+            chosen[ticket.pk] = ticket.rollback_target_id
+    found = {
+        d.pk: d
+        for d in Deployment.objects.filter(pk__in={v for v in chosen.values() if v}).only(
+            *_KNOWN_GOOD_FIELDS
+        )
+    }
+    for ticket in tickets:
+        good = chosen.get(ticket.pk)
+        ticket._known_good = _known_good(found.get(good) if good else None)  # type: ignore[attr-defined]
+
+
 def ticket_last_known_good(ticket: Ticket) -> KnownGood | None:
     """What this ticket's rollback would return to: the environment's last good deployment
     before the ticket's own (or now, when it is not deployed). A rollback ticket's is the
-    deployment it returns to."""
+    deployment it returns to. Lists attach it in bulk (attach_last_known_good)."""
+    attached = ticket.__dict__.get("_known_good", _NOT_ATTACHED)
+    if attached is not _NOT_ATTACHED:
+        return cast(KnownGood | None, attached)
     if ticket.rollback_target_id:
         target = Deployment.objects.only("ticket_id", "commit_sha", "finished_at", "var_file").get(
             pk=ticket.rollback_target_id
@@ -474,7 +569,15 @@ class RollbackChoice:
 
 
 def rollback_choice(ticket: Ticket) -> RollbackChoice:
-    """The rollback of ``ticket`` as the page, the API and the service see it (4 queries)."""
+    """The rollback of ``ticket`` as the page, the API and the service see it (4 queries,
+    once per ticket object: the actions and the rollback section of one page share it)."""
+    cached = ticket.__dict__.get("_rollback_choice")
+    if cached is None:
+        cached = ticket.__dict__["_rollback_choice"] = _rollback_choice(ticket)
+    return cast(RollbackChoice, cached)
+
+
+def _rollback_choice(ticket: Ticket) -> RollbackChoice:
     own = (
         Deployment.objects.filter(ticket=ticket)
         .order_by("-finished_at", "-pk")

@@ -26,6 +26,20 @@ def freezes_for(
     return list(rows.order_by("starts_at", "id"))
 
 
+def freezes_by_environment(
+    env_ids: list[int], start: dt.datetime, end: dt.datetime
+) -> dict[int, list[Freeze]]:
+    """freezes_for over [start, end) for several environments in one query."""
+    found: dict[int, list[Freeze]] = {pk: [] for pk in env_ids}
+    for freeze in (
+        Freeze.objects.filter(environment_id__in=env_ids, ends_at__gt=start, starts_at__lt=end)
+        .select_related("declared_by")
+        .order_by("starts_at", "id")
+    ):
+        found[freeze.environment_id].append(freeze)
+    return found
+
+
 def plan_is_stale(ticket: Ticket) -> bool:
     """Has another apply changed the environment's state since this ticket's plan was made?
 

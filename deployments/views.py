@@ -6,6 +6,7 @@ import functools
 import logging
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from allauth.core.exceptions import ReauthenticationRequired
 from django.conf import settings
@@ -46,22 +47,38 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
     }
 
 
+TICKETS_PER_PAGE = 50
+
+
 @login_required
 @require_GET
 def ticket_list(request: HttpRequest) -> HttpResponse:
+    """The tickets the user may see, newest first, 50 a page (``?page=``)."""
     environment = request.GET.get("environment", "")
     if validation.text_problem(environment) or len(environment) > 64:
         environment = ""  # a filter no environment could match: show the unfiltered list
     status = request.GET.get("status", "")
     if status and status not in TicketStatus.values:
         status = ""
-    tickets = selectors.ticket_list(request.user, environment=environment, status=status)[:200]
+    raw_page = request.GET.get("page", "1")
+    page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) < 8 else 1
+    page = max(page, 1)
+    found = selectors.rows_at(
+        selectors.ticket_list(request.user, environment=environment, status=status),
+        (page - 1) * TICKETS_PER_PAGE,
+        TICKETS_PER_PAGE + 1,
+    )
+    tickets, more = found[:TICKETS_PER_PAGE], len(found) > TICKETS_PER_PAGE
     overdue = selectors.tickets_with_overdue_follow_ups([t.pk for t in tickets], timezone.now())
+    filters = {k: v for k, v in (("environment", environment), ("status", status)) if v}
     return render(
         request,
         "deployments/ticket_list.html",
         {
             "tickets": tickets,
+            "page": page,
+            "prev_query": urlencode({**filters, "page": page - 1}) if page > 1 else "",
+            "next_query": urlencode({**filters, "page": page + 1}) if more else "",
             "overdue_ticket_ids": overdue,
             "environments": selectors.environments_visible_to(request.user),
             "statuses": TicketStatus.choices,
@@ -146,7 +163,7 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "events": selectors.audit_for_ticket(ticket),
             "is_live": live_run is not None,
             "approval": services.approval_summary(ticket),
-            "approvals": ticket.approvals.select_related("approver", "plan_run"),
+            "approvals": selectors.ticket_approvals(ticket),
             "rejections": ticket.rejections.select_related("rejected_by"),
             "actions": actions,
             "rollback_choice": selectors.rollback_choice(ticket)

@@ -22,7 +22,7 @@ from . import policy, selectors, services
 from .choices import TicketStatus
 from .middleware import note_refusal_if_actor
 from .models import CalendarFeedToken, Environment
-from .selectors_windows import freezes_for, schedule_conflicts
+from .selectors_windows import freezes_by_environment, schedule_conflicts
 from .services import schedules
 from .views import _post_action, step_up_for_sensitive_environments
 
@@ -115,6 +115,22 @@ def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[En
     entries: list[Entry] = []
     envs = selectors.environments_visible_to(user)
     visible = selectors.tickets_visible_to(user)
+    # One query per kind of entry for every environment (not one per environment).
+    env_ids = [env.pk for env in envs]
+    freezes = freezes_by_environment(env_ids, start, end)
+    scheduled_all = list(
+        visible.filter(
+            environment_id__in=env_ids,
+            status=TicketStatus.SCHEDULED,
+            scheduled_for__gte=start,
+            scheduled_for__lt=end,
+        ).order_by("scheduled_for", "id")
+    )
+    deployed_all = list(
+        visible.filter(
+            environment_id__in=env_ids, deployed_at__gte=start, deployed_at__lt=end
+        ).order_by("deployed_at", "id")
+    )
     for env in envs:
         zone = env.window_timezone or "UTC"
         window = policy.Window.of(env)
@@ -130,7 +146,7 @@ def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[En
                     + (f" ({window.describe()})" if window else ""),
                 )
             )
-        for freeze in freezes_for(env, start, end):
+        for freeze in freezes[env.pk]:
             entries.append(
                 Entry(
                     "freeze",
@@ -141,14 +157,7 @@ def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[En
                     f"{_when(freeze.starts_at, zone)} \u2013 {_when(freeze.ends_at, zone)}",
                 )
             )
-        scheduled = list(
-            visible.filter(
-                environment=env,
-                status=TicketStatus.SCHEDULED,
-                scheduled_for__gte=start,
-                scheduled_for__lt=end,
-            ).order_by("scheduled_for", "id")
-        )
+        scheduled = [t for t in scheduled_all if t.environment_id == env.pk]
         conflicted: dict[int, str] = {}
         for conflict in schedule_conflicts(scheduled):
             order = ", ".join(f"#{t.pk}" for t in conflict.tickets)
@@ -171,9 +180,7 @@ def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[En
                     conflicted.get(ticket.pk, ""),
                 )
             )
-        for ticket in visible.filter(
-            environment=env, deployed_at__gte=start, deployed_at__lt=end
-        ).order_by("deployed_at"):
+        for ticket in (t for t in deployed_all if t.environment_id == env.pk):
             assert ticket.deployed_at is not None
             entries.append(
                 Entry(

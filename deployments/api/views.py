@@ -21,6 +21,7 @@ from deployments.models import Environment, TerraformRun, Ticket
 
 from .checks import TicketChecksMixin
 from .evidence import EvidenceActionsMixin
+from .fastrep import compile_rows
 from .followups import FollowUpActionsMixin
 from .idempotency import PARAMETER as IDEMPOTENCY_KEY
 from .idempotency import idempotent
@@ -159,6 +160,18 @@ class TicketViewSet(
             author=author,
             commit=commit.lower(),
         )
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        # The serializer's output, built without DRF's per-field machinery (fastrep).
+        rows = compile_rows(self.get_serializer())(page or [])
+        return self.get_paginated_response(rows)
+
+    def paginate_queryset(self, queryset: Any) -> Any:
+        page = super().paginate_queryset(queryset)
+        # Each ticket's rollback_plan.last_known_good, for the whole page at once.
+        selectors.attach_last_known_good(page or [])
+        return page
 
     def _detail(self, ticket: Ticket, code: int = status.HTTP_200_OK) -> Response:
         fresh = selectors.ticket_get(self.request.user, ticket.pk)

@@ -62,6 +62,21 @@ class TerraformRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The reconciler's scans (services.execution.reconcile): small partial indexes over
+        # the few active runs, never the whole history.
+        indexes = [
+            models.Index(
+                fields=["status", "heartbeat_at"],
+                condition=Q(status__in=sorted(s.value for s in ACTIVE_RUN_STATUSES)),
+                name="run_active_heartbeat",
+            ),
+            models.Index(
+                fields=["status", "kind", "created_at"],
+                condition=Q(status__in=sorted(s.value for s in ACTIVE_RUN_STATUSES)),
+                name="run_active_kind",
+            ),
+            models.Index(fields=["ticket", "-created_at", "-id"], name="run_ticket_newest"),
+        ]
         constraints = [
             _choices_check("kind", RunKind, "run_kind_valid"),
             _choices_check("status", RunStatus, "run_status_valid"),

@@ -18,10 +18,10 @@ from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
 from deployments import services
-from deployments.choices import RunKind, TicketStatus
+from deployments.choices import TicketStatus
 from deployments.models import Environment, Ticket
 
-from .factories import RunFactory, TicketFactory
+from .factories import DeploymentFactory, TicketFactory
 from .test_browser import sign_in
 from .test_risk import _destructive
 
@@ -58,12 +58,7 @@ def test_prod_risk_is_filed_in_the_form_and_shown_where_the_approver_decides(
     monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
     prod = Environment.objects.get(name="prod")
     earlier = TicketFactory(environment=prod, status=TicketStatus.COMPLETED)
-    RunFactory(
-        ticket=earlier,
-        plan=RunFactory(ticket=earlier),
-        kind=RunKind.APPLY,
-        finished_at=timezone.now() - dt.timedelta(days=2),
-    )
+    DeploymentFactory(ticket=earlier, finished_at=timezone.now() - dt.timedelta(days=2))
     base = live_server.url
 
     dev = context_page()

@@ -57,7 +57,7 @@ def median(values: Sequence[float]) -> float:
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
-    """The ``pct`` percentile (0–100) by nearest rank."""
+    """The ``pct`` percentile (0 to 100) by nearest rank."""
     ordered = sorted(values)
     if not ordered:
         raise ValueError("no values")

@@ -1,0 +1,221 @@
+"""What was changed for speed keeps the log, the secrets and the version exact: the log is
+folded in the database byte for byte, parsed configuration is reused only for the same
+text, and the Terraform version is asked again for a different binary."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deployments import services
+from deployments.choices import RunKind, RunStatus, TicketStatus
+from deployments.models import RunLogChunk, TerraformRun
+from deployments.terraform import runner, sensitive
+
+from .factories import RunFactory, TicketFactory
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
+
+
+@pytest.fixture
+def no_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+
+
+def _running(kind: str = RunKind.APPLY, fence: int = 2) -> TerraformRun:
+    ticket = TicketFactory(
+        status=TicketStatus.APPLYING if kind == RunKind.APPLY else TicketStatus.PLANNING
+    )
+    plan = RunFactory(ticket=ticket, plan_sha256="a" * 64)
+    return RunFactory(
+        ticket=ticket,
+        kind=kind,
+        plan=plan if kind == RunKind.APPLY else None,
+        status=RunStatus.RUNNING,
+        fence=fence,
+    )
+
+
+def _chunks(run: TerraformRun, count: int) -> str:
+    """``count`` chunks of varied text (multi-byte, empty lines, quotes, a NUL-free mix),
+    inserted in shuffled order so the fold must order them by ``seq``."""
+    rng = random.Random(12)
+    texts = [
+        "".join(
+            rng.choice(["line ", "é", "→ ", "'", '"', "\\", "\n", "\t", "ok\n", "💥"])
+            for _ in range(rng.randint(1, 60))
+        )
+        for _ in range(count)
+    ]
+    starts, offset = [], 0
+    for text in texts:
+        starts.append(offset)
+        offset += len(text)
+    order = list(range(count))
+    rng.shuffle(order)
+    for i in order:
+        RunLogChunk.objects.create(run=run, seq=i + 1, start=starts[i], text=texts[i])
+    return "".join(texts)
+
+
+def test_a_finished_run_keeps_its_whole_log_byte_for_byte(no_dispatch: None) -> None:
+    run = _running()
+    expected = _chunks(run, 300)
+    services.run_finish(
+        run_id=run.pk,
+        exit_code=0,
+        error="",
+        plan=None,
+        stale=False,
+        terraform_version="1.11.4",
+        fence=2,
+        log_tail="not yet written\n",
+    )
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.log == expected + "not yet written\n"
+    assert run.log.encode() == (expected + "not yet written\n").encode()
+    assert not RunLogChunk.objects.filter(run=run).exists()
+
+
+def test_a_run_without_chunks_keeps_its_tail(no_dispatch: None) -> None:
+    run = _running()
+    services.run_finish(
+        run_id=run.pk,
+        exit_code=1,
+        error="boom",
+        plan=None,
+        stale=False,
+        terraform_version="1.11.4",
+        fence=2,
+        log_tail="error: boom\n",
+    )
+    run.refresh_from_db()
+    assert run.log == "error: boom\n"
+
+
+def test_an_interrupted_run_then_its_late_finish_keep_every_line_in_order(
+    no_dispatch: None,
+) -> None:
+    run = _running(fence=5)
+    before = _chunks(run, 40)
+    assert services.run_interrupt(run_id=run.pk, reason="its worker is gone", fence=5)
+    run.refresh_from_db()
+    assert run.status == RunStatus.INTERRUPTED
+    assert run.log.startswith(before + "\nerror: its worker is gone.")
+    interrupted_log = run.log
+    RunLogChunk.objects.create(run=run, seq=41, start=len(before), text="late line\n")
+    services.run_finish(
+        run_id=run.pk,
+        exit_code=0,
+        error="",
+        plan=None,
+        stale=False,
+        terraform_version="1.11.4",
+        fence=5,
+        log_tail="tail\n",
+    )
+    run.refresh_from_db()
+    assert run.log.startswith(interrupted_log + "late line\ntail\nnote: terraform apply")
+    assert not RunLogChunk.objects.filter(run=run).exists()
+
+
+def test_the_folded_log_is_what_the_run_object_reads_afterwards(
+    no_dispatch: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The instance finishing the run reads the folded log, not the empty one it loaded."""
+    run = _running(kind=RunKind.PLAN, fence=0)
+    expected = _chunks(run, 5)
+    seen: list[str] = []
+    real = services.execution._advance_ticket
+
+    def spy(ticket: Any, finished: TerraformRun, **kwargs: Any) -> None:
+        seen.append(finished.log)
+        real(ticket, finished, **kwargs)
+
+    monkeypatch.setattr(services.execution, "_advance_ticket", spy)
+    services.run_finish(
+        run_id=run.pk,
+        exit_code=1,
+        error="plan failed",
+        plan=None,
+        stale=False,
+        terraform_version="1.11.4",
+        fence=0,
+    )
+    assert seen == [expected]
+
+
+# --- parsed configuration, reused by content -------------------------------------------
+
+
+def _stack(root: Path, *, sensitive_var: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "variables.tf").write_text(
+        f'variable "{sensitive_var}" {{\n  type = string\n  sensitive = true\n}}\n'
+        'variable "region" {\n  type = string\n}\n'
+    )
+    (root / "dev.tfvars").write_text(
+        'db_password = "hunter2-db"\napi_token = "tok-123456"\nregion = "eu-west-1"\n'
+    )
+    return root
+
+
+def test_a_changed_configuration_is_parsed_again(tmp_path: Path) -> None:
+    stack = _stack(tmp_path / "a", sensitive_var="db_password")
+    assert sensitive.sensitive_values(stack, [stack / "dev.tfvars"]) == ["hunter2-db"]
+    # The same file again: the same answer (from the parsed copy).
+    assert sensitive.sensitive_values(stack, [stack / "dev.tfvars"]) == ["hunter2-db"]
+    # Another commit declares another variable sensitive: its value is found.
+    _stack(stack, sensitive_var="api_token")
+    assert sensitive.sensitive_values(stack, [stack / "dev.tfvars"]) == ["tok-123456"]
+
+
+def test_callers_cannot_change_the_remembered_configuration(tmp_path: Path) -> None:
+    stack = _stack(tmp_path / "a", sensitive_var="db_password")
+    first = sensitive._module_documents(stack)
+    first[0]["variable"].clear()
+    assert sensitive.sensitive_values(stack, [stack / "dev.tfvars"]) == ["hunter2-db"]
+
+
+def test_an_unparseable_configuration_still_fails_closed(tmp_path: Path) -> None:
+    stack = _stack(tmp_path / "a", sensitive_var="db_password")
+    assert sensitive.sensitive_values(stack, [stack / "dev.tfvars"]) == ["hunter2-db"]
+    (stack / "broken.tf").write_text('resource "x" {\n')
+    found = sensitive.sensitive_values(stack, [stack / "dev.tfvars"])
+    assert set(found) == {"hunter2-db", "tok-123456", "eu-west-1"}
+
+
+# --- the Terraform version, asked once per binary ----------------------------------------
+
+
+def _fake_binary(path: Path, calls: Path, answer: str) -> Path:
+    path.write_text(f"#!/bin/sh\necho x >> {calls}\n{answer}\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_the_version_is_asked_once_per_binary_and_again_when_it_changes(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    binary = _fake_binary(
+        tmp_path / "terraform", calls, """echo '{"terraform_version": "1.11.4"}'"""
+    )
+    assert runner.version(str(binary)) == "1.11.4"
+    assert runner.version(str(binary)) == "1.11.4"
+    assert calls.read_text().count("x") == 1
+    # Upgraded in place: a different file, asked again.
+    _fake_binary(binary, calls, """echo '{"terraform_version": "1.12.10"}'""")
+    assert runner.version(str(binary)) == "1.12.10"
+    assert calls.read_text().count("x") == 2
+
+
+def test_a_version_that_could_not_be_read_is_asked_again(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    binary = _fake_binary(tmp_path / "terraform", calls, "echo 'not json'")
+    assert runner.version(str(binary)) == ""
+    assert runner.version(str(binary)) == ""
+    assert calls.read_text().count("x") == 2
+    assert runner.version(str(tmp_path / "missing")) == ""

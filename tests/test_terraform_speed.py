@@ -219,3 +219,39 @@ def test_a_version_that_could_not_be_read_is_asked_again(tmp_path: Path) -> None
     assert runner.version(str(binary)) == ""
     assert calls.read_text().count("x") == 2
     assert runner.version(str(tmp_path / "missing")) == ""
+
+
+# --- the plan's base state, read from the saved plan ------------------------------------
+
+
+@pytest.mark.terraform
+@pytest.mark.django_db(transaction=True)
+def test_the_base_state_read_from_the_plan_file_is_the_state_terraform_reports(
+    author: Any, infra_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against an empty workspace it is "", as `state pull` says; after an apply it is the
+    lineage/serial `state pull` reported after that apply; and a plan file that is not a
+    zip falls back to `state pull`, which answers the same."""
+    from deployments.models import Deployment
+
+    from .test_terraform_flow import drain, file_dev
+
+    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    first = drain(file_dev(author))
+    assert first.status == TicketStatus.COMPLETED, first.status_reason
+    assert first.runs.get(kind=RunKind.PLAN).base_state == ""
+    state_after = Deployment.objects.get(ticket=first).state_after
+    assert state_after.count("/") == 1 and state_after.split("/")[0]
+
+    second = drain(file_dev(author))
+    assert second.runs.get(kind=RunKind.PLAN).base_state == state_after
+
+    def not_a_zip(*args: Any, **kwargs: Any) -> Any:
+        raise runner.zipfile.BadZipFile("not a zip")
+
+    monkeypatch.setattr(runner.zipfile, "ZipFile", not_a_zip)
+    third = drain(file_dev(author))
+    # (The second ticket's apply wrote the state again: a new serial.)
+    assert third.runs.get(kind=RunKind.PLAN).base_state == (
+        Deployment.objects.get(ticket=second).state_after
+    )

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,6 +225,25 @@ class _Session:
             ) from None
         return f"{state.get('lineage', '')}/{state.get('serial', '')}"
 
+    def planned_state_fingerprint(self) -> str:
+        """``lineage/serial`` of the state the saved plan was made against.
+
+        A saved plan is a zip that holds that state (``tfstate``: the very snapshot
+        Terraform checks for staleness when it applies), so it is read from there, exactly
+        and without starting Terraform again. A plan file of another shape (a future
+        format, an encrypted OpenTofu plan) is answered by ``state pull`` instead.
+        """
+        try:
+            with zipfile.ZipFile(self.root / PLAN_FILENAME) as planfile:
+                state = json.loads(planfile.read("tfstate"))
+            lineage, serial = state["lineage"], state["serial"]
+        except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile):
+            return self.state_fingerprint()
+        if not isinstance(lineage, str) or not isinstance(serial, int):
+            return self.state_fingerprint()
+        # An empty workspace has no state: Terraform plans against a blank one.
+        return f"{lineage}/{serial}" if lineage else ""
+
     def prepare(self) -> None:
         """init and select (or create) the workspace, as an operator would."""
         check_relative(self.spec.var_file, "var-file")
@@ -416,7 +436,6 @@ def plan(spec: RunSpec, on_line: OnLine) -> PlanResult:
     try:
         with _session(spec, on_line) as session:
             session.prepare()
-            base_state = session.state_fingerprint()
             session.run(
                 "plan",
                 "-input=false",
@@ -427,6 +446,7 @@ def plan(spec: RunSpec, on_line: OnLine) -> PlanResult:
                 what="terraform plan failed",
             )
             plan_bytes = (session.root / PLAN_FILENAME).read_bytes()
+            base_state = session.planned_state_fingerprint()
             document = json.loads(session.capture("show", "-json", PLAN_FILENAME))
             session.redact.add(sensitive_values(document))
             summary = summarize_plan(document)

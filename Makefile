@@ -47,10 +47,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# A dev ticket end to end versus raw terraform init+plan, as ratios from one run.
+# Every performance figure against its baseline from the same run (benchmarks/RESULTS.md);
+# BENCH_ARGS=--quick for fewer samples.
 bench: install
 	$(BIN)/python manage.py install_terraform
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

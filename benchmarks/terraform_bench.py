@@ -250,8 +250,15 @@ class Stack:
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=(self.work / "worker.log").open("ab"),
         )
+
+    def worker_gone(self) -> str:
+        """Why the worker is not running ("" while it is): its exit code and last output."""
+        if self.worker is None or self.worker.poll() is None:
+            return ""
+        tail = (self.work / "worker.log").read_text(errors="replace")[-3000:]
+        return f"the Celery worker exited with code {self.worker.returncode}:\n{tail}"
 
     def stop_worker(self) -> None:
         if self.worker is not None:
@@ -313,8 +320,9 @@ class Stack:
                 if run["status"] != "succeeded":
                     raise RuntimeError(f"run {run_id} {run['status']}: {run.get('error')}")
                 return run
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"run {run_id} still {run['status']}")
+            gone = self.worker_gone()
+            if time.monotonic() > deadline or gone:
+                raise RuntimeError(f"run {run_id} still {run['status']}. {gone}")
             time.sleep(POLL_SECONDS)
 
     def wait_settled(self, ticket_id: int, timeout: float = 180) -> str:
@@ -605,6 +613,11 @@ def worker_memory(stack: Stack, ticket_id: int) -> list[Figure]:
     ]
 
 
+ALL_FIGURES = ("plan", "completed", "deploy", "log", "parallel", "memory")
+# Figures to measure (all by default); `--figures deploy,log` while working on one.
+FIGURES: tuple[str, ...] = ALL_FIGURES
+
+
 def measure(ctx: Context, config: str) -> list[Figure]:
     samples = 5 if ctx.quick else 7
     latency_samples = 20 if ctx.quick else 30
@@ -621,18 +634,24 @@ def measure(ctx: Context, config: str) -> list[Figure]:
         stack.wait_ticket(ticket_id, "approved")
         stack.wait_run(stack.replan(ticket_id))  # warm: plugin cache, caches
         stack.wait_ticket(ticket_id, "approved")
-        ratio_figures = plan_ratio(stack, ticket_id, samples)
-        figures += ratio_figures
-        stack.dev_auto_deploy(True)
-        raw_median = float(ratio_figures[0].baseline.split()[0])
-        figures += ticket_to_completed(stack, raw_median, 2 if ctx.quick else 3)
-        stack.dev_auto_deploy(False)
-        stack.start_worker(concurrency=2, wrapped=True)
-        stack.wait_run(stack.replan(ticket_id))
-        stack.wait_ticket(ticket_id, "approved")
-        figures += deploy_latency(stack, latency_samples)
-        figures += log_latency(stack, ticket_id)
-        if config == "embedded":
+        if "plan" in FIGURES or "completed" in FIGURES:
+            ratio_figures = plan_ratio(stack, ticket_id, samples if "plan" in FIGURES else 1)
+            if "plan" in FIGURES:
+                figures += ratio_figures
+            if "completed" in FIGURES:
+                stack.dev_auto_deploy(True)
+                raw_median = float(ratio_figures[0].baseline.split()[0])
+                figures += ticket_to_completed(stack, raw_median, 2 if ctx.quick else 3)
+                stack.dev_auto_deploy(False)
+        if "deploy" in FIGURES or "log" in FIGURES:
+            stack.start_worker(concurrency=2, wrapped=True)
+            stack.wait_run(stack.replan(ticket_id))
+            stack.wait_ticket(ticket_id, "approved")
+            if "deploy" in FIGURES:
+                figures += deploy_latency(stack, latency_samples)
+            if "log" in FIGURES:
+                figures += log_latency(stack, ticket_id)
+        if config == "embedded" and "parallel" in FIGURES:
             others = [
                 stack.ticket_new(f"parallel {n}", environment)
                 for n, environment in enumerate(("staging", "dev", "staging"))
@@ -640,6 +659,7 @@ def measure(ctx: Context, config: str) -> list[Figure]:
             for t in others:
                 stack.wait_settled(t)
             figures += parallel_plans(stack, [ticket_id, *others])
+        if config == "embedded" and "memory" in FIGURES:
             figures += worker_memory(stack, ticket_id)
     return figures
 
@@ -660,7 +680,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=("embedded", "server"))
+    parser.add_argument("--figures", default=",".join(ALL_FIGURES), help="comma-separated")
     options = parser.parse_args()
+    global FIGURES
+    FIGURES = tuple(options.figures.split(","))
     ctx = Context(quick=options.quick)
     if options.only:
         ctx.configurations = (options.only,)

@@ -278,6 +278,8 @@ class Stack:
                 self.web.wait(timeout=20)
             if self.web.poll() is None:
                 self.web.kill()
+        with contextlib.suppress(OSError):  # kept for a look after a failed run
+            shutil.copy(self.work / "worker.log", self.work.parent / f"worker-{self.config}.log")
         shutil.rmtree(self.work, ignore_errors=True)
 
     # --- the API ------------------------------------------------------------------
@@ -329,8 +331,9 @@ class Stack:
         """Wait until the ticket is out of ``planning`` (its run's outcome recorded)."""
         deadline = time.monotonic() + timeout
         while (status := self.ticket_status(ticket_id)) == "planning":
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"ticket {ticket_id} still planning")
+            gone = self.worker_gone()
+            if time.monotonic() > deadline or gone:
+                raise RuntimeError(f"ticket {ticket_id} still planning. {gone}")
             time.sleep(POLL_SECONDS)
         return status
 

@@ -120,7 +120,13 @@ class Stack:
         if config == "server":
             if not (_reachable("127.0.0.1", 5432) and _reachable("127.0.0.1", 6379)):
                 raise Unavailable("PostgreSQL or Redis is not reachable on 127.0.0.1")
-            env.update(DATABASE_URL=SERVER_DATABASE, CELERY_BROKER_URL=SERVER_BROKER)
+            # Production mode (any non-SQLite database), served over plain HTTP on loopback.
+            env.update(
+                DATABASE_URL=SERVER_DATABASE,
+                CELERY_BROKER_URL=SERVER_BROKER,
+                SECURE_SSL_REDIRECT="false",
+                SECURE_COOKIES="false",
+            )
         self.env = env
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -624,10 +630,23 @@ ALL_FIGURES = ("plan", "completed", "deploy", "log", "parallel", "memory")
 FIGURES: tuple[str, ...] = ALL_FIGURES
 
 
+class _Progress(list[Figure]):
+    """The figures measured so far, each also printed to stderr as it comes."""
+
+    def __iadd__(self, more: Any) -> _Progress:
+        for figure in more:
+            self.append(figure)
+        return self
+
+    def append(self, figure: Figure) -> None:
+        print(f"  … {line(figure)}", file=sys.stderr, flush=True)
+        super().append(figure)
+
+
 def measure(ctx: Context, config: str) -> list[Figure]:
     samples = 5 if ctx.quick else 7
     latency_samples = 20 if ctx.quick else 30
-    figures: list[Figure] = []
+    figures = _Progress()
     with _stack(ctx, config) as stack:
         stack.settings_cache = {
             "TERRAFORM_HOME": stack.settings_value("settings.TERRAFORM_HOME"),
@@ -681,7 +700,25 @@ def run(ctx: Context) -> list[Figure]:
             figures.append(
                 Figure(name=f"Terraform path ({config})", value="not measured", note=str(exc))
             )
+        except Exception as exc:  # one configuration failing does not lose the others
+            figures.append(
+                Figure(
+                    name=f"Terraform path ({config})",
+                    value="failed",
+                    met=False,
+                    note=f"{type(exc).__name__}: {str(exc)[:2000]}",
+                )
+            )
     return figures
+
+
+def line(figure: Figure) -> str:
+    ratio = f" ratio {figure.ratio}" if figure.ratio is not None else ""
+    met = {True: "MET", False: "NOT MET", None: ""}[figure.met]
+    return (
+        f"{figure.name}: {figure.value} (baseline {figure.baseline}){ratio} "
+        f"target {figure.target} {met} — {figure.note}"
+    )
 
 
 def main() -> None:
@@ -698,12 +735,7 @@ def main() -> None:
     print(machine())
     started = time.perf_counter()
     for figure in run(ctx):
-        ratio = f" ratio {figure.ratio}" if figure.ratio is not None else ""
-        met = {True: "MET", False: "NOT MET", None: ""}[figure.met]
-        print(
-            f"{figure.name}: {figure.value} (baseline {figure.baseline}){ratio} "
-            f"target {figure.target} {met} — {figure.note}"
-        )
+        print(line(figure))
     print(f"({time.perf_counter() - started:.0f} s)")
 
 

@@ -193,7 +193,12 @@ class _Session:
         return code
 
     def capture(self, *args: str) -> str:
-        """Run a command whose stdout is data (show -json), not log output."""
+        """Run a command whose stdout is data (show -json), not log output.
+
+        In a session of its own, like every Terraform process the runner starts: whoever
+        stops the worker's process group (a service manager, a test) does not reach it
+        mid-write, and whoever stops Terraform's groups (the heartbeat) does.
+        """
         result = subprocess.run(
             [self.spec.binary, *args],
             cwd=self.root,
@@ -201,6 +206,7 @@ class _Session:
             capture_output=True,
             timeout=self.spec.timeout,
             check=False,
+            start_new_session=True,
             preexec_fn=_child_setup,
         )
         if result.returncode != 0:

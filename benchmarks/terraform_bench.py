@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import os
 import shutil
@@ -415,14 +416,26 @@ def raw_plan(stack: Stack, binary: str, n: int) -> float:
 def plan_ratio(stack: Stack, ticket_id: int, samples: int) -> list[Figure]:
     binary = stack.real_binary()
     portal, raw = [], []
+    parts: dict[str, list[float]] = {"request": [], "queue": [], "worker": [], "seen": []}
     for n in range(samples):
         raw.append(raw_plan(stack, binary, n))
+        sent = time.time()
         start = time.perf_counter()
         run_id = stack.replan(ticket_id)
-        stack.wait_run(run_id)
+        run = stack.wait_run(run_id)
         portal.append(time.perf_counter() - start)
+        seen = time.time()
+        created, started, finished = (
+            dt.datetime.fromisoformat(run[key]).timestamp()
+            for key in ("created_at", "started_at", "finished_at")
+        )
+        parts["request"].append(created - sent)
+        parts["queue"].append(started - created)
+        parts["worker"].append(finished - started)
+        parts["seen"].append(seen - finished)
         stack.wait_ticket(ticket_id, "approved")
     ratio = median(portal) / median(raw)
+    breakdown = ", ".join(f"{name} {ms(median(values))}" for name, values in parts.items())
     return [
         Figure(
             name=f"Re-plan via API / raw init+select+plan+show ({stack.config})",
@@ -433,7 +446,9 @@ def plan_ratio(stack: Stack, ticket_id: int, samples: int) -> list[Figure]:
             met=ratio <= 1.10,
             note=(
                 f"medians of {samples}, alternated; run state polled every "
-                f"{POLL_SECONDS * 1000:.0f} ms; portal {_spread(portal)}, raw {_spread(raw)}"
+                f"{POLL_SECONDS * 1000:.0f} ms; portal {_spread(portal)}, raw {_spread(raw)}; "
+                "portal parts (medians; request: POST → run created, queue: → claimed, "
+                f"worker: → outcome recorded, seen: → read by the client): {breakdown}"
             ),
         )
     ]

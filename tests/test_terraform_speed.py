@@ -255,3 +255,89 @@ def test_the_base_state_read_from_the_plan_file_is_the_state_terraform_reports(
     assert third.runs.get(kind=RunKind.PLAN).base_state == (
         Deployment.objects.get(ticket=second).state_after
     )
+
+
+# --- the export cache, per commit --------------------------------------------------------
+
+
+def _repo(tmp_path: Path) -> tuple[Any, str]:
+    from deployments.terraform.source import InfraRepo, create_repository
+
+    source = tmp_path / "source"
+    (source / "terraform" / "environments" / "dev").mkdir(parents=True)
+    (source / "terraform" / "main.tf").write_text('resource "null_resource" "a" {}\n')
+    (source / "terraform" / "environments" / "dev" / "terraform.tfvars").write_text('x = "1"\n')
+    (source / "terraform" / "hook.sh").write_text("#!/bin/sh\necho hook\n")
+    (source / "terraform" / "hook.sh").chmod(0o755)
+    sha = create_repository(source, tmp_path / "repo")
+    return InfraRepo(location=str(tmp_path / "repo"), cache_dir=tmp_path / "home"), sha
+
+
+def _tree(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mode & 0o777)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_cached_export_is_the_commit_byte_for_byte_without_asking_git_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, sha = _repo(tmp_path)
+    fresh = repo.export(sha, "terraform", tmp_path / "fresh")
+    first = repo.export_cached(sha, "terraform", tmp_path / "run1", tmp_path / "cache")
+    assert _tree(first) == _tree(fresh)
+    assert _tree(first)["hook.sh"][1] & 0o100  # executable bits kept
+
+    def no_git(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("git was asked again for a cached commit")
+
+    monkeypatch.setattr(type(repo), "_git", no_git)
+    second = repo.export_cached(sha, "terraform", tmp_path / "run2", tmp_path / "cache")
+    assert _tree(second) == _tree(fresh)
+
+
+def test_another_commit_gets_its_own_export(tmp_path: Path) -> None:
+    from deployments.terraform.source import commit_all
+
+    repo, sha = _repo(tmp_path)
+    repo.export_cached(sha, "terraform", tmp_path / "run1", tmp_path / "cache")
+    (tmp_path / "repo" / "terraform" / "main.tf").write_text('resource "null_resource" "b" {}\n')
+    newer = commit_all(tmp_path / "repo", "b")
+    root = repo.export_cached(newer, "terraform", tmp_path / "run2", tmp_path / "cache")
+    assert 'null_resource" "b"' in (root / "main.tf").read_text()
+    old = repo.export_cached(sha, "terraform", tmp_path / "run3", tmp_path / "cache")
+    assert 'null_resource" "a"' in (old / "main.tf").read_text()
+
+
+@pytest.mark.parametrize("damage", ["edit", "delete", "truncate_manifest"])
+def test_a_damaged_cache_entry_is_rebuilt(tmp_path: Path, damage: str) -> None:
+    repo, sha = _repo(tmp_path)
+    cache = tmp_path / "cache"
+    fresh = _tree(repo.export(sha, "terraform", tmp_path / "fresh"))
+    repo.export_cached(sha, "terraform", tmp_path / "run1", cache)
+    (entry,) = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    cached_main = entry / "tree" / "terraform" / "main.tf"
+    if damage == "edit":
+        cached_main.write_text('resource "null_resource" "tampered" {}\n')
+    elif damage == "delete":
+        cached_main.unlink()
+    else:
+        (entry / "manifest.json").write_text('{"terraform/main.tf": ')
+    root = repo.export_cached(sha, "terraform", tmp_path / "run2", cache)
+    assert _tree(root) == fresh
+    # And the entry itself is whole again.
+    assert _tree(repo.export_cached(sha, "terraform", tmp_path / "run3", cache)) == fresh
+
+
+def test_an_unknown_commit_or_folder_still_fails_and_caches_nothing(tmp_path: Path) -> None:
+    from deployments.terraform.source import SourceError
+
+    repo, sha = _repo(tmp_path)
+    cache = tmp_path / "cache"
+    with pytest.raises(SourceError):
+        repo.export_cached("f" * 40, "terraform", tmp_path / "run1", cache)
+    with pytest.raises(SourceError):
+        repo.export_cached(sha, "nowhere", tmp_path / "run2", cache)
+    assert list(cache.iterdir()) == []

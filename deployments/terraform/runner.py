@@ -313,7 +313,9 @@ def _session(spec: RunSpec, on_line: OnLine) -> Iterator[_Session]:
     spec.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
     spec.work_root.chmod(0o700)
     with tempfile.TemporaryDirectory(prefix="run-", dir=spec.work_root) as tmp:
-        root = spec.repo.export(spec.commit_sha, spec.terraform_dir, Path(tmp) / "src")
+        root = spec.repo.export_cached(
+            spec.commit_sha, spec.terraform_dir, Path(tmp) / "src", spec.work_root / "exports"
+        )
         yield _Session(spec, root, on_line)
 
 

@@ -341,3 +341,34 @@ def test_an_unknown_commit_or_folder_still_fails_and_caches_nothing(tmp_path: Pa
     with pytest.raises(SourceError):
         repo.export_cached(sha, "nowhere", tmp_path / "run2", cache)
     assert list(cache.iterdir()) == []
+
+
+def test_a_finished_runs_working_directory_is_removed(tmp_path: Path) -> None:
+    """Removed by a thread after the run returns; nothing of the run stays behind."""
+    import threading
+    import time
+
+    from deployments.terraform.source import InfraRepo
+
+    _, sha = _repo(tmp_path)
+    spec = runner.RunSpec(
+        binary=str(tmp_path / "no-terraform"),
+        repo=InfraRepo(location=str(tmp_path / "repo"), cache_dir=tmp_path / "home"),
+        commit_sha=sha,
+        terraform_dir="terraform",
+        workspace="dev",
+        var_file="environments/dev/terraform.tfvars",
+        provider_mirror=tmp_path / "mirror",
+        plugin_cache=tmp_path / "plugins",
+        work_root=tmp_path / "work",
+    )
+    result = runner.plan(spec, lambda line: None)
+    assert not result.ok  # no binary: it failed after the directory was made
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(timeout=30)
+    deadline = time.monotonic() + 30
+    while [p for p in (tmp_path / "work").iterdir() if p.name.startswith("run-")]:
+        assert time.monotonic() < deadline, "the run's directory was never removed"
+        time.sleep(0.05)
+    assert [p.name for p in (tmp_path / "work").iterdir()] == ["exports"]

@@ -312,11 +312,26 @@ def _session(spec: RunSpec, on_line: OnLine) -> Iterator[_Session]:
     # Var-file copies, plan files and .terraform hold secrets: private to the portal's user.
     spec.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
     spec.work_root.chmod(0o700)
-    with tempfile.TemporaryDirectory(prefix="run-", dir=spec.work_root) as tmp:
+    tmp = Path(tempfile.mkdtemp(prefix="run-", dir=spec.work_root))
+    try:
         root = spec.repo.export_cached(
-            spec.commit_sha, spec.terraform_dir, Path(tmp) / "src", spec.work_root / "exports"
+            spec.commit_sha, spec.terraform_dir, tmp / "src", spec.work_root / "exports"
         )
         yield _Session(spec, root, on_line)
+    finally:
+        _remove_soon(tmp)
+
+
+def _remove_soon(path: Path) -> None:
+    """Remove a finished run's working directory in a thread of its own.
+
+    Removing `.terraform` and the rest takes ~50 ms (more with big providers) that need
+    not delay recording the outcome. Not a daemon: a process that exits waits for it, so
+    the directory (plan file, var-file: secrets) does not outlive the process.
+    """
+    threading.Thread(
+        target=shutil.rmtree, args=(path,), kwargs={"ignore_errors": True}, daemon=False
+    ).start()
 
 
 def _child_setup() -> None:

@@ -64,7 +64,8 @@ def _terraform_groups(pids: list[int]) -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
         for child in out.split():
             if int(child) not in pids:
-                groups.append(os.getpgid(int(child)))
+                with contextlib.suppress(ProcessLookupError):  # it has just finished
+                    groups.append(os.getpgid(int(child)))
     return groups
 
 
@@ -236,7 +237,12 @@ def test_a_killed_worker_leaves_the_apply_interrupted_and_the_environment_free_w
     worker = request.getfixturevalue("celery_worker_process")
     ticket_id = _file_dev(author, "doomed")
     run = wait_for(lambda: _running_apply(ticket_id), timeout=180, what="the apply to start")
-    wait_for(lambda: run.chunks.exists(), timeout=30, what="the apply's first output")
+    # Killed in `terraform apply` itself, not in the short commands before it.
+    wait_for(
+        lambda: run.chunks.filter(text__contains="$ terraform apply").exists(),
+        timeout=60,
+        what="the apply command to start",
+    )
     request.getfixturevalue("reconciler")
 
     pids = _celery_pids(worker.pid)

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,7 +210,12 @@ class _Session:
         return code
 
     def capture(self, *args: str) -> str:
-        """Run a command whose stdout is data (show -json), not log output."""
+        """Run a command whose stdout is data (show -json), not log output.
+
+        In a session of its own, like every Terraform process the runner starts: whoever
+        stops the worker's process group (a service manager, a test) does not reach it
+        mid-write, and whoever stops Terraform's groups (the heartbeat) does.
+        """
         result = subprocess.run(
             [self.spec.binary, *args],
             cwd=self.root,
@@ -217,6 +223,7 @@ class _Session:
             capture_output=True,
             timeout=self.spec.timeout,
             check=False,
+            start_new_session=True,
             preexec_fn=_child_setup,
         )
         if result.returncode != 0:
@@ -240,6 +247,25 @@ class _Session:
                 "terraform state pull returned something that is not JSON", 1
             ) from None
         return f"{state.get('lineage', '')}/{state.get('serial', '')}"
+
+    def planned_state_fingerprint(self) -> str:
+        """``lineage/serial`` of the state the saved plan was made against.
+
+        A saved plan is a zip that holds that state (``tfstate``: the very snapshot
+        Terraform checks for staleness when it applies), so it is read from there, exactly
+        and without starting Terraform again. A plan file of another shape (a future
+        format, an encrypted OpenTofu plan) is answered by ``state pull`` instead.
+        """
+        try:
+            with zipfile.ZipFile(self.root / PLAN_FILENAME) as planfile:
+                state = json.loads(planfile.read("tfstate"))
+            lineage, serial = state["lineage"], state["serial"]
+        except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile):
+            return self.state_fingerprint()
+        if not isinstance(lineage, str) or not isinstance(serial, int):
+            return self.state_fingerprint()
+        # An empty workspace has no state: Terraform plans against a blank one.
+        return f"{lineage}/{serial}" if lineage else ""
 
     def prepare(self) -> None:
         """init and select (or create) the workspace, as an operator would."""
@@ -303,9 +329,26 @@ def _session(spec: RunSpec, on_line: OnLine) -> Iterator[_Session]:
     # Var-file copies, plan files and .terraform hold secrets: private to the portal's user.
     spec.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
     spec.work_root.chmod(0o700)
-    with tempfile.TemporaryDirectory(prefix="run-", dir=spec.work_root) as tmp:
-        root = spec.repo.export(spec.commit_sha, spec.terraform_dir, Path(tmp) / "src")
+    tmp = Path(tempfile.mkdtemp(prefix="run-", dir=spec.work_root))
+    try:
+        root = spec.repo.export_cached(
+            spec.commit_sha, spec.terraform_dir, tmp / "src", spec.work_root / "exports"
+        )
         yield _Session(spec, root, on_line)
+    finally:
+        _remove_soon(tmp)
+
+
+def _remove_soon(path: Path) -> None:
+    """Remove a finished run's working directory in a thread of its own.
+
+    Removing `.terraform` and the rest takes ~50 ms (more with big providers) that need
+    not delay recording the outcome. Not a daemon: a process that exits waits for it, so
+    the directory (plan file, var-file: secrets) does not outlive the process.
+    """
+    threading.Thread(
+        target=shutil.rmtree, args=(path,), kwargs={"ignore_errors": True}, daemon=False
+    ).start()
 
 
 def _child_setup() -> None:
@@ -392,7 +435,28 @@ def _failure(exc: Exception, session: _Session | None, on_line: OnLine) -> tuple
 
 
 def version(binary: str) -> str:
-    """The binary's version string, e.g. ``1.11.4``."""
+    """The binary's version string, e.g. ``1.11.4``.
+
+    Asked once per binary file (path, size, modification time): every run logs it, and
+    starting Terraform only to ask costs ~0.1 s before the run's real work.
+    """
+    try:
+        stat = os.stat(binary)
+    except OSError:
+        return ""
+    key = (binary, stat.st_size, stat.st_mtime_ns)
+    known = _VERSIONS.get(key)
+    if known is None:
+        known = _ask_version(binary)
+        if known:  # an answer that failed is asked again next time
+            _VERSIONS[key] = known
+    return known
+
+
+_VERSIONS: dict[tuple[str, int, int], str] = {}
+
+
+def _ask_version(binary: str) -> str:
     try:
         result = subprocess.run(
             [binary, "version", "-json"],
@@ -413,7 +477,6 @@ def plan(spec: RunSpec, on_line: OnLine) -> PlanResult:
         with _session(spec, on_line) as session:
             session.prepare()
             _check_var_file_digest(session)
-            base_state = session.state_fingerprint()
             session.run(
                 "plan",
                 "-input=false",
@@ -424,6 +487,7 @@ def plan(spec: RunSpec, on_line: OnLine) -> PlanResult:
                 what="terraform plan failed",
             )
             plan_bytes = (session.root / PLAN_FILENAME).read_bytes()
+            base_state = session.planned_state_fingerprint()
             document = json.loads(session.capture("show", "-json", PLAN_FILENAME))
             session.redact.add(sensitive_values(document))
             summary = summarize_plan(document)
@@ -459,10 +523,13 @@ def apply(
         on_line(f"error: {message}")
         return ApplyResult(exit_code=1, error=message)
     session: _Session | None = None
-    lines: list[str] = []
+    # Whether Terraform said the plan is stale; the lines themselves are not kept (a long
+    # apply's output would all stay in the worker's memory).
+    stale_seen: list[bool] = []
 
     def keep(line: str) -> None:
-        lines.append(line)
+        if not stale_seen and any(marker in line for marker in _STALE_MARKERS):
+            stale_seen.append(True)
         on_line(line)
 
     try:
@@ -498,7 +565,7 @@ def apply(
                 exit_code=0, var_file_sha256=var_file_sha256, state_after=state_after
             )
     except (_StepFailed, SourceError, OSError) as exc:
-        stale = any(marker in line for line in lines for marker in _STALE_MARKERS)
+        stale = bool(stale_seen)
         if stale and isinstance(exc, _StepFailed):
             exc = _StepFailed(
                 "Terraform refused the saved plan because it is stale: the environment's "

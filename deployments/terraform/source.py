@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import re
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -169,6 +172,97 @@ class InfraRepo:
         if not root.is_dir():
             raise SourceError(f"{subdir}/ does not exist at commit {sha[:10]}")
         return root
+
+    def export_cached(self, sha: str, subdir: str, dest: Path, cache_root: Path) -> Path:
+        """:meth:`export`, served from a copy kept per commit under ``cache_root``.
+
+        A commit's tree never changes, so it is exported from git once and copied for each
+        run (a few small files, instead of starting git and unpacking an archive). Every
+        file is checked against the SHA-256 recorded when the entry was made while it is
+        copied; an entry that does not match (edited, truncated, half-deleted) is dropped
+        and exported again. Entries are made in a temporary folder and renamed into place,
+        so a half-made entry is never used. The files are what the repository already
+        holds on disk, var-files included, in a folder private to the portal's user.
+        """
+        if not SHA_RE.match(sha):
+            raise SourceError(f"{sha!r} is not a 40-hex commit SHA")
+        check_relative(subdir, "TERRAFORM_DIR")
+        cache_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key = hashlib.sha256(f"{sha}\0{subdir}".encode()).hexdigest()[:32]
+        entry = cache_root / key
+        if entry.is_dir():
+            try:
+                return _copy_entry(entry, dest, subdir)
+            except (OSError, ValueError, KeyError):
+                shutil.rmtree(dest, ignore_errors=True)
+                shutil.rmtree(entry, ignore_errors=True)  # rebuilt below
+        staging = Path(tempfile.mkdtemp(prefix=".new-", dir=cache_root))
+        try:
+            self.export(sha, subdir, staging / "tree")
+            _write_manifest(staging)
+            try:
+                staging.rename(entry)
+            except OSError:  # another run made it meanwhile: use that one
+                shutil.rmtree(staging, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _prune(cache_root, keep=_CACHED_EXPORTS)
+        return _copy_entry(entry, dest, subdir)
+
+
+# Commits whose exports are kept (the most recently used); older ones are removed.
+_CACHED_EXPORTS = 32
+_MANIFEST = "manifest.json"
+
+
+def _write_manifest(entry: Path) -> None:
+    tree = entry / "tree"
+    files: dict[str, dict[str, object]] = {}
+    for path in sorted(tree.rglob("*")):
+        name = path.relative_to(tree).as_posix()
+        if path.is_symlink():
+            files[name] = {"link": os.readlink(path)}
+        elif path.is_file():
+            files[name] = {
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                "mode": path.stat().st_mode & 0o777,
+            }
+    (entry / _MANIFEST).write_text(json.dumps(files))
+
+
+def _copy_entry(entry: Path, dest: Path, subdir: str) -> Path:
+    """Copy a cache entry's files to ``dest``, checking each; ValueError on a mismatch."""
+    files = json.loads((entry / _MANIFEST).read_text())
+    tree = entry / "tree"
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, meta in files.items():
+        check_relative(name, "exported file")
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if "link" in meta:
+            os.symlink(meta["link"], target)
+            continue
+        data = (tree / name).read_bytes()
+        if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+            raise ValueError(f"cached export of {name} does not match its digest")
+        target.write_bytes(data)
+        target.chmod(int(meta["mode"]))
+    os.utime(entry)  # most recently used, for pruning
+    root = dest / subdir
+    if not root.is_dir():
+        raise SourceError(f"{subdir}/ does not exist at this commit")
+    return root
+
+
+def _prune(cache_root: Path, *, keep: int) -> None:
+    entries = sorted(
+        (p for p in cache_root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for stale in entries[keep:]:
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def check_relative(path: str, what: str) -> None:

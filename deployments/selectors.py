@@ -535,15 +535,8 @@ def ticket_last_known_good(ticket: Ticket) -> KnownGood | None:
     if attached is not _NOT_ATTACHED:
         return cast(KnownGood | None, attached)
     if ticket.rollback_target_id:
-        target = Deployment.objects.only("ticket_id", "commit_sha", "finished_at", "var_file").get(
-            pk=ticket.rollback_target_id
-        )
-        return KnownGood(
-            ticket_id=target.ticket_id,
-            commit_sha=target.commit_sha,
-            deployed_at=target.finished_at,
-            deployment_id=target.pk,
-            var_file=target.var_file,
+        return _known_good(
+            Deployment.objects.only(*_KNOWN_GOOD_FIELDS).get(pk=ticket.rollback_target_id)
         )
     return last_known_good(ticket.environment, ticket.deployed_at, exclude_ticket=ticket.pk)
 

@@ -221,6 +221,10 @@ class _Seeder:
 
         def run(kind: str, at: dt.datetime, seconds: int, ok: bool, **extra: Any) -> TerraformRun:
             pk = next(run_ids)
+            # History never ends in the future: a run due to start after "now" starts just
+            # before it, and runs no longer than the time left.
+            at = min(at, self.now - dt.timedelta(seconds=3))
+            seconds = max(1, min(seconds, int((self.now - at).total_seconds()) - 2))
             r = TerraformRun(
                 id=pk,
                 ticket_id=ticket_id,

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from deployments import risk
-from deployments.models import Approval, Ticket
+from deployments.models import Approval, Deployment, TerraformRun, Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +49,11 @@ def test_seed_demo_history_respects_the_approval_rules(settings: Any) -> None:
         assert risk.clean_risk_assessment(ticket.risk_assessment) == ticket.risk_assessment
         assert risk.clean_rollback_plan(ticket.rollback_plan) == ticket.rollback_plan
         assert ticket.risk["level"] in ("low", "medium")
+    # History ends now: nothing seeded happens in the future.
+    now = timezone.now()
+    assert not TerraformRun.objects.filter(finished_at__gt=now).exists()
+    assert not Deployment.objects.filter(finished_at__gt=now).exists()
+    assert not Ticket.objects.filter(deployed_at__gt=now).exists()
     call_command("verify_audit")
 
 

@@ -87,8 +87,19 @@ _HISTORY = [
     (TicketStatus.REJECTED, 4),
     (TicketStatus.PLAN_FAILED, 5),
 ]
-_IN_FLIGHT = [(TicketStatus.AWAITING_APPROVAL, 30), (TicketStatus.APPROVED, 15)]
-_APPLIED = {TicketStatus.COMPLETED, TicketStatus.APPLY_FAILED, TicketStatus.ROLLED_BACK}
+# Staging tickets deployed and waiting for QA's sign-off are "monitoring" (elsewhere that
+# state needs a monitoring period the seed does not write: those end completed).
+_IN_FLIGHT = [
+    (TicketStatus.AWAITING_APPROVAL, 30),
+    (TicketStatus.APPROVED, 15),
+    (TicketStatus.MONITORING, 10),
+]
+_APPLIED = {
+    TicketStatus.COMPLETED,
+    TicketStatus.APPLY_FAILED,
+    TicketStatus.ROLLED_BACK,
+    TicketStatus.MONITORING,
+}
 
 
 def demo_risk(rng: random.Random) -> dict[str, Any]:
@@ -429,6 +440,8 @@ def _specs(
                 TicketStatus.AWAITING_APPROVAL: TicketStatus.APPROVED,
                 TicketStatus.REJECTED: TicketStatus.CANCELLED,
             }.get(status, status)
+        if status == TicketStatus.MONITORING and env.name != "staging":
+            status = TicketStatus.COMPLETED
         heavy = index % HEAVY_EVERY == 0
         if heavy:
             status = TicketStatus.COMPLETED

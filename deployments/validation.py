@@ -123,7 +123,11 @@ def _audit_moment(raw: str, field: str) -> Any:
         raise InputError(field, "must be an ISO 8601 date-time, e.g. 2026-05-01T09:00:00Z")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment
+    try:
+        # In UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows (+23:31).
+        return moment.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        raise InputError(field, "is out of range once converted to UTC") from None
 
 
 def audit_filters(params: Any, *, blank_is_absent: bool = True) -> Any:

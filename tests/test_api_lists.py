@@ -167,7 +167,7 @@ def test_the_ticket_list_page_pages_newest_first(
     client.force_login(author)
 
     def shown(query: str) -> list[int]:
-        response = client.get(f"/?{query}")
+        response = client.get(f"/tickets/?{query}")
         assert response.status_code == 200
         return [t.pk for t in response.context["tickets"]]
 
@@ -177,7 +177,7 @@ def test_the_ticket_list_page_pages_newest_first(
     assert shown("page=9") == []
     # Not a page number: the first page, never an error.
     assert shown("page=x") == shown("page=-1") == shown("page=%EF%BC%92") == made[:2]
-    body = client.get("/?page=2&status=awaiting_approval").content.decode()
+    body = client.get("/tickets/?page=2&status=awaiting_approval").content.decode()
     assert 'href="?status=awaiting_approval&amp;page=1"' in body
     assert 'href="?status=awaiting_approval&amp;page=3"' in body
 

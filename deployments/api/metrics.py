@@ -87,8 +87,9 @@ class MetricsView(APIView):
             OpenApiParameter(
                 "environment",
                 OpenApiTypes.STR,
-                description="One environment's name; absent: every environment you may see.",
-                pattern=r"^[A-Za-z0-9_-]{1,32}$",
+                description="One environment's name; absent or empty: every environment "
+                "you may see.",
+                pattern=r"^[A-Za-z0-9_-]{0,32}$",
             ),
         ],
         responses={

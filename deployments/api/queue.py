@@ -271,7 +271,7 @@ class DeploymentSerializer(serializers.ModelSerializer[Deployment]):
     def get_rolled_back(self, d: Deployment) -> bool:
         return d.rolled_back_at is not None
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field({"type": "string", "description": "The apply run's API path."})
     def get_apply_run(self, d: Deployment) -> str:
         return reverse("api:run-detail", args=[d.run_id])
 

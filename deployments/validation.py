@@ -104,8 +104,9 @@ AUDIT_FILTER_TEXT_MAX = 150
 _AUDIT_ID_MAX = 10**12
 
 
-def _audit_moment(raw: str, field: str) -> Any:
-    """ISO 8601 date-time (a missing offset means UTC) or a date (its midnight, UTC)."""
+def parse_instant(raw: str, field: str) -> Any:
+    """ISO 8601 date-time (a missing offset means UTC) or a date (its midnight, UTC), in
+    UTC; InputError for anything else, blank included."""
     import datetime as dt
 
     from django.utils.dateparse import parse_date, parse_datetime
@@ -155,7 +156,7 @@ def audit_filters(params: Any, *, blank_is_absent: bool = True) -> Any:
     for name in ("since", "until"):
         raw = params.get(name) or ""
         if raw.strip():
-            values[name] = _audit_moment(raw, name)
+            values[name] = parse_instant(raw, name)
     if "since" in values and "until" in values and values["since"] >= values["until"]:
         raise InputError("until", "must be after since")
     return AuditFilters(**values)

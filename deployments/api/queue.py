@@ -8,7 +8,6 @@ from typing import Any
 
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -349,16 +348,11 @@ class DeploymentHistoryView(generics.ListAPIView[Deployment]):
                 {"outcome": [f"outcome must be one of {', '.join(DeploymentOutcome.values)}"]}
             )
         since = None
-        raw = params.get("since", "")
-        if raw:
+        if "since" in params:
             try:
-                since = parse_datetime(raw)
-            except ValueError:
-                since = None
-            if since is None:
-                raise ValidationError({"since": ["since must be an ISO-8601 date and time"]})
-            if timezone.is_naive(since):
-                since = timezone.make_aware(since, dt.UTC)
+                since = validation.parse_instant(params.get("since", ""), "since")
+            except InputError as exc:
+                raise ValidationError({"since": [f"since {exc.message}"]}) from None
         return history_selectors.deployment_history(
             self.request.user, environment=environment, outcome=outcome, since=since
         )

@@ -1,17 +1,20 @@
 """Throughput on loopback: gunicorn with 2 and 4 workers, requests/s for the ticket list API
 against /healthz on the same server, and the errors seen (target: none).
 
-A small threaded load script (keep-alive connections, CLIENTS threads for DURATION seconds
-per URL) rather than locust: same figures, no extra process tree to manage. Runs on the
+The load is locust's (headless, in its own process: benchmarks/locustfile.py), CLIENTS
+users asking as fast as they are answered for DURATION seconds per URL. Runs on the
 PostgreSQL database pages_bench seeded (100,000 tickets; --quick: 5,000), or on the
 embedded SQLite one when PostgreSQL is not reachable.
 """
 
 from __future__ import annotations
 
-import http.client
-import threading
-import time
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 from . import server
 from .common import Context, Figure
@@ -19,37 +22,43 @@ from .pages_bench import FULL_TICKETS, QUICK_TICKETS, VIEWER
 
 CLIENTS = 8
 WORKERS = (2, 4)
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
 
-def _load(port: int, path: str, headers: dict[str, str], seconds: float) -> tuple[int, int]:
-    """(successful requests, errors) from CLIENTS threads hammering ``path``."""
-    done = [0] * CLIENTS
-    errors = [0] * CLIENTS
-    stop = time.monotonic() + seconds
-
-    def client(i: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        while time.monotonic() < stop:
-            try:
-                conn.request("GET", path, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                if response.status == 200:
-                    done[i] += 1
-                else:
-                    errors[i] += 1
-            except (OSError, http.client.HTTPException):
-                errors[i] += 1
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        conn.close()
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(done), sum(errors)
+def _load(port: int, path: str, auth: str, seconds: float) -> tuple[int, int]:
+    """(successful requests, errors) from locust's CLIENTS users asking for ``path``."""
+    with tempfile.TemporaryDirectory() as work:
+        prefix = str(Path(work) / "load")
+        subprocess.run(
+            [
+                str(Path(sys.executable).with_name("locust")),
+                "-f",
+                str(LOCUSTFILE),
+                "--headless",
+                "--users",
+                str(CLIENTS),
+                "--spawn-rate",
+                str(CLIENTS),
+                "--run-time",
+                f"{seconds:g}s",
+                "--host",
+                f"http://127.0.0.1:{port}",
+                "--csv",
+                prefix,
+                "--only-summary",
+                "--loglevel",
+                "ERROR",
+            ],
+            env={**os.environ, "BENCH_LOAD_PATH": path, "BENCH_LOAD_AUTH": auth},
+            check=False,  # locust exits 1 when a request failed: counted below
+            capture_output=True,
+            timeout=seconds + 120,
+        )
+        with open(f"{prefix}_stats.csv", newline="") as handle:
+            rows = {row["Name"]: row for row in csv.DictReader(handle)}
+    total = rows["Aggregated"]
+    failures = int(total["Failure Count"])
+    return int(total["Request Count"]) - failures, failures
 
 
 def run(ctx: Context) -> list[Figure]:
@@ -61,14 +70,14 @@ def run(ctx: Context) -> list[Figure]:
         setup = server.sqlite_setup(ctx, QUICK_TICKETS)
     server.prepare(setup)
     login = server.helper(setup, "login", {"username": VIEWER})
-    api = {"Authorization": f"Token {login['token']}", "Accept": "application/json"}
+    auth = f"Token {login['token']}"
     figures: list[Figure] = []
     label = f"{setup.name}, {setup.tickets:,} tickets"
     for workers in WORKERS:
         with server.gunicorn(setup, workers=workers, threads=1) as srv:
-            _load(srv.port, "/healthz", {}, 1.0)  # warm every worker
-            base_ok, base_err = _load(srv.port, "/healthz", {}, seconds)
-            list_ok, list_err = _load(srv.port, "/api/v1/tickets/", api, seconds)
+            _load(srv.port, "/healthz", "", 1.0)  # warm every worker
+            base_ok, base_err = _load(srv.port, "/healthz", "", seconds)
+            list_ok, list_err = _load(srv.port, "/api/v1/tickets/", auth, seconds)
         base_rps, list_rps = base_ok / seconds, list_ok / seconds
         figures.append(
             Figure(
@@ -79,7 +88,7 @@ def run(ctx: Context) -> list[Figure]:
                 ratio=list_rps / base_rps if base_rps else None,
                 target="0 errors",
                 met=list_err == 0 and base_err == 0,
-                note=f"{CLIENTS} client threads for {seconds:g} s each; ratio = list/healthz "
+                note=f"locust, {CLIENTS} users for {seconds:g} s each; ratio = list/healthz "
                 "(higher is better)",
             )
         )

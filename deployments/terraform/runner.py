@@ -267,6 +267,20 @@ class _Session:
         # An empty workspace has no state: Terraform plans against a blank one.
         return f"{lineage}/{serial}" if lineage else ""
 
+    def plan(self, *extra: str) -> int:
+        """`terraform plan` of the spec's var-file; with -detailed-exitcode, 2 (changes) is
+        an answer, not a failure."""
+        return self.run(
+            "plan",
+            "-input=false",
+            "-no-color",
+            *extra,
+            f"-lock-timeout={self.spec.lock_timeout}",
+            f"-var-file={self.spec.var_file}",
+            ok_codes=(0, 2) if "-detailed-exitcode" in extra else (0,),
+            what="terraform plan failed",
+        )
+
     def prepare(self) -> None:
         """init and select (or create) the workspace, as an operator would."""
         check_relative(self.spec.var_file, "var-file")
@@ -477,15 +491,7 @@ def plan(spec: RunSpec, on_line: OnLine) -> PlanResult:
         with _session(spec, on_line) as session:
             session.prepare()
             _check_var_file_digest(session)
-            session.run(
-                "plan",
-                "-input=false",
-                "-no-color",
-                f"-lock-timeout={spec.lock_timeout}",
-                f"-var-file={spec.var_file}",
-                f"-out={PLAN_FILENAME}",
-                what="terraform plan failed",
-            )
+            session.plan(f"-out={PLAN_FILENAME}")
             plan_bytes = (session.root / PLAN_FILENAME).read_bytes()
             base_state = session.planned_state_fingerprint()
             document = json.loads(session.capture("show", "-json", PLAN_FILENAME))
@@ -598,17 +604,7 @@ def drift(spec: RunSpec, on_line: OnLine) -> DriftResult:
     try:
         with _session(spec, on_line) as session:
             session.prepare()
-            code = session.run(
-                "plan",
-                "-input=false",
-                "-no-color",
-                "-detailed-exitcode",
-                f"-lock-timeout={spec.lock_timeout}",
-                f"-var-file={spec.var_file}",
-                f"-out={PLAN_FILENAME}",
-                ok_codes=(0, 2),
-                what="terraform plan failed",
-            )
+            code = session.plan("-detailed-exitcode", f"-out={PLAN_FILENAME}")
             if code == 0:
                 session.emit("No drift: the environment matches the last deployed commit.")
                 return DriftResult(exit_code=0)
@@ -638,16 +634,7 @@ def check(spec: RunSpec, on_line: OnLine) -> CheckResult:
     try:
         with _session(spec, on_line) as session:
             session.prepare()
-            code = session.run(
-                "plan",
-                "-input=false",
-                "-no-color",
-                "-detailed-exitcode",
-                f"-lock-timeout={spec.lock_timeout}",
-                f"-var-file={spec.var_file}",
-                ok_codes=(0, 2),
-                what="terraform plan failed",
-            )
+            code = session.plan("-detailed-exitcode")
             if code == 2:
                 message = (
                     "the post-apply plan still shows changes: "

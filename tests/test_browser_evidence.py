@@ -95,16 +95,17 @@ def test_qa_drops_files_signs_off_staging_and_the_tech_lead_sees_it_on_prod(
     quinn = people("quinn")
     quinn.goto(f"{base}/tickets/{staging.pk}/")
     expect(quinn.locator("#signoff-missing")).to_contain_text("passed smoke_tests")
+    screenshots = [("checkout.png", PNG, "image/png"), ("player.png", PNG, "image/png")]
+    # Dropped before a kind is chosen: the files wait, nothing is filed under a kind nobody
+    # picked (the first one offered to QA is the QA report).
+    drop_files(quinn, "#evidence-drop", screenshots)
+    chosen = quinn.locator("#evidence-chosen")
+    expect(chosen).to_contain_text("Choose the kind of evidence, then Upload.")
+    expect(chosen).to_contain_text("checkout.png")
     quinn.select_option("#evidence-kind", "screenshot")
-    drop_files(
-        quinn,
-        "#evidence-drop",
-        [
-            ("checkout.png", PNG, "image/png"),
-            ("player.png", PNG, "image/png"),
-        ],
-    )
+    drop_files(quinn, "#evidence-drop", screenshots)
     expect(quinn.locator(".messages")).to_contain_text("Uploaded checkout.png, player.png")
+    assert Evidence.objects.count() == 3 and not Evidence.objects.filter(kind="qa_report")
     assert sorted(
         Evidence.objects.filter(kind="screenshot").values_list("filename", flat=True)
     ) == [

@@ -376,6 +376,26 @@ def test_the_page_uploads_several_files_at_once(author: User, evidence_dir: Path
     assert forged.status_code == 403 and Evidence.objects.count() == 2
 
 
+def test_the_page_chooses_no_kind_for_the_uploader(author: User, qa: User) -> None:
+    """The kind is picked by the person, never defaulted (QA would be offered the QA report
+    first): the form asks for it, and a form sent without one keeps nothing."""
+    ticket = staging_ticket(author)
+    client = Client()
+    client.force_login(qa)
+    html = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert (
+        '<select name="kind" id="evidence-kind" required><option value="">Choose the kind' in html
+    )
+    assert html.index('id="evidence-kind"') < html.index('id="evidence-drop"')
+    response = client.post(
+        f"/tickets/{ticket.pk}/evidence/",
+        {"kind": "", "file": [SimpleUploadedFile("a.png", PNG)]},
+        follow=True,
+    )
+    assert "kind must be one of qa_report, smoke_tests" in response.content.decode()
+    assert not Evidence.objects.exists()
+
+
 def test_the_page_refuses_an_oversized_file_and_keeps_none(
     author: User, settings: Any, evidence_dir: Path
 ) -> None:

@@ -313,6 +313,32 @@ def test_a_failed_smoke_test_marks_the_ticket_until_qa_passes_new_evidence(
     assert ticket.status == TicketStatus.COMPLETED
 
 
+def test_a_failure_ci_reported_is_not_signed_over_qa_uploads_new_evidence(
+    author: User, developer: User, qa: User
+) -> None:
+    """Once per item: the red run CI reported keeps its verdict (QA cannot turn it into a
+    pass); QA passes a new run, which clears the mark."""
+    ticket = staging_ticket(author)
+    upload(qa, ticket, name="qa.txt", kind="qa_report", passed=True)
+    red = upload(developer, ticket, name="smoke-run-41.txt", passed=False).json()
+    url = f"/api/v1/tickets/{ticket.pk}/evidence/{red['id']}/signoff/"
+    refused = api_for(qa).post(url, {"passed": True}, format="json")
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == (
+        "dave already reported this evidence failed; upload new evidence for a new verdict"
+    )
+    assert Evidence.objects.get(pk=red["id"]).passed is False
+    ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.MONITORING
+    assert "smoke tests failed (smoke-run-41.txt)" in ticket.status_reason
+    client = Client()
+    client.force_login(qa)
+    html = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert f"/evidence/{red['id']}/signoff/" not in html  # no Pass button on it
+    upload(qa, ticket, name="smoke-run-42.txt", passed=True)
+    assert Ticket.objects.get(pk=ticket.pk).status == TicketStatus.COMPLETED
+
+
 def test_verdicts_on_a_ticket_not_yet_deployed_complete_nothing(author: User, qa: User) -> None:
     ticket = staging_ticket(author, status=TicketStatus.AWAITING_APPROVAL)
     upload(qa, ticket, kind="smoke_tests", passed=True)

@@ -1251,9 +1251,16 @@ def check_may_upload_evidence(
 
 
 def check_may_sign_off(
-    ticket: Ticket, *, user_roles: Iterable[str], signed_off_by: str = ""
+    ticket: Ticket,
+    *,
+    user_roles: Iterable[str],
+    signed_off_by: str = "",
+    verdict: bool | None = None,
+    reported_by: str = "",
 ) -> None:
-    """May this person give an item its QA verdict? QA only, once per item."""
+    """May this person give an item its QA verdict? QA only, once per item: an item that
+    already carries a verdict (a failure CI reported at upload) keeps it; a new verdict
+    needs new evidence."""
     if QA_ROLE not in set(user_roles):
         raise PolicyError("only QA may sign evidence off", PolicyError.ACTOR)
     status = TicketStatus(ticket.status)
@@ -1263,6 +1270,11 @@ def check_may_sign_off(
         raise PolicyError(
             f"{signed_off_by} already signed this evidence off; upload new evidence for a new "
             "verdict"
+        )
+    if verdict is not None:
+        raise PolicyError(
+            f"{reported_by or 'its uploader'} already reported this evidence "
+            f"{'passed' if verdict else 'failed'}; upload new evidence for a new verdict"
         )
 
 

@@ -1,6 +1,7 @@
 // Evidence upload: drop several files onto the ticket page's upload form. Without
 // JavaScript the form's multiple file input does the same; with it, a drop fills that
-// input and submits the form (the server keeps every file byte for byte).
+// input and submits the form (the server keeps every file byte for byte) once a kind is
+// chosen; dropped before that, the files wait in the input until the person picks one.
 (function () {
   "use strict";
   var zone = document.getElementById("evidence-drop");
@@ -33,6 +34,17 @@
     if (!files || !files.length) { return; }
     input.files = files;
     show(files);
+    if (!form.checkValidity()) {
+      // No kind chosen yet: keep the files and say what is missing; Upload sends them.
+      if (chosen) {
+        var hint = document.createElement("li");
+        hint.className = "error";
+        hint.textContent = "Choose the kind of evidence, then Upload.";
+        chosen.appendChild(hint);
+      }
+      form.reportValidity();
+      return;
+    }
     if (form.requestSubmit) { form.requestSubmit(); } else { form.submit(); }
   });
   input.addEventListener("change", function () { show(input.files); });

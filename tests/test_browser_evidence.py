@@ -1,6 +1,7 @@
 """Evidence in a real Chromium: QA drops two files onto a staging ticket, signs the CI's
 smoke tests off and adds the QA report, which completes the ticket; a Tech Lead then opens
-the prod ticket of the same commit and finds that evidence above the approve button."""
+the prod ticket of the same commit and finds its description, scored risk, rollback plan
+and that evidence above the approve button."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import transaction
 from playwright.sync_api import Browser, Page, expect
 
 from deployments.choices import TicketStatus
 from deployments.models import Evidence, Ticket
+from deployments.services.risk import ticket_risk_refresh
 
 from .evidence_helpers import PNG, evidence_dir, staging_ticket, stored_files, upload
+from .factories import RISK_OK, ROLLBACK_OK
 from .test_approvals_api import awaiting
 from .test_browser import sign_in
 
@@ -75,23 +79,33 @@ def test_qa_drops_files_signs_off_staging_and_the_tech_lead_sees_it_on_prod(
 ) -> None:
     base = live_server.url
     staging = staging_ticket(author)
-    prod = awaiting("prod", author, commit_sha=staging.commit_sha)
+    prod = awaiting(
+        "prod",
+        author,
+        commit_sha=staging.commit_sha,
+        description="Four app servers for the autumn campaign.",
+        risk_assessment={**RISK_OK, "customer_facing": True},
+        rollback_plan=ROLLBACK_OK,
+    )
+    with transaction.atomic():  # scored from its plan, as the worker does when it finishes
+        ticket_risk_refresh(prod, actor="worker", run=prod.current_plan)
     # CI reported its smoke-test run through the API, without a verdict.
     assert upload(developer, staging, name="smoke-run-7.txt").status_code == 201
 
     quinn = people("quinn")
     quinn.goto(f"{base}/tickets/{staging.pk}/")
     expect(quinn.locator("#signoff-missing")).to_contain_text("passed smoke_tests")
+    screenshots = [("checkout.png", PNG, "image/png"), ("player.png", PNG, "image/png")]
+    # Dropped before a kind is chosen: the files wait, nothing is filed under a kind nobody
+    # picked (the first one offered to QA is the QA report).
+    drop_files(quinn, "#evidence-drop", screenshots)
+    chosen = quinn.locator("#evidence-chosen")
+    expect(chosen).to_contain_text("Choose the kind of evidence, then Upload.")
+    expect(chosen).to_contain_text("checkout.png")
     quinn.select_option("#evidence-kind", "screenshot")
-    drop_files(
-        quinn,
-        "#evidence-drop",
-        [
-            ("checkout.png", PNG, "image/png"),
-            ("player.png", PNG, "image/png"),
-        ],
-    )
+    drop_files(quinn, "#evidence-drop", screenshots)
     expect(quinn.locator(".messages")).to_contain_text("Uploaded checkout.png, player.png")
+    assert Evidence.objects.count() == 3 and not Evidence.objects.filter(kind="qa_report")
     assert sorted(
         Evidence.objects.filter(kind="screenshot").values_list("filename", flat=True)
     ) == [
@@ -122,12 +136,21 @@ def test_qa_drops_files_signs_off_staging_and_the_tech_lead_sees_it_on_prod(
     expect(section.locator("#staging-validated")).to_be_visible()
     for name in ("smoke-run-7.txt", "checkout.png", "player.png", "qa-report.txt"):
         expect(section).to_contain_text(name)
+    # The scored risk with its reasons and the rollback plan, on the same page.
+    expect(tess.locator("body")).to_contain_text("Four app servers for the autumn campaign.")
+    expect(tess.locator("#risk-level")).to_have_text("low")
+    expect(tess.locator("#risk-reasons")).to_contain_text("customer facing: +2")
+    expect(tess.locator("#risk-summary")).to_contain_text(str(RISK_OK["summary"]))
+    expect(tess.locator("#rollback-steps")).to_contain_text(str(ROLLBACK_OK["steps"]))
+    expect(tess.locator("#rollback-facts")).to_contain_text("10 minutes")
     expect(tess.locator("#approve-form")).to_be_visible()
-    above = tess.evaluate(
-        "() => document.querySelector('#staging-evidence').compareDocumentPosition("
-        "document.querySelector('#approve-form')) & Node.DOCUMENT_POSITION_FOLLOWING"
-    )
-    assert above
+    for shown in ("#risk", "#rollback-steps", "#staging-evidence"):
+        above = tess.evaluate(
+            "(shown) => document.querySelector(shown).compareDocumentPosition("
+            "document.querySelector('#approve-form')) & Node.DOCUMENT_POSITION_FOLLOWING",
+            shown,
+        )
+        assert above, f"{shown} is not above the approve button"
     tess.screenshot(path=SCREENSHOT, full_page=True)
     # The evidence opens from the prod page (plain text inline, nosniff), byte for byte.
     href = section.get_by_role("link", name="qa-report.txt").get_attribute("href")

@@ -98,7 +98,7 @@ def test_prod_risk_is_filed_in_the_form_and_shown_where_the_approver_decides(
     expect(lead.locator("#risk-reasons")).to_contain_text(
         "high: replaces module.database.null_resource.instance (database)"
     )
-    expect(lead.locator("#risk-note")).to_contain_text("the assessed risk is high")
+    expect(lead.locator("#risk-note")).to_contain_text("The assessed risk is high, so this")
     expect(lead.locator("#blast-radius")).to_contain_text("database")
     expect(lead.locator("#risk-summary")).to_contain_text("The database restarts once.")
     expect(lead.locator("#rollback-steps")).to_contain_text("Deploy the last known good")

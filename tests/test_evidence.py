@@ -313,6 +313,32 @@ def test_a_failed_smoke_test_marks_the_ticket_until_qa_passes_new_evidence(
     assert ticket.status == TicketStatus.COMPLETED
 
 
+def test_a_failure_ci_reported_is_not_signed_over_qa_uploads_new_evidence(
+    author: User, developer: User, qa: User
+) -> None:
+    """Once per item: the red run CI reported keeps its verdict (QA cannot turn it into a
+    pass); QA passes a new run, which clears the mark."""
+    ticket = staging_ticket(author)
+    upload(qa, ticket, name="qa.txt", kind="qa_report", passed=True)
+    red = upload(developer, ticket, name="smoke-run-41.txt", passed=False).json()
+    url = f"/api/v1/tickets/{ticket.pk}/evidence/{red['id']}/signoff/"
+    refused = api_for(qa).post(url, {"passed": True}, format="json")
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == (
+        "dave already reported this evidence failed; upload new evidence for a new verdict"
+    )
+    assert Evidence.objects.get(pk=red["id"]).passed is False
+    ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.MONITORING
+    assert "smoke tests failed (smoke-run-41.txt)" in ticket.status_reason
+    client = Client()
+    client.force_login(qa)
+    html = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert f"/evidence/{red['id']}/signoff/" not in html  # no Pass button on it
+    upload(qa, ticket, name="smoke-run-42.txt", passed=True)
+    assert Ticket.objects.get(pk=ticket.pk).status == TicketStatus.COMPLETED
+
+
 def test_verdicts_on_a_ticket_not_yet_deployed_complete_nothing(author: User, qa: User) -> None:
     ticket = staging_ticket(author, status=TicketStatus.AWAITING_APPROVAL)
     upload(qa, ticket, kind="smoke_tests", passed=True)
@@ -374,6 +400,26 @@ def test_the_page_uploads_several_files_at_once(author: User, evidence_dir: Path
         {"kind": "other", "file": SimpleUploadedFile("c.txt", b"x")},
     )
     assert forged.status_code == 403 and Evidence.objects.count() == 2
+
+
+def test_the_page_chooses_no_kind_for_the_uploader(author: User, qa: User) -> None:
+    """The kind is picked by the person, never defaulted (QA would be offered the QA report
+    first): the form asks for it, and a form sent without one keeps nothing."""
+    ticket = staging_ticket(author)
+    client = Client()
+    client.force_login(qa)
+    html = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert (
+        '<select name="kind" id="evidence-kind" required><option value="">Choose the kind' in html
+    )
+    assert html.index('id="evidence-kind"') < html.index('id="evidence-drop"')
+    response = client.post(
+        f"/tickets/{ticket.pk}/evidence/",
+        {"kind": "", "file": [SimpleUploadedFile("a.png", PNG)]},
+        follow=True,
+    )
+    assert "kind must be one of qa_report, smoke_tests" in response.content.decode()
+    assert not Evidence.objects.exists()
 
 
 def test_the_page_refuses_an_oversized_file_and_keeps_none(

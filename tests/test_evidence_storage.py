@@ -175,7 +175,7 @@ def test_50_mib_round_trip_on_s3_private_and_encrypted(
     assert all("AllUsers" not in str(g["Grantee"]) for g in acl["Grants"])
 
 
-def test_small_file_round_trip_on_s3_through_the_api(
+def test_small_file_round_trip_on_s3_through_the_api_checked_against_its_digest(
     qa: User, author: User, settings: Any, moto_s3: str
 ) -> None:
     import boto3
@@ -185,9 +185,8 @@ def test_small_file_round_trip_on_s3_through_the_api(
     from .conftest import api_for
     from .evidence_helpers import PNG, upload
 
-    boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1").create_bucket(
-        Bucket="portal-evidence"
-    )
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
+    s3.create_bucket(Bucket="portal-evidence")
     settings.STORAGES = {
         **settings.STORAGES,
         "evidence": plan_storage_config(
@@ -199,3 +198,9 @@ def test_small_file_round_trip_on_s3_through_the_api(
     response = api_for(qa).get(item["download_url"])
     assert response["Content-Type"] == "image/png"
     assert b"".join(response.streaming_content) == PNG
+    # An object changed in the bucket behind the portal's back is refused, not served.
+    key = Evidence.objects.get(pk=item["id"]).file.name
+    s3.put_object(Bucket="portal-evidence", Key=key, Body=PNG[:-1] + b"\x00")
+    tampered = api_for(qa).get(item["download_url"])
+    assert tampered.status_code == 409
+    assert "no longer matches the SHA-256" in tampered.json()["detail"]

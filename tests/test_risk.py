@@ -335,6 +335,11 @@ def test_the_form_shows_field_errors_inline(author: User, infra_repo: Any) -> No
     client.force_login(author)
     page = client.get("/tickets/new/")
     assert b"Required for prod" in page.content and b'id="change-details"' in page.content
+    # The note says what the service requires (risk.clean_rollback_plan), no more.
+    assert (
+        "rollback steps; the expected rollback time and data considerations are optional"
+        in page.content.decode()
+    )
     data = {
         "title": "Scale",
         "environment": "prod",
@@ -406,6 +411,34 @@ def test_the_form_files_a_prod_ticket_with_its_questionnaire(
     assert ticket.risk["level"] == "medium" and ticket.risk["score"] == 6
 
 
+@pytest.mark.django_db
+def test_the_form_files_a_prod_ticket_without_the_optional_rollback_fields(
+    author: User, infra_repo: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    client = Client()
+    client.force_login(author)
+    response = client.post(
+        "/tickets/new/",
+        {
+            "title": "Scale",
+            "environment": "prod",
+            "change_type": "normal",
+            "description": "d",
+            "risk_impact": "low",
+            "risk_likelihood": "low",
+            "risk_summary": "more servers",
+            "rollback_steps": "revert",
+        },
+    )
+    assert response.status_code == 302, response.context["form"].errors
+    assert Ticket.objects.get().rollback_plan == {
+        "steps": "revert",
+        "expected_minutes": None,
+        "data_considerations": "",
+    }
+
+
 # --- the level in the approval rule --------------------------------------------------
 
 
@@ -469,6 +502,41 @@ def test_a_high_risk_prod_ticket_needs_a_third_lead(
     )
     third = _approve(_persona("tara", "tech_lead"), ticket)
     assert third.status_code == 200 and third.json()["status"] == "approved"
+
+
+@pytest.mark.usefixtures("without_promotion_gate")
+@pytest.mark.django_db
+def test_the_approver_reads_the_risk_and_rollback_plan_above_the_approve_button(
+    author: User, tech_lead: User
+) -> None:
+    ticket = _destructive(
+        TicketFactory(
+            environment=Environment.objects.get(name="prod"),
+            author=author,
+            description="A bigger database for the campaign.",
+            pull_request_url="https://git.example.com/infra/pull/42",
+            risk_assessment=RISK_OK,
+            rollback_plan=ROLLBACK_OK,
+        )
+    )
+    client = Client()
+    client.force_login(tech_lead)
+    html = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    approve = html.index('id="approve-form"')
+    for shown in (
+        "A bigger database for the campaign.",
+        'id="risk-level">high<',
+        "high: replaces module.database.null_resource.instance (database)",
+        'id="risk-note">The assessed risk is high, so this prod ticket needs',
+        'id="blast-radius"',
+        str(RISK_OK["summary"]),
+        str(ROLLBACK_OK["steps"]),
+        "10 minutes",
+        'id="risk-pr"',
+        'id="last-known-good"',
+    ):
+        assert shown in html, shown
+        assert html.index(shown) < approve, f"{shown} is below the approve button"
 
 
 @pytest.mark.django_db

@@ -84,6 +84,38 @@ def test_request_constraints_are_stated(schema_doc: dict[str, Any]) -> None:
     assert statuses == TicketStatus.values
 
 
+def test_the_risk_questionnaire_rollback_plan_and_promotion_are_documented(
+    schema_doc: dict[str, Any],
+) -> None:
+    """What a prod ticket needs, field by field, as the API checks it (deployments.risk)."""
+    from deployments import risk
+
+    level = {"$ref": "#/components/schemas/RiskLevelEnum"}
+    assert _component(schema_doc, "RiskLevelEnum")["enum"] == list(risk.LEVELS)
+    questionnaire = _component(schema_doc, "RiskAssessmentRequest")
+    assert questionnaire["additionalProperties"] is False
+    assert set(questionnaire["properties"]) == set(risk.RISK_FIELDS)
+    props = questionnaire["properties"]
+    assert props["impact"] == level and props["likelihood"] == level
+    for question in risk.QUESTIONS:
+        assert props[question] == {"type": "boolean", "default": False}
+    rollback = _component(schema_doc, "RollbackPlanRequest")
+    assert rollback["additionalProperties"] is False and rollback["required"] == ["steps"]
+    assert set(rollback["properties"]) == set(risk.ROLLBACK_FIELDS)
+    minutes = rollback["properties"]["expected_minutes"]
+    assert (minutes["minimum"], minutes["maximum"]) == (0, risk.EXPECTED_MINUTES_MAX)
+    assert _text(rollback["properties"]["steps"])["maxLength"] == risk.STEPS_MAX
+    # The answers: the scoring with its reasons, the rollback plan's last known good and
+    # the staging ticket a prod ticket is promoted from.
+    scored = _component(schema_doc, "RiskOut")["properties"]
+    assert {"score", "level", "reasons", "blast_radius", "plan_run"} <= set(scored)
+    assert "last_known_good" in _component(schema_doc, "RollbackOut")["properties"]
+    detail = _component(schema_doc, "TicketDetail")["properties"]
+    assert detail["staging_ticket"]["allOf"] == [{"$ref": "#/components/schemas/StagingTicket"}]
+    staging = _component(schema_doc, "StagingTicket")["properties"]
+    assert {"id", "status", "commit_sha", "validated", "missing", "evidence"} <= set(staging)
+
+
 def test_every_operation_documents_its_error_answers(schema_doc: dict[str, Any]) -> None:
     error = _component(schema_doc, "Error")
     assert error["required"] == ["detail"]

@@ -136,7 +136,13 @@ def evidence_sign_off(
         except Evidence.DoesNotExist:
             raise InputError("evidence", "no such evidence on this ticket") from None
         signer = evidence.signed_off_by.get_username() if evidence.signed_off_by else ""
-        policy.check_may_sign_off(ticket, user_roles=user_roles(actor), signed_off_by=signer)
+        policy.check_may_sign_off(
+            ticket,
+            user_roles=user_roles(actor),
+            signed_off_by=signer,
+            verdict=evidence.passed,
+            reported_by=evidence.uploaded_by.get_username(),
+        )
         evidence.passed = passed
         evidence.signed_off_by = actor
         evidence.signed_off_at = timezone.now()

@@ -347,3 +347,57 @@ def test_freeze_api_for_leads_and_ops(operations: User, developer: User) -> None
     refused = api_for(developer).post("/api/v1/environments/dev/freezes/", body, format="json")
     assert refused.status_code == 403
     assert Freeze.objects.count() == 1
+
+
+def test_one_handed_over_at_0359_that_the_worker_claims_at_0400_returns_and_tells(
+    author: User, tech_lead: User, devops_lead: User, operations: User
+) -> None:
+    """The beat pass hands the apply over just before 04:00; the worker's start-time
+    re-check runs at 04:00: Terraform never starts, the ticket is approved again with no
+    schedule left on it, and the person who scheduled it is told."""
+    from deployments.services import execution
+    from notifications.models import Notification
+
+    with time_machine.travel(OUTSIDE, tick=False):
+        ticket = scheduled(operations, prod_ticket(author, tech_lead, devops_lead))
+    closes = THU_OPEN + dt.timedelta(hours=2)  # 04:00 EST
+    with time_machine.travel(closes - dt.timedelta(seconds=1), tick=False):
+        assert schedules.schedules_run()["started"] == 1
+    run = ticket.runs.get(kind=RunKind.APPLY)
+    with time_machine.travel(closes, tick=False):
+        assert execution._claim_apply(run.pk, worker="test-worker") is None
+    run.refresh_from_db()
+    ticket.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert ticket.status == TicketStatus.APPROVED and ticket.scheduled_for is None
+    assert ticket.status_reason.startswith(
+        "the apply was not started: prod deploys only inside the change window"
+    )
+    told = Notification.objects.filter(event="schedule.missed", ticket=ticket)
+    assert [n.recipient.get_username() for n in told] == ["opal"]
+    assert "the apply was not started" in told.get().body
+    body = api_for(operations).get(f"/api/v1/tickets/{ticket.pk}/").json()
+    assert body["status"] == "approved" and body["scheduled_for"] is None
+
+
+def test_approvals_lost_before_the_scheduled_start_tell_the_schedulers(
+    author: User, tech_lead: User, devops_lead: User, operations: User
+) -> None:
+    from notifications.models import Notification
+
+    with time_machine.travel(OUTSIDE, tick=False):
+        ticket = scheduled(operations, prod_ticket(author, tech_lead, devops_lead))
+    tech_lead.groups.clear()  # the Tech Lead who approved left the role
+    with time_machine.travel(THU_OPEN, tick=False):
+        assert schedules.schedules_run() == {"started": 0, "given_back": 1, "wait": 0}
+    ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.APPROVED and ticket.scheduled_for is None
+    assert ticket.status_reason.startswith(
+        "the scheduled apply was not started: the approvals no longer hold (tess no longer "
+        "holds the role they approved under)"
+    )
+    refused = AuditEvent.objects.get(ticket=ticket, action="schedule.refused")
+    assert refused.data["told"] == ["opal"]
+    told = Notification.objects.filter(event="schedule.missed", ticket=ticket)
+    assert [n.recipient.get_username() for n in told] == ["opal"]
+    assert not ticket.runs.filter(kind=RunKind.APPLY).exists()

@@ -401,3 +401,42 @@ def test_approvals_lost_before_the_scheduled_start_tell_the_schedulers(
     told = Notification.objects.filter(event="schedule.missed", ticket=ticket)
     assert [n.recipient.get_username() for n in told] == ["opal"]
     assert not ticket.runs.filter(kind=RunKind.APPLY).exists()
+
+
+@time_machine.travel(OUTSIDE, tick=False)
+def test_the_ticket_page_shows_stale_as_soon_as_another_apply_lands_and_a_closed_one_never(
+    author: User, tech_lead: User, devops_lead: User, operations: User
+) -> None:
+    from django.test import Client
+
+    ticket = prod_ticket(author, tech_lead, devops_lead)
+    other = prod_ticket(author, tech_lead, devops_lead)
+    TerraformRun.objects.filter(ticket__in=[ticket, other], kind=RunKind.PLAN).update(
+        finished_at=dt.datetime(2026, 11, 24, 11, 0, tzinfo=UTC)
+    )
+    client = Client()
+    client.force_login(operations)
+    page = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert 'id="plan-stale"' not in page and 'id="schedule-next-button"' in page
+    # Another ticket's apply lands: nobody has clicked deploy, the page says so already.
+    RunFactory(
+        ticket=other,
+        plan=other.current_plan,
+        kind=RunKind.APPLY,
+        status=RunStatus.SUCCEEDED,
+        finished_at=dt.datetime(2026, 11, 24, 11, 30, tzinfo=UTC),
+    )
+    Ticket.objects.filter(pk=other.pk).update(status=TicketStatus.COMPLETED)
+    page = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert 'id="plan-stale"' in page and "stale \u2014 re-plan needed" in page
+    assert 'id="schedule-next-button"' not in page
+    # The applied ticket's own plan is done with: it is not "stale", on the page or the API.
+    RunFactory(
+        ticket=ticket,
+        plan=ticket.current_plan,
+        kind=RunKind.APPLY,
+        status=RunStatus.SUCCEEDED,
+        finished_at=dt.datetime(2026, 11, 24, 11, 45, tzinfo=UTC),
+    )
+    assert 'id="plan-stale"' not in client.get(f"/tickets/{other.pk}/").content.decode()
+    assert api_for(operations).get(f"/api/v1/tickets/{other.pk}/").json()["plan_stale"] is False

@@ -440,3 +440,45 @@ def test_the_ticket_page_shows_stale_as_soon_as_another_apply_lands_and_a_closed
     )
     assert 'id="plan-stale"' not in client.get(f"/tickets/{other.pk}/").content.decode()
     assert api_for(operations).get(f"/api/v1/tickets/{other.pk}/").json()["plan_stale"] is False
+
+
+@time_machine.travel(OUTSIDE, tick=False)
+def test_a_freeze_declared_over_a_scheduled_time_is_flagged_on_the_ticket_page(
+    author: User, tech_lead: User, devops_lead: User, operations: User
+) -> None:
+    from django.test import Client
+
+    ticket = scheduled(operations, prod_ticket(author, tech_lead, devops_lead))
+    client = Client()
+    client.force_login(operations)
+    assert 'id="schedule-frozen"' not in client.get(f"/tickets/{ticket.pk}/").content.decode()
+    Freeze.objects.create(
+        environment=Environment.objects.get(name="prod"),
+        starts_at=THU_OPEN - dt.timedelta(hours=1),
+        ends_at=THU_OPEN + dt.timedelta(hours=3),
+        reason="product launch",
+    )
+    page = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert 'id="schedule-frozen"' in page
+    assert (
+        "A freeze covers the scheduled time: product launch, until Thu 26 Nov 05:00 EST "
+        "(10:00 UTC)" in page
+    )
+    assert "Move it to the next window (Tue 01 Dec 02:00 EST (07:00 UTC))" in page
+
+
+def test_the_beat_schedule_runs_the_schedules_and_the_review_reminders() -> None:
+    """Schedules are database rows read by a periodic task (no ETA messages): the beat
+    entries exist and name registered tasks."""
+    from django.conf import settings
+
+    from changecontrol.celery import app
+
+    beat = settings.CELERY_BEAT_SCHEDULE
+    assert beat["run-schedules"]["task"] == "deployments.tasks.schedules_run"
+    assert beat["run-schedules"]["schedule"] <= 60
+    assert beat["follow-ups-remind"]["task"] == "deployments.tasks.follow_ups_remind"
+    app.loader.import_default_modules()
+    assert {"deployments.tasks.schedules_run", "deployments.tasks.follow_ups_remind"} <= set(
+        app.tasks
+    )

@@ -40,12 +40,20 @@ def freezes_by_environment(
     return found
 
 
+# The statuses in which a ticket's plan may still be applied (and so can go stale).
+PLAN_PENDING = frozenset(
+    {TicketStatus.AWAITING_APPROVAL, TicketStatus.APPROVED, TicketStatus.SCHEDULED}
+)
+
+
 def plan_is_stale(ticket: Ticket) -> bool:
     """Has another apply changed the environment's state since this ticket's plan was made?
 
     True as soon as an apply of another ticket on the same environment succeeded after the
     plan finished (or made the state the plan did not start from): that plan would be
     refused by Terraform as stale, so it needs a re-plan before anyone schedules it."""
+    if ticket.status not in PLAN_PENDING:
+        return False  # nothing will apply this plan any more (applied, failed, closed)
     plan = ticket.current_plan
     if plan is None or plan.status != RunStatus.SUCCEEDED:
         return False

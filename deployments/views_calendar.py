@@ -96,6 +96,7 @@ class Entry:
     text: str
     url: str = ""
     conflict: str = ""
+    status: str = ""  # a deployed ticket's status now
 
 
 @dataclass
@@ -191,6 +192,7 @@ def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[En
                     f"#{ticket.pk} {ticket.title}",
                     f"deployed {_when(ticket.deployed_at, zone)} ({ticket.get_status_display()})",
                     reverse("ticket_detail", args=[ticket.pk]),
+                    status=ticket.get_status_display(),
                 )
             )
     return sorted(entries, key=lambda e: (e.starts, e.kind, e.title))
@@ -206,8 +208,11 @@ def _parse_day(value: str, default: dt.date) -> dt.date:
 @login_required
 @require_GET
 def calendar_view(request: HttpRequest) -> HttpResponse:
-    """Week (default) or month view, days in UTC, each entry also in its environment's zone."""
-    today = timezone.now().astimezone(dt.UTC).date()
+    """Week (default) or month view. Days are the viewer's (their zone); window and freeze
+    times are shown in their environment's zone with UTC, scheduled and deployed tickets in
+    the viewer's zone with UTC on hover."""
+    viewer = timezone.get_current_timezone()
+    today = timezone.now().astimezone(viewer).date()
     view = request.GET.get("view", "week")
     if view not in ("week", "month"):
         view = "week"
@@ -224,8 +229,8 @@ def calendar_view(request: HttpRequest) -> HttpResponse:
         last = following + dt.timedelta(days=(7 - following.weekday()) % 7)
         prev_start = (month - dt.timedelta(days=1)).replace(day=1)
         next_start = following
-    start = dt.datetime.combine(first, dt.time(0), tzinfo=dt.UTC)
-    end = dt.datetime.combine(last, dt.time(0), tzinfo=dt.UTC)
+    start = dt.datetime.combine(first, dt.time(0), tzinfo=viewer)
+    end = dt.datetime.combine(last, dt.time(0), tzinfo=viewer)
     days = {
         first + dt.timedelta(days=i): Day(first + dt.timedelta(days=i))
         for i in range((last - first).days)
@@ -233,7 +238,7 @@ def calendar_view(request: HttpRequest) -> HttpResponse:
     for day in days.values():
         day.today = day.date == today
     for entry in calendar_entries(request.user, start, end):
-        key = entry.starts.astimezone(dt.UTC).date()
+        key = entry.starts.astimezone(viewer).date()
         if key in days:
             days[key].entries.append(entry)
     ordered = list(days.values())
@@ -262,6 +267,7 @@ def calendar_view(request: HttpRequest) -> HttpResponse:
             "next_start": next_start,
             "feeds": feeds,
             "has_token": token is not None,
+            "viewer_zone": str(viewer),
         },
     )
 

@@ -40,12 +40,16 @@ def test_ops_schedules_for_the_next_window_in_one_click_and_sees_it_on_the_calen
     with time_machine.travel(OUTSIDE_WINDOW, tick=True):
         ticket = approved("prod", author, tech_lead, devops_lead)
         context = chromium.new_context(
-            viewport={"width": 1280, "height": 900}, java_script_enabled=javascript
+            viewport={"width": 1280, "height": 900},
+            java_script_enabled=javascript,
+            timezone_id="Asia/Kolkata",
         )
         context.set_default_timeout(15_000)
         page = context.new_page()
         try:
             sign_in(page, base, operations.username)
+            if javascript:  # static/timezone.js sends the browser's zone once
+                expect(page.locator("#tz-guess-form")).to_have_count(0)
             page.goto(f"{base}/tickets/{ticket.pk}/")
             expect(page.locator("#ticket-status")).to_have_text("Approved")
             button = page.locator("#schedule-next-button")
@@ -66,7 +70,11 @@ def test_ops_schedules_for_the_next_window_in_one_click_and_sees_it_on_the_calen
             thursday = page.locator('td[data-date="2026-11-26"]')
             entry = thursday.locator("li[data-kind=scheduled]")
             expect(entry).to_contain_text(f"#{ticket.pk} {ticket.title}")
-            expect(entry).to_contain_text("scheduled Thu 26 Nov 02:00 EST (07:00 UTC)")
+            # The ticket in the viewer's zone (the browser's with JavaScript, else UTC)
+            # with UTC on hover; the window in its own zone with UTC.
+            local = "2026-11-26 12:30 IST" if javascript else "2026-11-26 07:00 UTC"
+            expect(entry).to_contain_text(f"scheduled {local}")
+            expect(entry.locator("time")).to_have_attribute("title", "2026-11-26 07:00 UTC")
             expect(thursday.locator("li[data-kind=window]")).to_contain_text(
                 re.compile(
                     r"Thu 26 Nov 02:00 EST \(07:00 UTC\) . Thu 26 Nov 04:00 EST \(09:00 UTC\)"

@@ -224,3 +224,30 @@ def test_environment_page_shows_next_window_in_its_zone_and_freezes(operations: 
         "freeze Thu 26 Nov 01:00 EST (06:00 UTC) \u2013 Thu 26 Nov 05:00 EST (10:00 UTC): "
         "product launch" in page
     )
+
+
+@time_machine.travel(OUTSIDE, tick=False)
+def test_calendar_days_and_tickets_are_in_the_viewers_zone_windows_in_their_own(
+    author: User,
+) -> None:
+    """A deployment at 20:30 UTC on Tue 24 Nov is on Wed 25 Nov for a viewer in Kolkata,
+    shown 02:00 IST with UTC on hover; the window keeps its New York time with UTC."""
+    from .factories import TicketFactory
+
+    deployed = TicketFactory(
+        author=author,
+        status=TicketStatus.COMPLETED,
+        deployed_at=dt.datetime(2026, 11, 24, 20, 30, tzinfo=dt.UTC),
+    )
+    client = login(author.username)
+    client.post("/settings/timezone/", {"timezone": "Asia/Kolkata"})
+    page = client.get("/calendar/").content.decode()
+    wednesday = page[page.index('data-date="2026-11-25"') : page.index('data-date="2026-11-26"')]
+    assert f"#{deployed.pk} {deployed.title}" in wednesday
+    assert (
+        'deployed <time datetime="2026-11-24T20:30:00Z" title="2026-11-24 20:30 UTC">'
+        "2026-11-25 02:00 IST</time> (Completed)" in wednesday
+    )
+    thursday = page[page.index('data-date="2026-11-26"') : page.index('data-date="2026-11-27"')]
+    assert "Thu 26 Nov 02:00 EST (07:00 UTC) \u2013 Thu 26 Nov 04:00 EST (09:00 UTC)" in thursday
+    assert "days in your zone, Asia/Kolkata" in page

@@ -347,3 +347,138 @@ def test_freeze_api_for_leads_and_ops(operations: User, developer: User) -> None
     refused = api_for(developer).post("/api/v1/environments/dev/freezes/", body, format="json")
     assert refused.status_code == 403
     assert Freeze.objects.count() == 1
+
+
+def test_one_handed_over_at_0359_that_the_worker_claims_at_0400_returns_and_tells(
+    author: User, tech_lead: User, devops_lead: User, operations: User
+) -> None:
+    """The beat pass hands the apply over just before 04:00; the worker's start-time
+    re-check runs at 04:00: Terraform never starts, the ticket is approved again with no
+    schedule left on it, and the person who scheduled it is told."""
+    from deployments.services import execution
+    from notifications.models import Notification
+
+    with time_machine.travel(OUTSIDE, tick=False):
+        ticket = scheduled(operations, prod_ticket(author, tech_lead, devops_lead))
+    closes = THU_OPEN + dt.timedelta(hours=2)  # 04:00 EST
+    with time_machine.travel(closes - dt.timedelta(seconds=1), tick=False):
+        assert schedules.schedules_run()["started"] == 1
+    run = ticket.runs.get(kind=RunKind.APPLY)
+    with time_machine.travel(closes, tick=False):
+        assert execution._claim_apply(run.pk, worker="test-worker") is None
+    run.refresh_from_db()
+    ticket.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert ticket.status == TicketStatus.APPROVED and ticket.scheduled_for is None
+    assert ticket.status_reason.startswith(
+        "the apply was not started: prod deploys only inside the change window"
+    )
+    told = Notification.objects.filter(event="schedule.missed", ticket=ticket)
+    assert [n.recipient.get_username() for n in told] == ["opal"]
+    assert "the apply was not started" in told.get().body
+    body = api_for(operations).get(f"/api/v1/tickets/{ticket.pk}/").json()
+    assert body["status"] == "approved" and body["scheduled_for"] is None
+
+
+def test_approvals_lost_before_the_scheduled_start_tell_the_schedulers(
+    author: User, tech_lead: User, devops_lead: User, operations: User
+) -> None:
+    from notifications.models import Notification
+
+    with time_machine.travel(OUTSIDE, tick=False):
+        ticket = scheduled(operations, prod_ticket(author, tech_lead, devops_lead))
+    tech_lead.groups.clear()  # the Tech Lead who approved left the role
+    with time_machine.travel(THU_OPEN, tick=False):
+        assert schedules.schedules_run() == {"started": 0, "given_back": 1, "wait": 0}
+    ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.APPROVED and ticket.scheduled_for is None
+    assert ticket.status_reason.startswith(
+        "the scheduled apply was not started: the approvals no longer hold (tess no longer "
+        "holds the role they approved under)"
+    )
+    refused = AuditEvent.objects.get(ticket=ticket, action="schedule.refused")
+    assert refused.data["told"] == ["opal"]
+    told = Notification.objects.filter(event="schedule.missed", ticket=ticket)
+    assert [n.recipient.get_username() for n in told] == ["opal"]
+    assert not ticket.runs.filter(kind=RunKind.APPLY).exists()
+
+
+@time_machine.travel(OUTSIDE, tick=False)
+def test_the_ticket_page_shows_stale_as_soon_as_another_apply_lands_and_a_closed_one_never(
+    author: User, tech_lead: User, devops_lead: User, operations: User
+) -> None:
+    from django.test import Client
+
+    ticket = prod_ticket(author, tech_lead, devops_lead)
+    other = prod_ticket(author, tech_lead, devops_lead)
+    TerraformRun.objects.filter(ticket__in=[ticket, other], kind=RunKind.PLAN).update(
+        finished_at=dt.datetime(2026, 11, 24, 11, 0, tzinfo=UTC)
+    )
+    client = Client()
+    client.force_login(operations)
+    page = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert 'id="plan-stale"' not in page and 'id="schedule-next-button"' in page
+    # Another ticket's apply lands: nobody has clicked deploy, the page says so already.
+    RunFactory(
+        ticket=other,
+        plan=other.current_plan,
+        kind=RunKind.APPLY,
+        status=RunStatus.SUCCEEDED,
+        finished_at=dt.datetime(2026, 11, 24, 11, 30, tzinfo=UTC),
+    )
+    Ticket.objects.filter(pk=other.pk).update(status=TicketStatus.COMPLETED)
+    page = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert 'id="plan-stale"' in page and "stale \u2014 re-plan needed" in page
+    assert 'id="schedule-next-button"' not in page
+    # The applied ticket's own plan is done with: it is not "stale", on the page or the API.
+    RunFactory(
+        ticket=ticket,
+        plan=ticket.current_plan,
+        kind=RunKind.APPLY,
+        status=RunStatus.SUCCEEDED,
+        finished_at=dt.datetime(2026, 11, 24, 11, 45, tzinfo=UTC),
+    )
+    assert 'id="plan-stale"' not in client.get(f"/tickets/{other.pk}/").content.decode()
+    assert api_for(operations).get(f"/api/v1/tickets/{other.pk}/").json()["plan_stale"] is False
+
+
+@time_machine.travel(OUTSIDE, tick=False)
+def test_a_freeze_declared_over_a_scheduled_time_is_flagged_on_the_ticket_page(
+    author: User, tech_lead: User, devops_lead: User, operations: User
+) -> None:
+    from django.test import Client
+
+    ticket = scheduled(operations, prod_ticket(author, tech_lead, devops_lead))
+    client = Client()
+    client.force_login(operations)
+    assert 'id="schedule-frozen"' not in client.get(f"/tickets/{ticket.pk}/").content.decode()
+    Freeze.objects.create(
+        environment=Environment.objects.get(name="prod"),
+        starts_at=THU_OPEN - dt.timedelta(hours=1),
+        ends_at=THU_OPEN + dt.timedelta(hours=3),
+        reason="product launch",
+    )
+    page = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert 'id="schedule-frozen"' in page
+    assert (
+        "A freeze covers the scheduled time: product launch, until Thu 26 Nov 05:00 EST "
+        "(10:00 UTC)" in page
+    )
+    assert "Move it to the next window (Tue 01 Dec 02:00 EST (07:00 UTC))" in page
+
+
+def test_the_beat_schedule_runs_the_schedules_and_the_review_reminders() -> None:
+    """Schedules are database rows read by a periodic task (no ETA messages): the beat
+    entries exist and name registered tasks."""
+    from django.conf import settings
+
+    from changecontrol.celery import app
+
+    beat = settings.CELERY_BEAT_SCHEDULE
+    assert beat["run-schedules"]["task"] == "deployments.tasks.schedules_run"
+    assert beat["run-schedules"]["schedule"] <= 60
+    assert beat["follow-ups-remind"]["task"] == "deployments.tasks.follow_ups_remind"
+    app.loader.import_default_modules()
+    assert {"deployments.tasks.schedules_run", "deployments.tasks.follow_ups_remind"} <= set(
+        app.tasks
+    )

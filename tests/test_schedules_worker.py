@@ -22,6 +22,7 @@ from django.contrib.auth.models import User
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import Ticket
 from deployments.services import schedules
+from notifications.models import Notification
 
 from .conftest import api_for, wait_for
 
@@ -205,5 +206,44 @@ def test_a_freeze_declared_after_the_hand_over_is_caught_by_the_worker(
     ticket.refresh_from_db()
     assert "prod is frozen until" in ticket.status_reason
     assert "incident in progress" in ticket.status_reason
+    assert ticket.scheduled_for is None
     apply = ticket.runs.get(kind=RunKind.APPLY)
     assert apply.status == RunStatus.CANCELLED and "Apply complete" not in apply.log
+    told = Notification.objects.filter(event="schedule.missed", ticket=ticket)
+    assert [n.recipient.get_username() for n in told] == [operations.get_username()]
+
+
+def test_one_that_cannot_start_by_0400_returns_to_approved_and_the_scheduler_is_told(
+    worker: Any,
+    clock_file: Path,
+    author: User,
+    tech_lead: User,
+    devops_lead: User,
+    operations: User,
+    infra_repo: Path,
+) -> None:
+    """Handed over by the beat pass a second before 04:00 New York time; the worker claims
+    it at 04:00: Terraform never runs, the ticket is approved again (no schedule left) and
+    the person who scheduled it is told why."""
+    ticket = file_and_approve(author, tech_lead, devops_lead, "Too late")
+    with time_machine.travel(dt.datetime(2027, 1, 5, 12, tzinfo=dt.UTC), tick=False):
+        response = api_for(operations).post(
+            f"/api/v1/tickets/{ticket.pk}/schedule/", {"next_window": True}, format="json"
+        )
+    assert response.status_code == 200
+    closes = dt.datetime(2027, 1, 7, 9, tzinfo=dt.UTC)  # Thu 04:00 EST
+    clock_file.write_text(closes.isoformat())  # the worker claims it at 04:00
+    with time_machine.travel(closes - dt.timedelta(seconds=1), tick=False):
+        assert schedules.schedules_run()["started"] == 1
+    final = wait_for(lambda: settled(ticket.pk), timeout=300, what="the worker's re-check")
+    assert final == TicketStatus.APPROVED
+    ticket.refresh_from_db()
+    assert ticket.scheduled_for is None
+    assert ticket.status_reason.startswith(
+        "the apply was not started: prod deploys only inside the change window"
+    )
+    apply = ticket.runs.get(kind=RunKind.APPLY)
+    assert apply.status == RunStatus.CANCELLED and "Apply complete" not in apply.log
+    told = Notification.objects.filter(event="schedule.missed", ticket=ticket)
+    assert [n.recipient.get_username() for n in told] == [operations.get_username()]
+    assert "the apply was not started" in told.get().body

@@ -39,6 +39,7 @@ from ._base import infra_repo, locked_ticket, transition
 from .audit import audit_record
 from .deployments import deployment_monitoring_failed, deployment_record
 from .risk import ticket_risk_refresh
+from .schedules import schedulers_of
 
 log = logging.getLogger(__name__)
 
@@ -357,7 +358,13 @@ def _refuse_start(ticket: Ticket, run: TerraformRun, refusal: policy.ApplyRefuse
         ticket=ticket,
         data={"run": run.pk, "kind": run.kind, "reason": refusal.message},
     )
+    scheduled = ticket.scheduled_for is not None
+    if scheduled:  # the beat task handed it over: the schedule is spent, its people are told
+        ticket.scheduled_for = None
+        ticket.save(update_fields=["scheduled_for", "updated_at"])
     transition(ticket, refusal.back_to, actor="worker", reason=reason, data={"run": run.pk})
+    if scheduled:
+        notices.schedule_missed(ticket, people=schedulers_of(ticket), reason=reason)
     if refusal.back_to == TicketStatus.AWAITING_APPROVAL:
         notices.approval_needed(ticket)  # its approvals no longer hold: asked again
 

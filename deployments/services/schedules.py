@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from deployments import policy
-from deployments.choices import ACTIVE_RUN_STATUSES, RunKind, TicketStatus
+from deployments.choices import ACTIVE_RUN_STATUSES, ALLOWED_TRANSITIONS, RunKind, TicketStatus
 from deployments.models import Environment, Freeze, TerraformRun, Ticket
 from deployments.selectors import user_roles
 from deployments.selectors_windows import freezes_for, plan_is_stale, window_of_instant
@@ -169,10 +169,22 @@ def _try_start(ticket: Ticket, now: dt.datetime) -> str:
         reason = f"the scheduled apply was not started: {refusal.message}"
         ticket.scheduled_for = None
         ticket.save(update_fields=["scheduled_for", "updated_at"])
-        transition(ticket, refusal.back_to, actor=SCHEDULER, reason=reason)
-        audit_record(
-            actor=SCHEDULER, action="schedule.refused", ticket=ticket, data={"reason": reason}
+        # A scheduled ticket goes back to approved (as a refused deploy by hand leaves it),
+        # even when the approvals no longer hold: the reason says what it needs.
+        back_to = (
+            refusal.back_to
+            if refusal.back_to in ALLOWED_TRANSITIONS[TicketStatus.SCHEDULED]
+            else TicketStatus.APPROVED
         )
+        transition(ticket, back_to, actor=SCHEDULER, reason=reason)
+        people = schedulers_of(ticket)
+        audit_record(
+            actor=SCHEDULER,
+            action="schedule.refused",
+            ticket=ticket,
+            data={"reason": reason, "told": [p.get_username() for p in people]},
+        )
+        notices.schedule_missed(ticket, people=people, reason=reason)
         return "given_back"
     audit_record(
         actor=SCHEDULER,
@@ -221,7 +233,8 @@ def schedules_run(*, now: dt.datetime | None = None) -> dict[str, int]:
                 if ticket.status != TicketStatus.SCHEDULED:
                     continue
                 try:
-                    outcome = _try_start(ticket, now)
+                    with transaction.atomic():  # a refusal leaves nothing half-written
+                        outcome = _try_start(ticket, now)
                 except policy.PolicyError as exc:  # busy: someone deployed by hand meanwhile
                     log.info("scheduled ticket %s waits: %s", ticket.pk, exc.message)
                     outcome = "wait"

@@ -34,7 +34,15 @@ def ticket_schedule_info(context: Any, ticket: Any) -> dict[str, Any]:
     may_deploy = bool(set(roles) & set(env.deploy_groups))
     status = TicketStatus(ticket.status)
     next_open = policy.next_window(env, now, freezes) if policy.Window.of(env) else None
+    frozen = (
+        policy.frozen_by(ticket.scheduled_for, freezes)
+        if status == TicketStatus.SCHEDULED
+        and ticket.scheduled_for is not None
+        and ticket.change_type != "emergency"
+        else None
+    )
     return {
+        "frozen_at_schedule": frozen,
         "zone": env.window_timezone or "UTC",
         "window": policy.Window.of(env),
         "stale": plan_is_stale(ticket),

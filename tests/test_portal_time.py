@@ -133,3 +133,21 @@ def test_settings_is_linked_from_the_header(author: User) -> None:
     client = Client()
     client.force_login(author)
     assert 'href="/settings/" id="nav-settings"' in client.get("/").content.decode()
+
+
+def test_no_template_prints_a_clock_time_without_the_viewer_zone_and_utc() -> None:
+    """Every time of day on a page goes through ``usertime`` (viewer's zone, UTC on hover):
+    a ``|date:`` format with hours or minutes in a template would bypass it."""
+    import re
+    from pathlib import Path
+
+    from django.conf import settings
+
+    offenders = []
+    for root in settings.TEMPLATES[0]["DIRS"]:
+        for path in Path(root).rglob("*.html"):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                for fmt in re.findall(r"\|date:[\"']([^\"']*)[\"']", line):
+                    if fmt != "c" and re.search(r"[HhGgiAaPT]", fmt):
+                        offenders.append(f"{path.name}:{number}: |date:{fmt!r}")
+    assert offenders == []

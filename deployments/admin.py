@@ -226,7 +226,18 @@ admin.site.unregister(User)
 
 @admin.register(User)
 class AuditedUserAdmin(UserAdmin):
-    """Users: editing someone's groups (their roles) is recorded in the audit trail."""
+    """Users: editing someone's groups (their roles), or their superuser, staff or active
+    status, is recorded in the audit trail."""
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        before = (
+            User.objects.filter(pk=obj.pk).values(*accounts.PRIVILEGE_FLAGS).first()
+            if change
+            else None
+        )
+        super().save_model(request, obj, form, change)
+        if before is not None:
+            accounts.privileges_change_record(actor=request.user, user=obj, before=before)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         user = form.instance

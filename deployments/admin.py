@@ -9,10 +9,12 @@ from django.contrib import admin
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
+from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest
 from rest_framework.authtoken.models import TokenProxy
 
-from . import services
+from . import services, validation
 from .models import (
     ApiKey,
     Approval,
@@ -32,9 +34,44 @@ from .services.environments import environment_save, environment_validate
 from .services.schedules import freeze_delete, freeze_save
 
 
+class StorableJSONField(forms.JSONField):
+    """A JSON box whose value a later read can render: the API's boundary rules (no NUL,
+    no lone surrogate, no non-finite or over-64-bit number, at most JSON_MAX_DEPTH deep)
+    give a form error, where Django's own field stores them or raises RecursionError."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            converted = super().to_python(value)
+        except RecursionError:
+            raise ValidationError(
+                f"is nested deeper than {validation.JSON_MAX_DEPTH} levels", code="invalid"
+            ) from None
+        problem = validation.json_problem(converted, validation.JSON_MAX_DEPTH)
+        if problem:
+            raise ValidationError(f"this value {problem}", code="invalid")
+        return converted
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # Re-rendering a refused form shows the text as typed, never its parsed value (a
+        # lone surrogate cannot be written into the page; deep nesting cannot be parsed).
+        try:
+            value = super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)
+        if data is not None and validation.json_problem(value, validation.JSON_MAX_DEPTH):
+            return InvalidJSONInput(data)
+        return value
+
+
+_ENVIRONMENT_JSON_FIELDS = [
+    f.name for f in Environment._meta.concrete_fields if f.get_internal_type() == "JSONField"
+]
+
+
 class EnvironmentForm(forms.ModelForm[Environment]):
     class Meta:
         model = Environment
+        field_classes = {name: StorableJSONField for name in _ENVIRONMENT_JSON_FIELDS}
         fields = [
             "name",
             "display_name",
@@ -189,7 +226,18 @@ admin.site.unregister(User)
 
 @admin.register(User)
 class AuditedUserAdmin(UserAdmin):
-    """Users: editing someone's groups (their roles) is recorded in the audit trail."""
+    """Users: editing someone's groups (their roles), or their superuser, staff or active
+    status, is recorded in the audit trail."""
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        before = (
+            User.objects.filter(pk=obj.pk).values(*accounts.PRIVILEGE_FLAGS).first()
+            if change
+            else None
+        )
+        super().save_model(request, obj, form, change)
+        if before is not None:
+            accounts.privileges_change_record(actor=request.user, user=obj, before=before)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         user = form.instance

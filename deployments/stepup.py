@@ -5,7 +5,8 @@ Two rules:
 - MFA enrolment: with ``MFA_REQUIRED_FOR_LEADS``, a user holding a lead role who has no
   authenticator app cannot act as a lead by any path until enrolled. Pages redirect to
   enrolment (``deployments.middleware``); the API answers 403 naming the reason
-  (``deployments.api.permissions``).
+  (``deployments.api.permissions``) and the calendar feed, whose token is a credential too,
+  answers 403 (``deployments.views_calendar``).
 - Recent authentication: approving or deploying where the environment asks for it
   (``Environment.step_up_auth``, prod) needs a sign-in or re-authentication within
   ``ACCOUNT_REAUTHENTICATION_TIMEOUT`` seconds in this browser session. Pages send the user

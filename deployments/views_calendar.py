@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import policy, selectors, services
+from . import policy, selectors, services, stepup
 from .choices import TicketStatus
 from .middleware import note_refusal_if_actor
 from .models import CalendarFeedToken, Environment
@@ -302,7 +302,8 @@ def calendar_token_rotate(request: HttpRequest) -> HttpResponse:
 @require_GET
 def calendar_feed(request: HttpRequest, env: str) -> HttpResponse:
     """The iCalendar feed of one environment: its windows over the next weeks (with TZID),
-    its freezes and the scheduled tickets the token's owner may see. 404 for a bad token."""
+    its freezes and the scheduled tickets the token's owner may see. 404 for a bad token; 403
+    while the owner is a lead who must enrol two-factor authentication (deployments.stepup)."""
     token = request.GET.get("token", "")
     if not token or len(token) > 64:
         raise Http404
@@ -314,6 +315,11 @@ def calendar_feed(request: HttpRequest, env: str) -> HttpResponse:
     if owner is None:
         raise Http404
     user = owner.user
+    if stepup.must_enrol_mfa(user):
+        # The feed's token is a credential like an API key: no lead reads by it unenrolled.
+        return HttpResponse(
+            stepup.MFA_REQUIRED_MESSAGE, status=403, content_type="text/plain; charset=utf-8"
+        )
     environment = next((e for e in selectors.environments_visible_to(user) if e.name == env), None)
     if environment is None:
         raise Http404

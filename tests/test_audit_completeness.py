@@ -109,6 +109,13 @@ def test_every_kind_of_change_is_audited(
     qa.groups.add(Group.objects.get(name="operations"))
     accounts.roles_change_record(actor=devops_lead, user=qa, added=["operations"], removed=[])
     expected.append(("account.roles_change", devops_lead, None, lambda d: d["user"] == "quinn"))
+    before = {"is_active": True, "is_staff": qa.is_staff, "is_superuser": qa.is_superuser}
+    qa.is_staff = True
+    qa.save(update_fields=["is_staff"])
+    accounts.privileges_change_record(actor=devops_lead, user=qa, before=before)
+    expected.append(
+        ("account.privileges_change", devops_lead, None, lambda d: d["granted"] == ["is_staff"])
+    )
     apikeys.api_key_create(actor=author, user=author, name="ci")
     expected.append(("account.api_key_create", author, None, lambda d: True))
 

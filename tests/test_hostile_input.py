@@ -391,3 +391,52 @@ def test_live_log_offset_out_of_range_is_400_or_clamped_never_500(
     response = client.get(f"/runs/{run.pk}/log/", {"offset": offset})
     assert response.status_code in (200, 400), response.content[:200]
     assert response["Content-Type"] == "application/json"
+
+
+# --- the admin's environment form -------------------------------------------------
+
+
+def _environment_admin_post(env: Environment) -> dict[str, str]:
+    """The change form as the admin page submits it for an unchanged environment."""
+    from deployments.admin import EnvironmentForm
+
+    data: dict[str, str] = {}
+    for name in EnvironmentForm._meta.fields or []:
+        value = getattr(env, name)
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+        elif isinstance(value, dict | list):
+            data[name] = json.dumps(value)
+        elif value is not None:
+            data[name] = str(value)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [
+        ("alarm_names", '["\\udfff"]'),
+        ("alarm_names", '["a\\u0000b"]'),
+        ("health_checks", "[" * DEEP + "]" * DEEP),
+        ("alarm_names", "[" + "[" * 40 + "]" * 40 + "]"),
+        ("required_checks", '["ci", 1e400]'),
+    ],
+    ids=["lone surrogate", "NUL", "nested 5,000 deep", "nested 40 deep", "1e400"],
+)
+def test_the_admins_environment_form_refuses_hostile_json_and_changes_nothing(
+    admin_client: Any, author: User, field: str, raw: str
+) -> None:
+    staging = Environment.objects.get(name="staging")
+    before = {name: getattr(staging, name) for name in ("alarm_names", "health_checks")}
+    url = f"/admin/deployments/environment/{staging.pk}/change/"
+    unchanged = admin_client.post(url, _environment_admin_post(staging))
+    assert unchanged.status_code == 302  # the form as submitted is valid
+    data = _environment_admin_post(staging)
+    data[field] = raw
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    staging.refresh_from_db()
+    assert {name: getattr(staging, name) for name in before} == before
+    _reads_still_work(author)

@@ -528,3 +528,26 @@ def test_the_admin_never_links_to_a_plan_file() -> None:
     response = client.get(f"/admin/deployments/terraformrun/{run.pk}/change/")
     assert response.status_code == 200
     assert "run-1.tfplan" not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_embedded_sqlite_database_is_readable_only_by_the_portal() -> None:
+    """Embedded mode's database holds sessions, TOTP secrets and key digests: like plan
+    files, only the portal's user may read it (and its WAL files)."""
+    from django.db import connection, connections
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the SQLite file of embedded mode")
+    database = Path(connection.settings_dict["NAME"])
+    candidates = (database, Path(f"{database}-wal"), Path(f"{database}-shm"))
+    for path in candidates:
+        if path.exists():
+            path.chmod(0o644)  # as a default umask leaves a new file
+    fresh = connections.create_connection("default")  # as the next request or worker opens
+    try:
+        fresh.ensure_connection()
+        files = [path for path in candidates if path.exists()]
+    finally:
+        fresh.close()
+    assert database in files
+    assert {path.name: _mode(path) for path in files} == {path.name: 0o600 for path in files}

@@ -202,6 +202,39 @@ def test_role_changes_on_a_users_admin_page_are_audited(root: User, lead: User) 
     assert AuditEvent.objects.filter(action="account.roles_change").count() == 1
 
 
+def test_superuser_staff_and_active_changes_on_a_users_admin_page_are_audited(
+    root: User, lead: User
+) -> None:
+    """Superuser status is every role at once (and the admin): granting it is audited like a
+    role change, and so are staff access and deactivation."""
+    client = Client()
+    client.force_login(root)
+    url, data = _user_change_data(client, lead)
+    assert "is_superuser" not in data and "is_active" in data
+    response = client.post(url, {**data, "is_superuser": "on", "is_staff": "on"})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    lead.refresh_from_db()
+    assert lead.is_superuser and lead.is_staff
+    event = AuditEvent.objects.get(action="account.privileges_change")
+    assert event.actor == root
+    assert event.data == {
+        "user": "lena",
+        "granted": ["is_staff", "is_superuser"],
+        "revoked": [],
+        "via": "admin",
+    }
+    url, data = _user_change_data(client, lead)
+    client.post(url, {k: v for k, v in data.items() if k not in {"is_superuser", "is_active"}})
+    latest = AuditEvent.objects.filter(action="account.privileges_change").latest("id")
+    assert (latest.data["granted"], latest.data["revoked"]) == ([], ["is_active", "is_superuser"])
+    # Saving without a change records nothing more.
+    url, data = _user_change_data(client, lead)
+    client.post(url, data)
+    assert AuditEvent.objects.filter(action="account.privileges_change").count() == 2
+    assert not AuditEvent.objects.filter(action="account.roles_change").exists()
+    assert audit_verify()[0]
+
+
 def test_adding_and_removing_people_on_a_groups_admin_page_is_audited(
     root: User, lead: User, developer: User
 ) -> None:

@@ -241,3 +241,21 @@ def test_leads_page_login_still_redirects_to_enrolment(settings: Any, tech_lead:
     settings.MFA_REQUIRED_FOR_LEADS = True
     response = login("tess").get("/")
     assert response.status_code == 302 and response["Location"] == "/accounts/2fa/totp/activate/"
+
+
+def test_an_unenrolled_leads_calendar_feed_token_is_refused_until_enrolled(
+    settings: Any, author: User, tech_lead: User
+) -> None:
+    """The .ics feed authenticates by its own token: a lead who must enrol reads nothing
+    through it either (a token made while a developer keeps working after promotion)."""
+    from deployments.models import CalendarFeedToken
+
+    settings.MFA_REQUIRED_FOR_LEADS = True
+    token = CalendarFeedToken.objects.create(user=tech_lead).token
+    refused = Client().get(f"/calendar/prod.ics?token={token}")
+    assert refused.status_code == 403
+    body = refused.content.decode()
+    assert "/accounts/2fa/" in body and "BEGIN:VCALENDAR" not in body
+    enrol_totp(tech_lead)
+    feed = Client().get(f"/calendar/prod.ics?token={token}")
+    assert feed.status_code == 200 and b"BEGIN:VCALENDAR" in feed.content

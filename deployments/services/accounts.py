@@ -1,4 +1,5 @@
-"""Accounts in the audit trail: sign-ins, failed sign-ins and role changes (API keys: apikeys).
+"""Accounts in the audit trail: sign-ins, failed sign-ins, role and privilege changes (API
+keys: apikeys).
 
 Passwords never reach these functions' records: a failed sign-in keeps only the name that
 was tried and where it came from.
@@ -64,4 +65,29 @@ def roles_change_record(
             actor=actor,
             action="account.roles_change",
             data={"user": user.get_username(), "added": added, "removed": removed, "via": via},
+        )
+
+
+# The account flags that grant or withdraw access beyond the roles: superuser status is
+# every role at once, staff opens the admin, inactive shuts every door.
+PRIVILEGE_FLAGS = ("is_active", "is_staff", "is_superuser")
+
+
+def privileges_change_record(
+    *, actor: Any, user: Any, before: dict[str, bool], via: str = "admin"
+) -> None:
+    """Audit a change of the user's PRIVILEGE_FLAGS from ``before``; nothing when unchanged."""
+    changed = [f for f in PRIVILEGE_FLAGS if bool(getattr(user, f)) != bool(before.get(f))]
+    if not changed:
+        return
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="account.privileges_change",
+            data={
+                "user": user.get_username(),
+                "granted": sorted(f for f in changed if getattr(user, f)),
+                "revoked": sorted(f for f in changed if not getattr(user, f)),
+                "via": via,
+            },
         )

@@ -454,3 +454,33 @@ def test_an_apply_that_finishes_after_being_marked_interrupted_records_its_real_
     page = client.get(f"/tickets/{ticket.pk}/").content.decode()
     assert "finished after the run was marked interrupted: it succeeded" in page
     assert "may have applied the plan" in page
+
+
+def test_a_nul_byte_in_terraform_output_neither_blocks_the_log_nor_loses_the_outcome(
+    no_dispatch: list[int],
+) -> None:
+    """PostgreSQL refuses NUL in text: a line holding one (a provisioner printing binary)
+    must not become a chunk that fails forever, nor an outcome that cannot be written."""
+    ticket, run = _running_apply(minutes_silent=0, fence=5)
+    RunLogChunk.objects.filter(run=run).delete()
+    writer = execution._LogWriter(run, fence=5)
+    writer("binary \x00 output")
+    assert writer.flush()  # written at once, not kept back
+    writer("Apply complete!")
+    assert writer.flush()
+    services.run_finish(
+        run_id=run.pk,
+        exit_code=1,
+        error="local-exec said \x00",
+        plan=None,
+        stale=False,
+        terraform_version="1.11.4",
+        fence=5,
+        log_tail="tail \x00\n",
+    )
+    run.refresh_from_db()
+    ticket.refresh_from_db()
+    assert run.status == RunStatus.FAILED and run.exit_code == 1
+    assert run.log == "binary \ufffd output\nApply complete!\ntail \ufffd\n"
+    assert run.error == "local-exec said \ufffd"
+    assert ticket.status == TicketStatus.APPLY_FAILED

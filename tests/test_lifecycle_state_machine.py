@@ -11,16 +11,17 @@ every step checks the promises of the change-control process:
   that its apply applies, at the moment the apply is queued and again at the moment it
   starts (when the quorum, by the roles held then, and the window must hold too);
 - standing approvals always name the ticket's current plan (a new plan voids them);
-- a ticket that is approved has a quorum of distinct, non-author approvers who hold the
-  roles the rule asks for (checked here independently of ``policy.quorum``);
+- a ticket that is approved has a quorum of distinct, non-author approvers who held the
+  roles the rule asks for when approving, and an apply starts only while they still hold
+  them (checked here independently of ``policy.quorum``);
 - at most one apply per environment is queued or running, and an apply whose worker
   lives (holds the environment lock, however long it is silent) is never interrupted;
   one whose worker crashed is, at the reconciler's next pass;
 - every status change is a ``ticket.transition`` audit event: the events' from/to chain
   reproduces the ticket's observed status history, and ``verify_audit`` passes.
 
-Database only (no Terraform, no worker process, no broker). The services are called through the
-adapters below, so signature changes are adapted in one place.
+Database only (no Terraform, no worker process, no broker). The services are called
+through the adapters below, so signature changes are adapted in one place.
 """
 
 from __future__ import annotations

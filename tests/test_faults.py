@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
+from django.db import connection
 from django.utils import timezone
 
 from deployments import services
@@ -382,3 +384,67 @@ def test_a_redis_restart_with_tickets_queued_loses_nothing(
         f"{len(resent)} plan runs again; all {len(queued)} completed"
     )
     assert resent
+
+
+CONCURRENT_DEPLOYS = 30
+
+
+def test_concurrent_deploy_requests_run_exactly_one_apply_on_a_real_worker(
+    request: pytest.FixtureRequest, author: User, lead: User
+) -> None:
+    """Double clicks, CI retries and racing API calls, with the broker and a worker live:
+    one apply is queued, sent and run; every other request is refused (409)."""
+    request.getfixturevalue("celery_worker_process")
+    response = api_for(author).post(
+        "/api/v1/tickets/", {"title": "racing deploys", "environment": "staging"}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    ticket_id = int(response.json()["id"])
+
+    def awaiting_approval() -> Ticket | None:
+        ticket = Ticket.objects.select_related("current_plan").get(pk=ticket_id)
+        assert ticket.status != TicketStatus.PLAN_FAILED, ticket.status_reason
+        return ticket if ticket.status == TicketStatus.AWAITING_APPROVAL else None
+
+    ticket = wait_for(awaiting_approval, timeout=180, what="the plan to finish")
+    assert ticket.current_plan is not None
+    approved = api_for(lead).post(
+        f"/api/v1/tickets/{ticket_id}/approve/",
+        {"comment": "reviewed", "plan_sha256": ticket.current_plan.plan_sha256},
+        format="json",
+    )
+    assert approved.status_code == 200, approved.json()
+    assert approved.json()["status"] == TicketStatus.APPROVED
+
+    barrier = threading.Barrier(CONCURRENT_DEPLOYS)
+    statuses: list[int] = [0] * CONCURRENT_DEPLOYS
+
+    def deploy(index: int) -> None:
+        try:
+            barrier.wait()
+            statuses[index] = (
+                api_for(author).post(f"/api/v1/tickets/{ticket_id}/deploy/").status_code
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deploy, args=(i,)) for i in range(CONCURRENT_DEPLOYS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(set(statuses)) == [202, 409] and statuses.count(202) == 1, statuses
+
+    def deployed() -> bool:
+        ticket = Ticket.objects.get(pk=ticket_id)
+        assert ticket.status not in (TicketStatus.APPLY_FAILED,), ticket.status_reason
+        return ticket.status in (TicketStatus.MONITORING, TicketStatus.COMPLETED)
+
+    wait_for(deployed, timeout=180, what="the apply to finish")
+    applies = TerraformRun.objects.filter(ticket_id=ticket_id, kind=RunKind.APPLY)
+    print(
+        f"\n{CONCURRENT_DEPLOYS} concurrent deploy requests -> {statuses.count(202)} accepted, "
+        f"{applies.count()} apply run ({statuses.count(409)} refused with 409)"
+    )
+    assert [(run.status, run.exit_code) for run in applies] == [(RunStatus.SUCCEEDED, 0)]
+    assert applies.get().log.count("Apply complete!") == 1

@@ -5,6 +5,7 @@ a run that finishes after being declared interrupted keeps its real outcome."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from deployments import services
 from deployments import terraform as tf
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.locks import EnvironmentLock
-from deployments.models import AuditEvent, Environment, RunLogChunk, TerraformRun, Ticket
+from deployments.models import Approval, AuditEvent, Environment, RunLogChunk, TerraformRun, Ticket
 from deployments.services import execution
 
 from .conftest import api_for
@@ -152,6 +153,60 @@ def test_an_approver_removed_from_the_role_since_approving_no_longer_counts_at_s
     assert ticket.status == TicketStatus.AWAITING_APPROVAL
     assert "otto no longer holds the role" in ticket.status_reason
     assert "a DevOps Lead" in ticket.status_reason
+
+
+def test_an_approval_voided_since_the_deploy_request_stops_the_apply_at_start(
+    author: User,
+    tech_lead: User,
+    devops_lead: User,
+    operations: User,
+    no_dispatch: list[int],
+    fake_terraform: list[tuple[str, str]],
+) -> None:
+    """The standing approvals are counted again when the worker picks the apply up."""
+    with time_machine.travel(TUESDAY_0230_NEW_YORK, tick=False):
+        ticket = awaiting("prod", author)
+        approve(tech_lead, ticket)
+        approve(devops_lead, ticket)
+        run = _deploy(_with_plan_file(Ticket.objects.get(pk=ticket.pk)), operations)
+        Approval.objects.filter(ticket=ticket, approver=devops_lead).update(
+            voided_at=timezone.now()
+        )
+        services.run_execute(run_id=run.pk, worker="w")
+    assert fake_terraform == []
+    run.refresh_from_db()
+    ticket.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED and run.started_at is None
+    assert ticket.status == TicketStatus.AWAITING_APPROVAL
+    assert "approvals no longer hold" in ticket.status_reason
+    assert "a DevOps Lead" in ticket.status_reason
+    assert AuditEvent.objects.filter(ticket=ticket, action="run.refuse_start").exists()
+
+
+def test_an_apply_whose_plan_is_no_longer_the_current_one_is_not_started(
+    author: User,
+    tech_lead: User,
+    devops_lead: User,
+    operations: User,
+    no_dispatch: list[int],
+    fake_terraform: list[tuple[str, str]],
+) -> None:
+    """The digest is compared again at start: the queued apply's plan must still be the
+    ticket's current plan, the one the approvals name."""
+    with time_machine.travel(TUESDAY_0230_NEW_YORK, tick=False):
+        ticket = awaiting("prod", author)
+        approve(tech_lead, ticket)
+        approve(devops_lead, ticket)
+        run = _deploy(_with_plan_file(Ticket.objects.get(pk=ticket.pk)), operations)
+        newer = RunFactory(ticket=ticket, plan_sha256=hashlib.sha256(b"newer").hexdigest())
+        Ticket.objects.filter(pk=ticket.pk).update(current_plan=newer)
+        services.run_execute(run_id=run.pk, worker="w")
+    assert fake_terraform == []
+    run.refresh_from_db()
+    ticket.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED and run.started_at is None
+    assert "not the ticket's current plan" in run.error
+    assert ticket.status == TicketStatus.AWAITING_APPROVAL
 
 
 def test_deploy_is_refused_when_an_approver_has_lost_the_role(
@@ -399,3 +454,33 @@ def test_an_apply_that_finishes_after_being_marked_interrupted_records_its_real_
     page = client.get(f"/tickets/{ticket.pk}/").content.decode()
     assert "finished after the run was marked interrupted: it succeeded" in page
     assert "may have applied the plan" in page
+
+
+def test_a_nul_byte_in_terraform_output_neither_blocks_the_log_nor_loses_the_outcome(
+    no_dispatch: list[int],
+) -> None:
+    """PostgreSQL refuses NUL in text: a line holding one (a provisioner printing binary)
+    must not become a chunk that fails forever, nor an outcome that cannot be written."""
+    ticket, run = _running_apply(minutes_silent=0, fence=5)
+    RunLogChunk.objects.filter(run=run).delete()
+    writer = execution._LogWriter(run, fence=5)
+    writer("binary \x00 output")
+    assert writer.flush()  # written at once, not kept back
+    writer("Apply complete!")
+    assert writer.flush()
+    services.run_finish(
+        run_id=run.pk,
+        exit_code=1,
+        error="local-exec said \x00",
+        plan=None,
+        stale=False,
+        terraform_version="1.11.4",
+        fence=5,
+        log_tail="tail \x00\n",
+    )
+    run.refresh_from_db()
+    ticket.refresh_from_db()
+    assert run.status == RunStatus.FAILED and run.exit_code == 1
+    assert run.log == "binary \ufffd output\nApply complete!\ntail \ufffd\n"
+    assert run.error == "local-exec said \ufffd"
+    assert ticket.status == TicketStatus.APPLY_FAILED

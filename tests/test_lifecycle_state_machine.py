@@ -1,21 +1,27 @@
 """The ticket lifecycle as a state machine: random people doing random things in random order.
 
-Hypothesis files tickets in every environment (normal and emergency), finishes, fails and
-crashes runs the way a worker would (without Terraform), approves with the current or a
-stale plan digest, re-plans, deploys inside and outside the prod window, cancels, rejects
-and reconciles, and after every step checks the promises of the change-control process:
+Hypothesis files tickets in every environment (normal and emergency), finishes, fails,
+stalls and crashes runs the way a worker would (without Terraform: an apply is claimed as
+the worker claims it, under the environment lock and after the start-time re-check),
+approves with the current or a stale plan digest, re-plans, deploys inside and outside the
+prod window, adds and removes approvers' roles, cancels, rejects and reconciles, and after
+every step checks the promises of the change-control process:
 
 - applied digest = approved digest: every standing approval of a ticket names the plan
-  that its apply applies, at the moment the apply is queued;
+  that its apply applies, at the moment the apply is queued and again at the moment it
+  starts (when the quorum, by the roles held then, and the window must hold too);
 - standing approvals always name the ticket's current plan (a new plan voids them);
-- a ticket that is approved has a quorum of distinct, non-author approvers who hold the
-  roles the rule asks for (checked here independently of ``policy.quorum``);
-- at most one apply per environment is queued or running;
+- a ticket that is approved has a quorum of distinct, non-author approvers who held the
+  roles the rule asks for when approving, and an apply starts only while they still hold
+  them (checked here independently of ``policy.quorum``);
+- at most one apply per environment is queued or running, and an apply whose worker
+  lives (holds the environment lock, however long it is silent) is never interrupted;
+  one whose worker crashed is, at the reconciler's next pass;
 - every status change is a ``ticket.transition`` audit event: the events' from/to chain
   reproduces the ticket's observed status history, and ``verify_audit`` passes.
 
-Database only (no Terraform, no worker, no broker). The services are called through the
-adapters below, so signature changes are adapted in one place.
+Database only (no Terraform, no worker process, no broker). The services are called
+through the adapters below, so signature changes are adapted in one place.
 """
 
 from __future__ import annotations
@@ -56,8 +62,9 @@ from deployments.choices import (
     RunStatus,
     TicketStatus,
 )
+from deployments.locks import EnvironmentLock
 from deployments.models import Approval, AuditEvent, Environment, TerraformRun, Ticket
-from deployments.services import audit
+from deployments.services import audit, execution
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
 
@@ -86,14 +93,19 @@ ANYONE = st.sampled_from(sorted(PERSONAS))
 # Anyone at all, with those who may approve (or deploy) drawn more often, so that
 # examples get somewhere; refusals of the others stay part of every run. Hypothesis
 # starts from the first choice of each list, so the productive one comes first.
-# "author" is the ticket's own author (who must never count as an approver).
-APPROVER = st.one_of(st.sampled_from(["tech", "devops", "dual", "lead"]), st.just("author"), ANYONE)
+# "author" is the ticket's own author (who must never count as an approver); "fit" is
+# someone who holds, now, a role the ticket's rule asks for and has not approved it yet
+# (so that prod tickets, which need two people, get approved in some examples).
+APPROVER = st.one_of(
+    st.just("fit"), st.sampled_from(["tech", "devops", "dual", "lead"]), st.just("author"), ANYONE
+)
 # "deployer" is whoever the ticket's environment lets deploy (ops in prod, a lead elsewhere).
 DEPLOYER = st.one_of(st.just("deployer"), ANYONE)
 ACTOR = st.one_of(ANYONE, APPROVER)
 # What a worker does with the run an action queued: often at once (a free worker, so
 # examples get deep), else it waits for the worker rule (a busy one).
-THEN = st.sampled_from(["ok", "pending", "ok", "failed", "crashed"])
+# "running": the worker is still at it (or stalled) when the next step comes.
+THEN = st.sampled_from(["ok", "pending", "ok", "failed", "crashed", "running"])
 # Mostly act on a ticket in a state where the action can succeed (see Lifecycle._ticket).
 AIM = st.sampled_from([True, True, True, False])
 
@@ -150,20 +162,24 @@ def _reject(ticket_id: int, actor: User) -> Any:
     return services.ticket_reject(ticket_id=ticket_id, actor=actor, reason="too risky today")
 
 
-def _claim(run_id: int) -> bool:
-    """Claim a queued run as run_execute does: a guarded update, then the run is ours.
+def _claim(run: TerraformRun) -> tuple[int, EnvironmentLock | None] | None:
+    """Claim a queued run as run_execute does: (its fencing token, the environment lock the
+    worker then holds), or None when it was not started. A plan or check is a guarded
+    update; an apply is claimed under the environment lock, after the worker's start-time
+    re-check (window, standing approvals and their roles, plan digest)."""
+    if run.kind != RunKind.APPLY:
+        return (0, None) if execution._claim(run.pk, worker="machine@test", fence=0) else None
+    lock = EnvironmentLock(run.environment_id)
+    # Nobody else can hold it: a second apply in the environment cannot even be queued.
+    assert lock.try_acquire(), f"the environment of apply {run.pk} is locked"
+    fence = execution._claim_apply(run.pk, worker="machine@test")
+    if fence is None:
+        lock.release()
+        return None
+    return fence, lock
 
-    When the worker re-checks an apply at its start (window, approvals, roles, digest),
-    that check belongs here too, so the machine drives the same path as a worker."""
-    now = timezone.now()
-    return bool(
-        TerraformRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker="machine@test"
-        )
-    )
 
-
-def _finish(run: TerraformRun, *, ok: bool, serial: int) -> None:
+def _finish(run: TerraformRun, *, ok: bool, serial: int, fence: int = 0) -> None:
     """What the worker records after Terraform ran (a plan brings its saved plan file)."""
     plan = None
     exit_code, error = (0, "") if ok else (1, f"simulated {run.kind} failure")
@@ -185,27 +201,27 @@ def _finish(run: TerraformRun, *, ok: bool, serial: int) -> None:
         plan=plan,
         stale=False,
         terraform_version="1.11.4",
+        fence=fence,
     )
-
-
-def _crash(run_id: int) -> None:
-    """The worker died mid-run (its process is gone): the run is interrupted."""
-    services.run_interrupt(run_id=run_id, reason="the worker process was killed (test)")
 
 
 # --- independent checks ---------------------------------------------------------------
 
 
-def _quorum_met(ticket: Ticket, approvals: list[Approval]) -> bool:
-    """Distinct non-authors, each holding (now, and as recorded) a role of a slot they fill."""
+def _quorum_met(ticket: Ticket, approvals: list[Approval], *, roles_now: bool = True) -> bool:
+    """Distinct non-authors, each filling a slot with a role recorded on the approval and,
+    with ``roles_now``, still held (an approver removed from the role since no longer
+    counts)."""
     rule = policy.rule_for(ticket)
     people: dict[int, set[str]] = {}
     for approval in approvals:
         if approval.approver_id == ticket.author_id or approval.approver_id in people:
             return False
-        held = set(approval.approver.groups.values_list("name", flat=True))
-        if not set(approval.held_roles) <= held or approval.role not in held:
+        held = set(approval.held_roles)
+        if approval.role not in held:
             return False
+        if roles_now:
+            held &= set(approval.approver.groups.values_list("name", flat=True))
         people[approval.approver_id] = held
     slots = rule.slots
     return any(
@@ -239,12 +255,19 @@ class Lifecycle(RuleBasedStateMachine):
             self.users[name] = user
         self.tickets: list[int] = []
         self.seen_applies: set[int] = set()
+        # Runs a live worker is still at: their fencing token and, for an apply, the
+        # environment lock it holds (a stalled worker's too: it is alive).
+        self.live: dict[int, tuple[int, EnvironmentLock | None]] = {}
+        self.fences: dict[int, int] = {}  # every claimed run's token, for a late report
         self.reported: set[int] = set()  # interrupted runs whose worker reported late
         self.history: dict[int, list[str]] = {}
         self.serial = 0
 
     def teardown(self) -> None:
         REACHED["examples"] += 1
+        for _fence, lock in self.live.values():
+            if lock is not None:
+                lock.release()
         self._travel.stop()
         transaction.set_rollback(True)
         self._atomic.__exit__(None, None, None)
@@ -267,6 +290,16 @@ class Lifecycle(RuleBasedStateMachine):
         environment lets deploy (operations in prod, a lead elsewhere)."""
         if who == "author":
             return ticket.author
+        if who == "fit":
+            slots = policy.rule_for(ticket).slots
+            standing = Approval.objects.filter(ticket=ticket, voided_at__isnull=True)
+            taken = {ticket.author_id, *standing.values_list("approver_id", flat=True)}
+            for name in ("tech", "devops", "lead", "dual"):
+                user = self.users[name]
+                roles = set(user.groups.values_list("name", flat=True))
+                if user.pk not in taken and any(slot & roles for slot in slots):
+                    return user
+            who = "tech"
         if who == "deployer":
             who = "ops" if ticket.environment.name == "prod" else "lead"
         return self.users[who]
@@ -347,7 +380,11 @@ class Lifecycle(RuleBasedStateMachine):
             run = TerraformRun.objects.get(pk=late[index % len(late)])
             self.reported.add(run.pk)
             self.serial += 1
-            self._try("late report", lambda: _finish(run, ok=index % 2 == 0, serial=self.serial))
+            fence = self.fences.get(run.pk, 0)
+            self._try(
+                "late report",
+                lambda: _finish(run, ok=index % 2 == 0, serial=self.serial, fence=fence),
+            )
             return
         active = TerraformRun.objects.filter(status__in=ACTIVE_RUN_STATUSES).order_by("id")
         if not active.exists():
@@ -359,17 +396,68 @@ class Lifecycle(RuleBasedStateMachine):
 
     def _work(self, run: TerraformRun | None, outcome: str) -> None:
         """Claim a queued run and end it: ``ok``, ``failed``, ``crashed``; ``pending``
-        leaves it queued (a busy worker) for the worker rule."""
+        leaves it queued (a busy worker) and ``running`` leaves it running (a slow or
+        stalled worker) for the worker rule."""
         if run is None or outcome == "pending":
             return
-        if run.status == RunStatus.QUEUED and not _claim(run.pk):
+        if run.status == RunStatus.QUEUED:
+            claimed = _claim(run)
+            if claimed is None:
+                run.refresh_from_db()
+                if run.status == RunStatus.CANCELLED:
+                    REACHED["apply refused at start"] += 1
+                return
+            self.live[run.pk] = claimed
+            self.fences[run.pk] = claimed[0]
+            if run.kind == RunKind.APPLY:
+                self._apply_may_start(run)
+        if outcome == "running":
             return
+        fence, lock = self.live.pop(run.pk, (0, None))
         if outcome == "crashed":
-            self._try("crash", lambda: _crash(run.pk))
+            self._crash(run, lock)
             return
         self.serial += 1
         ok = outcome == "ok"
-        self._try(f"finish {run.kind}", lambda: _finish(run, ok=ok, serial=self.serial))
+        try:
+            self._try(
+                f"finish {run.kind}", lambda: _finish(run, ok=ok, serial=self.serial, fence=fence)
+            )
+        finally:
+            if lock is not None:
+                lock.release()  # run_execute releases it once the outcome is recorded
+
+    def _crash(self, run: TerraformRun, lock: EnvironmentLock | None) -> None:
+        """The worker died mid-run: its process, and with it the environment lock, is gone."""
+        if lock is None:  # a plan or check: the reconciler goes by the heartbeat
+            self._try("crash", lambda: services.run_interrupt(run_id=run.pk, reason="killed"))
+            return
+        lock.release()
+        services.runs_reconcile()  # the next beat: no heartbeat timeout to wait for
+        run.refresh_from_db()
+        assert run.status == RunStatus.INTERRUPTED, f"crashed apply {run.pk} is {run.status}"
+        REACHED["crashed apply interrupted"] += 1
+
+    def _apply_may_start(self, run: TerraformRun) -> None:
+        """Checked independently when the worker has started an apply: the window is open
+        (or it is an emergency), and the standing approvals name the plan it applies and
+        make a quorum by the roles their approvers hold now."""
+        run = TerraformRun.objects.select_related("plan", "ticket__environment").get(pk=run.pk)
+        ticket, plan = run.ticket, run.plan
+        assert plan is not None and ticket.current_plan_id == plan.pk
+        env = ticket.environment
+        assert ticket.change_type == "emergency" or policy.in_window(env, timezone.now()), (
+            f"apply {run.pk} started outside the {env.name} window"
+        )
+        standing = list(
+            Approval.objects.filter(ticket=ticket, voided_at__isnull=True).select_related(
+                "approver"
+            )
+        )
+        assert {(a.plan_run_id, a.plan_sha256) for a in standing} <= {(plan.pk, plan.plan_sha256)}
+        if policy.rule_for(ticket).required and not env.auto_deploy:
+            assert _quorum_met(ticket, standing), f"apply {run.pk} started without a quorum"
+        REACHED[f"apply started in {env.name}"] += 1
 
     @precondition(lambda self: self.tickets)
     @rule(
@@ -441,6 +529,21 @@ class Lifecycle(RuleBasedStateMachine):
         ticket = self._ticket(index, aim, statuses)
         self._try("reject", lambda: _reject(ticket.pk, self._user(who, ticket)))
 
+    @rule(
+        who=st.sampled_from(["tech", "devops", "dual", "lead"]),
+        role=st.sampled_from(["tech_lead", "devops_lead", "lead_developer"]),
+        gain=st.booleans(),
+    )
+    def a_role_changes(self, who: str, role: str, gain: bool) -> None:
+        """An admin adds a role to, or takes one from, someone who may have approved."""
+        group = Group.objects.get(name=role)
+        user = self.users[who]
+        if gain:
+            user.groups.add(group)
+        else:
+            user.groups.remove(group)
+        REACHED[f"role {'added' if gain else 'removed'}"] += 1
+
     @rule(minutes=st.integers(min_value=1, max_value=3 * 24 * 60))
     def time_passes_and_the_reconciler_runs(self, minutes: int) -> None:
         self._clock.shift(dt.timedelta(minutes=minutes))
@@ -481,7 +584,11 @@ class Lifecycle(RuleBasedStateMachine):
                     "approver"
                 )
             )
-            assert _quorum_met(ticket, standing), f"ticket {ticket.pk} approved without quorum"
+            # By the roles held when approving: one removed since is caught when deploy is
+            # requested and again when the apply starts.
+            assert _quorum_met(ticket, standing, roles_now=False), (
+                f"ticket {ticket.pk} approved without quorum"
+            )
             assert ticket.current_plan is not None
             assert {a.plan_sha256 for a in standing} == {ticket.current_plan.plan_sha256}
 
@@ -512,6 +619,16 @@ class Lifecycle(RuleBasedStateMachine):
             .filter(n__gt=1)
         )
         assert not applying.exists(), list(applying)
+
+    @invariant()
+    def a_live_worker_keeps_its_apply(self) -> None:
+        """However long a worker holding the environment lock is silent (time passes, the
+        reconciler runs), its apply stays running under its fencing token."""
+        for run_id, (fence, lock) in self.live.items():
+            if lock is None:
+                continue
+            run = TerraformRun.objects.get(pk=run_id)
+            assert (run.status, run.fence) == (RunStatus.RUNNING, fence), (run_id, run.status)
 
     @invariant()
     def every_status_change_is_audited(self) -> None:

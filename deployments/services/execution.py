@@ -49,6 +49,12 @@ log = logging.getLogger(__name__)
 _FINISH_RETRY_DELAYS: tuple[float, ...] = (0.5, 1, 2, 4, 8, 15, 30, 30, 60, 60, 120, 120, 150)
 
 
+def _storable(text: str) -> str:
+    """Terraform's output as the database can store it: PostgreSQL refuses NUL in text, and
+    a line holding one (a provisioner printing binary) would fail every write it is in."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _reset_connection() -> None:
     """Drop this thread's connection after a database error, so the next query opens a
     fresh one (inside a transaction the caller's rollback does that instead)."""
@@ -83,6 +89,7 @@ class _LogWriter:
         self.lock = threading.Lock()
 
     def __call__(self, line: str) -> None:
+        line = _storable(line)
         with self.lock:
             self.buffer.append(line + "\n")
             self.size += len(line) + 1
@@ -502,6 +509,7 @@ def run_finish(
     because one write failed. ``log_tail`` is output no log chunk holds yet.
     """
     delays = list(_FINISH_RETRY_DELAYS)
+    error, log_tail = _storable(error), _storable(log_tail)
     while True:
         try:
             _finish(

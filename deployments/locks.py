@@ -2,10 +2,13 @@
 operating system or PostgreSQL when the holder is really gone.
 
 On PostgreSQL it is a session-level advisory lock on a dedicated connection (PostgreSQL
-frees it when the process dies and its socket closes); on SQLite an ``flock`` on a file
-under ``DATA_DIR/locks/`` (the kernel frees it when the process dies). A stalled holder
-(SIGSTOP, a long GC, Terraform waiting on a state lock) keeps it, so nobody declares it
-dead and starts a second apply in the same workspace.
+frees it when the process dies and its socket closes) plus the file below; on SQLite an
+``flock`` on a file under ``DATA_DIR/locks/`` (the kernel frees it when the last process
+holding the file is gone). A stalled holder (SIGSTOP, a long GC, Terraform waiting on a
+state lock) keeps it, so nobody declares it dead and starts a second apply in the same
+workspace. The apply's Terraform processes inherit the locked file (``inheritable_fds``):
+a worker killed mid-apply leaves its Terraform to finish on SIGINT, and the lock stays
+taken until that Terraform has exited too.
 
 A session lock needs a real session: point DATABASE_URL at PostgreSQL itself or at a
 pooler in session mode, never at a transaction-mode pooler (PgBouncer ``pool_mode =
@@ -46,6 +49,11 @@ class EnvironmentLock:
     def held(self) -> bool:
         return self._conn is not None or self._fd is not None
 
+    @property
+    def inheritable_fds(self) -> tuple[int, ...]:
+        """The locked file, for the processes that must keep the lock while they live."""
+        return (self._fd,) if self._fd is not None else ()
+
     def try_acquire(self) -> bool:
         """Take the lock if nobody holds it; never waits."""
         with self._guard:
@@ -67,10 +75,8 @@ class EnvironmentLock:
     def alive(self) -> bool:
         """Is the lock still ours? False once its connection is gone (then so is the lock)."""
         with self._guard:
-            if self._fd is not None:
-                return True
             if self._conn is None:
-                return False
+                return self._fd is not None
             try:
                 with self._conn.cursor() as cursor:
                     cursor.execute(
@@ -125,7 +131,14 @@ class EnvironmentLock:
             conn.close()
             return False
         self._conn = conn
-        return True
+        if self._try_file():
+            return True
+        # The advisory lock was free but the file is not: a dead worker's Terraform is
+        # still finishing its apply. Not ours yet.
+        self._conn = None
+        with contextlib.suppress(Exception):
+            conn.close()
+        return False
 
     def _try_file(self) -> bool:
         folder = settings.DATA_DIR / "locks"

@@ -277,6 +277,57 @@ def test_a_killed_worker_leaves_the_apply_interrupted_and_the_environment_free_w
     assert TerraformRun.objects.filter(ticket_id=ticket_id, kind=RunKind.APPLY).count() == 1
 
 
+def test_a_killed_workers_terraform_keeps_the_environment_until_it_exits(
+    request: pytest.FixtureRequest,
+    author: User,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    settings: Any,
+) -> None:
+    """Terraform outliving its worker (here a wrapper still waiting before the real apply,
+    deaf to the SIGINT its parent's death sends) holds the environment lock's file: the
+    reconciler does not call the run interrupted and no second apply can take the
+    environment until that Terraform has exited."""
+    from deployments.locks import EnvironmentLock
+
+    paced_terraform(tmp_path, monkeypatch, commands=("apply",), seconds=60)
+    worker = request.getfixturevalue("celery_worker_process")
+    ticket_id = _file_dev(author, "orphaned")
+    run = wait_for(lambda: _running_apply(ticket_id), timeout=180, what="the apply to start")
+    wait_for(
+        lambda: run.chunks.filter(text__contains="$ terraform apply").exists(),
+        timeout=60,
+        what="the apply command to start",
+    )
+    request.getfixturevalue("reconciler")
+    pids = _celery_pids(worker.pid)
+    groups = _terraform_groups(pids)
+    assert groups, "the apply's Terraform was not found"
+    for pid in reversed(pids):
+        os.kill(pid, signal.SIGKILL)  # the worker only: its Terraform goes on
+    worker.wait(timeout=10)
+
+    # Two reconciler passes while the orphaned Terraform lives.
+    until = time.monotonic() + 2 * settings.RUN_RECONCILE_SECONDS + 5
+    while time.monotonic() < until:
+        run.refresh_from_db()
+        assert run.status == RunStatus.RUNNING
+        with EnvironmentLock(run.environment_id) as probe:
+            assert not probe.try_acquire()
+        time.sleep(1)
+
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+
+    def interrupted() -> bool:
+        run.refresh_from_db()
+        return run.status == RunStatus.INTERRUPTED
+
+    wait_for(interrupted, timeout=90, what="the apply to be marked interrupted")
+    assert "environment lock" in run.error
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -11,6 +11,7 @@ The reconciler interrupts an apply only when it can take the environment lock it
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import itertools
 import logging
@@ -393,7 +394,9 @@ def _execute(run_id: int, *, fence: int, env_lock: EnvironmentLock | None) -> No
                 writer(f"error: {exc}")
                 outcome = _Outcome(exit_code=127, error=str(exc))
             else:
-                outcome = _execute_kind(run, writer)
+                outcome = _execute_kind(
+                    run, writer, held_fds=env_lock.inheritable_fds if env_lock else ()
+                )
     except BaseException as exc:
         # The worker is being stopped: the run is interrupted, never silently retried.
         writer(f"error: the worker stopped during this run ({type(exc).__name__})")
@@ -435,7 +438,9 @@ class _Outcome:
     applied: tf.ApplyResult | None = None
 
 
-def _execute_kind(run: TerraformRun, writer: _LogWriter) -> _Outcome:
+def _execute_kind(
+    run: TerraformRun, writer: _LogWriter, *, held_fds: tuple[int, ...] = ()
+) -> _Outcome:
     if run.kind == RunKind.PLAN:
         result = tf.plan(_spec(run, timeout=settings.TERRAFORM_PLAN_TIMEOUT), writer)
         return _Outcome(result.exit_code, result.error, plan=result if result.ok else None)
@@ -450,7 +455,11 @@ def _execute_kind(run: TerraformRun, writer: _LogWriter) -> _Outcome:
             writer(f"error: {message}")
             return _Outcome(1, message)
         applied = tf.apply(
-            _spec(run, timeout=settings.TERRAFORM_APPLY_TIMEOUT),
+            # Terraform holds the environment lock's file too: if the worker dies, the lock
+            # stays taken until Terraform (stopped by SIGINT on its parent's death) exits.
+            dataclasses.replace(
+                _spec(run, timeout=settings.TERRAFORM_APPLY_TIMEOUT), held_fds=held_fds
+            ),
             plan_bytes,
             plan_run.plan_sha256,
             writer,

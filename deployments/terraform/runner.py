@@ -81,6 +81,9 @@ class RunSpec:
     # When set, a plan refuses to run unless the var-file at the commit has this SHA-256
     # (a rollback re-plans a recorded deployment: its var-file must be the one applied then).
     expected_var_file_sha256: str = ""
+    # Descriptors every Terraform process of the run inherits: the environment lock's file
+    # for an apply, so the lock lives as long as Terraform does, even past its worker.
+    held_fds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,9 @@ class _Session:
         """Run one terraform command, streaming its output; raise _StepFailed on a bad code."""
         argv = [self.spec.binary, *args]
         self.emit(f"$ terraform {' '.join(args)}")
-        code, timed_out = _stream(argv, self.root, self.env, self.spec.timeout, self.emit)
+        code, timed_out = _stream(
+            argv, self.root, self.env, self.spec.timeout, self.emit, pass_fds=self.spec.held_fds
+        )
         if timed_out:
             raise _StepFailed(
                 f"terraform {args[0]} timed out after {self.spec.timeout} seconds and was stopped",
@@ -225,6 +230,7 @@ class _Session:
             check=False,
             start_new_session=True,
             preexec_fn=_child_setup,
+            pass_fds=self.spec.held_fds,
         )
         if result.returncode != 0:
             self.emit(result.stderr.decode(errors="replace"))
@@ -387,7 +393,13 @@ def _child_setup() -> None:
 
 
 def _stream(
-    argv: list[str], cwd: Path, env: Mapping[str, str], timeout: int, emit: OnLine
+    argv: list[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: int,
+    emit: OnLine,
+    *,
+    pass_fds: tuple[int, ...] = (),
 ) -> tuple[int, bool]:
     """Run argv, feeding each output line to emit; stop it (SIGINT, then SIGKILL) at timeout."""
     proc = subprocess.Popen(
@@ -399,6 +411,7 @@ def _stream(
         stderr=subprocess.STDOUT,
         start_new_session=True,
         preexec_fn=_child_setup,
+        pass_fds=pass_fds,
     )
     timed_out = threading.Event()
 

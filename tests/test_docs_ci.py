@@ -94,3 +94,10 @@ def test_every_documented_curl_works(
     ]
     assert WebhookDelivery.objects.get().status == "ignored"
     assert '"status": "monitoring"' in result.stdout
+    # The deploy answer names the approved plan run it applies; the plan's summary is shown.
+    apply_run = ticket.runs.get(kind="apply")
+    assert apply_run.plan_id == ticket.current_plan_id
+    assert f'"plan": {apply_run.plan_id}' in result.stdout
+    summary = ticket.current_plan.summary
+    assert f'"add": {summary["add"]}' in result.stdout
+    assert "null" not in result.stdout, result.stdout

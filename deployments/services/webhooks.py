@@ -104,6 +104,7 @@ def _essentials(event: str, payload: dict[str, Any]) -> dict[str, Any]:
             "user": {"login": _get(pr, "user", "login")},
             "state": pr.get("state"),
             "merged": pr.get("merged"),
+            "merge_commit_sha": pr.get("merge_commit_sha"),
             "head": {"sha": _get(pr, "head", "sha")},
         },
         "repository": repository,
@@ -231,7 +232,7 @@ def _process_push(delivery: WebhookDelivery) -> None:
     head = payload.get("head_commit") or {}
     message = str(head.get("message") or "").strip().splitlines()
     subject = message[0] if message else repo.commit_subject(sha)
-    pr = PullRequest.objects.filter(head_sha=sha).first()
+    pr = PullRequest.for_commit(sha)
     filed: list[str] = []
     ticket = None
     for env_pk in Environment.objects.filter(deploy_on_merge=True).values_list("pk", flat=True):
@@ -277,6 +278,12 @@ def _process_pull_request(delivery: WebhookDelivery) -> None:
     if not url.startswith("https://") or len(url) > 500:
         _finish(delivery, DeliveryStatus.IGNORED, "pull_request without an https html_url")
         return
+    # Merged: the commit the merge put on the base branch is what the push to main deploys
+    # (a merge or squash commit differs from the head), so its dev ticket links this PR too.
+    merge_sha = str(pr.get("merge_commit_sha") or "").lower() if pr.get("merged") else ""
+    if not tf.SHA_RE.match(merge_sha):
+        merge_sha = ""
+    commits = {head_sha, merge_sha} - {""}
     with transaction.atomic():
         record, _ = PullRequest.objects.update_or_create(
             repository=repository,
@@ -287,10 +294,11 @@ def _process_pull_request(delivery: WebhookDelivery) -> None:
                 "author": str((pr.get("user") or {}).get("login") or "")[:100],
                 "head_sha": head_sha,
                 "state": "merged" if pr.get("merged") else str(pr.get("state") or "")[:16],
+                **({"merge_commit_sha": merge_sha} if merge_sha else {}),
             },
         )
         tickets = list(
-            Ticket.objects.select_for_update().filter(commit_sha=head_sha, pull_request_url="")
+            Ticket.objects.select_for_update().filter(commit_sha__in=commits, pull_request_url="")
         )
         for ticket in tickets:
             ticket.pull_request_url = url

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -153,3 +154,52 @@ def test_the_reporter_posts_to_a_live_portal(
     assert stored["plan"].summary == "Plan: 1 to add"
     assert stored["plan"].url == "https://github.com/acme/infra/actions/runs/1"
     assert "hunter2hunter2" not in stored["plan"].log
+
+
+@pytest.mark.terraform
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_the_workflows_terraform_steps_pass_on_the_sample_stack(
+    tmp_path: Path, settings: Any, backend: str
+) -> None:
+    """The pull-request workflow's own fmt, init, validate and plan scripts, run by bash as
+    GitHub runs them, on the sample stack; also with an s3 backend like the team's AWS
+    stack's: the plan uses a throwaway local state and never the real backend."""
+    from deployments.terraform.runner import cli_config_text, find_binary
+
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "sample_stack" / "terraform", repo / "terraform")
+    versions = repo / "terraform" / "versions.tf"
+    if backend == "s3":
+        versions.write_text(versions.read_text().replace('backend "local" {}', 'backend "s3" {}'))
+        assert 'backend "s3" {}' in versions.read_text()
+    (tmp_path / "plugins").mkdir()
+    cli = tmp_path / "cli.tfrc"
+    cli.write_text(cli_config_text(settings.TERRAFORM_PROVIDER_MIRROR, tmp_path / "plugins"))
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
+    binary = Path(find_binary(settings.TERRAFORM_BIN))
+    env = {
+        "PATH": f"{binary.parent}:{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "TF_DIR": "terraform",
+        "TF_IN_AUTOMATION": "1",
+        "TF_CLI_CONFIG_FILE": str(cli),
+        "RUNNER_TEMP": str(runner_temp),
+    }
+    wanted = ["terraform fmt", "terraform init", "terraform validate", "terraform plan"]
+    workflow_steps = steps(load(EXAMPLES / "pull-request.yml"))
+    for prefix in wanted:
+        step = next(s for s in workflow_steps if s.get("name", "").startswith(prefix))
+        result = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, (prefix, result.stdout[-2000:], result.stderr[-2000:])
+    plan_log = (runner_temp / "plan.log").read_text()
+    assert re.search(r"^Plan: \d+ to add, 0 to change, 0 to destroy\.$", plan_log, re.M)
+    assert (runner_temp / "state" / "staging").is_dir()

@@ -270,6 +270,39 @@ def test_push_of_an_unknown_commit_fails_with_the_reason(infra_repo: Path) -> No
 
 
 @pytest.mark.django_db
+def test_a_redelivery_of_a_failed_delivery_tries_it_again(
+    secret: str, infra_repo: Path, author: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitHub's Redeliver retries a delivery that failed (here: the commit was not in the
+    repository yet); once processed, a redelivery is not acted on again."""
+    sent: list[int] = []
+    monkeypatch.setattr(
+        webhooks, "webhook_dispatch", lambda *, delivery_pk: sent.append(delivery_pk)
+    )
+    (infra_repo / "terraform" / "late.txt").write_text("pushed before the mirror had it\n")
+    sha = commit_all(infra_repo, "A late commit")
+    delivery = _queued("push", push(sha))
+    monkeypatch.setattr(webhooks.tf.InfraRepo, "has_commit", lambda self, sha: False)
+    webhooks.webhook_process(delivery_pk=delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == "failed" and not Ticket.objects.exists()
+    monkeypatch.undo()
+    monkeypatch.setattr(
+        webhooks, "webhook_dispatch", lambda *, delivery_pk: sent.append(delivery_pk)
+    )
+    again = deliver("push", push(sha), delivery=delivery.delivery_id)
+    assert again.status_code == 200
+    assert (again.json()["status"], sent) == ("queued", [delivery.pk])
+    assert AuditEvent.objects.filter(action="webhook.retry").count() == 1
+    webhooks.webhook_process(delivery_pk=delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == "processed"
+    assert Ticket.objects.get().commit_sha == sha
+    deliver("push", push(sha), delivery=delivery.delivery_id)
+    assert sent == [delivery.pk] and Ticket.objects.count() == 1
+
+
+@pytest.mark.django_db
 def test_pull_request_metadata_is_attached(
     secret: str, head_sha: str, author: User, lead: User
 ) -> None:

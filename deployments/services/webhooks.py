@@ -118,6 +118,19 @@ def webhook_receive(
     X-GitHub-Delivery is not recorded again and not processed again."""
     existing = WebhookDelivery.objects.filter(delivery_id=delivery_id).first()
     if existing is not None:
+        if existing.status == DeliveryStatus.FAILED and existing.payload:
+            # It failed (the commit could not be fetched yet, the repository was down):
+            # GitHub's "Redeliver" is how people retry it. Filing stays once per commit.
+            retried = WebhookDelivery.objects.filter(
+                pk=existing.pk, status=DeliveryStatus.FAILED
+            ).update(status=DeliveryStatus.QUEUED, processed_at=None)
+            if retried:
+                audit_record(
+                    actor="github webhook",
+                    action="webhook.retry",
+                    data={"delivery": delivery_id, "event": event, "failed": existing.outcome},
+                )
+                existing.refresh_from_db()
         if existing.status == DeliveryStatus.QUEUED:
             # Never picked up (the broker was down): GitHub's "Redeliver" sends it again.
             # Safe to repeat: the worker claims a delivery once (webhook_process).

@@ -26,6 +26,7 @@ from .choices import ACTIVE_RUN_STATUSES, TicketStatus
 from .evidence_views import evidence_context
 from .forms import TicketForm
 from .middleware import note_refusal_if_actor
+from .models import PullRequest
 from .selectors_windows import environment_window_state
 from .views_monitoring import monitoring_context
 
@@ -160,6 +161,7 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "shown_run": shown_run,
             "shown_log": selectors.run_log_text(shown_run) if shown_run else "",
             "plan": ticket.current_plan,
+            "pull_request": PullRequest.for_commit(ticket.commit_sha),
             "events": selectors.audit_for_ticket(ticket),
             "is_live": live_run is not None,
             "approval": services.approval_summary(ticket),

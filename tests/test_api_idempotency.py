@@ -157,3 +157,44 @@ def test_a_retried_check_report_and_evidence_upload_are_recorded_once(author: Us
     assert one.status_code == two.status_code == 201, one.json()
     assert one.json()["id"] == two.json()["id"]
     assert Evidence.objects.filter(ticket=ticket).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_retried_freeze_declaration_declares_one_freeze(operations: User) -> None:
+    from deployments.models import Freeze
+
+    body = {
+        "starts_at": "2030-11-26T00:00:00-05:00",
+        "ends_at": "2030-11-27T00:00:00-05:00",
+        "reason": "Black Friday",
+    }
+    client = api_for(operations)
+    url = "/api/v1/environments/prod/freezes/"
+    first = client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="f-1")
+    again = client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="f-1")
+    assert first.status_code == again.status_code == 201, first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert first.json() == again.json()
+    assert Freeze.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_every_post_that_creates_documents_the_key(author: User) -> None:
+    """Each POST answering 201 takes Idempotency-Key (a new one fails here until it does;
+    the tests above prove the replay of each)."""
+    schema = api_for(author).get("/api/v1/schema/?format=json").json()
+    creating = {
+        path
+        for path, methods in schema["paths"].items()
+        if "201" in methods.get("post", {}).get("responses", {})
+    }
+    assert creating == {
+        "/api/v1/tickets/",
+        "/api/v1/tickets/{id}/checks/",
+        "/api/v1/tickets/{id}/evidence/",
+        "/api/v1/tickets/{id}/rollback/",
+        "/api/v1/environments/{name}/freezes/",
+    }
+    for path in creating:
+        names = {p["name"] for p in schema["paths"][path]["post"].get("parameters", [])}
+        assert "Idempotency-Key" in names, path

@@ -46,6 +46,19 @@ def test_ci_posts_its_four_checks_and_the_detail_shows_them(author: User, lead: 
     ]
     assert {c["status"] for c in detail["checks"]} == {"passed"}
     assert AuditEvent.objects.filter(action="check.report", ticket=ticket).count() == 4
+    # And on the ticket page: a row per check with its status, summary, link and log.
+    assert (
+        post_check(author, ticket, name="plan", status="failed", log="Error: x").status_code == 201
+    )
+    page = Client()
+    page.force_login(lead)
+    html = page.get(f"/tickets/{ticket.pk}/").content.decode()
+    for name in ("fmt", "validate", "security_scan"):
+        assert f'id="check-{name}" data-status="passed"' in html
+        assert f"{name} ok" in html
+        assert f'href="https://ci.example.com/run/1#{name}"' in html
+    assert 'id="check-plan" data-status="failed"' in html
+    assert '<pre class="log">Error: x</pre>' in html
 
 
 def test_repeated_names_keep_history_and_the_latest_counts(author: User, lead: User) -> None:

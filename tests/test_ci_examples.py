@@ -1,11 +1,15 @@
 """examples/github-actions: the workflows parse, have the jobs and steps the docs promise,
-their shell is valid bash, and the check reporter they define posts to a live portal."""
+their shell is valid bash, the check reporter they define posts to a live portal (and shows
+the portal's reason when refused), their fmt/validate/plan scripts pass on the sample stack
+(local or s3 backend), and deploy.yml's steps deploy an approved ticket on a live portal."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ from django.core.management import call_command
 
 from deployments.models import CheckResult
 
-from .conftest import ROOT
+from .conftest import ROOT, api_for, wait_for
 from .factories import TicketFactory
 
 EXAMPLES = ROOT / "examples" / "github-actions"
@@ -153,3 +157,151 @@ def test_the_reporter_posts_to_a_live_portal(
     assert stored["plan"].summary == "Plan: 1 to add"
     assert stored["plan"].url == "https://github.com/acme/infra/actions/runs/1"
     assert "hunter2hunter2" not in stored["plan"].log
+    # A refused report fails the step and prints the portal's reason.
+    refused = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + _reporter() + f'\nreport fmt success "ok" {log}\n'],
+        env={
+            "PATH": os.environ["PATH"],
+            "PORTAL_URL": live_server.url,
+            "PORTAL_TOKEN": out.getvalue().strip(),
+            "TICKET": str(ticket.pk + 1000),
+            "RUN_URL": "https://github.com/acme/infra/actions/runs/1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "could not report fmt: {" in refused.stderr and '"detail"' in refused.stderr
+
+
+@pytest.mark.terraform
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_the_workflows_terraform_steps_pass_on_the_sample_stack(
+    tmp_path: Path, settings: Any, backend: str
+) -> None:
+    """The pull-request workflow's own fmt, init, validate and plan scripts, run by bash as
+    GitHub runs them, on the sample stack; also with an s3 backend like the team's AWS
+    stack's: the plan uses a throwaway local state and never the real backend."""
+    from deployments.terraform.runner import cli_config_text, find_binary
+
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "sample_stack" / "terraform", repo / "terraform")
+    versions = repo / "terraform" / "versions.tf"
+    if backend == "s3":
+        versions.write_text(versions.read_text().replace('backend "local" {}', 'backend "s3" {}'))
+        assert 'backend "s3" {}' in versions.read_text()
+    (tmp_path / "plugins").mkdir()
+    cli = tmp_path / "cli.tfrc"
+    cli.write_text(cli_config_text(settings.TERRAFORM_PROVIDER_MIRROR, tmp_path / "plugins"))
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
+    binary = Path(find_binary(settings.TERRAFORM_BIN))
+    env = {
+        "PATH": f"{binary.parent}:{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "TF_DIR": "terraform",
+        "TF_IN_AUTOMATION": "1",
+        "TF_CLI_CONFIG_FILE": str(cli),
+        "RUNNER_TEMP": str(runner_temp),
+    }
+    wanted = ["terraform fmt", "terraform init", "terraform validate", "terraform plan"]
+    workflow_steps = steps(load(EXAMPLES / "pull-request.yml"))
+    for prefix in wanted:
+        step = next(s for s in workflow_steps if s.get("name", "").startswith(prefix))
+        result = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, (prefix, result.stdout[-2000:], result.stderr[-2000:])
+    plan_log = (runner_temp / "plan.log").read_text()
+    assert re.search(r"^Plan: \d+ to add, 0 to change, 0 to destroy\.$", plan_log, re.M)
+    assert (runner_temp / "state" / "staging").is_dir()
+
+
+def _run_job(path: Path, job: str, env: dict[str, str]) -> list[Any]:
+    """Run a workflow job's steps by bash, as GitHub does (bash -eo pipefail), in order,
+    until one fails; their results."""
+    results = []
+    for step in load(path)["jobs"][job]["steps"]:
+        result = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        results.append(result)
+        if result.returncode:
+            break
+    return results
+
+
+@pytest.mark.worker
+@pytest.mark.terraform
+def test_the_deploy_workflow_against_a_live_portal(
+    celery_worker_process: Any, live_server: Any, author: User, lead: User, tmp_path: Path
+) -> None:
+    """deploy.yml's own steps against a live portal and worker: refused for a ticket of
+    another environment and for one not approved yet (the job fails, nothing applied), then
+    it deploys the approved staging ticket and waits until it is monitoring."""
+    from deployments.models import Ticket
+
+    from .test_approvals_api import approve
+
+    filed = api_for(author).post(
+        "/api/v1/tickets/", {"title": "deploy.yml", "environment": "staging"}, format="json"
+    )
+    assert filed.status_code == 201, filed.json()
+    ticket = wait_for(
+        lambda: (
+            Ticket.objects.filter(pk=filed.json()["id"])
+            .exclude(status__in=["draft", "planning"])
+            .first()
+        ),
+        timeout=180,
+        what="the plan",
+    )
+    assert ticket.status == "awaiting_approval", ticket.status_reason
+    out = io.StringIO()
+    call_command("create_api_token", author.username, stdout=out)
+    summary = tmp_path / "summary.md"
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "PORTAL_URL": live_server.url,
+        "PORTAL_TOKEN": out.getvalue().strip(),
+        "TICKET": str(ticket.pk),
+        "ENVIRONMENT": "prod",
+        "GITHUB_STEP_SUMMARY": str(summary),
+    }
+    workflow = EXAMPLES / "deploy.yml"
+    wrong_env = _run_job(workflow, "deploy", env)
+    assert len(wrong_env) == 1 and wrong_env[0].returncode == 1
+    assert f"ticket {ticket.pk} is a staging ticket, not prod" in wrong_env[0].stdout
+
+    env["ENVIRONMENT"] = "staging"
+    unapproved = _run_job(workflow, "deploy", env)
+    assert [r.returncode for r in unapproved][:1] == [0] and unapproved[-1].returncode != 0
+    assert len(unapproved) == 2
+    refusal = json.loads(unapproved[-1].stdout)  # the portal's answer, not jq's nulls
+    assert "approv" in refusal["detail"], refusal
+    assert not ticket.runs.filter(kind="apply").exists()
+
+    assert approve(lead, ticket).status_code == 200
+    deployed = _run_job(workflow, "deploy", env)
+    assert [r.returncode for r in deployed] == [0, 0, 0], deployed[-1].stderr
+    assert '"approvals": [\n    "lena"\n  ]' in deployed[0].stdout
+    assert f'"plan": {ticket.current_plan_id}' in deployed[1].stdout
+    assert "status: monitoring" in deployed[2].stdout
+    ticket.refresh_from_db()
+    assert ticket.status == "monitoring"
+    assert ticket.runs.filter(kind="apply", status="succeeded").count() == 1
+    assert f"Deployed: {live_server.url}/tickets/{ticket.pk}/" in summary.read_text()

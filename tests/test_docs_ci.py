@@ -46,6 +46,22 @@ def test_the_doc_has_the_walkthrough() -> None:
     assert all("curl" in code for code in runnable)
 
 
+def test_every_jq_shows_why_a_request_was_refused() -> None:
+    """On a 4xx, curl --fail-with-body prints the portal's JSON error: each jq of the
+    walkthrough shows its detail (or stops with it) instead of printing nulls."""
+    runnable = "\n".join(code for info, code in blocks(DOC.read_text()) if info == "sh")
+    filters = re.findall(r"\| jq(?: -[rc])? '([^']*)'", runnable)
+    assert len(filters) == runnable.count("| jq") >= 9
+    refusal = '{"detail": "ticket 7 is not approved", "plan_sha256": ["required"]}'
+    for jq_filter in filters:
+        result = subprocess.run(
+            ["jq", jq_filter], input=refusal, capture_output=True, text=True, check=False
+        )
+        assert "ticket 7 is not approved" in result.stdout + result.stderr, jq_filter
+        if not jq_filter.startswith("{detail,"):  # the webhook's answer has a detail too
+            assert "null" not in result.stdout, jq_filter
+
+
 def test_every_documented_curl_works(
     celery_worker_process: Any,
     live_server: Any,
@@ -94,3 +110,10 @@ def test_every_documented_curl_works(
     ]
     assert WebhookDelivery.objects.get().status == "ignored"
     assert '"status": "monitoring"' in result.stdout
+    # The deploy answer names the approved plan run it applies; the plan's summary is shown.
+    apply_run = ticket.runs.get(kind="apply")
+    assert apply_run.plan_id == ticket.current_plan_id
+    assert f'"plan": {apply_run.plan_id}' in result.stdout
+    summary = ticket.current_plan.summary
+    assert f'"add": {summary["add"]}' in result.stdout
+    assert "null" not in result.stdout, result.stdout

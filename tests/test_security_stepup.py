@@ -64,6 +64,34 @@ def enrol_totp(user: User) -> None:
     )
 
 
+# --- session auth with CSRF ------------------------------------------------------------
+
+
+def test_the_session_api_needs_the_csrf_token_and_a_token_does_not(
+    author: User, head_sha: str
+) -> None:
+    """A browser session calling the API must send X-CSRFToken (else a page on another site
+    could file tickets as the signed-in user); a token request carries no cookie and needs
+    none."""
+    from deployments.models import Ticket
+
+    body = {"title": "from a page", "environment": "dev"}
+    client = session_api("alice")
+    forged = client.post("/api/v1/tickets/", body, content_type="application/json")
+    assert forged.status_code == 403
+    assert "CSRF" in forged.json()["detail"]
+    wrong = client.post(
+        "/api/v1/tickets/", body, content_type="application/json", HTTP_X_CSRFTOKEN="x" * 64
+    )
+    assert wrong.status_code == 403
+    assert not Ticket.objects.exists()
+    assert client.get("/api/v1/tickets/").status_code == 200  # reading needs no token
+    assert post_json(client, "/api/v1/tickets/", body).status_code == 201
+    by_token = token_client(author).post("/api/v1/tickets/", body, format="json")
+    assert by_token.status_code == 201, by_token.json()
+    assert Ticket.objects.count() == 2
+
+
 # --- MFA enrolment ----------------------------------------------------------------------
 
 

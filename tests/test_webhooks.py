@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 from rest_framework.test import APIClient
 
 from deployments.models import AuditEvent, Ticket, WebhookDelivery
@@ -269,6 +270,39 @@ def test_push_of_an_unknown_commit_fails_with_the_reason(infra_repo: Path) -> No
 
 
 @pytest.mark.django_db
+def test_a_redelivery_of_a_failed_delivery_tries_it_again(
+    secret: str, infra_repo: Path, author: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitHub's Redeliver retries a delivery that failed (here: the commit was not in the
+    repository yet); once processed, a redelivery is not acted on again."""
+    sent: list[int] = []
+    monkeypatch.setattr(
+        webhooks, "webhook_dispatch", lambda *, delivery_pk: sent.append(delivery_pk)
+    )
+    (infra_repo / "terraform" / "late.txt").write_text("pushed before the mirror had it\n")
+    sha = commit_all(infra_repo, "A late commit")
+    delivery = _queued("push", push(sha))
+    monkeypatch.setattr(webhooks.tf.InfraRepo, "has_commit", lambda self, sha: False)
+    webhooks.webhook_process(delivery_pk=delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == "failed" and not Ticket.objects.exists()
+    monkeypatch.undo()
+    monkeypatch.setattr(
+        webhooks, "webhook_dispatch", lambda *, delivery_pk: sent.append(delivery_pk)
+    )
+    again = deliver("push", push(sha), delivery=delivery.delivery_id)
+    assert again.status_code == 200
+    assert (again.json()["status"], sent) == ("queued", [delivery.pk])
+    assert AuditEvent.objects.filter(action="webhook.retry").count() == 1
+    webhooks.webhook_process(delivery_pk=delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == "processed"
+    assert Ticket.objects.get().commit_sha == sha
+    deliver("push", push(sha), delivery=delivery.delivery_id)
+    assert sent == [delivery.pk] and Ticket.objects.count() == 1
+
+
+@pytest.mark.django_db
 def test_pull_request_metadata_is_attached(
     secret: str, head_sha: str, author: User, lead: User
 ) -> None:
@@ -312,6 +346,75 @@ def test_pull_request_metadata_is_attached(
     webhooks.webhook_process(delivery_pk=_queued("pull_request", pr).pk)
     detail = api_for(lead).get(f"/api/v1/tickets/{ticket['id']}/").json()
     assert detail["pull_request"]["title"] == "Scale the app tier (v2)"
+
+
+def _merged_pr(head: str, merge_commit: str) -> dict[str, Any]:
+    return {
+        "action": "closed",
+        "number": 7,
+        "pull_request": {
+            "number": 7,
+            "html_url": "https://github.com/acme/infra/pull/7",
+            "title": "Add a note",
+            "user": {"login": "alice-gh"},
+            "state": "closed",
+            "merged": True,
+            "merge_commit_sha": merge_commit,
+            "head": {"sha": head, "ref": "note"},
+        },
+        "repository": {"full_name": "acme/infra"},
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("order", ["push first", "pull_request first"])
+def test_the_dev_ticket_of_a_merge_commit_links_its_pull_request(
+    head_sha: str, author: User, order: str
+) -> None:
+    """A merge (or squash) puts a new commit on main: the push deploys that commit, not the
+    PR's head. Whichever delivery comes first, the dev ticket links the merged PR."""
+    pr_head = "c" * 40
+    deliveries = [
+        _queued("push", push(head_sha)),
+        _queued("pull_request", _merged_pr(pr_head, head_sha)),
+    ]
+    for delivery in deliveries if order == "push first" else reversed(deliveries):
+        webhooks.webhook_process(delivery_pk=delivery.pk)
+        assert WebhookDelivery.objects.get(pk=delivery.pk).status == "processed"
+    ticket = Ticket.objects.get()
+    assert (ticket.environment.name, ticket.commit_sha) == ("dev", head_sha)
+    assert ticket.pull_request_url == "https://github.com/acme/infra/pull/7"
+    detail = api_for(author).get(f"/api/v1/tickets/{ticket.pk}/").json()
+    assert detail["pull_request"] == {
+        "number": 7,
+        "url": "https://github.com/acme/infra/pull/7",
+        "title": "Add a note",
+        "author": "alice-gh",
+        "state": "merged",
+    }
+    page = Client()
+    page.force_login(author)
+    html = page.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert (
+        '<a href="https://github.com/acme/infra/pull/7" rel="noopener">#7 Add a note</a> '
+        "by alice-gh (merged)"
+    ) in html
+
+
+@pytest.mark.django_db
+def test_an_open_pull_requests_test_merge_commit_is_not_taken_for_its_merge(
+    head_sha: str, author: User
+) -> None:
+    """GitHub also sends merge_commit_sha for open pull requests (a trial merge): only a
+    merged PR's counts."""
+    pr = _merged_pr("c" * 40, head_sha)
+    pr["action"] = "synchronize"
+    pr["pull_request"].update(merged=False, state="open")
+    webhooks.webhook_process(delivery_pk=_queued("pull_request", pr).pk)
+    webhooks.webhook_process(delivery_pk=_queued("push", push(head_sha)).pk)
+    ticket = Ticket.objects.get()
+    assert ticket.pull_request_url == ""
+    assert api_for(author).get(f"/api/v1/tickets/{ticket.pk}/").json()["pull_request"] is None
 
 
 # --- end to end, with a real worker ------------------------------------------------------

@@ -15,6 +15,8 @@ from deployments import selectors
 from deployments.policy import LEAD_ROLES, PolicyError
 from deployments.services import schedules
 
+from .idempotency import PARAMETER as IDEMPOTENCY_KEY
+from .idempotency import idempotent
 from .serializers import _NO_NUL, FreezeSerializer, TicketDetailSerializer
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
@@ -94,12 +96,13 @@ class EnvironmentFreezeMixin:
     """``POST /environments/{name}/freezes/``: a lead or operations declares a freeze."""
 
     @extend_schema(
-        parameters=[_NAME],
+        parameters=[_NAME, IDEMPOTENCY_KEY],
         request=FreezeCreateSerializer,
         responses={201: FreezeSerializer},
         description="Declare a freeze (blackout): no normal deploy may begin inside it.",
     )
     @action(detail=True, methods=["post"])
+    @idempotent
     def freezes(self, request: Request, name: str) -> Response:
         env = self.get_object()  # type: ignore[attr-defined]  # 404 outside the caller's scope
         if not (selectors.user_roles(request.user) & FREEZE_ROLES):

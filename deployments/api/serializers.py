@@ -518,7 +518,7 @@ class TicketDetailSerializer(TicketSerializer):
 
     @extend_schema_field(PullRequestSerializer(allow_null=True))
     def get_pull_request(self, ticket: Ticket) -> dict[str, Any] | None:
-        pr = PullRequest.objects.filter(head_sha=ticket.commit_sha).first()
+        pr = PullRequest.for_commit(ticket.commit_sha)
         return PullRequestSerializer(pr).data if pr else None
 
 

@@ -146,7 +146,7 @@ class GitHubWebhookView(APIView):
         if created:
             detail = "accepted" if delivery.status == DeliveryStatus.QUEUED else "ignored"
         elif delivery.status == DeliveryStatus.QUEUED:
-            detail = "already received, not processed yet: sent to the worker again"
+            detail = "already received, not processed yet or failed: sent to the worker again"
         else:
             detail = "already processed: this delivery was received before"
         answer = {

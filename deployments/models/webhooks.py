@@ -51,6 +51,9 @@ class PullRequest(models.Model):
     title = models.CharField(max_length=300)
     author = models.CharField(max_length=100)
     head_sha = models.CharField(max_length=40, db_index=True)
+    # The commit a merge put on the base branch (a merge, squash or rebase commit): what the
+    # push to main then deploys. Known once GitHub reports the pull request merged.
+    merge_commit_sha = models.CharField(max_length=40, blank=True, db_index=True)
     state = models.CharField(max_length=16, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -62,3 +65,11 @@ class PullRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repository}#{self.number}"
+
+    @classmethod
+    def for_commit(cls, sha: str) -> PullRequest | None:
+        """The pull request a commit belongs to: its head commit, or the commit its merge
+        put on the base branch (the latest described when several match)."""
+        if not sha:
+            return None
+        return cls.objects.filter(models.Q(head_sha=sha) | models.Q(merge_commit_sha=sha)).first()

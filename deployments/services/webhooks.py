@@ -104,6 +104,7 @@ def _essentials(event: str, payload: dict[str, Any]) -> dict[str, Any]:
             "user": {"login": _get(pr, "user", "login")},
             "state": pr.get("state"),
             "merged": pr.get("merged"),
+            "merge_commit_sha": pr.get("merge_commit_sha"),
             "head": {"sha": _get(pr, "head", "sha")},
         },
         "repository": repository,
@@ -117,6 +118,19 @@ def webhook_receive(
     X-GitHub-Delivery is not recorded again and not processed again."""
     existing = WebhookDelivery.objects.filter(delivery_id=delivery_id).first()
     if existing is not None:
+        if existing.status == DeliveryStatus.FAILED and existing.payload:
+            # It failed (the commit could not be fetched yet, the repository was down):
+            # GitHub's "Redeliver" is how people retry it. Filing stays once per commit.
+            retried = WebhookDelivery.objects.filter(
+                pk=existing.pk, status=DeliveryStatus.FAILED
+            ).update(status=DeliveryStatus.QUEUED, processed_at=None)
+            if retried:
+                audit_record(
+                    actor="github webhook",
+                    action="webhook.retry",
+                    data={"delivery": delivery_id, "event": event, "failed": existing.outcome},
+                )
+                existing.refresh_from_db()
         if existing.status == DeliveryStatus.QUEUED:
             # Never picked up (the broker was down): GitHub's "Redeliver" sends it again.
             # Safe to repeat: the worker claims a delivery once (webhook_process).
@@ -231,7 +245,7 @@ def _process_push(delivery: WebhookDelivery) -> None:
     head = payload.get("head_commit") or {}
     message = str(head.get("message") or "").strip().splitlines()
     subject = message[0] if message else repo.commit_subject(sha)
-    pr = PullRequest.objects.filter(head_sha=sha).first()
+    pr = PullRequest.for_commit(sha)
     filed: list[str] = []
     ticket = None
     for env_pk in Environment.objects.filter(deploy_on_merge=True).values_list("pk", flat=True):
@@ -277,6 +291,12 @@ def _process_pull_request(delivery: WebhookDelivery) -> None:
     if not url.startswith("https://") or len(url) > 500:
         _finish(delivery, DeliveryStatus.IGNORED, "pull_request without an https html_url")
         return
+    # Merged: the commit the merge put on the base branch is what the push to main deploys
+    # (a merge or squash commit differs from the head), so its dev ticket links this PR too.
+    merge_sha = str(pr.get("merge_commit_sha") or "").lower() if pr.get("merged") else ""
+    if not tf.SHA_RE.match(merge_sha):
+        merge_sha = ""
+    commits = {head_sha, merge_sha} - {""}
     with transaction.atomic():
         record, _ = PullRequest.objects.update_or_create(
             repository=repository,
@@ -287,10 +307,11 @@ def _process_pull_request(delivery: WebhookDelivery) -> None:
                 "author": str((pr.get("user") or {}).get("login") or "")[:100],
                 "head_sha": head_sha,
                 "state": "merged" if pr.get("merged") else str(pr.get("state") or "")[:16],
+                **({"merge_commit_sha": merge_sha} if merge_sha else {}),
             },
         )
         tickets = list(
-            Ticket.objects.select_for_update().filter(commit_sha=head_sha, pull_request_url="")
+            Ticket.objects.select_for_update().filter(commit_sha__in=commits, pull_request_url="")
         )
         for ticket in tickets:
             ticket.pull_request_url = url

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
 from . import policy
@@ -49,22 +50,31 @@ PLAN_PENDING = frozenset(
 def plan_is_stale(ticket: Ticket) -> bool:
     """Has another apply changed the environment's state since this ticket's plan was made?
 
-    True as soon as an apply of another ticket on the same environment succeeded after the
-    plan finished (or made the state the plan did not start from): that plan would be
-    refused by Terraform as stale, so it needs a re-plan before anyone schedules it."""
+    True as soon as an apply of another ticket on the same environment finished after the
+    plan and changed (or may have changed) the state the plan started from: succeeded,
+    interrupted, or failed leaving another or an unknown state. That plan would be refused
+    as stale, so it needs a re-plan before anyone schedules it."""
     if ticket.status not in PLAN_PENDING:
         return False  # nothing will apply this plan any more (applied, failed, closed)
     plan = ticket.current_plan
     if plan is None or plan.status != RunStatus.SUCCEEDED:
         return False
     since = plan.finished_at or plan.created_at
+    # A failed apply may have changed part of the state before it stopped: it counts unless
+    # the state it left is known to be the one this plan started from (one refused before
+    # Terraform ran is no deployment and changed nothing). An interrupted one left an
+    # unknown state.
+    changed = Q(status__in=(RunStatus.SUCCEEDED, RunStatus.INTERRUPTED)) | (
+        Q(status=RunStatus.FAILED, deployment__isnull=False)
+        & (~Q(deployment__state_after=plan.base_state) | Q(deployment__state_after=""))
+    )
     return (
         TerraformRun.objects.filter(
             environment_id=ticket.environment_id,
             kind=RunKind.APPLY,
-            status=RunStatus.SUCCEEDED,
             finished_at__gt=since,
         )
+        .filter(changed)
         .exclude(ticket_id=ticket.pk)
         .exists()
     )

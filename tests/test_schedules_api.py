@@ -9,13 +9,14 @@ import datetime as dt
 import pytest
 import time_machine
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import AuditEvent, Environment, Freeze, TerraformRun, Ticket
 from deployments.services import schedules
 
 from .conftest import api_for
-from .factories import RunFactory
+from .factories import DeploymentFactory, RunFactory
 from .test_approvals_api import approved
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
@@ -176,6 +177,44 @@ def test_stale_plan_is_shown_and_refused(
     with time_machine.travel("2026-11-26 07:30:00+00:00", tick=False):
         deploy = api_for(operations).post(f"/api/v1/tickets/{ticket.pk}/deploy/")
     assert deploy.status_code == 409 and deploy.json()["detail"].startswith("stale")
+
+
+@pytest.mark.parametrize(
+    ("outcome", "state_after", "stale"),
+    [
+        ("failed", "lineage-a/8", True),  # stopped half-way: the state moved on
+        ("failed", "", True),  # the state it left is unknown
+        ("failed", "lineage-a/7", False),  # failed before touching the state
+        ("interrupted", None, True),  # nobody knows what it did
+        ("refused", None, False),  # refused before Terraform ran: no deployment, no change
+    ],
+)
+def test_a_failed_or_interrupted_apply_makes_a_plan_stale_unless_the_state_is_unchanged(
+    author: User,
+    tech_lead: User,
+    devops_lead: User,
+    operations: User,
+    outcome: str,
+    state_after: str | None,
+    stale: bool,
+) -> None:
+    ticket = prod_ticket(author, tech_lead, devops_lead)
+    TerraformRun.objects.filter(pk=ticket.current_plan_id).update(
+        base_state="lineage-a/7", finished_at=timezone.now() - dt.timedelta(hours=1)
+    )
+    other = prod_ticket(author, tech_lead, devops_lead)
+    if state_after is None:
+        RunFactory(
+            ticket=other,
+            plan=other.current_plan,
+            kind=RunKind.APPLY,
+            status=RunStatus.INTERRUPTED if outcome == "interrupted" else RunStatus.FAILED,
+            finished_at=timezone.now(),
+        )
+    else:
+        DeploymentFactory(ticket=other, outcome=outcome, state_after=state_after)
+    detail = api_for(operations).get(f"/api/v1/tickets/{ticket.pk}/").json()
+    assert detail["plan_stale"] is stale
 
 
 @time_machine.travel(OUTSIDE, tick=False)

@@ -242,3 +242,38 @@ def test_dev_tickets_wait_for_a_busy_environment_and_replan_before_applying(
     assert second.status == TicketStatus.COMPLETED, second.status_reason
     plans = second.runs.filter(kind=RunKind.PLAN).order_by("id")
     assert plans.count() == 2 and plans.last().summary["add"] == 0
+
+
+def test_a_failed_apply_records_the_state_it_left(
+    author: User,
+    developer: User,
+    infra_repo: Path,
+    inline: list[int],
+    tmp_path: Path,
+    settings: Any,
+) -> None:
+    """A failed apply's deployment says which state it left, so other plans made against
+    that state are not called stale (and plans made against another one are)."""
+    import os
+    import shlex
+
+    from deployments.terraform.runner import find_binary
+
+    first = drain(file_dev(author))
+    assert first.status == TicketStatus.COMPLETED
+    left_by_first = Deployment.objects.get(ticket=first).state_after
+    assert left_by_first
+
+    failing = tmp_path / "failing-bin" / "terraform"
+    failing.parent.mkdir()
+    failing.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = apply ]; then echo "Error: the provider gave up" >&2; exit 1; fi\n'
+        f'exec {shlex.quote(find_binary(os.environ.get("TERRAFORM_BIN", "")))} "$@"\n'
+    )
+    failing.chmod(0o755)
+    settings.TERRAFORM_BIN = str(failing)
+    second = drain(file_dev(developer))
+    assert second.status == TicketStatus.APPLY_FAILED
+    failed = Deployment.objects.get(ticket=second)
+    assert failed.outcome == "failed" and failed.state_after == left_by_first

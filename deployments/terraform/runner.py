@@ -545,6 +545,9 @@ def apply(
     # Whether Terraform said the plan is stale; the lines themselves are not kept (a long
     # apply's output would all stay in the worker's memory).
     stale_seen: list[bool] = []
+    # The state a failed apply left, when it could be read (a plan made against another
+    # state is stale; one made against this one is not).
+    left_state: list[str] = []
 
     def keep(line: str) -> None:
         if not stale_seen and any(marker in line for marker in _STALE_MARKERS):
@@ -555,7 +558,9 @@ def apply(
         with _session(spec, keep) as session:
             session.prepare()
             current = session.state_fingerprint()
+            left_state[:] = [current]
             if current != base_state:
+                stale_seen.append(True)  # refused before Terraform ran: nothing changed
                 session.emit(
                     f"Saved plan is stale: it was made against state {base_state or '(empty)'}, "
                     f"the workspace is now at {current or '(empty)'}"
@@ -568,14 +573,22 @@ def apply(
             )
             var_file_sha256 = _file_sha256(session.root / spec.var_file)
             session.emit(f"Applying plan sha256 {actual}")
-            session.run(
-                "apply",
-                "-input=false",
-                "-no-color",
-                f"-lock-timeout={spec.lock_timeout}",
-                PLAN_FILENAME,
-                what="terraform apply failed",
-            )
+            try:
+                session.run(
+                    "apply",
+                    "-input=false",
+                    "-no-color",
+                    f"-lock-timeout={spec.lock_timeout}",
+                    PLAN_FILENAME,
+                    what="terraform apply failed",
+                )
+            except _StepFailed:
+                # It may have changed part of the state before it stopped.
+                try:
+                    left_state[:] = [session.state_fingerprint()]
+                except _StepFailed:
+                    left_state.clear()
+                raise
             try:
                 state_after = session.state_fingerprint()
             except _StepFailed:  # applied all the same; the record says "unknown"
@@ -592,7 +605,12 @@ def apply(
                 exc.exit_code,
             )
         code, message = _failure(exc, session, keep)
-        return ApplyResult(exit_code=code, error=message, stale_plan=stale)
+        return ApplyResult(
+            exit_code=code,
+            error=message,
+            stale_plan=stale,
+            state_after=left_state[0] if left_state else "",
+        )
 
 
 def _check_var_file_digest(session: _Session) -> None:

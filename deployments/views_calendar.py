@@ -324,14 +324,16 @@ def calendar_feed(request: HttpRequest, env: str) -> HttpResponse:
     if environment is None:
         raise Http404
     return HttpResponse(
-        feed_ics(user, environment, timezone.now()),
+        feed_ics(user, environment, timezone.now(), base_url=request.build_absolute_uri("/")),
         content_type="text/calendar; charset=utf-8",
         headers={"Content-Disposition": f'inline; filename="{environment.name}.ics"'},
     )
 
 
-def feed_ics(user: Any, env: Environment, now: dt.datetime) -> bytes:
-    """The .ics body: every event carries its environment's TZID (VTIMEZONE included)."""
+def feed_ics(user: Any, env: Environment, now: dt.datetime, *, base_url: str = "") -> bytes:
+    """The .ics body: windows, freezes, scheduled tickets and the past week's deployments;
+    every event carries its environment's TZID (VTIMEZONE included) and links to its ticket
+    (``base_url``: the portal's address as the subscriber reached it)."""
     zone = ZoneInfo(env.window_timezone or "UTC")
     cal = icalendar.Calendar()
     cal.add("prodid", "-//Change Control Portal//calendar//EN")
@@ -341,20 +343,21 @@ def feed_ics(user: Any, env: Environment, now: dt.datetime) -> bytes:
     start = now - dt.timedelta(days=7)
     end = now + dt.timedelta(weeks=FEED_WEEKS)
     for entry in calendar_entries(user, start, end):
-        if entry.environment != env.name or entry.kind == "deployed":
+        if entry.environment != env.name:
             continue
         event = icalendar.Event()
         uid_part = f"{entry.kind}|{entry.starts.astimezone(dt.UTC).isoformat()}|{entry.title}"
         digest = hashlib.sha256(uid_part.encode()).hexdigest()[:24]
         event.add("uid", f"{digest}-{entry.kind}-{env.name}@changecontrol")
-        event.add("summary", entry.title + (f" ({entry.conflict})" if entry.conflict else ""))
+        summary = f"deployed: {entry.title}" if entry.kind == "deployed" else entry.title
+        event.add("summary", summary + (f" ({entry.conflict})" if entry.conflict else ""))
         event.add("description", entry.text)
         event.add("dtstart", entry.starts.astimezone(zone))
         event.add("dtend", (entry.ends or entry.starts + dt.timedelta(minutes=30)).astimezone(zone))
         event.add("dtstamp", now)
         event.add("categories", [entry.kind])
         if entry.url:
-            event.add("url", f"{entry.url}")
+            event.add("url", base_url.rstrip("/") + entry.url)
         cal.add_component(event)
     cal.add_missing_timezones()
     return bytes(cal.to_ical())

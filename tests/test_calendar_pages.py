@@ -13,6 +13,7 @@ from django.test import Client
 from deployments.choices import TicketStatus
 from deployments.models import AuditEvent, CalendarFeedToken, Environment, Freeze, Ticket
 
+from .factories import TicketFactory
 from .test_approvals_api import approved
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
@@ -146,6 +147,8 @@ def test_ics_feed_with_a_per_user_token(
     assert str(upcoming[1].tzinfo) == "America/New_York"
     assert b"TZID=America/New_York" in feed.content and b"BEGIN:VTIMEZONE" in feed.content
     assert any(str(e["summary"]).startswith(f"#{ticket.pk}") for e in events)
+    scheduled = next(e for e in events if str(e["summary"]).startswith(f"#{ticket.pk}"))
+    assert str(scheduled["url"]) == f"http://testserver/tickets/{ticket.pk}/"
     # Visibility: a developer's feed has the window but not others' tickets; someone without
     # a role gets 404; rotation kills old links.
     dev_client = login(developer.username)
@@ -232,7 +235,6 @@ def test_calendar_days_and_tickets_are_in_the_viewers_zone_windows_in_their_own(
 ) -> None:
     """A deployment at 20:30 UTC on Tue 24 Nov is on Wed 25 Nov for a viewer in Kolkata,
     shown 02:00 IST with UTC on hover; the window keeps its New York time with UTC."""
-    from .factories import TicketFactory
 
     deployed = TicketFactory(
         author=author,
@@ -251,3 +253,31 @@ def test_calendar_days_and_tickets_are_in_the_viewers_zone_windows_in_their_own(
     thursday = page[page.index('data-date="2026-11-26"') : page.index('data-date="2026-11-27"')]
     assert "Thu 26 Nov 02:00 EST (07:00 UTC) \u2013 Thu 26 Nov 04:00 EST (09:00 UTC)" in thursday
     assert "days in your zone, Asia/Kolkata" in page
+
+
+@time_machine.travel(THU_OPEN + dt.timedelta(hours=12), tick=False)
+def test_the_feed_shows_the_past_weeks_deployments(
+    author: User, tech_lead: User, devops_lead: User, operations: User
+) -> None:
+    env = Environment.objects.get(name="prod")
+    deployed = TicketFactory(
+        environment=env,
+        author=author,
+        status=TicketStatus.COMPLETED,
+        deployed_at=THU_OPEN + dt.timedelta(minutes=20),
+    )
+    long_ago = TicketFactory(
+        environment=env,
+        author=author,
+        status=TicketStatus.COMPLETED,
+        deployed_at=THU_OPEN - dt.timedelta(days=30),
+    )
+    client = login("opal")
+    client.post("/calendar/feed-token/")
+    token = CalendarFeedToken.objects.get(user=operations).token
+    cal = icalendar.Calendar.from_ical(Client().get(f"/calendar/prod.ics?token={token}").content)
+    summaries = {str(e["summary"]): e for e in cal.walk("VEVENT")}
+    event = summaries[f"deployed: #{deployed.pk} {deployed.title}"]
+    assert event.decoded("dtstart") == THU_OPEN + dt.timedelta(minutes=20)
+    assert str(event["categories"].cats[0]) == "deployed"
+    assert not any(str(s).endswith(long_ago.title) for s in summaries)

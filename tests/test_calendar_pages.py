@@ -40,6 +40,11 @@ def test_ops_schedules_for_the_next_window_in_one_click(
     response = client.post(f"/tickets/{ticket.pk}/schedule/", {"next_window": "1"}, follow=True)
     html = response.content.decode()
     assert "Scheduled for Thu 26 Nov 02:00 EST (07:00 UTC)" in html
+    # and in the viewer's own zone (here the server default), UTC on hover
+    assert (
+        '<time datetime="2026-11-26T07:00:00Z" title="2026-11-26 07:00 UTC">'
+        in html.split('id="scheduled-for"')[1].split("</p>")[0]
+    )
     ticket.refresh_from_db()
     assert ticket.status == TicketStatus.SCHEDULED and ticket.scheduled_for == THU_OPEN
     assert 'id="unschedule-form"' in html

@@ -551,3 +551,120 @@ def test_the_embedded_sqlite_database_is_readable_only_by_the_portal() -> None:
         fresh.close()
     assert database in files
     assert {path.name: _mode(path) for path in files} == {path.name: 0o600 for path in files}
+
+
+class _GitOverHTTP:
+    """A git smart-HTTP server on loopback (git http-backend behind Basic auth)."""
+
+    def __init__(self, root: Path, user: str, password: str) -> None:
+        import base64
+        import http.server
+        import os
+        import subprocess
+
+        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.refused = 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._cgi()
+
+            def do_POST(self) -> None:
+                self._cgi()
+
+            def _cgi(self) -> None:
+                if self.headers.get("Authorization") != expected:
+                    server.refused += 1
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                path, _, query = self.path.partition("?")
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                env = {
+                    "PATH": os.environ.get("PATH", ""),
+                    "GIT_PROJECT_ROOT": str(root),
+                    "GIT_HTTP_EXPORT_ALL": "1",
+                    "PATH_INFO": path,
+                    "QUERY_STRING": query,
+                    "REQUEST_METHOD": self.command,
+                    "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                    "CONTENT_LENGTH": str(length),
+                    "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
+                    "HTTP_GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
+                    "REMOTE_USER": user,
+                    "REMOTE_ADDR": "127.0.0.1",
+                }
+                out = subprocess.run(
+                    ["git", "http-backend"], input=body, env=env, capture_output=True, check=False
+                ).stdout
+                head, _, rest = out.partition(b"\r\n\r\n")
+                status, headers = 200, []
+                for line in head.decode().split("\r\n"):
+                    name, _, value = line.partition(":")
+                    if name.lower() == "status":
+                        status = int(value.split()[0])
+                    elif name:
+                        headers.append((name, value.strip()))
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(rest)))
+                self.end_headers()
+                self.wfile.write(rest)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_credentials_of_a_remote_repository_reach_git_only_through_its_environment(
+    infra_repo: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Cloned and fetched over real HTTP with Basic auth: the credentials work, yet no git
+    command line (visible to every local user in `ps`) and no file of the mirror holds them."""
+    import subprocess
+
+    from deployments.terraform.source import _work_git
+
+    server = _GitOverHTTP(infra_repo.parent, "ci-bot", TOKEN)
+    seen: list[list[str]] = []
+    real_run = subprocess.run
+
+    def recording_run(argv: list[str], *args: Any, **kwargs: Any) -> Any:
+        seen.append([str(a) for a in argv])
+        return real_run(argv, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", recording_run)
+    try:
+        url = f"http://ci-bot:{TOKEN}@127.0.0.1:{server.port}/{infra_repo.name}/.git"
+        repo = InfraRepo(location=url, cache_dir=tmp_path / "cache")
+        assert repo.branch_tip("main") == _work_git(infra_repo, "rev-parse", "main")
+        (infra_repo / "NOTES.md").write_text("a later commit\n")
+        later = commit_all(infra_repo, "later")
+        assert repo.branch_tip("main") == later  # fetched with the same credentials
+        assert repo.has_commit(later)
+        assert server.refused >= 1  # git really was asked for credentials, and gave them
+        assert seen and not any(TOKEN in " ".join(argv) for argv in seen)
+        for path in repo.git_dir.rglob("*"):
+            if path.is_file():
+                assert TOKEN.encode() not in path.read_bytes(), path
+        wrong = InfraRepo(
+            location=url.replace(TOKEN, "wrong-token-value"), cache_dir=tmp_path / "other"
+        )
+        with pytest.raises(SourceError) as raised:
+            wrong.branch_tip("main")
+        assert "wrong-token-value" not in str(raised.value)
+    finally:
+        server.close()

@@ -13,7 +13,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .redact import MASK, Redactor
 
@@ -26,6 +26,15 @@ _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s]*@")
 def sanitize_urls(text: str) -> str:
     """``text`` with the credentials of every URL in it masked (``https://[REDACTED]@host``)."""
     return _URL_USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+
+
+# Git asks this helper for a remote's credentials; it answers from the environment of the
+# git process (readable only by the portal's user), so they never appear on a command line
+# (`ps` shows those to every local user) nor in the mirror's config.
+_CREDENTIAL_HELPER = (
+    '!f() { test "$1" = get || exit 0; '
+    'printf \'username=%s\\npassword=%s\\n\' "$CCP_GIT_USERNAME" "$CCP_GIT_PASSWORD"; }; f'
+)
 
 
 def _private_umask() -> None:
@@ -66,6 +75,23 @@ class InfraRepo:
     def _error(self, message: str) -> SourceError:
         return SourceError(self.redact(message))
 
+    def _remote(self) -> tuple[str, list[str], dict[str, str]]:
+        """What git is given for a remote: its URL without credentials, the options naming
+        the credential helper, and the environment that carries the credentials to it."""
+        parts = urlsplit(self.location)
+        if self.is_local or (parts.username is None and parts.password is None):
+            return self.location, [], {}
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = host if parts.port is None else f"{host}:{parts.port}"
+        options = ["-c", "credential.helper=", "-c", f"credential.helper={_CREDENTIAL_HELPER}"]
+        credentials = {
+            "CCP_GIT_USERNAME": unquote(parts.username or ""),
+            "CCP_GIT_PASSWORD": unquote(parts.password or ""),
+        }
+        return urlunsplit(parts._replace(netloc=netloc)), options, credentials
+
     @property
     def is_local(self) -> bool:
         return "://" not in self.location and not re.match(r"^[\w.-]+@[\w.-]+:", self.location)
@@ -78,15 +104,17 @@ class InfraRepo:
         return self.cache_dir / "infra-mirror.git"
 
     def _git(self, *args: str, binary: bool = False) -> subprocess.CompletedProcess[bytes]:
+        _url, options, credentials = self._remote()
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.cache_dir),
             "GIT_TERMINAL_PROMPT": "0",
             "LC_ALL": "C",
+            **credentials,
         }
         try:
             return subprocess.run(
-                ["git", f"--git-dir={self.git_dir}", *args],
+                ["git", *options, f"--git-dir={self.git_dir}", *args],
                 capture_output=True,
                 env=env,
                 timeout=_GIT_TIMEOUT,
@@ -104,14 +132,20 @@ class InfraRepo:
                 )
             return
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        url, options, credentials = self._remote()
         if not self.git_dir.exists():
             try:
                 result = subprocess.run(
-                    ["git", "clone", "--mirror", "--quiet", self.location, str(self.git_dir)],
+                    ["git", *options, "clone", "--mirror", "--quiet", url, str(self.git_dir)],
                     capture_output=True,
                     timeout=_GIT_TIMEOUT * 5,
                     check=False,
-                    env={"PATH": os.environ.get("PATH", ""), "GIT_TERMINAL_PROMPT": "0"},
+                    env={
+                        "PATH": os.environ.get("PATH", ""),
+                        "HOME": str(self.cache_dir),
+                        "GIT_TERMINAL_PROMPT": "0",
+                        **credentials,
+                    },
                     preexec_fn=_private_umask,
                 )
             except (OSError, subprocess.TimeoutExpired) as exc:
@@ -123,6 +157,9 @@ class InfraRepo:
                     + result.stderr.decode(errors="replace").strip()
                 )
         elif refresh:
+            if credentials:
+                # A mirror cloned by an older version kept the URL with its credentials.
+                self._git("config", "remote.origin.url", url)
             result = self._git("fetch", "--prune", "--quiet", "origin")
             if result.returncode != 0:
                 raise self._error(

@@ -10,6 +10,7 @@ from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest
 from rest_framework.authtoken.models import TokenProxy
@@ -247,6 +248,27 @@ class AuditedUserAdmin(UserAdmin):
         accounts.roles_change_record(
             actor=request.user, user=user, added=after - before, removed=before - after
         )
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        # Deleting someone removes their roles too (only possible for one who never acted:
+        # audit events protect the others): recorded like any other role change.
+        with transaction.atomic():
+            accounts.roles_change_record(
+                actor=request.user, user=obj, added=[], removed=_role_names(obj), via="admin delete"
+            )
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        with transaction.atomic():
+            for user in queryset.order_by("username"):
+                accounts.roles_change_record(
+                    actor=request.user,
+                    user=user,
+                    added=[],
+                    removed=_role_names(user),
+                    via="admin delete",
+                )
+            super().delete_queryset(request, queryset)
 
 
 class GroupForm(forms.ModelForm[Group]):

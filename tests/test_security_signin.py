@@ -273,3 +273,32 @@ def test_deleting_a_group_in_the_admin_records_each_member_losing_the_role(
         "lena",
         ["release_managers"],
     )
+
+
+def test_deleting_a_user_in_the_admin_records_the_roles_they_lose(root: User) -> None:
+    """Someone who never acted can be deleted; the roles that go with them are audited, from
+    the user's page and from the list's bulk delete."""
+    one = User.objects.create_user("leaver1", password="x" * 12)
+    one.groups.add(Group.objects.get(name="tech_lead"), Group.objects.get(name="developer"))
+    two = User.objects.create_user("leaver2", password="x" * 12)
+    two.groups.add(Group.objects.get(name="qa"))
+    client = Client()
+    client.force_login(root)
+    response = client.post(f"/admin/auth/user/{one.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302 and not User.objects.filter(pk=one.pk).exists()
+    event = AuditEvent.objects.filter(action="account.roles_change").latest("id")
+    assert event.actor == root
+    assert event.data == {
+        "user": "leaver1",
+        "added": [],
+        "removed": ["developer", "tech_lead"],
+        "via": "admin delete",
+    }
+    response = client.post(
+        "/admin/auth/user/",
+        {"action": "delete_selected", "_selected_action": [two.pk], "post": "yes"},
+    )
+    assert response.status_code == 302 and not User.objects.filter(pk=two.pk).exists()
+    latest = AuditEvent.objects.filter(action="account.roles_change").latest("id")
+    assert latest.data["user"] == "leaver2" and latest.data["removed"] == ["qa"]
+    assert audit_verify()[0]

@@ -172,3 +172,39 @@ def test_required_checks_validated(value: Any) -> None:
 
 def test_seeded_environments_require_no_checks() -> None:
     assert all(env.required_checks == [] for env in Environment.objects.all())
+
+
+def test_the_log_may_come_as_a_file_of_a_multipart_form(author: User) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    ticket = awaiting("dev", author)
+    url = f"/api/v1/tickets/{ticket.pk}/checks/"
+    leaked = "aws_secret_access_key = wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"
+    text = f"Checkov: 12 passed, 1 failed\n{leaked}\nnaïve ✓\n"
+    answer = api_for(author).post(
+        url,
+        {
+            "name": "security_scan",
+            "status": "failed",
+            "summary": "1 finding",
+            "log_file": SimpleUploadedFile("checkov.txt", text.encode(), "text/plain"),
+        },
+        format="multipart",
+    )
+    assert answer.status_code == 201, answer.json()
+    stored = CheckResult.objects.get()
+    assert stored.name == "security_scan" and stored.status == "failed"
+    assert stored.log.startswith("Checkov: 12 passed, 1 failed\n") and "naïve ✓" in stored.log
+    assert "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY" not in stored.log
+
+    def refused(**extra: Any) -> Any:
+        return api_for(author).post(
+            url, {"name": "fmt", "status": "passed", **extra}, format="multipart"
+        )
+
+    binary = refused(log_file=SimpleUploadedFile("x.bin", b"\x7fELF\x00\x01", "text/plain"))
+    too_long = refused(log_file=SimpleUploadedFile("big.txt", b"x" * (CHECK_LOG_MAX + 1)))
+    both = refused(log="text", log_file=SimpleUploadedFile("a.txt", b"file"))
+    for answer in (binary, too_long, both):
+        assert answer.status_code == 400 and "log_file" in answer.json()
+    assert CheckResult.objects.count() == 1  # nothing more stored

@@ -51,6 +51,16 @@ class CheckCreateSerializer(serializers.Serializer[Any]):
     )
 
 
+class CheckUploadSerializer(CheckCreateSerializer):
+    """The same report as a multipart form, the log as a file (``curl -F log_file=@out.txt``)."""
+
+    log_file = serializers.FileField(
+        required=False,
+        help_text=f"The check's output as a UTF-8 text file (instead of `log`), at most "
+        f"{CHECK_LOG_MAX} characters; secrets are redacted before it is stored.",
+    )
+
+
 class CheckResultSerializer(serializers.ModelSerializer[CheckResult]):
     reported_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="username", read_only=True

@@ -6,12 +6,15 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments import selectors, services
+from deployments.services.checks import CHECK_LOG_MAX
 
-from .check_serializers import CheckCreateSerializer, CheckResultSerializer
+from .check_serializers import CheckCreateSerializer, CheckResultSerializer, CheckUploadSerializer
 from .idempotency import PARAMETER as IDEMPOTENCY_KEY
 from .idempotency import idempotent
 
@@ -23,18 +26,27 @@ class TicketChecksMixin:
 
     @extend_schema(
         parameters=[_ID, IDEMPOTENCY_KEY],
-        request=CheckCreateSerializer,
+        request={
+            "application/json": CheckCreateSerializer,
+            "multipart/form-data": CheckUploadSerializer,
+        },
         responses={201: CheckResultSerializer},
         description="Report one CI check result on a ticket. Who may file tickets in the "
         "ticket's environment may report (403 otherwise, 404 outside your scope); repeated "
         "names keep their history, the latest report counts. Environments may require "
-        "named checks to have passed before approval (`required_checks`).",
+        "named checks to have passed before approval (`required_checks`). The log may "
+        "also come as a file of a multipart form (`log_file`).",
     )
-    @action(detail=True, methods=["post"], url_path="checks")
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="checks",
+        parser_classes=[JSONParser, MultiPartParser],
+    )
     @idempotent
     def checks(self, request: Request, pk: str) -> Response:
         ticket = selectors.ticket_get(request.user, pk)
-        payload = CheckCreateSerializer(data=request.data)
+        payload = CheckCreateSerializer(data=_with_log_file(request))
         payload.is_valid(raise_exception=True)
         result = services.check_record(
             ticket_id=ticket.pk,
@@ -42,3 +54,22 @@ class TicketChecksMixin:
             data=services.CheckInput(**payload.validated_data),
         )
         return Response(CheckResultSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+def _with_log_file(request: Request) -> object:
+    """The report's fields, a multipart form's ``log_file`` read into ``log`` (bounded)."""
+    data = request.data
+    upload = request.FILES.get("log_file") if hasattr(data, "getlist") else None
+    if upload is None:
+        return data
+    fields = {key: data.get(key) for key in data if key != "log_file"}
+    if fields.get("log"):
+        raise ValidationError({"log_file": ["send the log as a file or as text, not both"]})
+    raw = upload.read(CHECK_LOG_MAX * 4 + 1)  # UTF-8: at most 4 bytes a character
+    if b"\x00" in raw:
+        raise ValidationError({"log_file": ["must be a text file (it holds NUL bytes)"]})
+    text = raw.decode("utf-8", errors="replace")
+    if len(raw) > CHECK_LOG_MAX * 4 or len(text) > CHECK_LOG_MAX:
+        raise ValidationError({"log_file": [f"must hold at most {CHECK_LOG_MAX} characters"]})
+    fields["log"] = text
+    return fields

@@ -228,6 +228,28 @@ def reconciler(
             print(log_path.read_text())
 
 
+def _in_terraform_apply(
+    request: pytest.FixtureRequest,
+    author: User,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    seconds: int,
+) -> tuple[int, TerraformRun, subprocess.Popen[bytes]]:
+    """A dev ticket whose apply is in `terraform apply` itself (paced: it waits ``seconds``
+    first) on a real worker, with the reconciler running: (ticket id, run, worker)."""
+    paced_terraform(tmp_path, monkeypatch, commands=("apply",), seconds=seconds)
+    worker = request.getfixturevalue("celery_worker_process")
+    ticket_id = _file_dev(author, "doomed")
+    run = wait_for(lambda: _running_apply(ticket_id), timeout=180, what="the apply to start")
+    wait_for(
+        lambda: run.chunks.filter(text__contains="$ terraform apply").exists(),
+        timeout=60,
+        what="the apply command to start",
+    )
+    request.getfixturevalue("reconciler")
+    return ticket_id, run, worker
+
+
 def test_a_killed_worker_leaves_the_apply_interrupted_and_the_environment_free_within_60_s(
     request: pytest.FixtureRequest,
     author: User,
@@ -235,18 +257,7 @@ def test_a_killed_worker_leaves_the_apply_interrupted_and_the_environment_free_w
     tmp_path: Path,
     settings: Any,
 ) -> None:
-    paced_terraform(tmp_path, monkeypatch, commands=("apply",), seconds=120)
-    worker = request.getfixturevalue("celery_worker_process")
-    ticket_id = _file_dev(author, "doomed")
-    run = wait_for(lambda: _running_apply(ticket_id), timeout=180, what="the apply to start")
-    # Killed in `terraform apply` itself, not in the short commands before it.
-    wait_for(
-        lambda: run.chunks.filter(text__contains="$ terraform apply").exists(),
-        timeout=60,
-        what="the apply command to start",
-    )
-    request.getfixturevalue("reconciler")
-
+    ticket_id, run, worker = _in_terraform_apply(request, author, monkeypatch, tmp_path, 120)
     pids = _celery_pids(worker.pid)
     groups = _terraform_groups(pids)
     killed_at = time.monotonic()
@@ -290,16 +301,7 @@ def test_a_killed_workers_terraform_keeps_the_environment_until_it_exits(
     environment until that Terraform has exited."""
     from deployments.locks import EnvironmentLock
 
-    paced_terraform(tmp_path, monkeypatch, commands=("apply",), seconds=60)
-    worker = request.getfixturevalue("celery_worker_process")
-    ticket_id = _file_dev(author, "orphaned")
-    run = wait_for(lambda: _running_apply(ticket_id), timeout=180, what="the apply to start")
-    wait_for(
-        lambda: run.chunks.filter(text__contains="$ terraform apply").exists(),
-        timeout=60,
-        what="the apply command to start",
-    )
-    request.getfixturevalue("reconciler")
+    _ticket_id, run, worker = _in_terraform_apply(request, author, monkeypatch, tmp_path, 60)
     pids = _celery_pids(worker.pid)
     groups = _terraform_groups(pids)
     assert groups, "the apply's Terraform was not found"

@@ -81,6 +81,16 @@ def _deploy(ticket: Ticket, operations: User) -> TerraformRun:
     return TerraformRun.objects.get(pk=response.json()["id"])
 
 
+def _approved_and_deployed(
+    author: User, tech_lead: User, devops_lead: User, operations: User
+) -> tuple[Ticket, TerraformRun]:
+    """A prod ticket approved by both leads whose deploy operations requested (queued)."""
+    ticket = awaiting("prod", author)
+    approve(tech_lead, ticket)
+    approve(devops_lead, ticket)
+    return ticket, _deploy(_with_plan_file(Ticket.objects.get(pk=ticket.pk)), operations)
+
+
 # --- 1. the worker re-checks when the apply starts ---------------------------------
 
 
@@ -93,10 +103,7 @@ def test_prod_apply_requested_at_0359_and_picked_up_at_0700_is_not_started(
     fake_terraform: list[tuple[str, str]],
 ) -> None:
     with time_machine.travel(TUESDAY_0359_NEW_YORK, tick=False):
-        ticket = awaiting("prod", author)
-        approve(tech_lead, ticket)
-        approve(devops_lead, ticket)
-        run = _deploy(_with_plan_file(Ticket.objects.get(pk=ticket.pk)), operations)
+        ticket, run = _approved_and_deployed(author, tech_lead, devops_lead, operations)
     with time_machine.travel(TUESDAY_0700_NEW_YORK, tick=False):
         services.run_execute(run_id=run.pk, worker="busy-worker")
     assert fake_terraform == []  # Terraform never ran
@@ -140,10 +147,7 @@ def test_an_approver_removed_from_the_role_since_approving_no_longer_counts_at_s
     fake_terraform: list[tuple[str, str]],
 ) -> None:
     with time_machine.travel(TUESDAY_0230_NEW_YORK, tick=False):
-        ticket = awaiting("prod", author)
-        approve(tech_lead, ticket)
-        approve(devops_lead, ticket)
-        run = _deploy(_with_plan_file(Ticket.objects.get(pk=ticket.pk)), operations)
+        ticket, run = _approved_and_deployed(author, tech_lead, devops_lead, operations)
         devops_lead.groups.remove(Group.objects.get(name="devops_lead"))
         services.run_execute(run_id=run.pk, worker="w")
     assert fake_terraform == []
@@ -165,10 +169,7 @@ def test_an_approval_voided_since_the_deploy_request_stops_the_apply_at_start(
 ) -> None:
     """The standing approvals are counted again when the worker picks the apply up."""
     with time_machine.travel(TUESDAY_0230_NEW_YORK, tick=False):
-        ticket = awaiting("prod", author)
-        approve(tech_lead, ticket)
-        approve(devops_lead, ticket)
-        run = _deploy(_with_plan_file(Ticket.objects.get(pk=ticket.pk)), operations)
+        ticket, run = _approved_and_deployed(author, tech_lead, devops_lead, operations)
         Approval.objects.filter(ticket=ticket, approver=devops_lead).update(
             voided_at=timezone.now()
         )
@@ -194,10 +195,7 @@ def test_an_apply_whose_plan_is_no_longer_the_current_one_is_not_started(
     """The digest is compared again at start: the queued apply's plan must still be the
     ticket's current plan, the one the approvals name."""
     with time_machine.travel(TUESDAY_0230_NEW_YORK, tick=False):
-        ticket = awaiting("prod", author)
-        approve(tech_lead, ticket)
-        approve(devops_lead, ticket)
-        run = _deploy(_with_plan_file(Ticket.objects.get(pk=ticket.pk)), operations)
+        ticket, run = _approved_and_deployed(author, tech_lead, devops_lead, operations)
         newer = RunFactory(ticket=ticket, plan_sha256=hashlib.sha256(b"newer").hexdigest())
         Ticket.objects.filter(pk=ticket.pk).update(current_plan=newer)
         services.run_execute(run_id=run.pk, worker="w")

@@ -31,7 +31,9 @@ def hanging_apply(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
     wrapper.write_text(
         "#!/bin/sh\n"
         'if [ "$1" = apply ]; then\n'
-        f"  trap 'echo interrupted > {marker}; exit 130' INT\n"
+        # Like Terraform, it stops what it started before it exits (its `sleep` would
+        # otherwise hold the environment lock's file it inherited).
+        f"  trap 'echo interrupted > {marker}; kill $! 2>/dev/null; exit 130' INT\n"
         "  echo 'applying slowly'\n"
         "  sleep 60 & wait $!\n"
         "  exit 0\n"

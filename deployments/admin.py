@@ -249,26 +249,24 @@ class AuditedUserAdmin(UserAdmin):
             actor=request.user, user=user, added=after - before, removed=before - after
         )
 
+    # Deleting someone removes their roles too (only possible for one who never acted: audit
+    # events protect the others): recorded like any other role change.
     def delete_model(self, request: HttpRequest, obj: User) -> None:
-        # Deleting someone removes their roles too (only possible for one who never acted:
-        # audit events protect the others): recorded like any other role change.
         with transaction.atomic():
-            accounts.roles_change_record(
-                actor=request.user, user=obj, added=[], removed=_role_names(obj), via="admin delete"
-            )
+            _roles_lost_record(request, [obj])
             super().delete_model(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         with transaction.atomic():
-            for user in queryset.order_by("username"):
-                accounts.roles_change_record(
-                    actor=request.user,
-                    user=user,
-                    added=[],
-                    removed=_role_names(user),
-                    via="admin delete",
-                )
+            _roles_lost_record(request, queryset.order_by("username"))
             super().delete_queryset(request, queryset)
+
+
+def _roles_lost_record(request: HttpRequest, users: Any) -> None:
+    for user in users:
+        accounts.roles_change_record(
+            actor=request.user, user=user, added=[], removed=_role_names(user), via="admin delete"
+        )
 
 
 class GroupForm(forms.ModelForm[Group]):

@@ -110,11 +110,17 @@ def schedulers_of(ticket: Ticket) -> list[Any]:
     return list(seen.values())
 
 
-def _give_back(ticket: Ticket, reason: str, *, action: str) -> None:
-    """The scheduled apply will not start: back to approved with the reason, audited, told."""
+def _give_back(
+    ticket: Ticket,
+    reason: str,
+    *,
+    action: str,
+    back_to: TicketStatus = TicketStatus.APPROVED,
+) -> None:
+    """The scheduled apply will not start: back (to approved) with the reason, audited, told."""
     ticket.scheduled_for = None
     ticket.save(update_fields=["scheduled_for", "updated_at"])
-    transition(ticket, TicketStatus.APPROVED, actor=SCHEDULER, reason=reason)
+    transition(ticket, back_to, actor=SCHEDULER, reason=reason)
     people = schedulers_of(ticket)
     audit_record(
         actor=SCHEDULER,
@@ -166,25 +172,18 @@ def _try_start(ticket: Ticket, now: dt.datetime) -> str:
             freezes=freezes,
         )
     except policy.ApplyRefused as refusal:
-        reason = f"the scheduled apply was not started: {refusal.message}"
-        ticket.scheduled_for = None
-        ticket.save(update_fields=["scheduled_for", "updated_at"])
         # A scheduled ticket goes back to approved (as a refused deploy by hand leaves it),
         # even when the approvals no longer hold: the reason says what it needs.
-        back_to = (
-            refusal.back_to
-            if refusal.back_to in ALLOWED_TRANSITIONS[TicketStatus.SCHEDULED]
-            else TicketStatus.APPROVED
-        )
-        transition(ticket, back_to, actor=SCHEDULER, reason=reason)
-        people = schedulers_of(ticket)
-        audit_record(
-            actor=SCHEDULER,
+        _give_back(
+            ticket,
+            f"the scheduled apply was not started: {refusal.message}",
             action="schedule.refused",
-            ticket=ticket,
-            data={"reason": reason, "told": [p.get_username() for p in people]},
+            back_to=(
+                refusal.back_to
+                if refusal.back_to in ALLOWED_TRANSITIONS[TicketStatus.SCHEDULED]
+                else TicketStatus.APPROVED
+            ),
         )
-        notices.schedule_missed(ticket, people=people, reason=reason)
         return "given_back"
     audit_record(
         actor=SCHEDULER,

@@ -560,7 +560,6 @@ def apply(
             current = session.state_fingerprint()
             left_state[:] = [current]
             if current != base_state:
-                stale_seen.append(True)  # refused before Terraform ran: nothing changed
                 session.emit(
                     f"Saved plan is stale: it was made against state {base_state or '(empty)'}, "
                     f"the workspace is now at {current or '(empty)'}"

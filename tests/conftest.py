@@ -147,6 +147,37 @@ def head_sha(infra_repo: Path) -> str:
     return InfraRepo(location=str(infra_repo), cache_dir=infra_repo.parent).branch_tip("main")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--clock-shift-days",
+        type=int,
+        default=0,
+        help="run every test with the clock this many days ahead of today (CI runs a year "
+        "ahead: a test bound to a date that has passed, or will, fails there first); tests "
+        "marked `worker` are left on the real clock (their worker is another process)",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _clock_shift(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With --clock-shift-days, each test starts at today + N days, the clock ticking.
+
+    A test's own ``time_machine.travel`` nests inside this one, so only assertions made
+    outside a travel block see the shifted clock: exactly the ones that must hold on any
+    date.
+    """
+    days = request.config.getoption("--clock-shift-days")
+    if not days or request.node.get_closest_marker("worker"):
+        yield
+        return
+    import datetime as dt
+
+    import time_machine
+
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(days=days), tick=True):
+        yield
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _plain_http() -> Iterator[None]:
     """The test client and the live server speak plain HTTP, also in production mode (CI):

@@ -187,10 +187,21 @@ def test_a_stopped_worker_keeps_its_environment_and_then_finishes(
     assert worker.poll() is None
 
 
+class _Reconciler:
+    """`celery beat` and the portal-queue worker it feeds."""
+
+    def __init__(self, beat: subprocess.Popen[bytes], portal: subprocess.Popen[bytes]) -> None:
+        self.beat, self.portal = beat, portal
+
+    def stop(self) -> None:
+        """Stop both: after this, nothing but the test itself moves a ticket (the beat's
+        release would start any approved dev ticket it finds)."""
+        _stop(self.beat)
+        _stop(self.portal)
+
+
 @pytest.fixture
-def reconciler(
-    transactional_db: None, tmp_path: Path, settings: Any
-) -> Iterator[subprocess.Popen[bytes]]:
+def reconciler(transactional_db: None, tmp_path: Path, settings: Any) -> Iterator[_Reconciler]:
     """`celery beat` plus a worker on the portal queue: the reconciler as deployed."""
     env = {
         **os.environ,
@@ -219,11 +230,11 @@ def reconciler(
         env,
         log_path,
     )
+    running = _Reconciler(beat, portal)
     try:
-        yield beat
+        yield running
     finally:
-        _stop(beat)
-        _stop(portal)
+        running.stop()
         if os.environ.get("SHOW_WORKER_LOG"):
             print(log_path.read_text())
 
@@ -282,7 +293,11 @@ def test_a_killed_worker_leaves_the_apply_interrupted_and_the_environment_free_w
     ticket = Ticket.objects.get(pk=ticket_id)
     assert ticket.status == TicketStatus.APPLY_FAILED and "force-unlock" in ticket.status_reason
     assert run.exit_code is None and "environment lock" in run.error
-    # The environment is free: another ticket's apply is accepted at once.
+    # The environment is free: another ticket's apply is accepted at once. The beat stops
+    # first: its next pass would release dev to the approved ticket itself (an auto-deploy
+    # environment starts what waits), and on a loaded machine that pass can come between
+    # filing it and deploying it, answering the test's deploy with "busy".
+    request.getfixturevalue("reconciler").stop()
     second = _approved_dev_ticket(author)
     assert api_for(author).post(f"/api/v1/tickets/{second.pk}/deploy/").status_code == 202
     assert TerraformRun.objects.filter(ticket_id=ticket_id, kind=RunKind.APPLY).count() == 1

@@ -77,6 +77,9 @@ class RunSpec:
     timeout: int = 1800
     lock_timeout: str = "300s"
     passthrough_env: Mapping[str, str] = field(default_factory=dict)
+    # The credentials of this run's environment and phase (plan: read-only; apply), resolved
+    # by the worker at run time: handed to Terraform's environment only, and always masked.
+    credentials_env: Mapping[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
     # When set, a plan refuses to run unless the var-file at the commit has this SHA-256
     # (a rollback re-plans a recorded deployment: its var-file must be the one applied then).
@@ -163,6 +166,7 @@ class _Session:
         self.redact = Redactor(
             [
                 *spec.secrets,
+                *(value for value in spec.credentials_env.values() if value),
                 *secret_values_from_env(self.env),
                 # Learnt from the configuration before any command can print a value.
                 *configured_secrets(root, self._var_files(), self.env),
@@ -192,6 +196,7 @@ class _Session:
             "TF_CLI_CONFIG_FILE": str(cli_config),
         }
         env.update(self.spec.passthrough_env)
+        env.update(self.spec.credentials_env)
         return env
 
     def emit(self, text: str) -> None:

@@ -514,11 +514,11 @@ REST_FRAMEWORK = {
     # every gunicorn worker sees the same count; API_THROTTLE_RATE, e.g. "600/min".
     "DEFAULT_THROTTLE_CLASSES": ["deployments.api.throttling.PerUserThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
-        "deployments.api.parsers.StrictJSONParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON is the request body everywhere; the two verbs that take a file (evidence, a
+    # check's log_file) add multipart themselves. A form post elsewhere is 415, not a body
+    # whose nested objects (risk_assessment, rollback_plan) silently vanish.
+    "DEFAULT_PARSER_CLASSES": ["deployments.api.parsers.StrictJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "deployments.api.schema.PortalAutoSchema",
     "EXCEPTION_HANDLER": "deployments.api.exceptions.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "deployments.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,

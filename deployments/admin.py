@@ -254,6 +254,9 @@ class AuditedUserAdmin(UserAdmin):
             deleting = bool(inline.cleaned_data.get("DELETE"))
             login = "" if deleting else str(inline.cleaned_data.get("login") or "")
             accounts.github_login_set(actor=request.user, user=form.instance, login=login)
+        # What the admin's change message reads after a formset's own save (the audit
+        # trail has the change).
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         before = (

@@ -28,9 +28,12 @@ REPOSITORY, REPOSITORY_ID = "acme/infra", 4242
 
 
 @pytest.fixture(autouse=True)
-def _configured_repository(settings: Any) -> None:
+def _configured_repository(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     settings.GITHUB_REPOSITORY = REPOSITORY
     settings.GITHUB_REPOSITORY_ID = REPOSITORY_ID
+    # A worker process started by the test reads them from its environment.
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPOSITORY)
+    monkeypatch.setenv("GITHUB_REPOSITORY_ID", str(REPOSITORY_ID))
 
 
 @pytest.fixture
@@ -506,6 +509,7 @@ def test_signed_push_to_main_deploys_dev_once_even_when_redelivered(
 ) -> None:
     (infra_repo / "terraform" / "webhook_note.txt").write_text("merged by the webhook test\n")
     sha = commit_all(infra_repo, "Merge pull request #7: a note")
+    accounts.github_login_set(actor="test", user=author, login="alice")
     payload = push(sha, pusher="alice")
     first = deliver("push", payload, delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958")
     assert first.status_code == 202, first.json()

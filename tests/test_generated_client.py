@@ -91,7 +91,9 @@ def _modules(package: ModuleType) -> list[str]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_every_generated_module_imports(generated: ModuleType) -> None:
+def test_every_generated_module_imports(
+    generated: ModuleType, live_server: Any, author: User
+) -> None:
     """approve, reject, follow-up complete and evidence sign-off did not, while every POST
     declared a multipart body beside JSON."""
     names = _modules(generated)
@@ -100,6 +102,17 @@ def test_every_generated_module_imports(generated: ModuleType) -> None:
         importlib.import_module(name)
     endpoints = [n for n in names if ".api." in n]
     assert len(endpoints) >= 30
+    # The environments' policy, read as typed models (a bare object before).
+    from portal_client.api.environments import environments_list  # type: ignore[import-not-found]
+
+    client = generated.AuthenticatedClient(base_url=live_server.url, token=_token(author))
+    environments = {env.name: env for env in environments_list.sync(client=client)}
+    prod = environments["prod"]
+    assert prod.change_window.timezone == "America/New_York"
+    assert prod.change_window.days == [2, 4] and prod.change_window.start == "02:00"
+    assert prod.approval_rule.all_of == ["tech_lead", "devops_lead"]
+    assert environments["staging"].approval_rule.count == 1
+    assert environments["dev"].change_window is None
 
 
 @pytest.mark.worker

@@ -24,7 +24,7 @@ from rest_framework.test import APIClient
 from deployments.api import webhook_body
 from deployments.api.webhooks import GitHubWebhookView
 from deployments.models import AuditEvent, GitHubLogin, Ticket, WebhookDelivery
-from deployments.services import accounts, webhooks
+from deployments.services import webhooks
 
 from .conftest import ROOT
 

@@ -326,9 +326,7 @@ def test_a_push_is_filed_as_a_person_only_through_a_linked_login(
 
 
 @pytest.mark.django_db
-def test_the_link_is_by_sender_login_ignoring_case_and_audited(
-    head_sha: str, author: User
-) -> None:
+def test_the_link_is_by_sender_login_ignoring_case_and_audited(head_sha: str, author: User) -> None:
     accounts.github_login_set(actor="test", user=author, login="Alice-GH")
     linked = AuditEvent.objects.get(action="account.github_login")
     assert linked.data == {"user": "alice", "before": "", "after": "Alice-GH"}

@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
-from rest_framework.fields import empty
+from rest_framework.fields import SkipField, empty
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -70,10 +70,15 @@ def download_url(evidence: Evidence) -> str:
 
 
 class _FormVerdictField(serializers.BooleanField):
-    """A boolean form field that may be left out: absent is no verdict, not false (DRF
-    reads a form's missing checkbox as false)."""
+    """A boolean form field that may be left out: absent (or sent empty) is no verdict, not
+    false (DRF reads a form's missing checkbox as false)."""
 
     default_empty_html = empty
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        if data == "":
+            raise SkipField()
+        return super().validate_empty_values(data)
 
 
 class EvidenceUploadSerializer(serializers.Serializer[Any]):

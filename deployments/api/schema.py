@@ -28,7 +28,10 @@ _DESCRIPTIONS = {
     "405": "Method not allowed.",
     "409": "Refused by the ticket's state or the environment's policy (reason in `detail`).",
     "413": "Request body over the documented maximum.",
-    "415": "Unsupported media type: send JSON.",
+    "415": (
+        "Unsupported media type: send JSON (multipart/form-data only where a file is "
+        "uploaded); `detail` names what the endpoint reads."
+    ),
     "422": "The Idempotency-Key was already used for a different request (use a new key).",
     "429": (
         "Too many requests for this user (API_THROTTLE_RATE): wait the `Retry-After` "

@@ -330,6 +330,7 @@ def check_may_approve_now(
     roles: frozenset[str],
     votes: list[policy.Vote],
     has_plan: bool,
+    now: dt.datetime,
 ) -> str:
     """Every rule an approval meets, in order: the approver's own rules, then the
     promotion gate and the required CI checks. Returns the role the approver counts for;
@@ -343,6 +344,7 @@ def check_may_approve_now(
         user_roles=roles,
         votes=votes,
         has_current_plan=has_plan,
+        now=now,
     )
     check_promotion(ticket)
     policy.check_required_checks(ticket, latest_check_statuses(ticket))
@@ -362,14 +364,18 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
     else:
         busy = ticket.runs.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists()
     status = TicketStatus(ticket.status)
-    rule = policy.rule_for(ticket)
-    pending = policy.quorum(rule, votes).describe_missing()
+    rule = policy.rule_for(ticket, now=now)
+    state = policy.quorum(rule, votes)
+    pending = state.describe_missing()
+    reopened = policy.needs_more_approval(ticket, votes, now=now)
     actions = {
         "approve": _check(
-            lambda: check_may_approve_now(ticket, user, roles=roles, votes=votes, has_plan=has_plan)
+            lambda: check_may_approve_now(
+                ticket, user, roles=roles, votes=votes, has_plan=has_plan, now=now
+            )
         ),
         "reject": _check(
-            lambda: policy.check_may_reject(ticket, user_id=user.pk, user_roles=roles)
+            lambda: policy.check_may_reject(ticket, user_id=user.pk, user_roles=roles, now=now)
         ),
         "deploy": _check(
             lambda: policy.check_may_deploy(
@@ -377,11 +383,14 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
                 user_roles=roles,
                 now=now,
                 pending=pending,
+                quorum_met=not reopened,
                 freezes=freezes_for(ticket.environment, now),
             )
         ),
         "plan": _check(
-            lambda: policy.check_may_plan(ticket, user.pk, roles, votes=votes, superuser=superuser)
+            lambda: policy.check_may_plan(
+                ticket, user.pk, roles, votes=votes, now=now, superuser=superuser
+            )
         ),
         "cancel": _check(
             lambda: policy.check_may_cancel(ticket, user.pk, roles, superuser=superuser)
@@ -400,7 +409,7 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
     else:
         actions["rollback"] = Permission(False)
     relevance = {
-        "approve": status == TicketStatus.AWAITING_APPROVAL and rule.required,
+        "approve": (status == TicketStatus.AWAITING_APPROVAL or reopened) and rule.required,
         "reject": status in (TicketStatus.AWAITING_APPROVAL, TicketStatus.APPROVED)
         and rule.required,
         "deploy": status in (TicketStatus.APPROVED, TicketStatus.SCHEDULED),

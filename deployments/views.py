@@ -172,13 +172,16 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             if actions["rollback"].relevant
             else None,
             # A re-plan that voids approvals asks why (recorded on them).
-            "replan_voids": policy.replan_voids_approvals(ticket, selectors.standing_votes(ticket)),
+            "replan_voids": policy.replan_voids_approvals(
+                ticket, selectors.standing_votes(ticket), now=timezone.now()
+            ),
             "step_up": ticket.environment.step_up_auth,
             "follow_ups": _follow_ups_with_drafts(request, ticket),
             "may_complete_follow_ups": policy.may_complete_follow_ups(
                 selectors.user_roles(request.user), superuser=request.user.is_superuser
             ),
             "now": timezone.now(),
+            "rollback_mode_now": policy.effective_rollback_mode(ticket, timezone.now()),
             "risk": ticket.risk or {},
             "last_known_good": selectors.ticket_last_known_good(ticket),
             **evidence_context(ticket, request.user),

@@ -405,12 +405,17 @@ class TicketDetailSerializer(TicketSerializer):
     schedule_conflict = serializers.SerializerMethodField()
     staging_ticket = serializers.SerializerMethodField()
     rollback_target = serializers.SerializerMethodField()
+    rollback_mode = serializers.SerializerMethodField()
+    rollback_opened_as = serializers.CharField(source="rollback_mode", read_only=True)
+    rollback_immediate_until = serializers.DateTimeField(read_only=True, allow_null=True)
     available_actions = serializers.SerializerMethodField()
 
     class Meta(TicketSerializer.Meta):
         fields = [
             *TicketSerializer.Meta.fields,
             "rollback_mode",
+            "rollback_opened_as",
+            "rollback_immediate_until",
             "rollback_target",
             "available_actions",
             "plan_stale",
@@ -427,6 +432,15 @@ class TicketDetailSerializer(TicketSerializer):
             "pull_request",
             "staging_ticket",
         ]
+
+    @extend_schema_field(
+        serializers.ChoiceField(choices=["", "immediate", "planned"]),
+    )
+    def get_rollback_mode(self, ticket: Ticket) -> str:
+        """Rollback tickets: how they are governed now. An immediate rollback (one lead,
+        any time) is planned once ``rollback_immediate_until`` has passed (the normal rule,
+        window and freezes); ``rollback_opened_as`` keeps the mode it was opened in."""
+        return policy.effective_rollback_mode(ticket, timezone.now())
 
     @extend_schema_field(RollbackTargetSerializer(allow_null=True))
     def get_rollback_target(self, ticket: Ticket) -> dict[str, Any] | None:

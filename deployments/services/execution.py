@@ -685,7 +685,7 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
         ticket.current_plan = run
         ticket.save(update_fields=["current_plan"])
         ticket_risk_refresh(ticket, actor="worker", run=run)  # the rule may depend on it
-        rule = policy.rule_for(ticket)
+        rule = policy.rule_for(ticket, now=timezone.now())
         if rule.required:
             transition(
                 ticket,

@@ -43,7 +43,9 @@ def ticket_schedule(
         env = ticket.environment
         freezes = freezes_for(env, now)
         if at is None:
-            at = policy.next_window(env, now, freezes) if ticket.change_type != "emergency" else now
+            at = (
+                now if policy.ignores_window(ticket, now) else policy.next_window(env, now, freezes)
+            )
             if at is None:
                 raise policy.PolicyError(f"{env.name} has no change window opening in 400 days")
         policy.check_may_schedule(
@@ -136,7 +138,7 @@ def _try_start(ticket: Ticket, now: dt.datetime) -> str:
     env = ticket.environment
     freezes = freezes_for(env, now)
     occurrence = window_of_instant(env, ticket.scheduled_for) if ticket.scheduled_for else None
-    if ticket.change_type != "emergency" and not policy.in_window(env, now, freezes):
+    if not policy.ignores_window(ticket, now) and not policy.in_window(env, now, freezes):
         if policy.Window.of(env) is None:
             return "wait"  # no window: a freeze only delays the start until it ends
         closes = occurrence[1] if occurrence else None

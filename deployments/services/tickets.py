@@ -140,8 +140,9 @@ def ticket_plan(*, ticket_id: int, actor: Any, reason: str = "") -> TerraformRun
     with transaction.atomic():
         ticket = locked_ticket(ticket_id)
         votes = standing_votes(ticket)
+        now = timezone.now()
         policy.check_may_plan(
-            ticket, actor.pk, user_roles(actor), votes=votes, superuser=actor.is_superuser
+            ticket, actor.pk, user_roles(actor), votes=votes, now=now, superuser=actor.is_superuser
         )
         if ticket.status not in REPLANNABLE_STATUSES:
             raise policy.PolicyError(
@@ -149,7 +150,7 @@ def ticket_plan(*, ticket_id: int, actor: Any, reason: str = "") -> TerraformRun
             )
         if ticket.runs.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
             raise policy.PolicyError("a Terraform run for this ticket is already in progress")
-        if policy.replan_voids_approvals(ticket, votes) and not reason:
+        if policy.replan_voids_approvals(ticket, votes, now=now) and not reason:
             raise InputError(
                 "reason", "a new plan voids the standing approvals; give a reason for re-planning"
             )

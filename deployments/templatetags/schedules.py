@@ -38,7 +38,7 @@ def ticket_schedule_info(context: Any, ticket: Any) -> dict[str, Any]:
         policy.frozen_by(ticket.scheduled_for, freezes)
         if status == TicketStatus.SCHEDULED
         and ticket.scheduled_for is not None
-        and ticket.change_type != "emergency"
+        and not policy.ignores_window(ticket, ticket.scheduled_for)
         else None
     )
     return {

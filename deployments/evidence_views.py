@@ -33,13 +33,22 @@ def evidence_context(ticket: Ticket, user: Any) -> dict[str, Any]:
     except policy.PolicyError:
         can_upload = False
     is_qa = policy.QA_ROLE in roles
-    staging = staging_ticket_data(ticket) if policy.promotion_applies(ticket) else None
+    staging = staging_ticket_data(ticket, user) if policy.promotion_applies(ticket) else None
     gate = ""
     if policy.promotion_applies(ticket):
         try:
             evidence_selectors.check_promotion(ticket)
         except policy.PolicyError as exc:
             gate = exc.message
+            named = [s.ticket_id for s in evidence_selectors.promotion_state(ticket) if s]
+            if set(named) - selectors.visible_ticket_ids(user, named):
+                # The refusal names a staging ticket this viewer may not see: say what is
+                # needed without it.
+                gate = (
+                    f"{ticket.environment.name} needs commit {ticket.commit_sha[:10]} validated "
+                    "in staging first (a completed staging ticket with passed smoke_tests and "
+                    "qa_report)"
+                )
     return {
         "evidence_items": items,
         "evidence_kinds": [

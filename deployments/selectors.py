@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -32,7 +33,7 @@ from .models import (
     TerraformRun,
     Ticket,
 )
-from .selectors_windows import freezes_for
+from .selectors_windows import conflict_for, freezes_for
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -101,6 +102,30 @@ def _visible_q(user: Any, prefix: str = "") -> Q:
     return Q(**{f"{prefix}environment_id__in": _viewable_environment_ids(user)}) | Q(
         **{f"{prefix}author_id": user.pk}
     )
+
+
+def visible_ticket_ids(user: Any, ids: Iterable[int | None]) -> set[int]:
+    """Which of these tickets ``user`` may see (policy.may_see_ticket, as a query): every
+    list of *other* tickets shown on a ticket (schedule conflicts, the staging ticket, the
+    last known good, rollbacks) goes through this, so a hidden ticket's id and title never
+    reach its page or API. Answers are kept on the user object for the request."""
+    wanted = {int(pk) for pk in ids if pk}
+    if not wanted:
+        return set()
+    if _is_superuser(user):
+        return wanted
+    known: dict[int, bool] = getattr(user, "_portal_visible_tickets", None) or {}
+    missing = wanted - set(known)
+    if missing:
+        found = set(
+            Ticket.objects.filter(_visible_q(user), pk__in=sorted(missing)).values_list(
+                "pk", flat=True
+            )
+        )
+        known.update({pk: pk in found for pk in missing})
+        if getattr(user, "is_authenticated", False):
+            user._portal_visible_tickets = known
+    return {pk for pk in wanted if known.get(pk)}
 
 
 def environments_fileable_by(user: Any) -> list[Environment]:
@@ -429,6 +454,41 @@ def available_actions(ticket: Ticket, user: Any, now: dt.datetime) -> list[str]:
     return [name for name, p in ticket_actions(ticket, user, now).items() if p.allowed]
 
 
+# --- schedule conflicts -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConflictView:
+    """A schedule conflict as one viewer sees it: the tickets sharing the window that they
+    may see, in run order, and how many others (ids and titles withheld) run with them."""
+
+    environment: str
+    opens: dt.datetime | None
+    closes: dt.datetime | None
+    position: int  # this ticket's place in the run order (1 = first)
+    size: int  # every ticket in the window, seen or not
+    tickets: tuple[Ticket, ...]
+    hidden: int
+
+
+def conflict_seen_by(user: Any, ticket: Ticket) -> ConflictView | None:
+    """The conflict this scheduled ticket is part of, through the viewer's visibility."""
+    conflict = conflict_for(ticket)
+    if conflict is None:
+        return None
+    shown = visible_ticket_ids(user, [t.pk for t in conflict.tickets]) | {ticket.pk}
+    tickets = tuple(t for t in conflict.tickets if t.pk in shown)
+    return ConflictView(
+        environment=conflict.environment,
+        opens=conflict.opens,
+        closes=conflict.closes,
+        position=conflict.position(ticket),
+        size=len(conflict.tickets),
+        tickets=tickets,
+        hidden=len(conflict.tickets) - len(tickets),
+    )
+
+
 # --- follow-ups --------------------------------------------------------------------
 
 
@@ -451,7 +511,8 @@ def tickets_with_overdue_follow_ups(ticket_ids: list[int], now: dt.datetime) -> 
 
 @dataclass(frozen=True)
 class KnownGood:
-    ticket_id: int
+    # None when shown to someone who may not see the ticket that deployed it (known_good_for).
+    ticket_id: int | None
     commit_sha: str
     deployed_at: dt.datetime
     deployment_id: int = 0
@@ -548,6 +609,16 @@ def ticket_last_known_good(ticket: Ticket) -> KnownGood | None:
             Deployment.objects.only(*_KNOWN_GOOD_FIELDS).get(pk=ticket.rollback_target_id)
         )
     return last_known_good(ticket.environment, ticket.deployed_at, exclude_ticket=ticket.pk)
+
+
+def known_good_for(user: Any, good: KnownGood | None) -> KnownGood | None:
+    """``good`` as ``user`` may see it: without the ticket that deployed it when that ticket
+    is hidden from them (the commit is the environment's state, not the ticket's)."""
+    if good is None or good.ticket_id is None:
+        return good
+    if good.ticket_id in visible_ticket_ids(user, [good.ticket_id]):
+        return good
+    return replace(good, ticket_id=None)
 
 
 @dataclass(frozen=True)

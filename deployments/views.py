@@ -151,6 +151,15 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
     live_run = next((r for r in runs if r.status in ACTIVE_RUN_STATUSES), None)
     shown_run = live_run or (runs[0] if runs else None)
     actions = selectors.ticket_actions(ticket, request.user, timezone.now())
+    choice = selectors.rollback_choice(ticket) if actions["rollback"].relevant else None
+    # Other tickets this page names, through the viewer's visibility (never a hidden one).
+    shown = selectors.visible_ticket_ids(
+        request.user,
+        [
+            ticket.rollback_of_id,
+            ticket.rollback_target.ticket_id if ticket.rollback_target else None,
+        ],
+    )
     return render(
         request,
         "deployments/ticket_detail.html",
@@ -168,9 +177,11 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "approvals": selectors.ticket_approvals(ticket),
             "rejections": ticket.rejections.select_related("rejected_by"),
             "actions": actions,
-            "rollback_choice": selectors.rollback_choice(ticket)
-            if actions["rollback"].relevant
+            "rollback_choice": choice,
+            "rollback_good": selectors.known_good_for(request.user, choice.target)
+            if choice
             else None,
+            "shown_ticket_ids": shown,
             # A re-plan that voids approvals asks why (recorded on them).
             "replan_voids": policy.replan_voids_approvals(
                 ticket, selectors.standing_votes(ticket), now=timezone.now()
@@ -183,7 +194,9 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "now": timezone.now(),
             "rollback_mode_now": policy.effective_rollback_mode(ticket, timezone.now()),
             "risk": ticket.risk or {},
-            "last_known_good": selectors.ticket_last_known_good(ticket),
+            "last_known_good": selectors.known_good_for(
+                request.user, selectors.ticket_last_known_good(ticket)
+            ),
             **evidence_context(ticket, request.user),
             **monitoring_context(ticket, request.user, timezone.now()),
         },

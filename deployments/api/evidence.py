@@ -112,12 +112,13 @@ class StagingTicketSerializer(serializers.Serializer[Any]):
     evidence = EvidenceSerializer(many=True)
 
 
-def staging_ticket_data(ticket: Ticket) -> dict[str, Any] | None:
-    """The ``staging_ticket`` field of a ticket's detail (None when there is none)."""
+def staging_ticket_data(ticket: Ticket, viewer: Any) -> dict[str, Any] | None:
+    """The ``staging_ticket`` field of a ticket's detail (None when there is none, or when
+    the viewer may not see it)."""
     from django.urls import reverse
 
     staging = evidence_selectors.staging_ticket_for(ticket)
-    if staging is None:
+    if staging is None or staging.pk not in selectors.visible_ticket_ids(viewer, [staging.pk]):
         return None
     missing = list(policy.signoff_missing(evidence_selectors.verdicts(staging)))
     return {

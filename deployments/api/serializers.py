@@ -16,7 +16,7 @@ from deployments.choices import ChangeType
 from deployments.evidence_selectors import evidence_for
 from deployments.models import Approval, Environment, Freeze, PullRequest, TerraformRun, Ticket
 from deployments.monitoring_selectors import Monitoring, monitoring_for
-from deployments.selectors_windows import conflict_for, environment_window_state, plan_is_stale
+from deployments.selectors_windows import environment_window_state, plan_is_stale
 
 from .check_serializers import CheckResultSerializer, PullRequestSerializer
 from .evidence import EvidenceSerializer, StagingTicketSerializer, staging_ticket_data
@@ -218,7 +218,9 @@ class RiskOutSerializer(serializers.Serializer[Any]):
 
 
 class KnownGoodSerializer(serializers.Serializer[Any]):
-    ticket = serializers.IntegerField()
+    ticket = serializers.IntegerField(
+        allow_null=True, help_text="Null when the caller may not see the ticket that deployed it."
+    )
     commit_sha = serializers.CharField()
     deployed_at = serializers.DateTimeField()
 
@@ -247,9 +249,9 @@ def risk_out(ticket: Ticket) -> dict[str, Any]:
     return out
 
 
-def rollback_out(ticket: Ticket) -> dict[str, Any]:
+def rollback_out(ticket: Ticket, viewer: Any) -> dict[str, Any]:
     plan = ticket.rollback_plan if isinstance(ticket.rollback_plan, dict) else {}
-    good = selectors.ticket_last_known_good(ticket)
+    good = selectors.known_good_for(viewer, selectors.ticket_last_known_good(ticket))
     return {
         **{key: plan.get(key) for key in risk.ROLLBACK_FIELDS},
         "last_known_good": None
@@ -273,6 +275,7 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
     web_url = serializers.SerializerMethodField()
     current_plan = RunBriefSerializer(read_only=True, allow_null=True)
     plan_summary = serializers.SerializerMethodField()
+    rollback_of = serializers.SerializerMethodField()
     risk_assessment = serializers.SerializerMethodField()
     rollback_plan = serializers.SerializerMethodField()
 
@@ -330,7 +333,25 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
 
     @extend_schema_field(RollbackOutSerializer)
     def get_rollback_plan(self, ticket: Ticket) -> dict[str, Any]:
-        return self._rollback_out.to_representation(rollback_out(ticket))
+        return self._rollback_out.to_representation(rollback_out(ticket, self._viewer))
+
+    @property
+    def _viewer(self) -> Any:
+        request = self.context.get("request")
+        return getattr(request, "user", None)
+
+    @extend_schema_field(
+        serializers.IntegerField(
+            allow_null=True,
+            help_text="Rollback tickets: the ticket they roll back (null when the caller may "
+            "not see it).",
+        )
+    )
+    def get_rollback_of(self, ticket: Ticket) -> int | None:
+        pk = ticket.rollback_of_id
+        if pk is None or pk not in selectors.visible_ticket_ids(self._viewer, [pk]):
+            return None
+        return pk
 
 
 class _ConflictTicketSerializer(serializers.Serializer[Any]):
@@ -347,14 +368,24 @@ class ScheduleConflictSerializer(serializers.Serializer[Any]):
     position = serializers.IntegerField(
         help_text="This ticket's place in the run order (1 = first)."
     )
-    tickets = _ConflictTicketSerializer(many=True)
+    size = serializers.IntegerField(help_text="How many tickets share the window.")
+    tickets = _ConflictTicketSerializer(
+        many=True, help_text="Those of them the caller may see, in run order."
+    )
+    hidden = serializers.IntegerField(
+        help_text="How many of them the caller may not see (neither id nor title is shown)."
+    )
 
 
 class RollbackTargetSerializer(serializers.Serializer[Any]):
     """The deployment a rollback ticket returns its environment to."""
 
     deployment = serializers.IntegerField(source="pk")
-    ticket = serializers.IntegerField(source="ticket_id")
+    ticket = serializers.IntegerField(
+        source="ticket_id",
+        allow_null=True,
+        help_text="Null when the caller may not see the ticket that made that deployment.",
+    )
     commit_sha = serializers.CharField()
     var_file = serializers.CharField()
     var_file_sha256 = serializers.CharField()
@@ -448,7 +479,10 @@ class TicketDetailSerializer(TicketSerializer):
         target = ticket.rollback_target
         if target is None:
             return None
-        return RollbackTargetSerializer(target).data
+        data = dict(RollbackTargetSerializer(target).data)
+        if target.ticket_id not in selectors.visible_ticket_ids(self._viewer, [target.ticket_id]):
+            data["ticket"] = None
+        return data
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_available_actions(self, ticket: Ticket) -> list[str]:
@@ -467,18 +501,21 @@ class TicketDetailSerializer(TicketSerializer):
 
     @extend_schema_field(ScheduleConflictSerializer(allow_null=True))
     def get_schedule_conflict(self, ticket: Ticket) -> dict[str, Any] | None:
-        conflict = conflict_for(ticket)
+        request = self.context.get("request")
+        conflict = selectors.conflict_seen_by(getattr(request, "user", None), ticket)
         if conflict is None:
             return None
         return {
             "window_opens": conflict.opens.isoformat() if conflict.opens else None,
             "window_closes": conflict.closes.isoformat() if conflict.closes else None,
-            "position": conflict.position(ticket),
+            "position": conflict.position,
+            "size": conflict.size,
             "tickets": [
                 {"id": t.pk, "title": t.title, "scheduled_for": t.scheduled_for.isoformat()}
                 for t in conflict.tickets
                 if t.scheduled_for is not None
             ],
+            "hidden": conflict.hidden,
         }
 
     def get_approval_status(self, ticket: Ticket) -> dict[str, Any]:
@@ -528,7 +565,7 @@ class TicketDetailSerializer(TicketSerializer):
 
     @extend_schema_field(StagingTicketSerializer(allow_null=True))
     def get_staging_ticket(self, ticket: Ticket) -> dict[str, Any] | None:
-        return staging_ticket_data(ticket)
+        return staging_ticket_data(ticket, self._viewer)
 
     @extend_schema_field(PullRequestSerializer(allow_null=True))
     def get_pull_request(self, ticket: Ticket) -> dict[str, Any] | None:

@@ -663,7 +663,16 @@ class RollbackPlanSerializer(_StrictSerializer):
 
 class TicketCreateSerializer(serializers.Serializer[Any]):
     title = serializers.CharField(
-        min_length=1, max_length=validation.TITLE_MAX, validators=[_NOT_BLANK]
+        min_length=1,
+        max_length=validation.TITLE_MAX,
+        validators=[
+            RegexValidator(
+                validation.LINE_PATTERN,
+                f"title must contain a visible character and {validation.LINE_PROBLEM}",
+            )
+        ],
+        help_text="One line of text: no control characters (CR, LF, tab ...) or direction "
+        "overrides.",
     )
     environment = serializers.CharField(
         min_length=1,

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import policy, risk
+from deployments import policy, risk, validation
 from deployments import terraform as tf
 from deployments.choices import REPLANNABLE_STATUSES, ChangeType, RunStatus, TicketStatus
 from deployments.models import Environment, TerraformRun, Ticket
@@ -51,6 +51,8 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
     title = data.title.strip()
     if not title:
         raise InputError("title", "title is required")
+    if validation.line_problem(title):
+        raise InputError("title", f"title {validation.LINE_PROBLEM}")
     env = Environment.objects.filter(name=data.environment).first()
     if env is None:
         names = ", ".join(Environment.objects.values_list("name", flat=True))

@@ -146,28 +146,40 @@ def _slack_takes(event: str, data: Mapping[str, Any]) -> str:
 
 
 def _mrkdwn(text: str) -> str:
-    """Slack's three escapes, so a ticket title cannot forge a link or mention."""
+    """Slack's three escapes (&, <, >), so text cannot forge a link (``<https://…|…>``), a
+    mention (``<@U…>``) or a broadcast (``<!channel>``, ``<!here>``): Slack reads its
+    control sequences only between unescaped angle brackets."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _link(url: str, label: str) -> str:
+    """A Slack link to the portal's own URL; the label is escaped, and so is the URL (a
+    ``|`` or ``>`` in it would end the link early)."""
+    return f"<{_mrkdwn(url).replace('|', '%7C')}|{_mrkdwn(label)}>"
 
 
 def slack_payload(message: Message) -> dict[str, Any]:
     """The JSON posted to the webhook: a fallback ``text`` and blocks with the ticket link,
-    environment, who, what and commit."""
+    environment, who, what and commit. Every value that carries text from people (titles,
+    names, reasons) is escaped, the fallback ``text`` included: notifications show it."""
     data = message.data
-    title = _mrkdwn(message.subject)
-    heading = f"*<{message.url}|{title}>*" if message.url else f"*{title}*"
+    subject = one_line(message.subject)
+    heading = f"*{_link(message.url, subject)}*" if message.url else f"*{_mrkdwn(subject)}*"
     commit = str(data.get("commit_sha") or "")
     facts = [
         ("Environment", str(data.get("environment") or "")),
         ("Who", str(data.get("actor") or data.get("author") or "")),
         ("What", str(data.get("what") or message.event)),
-        ("Commit", f"`{commit[:12]}`" if commit else ""),
+        ("Commit", commit[:12]),
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": heading}},
     ]
     fields = [
-        {"type": "mrkdwn", "text": f"*{name}*\n{_mrkdwn(value) if name != 'Commit' else value}"}
+        {
+            "type": "mrkdwn",
+            "text": f"*{name}*\n" + (f"`{_mrkdwn(value)}`" if name == "Commit" else _mrkdwn(value)),
+        }
         for name, value in facts
         if value
     ]
@@ -176,7 +188,7 @@ def slack_payload(message: Message) -> dict[str, Any]:
     if message.body:
         context = {"type": "mrkdwn", "text": _mrkdwn(message.body)[:2900]}
         blocks.append({"type": "context", "elements": [context]})
-    text = f"{message.subject} {message.url}".strip()
+    text = _mrkdwn(subject) + (f" {_link(message.url, 'open')}" if message.url else "")
     return {"text": text, "blocks": blocks}
 
 

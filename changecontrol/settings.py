@@ -492,6 +492,9 @@ IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
 # A rollback opened within this many minutes of the deployment it undoes is "immediate":
 # one Tech Lead or DevOps Lead approves it and it may deploy outside the window (SPEC §1).
 ROLLBACK_IMMEDIATE_MINUTES = env_int("ROLLBACK_IMMEDIATE_MINUTES", 60, minimum=1)
+# The longest freeze anyone may declare (policy.freeze_length_problem): a longer blackout
+# is declared again when it is still needed, by someone who may (Environment.freeze_groups).
+FREEZE_MAX_DAYS = env_int("FREEZE_MAX_DAYS", 14, minimum=1)
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 # How long the DORA metrics (/metrics/, /api/v1/metrics/) are cached, in seconds; 0: never.
 METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 120)

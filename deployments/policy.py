@@ -467,6 +467,68 @@ def describe_next_window(env: Environment, now: dt.datetime, freezes: Iterable[A
     return f"the next window opens {format_in_zone(nxt, zone)}, in {_duration(nxt - now)}"
 
 
+# --- who declares, changes and lifts freezes, and for how long -------------------------
+#
+# Per environment (Environment.freeze_groups; defaults: prod by a Tech Lead, a DevOps Lead
+# or Operations; dev and staging by any lead or Operations). A freeze lasts at most
+# FREEZE_MAX_DAYS (14 by default), measured from its start to its end, edits included.
+# Lifting one early is an audited act of someone who may declare it.
+
+
+def freeze_roles(env: Environment) -> frozenset[str]:
+    """The roles that may declare, change and lift the environment's freezes."""
+    groups = getattr(env, "freeze_groups", None)
+    return frozenset(groups if isinstance(groups, list) else ())
+
+
+def may_manage_freezes(
+    env: Environment, user_roles: Iterable[str], *, superuser: bool = False
+) -> bool:
+    return superuser or _holds_any(user_roles, freeze_roles(env))
+
+
+def check_may_manage_freezes(
+    env: Environment, user_roles: Iterable[str], *, superuser: bool = False
+) -> None:
+    """Refuse (403) who may not declare, change or lift a freeze of ``env``."""
+    if may_manage_freezes(env, user_roles, superuser=superuser):
+        return
+    who = " or ".join(role_label(r) for r in sorted(freeze_roles(env))) or "nobody"
+    raise PolicyError(
+        f"{env.name} freezes are declared, changed and lifted by {who}", PolicyError.ACTOR
+    )
+
+
+def freeze_length_problem(
+    starts_at: dt.datetime, ends_at: dt.datetime, *, max_days: int
+) -> tuple[str, str] | None:
+    """(field, why) when a freeze's period cannot be kept, else None."""
+    if ends_at <= starts_at:
+        return "ends_at", "a freeze must end after it starts"
+    if ends_at - starts_at > dt.timedelta(days=max_days):
+        return "ends_at", (
+            f"a freeze lasts at most {max_days} days (FREEZE_MAX_DAYS); this one would last "
+            f"{_duration(ends_at - starts_at)}: declare a shorter one, and another when it is "
+            "still needed"
+        )
+    return None
+
+
+def check_may_lift_freeze(starts_at: dt.datetime, ends_at: dt.datetime, now: dt.datetime) -> str:
+    """How a freeze is lifted at ``now``: "early" (in force: it ends now) or "cancel" (not
+    started: it is withdrawn). Refused (409) once it is over."""
+    if ends_at <= now:
+        return _refuse_lift(ends_at)
+    return "early" if starts_at < now else "cancel"
+
+
+def _refuse_lift(ends_at: dt.datetime) -> str:
+    raise PolicyError(
+        f"this freeze ended at {ends_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC; there is "
+        "nothing to lift"
+    )
+
+
 STALE_PLAN_MESSAGE = (
     "stale \u2014 re-plan needed: another apply changed the environment since this plan was "
     "made; run a new plan and have it approved"

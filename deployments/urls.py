@@ -56,6 +56,16 @@ urlpatterns = [
     path("tickets/<int:pk>/complete/", views_monitoring.ticket_complete, name="ticket_complete"),
     path("runs/<int:pk>/log/", views.run_log, name="run_log"),
     path("environments/", views.environment_list, name="environment_list"),
+    path(
+        "environments/<slug:name>/freezes/",
+        views_calendar.freeze_declare,
+        name="freeze_declare",
+    ),
+    path(
+        "environments/<slug:name>/freezes/<int:fid>/lift/",
+        views_calendar.freeze_lift,
+        name="freeze_lift",
+    ),
     path("metrics/", views_metrics.metrics_dashboard, name="metrics"),
     path("audit/", views_audit.audit_list, name="audit_list"),
     path(

@@ -381,10 +381,18 @@ def environment_list(request: HttpRequest) -> HttpResponse:
             ),
             **environment_window_state(env, now),  # freezes applied
             "drift": drift.get(env.pk),
+            # Who may declare, change and lift its freezes (the form is offered to them).
+            "may_freeze": policy.may_manage_freezes(
+                env, roles, superuser=request.user.is_superuser
+            ),
         }
         for env in envs
     ]
-    return render(request, "deployments/environment_list.html", {"rows": rows})
+    return render(
+        request,
+        "deployments/environment_list.html",
+        {"rows": rows, "freeze_max_days": settings.FREEZE_MAX_DAYS},
+    )
 
 
 @require_GET

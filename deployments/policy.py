@@ -1371,13 +1371,33 @@ SIGNOFF_KIND_LABELS = {"smoke_tests": "passed smoke_tests", "qa_report": "passed
 _NO_EVIDENCE_STATUSES = frozenset({TicketStatus.CANCELLED, TicketStatus.REJECTED})
 
 
+CI_KEY_VERDICT_REFUSAL = (
+    "a verdict of passed is a person's act, and this API key has scope 'ci': upload the "
+    "evidence without a verdict (or as failed) and QA signs it off on the ticket page or "
+    "with a key of scope 'full'"
+)
+
+
+def check_verdict_by_person(*, passed: bool | None, ci_key: bool) -> None:
+    """QA's pass is given by a person: never through a key scoped to CI (403)."""
+    if passed is True and ci_key:
+        raise PolicyError(CI_KEY_VERDICT_REFUSAL, PolicyError.ACTOR)
+
+
 def check_may_upload_evidence(
-    ticket: Ticket, *, user_roles: Iterable[str], kind: str, passed: bool | None
+    ticket: Ticket,
+    *,
+    user_roles: Iterable[str],
+    kind: str,
+    passed: bool | None,
+    ci_key: bool = False,
 ) -> None:
-    """May someone who can see the ticket attach evidence of this kind and verdict?"""
+    """May someone who can see the ticket attach evidence of this kind and verdict?
+    ``ci_key``: the request came with an API key of scope ``ci`` (a machine, not QA)."""
     status = TicketStatus(ticket.status)
     if status in _NO_EVIDENCE_STATUSES:
         raise PolicyError(f"a ticket that is {status.label.lower()} takes no more evidence")
+    check_verdict_by_person(passed=passed, ci_key=ci_key)
     is_qa = QA_ROLE in set(user_roles)
     if kind == "qa_report" and not is_qa:
         raise PolicyError("only QA may upload a qa_report", PolicyError.ACTOR)
@@ -1396,10 +1416,17 @@ def check_may_sign_off(
     signed_off_by: str = "",
     verdict: bool | None = None,
     reported_by: str = "",
+    ci_key: bool = False,
 ) -> None:
     """May this person give an item its QA verdict? QA only, once per item: an item that
     already carries a verdict (a failure CI reported at upload) keeps it; a new verdict
-    needs new evidence."""
+    needs new evidence. Never through a key scoped to CI."""
+    if ci_key:
+        raise PolicyError(
+            "a sign-off is a person's act, and this API key has scope 'ci': QA signs evidence "
+            "off on the ticket page or with a key of scope 'full'",
+            PolicyError.ACTOR,
+        )
     if QA_ROLE not in set(user_roles):
         raise PolicyError("only QA may sign evidence off", PolicyError.ACTOR)
     status = TicketStatus(ticket.status)

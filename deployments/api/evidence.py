@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from deployments import evidence_selectors, policy, selectors, services, uploads, validation
 from deployments.models import Evidence, EvidenceKind, Ticket
 
+from .authentication import is_ci_key
 from .idempotency import PARAMETER as IDEMPOTENCY_KEY
 from .idempotency import idempotent
 from .parsers import RequestTooLarge
@@ -195,6 +196,7 @@ class EvidenceActionsMixin:
             kind=payload.validated_data["kind"],
             passed=payload.validated_data["passed"],
             note=payload.validated_data["note"],
+            ci_key=is_ci_key(request.auth),
         )
         return Response(EvidenceSerializer(item).data, status=status.HTTP_201_CREATED)
 
@@ -220,6 +222,7 @@ class EvidenceActionsMixin:
             actor=request.user,
             passed=payload.validated_data["passed"],
             note=payload.validated_data["note"],
+            ci_key=is_ci_key(request.auth),
         )
         return Response(EvidenceSerializer(item).data)
 

@@ -44,9 +44,11 @@ def evidence_upload(
     kind: str,
     passed: bool | None = None,
     note: str = "",
+    ci_key: bool = False,
 ) -> Evidence:
     """Keep one file as evidence of a ticket, with its digest and sniffed type; a verdict
-    given with it (QA's pass, anyone's fail) may complete or flag a staging ticket."""
+    given with it (QA's pass, anyone's fail) may complete or flag a staging ticket.
+    ``ci_key``: sent with an API key of scope ``ci``, which gives no pass."""
     if kind not in EvidenceKind.values:
         raise InputError("kind", f"kind must be one of {', '.join(EvidenceKind.values)}")
     note = validation.clean_text(note, "note", NOTE_MAX)
@@ -57,7 +59,17 @@ def evidence_upload(
     content_type = uploads.sniff_content_type(head)
     try:
         return _keep(
-            ticket_id, actor, file, kind, passed, note, filename, sha256, size, content_type
+            ticket_id,
+            actor,
+            file,
+            kind,
+            passed,
+            note,
+            filename,
+            sha256,
+            size,
+            content_type,
+            ci_key=ci_key,
         )
     finally:
         if hasattr(file, "temporary_file_path"):
@@ -77,12 +89,16 @@ def _keep(
     sha256: str,
     size: int,
     content_type: str,
+    *,
+    ci_key: bool = False,
 ) -> Evidence:
     """The transaction of evidence_upload: rule check, file, row, audit, verdict."""
     with transaction.atomic():
         ticket = locked_ticket(ticket_id)
         roles = user_roles(actor)
-        policy.check_may_upload_evidence(ticket, user_roles=roles, kind=kind, passed=passed)
+        policy.check_may_upload_evidence(
+            ticket, user_roles=roles, kind=kind, passed=passed, ci_key=ci_key
+        )
         now = timezone.now()
         evidence = Evidence(
             ticket=ticket,
@@ -125,7 +141,13 @@ def _keep(
 
 
 def evidence_sign_off(
-    *, ticket_id: int, evidence_id: int, actor: Any, passed: bool, note: str = ""
+    *,
+    ticket_id: int,
+    evidence_id: int,
+    actor: Any,
+    passed: bool,
+    note: str = "",
+    ci_key: bool = False,
 ) -> Evidence:
     """QA's verdict on one item (once per item); passes may complete a staging ticket."""
     note = validation.clean_text(note, "note", NOTE_MAX)
@@ -142,6 +164,7 @@ def evidence_sign_off(
             signed_off_by=signer,
             verdict=evidence.passed,
             reported_by=evidence.uploaded_by.get_username(),
+            ci_key=ci_key,
         )
         evidence.passed = passed
         evidence.signed_off_by = actor

@@ -78,14 +78,23 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
     rollback_plan = risk.clean_rollback_plan(data.rollback_plan) if data.rollback_plan else {}
 
     repo = infra_repo()
-    sha = data.commit_sha.strip().lower()
+    given = sha = data.commit_sha.strip().lower()
     try:
         if not sha:
             sha = repo.branch_tip(settings.INFRA_BRANCH)
         elif not tf.SHA_RE.match(sha):
             raise InputError("commit_sha", "commit_sha must be a full 40-character hex SHA")
-        elif not repo.has_commit(sha):
-            raise InputError("commit_sha", f"commit {sha} is not in the infrastructure repository")
+        else:
+            # A ticket records a commit: an annotated tag's SHA is read as its commit, and
+            # anything that names no commit (a tree, a blob, nothing) is refused.
+            commit = repo.resolve_commit(sha)
+            if commit is None:
+                raise InputError(
+                    "commit_sha",
+                    f"commit_sha must name a commit of the infrastructure repository; {sha} "
+                    "does not (a tree, a blob or an unknown object)",
+                )
+            sha = commit
     except tf.SourceError as exc:
         raise InputError("commit_sha", str(exc)) from exc
 
@@ -120,6 +129,8 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
                 "commit_sha": sha,
                 "change_type": ticket.change_type,
                 "source": source,
+                # The SHA given, when it named the commit through an annotated tag.
+                **({"commit_sha_given": given} if given and given != sha else {}),
             },
         )
         if policy.is_emergency(ticket):

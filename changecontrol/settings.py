@@ -415,6 +415,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployments.tasks.schedules_run",
         "schedule": float(env_int("SCHEDULES_RUN_SECONDS", 30, minimum=5)),
     },
+    # Withdrawn evidence past EVIDENCE_WITHDRAWN_RETENTION_DAYS: its bytes are deleted.
+    "evidence-purge": {
+        "task": "deployments.tasks.evidence_purge",
+        "schedule": 3600.0,
+    },
     # The full walk of the audit chain (1M events ≈ 10 s); the audit page shows the outcome.
     "audit-verify": {
         "task": "deployments.tasks.audit_verify",
@@ -471,6 +476,14 @@ EVIDENCE_MAX_BYTES = env_int("EVIDENCE_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
 FILE_UPLOAD_HANDLERS = ["deployments.uploads.LimitedTemporaryFileUploadHandler"]
 FILE_UPLOAD_PERMISSIONS = 0o600
 EVIDENCE_MAX_FILES = 10  # files in one browser upload (each up to EVIDENCE_MAX_BYTES)
+# Quotas (policy.evidence_quota_problem; withdrawn files do not count): per ticket, files and
+# bytes; per person, bytes uploaded in the last 24 hours, across tickets.
+EVIDENCE_TICKET_MAX_FILES = env_int("EVIDENCE_TICKET_MAX_FILES", 100, minimum=1)
+EVIDENCE_TICKET_MAX_BYTES = env_int("EVIDENCE_TICKET_MAX_BYTES", 500 * 1024 * 1024, minimum=1)
+EVIDENCE_USER_DAILY_BYTES = env_int("EVIDENCE_USER_DAILY_BYTES", 1024 * 1024 * 1024, minimum=1)
+# A withdrawn file's bytes are kept this long (an auditor may still read them), then deleted
+# by the beat task evidence_purge.
+EVIDENCE_WITHDRAWN_RETENTION_DAYS = env_int("EVIDENCE_WITHDRAWN_RETENTION_DAYS", 30, minimum=0)
 # Form and JSON bodies (not file uploads, which stream to disk and have their own limit):
 # Django refuses a larger urlencoded body; the API's JSON parser refuses one over
 # API_JSON_MAX_BYTES with 413 before reading further.

@@ -85,6 +85,7 @@ _PAGE_TICKET_ROUTES = frozenset(
     {
         "evidence_upload",
         "evidence_signoff",
+        "evidence_withdraw",
         "checklist_sign",
         "alarm_acknowledge",
         "follow_up_complete",

@@ -1363,12 +1363,114 @@ def check_may_unschedule(ticket: Ticket, *, user_roles: Iterable[str]) -> None:
 # other files to it, unreviewed or as failed (CI reports a red smoke-test run itself); only
 # QA uploads a qa_report, and only QA gives a verdict of passed, at upload or by signing an
 # item off. A sign-off is given once per item: a new verdict needs a new upload.
+#
+# When evidence is taken (issue 16): while the ticket can still use it. Before and while it
+# deploys (evidence may be prepared ahead; a verdict counts only once given after the apply
+# it validates, see verdict_counts), while it is monitoring (QA's window) and after a failed
+# apply (what went wrong, before it is planned again). Not once it is completed (its
+# evidence is part of its record and, in staging, the promotion gate's proof), cancelled or
+# rejected (it will never deploy) or rolled back (its post-mortem says what happened).
+# Quotas bound what one ticket and one person may store; an uploader or QA may withdraw a
+# file the ticket has not finished with (its verdict stops counting at once; the bytes stay
+# until EVIDENCE_WITHDRAWN_RETENTION_DAYS have passed).
 
 QA_ROLE = "qa"
 # The passed evidence that completes a staging ticket and lets its commit go to prod.
 SIGNOFF_KINDS = ("smoke_tests", "qa_report")
 SIGNOFF_KIND_LABELS = {"smoke_tests": "passed smoke_tests", "qa_report": "passed qa_report"}
-_NO_EVIDENCE_STATUSES = frozenset({TicketStatus.CANCELLED, TicketStatus.REJECTED})
+EVIDENCE_CLOSED_STATUSES = {
+    TicketStatus.COMPLETED: "it is completed: its evidence is part of its record",
+    TicketStatus.CANCELLED: "it was cancelled and will never deploy",
+    TicketStatus.REJECTED: "it was rejected and will never deploy",
+    TicketStatus.ROLLED_BACK: "it was rolled back: its post-mortem records what happened",
+}
+_NO_EVIDENCE_STATUSES = frozenset(EVIDENCE_CLOSED_STATUSES)
+# A withdrawn file is one the ticket has not finished with: not once it is completed or
+# rolled back (the record of a finished change keeps its evidence).
+_EVIDENCE_KEPT_STATUSES = frozenset({TicketStatus.COMPLETED, TicketStatus.ROLLED_BACK})
+
+
+def _evidence_closed(status: TicketStatus, what: str) -> PolicyError:
+    return PolicyError(
+        f"a ticket that is {status.label.lower()} takes no more {what}: "
+        f"{EVIDENCE_CLOSED_STATUSES[status]}"
+    )
+
+
+@dataclass(frozen=True)
+class EvidenceUse:
+    """What the quotas count (withdrawn files never count)."""
+
+    ticket_files: int
+    ticket_bytes: int
+    user_bytes_today: int  # the uploader's, across tickets, in the last 24 hours
+
+
+@dataclass(frozen=True)
+class EvidenceQuota:
+    ticket_files: int
+    ticket_bytes: int
+    user_daily_bytes: int
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}".replace(".0 ", " ")
+    return f"{n} bytes"
+
+
+def check_evidence_quota(use: EvidenceUse, size: int, quota: EvidenceQuota) -> None:
+    """Would one more file of ``size`` bytes exceed a quota? Refused (409) naming it."""
+    if use.ticket_files + 1 > quota.ticket_files:
+        raise PolicyError(
+            f"this ticket already holds {use.ticket_files} evidence files, its quota "
+            f"(EVIDENCE_TICKET_MAX_FILES = {quota.ticket_files}); withdraw one it no longer "
+            "needs first"
+        )
+    if use.ticket_bytes + size > quota.ticket_bytes:
+        raise PolicyError(
+            f"this file ({_size(size)}) would take the ticket's evidence to "
+            f"{_size(use.ticket_bytes + size)}, over its quota of {_size(quota.ticket_bytes)} "
+            "(EVIDENCE_TICKET_MAX_BYTES); withdraw files it no longer needs first"
+        )
+    if use.user_bytes_today + size > quota.user_daily_bytes:
+        raise PolicyError(
+            f"you uploaded {_size(use.user_bytes_today)} of evidence in the last 24 hours; "
+            f"this file ({_size(size)}) would pass your quota of "
+            f"{_size(quota.user_daily_bytes)} a day (EVIDENCE_USER_DAILY_BYTES)"
+        )
+
+
+def check_may_withdraw_evidence(
+    ticket: Ticket,
+    *,
+    user_id: int,
+    user_roles: Iterable[str],
+    uploaded_by_id: int,
+    withdrawn: bool,
+) -> None:
+    """May this person withdraw the file? Its uploader or QA, once, while the ticket has not
+    finished with it (not completed, not rolled back)."""
+    if user_id != uploaded_by_id and QA_ROLE not in set(user_roles):
+        raise PolicyError(
+            "only the person who uploaded a file, or QA, may withdraw it", PolicyError.ACTOR
+        )
+    if withdrawn:
+        raise PolicyError("this file is already withdrawn")
+    status = TicketStatus(ticket.status)
+    if status in _EVIDENCE_KEPT_STATUSES:
+        raise PolicyError(
+            f"a ticket that is {status.label.lower()} keeps its evidence: "
+            f"{EVIDENCE_CLOSED_STATUSES[status]}"
+        )
+
+
+def verdict_counts(at: dt.datetime, applied_at: dt.datetime | None) -> bool:
+    """Does a verdict given at ``at`` count for the ticket's sign-off? Only one given after
+    the apply it validates finished (``applied_at``, the ticket's latest successful apply):
+    a verdict from before speaks of a state that was not deployed yet."""
+    return applied_at is not None and at >= applied_at
 
 
 CI_KEY_VERDICT_REFUSAL = (
@@ -1396,7 +1498,7 @@ def check_may_upload_evidence(
     ``ci_key``: the request came with an API key of scope ``ci`` (a machine, not QA)."""
     status = TicketStatus(ticket.status)
     if status in _NO_EVIDENCE_STATUSES:
-        raise PolicyError(f"a ticket that is {status.label.lower()} takes no more evidence")
+        raise _evidence_closed(status, "evidence")
     check_verdict_by_person(passed=passed, ci_key=ci_key)
     is_qa = QA_ROLE in set(user_roles)
     if kind == "qa_report" and not is_qa:
@@ -1431,7 +1533,7 @@ def check_may_sign_off(
         raise PolicyError("only QA may sign evidence off", PolicyError.ACTOR)
     status = TicketStatus(ticket.status)
     if status in _NO_EVIDENCE_STATUSES:
-        raise PolicyError(f"a ticket that is {status.label.lower()} takes no more sign-offs")
+        raise _evidence_closed(status, "sign-offs")
     if signed_off_by:
         raise PolicyError(
             f"{signed_off_by} already signed this evidence off; upload new evidence for a new "

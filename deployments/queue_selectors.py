@@ -212,8 +212,12 @@ def _latest_verdict(kind: str) -> Subquery:
     """The latest verdict given on the ticket's evidence of ``kind`` (as evidence_selectors
     orders them: by sign-off time, else upload time)."""
     return Subquery(
-        Evidence.objects.filter(ticket=OuterRef("pk"), kind=kind, passed__isnull=False)
+        Evidence.objects.filter(
+            ticket=OuterRef("pk"), kind=kind, passed__isnull=False, withdrawn_at__isnull=True
+        )
         .annotate(at=Coalesce(F("signed_off_at"), F("uploaded_at")))
+        # Only verdicts given after the apply count (evidence_selectors.verdicts).
+        .filter(at__gte=OuterRef("deployed_at"))
         .order_by("-at", "-id")
         .values("passed")[:1]
     )

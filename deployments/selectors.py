@@ -611,10 +611,17 @@ def ticket_last_known_good(ticket: Ticket) -> KnownGood | None:
     return last_known_good(ticket.environment, ticket.deployed_at, exclude_ticket=ticket.pk)
 
 
-def known_good_for(user: Any, good: KnownGood | None) -> KnownGood | None:
+def known_good_for(
+    user: Any, good: KnownGood | None, environment: Environment | None = None
+) -> KnownGood | None:
     """``good`` as ``user`` may see it: without the ticket that deployed it when that ticket
-    is hidden from them (the commit is the environment's state, not the ticket's)."""
+    is hidden from them (the commit is the environment's state, not the ticket's).
+    ``environment``, the one it was deployed to: its viewers see all of its tickets."""
     if good is None or good.ticket_id is None:
+        return good
+    if environment is not None and policy.can_view(
+        environment, user_roles(user), superuser=_is_superuser(user)
+    ):
         return good
     if good.ticket_id in visible_ticket_ids(user, [good.ticket_id]):
         return good

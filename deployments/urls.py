@@ -39,6 +39,11 @@ urlpatterns = [
     path("calendar/<slug:env>.ics", views_calendar.calendar_feed, name="calendar_feed"),
     path("tickets/<int:pk>/evidence/", evidence_views.evidence_upload, name="evidence_upload"),
     path(
+        "tickets/<int:pk>/evidence/<int:eid>/withdraw/",
+        evidence_views.evidence_withdraw,
+        name="evidence_withdraw",
+    ),
+    path(
         "tickets/<int:pk>/evidence/<int:eid>/signoff/",
         evidence_views.evidence_signoff,
         name="evidence_signoff",

@@ -174,7 +174,9 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "rejections": ticket.rejections.select_related("rejected_by"),
             "actions": actions,
             "rollback_choice": choice,
-            "rollback_good": selectors.known_good_for(request.user, choice.target)
+            "rollback_good": selectors.known_good_for(
+                request.user, choice.target, ticket.environment
+            )
             if choice
             else None,
             "shown_ticket_ids": shown,
@@ -191,7 +193,7 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "rollback_mode_now": policy.effective_rollback_mode(ticket, timezone.now()),
             "risk": ticket.risk or {},
             "last_known_good": selectors.known_good_for(
-                request.user, selectors.ticket_last_known_good(ticket)
+                request.user, selectors.ticket_last_known_good(ticket), ticket.environment
             ),
             **evidence_context(ticket, request.user),
             **monitoring_context(ticket, request.user, timezone.now()),

@@ -251,7 +251,9 @@ def risk_out(ticket: Ticket) -> dict[str, Any]:
 
 def rollback_out(ticket: Ticket, viewer: Any) -> dict[str, Any]:
     plan = ticket.rollback_plan if isinstance(ticket.rollback_plan, dict) else {}
-    good = selectors.known_good_for(viewer, selectors.ticket_last_known_good(ticket))
+    good = selectors.known_good_for(
+        viewer, selectors.ticket_last_known_good(ticket), ticket.environment
+    )
     return {
         **{key: plan.get(key) for key in risk.ROLLBACK_FIELDS},
         "last_known_good": None

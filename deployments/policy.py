@@ -518,15 +518,11 @@ def check_may_lift_freeze(starts_at: dt.datetime, ends_at: dt.datetime, now: dt.
     """How a freeze is lifted at ``now``: "early" (in force: it ends now) or "cancel" (not
     started: it is withdrawn). Refused (409) once it is over."""
     if ends_at <= now:
-        return _refuse_lift(ends_at)
+        raise PolicyError(
+            f"this freeze ended at {ends_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC; there is "
+            "nothing to lift"
+        )
     return "early" if starts_at < now else "cancel"
-
-
-def _refuse_lift(ends_at: dt.datetime) -> str:
-    raise PolicyError(
-        f"this freeze ended at {ends_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC; there is "
-        "nothing to lift"
-    )
 
 
 STALE_PLAN_MESSAGE = (

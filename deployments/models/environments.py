@@ -6,6 +6,12 @@ from django.db import models
 from django.db.models import Q
 
 
+def default_freeze_groups() -> list[str]:
+    """Who may declare, change and lift freezes of a new environment (policy.freeze_roles):
+    the roles that answer for production."""
+    return ["tech_lead", "devops_lead", "operations"]
+
+
 class Environment(models.Model):
     """A deployment target (workspace + var-file) and the policy that guards it."""
 
@@ -41,6 +47,8 @@ class Environment(models.Model):
     view_groups = models.JSONField(default=list, blank=True)
     file_groups = models.JSONField(default=list, blank=True)
     deploy_groups = models.JSONField(default=list, blank=True)
+    # Who may declare, change and lift a freeze of this environment (policy.freeze_roles).
+    freeze_groups = models.JSONField(default=default_freeze_groups, blank=True)
     requires_change_details = models.BooleanField(
         default=False, help_text="Tickets need a risk assessment and a rollback plan."
     )

@@ -16,7 +16,7 @@ from deployments.terraform.source import SourceError, check_relative
 from ._base import InputError
 from .audit import audit_record
 
-ROLE_LIST_FIELDS = ("view_groups", "file_groups", "deploy_groups")
+ROLE_LIST_FIELDS = ("view_groups", "file_groups", "deploy_groups", "freeze_groups")
 
 
 def _jsonable(value: Any) -> Any:

@@ -187,6 +187,24 @@ class InfraRepo:
         self._ensure_available(refresh=True)
         return self._git("cat-file", "-e", f"{sha}^{{commit}}").returncode == 0
 
+    def resolve_commit(self, sha: str) -> str | None:
+        """The commit ``sha`` names, peeled as git's ``<sha>^{commit}`` does: a commit is
+        itself, an annotated tag is the commit it points at; anything else (a tree, a blob,
+        a tag of a tree, an unknown object) is None. Fetches a remote once when unknown."""
+        if not SHA_RE.match(sha):
+            return None
+        self._ensure_available()
+        found = self._peel_to_commit(sha)
+        if found is None and not self.is_local:
+            self._ensure_available(refresh=True)
+            found = self._peel_to_commit(sha)
+        return found
+
+    def _peel_to_commit(self, sha: str) -> str | None:
+        result = self._git("rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}")
+        peeled = result.stdout.decode(errors="replace").strip()
+        return peeled if result.returncode == 0 and SHA_RE.match(peeled) else None
+
     def commit_subject(self, sha: str) -> str:
         result = self._git("log", "-1", "--format=%s", sha)
         return result.stdout.decode(errors="replace").strip() if result.returncode == 0 else ""

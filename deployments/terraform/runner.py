@@ -163,13 +163,16 @@ class _Session:
         self.root = root
         self._on_line = on_line
         self.env = self._environment()
+        # The exported repository: the root's local modules may lie anywhere in it.
+        depth = len(Path(spec.terraform_dir).parts)
+        tree = root.parents[depth - 1] if depth else root
         self.redact = Redactor(
             [
                 *spec.secrets,
                 *(value for value in spec.credentials_env.values() if value),
                 *secret_values_from_env(self.env),
                 # Learnt from the configuration before any command can print a value.
-                *configured_secrets(root, self._var_files(), self.env),
+                *configured_secrets(root, self._var_files(), self.env, repo_root=tree),
             ]
         )
 

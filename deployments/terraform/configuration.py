@@ -18,6 +18,7 @@ import functools
 import json
 import os
 import re
+import textwrap
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -170,7 +171,8 @@ def _inside(module_dir: Path, name: str, source: str, repo: Path) -> Path:
 _TOKEN = re.compile(
     r"""
     (?P<comment>\#[^\n]*|//[^\n]*|/\*.*?(?:\*/|\Z))
-    |(?P<heredoc><<-?(?P<tag>[A-Za-z_][\w-]*)[^\n]*\n(?P<body>.*?)(?:^[ \t]*(?P=tag)[ \t]*$|\Z))
+    |(?P<heredoc><<(?P<dash>-?)(?P<tag>[A-Za-z_][\w-]*)[^\n]*\n
+      (?P<body>.*?)(?:^[ \t]*(?P=tag)[ \t]*$|\Z))
     |(?P<string>"(?:[^"\\\n]|\\.)*(?:"|$))
     |(?P<ident>[A-Za-z_][\w-]*)
     |(?P<newline>\n)
@@ -197,11 +199,13 @@ def _tokens(text: str) -> list[_Tok]:
         if kind in ("comment", "space"):
             continue
         if kind == "heredoc":
-            out.append(_Tok("string", match.group("body") or ""))
+            body = match.group("body") or ""
+            # <<-EOT strips the common indentation, as Terraform does.
+            out.append(_Tok("string", textwrap.dedent(body) if match.group("dash") else body))
         elif kind == "string":
             raw = match.group("string")
             out.append(_Tok("string", _string_text(raw)))
-        elif kind not in ("tag", "body"):
+        elif kind not in ("dash", "tag", "body"):
             out.append(_Tok(kind, match.group(kind)))
     return out
 

@@ -72,8 +72,12 @@ class ModuleFiles:
     exact: bool = True
 
 
-def module_files(module_dir: Path) -> ModuleFiles:
-    """Every ``*.tf`` and ``*.tf.json`` file of a module directory, parsed or skimmed."""
+def module_files(module_dir: Path, *, copy_documents: bool = False) -> ModuleFiles:
+    """Every ``*.tf`` and ``*.tf.json`` file of a module directory, parsed or skimmed.
+
+    The parsed documents are the remembered ones, shared: callers read them and never
+    change them (``copy_documents`` for one that would; a deep copy costs more than
+    reading)."""
     out = ModuleFiles()
     for path in sorted(module_dir.glob("*.tf")):
         try:
@@ -82,7 +86,8 @@ def module_files(module_dir: Path) -> ModuleFiles:
             out.exact = False
             continue
         try:
-            out.documents.append(copy.deepcopy(_parsed(text)))
+            parsed = _parsed(text)
+            out.documents.append(copy.deepcopy(parsed) if copy_documents else parsed)
         except Exception:  # any parser failure: read what can be read
             out.exact = False
             out.documents.append(skim(text))

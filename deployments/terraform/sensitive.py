@@ -423,4 +423,4 @@ def _unique(values: list[str]) -> list[str]:
 
 def _module_documents(module_dir: Path) -> list[dict[str, Any]]:
     """The module's documents (a copy each call; kept for the cache's tests)."""
-    return configuration.module_files(module_dir).documents
+    return configuration.module_files(module_dir, copy_documents=True).documents

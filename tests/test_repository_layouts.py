@@ -301,3 +301,26 @@ def test_terraform_quoting_a_secret_for_a_sibling_module_is_masked(
     log = ticket.runs.get().log
     assert "Too long." in log and "db_phrase = " in log  # Terraform quoted the line
     assert "sibling-module-secret" not in log and MASK in log
+
+
+@pytest.mark.parametrize(
+    "source", ["/etc/terraform", "~/modules/db", "file:///srv/modules/db", "git::/srv/db.git"]
+)
+def test_a_module_copied_from_the_machine_is_refused(tmp_path: Path, source: str) -> None:
+    block = f'module "local_copy" {{\n  source = "{source}"\n}}\n'
+    repo, sha, _ = _repo(tmp_path, **{f"{ROOT_DIR}/copy.tf": block})
+    with pytest.raises(SourceError) as refused:
+        repo.export_cached(sha, ROOT_DIR, tmp_path / "run", tmp_path / "cache")
+    assert str(refused.value).startswith(
+        f'module "local_copy" in {ROOT_DIR}/: source "{source}" names a path on the machine'
+    )
+
+
+def test_registry_and_remote_modules_are_terraform_s_to_fetch(tmp_path: Path) -> None:
+    block = (
+        'module "vpc" {\n  source = "terraform-aws-modules/vpc/aws"\n}\n'
+        'module "git" {\n  source = "git::https://example.com/profile.git?ref=v1"\n}\n'
+    )
+    repo, sha, _ = _repo(tmp_path, **{f"{ROOT_DIR}/remote.tf": block})
+    root = repo.export_cached(sha, ROOT_DIR, tmp_path / "run", tmp_path / "cache")
+    assert (root / "remote.tf").is_file()

@@ -385,3 +385,52 @@ def test_extension_names_read_in_the_log_and_their_keys_never(
     # ...and the keys' values never, in any run.
     for run in ticket.runs.all():
         assert "license-key" not in run.log
+
+
+def test_each_module_is_read_once_however_many_calls_reach_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twelve levels of modules each calling the next twice: 4,096 walks unless each
+    directory is read once (a configuration is hostile code)."""
+    from deployments.terraform import sensitive
+
+    files = {"main.tf": 'variable "top" {}\nmodule "a" {\n  source = "./m0"\n  x = var.top\n}\n'}
+    for level in range(12):
+        files[f"m{level}/main.tf"] = (
+            'variable "x" {\n  sensitive = true\n}\n'
+            + "".join(
+                f'module "c{n}" {{\n  source = "../m{level + 1}"\n  x = var.x\n}}\n' for n in (1, 2)
+            )
+            if level < 11
+            else 'variable "x" {\n  sensitive = true\n}\n'
+        )
+    root = _config(tmp_path, files)
+    reads: list[Path] = []
+    original = sensitive.module_files
+
+    def counting(module_dir: Path, **kwargs: object) -> object:
+        reads.append(module_dir)
+        return original(module_dir)
+
+    monkeypatch.setattr(sensitive, "module_files", counting)
+    assert _found(root, 'top = "fanned-out-secret"\n') == {"fanned-out-secret"}
+    assert len(reads) == 13 and len(set(reads)) == 13
+
+
+def test_a_conditional_masks_what_it_names_and_a_very_long_argument_all(
+    tmp_path: Path,
+) -> None:
+    argument = '  password = var.db.password == "" ? var.user : var.db.password'
+    assert _narrow(tmp_path, argument) == {"db-password-value", "service-user-name"}
+    long_for = (
+        "  api_keys = { for k, v in var.extensions : k => v.api_key if "
+        + " && ".join(['v.name != "x"'] * 200)
+        + " }"
+    )
+    # Too long to narrow: every extension's every value.
+    assert _narrow(tmp_path, long_for) == {
+        "opensearch-plugin",
+        "search-api-key-1",
+        "payments-plugin",
+        "stripe-api-key-2",
+    }

@@ -42,6 +42,9 @@ _HCL_LOCK = threading.Lock()
 # A module nested deeper than this is a cycle or a mistake; stop following it.
 MAX_DEPTH = 16
 LOCAL_SOURCE = ("./", "../")
+# Sources Terraform would copy from the machine it runs on: an absolute path, a file:
+# URL, a forced getter on a local path (git::/srv/x).
+_LOCAL_FILE_SOURCE = re.compile(r"^\s*[/~]|\bfile:|::\s*[/~]", re.IGNORECASE)
 # Marks a module call read by the skim: its arguments are lists of references and literals.
 SKIMMED = "__skimmed__"
 
@@ -145,9 +148,17 @@ def local_module_dirs(root: Path, repo_root: Path) -> list[Path]:
         seen.append(module_dir)
         for name, body in module_calls(module_files(module_dir)).items():
             source = body.get("source")
-            if not isinstance(source, str) or not source.startswith(LOCAL_SOURCE):
+            if not isinstance(source, str):
                 continue
-            pending.append((_inside(module_dir, name, source, repo), depth + 1))
+            if _LOCAL_FILE_SOURCE.search(source):
+                where = module_dir.relative_to(repo).as_posix() or "."
+                raise SourceError(
+                    f'module "{name}" in {where}/: source "{source}" names a path on the '
+                    "machine, not in the repository; use a relative path (./ or ../) to a "
+                    "directory inside the repository, or a registry or remote source"
+                )
+            if source.startswith(LOCAL_SOURCE):
+                pending.append((_inside(module_dir, name, source, repo), depth + 1))
     return seen
 
 

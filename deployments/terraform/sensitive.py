@@ -48,6 +48,8 @@ from .configuration import (
     unquote,
 )
 
+# Longer expressions are not narrowed (masked whole): the patterns below backtrack.
+_NARROW_MAX = 2_000
 # A path into a value: attribute or map keys, list indexes, "*" for every element.
 Step = str | int
 ValuePath = tuple[Step, ...]
@@ -121,6 +123,9 @@ class _Reading:
     repo_root: Path
     found: list[str] = field(default_factory=list)
     exact: bool = True
+    # Each module directory is read once, however many calls reach it (a hostile
+    # configuration could fan calls out exponentially); a cycle reads as nothing.
+    known: dict[Path, dict[str, set[ValuePath]]] = field(default_factory=dict)
 
     def module(self, module_dir: Path, *, depth: int) -> dict[str, set[ValuePath]]:
         """The module's variables whose values are secret, each with the parts of it that
@@ -129,6 +134,9 @@ class _Reading:
         appended to ``found``."""
         if depth > MAX_DEPTH:
             return {}
+        if module_dir in self.known:
+            return self.known[module_dir]
+        self.known[module_dir] = {}  # while it is read: a call back to it finds nothing
         files = module_files(module_dir)
         self.exact = self.exact and files.exact
         variables = _variables(files)
@@ -160,6 +168,7 @@ class _Reading:
             _collect_paths(
                 variables.get(name, {}).get("default"), parts, self.found, literal_only=True
             )
+        self.known[module_dir] = secret
         return secret
 
 
@@ -219,7 +228,7 @@ def _flows(argument: Any, wanted: set[ValuePath]) -> dict[str, set[ValuePath]]:
         return out
     if not isinstance(argument, str):
         return {}
-    expression = _single_expression(argument)
+    expression = _single_expression(argument) if len(argument) <= _NARROW_MAX else None
     if expression is not None:
         narrowed = _reference(expression) or _projection(expression)
         if narrowed is not None:

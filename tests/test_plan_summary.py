@@ -590,3 +590,21 @@ def test_the_vendored_real_plans_are_what_terraform_makes(name: str, tmp_path: P
     fresh.pop("terraform_version")
     vendored.pop("terraform_version")
     assert fresh == vendored
+
+
+@pytest.mark.django_db
+def test_the_schema_names_the_new_fields(author: User) -> None:
+    schemas = api_for(author).get("/api/v1/schema/?format=json").json()["components"]["schemas"]
+    summary = schemas["PlanSummary"]["properties"]
+    for name in ("import_count", "move_count", "forget_count", "invoke_count", "drift_count"):
+        assert summary[name]["type"] == "integer"
+    assert {"previous_address", "importing"} <= set(schemas["PlanResource"]["properties"])
+    assert set(schemas["PlanActionInvocation"]["properties"]) == {
+        "address",
+        "type",
+        "trigger",
+        "resource",
+    }
+    blast = schemas["BlastRadius"]["properties"]
+    assert {"forgets", "imports", "moves", "invocations", "forget_count"} <= set(blast)
+    assert "data_reason" in schemas["BlastItem"]["properties"]

@@ -84,6 +84,7 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "approval_rule",
             "emergency_approval_rule",
             "risk_rules",
+            "data_resource_types",
             "auto_deploy",
             "deploy_on_merge",
             "window_timezone",
@@ -123,6 +124,10 @@ class EnvironmentForm(forms.ModelForm[Environment]):
     def clean_risk_rules(self) -> Any:
         """An empty box means no rules by risk level."""
         return self.cleaned_data.get("risk_rules") or {}
+
+    def clean_data_resource_types(self) -> Any:
+        """An empty box means only the built-in table."""
+        return self.cleaned_data.get("data_resource_types") or []
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

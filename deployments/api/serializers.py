@@ -138,14 +138,27 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
         return FreezeSerializer(self._state(env)["upcoming_freezes"], many=True).data  # type: ignore[return-value]
 
 
+# Keys of a plan summary's resource (deployments.terraform.summary) that plans made before
+# they existed lack: a moved resource's previous address, an import.
+_RESOURCE_DEFAULTS = {"previous_address": "", "importing": False}
+_STATE_COUNTS = ("import_count", "move_count", "forget_count", "invoke_count", "drift_count")
+
+
 def _summary(run: TerraformRun | None) -> dict[str, Any] | None:
+    """The plan's counts and changes: add/change/destroy as Terraform counts them, and what
+    changes only Terraform's state (imports, moves, forgets), the actions it invokes and
+    the changes Terraform found made outside it (drift, informational)."""
     if run is None or not run.summary:
         return None
+    summary = run.summary
     return {
-        "add": run.summary.get("add", 0),
-        "change": run.summary.get("change", 0),
-        "destroy": run.summary.get("destroy", 0),
-        "resources": run.summary.get("resources", []),
+        "add": summary.get("add", 0),
+        "change": summary.get("change", 0),
+        "destroy": summary.get("destroy", 0),
+        **{key: summary.get(key, 0) for key in _STATE_COUNTS},
+        "resources": [{**_RESOURCE_DEFAULTS, **r} for r in summary.get("resources") or []],
+        "action_invocations": list(summary.get("action_invocations") or []),
+        "drift": list(summary.get("drift") or []),
     }
 
 
@@ -206,6 +219,24 @@ _LEVEL_CHOICES = risk.LEVEL_CHOICES
 class BlastItemSerializer(serializers.Serializer[Any]):
     address = serializers.CharField()
     component = serializers.CharField()
+    data_reason = serializers.CharField(
+        default="",
+        help_text="Why the resource holds data (deployments.data_resources or the "
+        "environment's own list); empty when it holds none.",
+    )
+
+
+class BlastMoveSerializer(BlastItemSerializer):
+    previous_address = serializers.CharField()
+
+
+class BlastInvocationSerializer(serializers.Serializer[Any]):
+    address = serializers.CharField()
+    component = serializers.CharField()
+    trigger = serializers.CharField(
+        help_text="The lifecycle event that runs it (after_create, ...), or `invoke`."
+    )
+    resource = serializers.CharField(help_text="The resource whose event triggers it, if any.")
 
 
 class BlastRadiusSerializer(serializers.Serializer[Any]):
@@ -215,6 +246,15 @@ class BlastRadiusSerializer(serializers.Serializer[Any]):
     replaces = BlastItemSerializer(many=True)
     delete_count = serializers.IntegerField()
     replace_count = serializers.IntegerField()
+    # Scored before these existed: read as none.
+    forgets = BlastItemSerializer(many=True, default=list)
+    imports = BlastItemSerializer(many=True, default=list)
+    moves = BlastMoveSerializer(many=True, default=list)
+    invocations = BlastInvocationSerializer(many=True, default=list)
+    forget_count = serializers.IntegerField(default=0)
+    import_count = serializers.IntegerField(default=0)
+    move_count = serializers.IntegerField(default=0)
+    invoke_count = serializers.IntegerField(default=0)
 
 
 class RiskOutSerializer(serializers.Serializer[Any]):

@@ -55,6 +55,15 @@ class Environment(models.Model):
     # Approval rules by risk level, replacing the base ones for tickets of that level:
     # {"high": {"approval_rule": {...}, "emergency_approval_rule": {...}}} (policy.risk_rule).
     risk_rules = models.JSONField(default=dict, blank=True)
+    # Resources that hold data beyond deployments.data_resources' table, for the risk
+    # score's data-loss floor: [{"type": "...", "why": "..."} or {"address": "...", "why"}].
+    data_resource_types = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Resources that hold data, besides the built-in AWS table: a list of "
+        '{"type": "<resource type>", "why": "..."} or {"address": "<resource address>", '
+        '"why": "..."}. Deleting or replacing one is high risk; forgetting one, medium.',
+    )
     requires_staging_evidence = models.BooleanField(default=False)
     requires_qa_signoff = models.BooleanField(default=False)
     step_up_auth = models.BooleanField(

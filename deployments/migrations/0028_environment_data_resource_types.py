@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("deployments", "0024_webhook_refusals_and_github_logins"),
+        ("deployments", "0027_evidence_withdrawal_and_quotas"),
     ]
 
     operations = [

@@ -15,7 +15,7 @@ import sys
 import time
 import traceback
 
-from .common import ROOT, Context, Figure, machine
+from benchmarks.common import ROOT, Context, Figure, machine
 
 # In this order; a module that does not exist (not merged yet) is skipped with a note.
 MODULES = ["terraform_bench", "pages_bench", "load_bench", "memory_bench", "audit_bench"]

@@ -16,8 +16,8 @@ from __future__ import annotations
 import http.client
 from dataclasses import dataclass
 
-from . import server
-from .common import Context, Figure, median, ms, percentile
+from benchmarks import server
+from benchmarks.common import Context, Figure, median, ms, percentile
 
 TARGET_RATIO = 3.0
 TARGET_SECONDS = 0.100

@@ -4,7 +4,7 @@ import os
 
 from celery import Celery
 
-from .broker import install as install_broker
+from changecontrol.broker import install as install_broker
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "changecontrol.settings")
 # The embedded broker writes messages atomically (changecontrol/broker.py).

@@ -11,7 +11,4 @@ class DeploymentsConfig(AppConfig):
     def ready(self) -> None:
         # signals: sign-ins and failed sign-ins go to the audit trail; metrics: registers
         # the percentile aggregate the metrics need on every SQLite connection.
-        from . import (
-            metrics,  # noqa: F401
-            signals,  # noqa: F401
-        )
+        from deployments import metrics, signals  # noqa: F401

@@ -10,10 +10,10 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.urls import reverse
 
-from . import policy
-from .choices import TicketStatus
-from .models import Evidence, Ticket
-from .selectors import ticket_get
+from deployments import policy
+from deployments.choices import TicketStatus
+from deployments.models import Evidence, Ticket
+from deployments.selectors import ticket_get
 
 
 def evidence_for(ticket: Ticket) -> QuerySet[Evidence]:

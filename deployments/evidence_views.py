@@ -14,10 +14,10 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
-from . import evidence_selectors, policy, selectors, services, stepup, uploads
-from .api.evidence import download_url, staging_ticket_data
-from .middleware import note_refusal_if_actor
-from .models import EvidenceKind, Ticket
+from deployments import evidence_selectors, policy, selectors, services, stepup, uploads
+from deployments.api.evidence import download_url, staging_ticket_data
+from deployments.middleware import note_refusal_if_actor
+from deployments.models import EvidenceKind, Ticket
 
 
 def evidence_context(ticket: Ticket, user: Any) -> dict[str, Any]:

@@ -7,9 +7,9 @@ from typing import Any
 from django import forms
 from django.core.validators import RegexValidator
 
-from . import risk, validation
-from .choices import ChangeType
-from .models import Environment
+from deployments import risk, validation
+from deployments.choices import ChangeType
+from deployments.models import Environment
 
 
 class TicketForm(forms.Form):

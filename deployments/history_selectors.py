@@ -8,9 +8,9 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 
-from . import policy
-from .models import Approval, Deployment, Environment
-from .selectors import _is_superuser, user_roles
+from deployments import policy
+from deployments.models import Approval, Deployment, Environment
+from deployments.selectors import _is_superuser, user_roles
 
 
 def history_environments(user: Any) -> list[Environment]:

@@ -37,8 +37,8 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDate
 from django.db.models.sql.compiler import SQLCompiler
 
-from .choices import ChangeType, Role, TicketStatus
-from .models import (
+from deployments.choices import ChangeType, Role, TicketStatus
+from deployments.models import (
     Approval,
     AuditEvent,
     Deployment,

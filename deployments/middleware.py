@@ -9,8 +9,8 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
-from . import stepup
-from .services.audit import refusal_record
+from deployments import stepup
+from deployments.services.audit import refusal_record
 
 # Sign-in, MFA enrolment and machine endpoints stay reachable; the API refuses un-enrolled
 # leads itself with a 403 naming the reason (deployments.api.permissions.StepUp).
@@ -48,7 +48,7 @@ def note_refusal(request: object, reason: str) -> None:
 def note_refusal_if_actor(request: object, exc: BaseException) -> None:
     """For pages that answer a refusal with a message: record it when the rule refused
     the person (PolicyError of kind actor), not when the ticket's state did."""
-    from .policy import PolicyError
+    from deployments.policy import PolicyError
 
     if isinstance(exc, PolicyError) and exc.kind == PolicyError.ACTOR:
         note_refusal(request, exc.message)
@@ -96,9 +96,8 @@ _PAGE_TICKET_ROUTES = frozenset(
 def refused_ticket_id(request: HttpRequest) -> int | None:
     """The ticket a refused request was about, from the route it matched: a ticket's page
     or API action, a run (its ticket) or a notification (its ticket); None for the rest."""
+    from deployments.models import TerraformRun
     from notifications.models import Notification
-
-    from .models import TerraformRun
 
     match = getattr(request, "resolver_match", None)
     if match is None:

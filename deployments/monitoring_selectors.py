@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from . import policy
-from .choices import TicketStatus
-from .models import ChecklistItem, MonitoringCheck, MonitoringPeriod, Ticket
+from deployments import policy
+from deployments.choices import TicketStatus
+from deployments.models import ChecklistItem, MonitoringCheck, MonitoringPeriod, Ticket
 
 # The check history shown on the page and in the API (newest first).
 HISTORY_SHOWN = 20

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from .choices import ALLOWED_TRANSITIONS, TicketStatus
+from deployments.choices import ALLOWED_TRANSITIONS, TicketStatus
 
 if TYPE_CHECKING:
-    from .models import Environment, Ticket
+    from deployments.models import Environment, Ticket
 
 
 class PolicyError(Exception):

@@ -24,9 +24,15 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from . import policy
-from .choices import ACTIVE_RUN_STATUSES, TERMINAL_STATUSES, RunKind, RunStatus, TicketStatus
-from .models import (
+from deployments import policy
+from deployments.choices import (
+    ACTIVE_RUN_STATUSES,
+    TERMINAL_STATUSES,
+    RunKind,
+    RunStatus,
+    TicketStatus,
+)
+from deployments.models import (
     Approval,
     Deployment,
     Environment,
@@ -36,8 +42,8 @@ from .models import (
     TerraformRun,
     Ticket,
 )
-from .selectors import _is_superuser, user_roles
-from .selectors_windows import window_of_instant
+from deployments.selectors import _is_superuser, user_roles
+from deployments.selectors_windows import window_of_instant
 
 # "My tickets": every ticket not finished, and the finished ones changed this recently.
 MY_RECENT = dt.timedelta(days=14)

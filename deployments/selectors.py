@@ -12,16 +12,16 @@ from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from . import policy
-from .check_selectors import latest_check_statuses
-from .choices import (
+from deployments import policy
+from deployments.check_selectors import latest_check_statuses
+from deployments.choices import (
     ALLOWED_TRANSITIONS,
     REPLANNABLE_STATUSES,
     TERMINAL_STATUSES,
     RunStatus,
     TicketStatus,
 )
-from .models import (
+from deployments.models import (
     Approval,
     AuditEvent,
     Deployment,
@@ -33,7 +33,7 @@ from .models import (
     TerraformRun,
     Ticket,
 )
-from .selectors_windows import conflict_for, freezes_for
+from deployments.selectors_windows import conflict_for, freezes_for
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -360,7 +360,7 @@ def check_may_approve_now(
     """Every rule an approval meets, in order: the approver's own rules, then the
     promotion gate and the required CI checks. Returns the role the approver counts for;
     approval_grant and the ticket page both ask this."""
-    from .evidence_selectors import check_promotion  # it reads through this module
+    from deployments.evidence_selectors import check_promotion  # it reads through this module
 
     role = policy.check_may_approve(
         ticket,

@@ -9,9 +9,9 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
-from . import policy
-from .choices import RunKind, RunStatus, TicketStatus
-from .models import Environment, Freeze, TerraformRun, Ticket
+from deployments import policy
+from deployments.choices import RunKind, RunStatus, TicketStatus
+from deployments.models import Environment, Freeze, TerraformRun, Ticket
 
 
 def freezes_for(

@@ -24,9 +24,9 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from .models import Environment
-from .policy import LEAD_ROLES, PolicyError
-from .selectors import user_roles
+from deployments.models import Environment
+from deployments.policy import LEAD_ROLES, PolicyError
+from deployments.selectors import user_roles
 
 # The verbs that need a recent authentication where the environment asks for it.
 STEP_UP_ACTIONS = frozenset({"approve", "deploy", "schedule", "unschedule", "evidence_signoff"})

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from .models import UserPreference
+from deployments.models import UserPreference
 
 SESSION_KEY = "portal_timezone"
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import (
+from deployments import (
     evidence_views,
     views,
     views_audit,

@@ -17,14 +17,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import health, policy, selectors, services, stepup, validation, views_home
-from .choices import ACTIVE_RUN_STATUSES, TicketStatus
-from .evidence_views import evidence_context
-from .forms import TicketForm
-from .middleware import note_refusal_if_actor
-from .models import PullRequest
-from .selectors_windows import environment_window_state
-from .views_monitoring import monitoring_context
+from deployments import health, policy, selectors, services, stepup, validation, views_home
+from deployments.choices import ACTIVE_RUN_STATUSES, TicketStatus
+from deployments.evidence_views import evidence_context
+from deployments.forms import TicketForm
+from deployments.middleware import note_refusal_if_actor
+from deployments.models import PullRequest
+from deployments.selectors_windows import environment_window_state
+from deployments.views_monitoring import monitoring_context
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from . import policy, selectors, services, validation
-from .models import AuditVerification
-from .services import audit
+from deployments import policy, selectors, services, validation
+from deployments.models import AuditVerification
+from deployments.services import audit
 
 PAGE_SIZE = 50
 FILTER_NAMES = ("ticket", "actor", "action", "since", "until")

@@ -18,13 +18,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import policy, selectors, services, stepup
-from .choices import TicketStatus
-from .middleware import note_refusal_if_actor
-from .models import CalendarFeedToken, Environment
-from .selectors_windows import freezes_by_environment, schedule_conflicts
-from .services import schedules
-from .views import _post_action, step_up_for_sensitive_environments
+from deployments import policy, selectors, services, stepup
+from deployments.choices import TicketStatus
+from deployments.middleware import note_refusal_if_actor
+from deployments.models import CalendarFeedToken, Environment
+from deployments.selectors_windows import freezes_by_environment, schedule_conflicts
+from deployments.services import schedules
+from deployments.views import _post_action, step_up_for_sensitive_environments
 
 FEED_WEEKS = 8
 
@@ -346,7 +346,7 @@ def calendar_token_rotate(request: HttpRequest) -> HttpResponse:
             user_id=request.user.pk
         )
         if not created:
-            from .models.freezes import new_feed_token
+            from deployments.models.freezes import new_feed_token
 
             token.token = new_feed_token()
             token.save(update_fields=["token", "created_at"])

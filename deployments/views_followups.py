@@ -11,12 +11,11 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from deployments import policy, selectors, services, timezones, validation
+from deployments.middleware import note_refusal_if_actor
+from deployments.models import UserPreference
+from deployments.timezones import SESSION_KEY
 from notifications import events
-
-from . import policy, selectors, services, timezones, validation
-from .middleware import note_refusal_if_actor
-from .models import UserPreference
-from .timezones import SESSION_KEY
 
 
 @login_required

@@ -14,9 +14,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from . import history_selectors
-from .models import DeploymentOutcome
-from .queue_selectors import Queue, queue_for
+from deployments import history_selectors
+from deployments.models import DeploymentOutcome
+from deployments.queue_selectors import Queue, queue_for
 
 HISTORY_PAGE_SIZE = 50
 

@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from . import metrics, metrics_charts, selectors
+from deployments import metrics, metrics_charts, selectors
 
 
 def _default_environment(visible: list[Any]) -> str:

@@ -12,11 +12,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from . import policy, selectors
-from .models import Ticket
-from .monitoring_selectors import monitoring_for
-from .services import InputError
-from .services import monitoring as service
+from deployments import policy, selectors
+from deployments.models import Ticket
+from deployments.monitoring_selectors import monitoring_for
+from deployments.services import InputError
+from deployments.services import monitoring as service
 
 
 def monitoring_context(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Any]:

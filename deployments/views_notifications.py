@@ -11,9 +11,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from deployments import policy, selectors, services, validation
 from notifications.models import Notification
-
-from . import policy, selectors, services, validation
 
 PAGE_SIZE = 100
 

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from . import policy, selectors, services
+from deployments import policy, selectors, services
 
 
 @login_required

@@ -13,10 +13,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from . import stepup
-from .models import ApiKey, ApiKeyScope
-from .services import InputError
-from .services.apikeys import MAX_EXPIRY_DAYS, NAME_MAX, api_key_create, api_key_revoke
+from deployments import stepup
+from deployments.models import ApiKey, ApiKeyScope
+from deployments.services import InputError
+from deployments.services.apikeys import MAX_EXPIRY_DAYS, NAME_MAX, api_key_create, api_key_revoke
 
 
 class ApiKeyForm(forms.Form):

@@ -22,11 +22,10 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 
 from deployments import selectors, validation
+from deployments.api.pagination import _bounded
+from deployments.api.shapes import FreeFormObjectField
 from deployments.models import AuditEvent
 from deployments.services import InputError
-
-from .pagination import _bounded
-from .shapes import FreeFormObjectField
 
 # Rows fetched per query while exporting: memory stays flat however many match.
 EXPORT_CHUNK = 2000

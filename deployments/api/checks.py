@@ -12,12 +12,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments import selectors, services
+from deployments.api.check_serializers import (
+    CheckCreateSerializer,
+    CheckResultSerializer,
+    CheckUploadSerializer,
+)
+from deployments.api.idempotency import PARAMETER as IDEMPOTENCY_KEY
+from deployments.api.idempotency import idempotent
+from deployments.api.parsers import StrictJSONParser
 from deployments.services.checks import CHECK_LOG_MAX
-
-from .check_serializers import CheckCreateSerializer, CheckResultSerializer, CheckUploadSerializer
-from .idempotency import PARAMETER as IDEMPOTENCY_KEY
-from .idempotency import idempotent
-from .parsers import StrictJSONParser
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 

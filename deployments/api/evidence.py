@@ -18,12 +18,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments import evidence_selectors, policy, selectors, services, uploads, validation
+from deployments.api.authentication import is_ci_key
+from deployments.api.idempotency import PARAMETER as IDEMPOTENCY_KEY
+from deployments.api.idempotency import idempotent
+from deployments.api.parsers import RequestTooLarge
 from deployments.models import Evidence, EvidenceKind, Ticket
-
-from .authentication import is_ci_key
-from .idempotency import PARAMETER as IDEMPOTENCY_KEY
-from .idempotency import idempotent
-from .parsers import RequestTooLarge
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 

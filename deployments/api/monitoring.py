@@ -10,10 +10,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments import selectors
+from deployments.api.monitoring_serializers import ChecklistItemSerializer, NoteSerializer
+from deployments.api.serializers import TicketDetailSerializer
 from deployments.services import monitoring as service
-
-from .monitoring_serializers import ChecklistItemSerializer, NoteSerializer
-from .serializers import TicketDetailSerializer
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 _ITEM = OpenApiParameter(

@@ -7,10 +7,9 @@ from typing import Any
 from rest_framework import serializers
 
 from deployments import validation
+from deployments.api.shapes import FreeFormObjectField
 from deployments.models import ChecklistItem, MonitoringCheck
 from deployments.monitoring_selectors import Monitoring
-
-from .shapes import FreeFormObjectField
 
 
 class ChecklistItemSerializer(serializers.ModelSerializer[ChecklistItem]):

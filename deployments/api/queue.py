@@ -22,11 +22,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from deployments import history_selectors, validation
+from deployments.api.evidence import ERROR_REF
 from deployments.models import Deployment, DeploymentOutcome, Ticket
 from deployments.queue_selectors import queue_for
 from deployments.services import InputError
-
-from .evidence import ERROR_REF
 
 # --- me/queue ------------------------------------------------------------------------
 

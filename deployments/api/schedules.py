@@ -13,12 +13,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments import selectors
+from deployments.api.idempotency import PARAMETER as IDEMPOTENCY_KEY
+from deployments.api.idempotency import idempotent
+from deployments.api.serializers import _NO_NUL, FreezeSerializer, TicketDetailSerializer
 from deployments.models import Freeze
 from deployments.services import schedules
-
-from .idempotency import PARAMETER as IDEMPOTENCY_KEY
-from .idempotency import idempotent
-from .serializers import _NO_NUL, FreezeSerializer, TicketDetailSerializer
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 _NAME = OpenApiParameter(

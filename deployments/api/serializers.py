@@ -12,17 +12,19 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from deployments import policy, risk, selectors, services, validation
-from deployments.choices import ChangeType
-from deployments.evidence_selectors import evidence_for
-from deployments.models import Approval, Environment, Freeze, PullRequest, TerraformRun, Ticket
-from deployments.monitoring_selectors import Monitoring, monitoring_for
-from deployments.selectors_windows import environment_window_state, plan_is_stale
-
-from .check_serializers import CheckResultSerializer, PullRequestSerializer
-from .evidence import EvidenceSerializer, StagingTicketSerializer, staging_ticket_data
-from .followup_serializers import FollowUpSerializer
-from .monitoring_serializers import ChecklistItemSerializer, MonitoringSerializer, monitoring_out
-from .shapes import (
+from deployments.api.check_serializers import CheckResultSerializer, PullRequestSerializer
+from deployments.api.evidence import (
+    EvidenceSerializer,
+    StagingTicketSerializer,
+    staging_ticket_data,
+)
+from deployments.api.followup_serializers import FollowUpSerializer
+from deployments.api.monitoring_serializers import (
+    ChecklistItemSerializer,
+    MonitoringSerializer,
+    monitoring_out,
+)
+from deployments.api.shapes import (
     ApprovalRuleField,
     ApprovalStatusSerializer,
     ChangeWindowSerializer,
@@ -31,6 +33,11 @@ from .shapes import (
     RejectionSerializer,
     RiskRulesField,
 )
+from deployments.choices import ChangeType
+from deployments.evidence_selectors import evidence_for
+from deployments.models import Approval, Environment, Freeze, PullRequest, TerraformRun, Ticket
+from deployments.monitoring_selectors import Monitoring, monitoring_for
+from deployments.selectors_windows import environment_window_state, plan_is_stale
 
 
 class FreezeSerializer(serializers.ModelSerializer[Freeze]):

@@ -2,11 +2,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from . import queue, views
-from .audit import AuditEventList
-from .metrics import MetricsView
-from .notifications import NotificationViewSet
-from .webhooks import GitHubWebhookView
+from deployments.api import queue, views
+from deployments.api.audit import AuditEventList
+from deployments.api.metrics import MetricsView
+from deployments.api.notifications import NotificationViewSet
+from deployments.api.webhooks import GitHubWebhookView
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False

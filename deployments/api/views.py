@@ -16,18 +16,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments import policy, selectors, services, validation
-from deployments.choices import TicketStatus
-from deployments.models import Environment, TerraformRun, Ticket
-
-from .checks import TicketChecksMixin
-from .evidence import EvidenceActionsMixin
-from .fastrep import compile_rows
-from .followups import FollowUpActionsMixin
-from .idempotency import PARAMETER as IDEMPOTENCY_KEY
-from .idempotency import idempotent
-from .monitoring import MonitoringActionsMixin
-from .schedules import EnvironmentFreezeMixin, TicketScheduleMixin
-from .serializers import (
+from deployments.api.checks import TicketChecksMixin
+from deployments.api.evidence import EvidenceActionsMixin
+from deployments.api.fastrep import compile_rows
+from deployments.api.followups import FollowUpActionsMixin
+from deployments.api.idempotency import PARAMETER as IDEMPOTENCY_KEY
+from deployments.api.idempotency import idempotent
+from deployments.api.monitoring import MonitoringActionsMixin
+from deployments.api.schedules import EnvironmentFreezeMixin, TicketScheduleMixin
+from deployments.api.serializers import (
     ApproveSerializer,
     CommentSerializer,
     DriftCheckSerializer,
@@ -39,6 +36,8 @@ from .serializers import (
     TicketDetailSerializer,
     TicketSerializer,
 )
+from deployments.choices import TicketStatus
+from deployments.models import Environment, TerraformRun, Ticket
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 _NAME_RE = "[A-Za-z0-9_-]{1,32}"

@@ -15,11 +15,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from deployments import validation
+from deployments.api import webhook_body
+from deployments.api.parsers import RequestTooLarge, StrictJSONParser
 from deployments.models import DeliveryStatus
 from deployments.services import webhooks
-
-from . import webhook_body
-from .parsers import RequestTooLarge, StrictJSONParser
 
 _DELIVERY_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 # GitHub's event names: projects_v2_item, projects_v2_status_update, ... (digits too).

@@ -9,11 +9,10 @@ from django.db import models
 from django.db.models import Q
 
 from deployments.choices import ACTIVE_RUN_STATUSES, RunKind, RunStatus
+from deployments.models._base import _choices_check
+from deployments.models.environments import Environment
+from deployments.models.tickets import Ticket
 from deployments.storage import plan_storage
-
-from ._base import _choices_check
-from .environments import Environment
-from .tickets import Ticket
 
 
 def plan_upload_to(run: TerraformRun, filename: str) -> str:

@@ -14,23 +14,39 @@ The environment lock of an apply (``deployments.locks``) is not a row lock: it i
 before any of these, outside transactions, and held for the apply's whole duration.
 """
 
-from . import notices, webhooks
-from ._base import InputError, infra_repo, locked_ticket, transition
-from .approvals import (
+from deployments.services import notices, webhooks
+from deployments.services._base import InputError, infra_repo, locked_ticket, transition
+from deployments.services.approvals import (
     approval_grant,
     approval_summary,
     ticket_deploy,
     ticket_reject,
 )
-from .audit import GENESIS_HASH, audit_record, audit_verify
-from .checks import CheckInput, check_record
-from .evidence import evidence_purge, evidence_sign_off, evidence_upload, evidence_withdraw
-from .execution import run_execute, run_finish, run_interrupt, runs_reconcile
-from .followups import follow_up_complete, follow_up_open, follow_ups_remind
-from .monitoring import alarm_acknowledge, checklist_sign, monitoring_poll, ticket_complete
-from .rollbacks import rollback_deployed, rollback_open
-from .runs import apply_start, check_start, environment_release, plan_start, run_dispatch
-from .tickets import TicketInput, ticket_cancel, ticket_create, ticket_plan
+from deployments.services.audit import GENESIS_HASH, audit_record, audit_verify
+from deployments.services.checks import CheckInput, check_record
+from deployments.services.evidence import (
+    evidence_purge,
+    evidence_sign_off,
+    evidence_upload,
+    evidence_withdraw,
+)
+from deployments.services.execution import run_execute, run_finish, run_interrupt, runs_reconcile
+from deployments.services.followups import follow_up_complete, follow_up_open, follow_ups_remind
+from deployments.services.monitoring import (
+    alarm_acknowledge,
+    checklist_sign,
+    monitoring_poll,
+    ticket_complete,
+)
+from deployments.services.rollbacks import rollback_deployed, rollback_open
+from deployments.services.runs import (
+    apply_start,
+    check_start,
+    environment_release,
+    plan_start,
+    run_dispatch,
+)
+from deployments.services.tickets import TicketInput, ticket_cancel, ticket_create, ticket_plan
 
 __all__ = [
     "GENESIS_HASH",

@@ -11,8 +11,7 @@ from deployments import policy
 from deployments import terraform as tf
 from deployments.choices import TicketStatus
 from deployments.models import Ticket
-
-from .audit import audit_record
+from deployments.services.audit import audit_record
 
 
 class InputError(Exception):

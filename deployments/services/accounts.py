@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
-from .audit import audit_record
+from deployments.services.audit import audit_record
 
 # Long or hostile names are cut and cleaned before they are stored (JSON in PostgreSQL
 # refuses NUL; lone surrogates do not encode).

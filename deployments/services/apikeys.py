@@ -14,9 +14,8 @@ from django.utils import timezone
 
 from deployments import validation
 from deployments.models import ApiKey, ApiKeyScope
-
-from ._base import InputError
-from .audit import audit_record
+from deployments.services._base import InputError
+from deployments.services.audit import audit_record
 
 KEY_PREFIX = "ccp_"
 _PREFIX_ALPHABET = string.ascii_lowercase + string.digits

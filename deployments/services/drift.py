@@ -24,9 +24,8 @@ from deployments import terraform as tf
 from deployments.choices import DriftStatus, RunKind, RunStatus
 from deployments.locks import EnvironmentLock
 from deployments.models import Deployment, DeploymentOutcome, DriftCheck, Environment, TerraformRun
+from deployments.services.audit import audit_record
 from notifications.service import notify
-
-from .audit import audit_record
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +119,9 @@ def drift_check_run(*, check_id: int) -> DriftCheck:
                 check, DriftStatus.SKIPPED, error=f"an apply of {env.name} is queued or running"
             )
         lines: list[str] = []
-        from .execution import terraform_spec  # execution imports the whole worker side
+        from deployments.services.execution import (
+            terraform_spec,
+        )  # execution imports the whole worker side
 
         try:
             spec = terraform_spec(

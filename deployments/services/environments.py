@@ -11,10 +11,9 @@ from django.db import transaction
 
 from deployments import data_resources, policy
 from deployments.models import Environment
+from deployments.services._base import InputError
+from deployments.services.audit import audit_record
 from deployments.terraform.source import SourceError, check_relative
-
-from ._base import InputError
-from .audit import audit_record
 
 ROLE_LIST_FIELDS = ("view_groups", "file_groups", "deploy_groups", "freeze_groups")
 

@@ -17,9 +17,8 @@ from deployments import evidence_selectors, policy, uploads, validation
 from deployments.choices import TicketStatus
 from deployments.models import Evidence, EvidenceKind, Ticket
 from deployments.selectors import user_roles
-
-from ._base import InputError, locked_ticket, transition
-from .audit import audit_record
+from deployments.services._base import InputError, locked_ticket, transition
+from deployments.services.audit import audit_record
 
 NOTE_MAX = validation.COMMENT_MAX
 

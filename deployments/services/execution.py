@@ -34,13 +34,12 @@ from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.locks import EnvironmentLock
 from deployments.models import Environment, RunLogChunk, TerraformRun, Ticket
 from deployments.selectors_windows import freezes_for
-
-from . import followups, monitoring, notices, rollbacks, runs
-from ._base import infra_repo, locked_ticket, transition
-from .audit import audit_record
-from .deployments import deployment_monitoring_failed, deployment_record
-from .risk import ticket_risk_refresh
-from .schedules import schedulers_of
+from deployments.services import followups, monitoring, notices, rollbacks, runs
+from deployments.services._base import infra_repo, locked_ticket, transition
+from deployments.services.audit import audit_record
+from deployments.services.deployments import deployment_monitoring_failed, deployment_record
+from deployments.services.risk import ticket_risk_refresh
+from deployments.services.schedules import schedulers_of
 
 log = logging.getLogger(__name__)
 

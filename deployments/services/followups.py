@@ -12,10 +12,9 @@ from django.utils import timezone
 from deployments import policy, validation
 from deployments.models import FollowUp, FollowUpKind, TerraformRun, Ticket
 from deployments.selectors import user_roles
-
-from . import notices
-from ._base import InputError
-from .audit import audit_record
+from deployments.services import notices
+from deployments.services._base import InputError
+from deployments.services.audit import audit_record
 
 REVIEW_FIELDS = ("what_happened", "impact", "root_cause", "actions")
 

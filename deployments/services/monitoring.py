@@ -38,12 +38,11 @@ from deployments.models import (
     Ticket,
 )
 from deployments.selectors import user_roles
+from deployments.services._base import InputError, locked_ticket, transition
+from deployments.services.audit import audit_record
+from deployments.services.deployments import deployment_monitoring_failed
+from deployments.services.followups import ticket_url
 from notifications.service import notify
-
-from ._base import InputError, locked_ticket, transition
-from .audit import audit_record
-from .deployments import deployment_monitoring_failed
-from .followups import ticket_url
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,11 @@ from django.utils import timezone
 from deployments import policy
 from deployments.models import FollowUp, TerraformRun, Ticket
 from deployments.selectors import user_roles
+from deployments.services._base import InputError
+from deployments.services.audit import audit_record
 from notifications import events
 from notifications import service as notifications
 from notifications.models import Notification
-
-from ._base import InputError
-from .audit import audit_record
 
 DEPLOY_ROLES = ("operations",)
 

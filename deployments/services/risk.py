@@ -6,8 +6,7 @@ from typing import Any
 
 from deployments import data_resources, risk
 from deployments.models import TerraformRun, Ticket
-
-from .audit import audit_record
+from deployments.services.audit import audit_record
 
 
 def ticket_risk_refresh(ticket: Ticket, *, actor: Any, run: TerraformRun | None = None) -> None:

@@ -32,12 +32,11 @@ from deployments.models import (
     Ticket,
 )
 from deployments.selectors import rollback_choice, user_roles
+from deployments.services._base import locked_ticket, transition
+from deployments.services.audit import audit_record
+from deployments.services.followups import follow_up_open, ticket_url
+from deployments.services.runs import plan_start
 from notifications.service import notify
-
-from ._base import locked_ticket, transition
-from .audit import audit_record
-from .followups import follow_up_open, ticket_url
-from .runs import plan_start
 
 # The post-mortem a rollback leaves on the rolled-back ticket is due this long after the
 # rollback deployed (SPEC §1: "hold a post-mortem within 24 hours").

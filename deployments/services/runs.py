@@ -13,10 +13,9 @@ from deployments import policy
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import Approval, Deployment, TerraformRun, Ticket
 from deployments.selectors import user_roles
-
-from . import notices
-from ._base import locked_ticket, transition
-from .audit import audit_record
+from deployments.services import notices
+from deployments.services._base import locked_ticket, transition
+from deployments.services.audit import audit_record
 
 log = logging.getLogger(__name__)
 

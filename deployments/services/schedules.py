@@ -19,11 +19,10 @@ from deployments.choices import ACTIVE_RUN_STATUSES, ALLOWED_TRANSITIONS, RunKin
 from deployments.models import Environment, Freeze, TerraformRun, Ticket
 from deployments.selectors import user_roles
 from deployments.selectors_windows import freezes_for, plan_is_stale, window_of_instant
-
-from . import notices
-from ._base import InputError, locked_ticket, transition
-from .audit import audit_record
-from .runs import apply_start, apply_votes
+from deployments.services import notices
+from deployments.services._base import InputError, locked_ticket, transition
+from deployments.services.audit import audit_record
+from deployments.services.runs import apply_start, apply_votes
 
 log = logging.getLogger(__name__)
 

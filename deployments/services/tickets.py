@@ -15,12 +15,11 @@ from deployments import terraform as tf
 from deployments.choices import REPLANNABLE_STATUSES, ChangeType, RunStatus, TicketStatus
 from deployments.models import Environment, TerraformRun, Ticket
 from deployments.selectors import standing_votes, user_roles
-
-from ._base import InputError, infra_repo, locked_ticket, transition
-from .audit import audit_record
-from .followups import emergency_filed
-from .risk import ticket_risk_refresh
-from .runs import plan_start
+from deployments.services._base import InputError, infra_repo, locked_ticket, transition
+from deployments.services.audit import audit_record
+from deployments.services.followups import emergency_filed
+from deployments.services.risk import ticket_risk_refresh
+from deployments.services.runs import plan_start
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,9 @@ from deployments.models import (
     WebhookDelivery,
 )
 from deployments.selectors import user_roles
-
-from ._base import infra_repo
-from .audit import audit_record
-from .tickets import TicketInput, ticket_create
+from deployments.services._base import infra_repo
+from deployments.services.audit import audit_record
+from deployments.services.tickets import TicketInput, ticket_create
 
 log = logging.getLogger(__name__)
 

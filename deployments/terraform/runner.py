@@ -24,10 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .redact import Redactor, secret_values_from_env
-from .sensitive import sensitive_values as configured_secrets
-from .source import InfraRepo, SourceError, check_relative
-from .summary import has_changes, sensitive_values, summarize_plan, summary_line
+from deployments.terraform.redact import Redactor, secret_values_from_env
+from deployments.terraform.sensitive import sensitive_values as configured_secrets
+from deployments.terraform.source import InfraRepo, SourceError, check_relative
+from deployments.terraform.summary import (
+    has_changes,
+    sensitive_values,
+    summarize_plan,
+    summary_line,
+)
 
 OnLine = Callable[[str], None]
 PLAN_FILENAME = "portal.tfplan"

@@ -15,7 +15,8 @@ from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest
 from rest_framework.authtoken.models import TokenProxy
 
-from deployments import policy, selectors, services, validation
+from deployments import policy, selectors, services
+from deployments.lib import validation
 from deployments.models import (
     ApiKey,
     Approval,

@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _flush_past_the_audit_guard() -> None:
     """SQLite empties tables with DELETE when a transactional test ends, and the audit
-    table refuses DELETE (deployments.audit_guard): lift the triggers around the flush
+    table refuses DELETE (deployments.lib.audit_guard): lift the triggers around the flush
     only. PostgreSQL flushes with TRUNCATE, which the guard leaves alone."""
     from django.db.backends.sqlite3.base import DatabaseOperations
 
-    from deployments import audit_guard
+    from deployments.lib import audit_guard
 
     original = DatabaseOperations.sql_flush
 

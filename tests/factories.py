@@ -77,7 +77,7 @@ class DeploymentFactory(factory.django.DjangoModelFactory):
     finished_at = factory.LazyFunction(timezone.now)
 
 
-# A valid prod questionnaire and rollback plan (deployments.risk), low risk.
+# A valid prod questionnaire and rollback plan (deployments.policy.risk), low risk.
 RISK_OK: dict[str, object] = {
     "impact": "low",
     "likelihood": "low",

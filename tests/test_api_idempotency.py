@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
 
-from deployments.api.idempotency import idempotency_cleanup
+from deployments.api.support.idempotency import idempotency_cleanup
 from deployments.models import IdempotencyRecord, Ticket
 
 from .conftest import api_for

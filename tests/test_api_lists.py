@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from deployments import selectors
-from deployments.api import pagination
+from deployments.api.support import pagination
 from deployments.choices import TicketStatus
 from deployments.models import Environment
 
@@ -159,7 +159,7 @@ def test_deep_offsets_read_ids_first_and_say_how_far_the_list_goes(
 def test_the_ticket_list_page_pages_newest_first(
     author: User, client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from deployments import views
+    from deployments.pages import tickets as views
 
     monkeypatch.setattr(views, "TICKETS_PER_PAGE", 2)
     monkeypatch.setattr(selectors, "DEEP_OFFSET", 1)
@@ -195,7 +195,7 @@ def test_the_list_gives_exactly_what_the_ticket_serializer_gives(
     from django.utils import timezone
     from rest_framework.renderers import JSONRenderer
 
-    from deployments.api.serializers import TicketSerializer
+    from deployments.api.shapes.tickets import TicketSerializer
 
     settings.EMBEDDED = True
     call_command("seed_demo", "--tickets", "60", stdout=open("/dev/null", "w"))  # noqa: SIM115

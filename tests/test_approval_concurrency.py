@@ -94,7 +94,7 @@ def test_thirty_concurrent_deploy_requests_queue_exactly_one_apply(
     from .conftest import api_for
     from .test_approvals_api import approved
 
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     ticket = approved("staging", author, lead)
     statuses: list[int] = [0] * CONCURRENT_DEPLOYS
 

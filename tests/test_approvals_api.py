@@ -159,7 +159,7 @@ def test_approval_while_planning_or_after_a_failure_is_409(
 def test_a_new_plan_voids_earlier_approvals_and_keeps_them_visible(
     author: User, tech_lead: User, devops_lead: User, infra_repo: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     ticket = awaiting("prod", author)
     approve(tech_lead, ticket)
     replanned = api_for(author).post(
@@ -232,7 +232,7 @@ def test_operations_deploy_prod_inside_the_window(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     sent: list[int] = []
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: sent.append(run_id))
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: sent.append(run_id))
     ticket = approved("prod", author, tech_lead, devops_lead)
     with django_capture_on_commit_callbacks(execute=True):
         response = api_for(operations).post(f"/api/v1/tickets/{ticket.pk}/deploy/")
@@ -285,7 +285,7 @@ def test_deploy_before_approval_names_what_is_missing(
 def test_staging_deploy_by_the_dev_team_when_the_environment_is_free(
     author: User, lead: User, qa: User, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     first = approved("staging", author, lead)
     second = approved("staging", author, lead)
     assert api_for(qa).post(f"/api/v1/tickets/{first.pk}/deploy/").status_code == 202
@@ -301,7 +301,7 @@ def test_staging_deploy_by_the_dev_team_when_the_environment_is_free(
 def test_emergency_prod_ticket_needs_one_lead_and_may_deploy_outside_the_window(
     author: User, devops_lead: User, operations: User, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     ticket = awaiting("prod", author, change_type="emergency")
     assert approve(devops_lead, ticket).json()["status"] == "approved"
     with time_machine.travel(OUTSIDE_WINDOW, tick=False):
@@ -407,7 +407,7 @@ def test_an_approval_landing_after_a_replan_binds_to_nothing(
     author: User, tech_lead: User, infra_repo: Any, monkeypatch: Any
 ) -> None:
     """The approver reviewed plan A; the author re-plans; the late approve names A: 409."""
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     ticket = awaiting("prod", author)
     reviewed = ticket.current_plan.plan_sha256
     assert api_for(author).post(f"/api/v1/tickets/{ticket.pk}/plan/").status_code == 202

@@ -14,7 +14,8 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
-from deployments import audit_guard, services
+from deployments import services
+from deployments.lib import audit_guard
 from deployments.models import AuditChainHead, AuditEvent
 from deployments.services import audit
 

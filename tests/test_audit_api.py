@@ -315,7 +315,7 @@ def test_page_query_budget(lead: User, rows: int, django_assert_max_num_queries:
 def test_page_lists_filters_and_pages_back(
     operations: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from deployments import views_audit
+    from deployments.pages import audit as views_audit
 
     monkeypatch.setattr(views_audit, "PAGE_SIZE", 3)
     ticket = TicketFactory(title="Bump the cache size")
@@ -355,7 +355,7 @@ def test_page_and_nav_link_only_for_readers(operations: User, author: User) -> N
 
 
 def test_page_rechecks_the_events_it_shows(operations: User) -> None:
-    from deployments import audit_guard
+    from deployments.lib import audit_guard
 
     events = _record(3)
     client = _page(operations)

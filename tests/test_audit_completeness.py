@@ -49,7 +49,7 @@ def test_every_kind_of_change_is_audited(
     evidence_dir: Any,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     monkeypatch.setattr("deployments.tasks.run_execute.apply_async", lambda *a, **k: None)
     # (action, actor, ticket or None, a check of data): what must be in the trail.
     expected: list[tuple[str, User | str, int | None, Any]] = []

@@ -10,7 +10,8 @@ from django.db import DatabaseError, connection, transaction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deployments import audit_guard, services
+from deployments import services
+from deployments.lib import audit_guard
 from deployments.models import AuditEvent
 from deployments.services import audit
 

@@ -18,7 +18,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from playwright.sync_api import Browser, Page, expect
 
-from deployments import services, views_audit
+from deployments import services
+from deployments.pages import audit as views_audit
 
 from .factories import TicketFactory
 from .test_browser import sign_in

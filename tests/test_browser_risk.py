@@ -55,7 +55,7 @@ def test_prod_risk_is_filed_in_the_form_and_shown_where_the_approver_decides(
     context_page: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     prod = Environment.objects.get(name="prod")
     earlier = TicketFactory(environment=prod, status=TicketStatus.COMPLETED)
     DeploymentFactory(ticket=earlier, finished_at=timezone.now() - dt.timedelta(days=2))

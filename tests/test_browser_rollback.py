@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_operations_rolls_back_from_the_ticket_page(
     chromium: Browser, live_server: Any, operations: User, author: User, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)  # no worker here
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)  # no worker here
     prod = Environment.objects.get(name="prod")
     now = timezone.now().replace(microsecond=0)
     good = DeploymentFactory(

@@ -9,8 +9,8 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from deployments import risk
 from deployments.models import Approval, Deployment, TerraformRun, Ticket
+from deployments.policy import risk
 
 pytestmark = pytest.mark.django_db
 

@@ -90,7 +90,7 @@ def test_a_bad_row_never_makes_the_worker_apply(
 ) -> None:
     """A row written past validation (raw SQL, a data migration): auto_deploy plus a rule or
     a window. The finished plan must not start an apply by itself."""
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
@@ -132,7 +132,7 @@ def test_a_bad_row_never_makes_the_worker_apply(
 def test_a_waiting_ticket_in_a_bad_row_environment_is_not_released(
     author: User, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     Environment.objects.filter(name="dev").update(
         window_days=[2], window_start=dt.time(2), window_end=dt.time(4)
     )

@@ -13,8 +13,8 @@ from django.test import Client
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployments import uploads
 from deployments.choices import TicketStatus
+from deployments.lib import uploads
 from deployments.models import AuditEvent, Environment, Evidence, Ticket
 
 from .conftest import api_for
@@ -377,7 +377,7 @@ def test_verdicts_given_before_the_apply_finished_do_not_complete_it(
 
     from .factories import RunFactory
 
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     ticket = staging_ticket(author, status=TicketStatus.APPLYING)
     plan = RunFactory(ticket=ticket, plan_sha256="a" * 64)
     apply = RunFactory(ticket=ticket, kind=RunKind.APPLY, status=RunStatus.RUNNING, plan=plan)

@@ -314,7 +314,7 @@ def test_a_killed_workers_terraform_keeps_the_environment_until_it_exits(
     deaf to the SIGINT its parent's death sends) holds the environment lock's file: the
     reconciler does not call the run interrupted and no second apply can take the
     environment until that Terraform has exited."""
-    from deployments.locks import EnvironmentLock
+    from deployments.lib.locks import EnvironmentLock
 
     _ticket_id, run, worker = _in_terraform_apply(request, author, monkeypatch, tmp_path, 60)
     pids = _celery_pids(worker.pid)

@@ -21,9 +21,9 @@ from django.utils import timezone
 from deployments import services
 from deployments import terraform as tf
 from deployments.choices import RunKind, RunStatus, TicketStatus
-from deployments.locks import EnvironmentLock
+from deployments.lib.locks import EnvironmentLock
 from deployments.models import Approval, AuditEvent, Environment, RunLogChunk, TerraformRun, Ticket
-from deployments.services import execution
+from deployments.services.runs import execute as execution
 
 from .conftest import api_for
 from .factories import RunFactory, TicketFactory
@@ -39,7 +39,7 @@ TUESDAY_0230_NEW_YORK = "2026-11-24 07:30:00+00:00"
 @pytest.fixture
 def no_dispatch(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sent: list[int] = []
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: sent.append(run_id))
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: sent.append(run_id))
     return sent
 
 

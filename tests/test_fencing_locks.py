@@ -19,9 +19,9 @@ from django.db import connection
 from deployments import services
 from deployments import terraform as tf
 from deployments.choices import RunStatus, TicketStatus
-from deployments.locks import EnvironmentLock
+from deployments.lib.locks import EnvironmentLock
 from deployments.models import AuditEvent, Environment, TerraformRun
-from deployments.services import execution
+from deployments.services.runs import execute as execution
 
 from .factories import RunFactory, TicketFactory
 
@@ -58,7 +58,7 @@ def test_a_cancel_landing_while_a_plan_finishes_neither_deadlocks_nor_loses_the_
             "OPTIONS": {"location": str(tmp_path)},
         },
     }
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     ticket = TicketFactory(
         environment=Environment.objects.get(name="prod"),
         author=author,

@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from deployments.choices import TicketStatus
 from deployments.models import Approval, Environment, Evidence, FollowUp, Freeze, Ticket
-from deployments.queue_selectors import queue_for
-from deployments.views_home import _badge_key
+from deployments.pages.home import _badge_key
+from deployments.selectors.queue import queue_for
 
 from .conftest import api_for
 from .factories import DeploymentFactory, RunFactory, TicketFactory, UserFactory

@@ -251,7 +251,7 @@ def test_unhandled_error_under_the_api_is_json_500_with_a_request_id(
 
 
 def test_django_level_500_under_the_api_is_json_and_pages_keep_html() -> None:
-    from deployments.api.exceptions import handler500
+    from deployments.api.support.exceptions import handler500
 
     factory = RequestFactory()
     api = handler500(factory.get("/api/v1/tickets/"))

@@ -62,9 +62,10 @@ from deployments.choices import (
     RunStatus,
     TicketStatus,
 )
-from deployments.locks import EnvironmentLock
+from deployments.lib.locks import EnvironmentLock
 from deployments.models import Approval, AuditEvent, Environment, TerraformRun, Ticket
-from deployments.services import audit, execution
+from deployments.services import audit
+from deployments.services.runs import execute as execution
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
 
@@ -667,7 +668,7 @@ class Lifecycle(RuleBasedStateMachine):
 @pytest.fixture
 def machine_env(monkeypatch: pytest.MonkeyPatch, settings: Any, tmp_path: Path) -> None:
     """No broker, no git, plan files under the test's own folder."""
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     monkeypatch.setattr(services.tickets, "infra_repo", lambda: _Repo())
     settings.STORAGES = {
         **settings.STORAGES,

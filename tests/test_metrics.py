@@ -1,4 +1,4 @@
-"""DORA metrics (deployments.metrics, GET /api/v1/metrics/, /metrics/) against a history
+"""DORA metrics (deployments.selectors.metrics, GET /api/v1/metrics/, /metrics/) against a history
 whose every figure was computed by hand (the arithmetic is in the comments)."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from django.core.cache import cache
 from django.db import transaction
 from django.test import Client
 
-from deployments import metrics
 from deployments.choices import ChangeType, Role, TicketStatus
 from deployments.models import Approval, Deployment, Environment, Ticket
+from deployments.selectors import metrics
 from deployments.services.audit import audit_record
 
 from .conftest import api_for
@@ -302,7 +302,7 @@ def test_empty_history_gives_nulls_not_zeros(db: None) -> None:
 
 
 def test_durations_read_as_people_say_them() -> None:
-    from deployments.metrics_charts import format_duration, format_rate
+    from deployments.pages.charts import format_duration, format_rate
 
     assert format_duration(None) == "—"
     assert format_duration(45) == "45 s"

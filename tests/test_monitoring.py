@@ -30,7 +30,7 @@ from deployments.models import (
     MonitoringPeriod,
     Ticket,
 )
-from deployments.monitoring_selectors import monitoring_for
+from deployments.selectors.monitoring import monitoring_for
 from deployments.services import InputError
 from deployments.services import monitoring as service
 from deployments.services.environments import environment_validate

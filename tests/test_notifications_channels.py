@@ -22,7 +22,7 @@ from deployments import services
 from deployments import terraform as tf
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import AuditEvent, Environment, TerraformRun, Ticket, UserPreference
-from deployments.services import runs
+from deployments.services.runs import start as runs
 from notifications import service
 from notifications.models import Notification
 

@@ -47,7 +47,7 @@ def test_ticket_list_shows_visible_tickets_only(author: User, outsider: User) ->
 
 
 def test_new_ticket_form_files_and_redirects(author: User, head_sha: str, monkeypatch: Any) -> None:
-    monkeypatch.setattr("deployments.services.runs.run_dispatch", lambda run_id: None)
+    monkeypatch.setattr("deployments.services.runs.start.run_dispatch", lambda run_id: None)
     response = signed_in(author).post(
         "/tickets/new/", {"title": "Bigger cache", "environment": "dev", "change_type": "normal"}
     )

@@ -97,7 +97,7 @@ def prepared(env: str, status: str) -> Any:
 def test_permission_matrix(
     action: str, env: str, role: str, infra_repo: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     user = actor(role)
     client = api_for(user)
     allowed = role in ALLOWED[action][env]

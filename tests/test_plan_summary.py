@@ -17,8 +17,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.test import Client
 
-from deployments import data_resources, risk
 from deployments.models import AuditEvent, Environment, Ticket
+from deployments.policy import data_resources, risk
 from deployments.services.environments import environment_save
 from deployments.services.risk import ticket_risk_refresh
 from deployments.terraform.runner import find_binary

@@ -22,9 +22,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from deployments import seeding
 from deployments.models import CheckResult, Evidence, FollowUp, TerraformRun, Ticket
 from deployments.models.apikeys import ApiKey
+from deployments.services import seeding
 from deployments.services.apikeys import api_key_create
 
 from .conftest import api_for
@@ -190,7 +190,7 @@ def test_detail_queries_do_not_grow_with_rows(
 
 
 def test_every_response_says_how_long_the_server_took(client: Client) -> None:
-    """Server-Timing (deployments.middleware.ServerTiming), read by benchmarks/pages_bench.py."""
+    """Server-Timing (lib.middleware.ServerTiming), read by benchmarks/pages_bench.py."""
     for path in ("/healthz", "/accounts/login/", "/api/v1/tickets/"):
         header = client.get(path)["Server-Timing"]
         name, _, duration = header.partition(";dur=")

@@ -40,7 +40,7 @@ def _running(kind: str, ticket_status: str, minutes_silent: int) -> Any:
 def test_an_apply_whose_worker_is_gone_becomes_interrupted_with_recovery_instructions(
     monkeypatch: Any,
 ) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     ticket, run = _running(RunKind.APPLY, TicketStatus.APPLYING, minutes_silent=10)
     result = services.runs_reconcile()
     assert result["interrupted"] == 1
@@ -55,7 +55,7 @@ def test_an_apply_whose_worker_is_gone_becomes_interrupted_with_recovery_instruc
 
 
 def test_a_plan_with_a_recent_heartbeat_is_left_alone(monkeypatch: Any) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     _ticket, run = _running(RunKind.PLAN, TicketStatus.PLANNING, minutes_silent=1)
     assert services.runs_reconcile()["interrupted"] == 0
     run.refresh_from_db()
@@ -63,7 +63,7 @@ def test_a_plan_with_a_recent_heartbeat_is_left_alone(monkeypatch: Any) -> None:
 
 
 def test_interrupted_plan_fails_the_ticket_so_it_can_be_planned_again(monkeypatch: Any) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     ticket, _run = _running(RunKind.PLAN, TicketStatus.PLANNING, minutes_silent=10)
     services.runs_reconcile()
     ticket.refresh_from_db()
@@ -74,7 +74,7 @@ def test_interrupted_plan_fails_the_ticket_so_it_can_be_planned_again(monkeypatc
 def test_a_late_finish_keeps_the_interrupted_verdict_and_records_the_outcome(
     monkeypatch: Any,
 ) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     _ticket, run = _running(RunKind.APPLY, TicketStatus.APPLYING, minutes_silent=10)
     services.runs_reconcile()
     services.run_finish(
@@ -98,7 +98,7 @@ def test_duplicate_delivery_of_a_claimed_run_does_nothing(monkeypatch: Any) -> N
 
 def test_queued_runs_nobody_picked_up_are_sent_again(monkeypatch: Any) -> None:
     sent: list[int] = []
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: sent.append(run_id))
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: sent.append(run_id))
     ticket = TicketFactory(status=TicketStatus.PLANNING)
     run = RunFactory(ticket=ticket, status=RunStatus.QUEUED)
     assert services.runs_reconcile()["resent"] == 0  # just queued: give the worker time

@@ -64,7 +64,7 @@ def test_a_refusal_about_a_run_records_the_run_s_ticket(author: User, lead: User
     from django.test import RequestFactory
     from django.urls import resolve
 
-    from deployments.middleware import refused_ticket_id
+    from deployments.lib.middleware import refused_ticket_id
 
     request = RequestFactory().get(f"/api/v1/runs/{run.pk}/")
     request.resolver_match = resolve(f"/api/v1/runs/{run.pk}/")

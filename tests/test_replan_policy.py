@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch: Any) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
 
 
 def ticket_in(env: str, author: User, *approvers: User, status: str = "") -> Ticket:

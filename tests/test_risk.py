@@ -13,9 +13,10 @@ from django.test import Client
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployments import data_resources, policy, risk, selectors, services
+from deployments import policy, selectors, services
 from deployments.choices import RunStatus, TicketStatus
 from deployments.models import AuditEvent, Environment, Ticket
+from deployments.policy import data_resources, risk
 from deployments.services.risk import ticket_risk_refresh
 
 from .conftest import _persona, api_for
@@ -336,7 +337,7 @@ def test_the_service_checks_the_questionnaire_too(author: User, infra_repo: Any)
 def test_a_valid_prod_ticket_is_stored_structured_and_scored(
     author: User, infra_repo: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     response = _prod(author)
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -418,7 +419,7 @@ def test_the_form_shows_field_errors_inline(author: User, infra_repo: Any) -> No
 def test_the_form_files_a_prod_ticket_with_its_questionnaire(
     author: User, infra_repo: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     client = Client()
     client.force_login(author)
     response = client.post(
@@ -459,7 +460,7 @@ def test_the_form_files_a_prod_ticket_with_its_questionnaire(
 def test_the_form_files_a_prod_ticket_without_the_optional_rollback_fields(
     author: User, infra_repo: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     client = Client()
     client.force_login(author)
     response = client.post(

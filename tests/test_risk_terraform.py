@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from deployments import data_resources
 from deployments.choices import TicketStatus
 from deployments.models import AuditEvent, Environment, Ticket
+from deployments.policy import data_resources
 from deployments.services.environments import environment_save
 from deployments.terraform.source import commit_all
 

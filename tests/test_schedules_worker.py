@@ -3,7 +3,7 @@
 How the worker sees the travelled time: the beat task's pass (services.schedules.
 schedules_run) is called in this process under time-machine; the apply it queues is run by
 the worker process, whose start-time re-check (policy.check_apply_may_start) reads
-deployments.clock.now(). The test sets PORTAL_TEST_CLOCK_FILE in the worker's environment
+deployments.lib.clock.now(). The test sets PORTAL_TEST_CLOCK_FILE in the worker's environment
 and writes the travelled instant into that file, so the worker re-checks the window at the
 same instant the beat pass ran. Production never sets it (the clock is timezone.now()).
 """

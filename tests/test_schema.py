@@ -87,8 +87,8 @@ def test_request_constraints_are_stated(schema_doc: dict[str, Any]) -> None:
 def test_the_risk_questionnaire_rollback_plan_and_promotion_are_documented(
     schema_doc: dict[str, Any],
 ) -> None:
-    """What a prod ticket needs, field by field, as the API checks it (deployments.risk)."""
-    from deployments import risk
+    """What a prod ticket needs, field by field, as the API checks it (deployments.policy.risk)."""
+    from deployments.policy import risk
 
     level = {"$ref": "#/components/schemas/RiskLevelEnum"}
     assert _component(schema_doc, "RiskLevelEnum")["enum"] == list(risk.LEVELS)

@@ -36,7 +36,7 @@ def inline(monkeypatch: Any) -> list[int]:
     from deployments import services
 
     sent: list[int] = []
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: sent.append(run_id))
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: sent.append(run_id))
     return sent
 
 
@@ -469,7 +469,7 @@ def test_concurrent_first_plans_in_a_new_workspace_both_succeed(
         f'exec {real} "$@"\n'
     )
     wrapper.chmod(0o755)
-    from deployments.services.execution import infra_repo as repo_of
+    from deployments.services.runs.execute import infra_repo as repo_of
 
     def spec(index: int) -> runner.RunSpec:
         return runner.RunSpec(

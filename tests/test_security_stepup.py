@@ -221,7 +221,7 @@ def test_fresh_session_approves_prod_and_staging_needs_no_step_up(
 def test_stale_session_cannot_deploy_prod_through_the_api(
     author: User, tech_lead: User, devops_lead: User, operations: User, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     ticket = approved("prod", author, tech_lead, devops_lead)
     client = session_api("opal")
     with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30), tick=False):
@@ -251,11 +251,12 @@ def test_step_up_never_discloses_a_ticket_the_caller_cannot_see(
 
 
 def test_pages_and_api_share_one_rule() -> None:
-    """The page decorator and the API permission both call deployments.stepup."""
+    """The page decorator and the API permission both call deployments.lib.stepup."""
     import inspect
 
-    from deployments import middleware, views
-    from deployments.api import permissions
+    from deployments.api.support import permissions
+    from deployments.lib import middleware
+    from deployments.pages import tickets as views
 
     assert "stepup.needs_reauthentication" in inspect.getsource(
         views.step_up_for_sensitive_environments

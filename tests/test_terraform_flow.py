@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.terraform, pytest.mark.django_db(transaction=True)]
 def inline(monkeypatch: Any) -> list[int]:
     """Record dispatches instead of sending them to a broker."""
     sent: list[int] = []
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: sent.append(run_id))
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: sent.append(run_id))
     return sent
 
 

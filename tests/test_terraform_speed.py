@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_
 
 @pytest.fixture
 def no_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
 
 
 def _running(kind: str = RunKind.APPLY, fence: int = 2) -> TerraformRun:
@@ -130,13 +130,13 @@ def test_the_folded_log_is_what_the_run_object_reads_afterwards(
     run = _running(kind=RunKind.PLAN, fence=0)
     expected = _chunks(run, 5)
     seen: list[str] = []
-    real = services.execution._advance_ticket
+    real = services.runs.execute._advance_ticket
 
     def spy(ticket: Any, finished: TerraformRun, **kwargs: Any) -> None:
         seen.append(finished.log)
         real(ticket, finished, **kwargs)
 
-    monkeypatch.setattr(services.execution, "_advance_ticket", spy)
+    monkeypatch.setattr(services.runs.execute, "_advance_ticket", spy)
     services.run_finish(
         run_id=run.pk,
         exit_code=1,
@@ -236,7 +236,7 @@ def test_the_base_state_read_from_the_plan_file_is_the_state_terraform_reports(
 
     from .test_terraform_flow import drain, file_dev
 
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     first = drain(file_dev(author))
     assert first.status == TicketStatus.COMPLETED, first.status_reason
     assert first.runs.get(kind=RunKind.PLAN).base_state == ""

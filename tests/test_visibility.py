@@ -91,7 +91,7 @@ def test_a_developer_files_a_prod_ticket_and_sees_only_their_own(
 def test_a_developer_files_prod_through_the_api_and_then_reads_it(
     developer: User, infra_repo: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(services.runs, "run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(services.runs.start, "run_dispatch", lambda run_id: None)
     response = api_for(developer).post(
         "/api/v1/tickets/",
         {

@@ -21,7 +21,7 @@ from django.contrib.auth.models import User
 from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
-from deployments.api import webhook_body
+from deployments.api.support import webhook_body
 from deployments.api.webhooks import GitHubWebhookView
 from deployments.models import AuditEvent, GitHubLogin, Ticket, WebhookDelivery
 from deployments.services import webhooks

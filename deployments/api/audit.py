@@ -21,9 +21,10 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 
-from deployments import selectors, validation
-from deployments.api.pagination import _bounded
-from deployments.api.shapes import FreeFormObjectField
+from deployments import selectors
+from deployments.api.shapes.common import FreeFormObjectField
+from deployments.api.support.pagination import _bounded
+from deployments.lib import validation
 from deployments.models import AuditEvent
 from deployments.services import InputError
 

@@ -12,14 +12,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments import selectors, services
-from deployments.api.check_serializers import (
+from deployments.api.shapes.checks import (
     CheckCreateSerializer,
     CheckResultSerializer,
     CheckUploadSerializer,
 )
-from deployments.api.idempotency import PARAMETER as IDEMPOTENCY_KEY
-from deployments.api.idempotency import idempotent
-from deployments.api.parsers import StrictJSONParser
+from deployments.api.support.idempotency import PARAMETER as IDEMPOTENCY_KEY
+from deployments.api.support.idempotency import idempotent
+from deployments.api.support.parsers import StrictJSONParser
 from deployments.services.checks import CHECK_LOG_MAX
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)

@@ -17,12 +17,14 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from deployments import evidence_selectors, policy, selectors, services, uploads, validation
-from deployments.api.authentication import is_ci_key
-from deployments.api.idempotency import PARAMETER as IDEMPOTENCY_KEY
-from deployments.api.idempotency import idempotent
-from deployments.api.parsers import RequestTooLarge
+from deployments import policy, selectors, services
+from deployments.api.support.authentication import is_ci_key
+from deployments.api.support.idempotency import PARAMETER as IDEMPOTENCY_KEY
+from deployments.api.support.idempotency import idempotent
+from deployments.api.support.parsers import RequestTooLarge
+from deployments.lib import uploads, validation
 from deployments.models import Evidence, EvidenceKind, Ticket
+from deployments.selectors import evidence as evidence_selectors
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 

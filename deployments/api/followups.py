@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments import selectors, services
-from deployments.api.followup_serializers import FollowUpCompleteSerializer, FollowUpSerializer
+from deployments.api.shapes.followups import FollowUpCompleteSerializer, FollowUpSerializer
 
 
 class FollowUpActionsMixin:

@@ -10,8 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments import selectors
-from deployments.api.monitoring_serializers import ChecklistItemSerializer, NoteSerializer
-from deployments.api.serializers import TicketDetailSerializer
+from deployments.api.shapes.monitoring import ChecklistItemSerializer, NoteSerializer
+from deployments.api.shapes.tickets import TicketDetailSerializer
 from deployments.services import monitoring as service
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)

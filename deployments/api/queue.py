@@ -1,5 +1,5 @@
 """``GET /api/v1/me/queue/`` (what waits for the caller) and ``GET /api/v1/deployments/``
-(deployment history), over deployments.queue_selectors and deployments.history_selectors."""
+(deployment history), over deployments.selectors.queue and deployments.selectors.history."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from deployments import history_selectors, validation
 from deployments.api.evidence import ERROR_REF
+from deployments.lib import validation
 from deployments.models import Deployment, DeploymentOutcome, Ticket
-from deployments.queue_selectors import queue_for
+from deployments.selectors import history as history_selectors
+from deployments.selectors.queue import queue_for
 from deployments.services import InputError
 
 # --- me/queue ------------------------------------------------------------------------

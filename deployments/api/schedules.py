@@ -13,9 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments import selectors
-from deployments.api.idempotency import PARAMETER as IDEMPOTENCY_KEY
-from deployments.api.idempotency import idempotent
-from deployments.api.serializers import _NO_NUL, FreezeSerializer, TicketDetailSerializer
+from deployments.api.shapes.tickets import _NO_NUL, FreezeSerializer, TicketDetailSerializer
+from deployments.api.support.idempotency import PARAMETER as IDEMPOTENCY_KEY
+from deployments.api.support.idempotency import idempotent
 from deployments.models import Freeze
 from deployments.services import schedules
 

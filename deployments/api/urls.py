@@ -2,7 +2,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from deployments.api import queue, views
+from deployments.api import queue
+from deployments.api import tickets as views
 from deployments.api.audit import AuditEventList
 from deployments.api.metrics import MetricsView
 from deployments.api.notifications import NotificationViewSet

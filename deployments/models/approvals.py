@@ -27,7 +27,7 @@ class Approval(models.Model):
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # When the ticket entered awaiting_approval (its status_changed_at when approved): the
-    # approval waited from here (deployments.metrics). Null on rows older than the field
+    # approval waited from here (deployments.selectors.metrics). Null on rows older than the field
     # that no history could date (migration 0017).
     waiting_since = models.DateTimeField(null=True, blank=True, editable=False)
     voided_at = models.DateTimeField(null=True, blank=True)

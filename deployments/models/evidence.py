@@ -6,9 +6,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from deployments.lib.storage import evidence_storage
 from deployments.models._base import _choices_check
 from deployments.models.tickets import Ticket
-from deployments.storage import evidence_storage
 
 
 class EvidenceKind(models.TextChoices):

@@ -32,7 +32,7 @@ class Ticket(models.Model):
     pull_request_url = models.URLField(blank=True, max_length=500)
     risk_assessment = models.JSONField(default=dict, blank=True)
     rollback_plan = models.JSONField(default=dict, blank=True)
-    # Computed by deployments.risk from the questionnaire and the current plan (audited):
+    # Computed by deployments.policy.risk from the questionnaire and the current plan (audited):
     # {"score", "level", "reasons", "blast_radius", "plan_run"}.
     risk = models.JSONField(default=dict, blank=True, editable=False)
     scheduled_for = models.DateTimeField(null=True, blank=True)

@@ -10,7 +10,7 @@ the ticket's environment row through ``select_related``), then the run
 (``audit_record`` locks the chain head). Never lock a run and then its ticket: a cancel
 landing while a plan finishes would deadlock, and PostgreSQL would abort one of them.
 Writes that touch only a run (log chunks, heartbeats, claims of plans) lock just the run.
-The environment lock of an apply (``deployments.locks``) is not a row lock: it is taken
+The environment lock of an apply (``deployments.lib.locks``) is not a row lock: it is taken
 before any of these, outside transactions, and held for the apply's whole duration.
 """
 
@@ -30,7 +30,6 @@ from deployments.services.evidence import (
     evidence_upload,
     evidence_withdraw,
 )
-from deployments.services.execution import run_execute, run_finish, run_interrupt, runs_reconcile
 from deployments.services.followups import follow_up_complete, follow_up_open, follow_ups_remind
 from deployments.services.monitoring import (
     alarm_acknowledge,
@@ -39,7 +38,8 @@ from deployments.services.monitoring import (
     ticket_complete,
 )
 from deployments.services.rollbacks import rollback_deployed, rollback_open
-from deployments.services.runs import (
+from deployments.services.runs.execute import run_execute, run_finish, run_interrupt, runs_reconcile
+from deployments.services.runs.start import (
     apply_start,
     check_start,
     environment_release,

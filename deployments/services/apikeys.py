@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from deployments import validation
+from deployments.lib import validation
 from deployments.models import ApiKey, ApiKeyScope
 from deployments.services._base import InputError
 from deployments.services.audit import audit_record

@@ -12,11 +12,11 @@ from deployments import policy
 from deployments.choices import RunStatus, TicketStatus
 from deployments.models import Approval, Rejection, TerraformRun, Ticket
 from deployments.selectors import check_may_approve_now, standing_votes, user_roles
-from deployments.selectors_windows import freezes_for, plan_is_stale
+from deployments.selectors.windows import freezes_for, plan_is_stale
 from deployments.services import notices
 from deployments.services._base import InputError, locked_ticket, transition
 from deployments.services.audit import audit_record
-from deployments.services.runs import apply_start, apply_votes
+from deployments.services.runs.start import apply_start, apply_votes
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 

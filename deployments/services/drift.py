@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from deployments import terraform as tf
 from deployments.choices import DriftStatus, RunKind, RunStatus
-from deployments.locks import EnvironmentLock
+from deployments.lib.locks import EnvironmentLock
 from deployments.models import Deployment, DeploymentOutcome, DriftCheck, Environment, TerraformRun
 from deployments.services.audit import audit_record
 from notifications.service import notify
@@ -119,7 +119,7 @@ def drift_check_run(*, check_id: int) -> DriftCheck:
                 check, DriftStatus.SKIPPED, error=f"an apply of {env.name} is queued or running"
             )
         lines: list[str] = []
-        from deployments.services.execution import (
+        from deployments.services.runs.execute import (
             terraform_spec,
         )  # execution imports the whole worker side
 

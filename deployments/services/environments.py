@@ -9,8 +9,9 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from deployments import data_resources, policy
+from deployments import policy
 from deployments.models import Environment
+from deployments.policy import data_resources
 from deployments.services._base import InputError
 from deployments.services.audit import audit_record
 from deployments.terraform.source import SourceError, check_relative

@@ -9,7 +9,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import policy, validation
+from deployments import policy
+from deployments.lib import validation
 from deployments.models import FollowUp, FollowUpKind, TerraformRun, Ticket
 from deployments.selectors import user_roles
 from deployments.services import notices

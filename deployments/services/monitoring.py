@@ -26,8 +26,9 @@ from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
-from deployments import policy, validation
+from deployments import policy
 from deployments.choices import TicketStatus
+from deployments.lib import validation
 from deployments.models import (
     ChecklistItem,
     Environment,

@@ -1,11 +1,11 @@
-"""Storing a ticket's scored risk (deployments.risk) and auditing each change of it."""
+"""Storing a ticket's scored risk (deployments.policy.risk) and auditing each change of it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from deployments import data_resources, risk
 from deployments.models import TerraformRun, Ticket
+from deployments.policy import data_resources, risk
 from deployments.services.audit import audit_record
 
 

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import policy, risk
+from deployments import policy
 from deployments.choices import (
     ALLOWED_TRANSITIONS,
     ChangeType,
@@ -31,11 +31,12 @@ from deployments.models import (
     TerraformRun,
     Ticket,
 )
+from deployments.policy import risk
 from deployments.selectors import rollback_choice, user_roles
 from deployments.services._base import locked_ticket, transition
 from deployments.services.audit import audit_record
 from deployments.services.followups import follow_up_open, ticket_url
-from deployments.services.runs import plan_start
+from deployments.services.runs.start import plan_start
 from notifications.service import notify
 
 # The post-mortem a rollback leaves on the rolled-back ticket is due this long after the

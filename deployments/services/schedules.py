@@ -14,15 +14,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import policy, validation
+from deployments import policy
 from deployments.choices import ACTIVE_RUN_STATUSES, ALLOWED_TRANSITIONS, RunKind, TicketStatus
+from deployments.lib import validation
 from deployments.models import Environment, Freeze, TerraformRun, Ticket
 from deployments.selectors import user_roles
-from deployments.selectors_windows import freezes_for, plan_is_stale, window_of_instant
+from deployments.selectors.windows import freezes_for, plan_is_stale, window_of_instant
 from deployments.services import notices
 from deployments.services._base import InputError, locked_ticket, transition
 from deployments.services.audit import audit_record
-from deployments.services.runs import apply_start, apply_votes
+from deployments.services.runs.start import apply_start, apply_votes
 
 log = logging.getLogger(__name__)
 

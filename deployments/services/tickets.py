@@ -10,16 +10,18 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import policy, risk, validation
+from deployments import policy
 from deployments import terraform as tf
 from deployments.choices import REPLANNABLE_STATUSES, ChangeType, RunStatus, TicketStatus
+from deployments.lib import validation
 from deployments.models import Environment, TerraformRun, Ticket
+from deployments.policy import risk
 from deployments.selectors import standing_votes, user_roles
 from deployments.services._base import InputError, infra_repo, locked_ticket, transition
 from deployments.services.audit import audit_record
 from deployments.services.followups import emergency_filed
 from deployments.services.risk import ticket_risk_refresh
-from deployments.services.runs import plan_start
+from deployments.services.runs.start import plan_start
 
 
 @dataclass(frozen=True)

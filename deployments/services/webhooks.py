@@ -15,8 +15,9 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from deployments import policy, validation
+from deployments import policy
 from deployments import terraform as tf
+from deployments.lib import validation
 from deployments.models import (
     DeliveryStatus,
     Environment,

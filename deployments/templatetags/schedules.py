@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from deployments import policy, selectors
 from deployments.choices import TicketStatus
-from deployments.selectors_windows import freezes_for, plan_is_stale
+from deployments.selectors.windows import freezes_for, plan_is_stale
 
 register = template.Library()
 

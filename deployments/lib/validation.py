@@ -12,7 +12,15 @@ import math
 import re
 from typing import Any
 
-from deployments.services._base import InputError
+
+class InputError(Exception):
+    """Bad input: names the field it is about (maps to HTTP 400, or a form error)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
 
 # Documented in the OpenAPI schema and in the API error messages.
 TITLE_MAX = 200

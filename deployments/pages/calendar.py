@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from deployments import policy, selectors, services
 from deployments.choices import TicketStatus
-from deployments.lib import stepup
+from deployments.lib import presentation, stepup
 from deployments.lib.middleware import note_refusal_if_actor
 from deployments.models import CalendarFeedToken, Environment
 from deployments.pages.tickets import _post_action, step_up_for_sensitive_environments
@@ -65,7 +65,7 @@ def ticket_schedule(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         assert done.scheduled_for is not None
-        when = policy.format_in_zone(done.scheduled_for, zone)
+        when = presentation.format_in_zone(done.scheduled_for, zone)
         messages.success(request, f"Scheduled for {when}: it starts by itself in the window.")
     return redirect("ticket_detail", pk=ticket.pk)
 
@@ -117,8 +117,8 @@ def freeze_declare(request: HttpRequest, name: str) -> HttpResponse:
     else:
         messages.success(
             request,
-            f"{env.name} is frozen from {policy.format_in_zone(freeze.starts_at, zone)} until "
-            f"{policy.format_in_zone(freeze.ends_at, zone)}.",
+            f"{env.name} is frozen from {presentation.format_in_zone(freeze.starts_at, zone)} "
+            f"until {presentation.format_in_zone(freeze.ends_at, zone)}.",
         )
     return redirect(f"{reverse('environment_list')}#freezes-{env.name}")
 
@@ -173,7 +173,7 @@ class Day:
 
 
 def _when(moment: dt.datetime, zone: str) -> str:
-    return policy.format_in_zone(moment, zone)
+    return presentation.format_in_zone(moment, zone)
 
 
 def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[Entry]:

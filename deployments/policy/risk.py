@@ -30,9 +30,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from deployments.lib.validation import text_problem
+from deployments.lib.validation import InputError, text_problem
 from deployments.policy import data_resources
-from deployments.services._base import InputError
 
 LEVELS = ("low", "medium", "high")
 LEVEL_CHOICES = [(level, level) for level in LEVELS]  # RiskLevelEnum in the API schema

@@ -32,6 +32,7 @@ from deployments.choices import (
     RunStatus,
     TicketStatus,
 )
+from deployments.lib import presentation
 from deployments.models import (
     Approval,
     Deployment,
@@ -72,10 +73,10 @@ class WindowState:
         if self.in_window_now:
             if self.closes_at is None:
                 return "in window now"
-            return f"in window now, closes in {policy._duration(self.closes_at - now)}"
+            return f"in window now, closes in {presentation.duration(self.closes_at - now)}"
         if self.next_window_start is None:
             return "no window opens in the next 400 days"
-        return f"window opens in {policy._duration(self.next_window_start - now)}"
+        return f"window opens in {presentation.duration(self.next_window_start - now)}"
 
 
 @dataclass(frozen=True)
@@ -461,7 +462,7 @@ def _deploy_item(ticket: Ticket, now: dt.datetime, window: WindowState, busy: bo
     if ticket.status == TicketStatus.SCHEDULED and ticket.scheduled_for is not None:
         delta = ticket.scheduled_for - now
         countdown = (
-            f"scheduled, starts in {policy._duration(delta)}"
+            f"scheduled, starts in {presentation.duration(delta)}"
             if delta.total_seconds() > 0
             else "scheduled, starting now"
         )

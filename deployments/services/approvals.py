@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from deployments import policy
 from deployments.choices import RunStatus, TicketStatus
+from deployments.lib import presentation
 from deployments.models import Approval, Rejection, TerraformRun, Ticket
 from deployments.selectors import check_may_approve_now, standing_votes, user_roles
 from deployments.selectors.windows import freezes_for, plan_is_stale
@@ -88,7 +89,9 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
         state = policy.quorum(rule, [*votes, vote])
         _record_reassignments(ticket, state, actor=actor)
         if state.met:
-            who = ", ".join(f"{v.approver_name} ({policy.role_label(r)})" for v, r in state.counted)
+            who = ", ".join(
+                f"{v.approver_name} ({presentation.role_label(r)})" for v, r in state.counted
+            )
             if ticket.status == TicketStatus.AWAITING_APPROVAL:
                 transition(
                     ticket,

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from deployments import policy
 from deployments.choices import ACTIVE_RUN_STATUSES, ALLOWED_TRANSITIONS, RunKind, TicketStatus
-from deployments.lib import validation
+from deployments.lib import presentation, validation
 from deployments.models import Environment, Freeze, TerraformRun, Ticket
 from deployments.selectors import user_roles
 from deployments.selectors.windows import freezes_for, plan_is_stale, window_of_instant
@@ -61,7 +61,7 @@ def ticket_schedule(
         ticket.scheduled_for = at
         ticket.save(update_fields=["scheduled_for", "updated_at"])
         zone = env.window_timezone or "UTC"
-        when = policy.format_in_zone(at, zone)
+        when = presentation.format_in_zone(at, zone)
         data = {
             "scheduled_for": at.isoformat(),
             "previous": previous.isoformat() if previous else None,

@@ -6,7 +6,7 @@ import datetime as dt
 
 from django import template
 
-from deployments import policy
+from deployments.lib import presentation
 
 register = template.Library()
 
@@ -18,7 +18,7 @@ def span(value: dt.timedelta | float | None) -> str:
         return ""
     if not isinstance(value, dt.timedelta):
         value = dt.timedelta(seconds=float(value))
-    return policy._duration(value)
+    return presentation.duration(value)
 
 
 @register.filter

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from deployments import policy, selectors
 from deployments.choices import TicketStatus
+from deployments.lib import presentation
 from deployments.selectors.windows import freezes_for, plan_is_stale
 
 register = template.Library()
@@ -20,7 +21,7 @@ def in_zone(moment: dt.datetime | None, zone: str) -> str:
     """'Thu 26 Nov 02:00 EST (07:00 UTC)'."""
     if moment is None:
         return ""
-    return policy.format_in_zone(moment, zone or "UTC")
+    return presentation.format_in_zone(moment, zone or "UTC")
 
 
 @register.simple_tag(takes_context=True)

@@ -24,7 +24,6 @@ from rest_framework.request import Request
 from deployments import selectors
 from deployments.api.shapes.common import FreeFormObjectField
 from deployments.api.support.pagination import _bounded
-from deployments.lib import validation
 from deployments.models import AuditEvent
 from deployments.services import InputError
 
@@ -241,7 +240,7 @@ class AuditEventList(generics.ListAPIView[AuditEvent]):
 
     def get_queryset(self) -> QuerySet[AuditEvent]:
         try:
-            filters = validation.audit_filters(self.request.query_params, blank_is_absent=False)
+            filters = selectors.audit_filters(self.request.query_params, blank_is_absent=False)
         except InputError as exc:
             raise ValidationError({exc.field: [exc.message]}) from None
         return selectors.audit_events(self.request.user, filters)

@@ -131,12 +131,6 @@ def clean_json_object(value: Any, field: str) -> dict[str, Any]:
     return value
 
 
-# --- audit trail filters (page and API) -------------------------------------------
-
-AUDIT_FILTER_TEXT_MAX = 150
-_AUDIT_ID_MAX = 10**12
-
-
 def parse_instant(raw: str, field: str) -> Any:
     """ISO 8601 date-time (a missing offset means UTC) or a date (its midnight, UTC), in
     UTC; InputError for anything else, blank included."""
@@ -162,34 +156,3 @@ def parse_instant(raw: str, field: str) -> Any:
         return moment.astimezone(dt.UTC)
     except (OverflowError, ValueError):
         raise InputError(field, "is out of range once converted to UTC") from None
-
-
-def audit_filters(params: Any, *, blank_is_absent: bool = True) -> Any:
-    """selectors.AuditFilters from query parameters; InputError names the bad one.
-
-    A page's form sends its empty fields (blank means "any"); the API, whose contract
-    types ticket as an integer and since/until as date-times, refuses them blank."""
-    from deployments.selectors import AuditFilters
-
-    if not blank_is_absent:
-        for name in ("ticket", "since", "until"):
-            if name in params and not (params.get(name) or "").strip():
-                raise InputError(name, "must not be empty (leave the parameter out for any)")
-    values: dict[str, Any] = {}
-    raw_ticket = (params.get("ticket") or "").strip().lstrip("#")
-    if raw_ticket:
-        if not raw_ticket.isascii() or not raw_ticket.isdigit() or int(raw_ticket) > _AUDIT_ID_MAX:
-            raise InputError("ticket", "must be a ticket number")
-        values["ticket"] = int(raw_ticket)
-    for name in ("actor", "action"):
-        text = (params.get(name) or "").strip()
-        if len(text) > AUDIT_FILTER_TEXT_MAX or text_problem(text):
-            raise InputError(name, f"must be at most {AUDIT_FILTER_TEXT_MAX} plain characters")
-        values[name] = text
-    for name in ("since", "until"):
-        raw = params.get(name) or ""
-        if raw.strip():
-            values[name] = parse_instant(raw, name)
-    if "since" in values and "until" in values and values["since"] >= values["until"]:
-        raise InputError("until", "must be after since")
-    return AuditFilters(**values)

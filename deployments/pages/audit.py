@@ -14,7 +14,6 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from deployments import policy, selectors, services
-from deployments.lib import validation
 from deployments.models import AuditVerification
 from deployments.services import audit
 
@@ -59,7 +58,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     events: list[Any] = []
     older = None
     try:
-        filters = validation.audit_filters(request.GET)
+        filters = selectors.audit_filters(request.GET)
         before = (request.GET.get("before") or "").strip()
         if before and not (before.isascii() and before.isdigit() and len(before) <= 18):
             raise services.InputError("before", "must be an event id")

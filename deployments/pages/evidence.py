@@ -1,8 +1,7 @@
-"""Evidence on the ticket page: several files in one plain form, and QA's verdicts."""
+"""Evidence on the ticket page: several files in one plain form, and QA's verdicts (the
+section itself is selectors.evidence.EvidenceSection, read through the ticket view)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from allauth.core.exceptions import ReauthenticationRequired
 from django.conf import settings
@@ -10,82 +9,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from deployments import policy, selectors, services
-from deployments.api.evidence import download_url, staging_ticket_data
 from deployments.lib import stepup, uploads
 from deployments.lib.middleware import note_refusal_if_actor
-from deployments.models import EvidenceKind, Ticket
+from deployments.models import Ticket
 from deployments.selectors import evidence as evidence_selectors
-
-
-def evidence_context(ticket: Ticket, user: Any) -> dict[str, Any]:
-    """What the evidence section of the ticket page shows this user."""
-    roles = selectors.user_roles(user)
-    found = evidence_selectors.verdicts(ticket)
-    items = list(evidence_selectors.evidence_for(ticket))
-    for item in items:
-        item.download = download_url(item)  # type: ignore[attr-defined]
-        item.counts = evidence_selectors.counts_for_signoff(item, ticket)  # type: ignore[attr-defined]
-        try:
-            policy.check_may_withdraw_evidence(
-                ticket,
-                user_id=user.pk,
-                user_roles=roles,
-                uploaded_by_id=item.uploaded_by_id,
-                withdrawn=item.withdrawn_at is not None,
-            )
-            item.may_withdraw = True  # type: ignore[attr-defined]
-        except policy.PolicyError:
-            item.may_withdraw = False  # type: ignore[attr-defined]
-    staging_env = bool(ticket.environment.requires_qa_signoff)
-    closed = ""
-    try:
-        policy.check_may_upload_evidence(ticket, user_roles=roles, kind="other", passed=None)
-        can_upload = True
-    except policy.PolicyError as exc:
-        can_upload = False
-        closed = exc.message
-    is_qa = policy.QA_ROLE in roles
-    staging = staging_ticket_data(ticket, user) if policy.promotion_applies(ticket) else None
-    gate = ""
-    if policy.promotion_applies(ticket):
-        try:
-            evidence_selectors.check_promotion(ticket)
-        except policy.PolicyError as exc:
-            gate = exc.message
-            named = [s.ticket_id for s in evidence_selectors.promotion_state(ticket) if s]
-            if set(named) - selectors.visible_ticket_ids(user, named):
-                # The refusal names a staging ticket this viewer may not see: say what is
-                # needed without it.
-                gate = (
-                    f"{ticket.environment.name} needs commit {ticket.commit_sha[:10]} validated "
-                    "in staging first (a completed staging ticket with passed smoke_tests and "
-                    "qa_report)"
-                )
-    return {
-        "evidence_items": items,
-        "evidence_kinds": [
-            (value, label)
-            for value, label in EvidenceKind.choices
-            if is_qa or value != EvidenceKind.QA_REPORT
-        ],
-        "evidence_can_upload": can_upload,
-        "evidence_closed": closed,
-        "evidence_is_qa": is_qa,
-        "evidence_staging_env": staging_env,
-        "evidence_missing": policy.signoff_missing(found) if staging_env else (),
-        "evidence_failed": policy.failed_smoke_tests(found) if staging_env else None,
-        "evidence_limit": uploads.limit_text(),
-        "evidence_max_files": settings.EVIDENCE_MAX_FILES,
-        "staging": staging,
-        "promotion_gate": gate,
-        "evidence_use": evidence_selectors.evidence_use(ticket, user, timezone.now(), items),
-        "evidence_quota": evidence_selectors.evidence_quota(),
-    }
 
 
 def _kind_and_verdict(request: HttpRequest) -> tuple[str, bool | None]:

@@ -3,7 +3,6 @@ checklist sign-off forms and the complete button (same services as the API)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from django.contrib import messages
@@ -13,26 +12,8 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from deployments import policy, selectors
-from deployments.models import Ticket
-from deployments.selectors.monitoring import monitoring_for
 from deployments.services import InputError
 from deployments.services import monitoring as service
-
-
-def monitoring_context(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Any]:
-    """What the monitoring section shows this user."""
-    view = monitoring_for(ticket, now)
-    is_ops = user.is_superuser or policy.OPERATIONS_ROLE in selectors.user_roles(user)
-    monitoring = ticket.status == "monitoring"
-    return {
-        "monitoring": view,
-        "monitoring_is_ops": is_ops,
-        "monitoring_may_sign": is_ops and monitoring,
-        "monitoring_may_acknowledge": is_ops
-        and monitoring
-        and view.state == "alarm"
-        and not view.failing,
-    }
 
 
 def _back(ticket_id: int, anchor: str = "monitoring") -> HttpResponse:

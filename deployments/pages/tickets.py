@@ -18,14 +18,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from deployments import policy, selectors, services
-from deployments.choices import ACTIVE_RUN_STATUSES, TicketStatus
-from deployments.lib import health, stepup, validation
+from deployments.choices import TicketStatus
+from deployments.lib import health, stepup, uploads, validation
 from deployments.lib.middleware import note_refusal_if_actor
-from deployments.models import PullRequest
+from deployments.models import EvidenceKind
 from deployments.pages import home as views_home
-from deployments.pages.evidence import evidence_context
 from deployments.pages.forms import TicketForm
-from deployments.pages.monitoring import monitoring_context
 from deployments.selectors.windows import environment_window_state
 
 log = logging.getLogger(__name__)
@@ -144,70 +142,33 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    ticket = selectors.ticket_get(request.user, pk)
-    runs = list(ticket.runs.all())
-    live_run = next((r for r in runs if r.status in ACTIVE_RUN_STATUSES), None)
-    shown_run = live_run or (runs[0] if runs else None)
-    actions = selectors.ticket_actions(ticket, request.user, timezone.now())
-    choice = selectors.rollback_choice(ticket) if actions["rollback"].relevant else None
-    # Other tickets this page names, through the viewer's visibility (never a hidden one).
-    shown = selectors.visible_ticket_ids(
-        request.user,
-        [
-            ticket.rollback_of_id,
-            ticket.rollback_target.ticket_id if ticket.rollback_target else None,
-        ],
+    """The ticket page: what selectors.ticket_view says, the same view the API detail reads."""
+    view = selectors.ticket_view(
+        selectors.ticket_get(request.user, pk), request.user, timezone.now()
     )
     return render(
         request,
         "deployments/ticket_detail.html",
         {
-            "ticket": ticket,
-            "runs": runs,
-            "live_run": live_run,
-            "shown_run": shown_run,
-            "shown_log": selectors.run_log_text(shown_run) if shown_run else "",
-            "plan": ticket.current_plan,
-            "pull_request": PullRequest.for_commit(ticket.commit_sha),
-            "events": selectors.audit_for_ticket(ticket),
-            "is_live": live_run is not None,
-            "approval": services.approval_summary(ticket),
-            "approvals": selectors.ticket_approvals(ticket),
-            "rejections": ticket.rejections.select_related("rejected_by"),
-            "actions": actions,
-            "rollback_choice": choice,
-            "rollback_good": selectors.known_good_for(
-                request.user, choice.target, ticket.environment
-            )
-            if choice
-            else None,
-            "shown_ticket_ids": shown,
-            # A re-plan that voids approvals asks why (recorded on them).
-            "replan_voids": policy.replan_voids_approvals(
-                ticket, selectors.standing_votes(ticket), now=timezone.now()
-            ),
-            "step_up": ticket.environment.step_up_auth,
-            "follow_ups": _follow_ups_with_drafts(request, ticket),
-            "may_complete_follow_ups": policy.may_complete_follow_ups(
-                selectors.user_roles(request.user), superuser=request.user.is_superuser
-            ),
-            "now": timezone.now(),
-            "rollback_mode_now": policy.effective_rollback_mode(ticket, timezone.now()),
-            "risk": ticket.risk or {},
-            "last_known_good": selectors.known_good_for(
-                request.user, selectors.ticket_last_known_good(ticket), ticket.environment
-            ),
-            **evidence_context(ticket, request.user),
-            **monitoring_context(ticket, request.user, timezone.now()),
+            "view": view,
+            "ticket": view.ticket,
+            "follow_ups": _with_drafts(request, view.follow_ups),
+            # The upload form's limits (settings, not the ticket's).
+            "evidence_limit": uploads.limit_text(),
+            "evidence_max_files": settings.EVIDENCE_MAX_FILES,
+            "evidence_kinds": [
+                (value, label)
+                for value, label in EvidenceKind.choices
+                if view.evidence.is_qa or value != EvidenceKind.QA_REPORT
+            ],
         },
     )
 
 
-def _follow_ups_with_drafts(request: HttpRequest, ticket: Any) -> list[Any]:
+def _with_drafts(request: HttpRequest, follow_ups: list[Any]) -> list[Any]:
     """The ticket's follow-ups, each with what was typed into a refused form (shown once)."""
-    follow_ups = selectors.follow_ups_of(ticket)
     for follow_up in follow_ups:
-        follow_up.draft = request.session.pop(f"followup-draft-{follow_up.pk}", {})  # type: ignore[attr-defined]
+        follow_up.draft = request.session.pop(f"followup-draft-{follow_up.pk}", {})
     return follow_ups
 
 

@@ -1,4 +1,4 @@
-"""Reads of CI check results (kept apart from selectors.py, which imports this)."""
+"""Reads of CI check results."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ def latest_check_statuses(ticket: Ticket) -> dict[str, str]:
     return latest
 
 
-def checks_for_ticket(ticket: Ticket) -> list[dict[str, object]]:
-    """Checks grouped by name, latest report first, with the history of each."""
+def group_checks(ticket: Ticket, results: list[CheckResult]) -> list[dict[str, object]]:
+    """A ticket's reports (newest first) grouped by name, required checks first, each with
+    its latest report and the history before it."""
     groups: dict[str, dict[str, object]] = {}
-    for result in CheckResult.objects.filter(ticket=ticket).select_related("reported_by"):
+    for result in results:
         group = groups.get(result.name)
         if group is None:
             groups[result.name] = {"name": result.name, "latest": result, "history": []}

@@ -10,21 +10,21 @@ from django.http import Http404
 
 from deployments import policy
 from deployments.models import Approval, Deployment, Environment
-from deployments.selectors import _is_superuser, user_roles
+from deployments.selectors.access import is_superuser, user_roles
 
 
 def history_environments(user: Any) -> list[Environment]:
     """Environments whose history the user may read: those whose every ticket they see
     (policy.can_view), so prod history stays with those who may see prod."""
     roles = user_roles(user)
-    superuser = _is_superuser(user)
+    superuser = is_superuser(user)
     return [e for e in Environment.objects.all() if policy.can_view(e, roles, superuser=superuser)]
 
 
 def history_environment(user: Any, name: str) -> Environment:
     """One environment whose history the user may read, or 404 (existence not disclosed)."""
     env = Environment.objects.filter(name=name).first()
-    if env is None or not policy.can_view(env, user_roles(user), superuser=_is_superuser(user)):
+    if env is None or not policy.can_view(env, user_roles(user), superuser=is_superuser(user)):
         raise Http404("No such environment")
     return env
 

@@ -43,7 +43,8 @@ from deployments.models import (
     TerraformRun,
     Ticket,
 )
-from deployments.selectors import _is_superuser, user_roles
+from deployments.selectors.access import is_superuser, user_roles
+from deployments.selectors.approvals import attach_approver_roles, votes_for
 from deployments.selectors.windows import window_of_instant
 
 # "My tickets": every ticket not finished, and the finished ones changed this recently.
@@ -271,18 +272,6 @@ def _last_of(env: Any) -> LastDeployment | None:
     )
 
 
-def _votes(ticket: Ticket) -> list[policy.Vote]:
-    return [
-        policy.Vote(
-            approver_id=a.approver_id,
-            approver_name=a.approver.get_username(),
-            roles=frozenset(a.held_roles),
-            role=a.role,
-        )
-        for a in getattr(ticket, "standing_approvals", [])
-    ]
-
-
 def _may_approve(ticket: Ticket, user: Any, roles: frozenset[str], now: dt.datetime) -> bool:
     """policy.check_may_approve with what the queue query read (the promotion gate and
     CI checks are asked on the ticket page, where the refusal is explained)."""
@@ -293,7 +282,7 @@ def _may_approve(ticket: Ticket, user: Any, roles: frozenset[str], now: dt.datet
             user_id=user.pk,
             username=user.get_username(),
             user_roles=roles,
-            votes=_votes(ticket),
+            votes=votes_for(ticket),
             has_current_plan=bool(plan and plan.status == RunStatus.SUCCEEDED and plan.plan_sha256),
             now=now,
         )
@@ -308,7 +297,7 @@ def _may_approve(ticket: Ticket, user: Any, roles: frozenset[str], now: dt.datet
 def queue_for(user: Any, now: dt.datetime) -> Queue:
     """Everything waiting for ``user`` at ``now``, scoped to what they may see."""
     roles = user_roles(user)
-    superuser = _is_superuser(user)
+    superuser = is_superuser(user)
     envs = environments_with_last_deployment()
     viewable = [e for e in envs if policy.can_view(e, roles, superuser=superuser)]
     viewable_ids = [e.pk for e in viewable]
@@ -367,6 +356,14 @@ def queue_for(user: Any, now: dt.datetime) -> Queue:
     windows = {e.pk: _window_state(e, now, freezes.get(e.pk, [])) for e in envs}
     busy = {e.pk: bool(getattr(e, "busy", False)) for e in envs}
 
+    # Votes count the roles their approvers hold now (votes_for): read them once for the
+    # tickets whose approval is asked below.
+    attach_approver_roles(
+        approval
+        for ticket in tickets
+        if ticket.status == TicketStatus.AWAITING_APPROVAL and ticket.environment_id in approve_ids
+        for approval in ticket.standing_approvals
+    )
     approvals: list[ApprovalItem] = []
     deploys: list[DeployItem] = []
     qa_items: list[QaItem] = []

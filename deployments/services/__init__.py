@@ -18,7 +18,6 @@ from deployments.services import notices, webhooks
 from deployments.services._base import InputError, infra_repo, locked_ticket, transition
 from deployments.services.approvals import (
     approval_grant,
-    approval_summary,
     ticket_deploy,
     ticket_reject,
 )
@@ -56,7 +55,6 @@ __all__ = [
     "alarm_acknowledge",
     "apply_start",
     "approval_grant",
-    "approval_summary",
     "audit_record",
     "audit_verify",
     "check_record",

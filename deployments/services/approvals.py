@@ -12,12 +12,12 @@ from deployments import policy
 from deployments.choices import RunStatus, TicketStatus
 from deployments.lib import presentation
 from deployments.models import Approval, Rejection, TerraformRun, Ticket
-from deployments.selectors import check_may_approve_now, standing_votes, user_roles
+from deployments.selectors import check_may_approve_now, stray_approvals, user_roles, votes_for
 from deployments.selectors.windows import freezes_for, plan_is_stale
 from deployments.services import notices
 from deployments.services._base import InputError, locked_ticket, transition
 from deployments.services.audit import audit_record
-from deployments.services.runs.start import apply_start, apply_votes
+from deployments.services.runs.start import apply_start
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -44,7 +44,7 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
         ticket = locked_ticket(ticket_id)
         now = timezone.now()
         plan = _current_plan(ticket)
-        votes = standing_votes(ticket)
+        votes = votes_for(ticket)
         roles = user_roles(actor)
         role = check_may_approve_now(
             ticket, actor, roles=roles, votes=votes, has_plan=plan is not None, now=now
@@ -151,15 +151,16 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
         ticket = locked_ticket(ticket_id)
         now = timezone.now()
         rule = policy.rule_for(ticket, now=now)
-        votes = standing_votes(ticket)
-        state = policy.quorum(rule, votes)
+        votes = votes_for(ticket)
         freezes = freezes_for(ticket.environment, now)
         policy.check_may_deploy(
             ticket,
             user_roles=user_roles(actor),
             now=now,
-            pending=state.describe_missing(),
-            quorum_met=state.met or not rule.required,
+            pending=policy.quorum(rule, votes).describe_missing(),
+            # Short of the rule of now (an immediate rollback past its hour): as the ticket
+            # page says. Approvers who lost their role are named by the start check below.
+            quorum_met=not policy.needs_more_approval(ticket, votes, now=now),
             freezes=freezes,
         )
         plan = _current_plan(ticket)
@@ -168,35 +169,15 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
         if plan_is_stale(ticket):
             raise policy.PolicyError(policy.STALE_PLAN_MESSAGE)
         # The same decision the worker takes again when the apply starts.
-        votes_now, stray = apply_votes(ticket, plan)
         policy.check_apply_may_start(
             ticket,
             now=now,
             plan_sha256=plan.plan_sha256,
             current_plan_sha256=plan.plan_sha256,
-            votes=votes_now,
-            stray_approvals=stray,
+            votes=votes_for(ticket, plan),
+            stray_approvals=stray_approvals(ticket, plan),
             freezes=freezes,
         )
         run = apply_start(ticket, actor=actor)
         assert run is not None  # without wait_if_busy a busy environment raises instead
         return run
-
-
-def approval_summary(ticket: Ticket) -> dict[str, Any]:
-    """Who must still approve, who did and under which role: for pages and the API."""
-    now = timezone.now()
-    rule = policy.rule_for(ticket, now=now)
-    state = policy.quorum(rule, standing_votes(ticket))
-    return {
-        "rule": rule.describe(),
-        "required": rule.required,
-        "met": state.met,
-        "missing": list(state.missing),
-        "missing_text": state.describe_missing(),
-        "risk_level": (ticket.risk or {}).get("level", ""),
-        # Why more approvals than usual are needed ("" when the usual rule applies).
-        "risk_note": policy.risk_rule_note(ticket),
-        # An immediate rollback past its hour follows the planned path ("" otherwise).
-        "rollback_note": policy.rollback_lapse_note(ticket, now),
-    }

@@ -18,12 +18,12 @@ from deployments import policy
 from deployments.choices import ACTIVE_RUN_STATUSES, ALLOWED_TRANSITIONS, RunKind, TicketStatus
 from deployments.lib import presentation, validation
 from deployments.models import Environment, Freeze, TerraformRun, Ticket
-from deployments.selectors import user_roles
+from deployments.selectors import stray_approvals, user_roles, votes_for
 from deployments.selectors.windows import freezes_for, plan_is_stale, window_of_instant
 from deployments.services import notices
 from deployments.services._base import InputError, locked_ticket, transition
 from deployments.services.audit import audit_record
-from deployments.services.runs.start import apply_start, apply_votes
+from deployments.services.runs.start import apply_start
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +164,13 @@ def _try_start(ticket: Ticket, now: dt.datetime) -> str:
     try:
         if plan is None:
             raise policy.ApplyRefused("there is no plan to apply", TicketStatus.APPROVED)
-        votes, stray = apply_votes(ticket, plan)
         policy.check_apply_may_start(
             ticket,
             now=now,
             plan_sha256=plan.plan_sha256,
             current_plan_sha256=plan.plan_sha256,
-            votes=votes,
-            stray_approvals=stray,
+            votes=votes_for(ticket, plan),
+            stray_approvals=stray_approvals(ticket, plan),
             freezes=freezes,
         )
     except policy.ApplyRefused as refusal:

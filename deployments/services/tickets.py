@@ -16,7 +16,7 @@ from deployments.choices import REPLANNABLE_STATUSES, ChangeType, RunStatus, Tic
 from deployments.lib import validation
 from deployments.models import Environment, TerraformRun, Ticket
 from deployments.policy import risk
-from deployments.selectors import standing_votes, user_roles
+from deployments.selectors import user_roles, votes_for
 from deployments.services._base import InputError, infra_repo, locked_ticket, transition
 from deployments.services.audit import audit_record
 from deployments.services.followups import emergency_filed
@@ -153,7 +153,7 @@ def ticket_plan(*, ticket_id: int, actor: Any, reason: str = "") -> TerraformRun
         raise InputError("reason", f"reason must be at most {REPLAN_REASON_MAX} characters")
     with transaction.atomic():
         ticket = locked_ticket(ticket_id)
-        votes = standing_votes(ticket)
+        votes = votes_for(ticket)
         now = timezone.now()
         policy.check_may_plan(
             ticket, actor.pk, user_roles(actor), votes=votes, now=now, superuser=actor.is_superuser

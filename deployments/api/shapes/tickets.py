@@ -12,11 +12,6 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from deployments import policy, selectors, services
-from deployments.api.evidence import (
-    EvidenceSerializer,
-    StagingTicketSerializer,
-    staging_ticket_data,
-)
 from deployments.api.shapes.checks import CheckResultSerializer, PullRequestSerializer
 from deployments.api.shapes.common import (
     ApprovalRuleField,
@@ -27,6 +22,11 @@ from deployments.api.shapes.common import (
     RejectionSerializer,
     RiskRulesField,
 )
+from deployments.api.shapes.evidence import (
+    EvidenceSerializer,
+    StagingTicketSerializer,
+    staging_ticket_out,
+)
 from deployments.api.shapes.followups import FollowUpSerializer
 from deployments.api.shapes.monitoring import (
     ChecklistItemSerializer,
@@ -35,11 +35,9 @@ from deployments.api.shapes.monitoring import (
 )
 from deployments.choices import ChangeType
 from deployments.lib import validation
-from deployments.models import Approval, Environment, Freeze, PullRequest, TerraformRun, Ticket
+from deployments.models import Approval, Environment, Freeze, TerraformRun, Ticket
 from deployments.policy import risk
-from deployments.selectors.evidence import evidence_for
-from deployments.selectors.monitoring import Monitoring, monitoring_for
-from deployments.selectors.windows import environment_window_state, plan_is_stale
+from deployments.selectors.windows import environment_window_state
 
 
 class FreezeSerializer(serializers.ModelSerializer[Freeze]):
@@ -316,11 +314,9 @@ def risk_out(ticket: Ticket) -> dict[str, Any]:
     return out
 
 
-def rollback_out(ticket: Ticket, viewer: Any) -> dict[str, Any]:
+def rollback_out(ticket: Ticket, good: selectors.KnownGood | None) -> dict[str, Any]:
+    """The rollback plan and ``good``, the last known good deployment as the caller sees it."""
     plan = ticket.rollback_plan if isinstance(ticket.rollback_plan, dict) else {}
-    good = selectors.known_good_for(
-        viewer, selectors.ticket_last_known_good(ticket), ticket.environment
-    )
     return {
         **{key: plan.get(key) for key in risk.ROLLBACK_FIELDS},
         "last_known_good": None
@@ -427,7 +423,10 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
 
     @extend_schema_field(RollbackOutSerializer)
     def get_rollback_plan(self, ticket: Ticket) -> dict[str, Any]:
-        return self._rollback_out.to_representation(rollback_out(ticket, self._viewer))
+        good = selectors.known_good_for(
+            self._viewer, selectors.ticket_last_known_good(ticket), ticket.environment
+        )
+        return self._rollback_out.to_representation(rollback_out(ticket, good))
 
     @property
     def _viewer(self) -> Any:
@@ -517,6 +516,9 @@ class DriftCheckSerializer(serializers.Serializer[Any]):
 
 
 class TicketDetailSerializer(TicketSerializer):
+    """A ticket's detail: its fields read selectors.ticket_view, as the ticket page does (runs:
+    the ones ticket_get loaded, which the view lists too)."""
+
     runs = RunBriefSerializer(many=True, read_only=True)
     approvals = serializers.SerializerMethodField()
     approval_status = serializers.SerializerMethodField()
@@ -559,6 +561,13 @@ class TicketDetailSerializer(TicketSerializer):
             "staging_ticket",
         ]
 
+    def view(self, ticket: Ticket) -> selectors.TicketView:
+        """The ticket as the caller sees it: the one view model the ticket page reads too."""
+        views = self.context.setdefault("_ticket_views", {})
+        if ticket.pk not in views:
+            views[ticket.pk] = selectors.ticket_view(ticket, self._viewer, timezone.now())
+        return views[ticket.pk]
+
     @extend_schema_field(
         serializers.ChoiceField(choices=["", "immediate", "planned"]),
     )
@@ -566,39 +575,36 @@ class TicketDetailSerializer(TicketSerializer):
         """Rollback tickets: how they are governed now. An immediate rollback (one lead,
         any time) is planned once ``rollback_immediate_until`` has passed (the normal rule,
         window and freezes); ``rollback_opened_as`` keeps the mode it was opened in."""
-        return policy.effective_rollback_mode(ticket, timezone.now())
+        return self.view(ticket).rollback_mode_now
 
     @extend_schema_field(RollbackTargetSerializer(allow_null=True))
     def get_rollback_target(self, ticket: Ticket) -> dict[str, Any] | None:
         """Rollback tickets: the deployment they return the environment to."""
-        target = ticket.rollback_target
-        if target is None:
+        view = self.view(ticket)
+        if view.rollback_target is None:
             return None
-        data = dict(RollbackTargetSerializer(target).data)
-        if target.ticket_id not in selectors.visible_ticket_ids(self._viewer, [target.ticket_id]):
-            data["ticket"] = None
+        data = dict(RollbackTargetSerializer(view.rollback_target).data)
+        data["ticket"] = view.rollback_target_ticket_id
         return data
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_available_actions(self, ticket: Ticket) -> list[str]:
         """What the caller may do now: approve, reject, deploy, plan, cancel, rollback."""
-        request = self.context.get("request")
-        if request is None:
+        if self._viewer is None:
             return []
-        return selectors.available_actions(ticket, request.user, timezone.now())
+        return self.view(ticket).available_actions
 
     @extend_schema_field(ApprovalSerializer(many=True))
     def get_approvals(self, ticket: Ticket) -> list[dict[str, Any]]:
-        return ApprovalSerializer(selectors.ticket_approvals(ticket), many=True).data  # type: ignore[return-value]
+        return ApprovalSerializer(self.view(ticket).approvals, many=True).data  # type: ignore[return-value]
 
     def get_plan_stale(self, ticket: Ticket) -> bool:
         """True: another apply changed the environment since this plan (re-plan needed)."""
-        return plan_is_stale(ticket)
+        return self.view(ticket).plan_stale
 
     @extend_schema_field(ScheduleConflictSerializer(allow_null=True))
     def get_schedule_conflict(self, ticket: Ticket) -> dict[str, Any] | None:
-        request = self.context.get("request")
-        conflict = selectors.conflict_seen_by(getattr(request, "user", None), ticket)
+        conflict = self.view(ticket).schedule_conflict
         if conflict is None:
             return None
         return {
@@ -616,7 +622,7 @@ class TicketDetailSerializer(TicketSerializer):
 
     @extend_schema_field(ApprovalStatusSerializer)
     def get_approval_status(self, ticket: Ticket) -> dict[str, Any]:
-        return services.approval_summary(ticket)
+        return self.view(ticket).approval_status
 
     @extend_schema_field(RejectionSerializer(many=True))
     def get_rejections(self, ticket: Ticket) -> list[dict[str, Any]]:
@@ -627,48 +633,54 @@ class TicketDetailSerializer(TicketSerializer):
                 "plan_run": r.plan_run_id,
                 "created_at": r.created_at.isoformat(),
             }
-            for r in ticket.rejections.select_related("rejected_by")
+            for r in self.view(ticket).rejections
         ]
-
-    def _monitoring(self, ticket: Ticket) -> Monitoring:
-        cached: Monitoring | None = getattr(ticket, "_monitoring_view", None)
-        if cached is None:
-            cached = monitoring_for(ticket, timezone.now())
-            ticket._monitoring_view = cached  # type: ignore[attr-defined]
-        return cached
 
     @extend_schema_field(ChecklistItemSerializer(many=True))
     def get_checklist(self, ticket: Ticket) -> list[dict[str, Any]]:
-        return ChecklistItemSerializer(self._monitoring(ticket).items, many=True).data  # type: ignore[return-value]
+        return ChecklistItemSerializer(self.view(ticket).monitoring.items, many=True).data  # type: ignore[return-value]
 
     @extend_schema_field(MonitoringSerializer(allow_null=True))
     def get_monitoring(self, ticket: Ticket) -> dict[str, Any] | None:
         """The latest monitoring period: countdown, alarm, recent checks, completion."""
-        return monitoring_out(self._monitoring(ticket))
+        return monitoring_out(self.view(ticket).monitoring)
 
     @extend_schema_field(CheckResultSerializer(many=True))
     def get_checks(self, ticket: Ticket) -> list[dict[str, Any]]:
-        # One query with the reporters, however many reports (a plain nested field made one
-        # more per report).
-        reports = ticket.checks.select_related("reported_by")
-        return CheckResultSerializer(reports, many=True).data  # type: ignore[return-value]
+        return CheckResultSerializer(self.view(ticket).checks, many=True).data  # type: ignore[return-value]
 
     @extend_schema_field(FollowUpSerializer(many=True))
     def get_follow_ups(self, ticket: Ticket) -> list[dict[str, Any]]:
-        return FollowUpSerializer(ticket.follow_ups.select_related("completed_by"), many=True).data  # type: ignore[return-value]
+        return FollowUpSerializer(self.view(ticket).follow_ups, many=True).data  # type: ignore[return-value]
 
     @extend_schema_field(EvidenceSerializer(many=True))
     def get_evidence(self, ticket: Ticket) -> list[dict[str, Any]]:
-        return EvidenceSerializer(evidence_for(ticket), many=True).data  # type: ignore[return-value]
+        return EvidenceSerializer(self.view(ticket).evidence.items, many=True).data  # type: ignore[return-value]
 
     @extend_schema_field(StagingTicketSerializer(allow_null=True))
     def get_staging_ticket(self, ticket: Ticket) -> dict[str, Any] | None:
-        return staging_ticket_data(ticket, self._viewer)
+        return staging_ticket_out(self.view(ticket).evidence.staging)
 
     @extend_schema_field(PullRequestSerializer(allow_null=True))
     def get_pull_request(self, ticket: Ticket) -> dict[str, Any] | None:
-        pr = PullRequest.for_commit(ticket.commit_sha)
+        pr = self.view(ticket).pull_request
         return PullRequestSerializer(pr).data if pr else None
+
+    @extend_schema_field(RollbackOutSerializer)
+    def get_rollback_plan(self, ticket: Ticket) -> dict[str, Any]:
+        return self._rollback_out.to_representation(
+            rollback_out(ticket, self.view(ticket).last_known_good)
+        )
+
+    @extend_schema_field(
+        serializers.IntegerField(
+            allow_null=True,
+            help_text="Rollback tickets: the ticket they roll back (null when the caller may "
+            "not see it).",
+        )
+    )
+    def get_rollback_of(self, ticket: Ticket) -> int | None:
+        return self.view(ticket).rollback_of_id
 
 
 @extend_schema_field(

@@ -34,6 +34,7 @@ from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.lib import clock
 from deployments.lib.locks import EnvironmentLock
 from deployments.models import Environment, RunLogChunk, TerraformRun, Ticket
+from deployments.selectors.approvals import stray_approvals, votes_for
 from deployments.selectors.windows import freezes_for
 from deployments.services import followups, monitoring, notices, rollbacks
 from deployments.services._base import infra_repo, locked_ticket, transition
@@ -341,14 +342,13 @@ def _check_start(ticket: Ticket, run: TerraformRun, *, now: dt.datetime) -> None
     assert run.plan_id is not None
     plan = TerraformRun.objects.get(pk=run.plan_id)
     current = ticket.current_plan if ticket.current_plan_id == plan.pk else None
-    votes, stray = runs.apply_votes(ticket, plan)
     policy.check_apply_may_start(
         ticket,
         now=now,
         plan_sha256=plan.plan_sha256,
         current_plan_sha256=current.plan_sha256 if current else "",
-        votes=votes,
-        stray_approvals=stray,
+        votes=votes_for(ticket, plan),
+        stray_approvals=stray_approvals(ticket, plan),
         freezes=freezes_for(ticket.environment_id, now),
     )
 

@@ -12,7 +12,6 @@ from django.utils import timezone
 from deployments import policy
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import Approval, Deployment, TerraformRun, Ticket
-from deployments.selectors import user_roles
 from deployments.services import notices
 from deployments.services._base import locked_ticket, transition
 from deployments.services.audit import audit_record
@@ -105,35 +104,6 @@ def run_dispatch(*, run_id: int) -> None:
         run_execute.apply_async(args=[run_id], retry=False)
     except Exception:
         log.exception("could not send run %s to the broker; the reconciler will retry", run_id)
-
-
-# --- running Terraform (worker side) ----------------------------------------------
-
-
-def apply_votes(ticket: Ticket, plan_run: TerraformRun) -> tuple[list[policy.Vote], int]:
-    """The standing approvals of ``plan_run``, each with the rule's roles its approver holds
-    *now* (a lead removed from the group since approving no longer counts), and the count
-    of standing approvals of any other plan: the inputs of policy.check_apply_may_start."""
-    votes: list[policy.Vote] = []
-    stray = 0
-    standing = Approval.objects.filter(ticket=ticket, voided_at__isnull=True).select_related(
-        "approver"
-    )
-    for approval in standing.order_by("created_at", "id"):
-        if approval.plan_run_id != plan_run.pk or approval.plan_sha256 != plan_run.plan_sha256:
-            stray += 1
-            continue
-        approver = approval.approver
-        held = frozenset(approval.held_roles) & user_roles(approver)
-        votes.append(
-            policy.Vote(
-                approver_id=approver.pk,
-                approver_name=approver.get_username(),
-                roles=held if approver.is_active else frozenset(),
-                role=approval.role,
-            )
-        )
-    return votes, stray
 
 
 def apply_start(ticket: Ticket, *, actor: Any, wait_if_busy: bool = False) -> TerraformRun | None:

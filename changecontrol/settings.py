@@ -158,7 +158,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "deployments.pages.tickets.portal_context",
+                "deployments.pages.context.portal_context",
                 "deployments.lib.timezones.timezone_context",
             ],
         },

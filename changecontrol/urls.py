@@ -4,15 +4,15 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
-from deployments.pages import tickets as views
 from deployments.pages.api_docs import api_docs
+from deployments.pages.health import healthz
 
 # The admin signs in through allauth like everyone else, so its rate limits, MFA and
 # sign-in audit hold there too (the admin's own password form is never served).
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("deployments.api.urls")),

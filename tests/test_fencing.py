@@ -23,7 +23,7 @@ from deployments import terraform as tf
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.lib.locks import EnvironmentLock
 from deployments.models import Approval, AuditEvent, Environment, RunLogChunk, TerraformRun, Ticket
-from deployments.services.runs import execute as execution
+from deployments.services.runs import logstream, outcome
 
 from .conftest import api_for
 from .factories import RunFactory, TicketFactory
@@ -309,7 +309,7 @@ def test_a_worker_declared_gone_cannot_write_into_the_run_any_more(
 ) -> None:
     _ticket, run = _running_apply(minutes_silent=0, fence=7)
     RunLogChunk.objects.filter(run=run).delete()
-    writer = execution._LogWriter(run, fence=7)
+    writer = logstream.LogWriter(run, fence=7)
     writer("still applying")
     assert writer.flush()
     assert services.run_interrupt(run_id=run.pk, reason="declared gone", fence=7)
@@ -342,9 +342,9 @@ class _FlakyWriter:
 
 
 def test_the_heartbeat_keeps_beating_after_database_errors(monkeypatch: Any) -> None:
-    monkeypatch.setattr(execution._Heartbeat, "INTERVAL", 0.01, raising=False)
+    monkeypatch.setattr(logstream.Heartbeat, "INTERVAL", 0.01, raising=False)
     writer = _FlakyWriter(failures=2)
-    with execution._Heartbeat(writer):  # type: ignore[arg-type]
+    with logstream.Heartbeat(writer):  # type: ignore[arg-type]
         assert writer.recovered.wait(timeout=10), "the heartbeat stopped after an error"
     assert writer.calls >= 3
 
@@ -366,7 +366,7 @@ def test_a_failed_chunk_insert_keeps_its_text_for_the_next_flush(
         return real_create(**kwargs)
 
     monkeypatch.setattr(RunLogChunk.objects, "create", flaky_create)
-    writer = execution._LogWriter(run, fence=3)
+    writer = logstream.LogWriter(run, fence=3)
     writer("line one")
     writer.flush()
     writer("line two")
@@ -389,8 +389,8 @@ def test_the_outcome_write_is_retried_until_the_database_answers(
     monkeypatch: Any, no_dispatch: list[int]
 ) -> None:
     _ticket, run = _running_apply(minutes_silent=0, fence=1)
-    monkeypatch.setattr(execution, "_FINISH_RETRY_DELAYS", (0, 0, 0), raising=False)
-    real_audit = execution.audit_record
+    monkeypatch.setattr(outcome, "_FINISH_RETRY_DELAYS", (0, 0, 0), raising=False)
+    real_audit = outcome.audit_record
     failures = [OperationalError("terminating connection due to administrator command")] * 2
 
     def flaky_audit(**kwargs: Any) -> Any:
@@ -398,7 +398,7 @@ def test_the_outcome_write_is_retried_until_the_database_answers(
             raise failures.pop()
         return real_audit(**kwargs)
 
-    monkeypatch.setattr(execution, "audit_record", flaky_audit)
+    monkeypatch.setattr(outcome, "audit_record", flaky_audit)
     services.run_finish(
         run_id=run.pk,
         exit_code=0,
@@ -461,7 +461,7 @@ def test_a_nul_byte_in_terraform_output_neither_blocks_the_log_nor_loses_the_out
     must not become a chunk that fails forever, nor an outcome that cannot be written."""
     ticket, run = _running_apply(minutes_silent=0, fence=5)
     RunLogChunk.objects.filter(run=run).delete()
-    writer = execution._LogWriter(run, fence=5)
+    writer = logstream.LogWriter(run, fence=5)
     writer("binary \x00 output")
     assert writer.flush()  # written at once, not kept back
     writer("Apply complete!")

@@ -21,7 +21,7 @@ from deployments import terraform as tf
 from deployments.choices import RunStatus, TicketStatus
 from deployments.lib.locks import EnvironmentLock
 from deployments.models import AuditEvent, Environment, TerraformRun
-from deployments.services.runs import execute as execution
+from deployments.services.runs import logstream, outcome
 
 from .factories import RunFactory, TicketFactory
 
@@ -68,7 +68,7 @@ def test_a_cancel_landing_while_a_plan_finishes_neither_deadlocks_nor_loses_the_
 
     finish_has_written = threading.Event()  # the finisher holds its locks up to the audit head
     cancel_has_ticket = threading.Event()  # the cancel holds the ticket's row lock
-    real_audit = execution.audit_record
+    real_audit = outcome.audit_record
     real_locked_ticket = services.tickets.locked_ticket
 
     def audit_then_pause(**kwargs: Any) -> Any:
@@ -85,7 +85,7 @@ def test_a_cancel_landing_while_a_plan_finishes_neither_deadlocks_nor_loses_the_
         cancel_has_ticket.set()
         return locked
 
-    monkeypatch.setattr(execution, "audit_record", audit_then_pause)
+    monkeypatch.setattr(outcome, "audit_record", audit_then_pause)
     monkeypatch.setattr(services.tickets, "locked_ticket", locked_then_signal)
 
     def finish() -> None:
@@ -145,7 +145,7 @@ def test_a_lock_whose_session_dies_is_known_to_its_holder_and_free_once_it_lets_
 
 def test_a_worker_that_loses_its_lock_stops_terraform(monkeypatch: pytest.MonkeyPatch) -> None:
     """The heartbeat notices the lock's session is gone and SIGINTs Terraform's group."""
-    monkeypatch.setattr(execution._Heartbeat, "INTERVAL", 0.05)
+    monkeypatch.setattr(logstream.Heartbeat, "INTERVAL", 0.05)
     env = Environment.objects.get(name="prod")
     ticket = TicketFactory(environment=env, status=TicketStatus.APPLYING)
     run = TerraformRun.objects.create(
@@ -165,7 +165,7 @@ def test_a_worker_that_loses_its_lock_stops_terraform(monkeypatch: pytest.Monkey
     )
     lock = EnvironmentLock(env.pk)
     assert lock.try_acquire()
-    heartbeat = execution._Heartbeat(execution._LogWriter(run, fence=1), env_lock=lock)
+    heartbeat = logstream.Heartbeat(logstream.LogWriter(run, fence=1), env_lock=lock)
     try:
         with heartbeat:
             with connection.cursor() as cursor:

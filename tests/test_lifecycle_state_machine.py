@@ -65,7 +65,7 @@ from deployments.choices import (
 from deployments.lib.locks import EnvironmentLock
 from deployments.models import Approval, AuditEvent, Environment, TerraformRun, Ticket
 from deployments.services import audit
-from deployments.services.runs import execute as execution
+from deployments.services.runs import claim
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
 
@@ -169,11 +169,11 @@ def _claim(run: TerraformRun) -> tuple[int, EnvironmentLock | None] | None:
     update; an apply is claimed under the environment lock, after the worker's start-time
     re-check (window, standing approvals and their roles, plan digest)."""
     if run.kind != RunKind.APPLY:
-        return (0, None) if execution._claim(run.pk, worker="machine@test", fence=0) else None
+        return (0, None) if claim.claim(run.pk, worker="machine@test", fence=0) else None
     lock = EnvironmentLock(run.environment_id)
     # Nobody else can hold it: a second apply in the environment cannot even be queued.
     assert lock.try_acquire(), f"the environment of apply {run.pk} is locked"
-    fence = execution._claim_apply(run.pk, worker="machine@test")
+    fence = claim.claim_apply(run.pk, worker="machine@test")
     if fence is None:
         lock.release()
         return None

@@ -394,7 +394,7 @@ def test_one_handed_over_at_0359_that_the_worker_claims_at_0400_returns_and_tell
     """The beat pass hands the apply over just before 04:00; the worker's start-time
     re-check runs at 04:00: Terraform never starts, the ticket is approved again with no
     schedule left on it, and the person who scheduled it is told."""
-    from deployments.services.runs import execute as execution
+    from deployments.services.runs import claim
     from notifications.models import Notification
 
     with time_machine.travel(OUTSIDE, tick=False):
@@ -404,7 +404,7 @@ def test_one_handed_over_at_0359_that_the_worker_claims_at_0400_returns_and_tell
         assert schedules.schedules_run()["started"] == 1
     run = ticket.runs.get(kind=RunKind.APPLY)
     with time_machine.travel(closes, tick=False):
-        assert execution._claim_apply(run.pk, worker="test-worker") is None
+        assert claim.claim_apply(run.pk, worker="test-worker") is None
     run.refresh_from_db()
     ticket.refresh_from_db()
     assert run.status == RunStatus.CANCELLED

@@ -469,7 +469,7 @@ def test_concurrent_first_plans_in_a_new_workspace_both_succeed(
         f'exec {real} "$@"\n'
     )
     wrapper.chmod(0o755)
-    from deployments.services.runs.execute import infra_repo as repo_of
+    from deployments.services.runs.spec import infra_repo as repo_of
 
     def spec(index: int) -> runner.RunSpec:
         return runner.RunSpec(

@@ -130,13 +130,13 @@ def test_the_folded_log_is_what_the_run_object_reads_afterwards(
     run = _running(kind=RunKind.PLAN, fence=0)
     expected = _chunks(run, 5)
     seen: list[str] = []
-    real = services.runs.execute._advance_ticket
+    real = services.runs.outcome._advance_ticket
 
     def spy(ticket: Any, finished: TerraformRun, **kwargs: Any) -> None:
         seen.append(finished.log)
         real(ticket, finished, **kwargs)
 
-    monkeypatch.setattr(services.runs.execute, "_advance_ticket", spy)
+    monkeypatch.setattr(services.runs.outcome, "_advance_ticket", spy)
     services.run_finish(
         run_id=run.pk,
         exit_code=1,

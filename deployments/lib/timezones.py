@@ -8,7 +8,6 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -33,19 +32,6 @@ def zone_of(user: Any) -> str:
         return str(settings.TIME_ZONE)
     pref = UserPreference.objects.filter(user=user).only("timezone").first()
     return pref.timezone if pref else str(settings.TIME_ZONE)
-
-
-def preference_set(*, actor: Any, zone: str, chosen: bool) -> UserPreference | None:
-    """Store a zone: ``chosen`` from the settings page; a browser guess never overrides a choice.
-    Returns None when a guess was ignored."""
-    with transaction.atomic():
-        pref, _ = UserPreference.objects.select_for_update().get_or_create(user=actor)
-        if not chosen and pref.timezone_chosen:
-            return None
-        pref.timezone = zone
-        pref.timezone_chosen = pref.timezone_chosen or chosen
-        pref.save(update_fields=["timezone", "timezone_chosen", "updated_at"])
-        return pref
 
 
 class ActivateUserTimezone:

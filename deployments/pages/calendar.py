@@ -1,4 +1,4 @@
-"""Pages for scheduling and the change calendar, and the per-environment iCalendar feeds."""
+"""The change calendar page and the per-environment iCalendar feeds."""
 
 from __future__ import annotations
 
@@ -11,158 +11,19 @@ from zoneinfo import ZoneInfo
 import icalendar
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from deployments import policy, selectors, services
-from deployments.choices import TicketStatus
-from deployments.lib import presentation, stepup
-from deployments.lib.middleware import note_refusal_if_actor
+from deployments import selectors
+from deployments.lib import stepup
 from deployments.models import CalendarFeedToken, Environment
-from deployments.pages.tickets import _post_action, step_up_for_sensitive_environments
-from deployments.selectors.windows import freezes_by_environment, schedule_conflicts
+from deployments.selectors.calendar import Entry, calendar_entries
 from deployments.services import schedules
 
 FEED_WEEKS = 8
-
-
-# --- scheduling from the ticket page ------------------------------------------------
-
-
-def _parse_local(value: str, zone: str, field: str = "at") -> dt.datetime:
-    """A datetime-local value ('2026-11-26T02:30') read in the environment's zone."""
-    try:
-        naive = dt.datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise services.InputError(field, "give a date and time, e.g. 2026-11-26T02:30") from None
-    if naive.tzinfo is not None:
-        return naive
-    return naive.replace(tzinfo=ZoneInfo(zone))
-
-
-@login_required
-@require_POST
-@step_up_for_sensitive_environments
-def ticket_schedule(request: HttpRequest, pk: int) -> HttpResponse:
-    next_window = request.POST.get("next_window") == "1"
-    raw_at = request.POST.get("at", "")
-
-    ticket = selectors.ticket_get(request.user, pk)
-    zone = ticket.environment.window_timezone or "UTC"
-    try:
-        at = None if next_window else _parse_local(raw_at, zone)
-        done = schedules.ticket_schedule(
-            ticket_id=ticket.pk, actor=request.user, at=at, next_window=next_window
-        )
-    except policy.PolicyError as exc:
-        note_refusal_if_actor(request, exc)
-        messages.error(request, exc.message)
-    except services.InputError as exc:
-        messages.error(request, exc.message)
-    else:
-        assert done.scheduled_for is not None
-        when = presentation.format_in_zone(done.scheduled_for, zone)
-        messages.success(request, f"Scheduled for {when}: it starts by itself in the window.")
-    return redirect("ticket_detail", pk=ticket.pk)
-
-
-@login_required
-@require_POST
-@step_up_for_sensitive_environments
-def ticket_unschedule(request: HttpRequest, pk: int) -> HttpResponse:
-    return _post_action(
-        request,
-        pk,
-        lambda t: schedules.ticket_unschedule(ticket_id=t.pk, actor=request.user),
-        "Unscheduled: the ticket is approved and will not start by itself.",
-    )
-
-
-# --- freezes, from the environments page --------------------------------------------
-
-
-def _environment_for(request: HttpRequest, name: str) -> Environment:
-    """An environment whose policy the user may read, or 404."""
-    for env in selectors.environments_visible_to(request.user):
-        if env.name == name:
-            return env
-    raise Http404("No such environment")
-
-
-@login_required
-@require_POST
-def freeze_declare(request: HttpRequest, name: str) -> HttpResponse:
-    """Declare a freeze; times are the environment's wall clock (datetime-local fields)."""
-    env = _environment_for(request, name)
-    zone = env.window_timezone or "UTC"
-    try:
-        starts_at = _parse_local(request.POST.get("starts_at", ""), zone, field="starts_at")
-        ends_at = _parse_local(request.POST.get("ends_at", ""), zone, field="ends_at")
-        freeze = schedules.freeze_declare(
-            actor=request.user,
-            environment=env,
-            starts_at=starts_at,
-            ends_at=ends_at,
-            reason=request.POST.get("reason", ""),
-        )
-    except policy.PolicyError as exc:
-        note_refusal_if_actor(request, exc)
-        messages.error(request, exc.message)
-    except services.InputError as exc:
-        messages.error(request, f"{exc.field}: {exc.message}")
-    else:
-        messages.success(
-            request,
-            f"{env.name} is frozen from {presentation.format_in_zone(freeze.starts_at, zone)} "
-            f"until {presentation.format_in_zone(freeze.ends_at, zone)}.",
-        )
-    return redirect(f"{reverse('environment_list')}#freezes-{env.name}")
-
-
-@login_required
-@require_POST
-def freeze_lift(request: HttpRequest, name: str, fid: int) -> HttpResponse:
-    """Lift a freeze (ends now, or withdrawn before it starts), saying why."""
-    env = _environment_for(request, name)
-    if not env.freezes.filter(pk=fid).exists():
-        raise Http404("No such freeze")
-    try:
-        kept = schedules.freeze_lift(
-            actor=request.user, freeze_id=fid, reason=request.POST.get("reason", "")
-        )
-    except policy.PolicyError as exc:
-        note_refusal_if_actor(request, exc)
-        messages.error(request, exc.message)
-    except services.InputError as exc:
-        messages.error(request, f"{exc.field}: {exc.message}")
-    else:
-        messages.success(
-            request,
-            f"The {env.name} freeze is lifted." if kept else f"The {env.name} freeze is withdrawn.",
-        )
-    return redirect(f"{reverse('environment_list')}#freezes-{env.name}")
-
-
-# --- the change calendar -------------------------------------------------------------
-
-
-@dataclass
-class Entry:
-    """One thing on the calendar."""
-
-    kind: str  # window | freeze | scheduled | deployed
-    starts: dt.datetime
-    ends: dt.datetime | None
-    environment: str
-    title: str
-    text: str
-    url: str = ""
-    conflict: str = ""
-    status: str = ""  # a deployed ticket's status now
 
 
 @dataclass
@@ -170,98 +31,6 @@ class Day:
     date: dt.date
     entries: list[Entry] = field(default_factory=list)
     today: bool = False
-
-
-def _when(moment: dt.datetime, zone: str) -> str:
-    return presentation.format_in_zone(moment, zone)
-
-
-def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[Entry]:
-    """Windows, freezes, scheduled tickets (with conflicts) and past deployments in
-    [start, end), for the environments and tickets this user may see."""
-    entries: list[Entry] = []
-    envs = selectors.environments_visible_to(user)
-    visible = selectors.tickets_visible_to(user)
-    # One query per kind of entry for every environment (not one per environment).
-    env_ids = [env.pk for env in envs]
-    freezes = freezes_by_environment(env_ids, start, end)
-    scheduled_all = list(
-        visible.filter(
-            environment_id__in=env_ids,
-            status=TicketStatus.SCHEDULED,
-            scheduled_for__gte=start,
-            scheduled_for__lt=end,
-        ).order_by("scheduled_for", "id")
-    )
-    deployed_all = list(
-        visible.filter(
-            environment_id__in=env_ids, deployed_at__gte=start, deployed_at__lt=end
-        ).order_by("deployed_at", "id")
-    )
-    for env in envs:
-        zone = env.window_timezone or "UTC"
-        window = policy.Window.of(env)
-        for opens, closes in policy.window_occurrences(env, start, end):
-            entries.append(
-                Entry(
-                    "window",
-                    opens,
-                    closes,
-                    env.name,
-                    f"{env.name} change window",
-                    f"{_when(opens, zone)} \u2013 {_when(closes, zone)}"
-                    + (f" ({window.describe()})" if window else ""),
-                )
-            )
-        for freeze in freezes[env.pk]:
-            entries.append(
-                Entry(
-                    "freeze",
-                    freeze.starts_at,
-                    freeze.ends_at,
-                    env.name,
-                    f"{env.name} freeze: {freeze.reason}",
-                    f"{_when(freeze.starts_at, zone)} \u2013 {_when(freeze.ends_at, zone)}",
-                )
-            )
-        scheduled = [t for t in scheduled_all if t.environment_id == env.pk]
-        conflicted: dict[int, str] = {}
-        for conflict in schedule_conflicts(scheduled):
-            order = ", ".join(f"#{t.pk}" for t in conflict.tickets)
-            for t in conflict.tickets:
-                conflicted[t.pk] = (
-                    f"conflict: {len(conflict.tickets)} tickets in this window, "
-                    f"run in order {order}"
-                )
-        for ticket in scheduled:
-            assert ticket.scheduled_for is not None
-            entries.append(
-                Entry(
-                    "scheduled",
-                    ticket.scheduled_for,
-                    None,
-                    env.name,
-                    f"#{ticket.pk} {ticket.title}",
-                    f"scheduled {_when(ticket.scheduled_for, zone)}",
-                    reverse("ticket_detail", args=[ticket.pk]),
-                    conflicted.get(ticket.pk, ""),
-                )
-            )
-        for ticket in (t for t in deployed_all if t.environment_id == env.pk):
-            assert ticket.deployed_at is not None
-            entries.append(
-                Entry(
-                    "deployed",
-                    ticket.deployed_at,
-                    None,
-                    env.name,
-                    f"#{ticket.pk} {ticket.title}",
-                    f"deployed {_when(ticket.deployed_at, zone)} ({ticket.get_status_display()})",
-                    reverse("ticket_detail", args=[ticket.pk]),
-                    status=ticket.get_status_display(),
-                )
-            )
-    return sorted(entries, key=lambda e: (e.starts, e.kind, e.title))
 
 
 def _parse_day(value: str, default: dt.date) -> dt.date:
@@ -342,20 +111,7 @@ def calendar_view(request: HttpRequest) -> HttpResponse:
 @require_POST
 def calendar_token_rotate(request: HttpRequest) -> HttpResponse:
     """Create or rotate the user's feed token (old feed URLs stop working), audited."""
-    with transaction.atomic():
-        token, created = CalendarFeedToken.objects.select_for_update().get_or_create(
-            user_id=request.user.pk
-        )
-        if not created:
-            from deployments.models.freezes import new_feed_token
-
-            token.token = new_feed_token()
-            token.save(update_fields=["token", "created_at"])
-        services.audit_record(
-            actor=request.user,
-            action="calendar.feed_token." + ("create" if created else "rotate"),
-            data={},
-        )
+    created = schedules.calendar_token_rotate(actor=request.user)
     messages.success(
         request,
         "Your calendar feed links are ready."

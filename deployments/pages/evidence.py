@@ -14,8 +14,8 @@ from django.views.decorators.http import require_POST
 
 from deployments import policy, selectors, services
 from deployments.lib import stepup, uploads
-from deployments.lib.middleware import note_refusal_if_actor
 from deployments.models import Ticket
+from deployments.pages.actions import Done, page_action, refuse, to_ticket
 from deployments.selectors import evidence as evidence_selectors
 
 
@@ -66,9 +66,7 @@ def _store(request: HttpRequest, ticket: Ticket) -> HttpResponse:
             )
             kept.append(item.filename)
     except (policy.PolicyError, services.InputError) as exc:
-        note_refusal_if_actor(request, exc)
-        done = f" ({', '.join(kept)} uploaded before that)" if kept else ""
-        messages.error(request, f"{exc.message}{done}")
+        refuse(request, exc, suffix=f" ({', '.join(kept)} uploaded before that)" if kept else "")
     else:
         messages.success(request, f"Uploaded {', '.join(kept)}.")
     return redirect(f"/tickets/{ticket.pk}/#evidence")
@@ -76,48 +74,35 @@ def _store(request: HttpRequest, ticket: Ticket) -> HttpResponse:
 
 @login_required
 @require_POST
-def evidence_withdraw(request: HttpRequest, pk: int, eid: int) -> HttpResponse:
+@page_action(back=to_ticket("evidence"))
+def evidence_withdraw(request: HttpRequest, pk: int, eid: int) -> Done:
     """Its uploader or QA withdraws a file, saying why (the bytes are kept for a while)."""
     item = evidence_selectors.evidence_get(request.user, pk, eid)
-    try:
-        services.evidence_withdraw(
-            ticket_id=item.ticket_id,
-            evidence_id=item.pk,
-            actor=request.user,
-            reason=request.POST.get("reason", ""),
-        )
-    except (policy.PolicyError, services.InputError) as exc:
-        note_refusal_if_actor(request, exc)
-        messages.error(request, exc.message)
-    else:
-        messages.success(
-            request, f"{item.filename} withdrawn: it no longer counts for the sign-off."
-        )
-    return redirect(f"/tickets/{item.ticket_id}/#evidence")
+    services.evidence_withdraw(
+        ticket_id=item.ticket_id,
+        evidence_id=item.pk,
+        actor=request.user,
+        reason=request.POST.get("reason", ""),
+    )
+    return Done(f"{item.filename} withdrawn: it no longer counts for the sign-off.")
 
 
 @login_required
 @require_POST
-def evidence_signoff(request: HttpRequest, pk: int, eid: int) -> HttpResponse:
+@page_action(back=to_ticket("evidence"))
+def evidence_signoff(request: HttpRequest, pk: int, eid: int) -> Done:
     """QA's verdict on one item, from the ticket page."""
     item = evidence_selectors.evidence_get(request.user, pk, eid)
     if stepup.needs_reauthentication(request, item.ticket.environment):
         raise ReauthenticationRequired()
-    try:
-        _, passed = _kind_and_verdict(request)
-        if passed is None:
-            raise services.InputError("passed", "choose passed or failed")
-        services.evidence_sign_off(
-            ticket_id=item.ticket_id,
-            evidence_id=item.pk,
-            actor=request.user,
-            passed=passed,
-            note=request.POST.get("note", ""),
-        )
-    except (policy.PolicyError, services.InputError) as exc:
-        note_refusal_if_actor(request, exc)
-        messages.error(request, exc.message)
-    else:
-        verdict = "passed" if passed else "failed"
-        messages.success(request, f"{item.filename} signed off as {verdict}.")
-    return redirect(f"/tickets/{item.ticket_id}/#evidence")
+    _, passed = _kind_and_verdict(request)
+    if passed is None:
+        raise services.InputError("passed", "choose passed or failed")
+    services.evidence_sign_off(
+        ticket_id=item.ticket_id,
+        evidence_id=item.pk,
+        actor=request.user,
+        passed=passed,
+        note=request.POST.get("note", ""),
+    )
+    return Done(f"{item.filename} signed off as {'passed' if passed else 'failed'}.")

@@ -1,22 +1,16 @@
-"""Pages of follow-ups (complete a review) and of personal settings (time zone)."""
+"""Completing a follow-up (a post-deployment review or a post-mortem) from the ticket page."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
 
 from deployments import policy, selectors, services
-from deployments.lib import timezones, validation
-from deployments.lib.middleware import note_refusal_if_actor
-from deployments.lib.timezones import SESSION_KEY
-from deployments.models import UserPreference
-from notifications import events
+from deployments.lib import validation
+from deployments.pages.actions import refuse
 
 
 @login_required
@@ -40,10 +34,9 @@ def follow_up_complete(request: HttpRequest, pk: int, fid: int) -> HttpResponse:
             },
         )
     except policy.PolicyError as exc:
-        note_refusal_if_actor(request, exc)
-        messages.error(request, exc.message)
+        refuse(request, exc)
     except services.InputError as exc:
-        messages.error(request, f"{follow_up.get_kind_display()} not saved: {exc.message}")
+        refuse(request, exc, prefix=f"{follow_up.get_kind_display()} not saved: ")
         # Keep what was typed, so nothing is lost on a refusal.
         request.session[f"followup-draft-{follow_up.pk}"] = {
             name: request.POST.get(name, "")[: validation.DESCRIPTION_MAX] for name in fields
@@ -52,80 +45,3 @@ def follow_up_complete(request: HttpRequest, pk: int, fid: int) -> HttpResponse:
         request.session.pop(f"followup-draft-{follow_up.pk}", None)
         messages.success(request, f"{follow_up.get_kind_display()} completed.")
     return redirect(f"/tickets/{ticket.pk}/#follow-ups")
-
-
-class PreferencesForm(forms.Form):
-    timezone = forms.ChoiceField(label="Time zone", choices=())
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["timezone"].choices = [(z, z) for z in timezones.available_zones()]  # type: ignore[attr-defined]
-
-
-class EmailPreferencesForm(forms.Form):
-    email_enabled = forms.BooleanField(label="Send me email notifications", required=False)
-    groups = forms.MultipleChoiceField(
-        label="Email me about",
-        required=False,
-        choices=list(events.GROUP_LABELS.items()),
-        widget=forms.CheckboxSelectMultiple,
-    )
-
-
-def _email_initial(user: Any) -> dict[str, Any]:
-    pref = UserPreference.objects.filter(user=user).first()
-    opted_out = set(pref.email_opt_out or []) if pref else set()
-    return {
-        "email_enabled": pref.email_enabled if pref else True,
-        "groups": [g for g in events.GROUP_LABELS if g not in opted_out],
-    }
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def preferences(request: HttpRequest) -> HttpResponse:
-    """Settings page: the time zone every page shows times in, and which emails arrive."""
-    current = timezones.zone_of(request.user)
-    posted = request.POST if request.method == "POST" else None
-    which = request.POST.get("form", "timezone") if posted else ""
-    form = PreferencesForm(posted if which == "timezone" else None, initial={"timezone": current})
-    email_form = EmailPreferencesForm(
-        posted if which == "email" else None, initial=_email_initial(request.user)
-    )
-    if which == "timezone" and form.is_valid():
-        zone = form.cleaned_data["timezone"]
-        timezones.preference_set(actor=request.user, zone=zone, chosen=True)
-        request.session[SESSION_KEY] = zone
-        messages.success(request, f"Times are now shown in {zone}.")
-        return redirect("preferences")
-    if which == "email" and email_form.is_valid():
-        services.notices.email_preferences_set(
-            actor=request.user,
-            email_enabled=email_form.cleaned_data["email_enabled"],
-            groups=list(email_form.cleaned_data["groups"]),
-        )
-        messages.success(request, "Email notification settings saved.")
-        return redirect("preferences")
-    return render(
-        request,
-        "deployments/preferences.html",
-        {
-            "form": form,
-            "email_form": email_form,
-            "current": current,
-            "mandatory_events": sorted(events.MANDATORY_EMAIL_EVENTS),
-        },
-    )
-
-
-@login_required
-@require_POST
-def timezone_guess(request: HttpRequest) -> JsonResponse:
-    """The browser's zone, sent once by static/portal.js; never overrides a chosen zone."""
-    zone = request.POST.get("timezone", "")
-    if not timezones.valid_zone(zone):
-        return JsonResponse({"detail": "timezone: unknown time zone"}, status=400)
-    pref = timezones.preference_set(actor=request.user, zone=zone, chosen=False)
-    if pref is not None:
-        request.session[SESSION_KEY] = zone
-    return JsonResponse({"timezone": timezones.zone_of(request.user)})

@@ -3,16 +3,16 @@ Failed rows can be retried from here."""
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from deployments import policy, selectors, services
 from deployments.lib import validation
+from deployments.pages.actions import Done, page_action
 from notifications.models import Notification
 
 PAGE_SIZE = 100
@@ -56,18 +56,16 @@ def notification_log(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _failed_log(**_: object) -> str:
+    return f"{reverse('notification_log')}?status=failed"
+
+
 @login_required
 @require_POST
-def notification_retry(request: HttpRequest, pk: int) -> HttpResponse:
+@page_action(back=_failed_log)
+def notification_retry(request: HttpRequest, pk: int) -> Done:
     _check_may_see(request)
     if not selectors.notifications_visible_to(request.user).filter(pk=pk).exists():
         raise Http404("no such notification")
-    try:
-        row = services.notices.notification_retry(notification_id=pk, actor=request.user)
-    except policy.PolicyError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(
-            request, f"Notification {row.pk} ({row.event} by {row.channel}) queued again."
-        )
-    return redirect(f"{reverse('notification_log')}?status=failed")
+    row = services.notices.notification_retry(notification_id=pk, actor=request.user)
+    return Done(f"Notification {row.pk} ({row.event} by {row.channel}) queued again.")

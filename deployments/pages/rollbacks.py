@@ -2,39 +2,32 @@
 
 from __future__ import annotations
 
-from django.contrib import messages
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import HttpRequest, HttpResponseBase
+from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from deployments import policy, selectors, services
+from deployments.pages.actions import Done, page_action, to_ticket
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def ticket_rollback(request: HttpRequest, pk: int) -> HttpResponse:
+def ticket_rollback(request: HttpRequest, pk: int) -> HttpResponseBase:
     """GET: the confirm step, naming the target deployment; POST: open the rollback ticket
     and go to it. Nothing is filed before the confirm."""
-    ticket = selectors.ticket_get(request.user, pk)
     if request.method == "POST":
-        try:
-            rollback = services.rollback_open(ticket_id=ticket.pk, actor=request.user, source="web")
-        except policy.PolicyError as exc:
-            messages.error(request, exc.message)
-            return redirect(f"/tickets/{ticket.pk}/#rollback")
-        messages.success(
-            request,
-            f"Rollback ticket #{rollback.pk} opened ({rollback.get_rollback_mode_display().lower()}"
-            "); its plan is running.",
-        )
-        return redirect("ticket_detail", pk=rollback.pk)
+        return _rollback_open(request, pk=pk)
+    ticket = selectors.ticket_get(request.user, pk)
+    view = selectors.ticket_view(ticket, request.user, timezone.now())
     choice = selectors.rollback_choice(ticket)
-    permission = selectors.ticket_actions(ticket, request.user, timezone.now())["rollback"]
     own = choice.own
+    minutes = int(settings.ROLLBACK_IMMEDIATE_MINUTES)
     mode = (
-        policy.rollback_mode(own.finished_at, timezone.now(), immediate_minutes=_minutes())
+        policy.rollback_mode(own.finished_at, timezone.now(), immediate_minutes=minutes)
         if own is not None
         else ""
     )
@@ -45,14 +38,19 @@ def ticket_rollback(request: HttpRequest, pk: int) -> HttpResponse:
             "ticket": ticket,
             "choice": choice,
             "target": selectors.known_good_for(request.user, choice.target, ticket.environment),
-            "permission": permission,
+            "permission": view.actions["rollback"],
             "mode": mode,
-            "immediate_minutes": _minutes(),
+            "immediate_minutes": minutes,
         },
     )
 
 
-def _minutes() -> int:
-    from django.conf import settings
-
-    return int(settings.ROLLBACK_IMMEDIATE_MINUTES)
+@page_action(back=to_ticket("rollback"))
+def _rollback_open(request: HttpRequest, pk: int) -> Done:
+    ticket = selectors.ticket_get(request.user, pk)
+    rollback = services.rollback_open(ticket_id=ticket.pk, actor=request.user, source="web")
+    return Done(
+        f"Rollback ticket #{rollback.pk} opened ({rollback.get_rollback_mode_display().lower()}"
+        "); its plan is running.",
+        to=reverse("ticket_detail", args=[rollback.pk]),
+    )

@@ -2,46 +2,32 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
 from urllib.parse import urlencode
 
-from allauth.core.exceptions import ReauthenticationRequired
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from deployments import policy, selectors, services
 from deployments.choices import TicketStatus
-from deployments.lib import health, stepup, uploads, validation
+from deployments.lib import uploads, validation
 from deployments.lib.middleware import note_refusal_if_actor
 from deployments.models import EvidenceKind
-from deployments.pages import home as views_home
+from deployments.pages.actions import (
+    Done,
+    page_action,
+    step_up_for_sensitive_environments,
+    to_ticket,
+)
 from deployments.pages.forms import TicketForm
-from deployments.selectors.windows import environment_window_state
 
 log = logging.getLogger(__name__)
-
-
-def portal_context(request: HttpRequest) -> dict[str, Any]:
-    """Template context shared by every page."""
-    return {
-        "portal_embedded": settings.EMBEDDED,
-        "user_roles": sorted(selectors.user_roles(request.user)),
-        # Called by the template only where the nav shows it (see views_home.badge).
-        "queue_badge": functools.partial(views_home.badge, request),
-        "may_see_notifications": policy.may_see_notification_log(
-            selectors.user_roles(request.user),
-            superuser=bool(getattr(request.user, "is_superuser", False)),
-        ),
-        "may_read_audit": selectors.may_read_audit(request.user),
-    }
 
 
 TICKETS_PER_PAGE = 50
@@ -120,7 +106,7 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
             field = form.field_for(exc.field)
             form.add_error(field, exc.message if field else f"{exc.field}: {exc.message}")
         except policy.PolicyError as exc:
-            note_refusal_if_actor(request, exc)
+            note_refusal_if_actor(request, exc)  # audited like a page action's refusal
             form.add_error(None, exc.message)
         else:
             messages.success(request, f"Ticket #{ticket.pk} filed; planning has started.")
@@ -172,206 +158,77 @@ def _with_drafts(request: HttpRequest, follow_ups: list[Any]) -> list[Any]:
     return follow_ups
 
 
-def _post_action(request: HttpRequest, pk: int, call: Any, done: str) -> HttpResponse:
-    ticket = selectors.ticket_get(request.user, pk)
-    try:
-        call(ticket)
-    except policy.PolicyError as exc:
-        note_refusal_if_actor(request, exc)
-        messages.error(request, exc.message)
-    except services.InputError as exc:
-        # Boundary checks say "must ..." about a field: name it ("reason must be at most ...").
-        text = f"{exc.field} {exc.message}" if exc.message.startswith("must") else exc.message
-        messages.error(request, text)
-    else:
-        messages.success(request, done)
-    return redirect("ticket_detail", pk=ticket.pk)
-
-
-def step_up_for_sensitive_environments(view: Any) -> Any:
-    """Ask for the password again before approving or deploying where the environment
-    says so (prod), by the one rule in deployments.lib.stepup (the API asks the same).
-    allauth's middleware stashes the POST and replays it after re-authentication."""
-
-    @functools.wraps(view)
-    def wrapped(request: HttpRequest, pk: int) -> HttpResponse:
-        ticket = selectors.ticket_get(request.user, pk)
-        if stepup.needs_reauthentication(request, ticket.environment):
-            raise ReauthenticationRequired()
-        response: HttpResponse = view(request, pk)
-        return response
-
-    return wrapped
-
-
 @login_required
 @require_POST
-def ticket_plan(request: HttpRequest, pk: int) -> HttpResponse:
-    reason = request.POST.get("reason", "")
-    return _post_action(
-        request,
-        pk,
-        lambda t: services.ticket_plan(
-            ticket_id=t.pk,
-            actor=request.user,
-            reason=validation.clean_text(reason, "reason", 200),
-        ),
-        "A new plan has been queued; earlier approvals no longer count.",
+@page_action(back=to_ticket())
+def ticket_plan(request: HttpRequest, pk: int) -> Done:
+    ticket = selectors.ticket_get(request.user, pk)
+    services.ticket_plan(
+        ticket_id=ticket.pk,
+        actor=request.user,
+        reason=validation.clean_text(request.POST.get("reason", ""), "reason", 200),
     )
+    return Done("A new plan has been queued; earlier approvals no longer count.")
 
 
 @login_required
 @require_POST
 @step_up_for_sensitive_environments
-def ticket_approve(request: HttpRequest, pk: int) -> HttpResponse:
-    comment = request.POST.get("comment", "")
+@page_action(back=to_ticket())
+def ticket_approve(request: HttpRequest, pk: int) -> Done:
     reviewed = request.POST.get("plan_sha256", "")
     if not reviewed:
-        messages.error(request, "Reload the page: the form did not say which plan you reviewed.")
-        return redirect("ticket_detail", pk=pk)
-    return _post_action(
-        request,
-        pk,
-        lambda t: services.approval_grant(
-            ticket_id=t.pk,
-            actor=request.user,
-            comment=validation.clean_text(comment, "comment", validation.COMMENT_MAX),
-            # The plan the page showed: if it was replaced meanwhile, nothing is approved.
-            plan_sha256=validation.clean_text(reviewed, "plan_sha256", 64),
+        raise services.InputError(
+            "plan_sha256", "Reload the page: the form did not say which plan you reviewed."
+        )
+    ticket = selectors.ticket_get(request.user, pk)
+    services.approval_grant(
+        ticket_id=ticket.pk,
+        actor=request.user,
+        comment=validation.clean_text(
+            request.POST.get("comment", ""), "comment", validation.COMMENT_MAX
         ),
-        "Approved.",
+        # The plan the page showed: if it was replaced meanwhile, nothing is approved.
+        plan_sha256=validation.clean_text(reviewed, "plan_sha256", 64),
     )
+    return Done("Approved.")
 
 
 @login_required
 @require_POST
-def ticket_reject(request: HttpRequest, pk: int) -> HttpResponse:
-    reason = request.POST.get("reason", "")
-    return _post_action(
-        request,
-        pk,
-        lambda t: services.ticket_reject(
-            ticket_id=t.pk,
-            actor=request.user,
-            reason=validation.clean_text(reason, "reason", validation.COMMENT_MAX),
+@page_action(back=to_ticket())
+def ticket_reject(request: HttpRequest, pk: int) -> Done:
+    ticket = selectors.ticket_get(request.user, pk)
+    services.ticket_reject(
+        ticket_id=ticket.pk,
+        actor=request.user,
+        reason=validation.clean_text(
+            request.POST.get("reason", ""), "reason", validation.COMMENT_MAX
         ),
-        "Rejected.",
     )
+    return Done("Rejected.")
 
 
 @login_required
 @require_POST
 @step_up_for_sensitive_environments
-def ticket_deploy(request: HttpRequest, pk: int) -> HttpResponse:
-    return _post_action(
-        request,
-        pk,
-        lambda t: services.ticket_deploy(ticket_id=t.pk, actor=request.user),
-        "Deploy started: Terraform is applying the approved plan.",
-    )
+@page_action(back=to_ticket())
+def ticket_deploy(request: HttpRequest, pk: int) -> Done:
+    ticket = selectors.ticket_get(request.user, pk)
+    services.ticket_deploy(ticket_id=ticket.pk, actor=request.user)
+    return Done("Deploy started: Terraform is applying the approved plan.")
 
 
 @login_required
 @require_POST
-def ticket_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    reason = request.POST.get("reason", "")
-    return _post_action(
-        request,
-        pk,
-        lambda t: services.ticket_cancel(
-            ticket_id=t.pk,
-            actor=request.user,
-            reason=validation.clean_text(reason, "reason", validation.COMMENT_MAX),
+@page_action(back=to_ticket())
+def ticket_cancel(request: HttpRequest, pk: int) -> Done:
+    ticket = selectors.ticket_get(request.user, pk)
+    services.ticket_cancel(
+        ticket_id=ticket.pk,
+        actor=request.user,
+        reason=validation.clean_text(
+            request.POST.get("reason", ""), "reason", validation.COMMENT_MAX
         ),
-        "Ticket cancelled.",
     )
-
-
-@login_required
-@require_GET
-def run_log(request: HttpRequest, pk: int) -> JsonResponse:
-    """The live log feed: text after ``offset``, and whether the run is still going."""
-    run = selectors.run_get(request.user, pk)
-    try:
-        offset = int(request.GET.get("offset", "0"))
-    except ValueError:
-        return JsonResponse({"detail": "offset must be an integer"}, status=400)
-    text, next_offset = selectors.run_log_since(run, offset)
-    latest = run.ticket.runs.order_by("-created_at", "-id").first()
-    return JsonResponse(
-        {
-            "run": run.pk,
-            "status": run.status,
-            "status_label": run.get_status_display(),
-            "active": run.is_active,
-            "text": text,
-            "offset": next_offset,
-            "ticket_status": run.ticket.status,
-            "ticket_status_label": run.ticket.get_status_display(),
-            # The page follows the ticket from one run to the next without reloading.
-            "latest_run": {
-                "id": latest.pk,
-                "title": f"{latest.get_kind_display()} run #{latest.pk}",
-                "log_url": reverse("run_log", args=[latest.pk]),
-                "active": latest.is_active,
-            }
-            if latest
-            else None,
-        }
-    )
-
-
-@login_required
-@require_GET
-def environment_list(request: HttpRequest) -> HttpResponse:
-    now = timezone.now()
-    envs = selectors.environments_visible_to(request.user)
-    roles = selectors.user_roles(request.user)
-    # Drift reports are shown to those who see the environment's tickets.
-    drift = selectors.latest_drift_by_environment(
-        [e for e in envs if policy.can_view(e, roles, superuser=request.user.is_superuser)]
-    )
-    rows = [
-        {
-            "env": env,
-            "rule": policy.describe_rule(env.approval_rule),
-            "window": policy.Window.of(env),
-            # Deployment history is read by those who see every ticket of the environment.
-            "history": policy.can_view(
-                env, selectors.user_roles(request.user), superuser=request.user.is_superuser
-            ),
-            **environment_window_state(env, now),  # freezes applied
-            "drift": drift.get(env.pk),
-            # Who may declare, change and lift its freezes (the form is offered to them).
-            "may_freeze": policy.may_manage_freezes(
-                env, roles, superuser=request.user.is_superuser
-            ),
-        }
-        for env in envs
-    ]
-    return render(
-        request,
-        "deployments/environment_list.html",
-        {"rows": rows, "freeze_max_days": settings.FREEZE_MAX_DAYS},
-    )
-
-
-@require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness and readiness for load balancers: database, broker and storage, each checked
-    for real (and storage without writing). 200 when all are ok, else 503; the body says
-    ``ok`` or ``failed`` per part and nothing more (it is public): the reason is logged."""
-    checks: dict[str, str] = {}
-    for part, probe in health.PROBES.items():
-        try:
-            probe()
-        except Exception:
-            log.exception("health check: %s failed", part)
-            checks[part] = "failed"
-        else:
-            checks[part] = "ok"
-    healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks},
-        status=200 if healthy else 503,
-    )
+    return Done("Ticket cancelled.")

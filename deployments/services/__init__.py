@@ -1,7 +1,9 @@
 """Every write in the portal: one transaction, rule check, write, audit, on-commit dispatch.
 
 Split by noun: tickets (filing, planning, cancelling), approvals (approve, reject,
-deploy), runs (starting Terraform runs), execution (the worker side) and audit.
+deploy), runs/ (the run pipeline: start, spec, claim, execute, log stream, outcome,
+reconcile), lifecycle (the steps after a plan, an apply, a check), notices (what people
+are told), audit, and one module per capability (schedules, evidence, monitoring, ...).
 
 Lock order, everywhere: ticket → run → audit chain head. A service that changes a run
 and its ticket locks the ticket first (``locked_ticket``, which on PostgreSQL also locks
@@ -37,13 +39,16 @@ from deployments.services.monitoring import (
     ticket_complete,
 )
 from deployments.services.rollbacks import rollback_deployed, rollback_open
-from deployments.services.runs.execute import run_execute, run_finish, run_interrupt, runs_reconcile
-from deployments.services.runs.start import (
+from deployments.services.runs import (
     apply_start,
     check_start,
     environment_release,
     plan_start,
     run_dispatch,
+    run_execute,
+    run_finish,
+    run_interrupt,
+    runs_reconcile,
 )
 from deployments.services.tickets import TicketInput, ticket_cancel, ticket_create, ticket_plan
 

@@ -181,3 +181,30 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
         run = apply_start(ticket, actor=actor)
         assert run is not None  # without wait_if_busy a busy environment raises instead
         return run
+
+
+def approval_route(ticket: Ticket, run: TerraformRun) -> None:
+    """After a plan (services.lifecycle.after_plan): the ticket awaits the approvals its rule
+    needs (its approvers are told), or needs none and is approved, and an environment that
+    deploys by itself (dev) starts the apply."""
+    env = ticket.environment
+    rule = policy.rule_for(ticket, now=timezone.now())
+    if rule.required:
+        transition(
+            ticket,
+            TicketStatus.AWAITING_APPROVAL,
+            actor="worker",
+            reason=rule.describe(),
+            data={"run": run.pk},
+        )
+        notices.approval_needed(ticket)
+        return
+    transition(
+        ticket,
+        TicketStatus.APPROVED,
+        actor="system",
+        reason=f"{env.name} needs no approval",
+        data={"plan_run": run.pk},
+    )
+    if policy.auto_deploys(env):
+        apply_start(ticket, actor="system", wait_if_busy=True)

@@ -20,7 +20,6 @@ from deployments.services.audit import audit_record
 REVIEW_FIELDS = ("what_happened", "impact", "root_cause", "actions")
 
 # Kept importable from here (callers written before notices.py existed).
-ticket_url = notices.ticket_url
 
 
 def emergency_filed(ticket: Ticket) -> None:

@@ -40,3 +40,8 @@ def ticket_risk_refresh(ticket: Ticket, *, actor: Any, run: TerraformRun | None 
             ][:10],
         },
     )
+
+
+def risk_rescore(ticket: Ticket, run: TerraformRun) -> None:
+    """After a plan (services.lifecycle.after_plan): the ticket scored with its blast radius."""
+    ticket_risk_refresh(ticket, actor="worker", run=run)

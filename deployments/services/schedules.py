@@ -17,7 +17,8 @@ from django.utils import timezone
 from deployments import policy
 from deployments.choices import ACTIVE_RUN_STATUSES, ALLOWED_TRANSITIONS, RunKind, TicketStatus
 from deployments.lib import presentation, validation
-from deployments.models import Environment, Freeze, TerraformRun, Ticket
+from deployments.models import CalendarFeedToken, Environment, Freeze, TerraformRun, Ticket
+from deployments.models.freezes import new_feed_token
 from deployments.selectors import stray_approvals, user_roles, votes_for
 from deployments.selectors.windows import freezes_for, plan_is_stale, window_of_instant
 from deployments.services import notices
@@ -422,3 +423,21 @@ def freeze_delete(*, actor: Any, freeze: Freeze) -> None:
             data={**_freeze_data(freeze), "early": freeze.starts_at <= now < freeze.ends_at},
         )
         freeze.delete()
+
+
+def calendar_token_rotate(*, actor: Any) -> bool:
+    """Create or rotate ``actor``'s calendar feed token (old feed URLs stop working),
+    audited. True when it was created."""
+    with transaction.atomic():
+        token, created = CalendarFeedToken.objects.select_for_update().get_or_create(
+            user_id=actor.pk
+        )
+        if not created:
+            token.token = new_feed_token()
+            token.save(update_fields=["token", "created_at"])
+        audit_record(
+            actor=actor,
+            action="calendar.feed_token." + ("create" if created else "rotate"),
+            data={},
+        )
+    return created

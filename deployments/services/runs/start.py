@@ -184,6 +184,13 @@ def check_start(ticket: Ticket, apply_run: TerraformRun) -> None:
     dispatch_on_commit(run.pk)
 
 
+def check_after_apply(ticket: Ticket, apply_run: TerraformRun) -> None:
+    """After an apply (services.lifecycle.after_apply): in an environment that deploys by
+    itself (dev), the post-apply check instead of a monitoring period."""
+    if ticket.environment.auto_deploy:
+        check_start(ticket, apply_run)
+
+
 def environment_release(*, environment_id: int) -> None:
     """Start the next auto-deploy ticket that waited while the environment was busy.
 

@@ -1,89 +1,196 @@
-"""The v1 API: read endpoints over selectors, write verbs that call one service each."""
+"""Tickets on the API: list, file, read, and the verbs that move them (each validates its
+input serializer, defined here, and calls one service)."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.db.models import QuerySet
-from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from deployments import policy, selectors, services
+from deployments import selectors, services
 from deployments.api.checks import TicketChecksMixin
 from deployments.api.evidence import EvidenceActionsMixin
 from deployments.api.followups import FollowUpActionsMixin
 from deployments.api.monitoring import MonitoringActionsMixin
-from deployments.api.schedules import EnvironmentFreezeMixin, TicketScheduleMixin
-from deployments.api.shapes.tickets import (
-    ApproveSerializer,
-    CommentSerializer,
-    DriftCheckSerializer,
-    EnvironmentSerializer,
-    PlanSerializer,
-    RejectSerializer,
-    RunSerializer,
-    TicketCreateSerializer,
-    TicketDetailSerializer,
-    TicketSerializer,
+from deployments.api.schedules import TicketScheduleMixin
+from deployments.api.shapes.risk import (
+    LEVEL_CHOICES,
 )
+from deployments.api.shapes.runs import RunSerializer
+from deployments.api.shapes.tickets import TicketDetailSerializer, TicketSerializer
 from deployments.api.support.fastrep import compile_rows
 from deployments.api.support.idempotency import PARAMETER as IDEMPOTENCY_KEY
 from deployments.api.support.idempotency import idempotent
-from deployments.choices import TicketStatus
+from deployments.api.support.inputs import HEX40, HEX64, NO_NUL, NOT_BLANK, StrictSerializer
+from deployments.choices import ChangeType, TicketStatus
 from deployments.lib import validation
-from deployments.models import Environment, TerraformRun, Ticket
-
-_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
-_NAME_RE = "[A-Za-z0-9_-]{1,32}"
-_NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=f"^{_NAME_RE}$")
-_AUTHOR_RE = re.compile(r"[\w.@+-]{1,150}", re.ASCII)
-_COMMIT_RE = re.compile(r"[0-9a-fA-F]{7,40}")
-_TICKET_VERBS = ["retrieve", "plan", "cancel", "approve", "reject", "deploy", "rollback"]
+from deployments.models import Ticket
+from deployments.policy import risk
 
 
-@extend_schema_view(retrieve=extend_schema(parameters=[_NAME]))
-class EnvironmentViewSet(
-    EnvironmentFreezeMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet[Environment],
-):
-    """Environments the caller may see, with their policy and change window."""
+class RiskAssessmentSerializer(StrictSerializer):
+    """The author's risk questionnaire (required for prod)."""
 
-    serializer_class = EnvironmentSerializer
-    lookup_field = "name"
-    lookup_value_regex = _NAME_RE
-    pagination_class = None
+    impact = serializers.ChoiceField(choices=LEVEL_CHOICES)
+    likelihood = serializers.ChoiceField(choices=LEVEL_CHOICES)
+    summary = serializers.CharField(
+        min_length=1, max_length=risk.SUMMARY_MAX, validators=[NOT_BLANK]
+    )
+    data_migration = serializers.BooleanField(required=False, default=False)
+    downtime_expected = serializers.BooleanField(required=False, default=False)
+    customer_facing = serializers.BooleanField(required=False, default=False)
+    tested_in_staging = serializers.BooleanField(required=False, default=False)
 
-    def get_queryset(self) -> QuerySet[Environment]:
-        visible = [env.pk for env in selectors.environments_visible_to(self.request.user)]
-        return Environment.objects.filter(pk__in=visible)
 
-    @extend_schema(
-        parameters=[_NAME],
-        responses={200: DriftCheckSerializer(many=True)},
-        description=(
-            "The environment's latest drift reports (at most 10, newest first): each a "
-            "`terraform plan -detailed-exitcode` of the last deployed commit and var-file; "
-            "status drifted when it found changes. Seen by those who see the environment's "
-            "tickets (404 for others)."
+class RollbackPlanSerializer(StrictSerializer):
+    """How to undo the change (required for prod)."""
+
+    steps = serializers.CharField(min_length=1, max_length=risk.STEPS_MAX, validators=[NOT_BLANK])
+    expected_minutes = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=0,
+        max_value=risk.EXPECTED_MINUTES_MAX,
+    )
+    data_considerations = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=risk.DATA_CONSIDERATIONS_MAX,
+        validators=[NO_NUL],
+    )
+
+
+class TicketCreateSerializer(serializers.Serializer[Any]):
+    title = serializers.CharField(
+        min_length=1,
+        max_length=validation.TITLE_MAX,
+        validators=[
+            RegexValidator(
+                validation.LINE_PATTERN,
+                f"title must contain a visible character and {validation.LINE_PROBLEM}",
+            )
+        ],
+        help_text="One line of text: no control characters (CR, LF, tab ...) or direction "
+        "overrides.",
+    )
+    environment = serializers.CharField(
+        min_length=1,
+        max_length=32,
+        validators=[RegexValidator(r"^[A-Za-z0-9_-]+$", "an environment name")],
+        help_text="An environment name: dev, staging or prod.",
+    )
+    description = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=validation.DESCRIPTION_MAX,
+        validators=[NO_NUL],
+    )
+    commit_sha = serializers.RegexField(
+        HEX40,
+        required=False,
+        allow_blank=True,
+        default="",
+        error_messages={"invalid": "commit_sha must be a full 40-character hex SHA"},
+        help_text="40-hex commit of the infrastructure repository; omitted: the tip of main.",
+    )
+    change_type = serializers.ChoiceField(choices=ChangeType.choices, default=ChangeType.NORMAL)
+    pull_request_url = serializers.URLField(
+        required=False, allow_blank=True, default="", max_length=validation.URL_MAX
+    )
+    risk_assessment = RiskAssessmentSerializer(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Required (400 without it) where the environment requires change details.",
+    )
+    rollback_plan = RollbackPlanSerializer(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Required (400 without it) where the environment requires change details.",
+    )
+    scheduled_for = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class CommentSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=validation.COMMENT_MAX,
+        validators=[NO_NUL],
+    )
+
+
+class PlanSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=200,
+        validators=[NO_NUL],
+        help_text=(
+            "Why the ticket is planned again. Required (400 without it) when the new plan "
+            "would void standing approvals; recorded on them and in the audit trail."
         ),
     )
-    @action(detail=True, methods=["get"])
-    def drift(self, request: Request, name: str) -> Response:
-        env = self.get_object()
-        if not policy.can_view(
-            env, selectors.user_roles(request.user), superuser=request.user.is_superuser
-        ):
-            raise Http404("No such environment")
-        return Response(DriftCheckSerializer(selectors.drift_checks_of(env), many=True).data)
+
+
+class ApproveSerializer(serializers.Serializer[Any]):
+    comment = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=validation.COMMENT_MAX,
+        validators=[NO_NUL],
+    )
+    plan_sha256 = serializers.RegexField(
+        HEX64,
+        max_length=64,
+        help_text=(
+            "Required: the SHA-256 of the plan you reviewed (the ticket's "
+            "current_plan.plan_sha256). 409 when a newer plan replaced it or there is no plan."
+        ),
+        error_messages={
+            "invalid": "plan_sha256 must be the 64-hex SHA-256 of the plan you reviewed",
+            "required": "name the plan you reviewed: plan_sha256 is required",
+            "blank": "name the plan you reviewed: plan_sha256 is required",
+        },
+    )
+
+
+class RejectSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(
+        min_length=1, max_length=validation.COMMENT_MAX, validators=[NOT_BLANK]
+    )
+
+
+_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
+
+
+_AUTHOR_RE = re.compile(r"[\w.@+-]{1,150}", re.ASCII)
+
+
+_COMMIT_RE = re.compile(r"[0-9a-fA-F]{7,40}")
+
+
+_TICKET_VERBS = ["retrieve", "plan", "cancel", "approve", "reject", "deploy", "rollback"]
 
 
 @extend_schema_view(
@@ -281,20 +388,3 @@ class TicketViewSet(
         ticket = selectors.ticket_get(request.user, pk)
         run = services.ticket_deploy(ticket_id=ticket.pk, actor=request.user)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
-
-
-@extend_schema_view(retrieve=extend_schema(parameters=[_ID]))
-class RunViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet[TerraformRun]):
-    """Terraform runs with their full (redacted) log."""
-
-    serializer_class = RunSerializer
-    lookup_value_regex = "[0-9]+"
-
-    def get_queryset(self) -> QuerySet[TerraformRun]:
-        return selectors.runs_visible_to(self.request.user)
-
-    def get_object(self) -> TerraformRun:
-        return selectors.run_get(self.request.user, self.kwargs["pk"])
-
-    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return Response(RunSerializer(self.get_object()).data)

@@ -7,7 +7,6 @@ from typing import Any
 from rest_framework import serializers
 
 from deployments.api.shapes.common import FreeFormObjectField
-from deployments.lib import validation
 from deployments.models import ChecklistItem, MonitoringCheck
 from deployments.selectors.monitoring import Monitoring
 
@@ -86,13 +85,3 @@ def monitoring_out(view: Monitoring) -> dict[str, Any] | None:
         "can_complete": not view.complete_blocked,
         "complete_blocked": view.complete_blocked,
     }
-
-
-class NoteSerializer(serializers.Serializer[Any]):
-    note = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        default="",
-        max_length=validation.COMMENT_MAX,
-        trim_whitespace=False,
-    )

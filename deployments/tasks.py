@@ -50,7 +50,7 @@ def schedules_run() -> None:
 @shared_task(name="deployments.tasks.idempotency_cleanup", ignore_result=True)
 def idempotency_cleanup() -> None:
     """Forget Idempotency-Key records older than IDEMPOTENCY_TTL_HOURS."""
-    from deployments.api.support.idempotency import idempotency_cleanup as cleanup
+    from deployments.services.apikeys import idempotency_cleanup as cleanup
 
     cleanup()
 

@@ -14,8 +14,8 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
 
-from deployments.api.support.idempotency import idempotency_cleanup
 from deployments.models import IdempotencyRecord, Ticket
+from deployments.services.apikeys import idempotency_cleanup
 
 from .conftest import api_for
 

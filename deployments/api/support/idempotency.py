@@ -6,7 +6,8 @@ thing it creates, so a concurrent request with the same key waits on the unique
 first commits (SQLite serialises writers): one creation either way. The same key with a
 different body, method or path is refused with 422. Answers of 5xx or refusals raised as
 exceptions are not stored (the whole transaction rolls back), so the client may retry.
-Records are forgotten after IDEMPOTENCY_TTL_HOURS (beat task ``idempotency_cleanup``).
+Records are forgotten after IDEMPOTENCY_TTL_HOURS (beat task ``idempotency_cleanup``, which
+calls services.apikeys.idempotency_cleanup).
 """
 
 from __future__ import annotations
@@ -14,14 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import timedelta
 from functools import wraps
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import QueryDict
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
@@ -148,10 +146,3 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
             return _replay(winner, method, path, digest)
 
     return wrapper
-
-
-def idempotency_cleanup(now: Any = None) -> int:
-    """Forget records older than IDEMPOTENCY_TTL_HOURS; returns how many."""
-    cutoff = (now or timezone.now()) - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
-    return deleted

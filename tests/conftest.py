@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import shlex
 import shutil
 import signal
 import socket
@@ -17,15 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.db import connection
-from rest_framework.test import APIClient
+from django.contrib.auth.models import User
 
 from deployments.terraform.source import create_repository
-
-from .factories import UserFactory
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.paths import ROOT, database_url
+from tests.helpers.users import persona
 
 
 def _flush_past_the_audit_guard() -> None:
@@ -57,59 +52,46 @@ _flush_past_the_audit_guard()
 # --- personas ----------------------------------------------------------------
 
 
-def _persona(username: str, *roles: str, **extra: Any) -> User:
-    user = UserFactory(username=username, **extra)
-    user.groups.set(Group.objects.filter(name__in=roles))
-    return user
-
-
 @pytest.fixture
 def author(db: None) -> User:
     """A developer who files tickets (dev1 in the demo)."""
-    return _persona("alice", "developer")
+    return persona("alice", "developer")
 
 
 @pytest.fixture
 def developer(db: None) -> User:
-    return _persona("dave", "developer")
+    return persona("dave", "developer")
 
 
 @pytest.fixture
 def lead(db: None) -> User:
-    return _persona("lena", "lead_developer")
+    return persona("lena", "lead_developer")
 
 
 @pytest.fixture
 def tech_lead(db: None) -> User:
-    return _persona("tess", "tech_lead")
+    return persona("tess", "tech_lead")
 
 
 @pytest.fixture
 def devops_lead(db: None) -> User:
-    return _persona("otto", "devops_lead")
+    return persona("otto", "devops_lead")
 
 
 @pytest.fixture
 def qa(db: None) -> User:
-    return _persona("quinn", "qa")
+    return persona("quinn", "qa")
 
 
 @pytest.fixture
 def operations(db: None) -> User:
-    return _persona("opal", "operations")
+    return persona("opal", "operations")
 
 
 @pytest.fixture
 def outsider(db: None) -> User:
     """Signed in, but holds no role: sees nothing."""
-    return _persona("charlie")
-
-
-def api_for(user: User | None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.force_authenticate(user)
-    return client
+    return persona("charlie")
 
 
 # --- infrastructure repository and Terraform state -------------------------------
@@ -216,16 +198,6 @@ def _no_stray_repo(settings: Any, tmp_path: Path) -> None:
 # --- a real Celery worker ------------------------------------------------------------
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or ""
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
 @pytest.fixture
 def celery_worker_process(
     transactional_db: None, infra_repo: Path, tmp_path: Path
@@ -236,7 +208,7 @@ def celery_worker_process(
     app.control.purge()
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "INFRA_REPO": str(infra_repo),
         "TERRAFORM_BACKEND_CONFIG": f"workspace_dir={tmp_path / 'state'}",
         "MEDIA_ROOT": str(tmp_path / "media"),
@@ -347,38 +319,6 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
-def paced_terraform(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, commands: tuple[str, ...], seconds: int
-) -> Path:
-    """A `terraform` that waits before the given commands, as it would on a real cloud (on
-    the offline sample stack an apply is over in half a second), then runs the real one.
-    The worker process started afterwards reads it from TERRAFORM_BIN."""
-    from deployments.terraform.runner import find_binary
-
-    wrapper = tmp_path / "paced-bin" / "terraform"
-    wrapper.parent.mkdir()
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f'case "$1" in {"|".join(commands)}) sleep {seconds} ;; esac\n'
-        f'exec {shlex.quote(find_binary(os.environ.get("TERRAFORM_BIN", "")))} "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("TERRAFORM_BIN", str(wrapper))
-    return wrapper
-
-
-def wait_for(predicate: Any, *, timeout: float = 120, what: str = "condition") -> Any:
-    """Poll a real component until ``predicate`` returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
-
-
 # --- seeded data ---------------------------------------------------------------------
 
 _SEEDS = [
@@ -424,3 +364,18 @@ def without_promotion_gate(db: None) -> None:
     from deployments.models import Environment
 
     Environment.objects.filter(name="prod").update(requires_staging_evidence=False)
+
+
+@pytest.fixture
+def evidence_dir(settings: Any, tmp_path: Path) -> Path:
+    """Evidence files of this test in their own private folder."""
+    from changecontrol.settings import plan_storage_config
+
+    location = tmp_path / "evidence"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "evidence": plan_storage_config(
+            bucket="", endpoint_url=None, kms_key_id="", location=location
+        ),
+    }
+    return location

@@ -4,7 +4,7 @@ DRF resolves every field of every row through the same generic path (attribute l
 time-zone lookup, type dispatch): at 50 tickets a page that was most of the list's time.
 ``compile_rows`` looks at a serializer's fields once and builds one small function per
 field; fields it does not recognise go through DRF itself, so the output is the same
-dictionary DRF would give, in the same order (tests/test_query_budgets.py compares them on
+dictionary DRF would give, in the same order (tests/selectors/test_query_budgets.py compares them on
 seeded history). Output only: input validation stays with the serializers.
 """
 

@@ -174,6 +174,7 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             # A re-plan that voids approvals asks why (recorded on them).
             "replan_voids": policy.replan_voids_approvals(ticket, selectors.standing_votes(ticket)),
             "step_up": ticket.environment.step_up_auth,
+            "infra_branch": settings.INFRA_BRANCH,
             "follow_ups": _follow_ups_with_drafts(request, ticket),
             "may_complete_follow_ups": policy.may_complete_follow_ups(
                 selectors.user_roles(request.user), superuser=request.user.is_superuser

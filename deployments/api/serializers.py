@@ -412,6 +412,7 @@ class TicketDetailSerializer(TicketSerializer):
             *TicketSerializer.Meta.fields,
             "rollback_mode",
             "rollback_target",
+            "commit_on_branch",
             "available_actions",
             "plan_stale",
             "schedule_conflict",

@@ -523,7 +523,7 @@ BRANCH_APPROVAL_RULE: dict[str, Any] = {"any_of": ["lead_developer", "tech_lead"
 
 def needs_branch_approval(ticket: Ticket) -> bool:
     """Does this ticket wait for a lead because its commit is not on the protected branch?"""
-    return ticket.commit_on_branch is False and auto_deploys(ticket.environment)
+    return getattr(ticket, "commit_on_branch", None) is False and auto_deploys(ticket.environment)
 
 
 def branch_note(ticket: Ticket, branch: str) -> str:

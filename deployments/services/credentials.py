@@ -140,7 +140,9 @@ def _assume_role(
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
-    client = boto3.client(
+    # A session of its own: the worker's base credentials are resolved now (rotated keys,
+    # an instance role's refresh), not those boto3's default session cached at first use.
+    client = boto3.session.Session().client(
         "sts",
         endpoint_url=settings.AWS_ENDPOINT_URL,
         region_name=settings.AWS_DEFAULT_REGION,
@@ -186,7 +188,7 @@ def run_credentials(env: Environment, *, phase: str, subject: str, timeout: int)
         values.update(_assume_role(role_arn, session_name, seconds, env, phase))
         said.append(f"role {role_arn} as session {session_name} for {seconds} s")
     if not said:
-        description = f"none: {env.name} names no credentials for its {phase}s"
+        description = f"none: {env.name} names no credentials for {phase} runs"
     else:
         description = " and ".join(said)
     return RunCredentials(

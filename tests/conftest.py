@@ -226,59 +226,91 @@ def _database_url() -> str:
     return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
-@pytest.fixture
-def celery_worker_process(
-    transactional_db: None, infra_repo: Path, tmp_path: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `celery worker` process on the configured broker, sharing the test database."""
+def purge_broker() -> None:
+    """Drop every message of the portal's queues, the per-environment Terraform queues
+    included (a message left by an earlier test names a row of that test's database)."""
     from changecontrol.celery import app
+    from deployments.models import Environment
+    from deployments.queues import worker_queues
 
-    app.control.purge()
-    env = {
+    names = set(Environment.objects.values_list("name", flat=True)) | {"dev", "staging", "prod"}
+    with app.connection_for_write() as connection_:
+        channel = connection_.default_channel
+        for queue in worker_queues(sorted(names), portal=True):
+            try:
+                channel.queue_purge(queue)
+            except Exception:
+                continue
+
+
+def spawn_worker(
+    tmp_path: Path,
+    infra_repo: Path,
+    *,
+    name: str = "test-worker",
+    queues: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """A real `celery worker` process on the configured broker, sharing the test database;
+    consuming ``queues`` (-Q) or, without, every queue (as `make run`'s worker does)."""
+    environment = {
         **os.environ,
         "DATABASE_URL": _database_url(),
         "INFRA_REPO": str(infra_repo),
         "TERRAFORM_BACKEND_CONFIG": f"workspace_dir={tmp_path / 'state'}",
         "MEDIA_ROOT": str(tmp_path / "media"),
         "SECRET_KEY": "worker-test-key",
+        **(env or {}),
     }
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "changecontrol",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "1",
-                "--pool",
-                "prefork",
-                "--without-gossip",
-                "--without-mingle",
-                "--hostname",
-                f"test-worker-{os.getpid()}@%h",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "changecontrol",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        "1",
+        "--pool",
+        "prefork",
+        "--without-gossip",
+        "--without-mingle",
+        "--hostname",
+        f"{name}-{os.getpid()}@%h",
+    ]
+    if queues:
+        argv += ["-Q", ",".join(queues)]
+    with (tmp_path / f"{name}.log").open("ab") as log_file:
+        return subprocess.Popen(
+            argv, cwd=ROOT, env=environment, stdout=log_file, stderr=subprocess.STDOUT
         )
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def celery_worker_process(
+    transactional_db: None, infra_repo: Path, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `celery worker` process on the configured broker, sharing the test database,
+    started without -Q: it consumes the portal queue and every environment's queue."""
+    purge_broker()
+    proc = spawn_worker(tmp_path, infra_repo, name="test-worker")
+    try:
+        yield proc
+    finally:
+        stop_worker(proc)
     if os.environ.get("SHOW_WORKER_LOG"):
-        print(log_path.read_text())
+        print((tmp_path / "test-worker.log").read_text())
 
 
 # --- a real browser -------------------------------------------------------------------

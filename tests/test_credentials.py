@@ -550,3 +550,53 @@ def test_a_run_whose_role_cannot_be_assumed_fails_before_terraform_starts(
     assert "$ terraform" not in run.log
     assert key not in run.log and secret not in run.log and not moto_sts.sessions()
     assert AuditEvent.objects.filter(action="run.finish", ticket=ticket).exists()
+
+
+@pytest.mark.terraform
+@pytest.mark.django_db(transaction=True)
+def test_a_drift_check_gets_the_plan_credentials_of_its_environment(
+    author: User, infra_repo: Path, head_sha: str, moto_sts: MotoSTS, settings: Any, tmp_path: Path
+) -> None:
+    from deployments.services.drift import drift_check_open, drift_check_run
+
+    from .factories import DeploymentFactory, TicketFactory
+
+    markers = _configure(settings, tmp_path)
+    settings.TERRAFORM_BIN = str(probe_terraform(tmp_path))
+    staging = Environment.objects.get(name="staging")
+    DeploymentFactory(
+        ticket=TicketFactory(
+            environment=staging, author=author, commit_sha=head_sha, status="completed"
+        )
+    )
+    check = drift_check_run(check_id=drift_check_open(staging, requested_by="test").pk)
+    assert check.status == "drifted", check.error  # the state is empty: everything differs
+    [session] = moto_sts.sessions()
+    assert (session.role_arn, session.session_name) == (
+        role_arn("staging-plan"),
+        f"ccp-drift{check.pk}-staging-plan",
+    )
+    assert _probe_line(check.log, "probe plan") == (
+        sha256_hex(session.access_key_id),
+        sha256_hex(markers["staging-plan"]),
+    )
+    assert sha256_hex(markers["staging-apply"]) not in check.log
+    assert markers["staging-plan"] not in check.log and session.access_key_id not in check.log
+
+
+@pytest.mark.django_db
+def test_a_drift_check_without_its_credentials_fails_saying_why(
+    author: User, settings: Any, tmp_path: Path
+) -> None:
+    from deployments.services.drift import drift_check_open, drift_check_run
+
+    from .factories import DeploymentFactory, TicketFactory
+
+    settings.TERRAFORM_CREDENTIALS_FILE = ""
+    Environment.objects.filter(name="prod").update(plan_credentials="prod-plan")
+    prod = Environment.objects.get(name="prod")
+    DeploymentFactory(ticket=TicketFactory(environment=prod, author=author, status="completed"))
+    check = drift_check_run(check_id=drift_check_open(prod, requested_by="test").pk)
+    assert check.status == "failed" and check.exit_code == 1
+    assert "does not hold the credential set 'prod-plan' that prod's plans get" in check.error
+    assert "$ terraform" not in check.log

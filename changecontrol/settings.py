@@ -495,6 +495,22 @@ if TERRAFORM_ROLE_MAX_SECONDS > 43200:
 
 # --- Integrations and limits -----------------------------------------------
 GITHUB_WEBHOOK_SECRET = env_str("GITHUB_WEBHOOK_SECRET")
+# The one repository the webhook acts for, by full name AND numeric id: a renamed
+# repository keeps its id, and a deleted one's name can be taken by someone else. A
+# delivery from any other repository (an organisation webhook sends them all) is recorded
+# and ignored with the reason; with either unset, no push or pull request is acted on.
+GITHUB_REPOSITORY = env_str("GITHUB_REPOSITORY").strip()
+if GITHUB_REPOSITORY and not re.fullmatch(
+    r"[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}", GITHUB_REPOSITORY
+):
+    raise ImproperlyConfigured(
+        f"GITHUB_REPOSITORY must be owner/name, e.g. acme/infra, not {GITHUB_REPOSITORY!r}"
+    )
+GITHUB_REPOSITORY_ID = env_int("GITHUB_REPOSITORY_ID", 0, minimum=0)
+# GitHub caps a delivery at 25 MB: bodies up to this stream to a temporary file while
+# their HMAC is computed, and only the fields the portal uses are parsed out (a large merge
+# still deploys dev). Larger ones are refused with 413 (recorded when signed).
+GITHUB_WEBHOOK_MAX_BYTES = env_int("GITHUB_WEBHOOK_MAX_BYTES", 25 * 1024 * 1024, minimum=1024)
 SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL")
 SNS_TOPIC_ARN = env_str("SNS_TOPIC_ARN")
 EVIDENCE_MAX_BYTES = env_int("EVIDENCE_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
@@ -546,11 +562,11 @@ REST_FRAMEWORK = {
     # every gunicorn worker sees the same count; API_THROTTLE_RATE, e.g. "600/min".
     "DEFAULT_THROTTLE_CLASSES": ["deployments.api.throttling.PerUserThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
-        "deployments.api.parsers.StrictJSONParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON is the request body everywhere; the two verbs that take a file (evidence, a
+    # check's log_file) add multipart themselves. A form post elsewhere is 415, not a body
+    # whose nested objects (risk_assessment, rollback_plan) silently vanish.
+    "DEFAULT_PARSER_CLASSES": ["deployments.api.parsers.StrictJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "deployments.api.schema.PortalAutoSchema",
     "EXCEPTION_HANDLER": "deployments.api.exceptions.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "deployments.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,

@@ -25,6 +25,7 @@ from .models import (
     Environment,
     FollowUp,
     Freeze,
+    GitHubLogin,
     Rejection,
     TerraformRun,
     Ticket,
@@ -229,10 +230,37 @@ def _role_names(user: User) -> set[str]:
 admin.site.unregister(User)
 
 
+class GitHubLoginInline(admin.StackedInline[GitHubLogin, User]):
+    """The user's GitHub account: pushes by it are filed as this user (nobody else's)."""
+
+    model = GitHubLogin
+    fields = ["login"]
+    extra = 0
+    max_num = 1
+    verbose_name = "GitHub login (pushes by this GitHub account are filed as this user)"
+
+
 @admin.register(User)
 class AuditedUserAdmin(UserAdmin):
     """Users: editing someone's groups (their roles), or their superuser, staff or active
-    status, is recorded in the audit trail."""
+    status, or linking their GitHub login, is recorded in the audit trail."""
+
+    inlines = [GitHubLoginInline]
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not GitHubLogin:
+            super().save_formset(request, form, formset, change)
+            return
+        # Through the audited service, not the formset's own save.
+        for inline in formset.forms:
+            if not inline.has_changed():
+                continue
+            deleting = bool(inline.cleaned_data.get("DELETE"))
+            login = "" if deleting else str(inline.cleaned_data.get("login") or "")
+            accounts.github_login_set(actor=request.user, user=form.instance, login=login)
+        # What the admin's change message reads after a formset's own save (the audit
+        # trail has the change).
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         before = (

@@ -32,6 +32,25 @@ def body(response: Any) -> bytes:
 # --- upload, digest, download ------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("sent", "verdict"),
+    [(None, None), ("", None), ("false", False), ("False", False), ("True", True)],
+)
+def test_a_verdict_form_field_left_out_or_empty_is_no_verdict(
+    author: User, qa: User, sent: str | None, verdict: bool | None
+) -> None:
+    """The form field as the schema describes it: true or false (a generated client sends
+    Python's "True"), or left out; never read as false when absent."""
+    ticket = staging_ticket(author)
+    data: dict[str, Any] = {"file": SimpleUploadedFile("smoke.txt", b"ok\n"), "kind": "other"}
+    if sent is not None:
+        data["passed"] = sent
+    response = api_for(qa).post(f"/api/v1/tickets/{ticket.pk}/evidence/", data, format="multipart")
+    assert response.status_code == 201, response.json()
+    assert response.json()["passed"] is verdict
+    assert Evidence.objects.get().passed is verdict
+
+
 def test_upload_keeps_the_file_byte_for_byte_with_its_digest(
     author: User, qa: User, evidence_dir: Path
 ) -> None:

@@ -11,6 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
+from rest_framework.fields import SkipField, empty
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -68,6 +69,18 @@ def download_url(evidence: Evidence) -> str:
     return reverse("api:ticket-evidence-download", args=[evidence.ticket_id, evidence.pk])
 
 
+class _FormVerdictField(serializers.BooleanField):
+    """A boolean form field that may be left out: absent (or sent empty) is no verdict, not
+    false (DRF reads a form's missing checkbox as false)."""
+
+    default_empty_html = empty
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        if data == "":
+            raise SkipField()
+        return super().validate_empty_values(data)
+
+
 class EvidenceUploadSerializer(serializers.Serializer[Any]):
     file = serializers.FileField(
         allow_empty_file=False,
@@ -76,12 +89,12 @@ class EvidenceUploadSerializer(serializers.Serializer[Any]):
         "Its name is kept without any path; its type is sniffed from its bytes.",
     )
     kind = serializers.ChoiceField(choices=EvidenceKind.choices)
-    passed = serializers.BooleanField(
-        allow_null=True,
+    # A form field is text: "true" or "false", or left out for no verdict (a form has no
+    # null, so the document offers none and generated clients send none).
+    passed = _FormVerdictField(
         required=False,
-        default=None,
-        help_text="Omit for no verdict yet; false reports a failure (anyone); true is a QA "
-        "sign-off (QA only, else 403).",
+        help_text="Leave out for no verdict yet; false reports a failure (anyone); true is a "
+        "QA sign-off (QA only, else 403).",
     )
     note = serializers.CharField(
         required=False,
@@ -192,7 +205,7 @@ class EvidenceActionsMixin:
             actor=request.user,
             file=payload.validated_data["file"],
             kind=payload.validated_data["kind"],
-            passed=payload.validated_data["passed"],
+            passed=payload.validated_data.get("passed"),
             note=payload.validated_data["note"],
         )
         return Response(EvidenceSerializer(item).data, status=status.HTTP_201_CREATED)

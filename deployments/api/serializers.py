@@ -22,6 +22,15 @@ from .check_serializers import CheckResultSerializer, PullRequestSerializer
 from .evidence import EvidenceSerializer, StagingTicketSerializer, staging_ticket_data
 from .followup_serializers import FollowUpSerializer
 from .monitoring_serializers import ChecklistItemSerializer, MonitoringSerializer, monitoring_out
+from .shapes import (
+    ApprovalRuleField,
+    ApprovalStatusSerializer,
+    ChangeWindowSerializer,
+    NameListField,
+    PlanSummarySerializer,
+    RejectionSerializer,
+    RiskRulesField,
+)
 
 
 class FreezeSerializer(serializers.ModelSerializer[Freeze]):
@@ -47,6 +56,13 @@ class FreezeSerializer(serializers.ModelSerializer[Freeze]):
 
 
 class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
+    approval_rule = ApprovalRuleField(read_only=True)
+    emergency_approval_rule = ApprovalRuleField(read_only=True)
+    risk_rules = RiskRulesField(read_only=True)
+    view_groups = NameListField(read_only=True)
+    file_groups = NameListField(read_only=True)
+    deploy_groups = NameListField(read_only=True)
+    required_checks = NameListField(read_only=True)
     approval_rule_text = serializers.SerializerMethodField()
     change_window = serializers.SerializerMethodField()
     next_window_start = serializers.SerializerMethodField()
@@ -87,6 +103,7 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
     def get_approval_rule_text(self, env: Environment) -> str:
         return policy.describe_rule(env.approval_rule)
 
+    @extend_schema_field(ChangeWindowSerializer(allow_null=True))
     def get_change_window(self, env: Environment) -> dict[str, Any] | None:
         window = policy.Window.of(env)
         if window is None:
@@ -162,6 +179,7 @@ class RunBriefSerializer(serializers.ModelSerializer[TerraformRun]):
             "finished_at",
         ]
 
+    @extend_schema_field(PlanSummarySerializer(allow_null=True))
     def get_summary(self, run: TerraformRun) -> dict[str, Any] | None:
         return _summary(run)
 
@@ -262,6 +280,30 @@ def rollback_out(ticket: Ticket) -> dict[str, Any]:
     }
 
 
+class ApprovalSerializer(serializers.ModelSerializer[Approval]):
+    approver: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    void = serializers.BooleanField(source="is_void", read_only=True)
+    held_roles = NameListField(read_only=True)
+
+    class Meta:
+        model = Approval
+        fields = [
+            "id",
+            "approver",
+            "role",
+            "held_roles",
+            "plan_run",
+            "plan_sha256",
+            "comment",
+            "created_at",
+            "void",
+            "voided_at",
+            "void_reason",
+        ]
+
+
 class TicketSerializer(serializers.ModelSerializer[Ticket]):
     environment: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="name", read_only=True
@@ -311,6 +353,7 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
     def get_web_url(self, ticket: Ticket) -> str:
         return reverse("ticket_detail", args=[ticket.pk])
 
+    @extend_schema_field(PlanSummarySerializer(allow_null=True))
     def get_plan_summary(self, ticket: Ticket) -> dict[str, Any] | None:
         return _summary(ticket.current_plan)
 
@@ -333,7 +376,7 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
         return self._rollback_out.to_representation(rollback_out(ticket))
 
 
-class _ConflictTicketSerializer(serializers.Serializer[Any]):
+class ConflictingTicketSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     title = serializers.CharField()
     scheduled_for = serializers.DateTimeField()
@@ -347,7 +390,7 @@ class ScheduleConflictSerializer(serializers.Serializer[Any]):
     position = serializers.IntegerField(
         help_text="This ticket's place in the run order (1 = first)."
     )
-    tickets = _ConflictTicketSerializer(many=True)
+    tickets = ConflictingTicketSerializer(many=True)
 
 
 class RollbackTargetSerializer(serializers.Serializer[Any]):
@@ -379,6 +422,7 @@ class DriftCheckSerializer(serializers.Serializer[Any]):
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
 
+    @extend_schema_field(PlanSummarySerializer)
     def get_summary(self, check: Any) -> dict[str, Any]:
         """{add, change, destroy, resources: [{address, action}, ...]} of the drift."""
         summary = check.summary if isinstance(check.summary, dict) else {}
@@ -445,6 +489,7 @@ class TicketDetailSerializer(TicketSerializer):
             return []
         return selectors.available_actions(ticket, request.user, timezone.now())
 
+    @extend_schema_field(ApprovalSerializer(many=True))
     def get_approvals(self, ticket: Ticket) -> list[dict[str, Any]]:
         return ApprovalSerializer(selectors.ticket_approvals(ticket), many=True).data  # type: ignore[return-value]
 
@@ -468,9 +513,11 @@ class TicketDetailSerializer(TicketSerializer):
             ],
         }
 
+    @extend_schema_field(ApprovalStatusSerializer)
     def get_approval_status(self, ticket: Ticket) -> dict[str, Any]:
         return services.approval_summary(ticket)
 
+    @extend_schema_field(RejectionSerializer(many=True))
     def get_rejections(self, ticket: Ticket) -> list[dict[str, Any]]:
         return [
             {
@@ -706,26 +753,3 @@ class RejectSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(
         min_length=1, max_length=validation.COMMENT_MAX, validators=[_NOT_BLANK]
     )
-
-
-class ApprovalSerializer(serializers.ModelSerializer[Approval]):
-    approver: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
-    )
-    void = serializers.BooleanField(source="is_void", read_only=True)
-
-    class Meta:
-        model = Approval
-        fields = [
-            "id",
-            "approver",
-            "role",
-            "held_roles",
-            "plan_run",
-            "plan_sha256",
-            "comment",
-            "created_at",
-            "void",
-            "voided_at",
-            "void_reason",
-        ]

@@ -14,7 +14,7 @@ from .monitoring import ChecklistItem, MonitoringCheck, MonitoringPeriod, ProbeS
 from .plans import SpeculativePlan
 from .runs import RunLogChunk, TerraformRun, plan_upload_to
 from .tickets import Ticket
-from .webhooks import DeliveryStatus, PullRequest, WebhookDelivery
+from .webhooks import DeliveryStatus, GitHubLogin, PullRequest, WebhookDelivery
 
 __all__ = [
     "ApiKey",
@@ -37,6 +37,7 @@ __all__ = [
     "FollowUp",
     "FollowUpKind",
     "Freeze",
+    "GitHubLogin",
     "IdempotencyRecord",
     "MonitoringCheck",
     "MonitoringPeriod",

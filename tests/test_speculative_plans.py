@@ -150,7 +150,10 @@ def test_an_idempotency_key_files_once(
     assert first.status_code == again.status_code == 202
     assert again.json()["id"] == first.json()["id"] and again["Idempotent-Replayed"] == "true"
     other = client.post(
-        "/api/v1/plans/", {**body, "environment": "staging"}, HTTP_IDEMPOTENCY_KEY="pr-7-a"
+        "/api/v1/plans/",
+        {**body, "environment": "staging"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="pr-7-a",
     )
     assert other.status_code == 422
     assert SpeculativePlan.objects.count() == 1

@@ -9,7 +9,12 @@ from django.core.validators import RegexValidator
 from django.db.models import QuerySet
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -21,6 +26,7 @@ from deployments.services.plans import speculative_plan_create
 
 from .idempotency import PARAMETER as IDEMPOTENCY_KEY
 from .idempotency import idempotent
+from .shapes import PlanSummarySerializer
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 _ENV_RE = r"^[A-Za-z0-9_-]{1,32}$"
@@ -77,6 +83,7 @@ class SpeculativePlanBriefSerializer(serializers.ModelSerializer[SpeculativePlan
     def get_url(self, plan: SpeculativePlan) -> str:
         return reverse("api:speculative-plan-detail", args=[plan.pk])
 
+    @extend_schema_field(PlanSummarySerializer(allow_null=True))
     def get_summary(self, plan: SpeculativePlan) -> dict[str, Any] | None:
         """What the plan would do: {add, change, destroy, resources} (null until it succeeded)."""
         summary = plan.summary if isinstance(plan.summary, dict) else {}

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("deployments", "0023_pull_request_merge_commit"),
+        ("deployments", "0024_webhook_refusals_and_github_logins"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

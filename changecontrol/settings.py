@@ -421,6 +421,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployments.tasks.schedules_run",
         "schedule": float(env_int("SCHEDULES_RUN_SECONDS", 30, minimum=5)),
     },
+    # Withdrawn evidence past EVIDENCE_WITHDRAWN_RETENTION_DAYS: its bytes are deleted.
+    "evidence-purge": {
+        "task": "deployments.tasks.evidence_purge",
+        "schedule": 3600.0,
+    },
     # The full walk of the audit chain (1M events ≈ 10 s); the audit page shows the outcome.
     "audit-verify": {
         "task": "deployments.tasks.audit_verify",
@@ -519,6 +524,14 @@ EVIDENCE_MAX_BYTES = env_int("EVIDENCE_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
 FILE_UPLOAD_HANDLERS = ["deployments.uploads.LimitedTemporaryFileUploadHandler"]
 FILE_UPLOAD_PERMISSIONS = 0o600
 EVIDENCE_MAX_FILES = 10  # files in one browser upload (each up to EVIDENCE_MAX_BYTES)
+# Quotas (policy.evidence_quota_problem; withdrawn files do not count): per ticket, files and
+# bytes; per person, bytes uploaded in the last 24 hours, across tickets.
+EVIDENCE_TICKET_MAX_FILES = env_int("EVIDENCE_TICKET_MAX_FILES", 100, minimum=1)
+EVIDENCE_TICKET_MAX_BYTES = env_int("EVIDENCE_TICKET_MAX_BYTES", 500 * 1024 * 1024, minimum=1)
+EVIDENCE_USER_DAILY_BYTES = env_int("EVIDENCE_USER_DAILY_BYTES", 1024 * 1024 * 1024, minimum=1)
+# A withdrawn file's bytes are kept this long (an auditor may still read them), then deleted
+# by the beat task evidence_purge.
+EVIDENCE_WITHDRAWN_RETENTION_DAYS = env_int("EVIDENCE_WITHDRAWN_RETENTION_DAYS", 30, minimum=0)
 # Form and JSON bodies (not file uploads, which stream to disk and have their own limit):
 # Django refuses a larger urlencoded body; the API's JSON parser refuses one over
 # API_JSON_MAX_BYTES with 413 before reading further.
@@ -540,6 +553,9 @@ IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
 # A rollback opened within this many minutes of the deployment it undoes is "immediate":
 # one Tech Lead or DevOps Lead approves it and it may deploy outside the window (SPEC §1).
 ROLLBACK_IMMEDIATE_MINUTES = env_int("ROLLBACK_IMMEDIATE_MINUTES", 60, minimum=1)
+# The longest freeze anyone may declare (policy.freeze_length_problem): a longer blackout
+# is declared again when it is still needed, by someone who may (Environment.freeze_groups).
+FREEZE_MAX_DAYS = env_int("FREEZE_MAX_DAYS", 14, minimum=1)
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 # How long the DORA metrics (/metrics/, /api/v1/metrics/) are cached, in seconds; 0: never.
 METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 120)

@@ -421,6 +421,7 @@ _SEEDS = [
         "0006_prod_visibility",
         "0012_risk",
         "0019_monitoring",
+        "0026_environment_freeze_groups",
     )
 ]
 

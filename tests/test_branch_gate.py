@@ -101,8 +101,9 @@ def test_only_an_auto_deploy_ticket_off_the_branch_needs_a_lead() -> None:
     # Staging already has a lead review every plan: the branch changes nothing there.
     assert not policy.needs_branch_approval(_ticket("staging", on_branch=False))
     off = _ticket("dev", on_branch=False)
-    assert policy.rule_for(off).roles == {"lead_developer", "tech_lead"}
-    assert not policy.rule_for(_ticket("dev", on_branch=True)).required
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    assert policy.rule_for(off, now=now).roles == {"lead_developer", "tech_lead"}
+    assert not policy.rule_for(_ticket("dev", on_branch=True), now=now).required
     assert policy.branch_note(off, "main") == NOTE.format(sha="ab" * 5)
     assert policy.branch_note(_ticket("dev", on_branch=True), "main") == ""
 

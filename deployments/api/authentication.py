@@ -70,6 +70,11 @@ class ApiKeyAuthentication(BaseAuthentication):
         return KEYWORD
 
 
+def is_ci_key(auth: Any) -> bool:
+    """Did this request authenticate with an API key of scope ``ci`` (a machine)?"""
+    return isinstance(auth, ApiKey) and auth.scope == ApiKeyScope.CI
+
+
 class ApiKeyScopeAllows(BasePermission):
     """A key scoped to CI reads and files; it may not approve, reject, deploy or cancel."""
 
@@ -92,7 +97,7 @@ class ApiKeyScopeAllows(BasePermission):
 _KEY_HELP = (
     "an API key from the API tokens page (/settings/tokens/) or `manage.py "
     "create_api_token`. Keys of scope `ci` may read, file tickets, plan and post checks and "
-    "evidence only."
+    "evidence only, never with QA's pass (a person's act)."
 )
 
 

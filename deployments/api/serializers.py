@@ -16,7 +16,7 @@ from deployments.choices import ChangeType
 from deployments.evidence_selectors import evidence_for
 from deployments.models import Approval, Environment, Freeze, PullRequest, TerraformRun, Ticket
 from deployments.monitoring_selectors import Monitoring, monitoring_for
-from deployments.selectors_windows import conflict_for, environment_window_state, plan_is_stale
+from deployments.selectors_windows import environment_window_state, plan_is_stale
 
 from .check_serializers import CheckResultSerializer, PullRequestSerializer
 from .evidence import EvidenceSerializer, StagingTicketSerializer, staging_ticket_data
@@ -138,14 +138,27 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
         return FreezeSerializer(self._state(env)["upcoming_freezes"], many=True).data  # type: ignore[return-value]
 
 
+# Keys of a plan summary's resource (deployments.terraform.summary) that plans made before
+# they existed lack: a moved resource's previous address, an import.
+_RESOURCE_DEFAULTS = {"previous_address": "", "importing": False}
+_STATE_COUNTS = ("import_count", "move_count", "forget_count", "invoke_count", "drift_count")
+
+
 def _summary(run: TerraformRun | None) -> dict[str, Any] | None:
+    """The plan's counts and changes: add/change/destroy as Terraform counts them, and what
+    changes only Terraform's state (imports, moves, forgets), the actions it invokes and
+    the changes Terraform found made outside it (drift, informational)."""
     if run is None or not run.summary:
         return None
+    summary = run.summary
     return {
-        "add": run.summary.get("add", 0),
-        "change": run.summary.get("change", 0),
-        "destroy": run.summary.get("destroy", 0),
-        "resources": run.summary.get("resources", []),
+        "add": summary.get("add", 0),
+        "change": summary.get("change", 0),
+        "destroy": summary.get("destroy", 0),
+        **{key: summary.get(key, 0) for key in _STATE_COUNTS},
+        "resources": [{**_RESOURCE_DEFAULTS, **r} for r in summary.get("resources") or []],
+        "action_invocations": list(summary.get("action_invocations") or []),
+        "drift": list(summary.get("drift") or []),
     }
 
 
@@ -206,6 +219,24 @@ _LEVEL_CHOICES = risk.LEVEL_CHOICES
 class BlastItemSerializer(serializers.Serializer[Any]):
     address = serializers.CharField()
     component = serializers.CharField()
+    data_reason = serializers.CharField(
+        default="",
+        help_text="Why the resource holds data (deployments.data_resources or the "
+        "environment's own list); empty when it holds none.",
+    )
+
+
+class BlastMoveSerializer(BlastItemSerializer):
+    previous_address = serializers.CharField()
+
+
+class BlastInvocationSerializer(serializers.Serializer[Any]):
+    address = serializers.CharField()
+    component = serializers.CharField()
+    trigger = serializers.CharField(
+        help_text="The lifecycle event that runs it (after_create, ...), or `invoke`."
+    )
+    resource = serializers.CharField(help_text="The resource whose event triggers it, if any.")
 
 
 class BlastRadiusSerializer(serializers.Serializer[Any]):
@@ -215,6 +246,15 @@ class BlastRadiusSerializer(serializers.Serializer[Any]):
     replaces = BlastItemSerializer(many=True)
     delete_count = serializers.IntegerField()
     replace_count = serializers.IntegerField()
+    # Scored before these existed: read as none.
+    forgets = BlastItemSerializer(many=True, default=list)
+    imports = BlastItemSerializer(many=True, default=list)
+    moves = BlastMoveSerializer(many=True, default=list)
+    invocations = BlastInvocationSerializer(many=True, default=list)
+    forget_count = serializers.IntegerField(default=0)
+    import_count = serializers.IntegerField(default=0)
+    move_count = serializers.IntegerField(default=0)
+    invoke_count = serializers.IntegerField(default=0)
 
 
 class RiskOutSerializer(serializers.Serializer[Any]):
@@ -236,7 +276,9 @@ class RiskOutSerializer(serializers.Serializer[Any]):
 
 
 class KnownGoodSerializer(serializers.Serializer[Any]):
-    ticket = serializers.IntegerField()
+    ticket = serializers.IntegerField(
+        allow_null=True, help_text="Null when the caller may not see the ticket that deployed it."
+    )
     commit_sha = serializers.CharField()
     deployed_at = serializers.DateTimeField()
 
@@ -265,9 +307,11 @@ def risk_out(ticket: Ticket) -> dict[str, Any]:
     return out
 
 
-def rollback_out(ticket: Ticket) -> dict[str, Any]:
+def rollback_out(ticket: Ticket, viewer: Any) -> dict[str, Any]:
     plan = ticket.rollback_plan if isinstance(ticket.rollback_plan, dict) else {}
-    good = selectors.ticket_last_known_good(ticket)
+    good = selectors.known_good_for(
+        viewer, selectors.ticket_last_known_good(ticket), ticket.environment
+    )
     return {
         **{key: plan.get(key) for key in risk.ROLLBACK_FIELDS},
         "last_known_good": None
@@ -315,6 +359,7 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
     web_url = serializers.SerializerMethodField()
     current_plan = RunBriefSerializer(read_only=True, allow_null=True)
     plan_summary = serializers.SerializerMethodField()
+    rollback_of = serializers.SerializerMethodField()
     risk_assessment = serializers.SerializerMethodField()
     rollback_plan = serializers.SerializerMethodField()
 
@@ -373,7 +418,25 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
 
     @extend_schema_field(RollbackOutSerializer)
     def get_rollback_plan(self, ticket: Ticket) -> dict[str, Any]:
-        return self._rollback_out.to_representation(rollback_out(ticket))
+        return self._rollback_out.to_representation(rollback_out(ticket, self._viewer))
+
+    @property
+    def _viewer(self) -> Any:
+        request = self.context.get("request")
+        return getattr(request, "user", None)
+
+    @extend_schema_field(
+        serializers.IntegerField(
+            allow_null=True,
+            help_text="Rollback tickets: the ticket they roll back (null when the caller may "
+            "not see it).",
+        )
+    )
+    def get_rollback_of(self, ticket: Ticket) -> int | None:
+        pk = ticket.rollback_of_id
+        if pk is None or pk not in selectors.visible_ticket_ids(self._viewer, [pk]):
+            return None
+        return pk
 
 
 class ConflictingTicketSerializer(serializers.Serializer[Any]):
@@ -390,14 +453,24 @@ class ScheduleConflictSerializer(serializers.Serializer[Any]):
     position = serializers.IntegerField(
         help_text="This ticket's place in the run order (1 = first)."
     )
-    tickets = ConflictingTicketSerializer(many=True)
+    size = serializers.IntegerField(help_text="How many tickets share the window.")
+    tickets = ConflictingTicketSerializer(
+        many=True, help_text="Those of them the caller may see, in run order."
+    )
+    hidden = serializers.IntegerField(
+        help_text="How many of them the caller may not see (neither id nor title is shown)."
+    )
 
 
 class RollbackTargetSerializer(serializers.Serializer[Any]):
     """The deployment a rollback ticket returns its environment to."""
 
     deployment = serializers.IntegerField(source="pk")
-    ticket = serializers.IntegerField(source="ticket_id")
+    ticket = serializers.IntegerField(
+        source="ticket_id",
+        allow_null=True,
+        help_text="Null when the caller may not see the ticket that made that deployment.",
+    )
     commit_sha = serializers.CharField()
     var_file = serializers.CharField()
     var_file_sha256 = serializers.CharField()
@@ -449,12 +522,17 @@ class TicketDetailSerializer(TicketSerializer):
     schedule_conflict = serializers.SerializerMethodField()
     staging_ticket = serializers.SerializerMethodField()
     rollback_target = serializers.SerializerMethodField()
+    rollback_mode = serializers.SerializerMethodField()
+    rollback_opened_as = serializers.CharField(source="rollback_mode", read_only=True)
+    rollback_immediate_until = serializers.DateTimeField(read_only=True, allow_null=True)
     available_actions = serializers.SerializerMethodField()
 
     class Meta(TicketSerializer.Meta):
         fields = [
             *TicketSerializer.Meta.fields,
             "rollback_mode",
+            "rollback_opened_as",
+            "rollback_immediate_until",
             "rollback_target",
             "commit_on_branch",
             "available_actions",
@@ -473,13 +551,25 @@ class TicketDetailSerializer(TicketSerializer):
             "staging_ticket",
         ]
 
+    @extend_schema_field(
+        serializers.ChoiceField(choices=["", "immediate", "planned"]),
+    )
+    def get_rollback_mode(self, ticket: Ticket) -> str:
+        """Rollback tickets: how they are governed now. An immediate rollback (one lead,
+        any time) is planned once ``rollback_immediate_until`` has passed (the normal rule,
+        window and freezes); ``rollback_opened_as`` keeps the mode it was opened in."""
+        return policy.effective_rollback_mode(ticket, timezone.now())
+
     @extend_schema_field(RollbackTargetSerializer(allow_null=True))
     def get_rollback_target(self, ticket: Ticket) -> dict[str, Any] | None:
         """Rollback tickets: the deployment they return the environment to."""
         target = ticket.rollback_target
         if target is None:
             return None
-        return RollbackTargetSerializer(target).data
+        data = dict(RollbackTargetSerializer(target).data)
+        if target.ticket_id not in selectors.visible_ticket_ids(self._viewer, [target.ticket_id]):
+            data["ticket"] = None
+        return data
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_available_actions(self, ticket: Ticket) -> list[str]:
@@ -499,18 +589,21 @@ class TicketDetailSerializer(TicketSerializer):
 
     @extend_schema_field(ScheduleConflictSerializer(allow_null=True))
     def get_schedule_conflict(self, ticket: Ticket) -> dict[str, Any] | None:
-        conflict = conflict_for(ticket)
+        request = self.context.get("request")
+        conflict = selectors.conflict_seen_by(getattr(request, "user", None), ticket)
         if conflict is None:
             return None
         return {
             "window_opens": conflict.opens.isoformat() if conflict.opens else None,
             "window_closes": conflict.closes.isoformat() if conflict.closes else None,
-            "position": conflict.position(ticket),
+            "position": conflict.position,
+            "size": conflict.size,
             "tickets": [
                 {"id": t.pk, "title": t.title, "scheduled_for": t.scheduled_for.isoformat()}
                 for t in conflict.tickets
                 if t.scheduled_for is not None
             ],
+            "hidden": conflict.hidden,
         }
 
     @extend_schema_field(ApprovalStatusSerializer)
@@ -562,7 +655,7 @@ class TicketDetailSerializer(TicketSerializer):
 
     @extend_schema_field(StagingTicketSerializer(allow_null=True))
     def get_staging_ticket(self, ticket: Ticket) -> dict[str, Any] | None:
-        return staging_ticket_data(ticket)
+        return staging_ticket_data(ticket, self._viewer)
 
     @extend_schema_field(PullRequestSerializer(allow_null=True))
     def get_pull_request(self, ticket: Ticket) -> dict[str, Any] | None:
@@ -660,7 +753,16 @@ class RollbackPlanSerializer(_StrictSerializer):
 
 class TicketCreateSerializer(serializers.Serializer[Any]):
     title = serializers.CharField(
-        min_length=1, max_length=validation.TITLE_MAX, validators=[_NOT_BLANK]
+        min_length=1,
+        max_length=validation.TITLE_MAX,
+        validators=[
+            RegexValidator(
+                validation.LINE_PATTERN,
+                f"title must contain a visible character and {validation.LINE_PROBLEM}",
+            )
+        ],
+        help_text="One line of text: no control characters (CR, LF, tab ...) or direction "
+        "overrides.",
     )
     environment = serializers.CharField(
         min_length=1,

@@ -24,16 +24,51 @@ class PlanResourceSerializer(serializers.Serializer[Any]):
     module = serializers.CharField(
         required=False, allow_blank=True, help_text='Its module address; "" for the root module.'
     )
-    action = serializers.CharField(help_text="create, update, delete, replace, ...")
+    action = serializers.CharField(
+        help_text="create, update, delete, replace, forget (dropped from state, left running), "
+        "create+forget, or no-op for a resource that is only moved or imported"
+    )
+    previous_address = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text='Where a `moved` block moved it from ("" when it did not move).',
+    )
+    importing = serializers.BooleanField(
+        required=False, help_text="Imported into Terraform's state by this plan."
+    )
+
+
+class PlanActionInvocationSerializer(serializers.Serializer[Any]):
+    """An action the apply invokes (Terraform 1.14+), e.g. a Lambda function run."""
+
+    address = serializers.CharField(help_text="e.g. action.aws_lambda_invoke.warm_cache")
+    type = serializers.CharField()
+    trigger = serializers.CharField(
+        help_text="The lifecycle event that runs it (after_create, after_update, ...), or "
+        "`invoke` for `terraform apply -invoke`."
+    )
+    resource = serializers.CharField(
+        allow_blank=True, help_text="The resource whose event triggers it; empty for -invoke."
+    )
 
 
 class PlanSummarySerializer(serializers.Serializer[Any]):
-    """What a saved plan would do: counts and the resources it touches."""
+    """What a saved plan would do: counts and the resources it touches. Imports, moves and
+    forgets change only Terraform's state; actions run outside it; drift is what Terraform
+    found changed outside it (the apply does not make it). A drift check's summary has
+    only the first four fields."""
 
     add = serializers.IntegerField()
     change = serializers.IntegerField()
     destroy = serializers.IntegerField()
+    import_count = serializers.IntegerField(required=False)
+    move_count = serializers.IntegerField(required=False)
+    forget_count = serializers.IntegerField(required=False)
+    invoke_count = serializers.IntegerField(required=False)
+    drift_count = serializers.IntegerField(required=False)
     resources = PlanResourceSerializer(many=True)
+    action_invocations = PlanActionInvocationSerializer(many=True, required=False)
+    drift = PlanResourceSerializer(many=True, required=False)
 
 
 class ApprovalStatusSerializer(serializers.Serializer[Any]):

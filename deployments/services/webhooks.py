@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from deployments import policy
+from deployments import policy, validation
 from deployments import terraform as tf
 from deployments.models import (
     DeliveryStatus,
@@ -329,7 +329,9 @@ def _process_push(delivery: WebhookDelivery) -> None:
         return
     head = payload.get("head_commit") or {}
     message = str(head.get("message") or "").strip().splitlines()
-    subject = message[0] if message else repo.commit_subject(sha)
+    # A title is one line of plain text (validation.line_problem): a commit subject may hold
+    # tabs or escapes, which become spaces rather than refuse the push.
+    subject = validation.one_line(message[0] if message else repo.commit_subject(sha))
     pr = PullRequest.for_commit(sha)
     filed: list[str] = []
     ticket = None

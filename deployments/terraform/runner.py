@@ -27,7 +27,7 @@ from typing import Any
 from .redact import Redactor, secret_values_from_env
 from .sensitive import sensitive_values as configured_secrets
 from .source import InfraRepo, SourceError, check_relative
-from .summary import sensitive_values, summarize_plan
+from .summary import has_changes, sensitive_values, summarize_plan, summary_line
 
 OnLine = Callable[[str], None]
 PLAN_FILENAME = "portal.tfplan"
@@ -163,13 +163,16 @@ class _Session:
         self.root = root
         self._on_line = on_line
         self.env = self._environment()
+        # The exported repository: the root's local modules may lie anywhere in it.
+        depth = len(Path(spec.terraform_dir).parts)
+        tree = root.parents[depth - 1] if depth else root
         self.redact = Redactor(
             [
                 *spec.secrets,
                 *(value for value in spec.credentials_env.values() if value),
                 *secret_values_from_env(self.env),
                 # Learnt from the configuration before any command can print a value.
-                *configured_secrets(root, self._var_files(), self.env),
+                *configured_secrets(root, self._var_files(), self.env, repo_root=tree),
             ]
         )
 
@@ -515,17 +518,16 @@ def plan(spec: RunSpec, on_line: OnLine) -> PlanResult:
             document = json.loads(session.capture("show", "-json", PLAN_FILENAME))
             session.redact.add(sensitive_values(document))
             summary = summarize_plan(document)
-            has_changes = bool(summary["resources"] or summary["outputs_changed"])
             session.emit(
-                f"Plan saved: {summary['add']} to add, {summary['change']} to change, "
-                f"{summary['destroy']} to destroy (sha256 {hashlib.sha256(plan_bytes).hexdigest()})"
+                f"Plan saved: {summary_line(summary)} "
+                f"(sha256 {hashlib.sha256(plan_bytes).hexdigest()})"
             )
             return PlanResult(
                 exit_code=0,
                 plan_bytes=plan_bytes,
                 plan_sha256=hashlib.sha256(plan_bytes).hexdigest(),
                 summary=summary,
-                has_changes=has_changes,
+                has_changes=has_changes(summary),
                 base_state=base_state,
             )
     except (_StepFailed, SourceError, OSError) as exc:

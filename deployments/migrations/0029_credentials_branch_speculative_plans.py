@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("deployments", "0024_webhook_refusals_and_github_logins"),
+        ("deployments", "0028_environment_data_resource_types"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

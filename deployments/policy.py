@@ -571,6 +571,101 @@ def auto_deploys(env: Environment) -> bool:
     return not any(rule.required for rule in rules)
 
 
+# --- auto-deploy applies only what the protected branch holds (issue 17) -------------------
+#
+# An environment that applies with nobody asking (auto_deploys: dev) applies a ticket's plan
+# by itself only when the ticket's commit is reachable from INFRA_BRANCH (main): merged,
+# hence reviewed. A plan of any other commit waits for one Lead Developer or Tech Lead,
+# never its author, so pushing a branch is not enough to run its code unreviewed. The fact is
+# stored on the ticket (``commit_on_branch``) by the worker when the plan finishes and checked
+# again when the apply starts.
+
+BRANCH_APPROVAL_RULE: dict[str, Any] = {"any_of": ["lead_developer", "tech_lead"], "count": 1}
+
+
+def needs_branch_approval(ticket: Ticket) -> bool:
+    """Does this ticket wait for a lead because its commit is not on the protected branch?"""
+    return getattr(ticket, "commit_on_branch", None) is False and auto_deploys(ticket.environment)
+
+
+def branch_note(ticket: Ticket, branch: str) -> str:
+    """Why the ticket waits ("" when it does not), e.g. "commit abc123 is not on main: dev
+    applies it only with a lead's approval (one Lead Developer or Tech Lead, not its author)"."""
+    if not needs_branch_approval(ticket):
+        return ""
+    rule = Rule.parse(BRANCH_APPROVAL_RULE)
+    return (
+        f"commit {ticket.commit_sha[:10]} is not on {branch}: {ticket.environment.name} "
+        f"applies it only with a lead's approval ({rule.describe()}, not its author)"
+    )
+
+
+# --- credentials per environment and phase (issue 17) -------------------------------------
+#
+# An environment names the credential set (a name in the worker's TERRAFORM_CREDENTIALS_FILE)
+# and/or the AWS role its plans get, and those its applies get. Plans, post-apply checks,
+# drift checks and speculative plans are plan-phase runs (read-only credentials); only an
+# apply gets the apply credentials.
+
+PLAN_PHASE = "plan"
+APPLY_PHASE = "apply"
+CREDENTIAL_SET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# arn:<partition>:iam::<account>:role/<path/><name> (IAM's own limits on path and name).
+ROLE_ARN_RE = re.compile(
+    r"^arn:aws(?:-[a-z]+)*:iam::\d{12}:role/(?:[\w+=,.@-]+/){0,64}[\w+=,.@-]{1,64}$"
+)
+ROLE_ARN_MAX = 2048
+# STS: RoleSessionName is 2 to 64 characters of [\w+=,.@-].
+_SESSION_NAME_MAX = 64
+_SESSION_UNSAFE = re.compile(r"[^\w+=,.@-]")
+# STS's shortest session; a run's session lasts its timeout plus this margin.
+ROLE_SESSION_MIN_SECONDS = 900
+ROLE_SESSION_MARGIN_SECONDS = 300
+
+
+def run_phase(kind: str) -> str:
+    """The credentials phase of a run kind: only an apply writes."""
+    return APPLY_PHASE if kind == "apply" else PLAN_PHASE
+
+
+def credential_set_problem(value: Any) -> str | None:
+    """Why a credential set name is not usable, or None ("" means none)."""
+    if value == "":
+        return None
+    if not isinstance(value, str) or not CREDENTIAL_SET_RE.match(value):
+        return (
+            "a credential set name is 1 to 64 letters, digits, '.', '_' or '-' (a key of the "
+            "workers' TERRAFORM_CREDENTIALS_FILE), e.g. prod-plan"
+        )
+    return None
+
+
+def role_arn_problem(value: Any) -> str | None:
+    """Why an IAM role ARN is not one, or None ("" means none)."""
+    if value == "":
+        return None
+    if not isinstance(value, str) or len(value) > ROLE_ARN_MAX or not ROLE_ARN_RE.match(value):
+        return (
+            "must be an IAM role ARN, arn:aws:iam::<12-digit account>:role/<name>, e.g. "
+            "arn:aws:iam::123456789012:role/prod-plan"
+        )
+    return None
+
+
+def role_session_name(subject: str, phase: str) -> str:
+    """The RoleSessionName of a run's session, naming what runs (``t123-r456``: ticket and
+    run) and its phase: ``ccp-t123-r456-plan``, shown in CloudTrail beside every call."""
+    room = _SESSION_NAME_MAX - len("ccp-") - len(phase) - 1
+    subject = _SESSION_UNSAFE.sub("-", subject)[:room]
+    return f"ccp-{subject}-{phase}"
+
+
+def role_session_seconds(timeout: int, cap: int) -> int:
+    """How long a run's role session lasts: long enough for its phase's timeout, capped."""
+    wanted = max(ROLE_SESSION_MIN_SECONDS, timeout + ROLE_SESSION_MARGIN_SECONDS)
+    return min(wanted, max(cap, ROLE_SESSION_MIN_SECONDS))
+
+
 # --- approval rules ------------------------------------------------------------
 
 ROLE_LABELS = {
@@ -749,10 +844,13 @@ def _base_rule_field(ticket: Ticket) -> str:
 def rule_for(ticket: Ticket, *, now: dt.datetime) -> Rule:
     """The approval rule that applies at ``now``: the emergency rule for emergency tickets,
     one lead for an immediate rollback within its hour, replaced by the environment's rule
-    for the ticket's risk level when it has one (see risk_rule)."""
+    for the ticket's risk level when it has one (see risk_rule); a lead's approval for an
+    auto-deploy ticket whose commit is not on the protected branch."""
     env = ticket.environment
     if is_immediate_rollback(ticket, now):
         return immediate_rollback_rule(env)
+    if needs_branch_approval(ticket):
+        return Rule.parse(BRANCH_APPROVAL_RULE)
     field = _base_rule_field(ticket)
     override = risk_rule(env, _risk_level(ticket), field)
     if override is not None:
@@ -1143,10 +1241,12 @@ def check_apply_may_start(
     votes: Sequence[Vote],
     stray_approvals: int = 0,
     freezes: Iterable[Any] = (),
+    branch: str = "main",
 ) -> None:
     """May the apply of ``plan_sha256`` start now? Asked when deploy is requested and again
     by the worker at the moment Terraform would start (the window may have closed and
-    approvers may have lost their role since).
+    approvers may have lost their role since, or an auto-deploy ticket's commit may have
+    left the protected branch ``branch``: its ``commit_on_branch`` is checked again first).
 
     ``votes`` are the standing approvals of that plan, each with the rule's roles its
     approver holds *now*; ``stray_approvals`` counts standing approvals of any other plan.
@@ -1168,13 +1268,19 @@ def check_apply_may_start(
             TicketStatus.APPROVED,
         ) from None
     rule = rule_for(ticket, now=now)
-    if not rule.required or env.auto_deploy:
+    off_branch = needs_branch_approval(ticket)
+    if not rule.required or (env.auto_deploy and not off_branch):
         return
     counted = [v for v in votes if v.roles and v.approver_id != ticket.author_id]
     dropped = [v.approver_name for v in votes if v not in counted]
     state = quorum(rule, counted)
     if state.met and not stray_approvals:
         return
+    if off_branch and not dropped:
+        raise ApplyRefused(
+            f"{branch_note(ticket, branch)}; no such approval stands for this plan",
+            TicketStatus.AWAITING_APPROVAL,
+        )
     if dropped:
         why = (
             f"{', '.join(dropped)} no longer hold{'s' if len(dropped) == 1 else ''} the role "

@@ -185,6 +185,7 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 ticket, selectors.standing_votes(ticket), now=timezone.now()
             ),
             "step_up": ticket.environment.step_up_auth,
+            "infra_branch": settings.INFRA_BRANCH,
             "follow_ups": _follow_ups_with_drafts(request, ticket),
             "may_complete_follow_ups": policy.may_complete_follow_ups(
                 selectors.user_roles(request.user), superuser=request.user.is_superuser

@@ -226,59 +226,91 @@ def _database_url() -> str:
     return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
-@pytest.fixture
-def celery_worker_process(
-    transactional_db: None, infra_repo: Path, tmp_path: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `celery worker` process on the configured broker, sharing the test database."""
+def purge_broker() -> None:
+    """Drop every message of the portal's queues, the per-environment Terraform queues
+    included (a message left by an earlier test names a row of that test's database)."""
     from changecontrol.celery import app
+    from deployments.models import Environment
+    from deployments.queues import worker_queues
 
-    app.control.purge()
-    env = {
+    names = set(Environment.objects.values_list("name", flat=True)) | {"dev", "staging", "prod"}
+    with app.connection_for_write() as connection_:
+        channel = connection_.default_channel
+        for queue in worker_queues(sorted(names), portal=True):
+            try:
+                channel.queue_purge(queue)
+            except Exception:
+                continue
+
+
+def spawn_worker(
+    tmp_path: Path,
+    infra_repo: Path,
+    *,
+    name: str = "test-worker",
+    queues: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """A real `celery worker` process on the configured broker, sharing the test database;
+    consuming ``queues`` (-Q) or, without, every queue (as `make run`'s worker does)."""
+    environment = {
         **os.environ,
         "DATABASE_URL": _database_url(),
         "INFRA_REPO": str(infra_repo),
         "TERRAFORM_BACKEND_CONFIG": f"workspace_dir={tmp_path / 'state'}",
         "MEDIA_ROOT": str(tmp_path / "media"),
         "SECRET_KEY": "worker-test-key",
+        **(env or {}),
     }
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "changecontrol",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "1",
-                "--pool",
-                "prefork",
-                "--without-gossip",
-                "--without-mingle",
-                "--hostname",
-                f"test-worker-{os.getpid()}@%h",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "changecontrol",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        "1",
+        "--pool",
+        "prefork",
+        "--without-gossip",
+        "--without-mingle",
+        "--hostname",
+        f"{name}-{os.getpid()}@%h",
+    ]
+    if queues:
+        argv += ["-Q", ",".join(queues)]
+    with (tmp_path / f"{name}.log").open("ab") as log_file:
+        return subprocess.Popen(
+            argv, cwd=ROOT, env=environment, stdout=log_file, stderr=subprocess.STDOUT
         )
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def celery_worker_process(
+    transactional_db: None, infra_repo: Path, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `celery worker` process on the configured broker, sharing the test database,
+    started without -Q: it consumes the portal queue and every environment's queue."""
+    purge_broker()
+    proc = spawn_worker(tmp_path, infra_repo, name="test-worker")
+    try:
+        yield proc
+    finally:
+        stop_worker(proc)
     if os.environ.get("SHOW_WORKER_LOG"):
-        print(log_path.read_text())
+        print((tmp_path / "test-worker.log").read_text())
 
 
 # --- a real browser -------------------------------------------------------------------
@@ -424,3 +456,172 @@ def without_promotion_gate(db: None) -> None:
     from deployments.models import Environment
 
     Environment.objects.filter(name="prod").update(requires_staging_evidence=False)
+
+
+# --- credentials per environment and phase (issue 17) --------------------------------
+
+AWS_ACCOUNT = "123456789012"
+# The worker's own base credentials: they may call STS, and must never reach a run.
+WORKER_BASE_KEY = "AKIAWORKERBASE000001"
+WORKER_BASE_SECRET = "worker-base-secret-never-in-a-run-0123456789"
+
+
+def role_arn(name: str) -> str:
+    return f"arn:aws:iam::{AWS_ACCOUNT}:role/{name}"
+
+
+class MotoSTS:
+    """moto's STS (and IAM) served over HTTP on loopback, in this process, so a test can
+    read which sessions it issued (role, session name, the short-lived keys) to tell what
+    each run received."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    def _post(self, path: str, body: bytes) -> None:
+        import urllib.request
+
+        request = urllib.request.Request(
+            self.endpoint + path, data=body, method="POST", headers={"Content-Type": "text/plain"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            answer.read()
+
+    def reset(self) -> None:
+        self._post("/moto-api/reset", b"")
+        self._post("/moto-api/reset-auth", b"inf")
+
+    def sessions(self) -> list[Any]:
+        """Every session STS issued: ``role_arn``, ``session_name``, ``access_key_id``,
+        ``secret_access_key``, ``session_token``, ``expiration`` (naive UTC)."""
+        from moto.sts.models import sts_backends
+
+        return list(sts_backends[AWS_ACCOUNT]["aws"].assumed_roles)
+
+    def worker_user(self, name: str, allowed_roles: str) -> tuple[str, str]:
+        """An IAM user allowed sts:AssumeRole on ``allowed_roles`` (an ARN pattern) only;
+        its access key and secret."""
+        import json
+
+        import boto3
+
+        iam = boto3.client(
+            "iam",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=WORKER_BASE_KEY,
+            aws_secret_access_key=WORKER_BASE_SECRET,
+        )
+        iam.create_user(UserName=name)
+        iam.put_user_policy(
+            UserName=name,
+            PolicyName="assume",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": allowed_roles}
+                    ],
+                }
+            ),
+        )
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return key["AccessKeyId"], key["SecretAccessKey"]
+
+    def enforce_auth(self) -> None:
+        """From now on every request must be signed by a known key and allowed by IAM."""
+        self._post("/moto-api/reset-auth", b"0")
+
+
+@pytest.fixture
+def moto_sts(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoSTS]:
+    """moto's STS on 127.0.0.1 (a free port); the worker's base credentials in the
+    environment, AWS_ENDPOINT_URL pointing there."""
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    sts = MotoSTS(f"http://127.0.0.1:{port}")
+    try:
+        sts.reset()
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": WORKER_BASE_KEY,
+            "AWS_SECRET_ACCESS_KEY": WORKER_BASE_SECRET,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        settings.AWS_ENDPOINT_URL = sts.endpoint
+        yield sts
+    finally:
+        sts.reset()
+        server.stop()
+
+
+def sha256_hex(value: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def probe_terraform(tmp_path: Path) -> Path:
+    """A `terraform` that first prints (on stderr, so into the run's log) the SHA-256 of the
+    AWS_ACCESS_KEY_ID and CCP_MARKER it received, then runs the real one: what every
+    Terraform process of a run got, told without telling the values."""
+    from deployments.terraform.runner import find_binary
+
+    wrapper = tmp_path / "probe-bin" / "terraform"
+    wrapper.parent.mkdir(exist_ok=True)
+    digest = '$(printf %s "{0}" | sha256sum | cut -c1-64)'
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'printf "probe %s key=%s marker=%s\\n" "$1" "{digest.format("$AWS_ACCESS_KEY_ID")}" '
+        f'"{digest.format("$CCP_MARKER")}" >&2\n'
+        f'exec {shlex.quote(find_binary(os.environ.get("TERRAFORM_BIN", "")))} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+# A resource whose apply prints what its local-exec received: the values (which the redactor
+# must mask) and their SHA-256 (which says whose they were).
+CREDENTIALS_PROBE_TF = """
+resource "null_resource" "credentials_probe" {
+  provisioner "local-exec" {
+    command = <<-EOT
+      echo "local-exec received AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID CCP_MARKER=$CCP_MARKER"
+      key=$(printf %s "$AWS_ACCESS_KEY_ID" | sha256sum | cut -c1-64)
+      marker=$(printf %s "$CCP_MARKER" | sha256sum | cut -c1-64)
+      echo "local-exec probe key=$key marker=$marker"
+    EOT
+  }
+}
+"""
+
+
+def commit_credentials_probe(repo: Path) -> str:
+    """Put the probe resource on main in the infrastructure repository; the new tip."""
+    from deployments.terraform.source import commit_all
+
+    (repo / "terraform" / "credentials_probe.tf").write_text(CREDENTIALS_PROBE_TF)
+    return commit_all(repo, "Print what the apply's local-exec receives")
+
+
+def credentials_file(tmp_path: Path, environments: tuple[str, ...]) -> tuple[Path, dict[str, str]]:
+    """A TERRAFORM_CREDENTIALS_FILE holding ``<env>-plan`` and ``<env>-apply`` sets, each
+    with a distinct CCP_MARKER; the file and each set's marker."""
+    import json
+
+    markers = {
+        f"{env}-{phase}": f"marker-{env}-{phase}-{uuid.uuid4().hex}"
+        for env in environments
+        for phase in ("plan", "apply")
+    }
+    path = tmp_path / f"credentials-{uuid.uuid4().hex[:8]}.json"
+    path.write_text(json.dumps({name: {"CCP_MARKER": value} for name, value in markers.items()}))
+    path.chmod(0o600)
+    return path, markers

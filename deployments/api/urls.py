@@ -6,6 +6,7 @@ from . import queue, views
 from .audit import AuditEventList
 from .metrics import MetricsView
 from .notifications import NotificationViewSet
+from .plans import SpeculativePlanViewSet
 from .webhooks import GitHubWebhookView
 
 router = DefaultRouter(trailing_slash=True)
@@ -14,6 +15,7 @@ router.register("environments", views.EnvironmentViewSet, basename="environment"
 router.register("tickets", views.TicketViewSet, basename="ticket")
 router.register("runs", views.RunViewSet, basename="run")
 router.register("notifications", NotificationViewSet, basename="notification")
+router.register("plans", SpeculativePlanViewSet, basename="speculative-plan")
 
 app_name = "api"
 urlpatterns = [

@@ -11,6 +11,7 @@ from .evidence import Evidence, EvidenceKind, evidence_upload_to
 from .followups import FollowUp, FollowUpKind, UserPreference
 from .freezes import CalendarFeedToken, Freeze
 from .monitoring import ChecklistItem, MonitoringCheck, MonitoringPeriod, ProbeSource
+from .plans import SpeculativePlan
 from .runs import RunLogChunk, TerraformRun, plan_upload_to
 from .tickets import Ticket
 from .webhooks import DeliveryStatus, GitHubLogin, PullRequest, WebhookDelivery
@@ -44,6 +45,7 @@ __all__ = [
     "PullRequest",
     "Rejection",
     "RunLogChunk",
+    "SpeculativePlan",
     "TerraformRun",
     "Ticket",
     "UserPreference",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -17,7 +18,7 @@ from deployments.selectors_windows import freezes_for, plan_is_stale
 from . import notices
 from ._base import InputError, locked_ticket, transition
 from .audit import audit_record
-from .runs import apply_start, apply_votes
+from .runs import apply_start, apply_votes, environment_release
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -101,6 +102,12 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
             # else: approved (or scheduled) already, it lacked an approval the rule of now
             # needs (an immediate rollback past its hour); the approval.grant event says so.
             notices.ticket_approved(ticket, actor=actor, who=who)
+            if policy.auto_deploys(ticket.environment):
+                # An auto-deploy ticket that waited for a lead (its commit is not on the
+                # protected branch) deploys as its environment's tickets do, by the release
+                # (which re-plans first a plan that another apply made stale).
+                env_id = ticket.environment_id
+                transaction.on_commit(lambda: environment_release(environment_id=env_id))
         return approval
 
 
@@ -175,6 +182,7 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
             votes=votes_now,
             stray_approvals=stray,
             freezes=freezes,
+            branch=settings.INFRA_BRANCH,
         )
         run = apply_start(ticket, actor=actor)
         assert run is not None  # without wait_if_busy a busy environment raises instead
@@ -197,4 +205,7 @@ def approval_summary(ticket: Ticket) -> dict[str, Any]:
         "risk_note": policy.risk_rule_note(ticket),
         # An immediate rollback past its hour follows the planned path ("" otherwise).
         "rollback_note": policy.rollback_lapse_note(ticket, now),
+        # Why an auto-deploy ticket waits for a lead: its commit is not on the protected
+        # branch ("commit abc123 is not on main: dev applies it only with a lead's approval").
+        "branch_note": policy.branch_note(ticket, settings.INFRA_BRANCH),
     }

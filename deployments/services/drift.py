@@ -20,6 +20,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from deployments import policy
 from deployments import terraform as tf
 from deployments.choices import DriftStatus, RunKind, RunStatus
 from deployments.locks import EnvironmentLock
@@ -27,6 +28,7 @@ from deployments.models import Deployment, DeploymentOutcome, DriftCheck, Enviro
 from notifications.service import notify
 
 from .audit import audit_record
+from .credentials import CredentialsUnavailable, run_credentials
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +125,27 @@ def drift_check_run(*, check_id: int) -> DriftCheck:
         from .execution import terraform_spec  # execution imports the whole worker side
 
         try:
+            # A drift check only reads: the environment's plan credentials.
+            granted = run_credentials(
+                env,
+                phase=policy.PLAN_PHASE,
+                subject=f"drift{check.pk}-{env.name}",
+                timeout=settings.TERRAFORM_PLAN_TIMEOUT,
+            )
+            lines.append(granted.description)
             spec = terraform_spec(
                 commit_sha=deployment.commit_sha,
                 workspace=env.workspace,
                 var_file=deployment.var_file,
                 timeout=settings.TERRAFORM_PLAN_TIMEOUT,
+                credentials_env=granted.env,
             )
             result = tf.drift(spec, lines.append)
         except tf.TerraformNotFound as exc:
             result = tf.DriftResult(exit_code=127, error=str(exc))
+        except CredentialsUnavailable as exc:
+            lines.append(f"error: {exc.message}")
+            result = tf.DriftResult(exit_code=1, error=exc.message)
     finally:
         env_lock.release()
     text = "\n".join(lines)[-LOG_MAX:]

@@ -19,6 +19,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -38,6 +39,7 @@ from deployments.selectors_windows import freezes_for
 from . import followups, monitoring, notices, rollbacks, runs
 from ._base import infra_repo, locked_ticket, transition
 from .audit import audit_record
+from .credentials import CredentialsUnavailable, run_credentials
 from .deployments import deployment_monitoring_failed, deployment_record
 from .risk import ticket_risk_refresh
 from .schedules import schedulers_of
@@ -221,14 +223,22 @@ class _Heartbeat:
         self.thread.join(timeout=10)
 
 
-def _spec(run: TerraformRun, *, timeout: int) -> tf.RunSpec:
-    """The frozen description of one Terraform run, from settings and the run row."""
+def _spec(run: TerraformRun, *, timeout: int, on_line: Callable[[str], None]) -> tf.RunSpec:
+    """The frozen description of one Terraform run, from settings and the run row, with the
+    credentials of its environment for its phase (which ``on_line`` is told about, never
+    their values). Raises CredentialsUnavailable."""
+    phase = policy.run_phase(run.kind)
+    granted = run_credentials(
+        run.environment, phase=phase, subject=f"t{run.ticket_id}-r{run.pk}", timeout=timeout
+    )
+    on_line(granted.description)
     return terraform_spec(
         commit_sha=run.commit_sha,
         workspace=run.workspace,
         var_file=run.var_file,
         timeout=timeout,
         expected_var_file_sha256=rollbacks.expected_var_file_sha256(run),
+        credentials_env=granted.env,
     )
 
 
@@ -239,9 +249,12 @@ def terraform_spec(
     var_file: str,
     timeout: int,
     expected_var_file_sha256: str = "",
+    credentials_env: Mapping[str, str] | None = None,
 ) -> tf.RunSpec:
     """A Terraform run of ``commit_sha`` in ``workspace`` with ``var_file``, from settings
-    (runs of tickets, and drift checks)."""
+    (runs of tickets, drift checks, speculative plans). ``credentials_env`` is the run's
+    environment-and-phase credentials (services.credentials); of the worker's own
+    environment only the non-secret TERRAFORM_ENV_PASSTHROUGH reaches Terraform."""
     return tf.RunSpec(
         binary=tf.find_binary(settings.TERRAFORM_BIN),
         repo=infra_repo(),
@@ -261,6 +274,7 @@ def terraform_spec(
             for name in settings.TERRAFORM_ENV_PASSTHROUGH
             if name in os.environ
         },
+        credentials_env=dict(credentials_env or {}),
     )
 
 
@@ -317,12 +331,16 @@ def _claim_apply(run_id: int, *, worker: str) -> int | None:
     """Re-check and claim an apply under the environment lock; its fencing token, or None
     when it is not queued any more or may not start (then it ends cancelled)."""
     now = clock.now()
+    queued = TerraformRun.objects.select_related("environment").get(pk=run_id)
+    # Asked before the transaction: a remote repository is fetched first.
+    on_branch = branch_check(queued.environment, queued.commit_sha)
     with transaction.atomic():
         ticket_id = TerraformRun.objects.values_list("ticket_id", flat=True).get(pk=run_id)
         ticket = locked_ticket(ticket_id)  # lock order: ticket → run → audit head
         run = TerraformRun.objects.select_for_update().get(pk=run_id)
         if run.status != RunStatus.QUEUED:
             return None
+        _record_branch(ticket, on_branch, run=run, moment="apply start")
         try:
             _check_start(ticket, run, now=now)
         except policy.ApplyRefused as refusal:
@@ -349,6 +367,44 @@ def _check_start(ticket: Ticket, run: TerraformRun, *, now: dt.datetime) -> None
         votes=votes,
         stray_approvals=stray,
         freezes=freezes_for(ticket.environment_id, now),
+        branch=settings.INFRA_BRANCH,
+    )
+
+
+def branch_check(env: Environment, commit_sha: str) -> bool | None:
+    """Is ``commit_sha`` on INFRA_BRANCH? Asked only for an environment that applies by
+    itself (None elsewhere: nothing depends on it). A repository that cannot answer counts
+    as "no": the ticket waits for a lead rather than applying unchecked."""
+    if not policy.auto_deploys(env):
+        return None
+    try:
+        return infra_repo().is_ancestor(commit_sha, settings.INFRA_BRANCH)
+    except tf.SourceError as exc:
+        log.warning("cannot tell whether %s is on %s: %s", commit_sha, settings.INFRA_BRANCH, exc)
+        return False
+
+
+def _record_branch(
+    ticket: Ticket, on_branch: bool | None, *, run: TerraformRun, moment: str
+) -> None:
+    """Keep the latest answer of branch_check on the (locked) ticket; a change is audited."""
+    if on_branch is None or ticket.commit_on_branch is on_branch:
+        return
+    before = ticket.commit_on_branch
+    ticket.commit_on_branch = on_branch
+    ticket.save(update_fields=["commit_on_branch", "updated_at"])
+    audit_record(
+        actor="worker",
+        action="ticket.branch_check",
+        ticket=ticket,
+        data={
+            "commit_sha": ticket.commit_sha,
+            "branch": settings.INFRA_BRANCH,
+            "on_branch": on_branch,
+            "was": before,
+            "run": run.pk,
+            "checked_at": moment,
+        },
     )
 
 
@@ -416,6 +472,12 @@ def _execute(run_id: int, *, fence: int, env_lock: EnvironmentLock | None) -> No
             reason="its worker lost the environment lock and stopped Terraform",
             fence=fence,
         )
+    # Whether a successful plan may apply by itself depends on where its commit is now.
+    on_branch = (
+        branch_check(run.environment, run.commit_sha)
+        if run.kind == RunKind.PLAN and outcome.plan is not None
+        else None
+    )
     run_finish(
         run_id=run.pk,
         exit_code=outcome.exit_code,
@@ -426,6 +488,7 @@ def _execute(run_id: int, *, fence: int, env_lock: EnvironmentLock | None) -> No
         fence=fence,
         log_tail=writer.unwritten(),
         applied=outcome.applied,
+        on_branch=on_branch,
     )
 
 
@@ -441,12 +504,19 @@ class _Outcome:
 def _execute_kind(
     run: TerraformRun, writer: _LogWriter, *, held_fds: tuple[int, ...] = ()
 ) -> _Outcome:
+    apply = run.kind == RunKind.APPLY
+    timeout = settings.TERRAFORM_APPLY_TIMEOUT if apply else settings.TERRAFORM_PLAN_TIMEOUT
+    try:
+        spec = _spec(run, timeout=timeout, on_line=writer)
+    except CredentialsUnavailable as exc:
+        writer(f"error: {exc.message}")
+        return _Outcome(1, exc.message)
     if run.kind == RunKind.PLAN:
-        result = tf.plan(_spec(run, timeout=settings.TERRAFORM_PLAN_TIMEOUT), writer)
+        result = tf.plan(spec, writer)
         return _Outcome(result.exit_code, result.error, plan=result if result.ok else None)
     assert run.plan is not None
     plan_run = run.plan
-    if run.kind == RunKind.APPLY:
+    if apply:
         try:
             with plan_run.plan_file.open("rb") as handle:
                 plan_bytes = handle.read()
@@ -457,16 +527,14 @@ def _execute_kind(
         applied = tf.apply(
             # Terraform holds the environment lock's file too: if the worker dies, the lock
             # stays taken until Terraform (stopped by SIGINT on its parent's death) exits.
-            dataclasses.replace(
-                _spec(run, timeout=settings.TERRAFORM_APPLY_TIMEOUT), held_fds=held_fds
-            ),
+            dataclasses.replace(spec, held_fds=held_fds),
             plan_bytes,
             plan_run.plan_sha256,
             writer,
             base_state=plan_run.base_state,
         )
         return _Outcome(applied.exit_code, applied.error, stale=applied.stale_plan, applied=applied)
-    checked = tf.check(_spec(run, timeout=settings.TERRAFORM_PLAN_TIMEOUT), writer)
+    checked = tf.check(spec, writer)
     return _Outcome(checked.exit_code, checked.error)
 
 
@@ -511,11 +579,13 @@ def run_finish(
     fence: int = 0,
     log_tail: str = "",
     applied: tf.ApplyResult | None = None,
+    on_branch: bool | None = None,
 ) -> None:
     """Record a run's outcome (log, exit code, plan file and digest) and move its ticket on.
 
     Retried with backoff while the database is unreachable: a run never stays running
-    because one write failed. ``log_tail`` is output no log chunk holds yet.
+    because one write failed. ``log_tail`` is output no log chunk holds yet; ``on_branch``
+    is a plan's branch_check, asked once Terraform finished.
     """
     delays = list(_FINISH_RETRY_DELAYS)
     error, log_tail = _storable(error), _storable(log_tail)
@@ -531,6 +601,7 @@ def run_finish(
                 fence=fence,
                 log_tail=log_tail,
                 applied=applied,
+                on_branch=on_branch,
             )
             return
         except (OperationalError, InterfaceError):
@@ -552,6 +623,7 @@ def _finish(
     fence: int,
     log_tail: str,
     applied: tf.ApplyResult | None = None,
+    on_branch: bool | None = None,
 ) -> None:
     with transaction.atomic():
         ticket_id = TerraformRun.objects.values_list("ticket_id", flat=True).get(pk=run_id)
@@ -601,6 +673,8 @@ def _finish(
         )
         if run.kind == RunKind.APPLY:
             deployment_record(ticket, run, applied)
+        if run.status == RunStatus.SUCCEEDED:
+            _record_branch(ticket, on_branch, run=run, moment="plan end")
         _advance_ticket(ticket, run, stale=stale)
 
 
@@ -691,7 +765,7 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
                 ticket,
                 TicketStatus.AWAITING_APPROVAL,
                 actor="worker",
-                reason=rule.describe(),
+                reason=policy.branch_note(ticket, settings.INFRA_BRANCH) or rule.describe(),
                 data={"run": run.pk},
             )
             notices.approval_needed(ticket)
@@ -815,7 +889,8 @@ def run_interrupt(*, run_id: int, reason: str, fence: int | None = None) -> bool
 
 
 def runs_reconcile(*, now: dt.datetime | None = None) -> dict[str, int]:
-    """Beat task: interrupt runs whose worker is gone; re-send queued runs never picked up.
+    """Beat task: interrupt runs whose worker is gone; re-send queued runs (and speculative
+    plans) never picked up, to their environment's queue.
 
     A plan or check is gone when its heartbeat is older than RUN_HEARTBEAT_TIMEOUT. An
     apply is gone only when its environment lock is free: a stalled worker (SIGSTOP, a long
@@ -856,4 +931,10 @@ def runs_reconcile(*, now: dt.datetime | None = None) -> dict[str, int]:
         resent += 1
     for env_id in Environment.objects.filter(auto_deploy=True).values_list("pk", flat=True):
         runs.environment_release(environment_id=env_id)
-    return {"interrupted": interrupted, "resent": resent}
+    from .plans import speculative_plans_reconcile  # plans import this module's spec builder
+
+    speculative = speculative_plans_reconcile(now=now)
+    return {
+        "interrupted": interrupted + speculative["interrupted"],
+        "resent": resent + speculative["resent"],
+    }

@@ -356,17 +356,22 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE_PREFIX", "") + "portal"
-CELERY_TERRAFORM_QUEUE = env_str("CELERY_QUEUE_PREFIX", "") + "terraform"
-CELERY_TASK_ROUTES = {
-    "deployments.tasks.run_execute": {"queue": CELERY_TERRAFORM_QUEUE},
-    # A drift check runs Terraform too: on the workers that have it.
-    "deployments.tasks.drift_check_run": {"queue": CELERY_TERRAFORM_QUEUE},
-}
-# Declared so a plain `celery worker` consumes both without -Q.
+CELERY_QUEUE_PREFIX = env_str("CELERY_QUEUE_PREFIX", "")
+CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE_PREFIX + "portal"
+# Terraform work goes to one queue per environment, "<this>.<environment>" (terraform.prod):
+# a worker consumes only the queues it is given with -Q, so prod's workers can run on hosts
+# that alone hold prod's credentials (docs/workers.md). deployments.lib.queues routes each task
+# by the environment of the run, drift check or plan it carries.
+CELERY_TERRAFORM_QUEUE = CELERY_QUEUE_PREFIX + "terraform"
+CELERY_TASK_ROUTES = ["deployments.lib.queues.route"]
+# A worker started without -Q consumes the portal queue and, added when it starts, every
+# environment's Terraform queue (deployments.lib.queues.consume_all_environments).
 CELERY_TASK_QUEUES = [
-    Queue(name, Exchange(name, type="direct"), routing_key=name)
-    for name in (CELERY_TASK_DEFAULT_QUEUE, CELERY_TERRAFORM_QUEUE)
+    Queue(
+        CELERY_TASK_DEFAULT_QUEUE,
+        Exchange(CELERY_TASK_DEFAULT_QUEUE, type="direct"),
+        routing_key=CELERY_TASK_DEFAULT_QUEUE,
+    )
 ]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -460,12 +465,38 @@ RUN_HEARTBEAT_TIMEOUT = env_int("RUN_HEARTBEAT_TIMEOUT", 180, minimum=10)
 RUN_LOCK_WAIT = env_int("RUN_LOCK_WAIT", 60, minimum=1)
 # A run still queued after this long (a lost broker message) is sent again by the reconciler.
 RUN_RESEND_AFTER = env_int("RUN_RESEND_AFTER", 60, minimum=5)
-# Variables passed through to Terraform (credentials for real providers).
+# Variables of the worker's own environment passed on to every Terraform run: only what is
+# not a secret (region, endpoint, CA bundle). Credentials reach a run only as its
+# environment's credential set or role for its phase (TERRAFORM_CREDENTIALS_FILE, the
+# environment's plan/apply roles: docs/workers.md), never the worker's own.
 TERRAFORM_ENV_PASSTHROUGH = env_list(
     "TERRAFORM_ENV_PASSTHROUGH",
-    "AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN,AWS_REGION,"
-    "AWS_DEFAULT_REGION,AWS_PROFILE,AWS_ENDPOINT_URL,AWS_CA_BUNDLE,SSL_CERT_FILE",
+    "AWS_REGION,AWS_DEFAULT_REGION,AWS_ENDPOINT_URL,AWS_CA_BUNDLE,SSL_CERT_FILE",
 )
+# Names that hold (or lead to) credentials or the portal's own secrets: refused above.
+PASSTHROUGH_REFUSED = re.compile(
+    r"(?i)(secret|token|passw|credential|private|key|profile|auth|session|role_arn"
+    r"|config_file|_url$|^(database|redis|celery)_)"
+)
+# Not secrets, though their names match: where to reach AWS (an emulator in tests).
+PASSTHROUGH_ALLOWED = frozenset({"AWS_ENDPOINT_URL"})
+for _name in TERRAFORM_ENV_PASSTHROUGH:
+    if PASSTHROUGH_REFUSED.search(_name) and _name not in PASSTHROUGH_ALLOWED:
+        raise ImproperlyConfigured(
+            f"TERRAFORM_ENV_PASSTHROUGH: {_name} may hold a credential or a portal secret; "
+            "runs get credentials only from their environment's credential set or role "
+            "(TERRAFORM_CREDENTIALS_FILE, plan_role_arn/apply_role_arn; docs/workers.md)"
+        )
+# The worker's credential sets: a JSON file {"<set name>": {"VARIABLE": "value", ...}, ...},
+# read by the worker when a run starts (never by the web process, never stored). An
+# environment names the set its plans get and the one its applies get.
+TERRAFORM_CREDENTIALS_FILE = env_str("TERRAFORM_CREDENTIALS_FILE")
+# Longest session (seconds) asked of STS when a run assumes its environment's role: the
+# phase's timeout plus 5 minutes, at least 900 (STS's minimum), at most this (a role's
+# MaxSessionDuration must allow it; AWS's default is 3600).
+TERRAFORM_ROLE_MAX_SECONDS = env_int("TERRAFORM_ROLE_MAX_SECONDS", 3600, minimum=900)
+if TERRAFORM_ROLE_MAX_SECONDS > 43200:
+    raise ImproperlyConfigured("TERRAFORM_ROLE_MAX_SECONDS must be at most 43200 (12 hours)")
 
 # --- Integrations and limits -----------------------------------------------
 GITHUB_WEBHOOK_SECRET = env_str("GITHUB_WEBHOOK_SECRET")

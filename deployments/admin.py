@@ -107,6 +107,10 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "requires_qa_signoff",
             "step_up_auth",
             "required_checks",
+            "plan_credentials",
+            "apply_credentials",
+            "plan_role_arn",
+            "apply_role_arn",
         ]
 
     def clean_required_checks(self) -> Any:

@@ -76,6 +76,21 @@ def drift_check_run(check_id: int) -> None:
     run(check_id=check_id)
 
 
+@shared_task(
+    bind=True,
+    name="deployments.tasks.speculative_plan_run",
+    acks_late=False,
+    ignore_result=True,
+    soft_time_limit=settings.TERRAFORM_PLAN_TIMEOUT * 2 + 300,
+    time_limit=settings.TERRAFORM_PLAN_TIMEOUT * 2 + 600,
+)
+def speculative_plan_run(self: Any, plan_id: int) -> None:
+    """Run one speculative plan (a pull request's plan-only check) on its environment's queue."""
+    from deployments.services.plans import speculative_plan_run as run
+
+    run(plan_id=plan_id, worker=self.request.hostname or socket.gethostname())
+
+
 @shared_task(name="deployments.tasks.monitoring_poll", ignore_result=True)
 def monitoring_poll() -> None:
     """Beat: probe CloudWatch alarms and health URLs of tickets in their monitoring period."""

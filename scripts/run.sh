@@ -6,6 +6,8 @@ BIN=.venv/bin
 PORT="${PORT:-8000}"
 DATA_DIR="${DATA_DIR:-$PWD/var}"
 
+# One worker for every queue: without -Q it consumes the portal queue and each environment's
+# Terraform queue (terraform.dev, …; docs/workers.md).
 "$BIN/celery" -A changecontrol worker --loglevel INFO --concurrency 2 \
   --hostname "portal-worker@%h" &
 worker=$!

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,8 +18,10 @@ import pytest
 from django.contrib.auth.models import User
 
 from deployments.terraform.source import create_repository
-from tests.helpers.paths import ROOT, database_url
+from tests.helpers.aws import WORKER_BASE_KEY, WORKER_BASE_SECRET, MotoSTS
+from tests.helpers.paths import ROOT
 from tests.helpers.users import persona
+from tests.helpers.workers import purge_broker, spawn_worker, stop_worker
 
 
 def _flush_past_the_audit_guard() -> None:
@@ -202,55 +203,16 @@ def _no_stray_repo(settings: Any, tmp_path: Path) -> None:
 def celery_worker_process(
     transactional_db: None, infra_repo: Path, tmp_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `celery worker` process on the configured broker, sharing the test database."""
-    from changecontrol.celery import app
-
-    app.control.purge()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "INFRA_REPO": str(infra_repo),
-        "TERRAFORM_BACKEND_CONFIG": f"workspace_dir={tmp_path / 'state'}",
-        "MEDIA_ROOT": str(tmp_path / "media"),
-        "SECRET_KEY": "worker-test-key",
-    }
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "changecontrol",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "1",
-                "--pool",
-                "prefork",
-                "--without-gossip",
-                "--without-mingle",
-                "--hostname",
-                f"test-worker-{os.getpid()}@%h",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    """A real `celery worker` process on the configured broker, sharing the test database,
+    started without -Q: it consumes the portal queue and every environment's queue."""
+    purge_broker()
+    proc = spawn_worker(tmp_path, infra_repo, name="test-worker")
+    try:
+        yield proc
+    finally:
+        stop_worker(proc)
     if os.environ.get("SHOW_WORKER_LOG"):
-        print(log_path.read_text())
+        print((tmp_path / "test-worker.log").read_text())
 
 
 # --- a real browser -------------------------------------------------------------------
@@ -379,3 +341,35 @@ def evidence_dir(settings: Any, tmp_path: Path) -> Path:
         ),
     }
     return location
+
+
+# --- credentials per environment and phase (issue 17) --------------------------------
+
+
+@pytest.fixture
+def moto_sts(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoSTS]:
+    """moto's STS on 127.0.0.1 (a free port); the worker's base credentials in the
+    environment, AWS_ENDPOINT_URL pointing there."""
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    sts = MotoSTS(f"http://127.0.0.1:{port}")
+    try:
+        sts.reset()
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": WORKER_BASE_KEY,
+            "AWS_SECRET_ACCESS_KEY": WORKER_BASE_SECRET,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        settings.AWS_ENDPOINT_URL = sts.endpoint
+        yield sts
+    finally:
+        sts.reset()
+        server.stop()

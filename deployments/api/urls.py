@@ -10,6 +10,7 @@ from deployments.api import (
     history,
     metrics,
     notifications,
+    plans,
     queue,
     runs,
     tickets,
@@ -22,6 +23,7 @@ router.register("environments", environments.EnvironmentViewSet, basename="envir
 router.register("tickets", tickets.TicketViewSet, basename="ticket")
 router.register("runs", runs.RunViewSet, basename="run")
 router.register("notifications", notifications.NotificationViewSet, basename="notification")
+router.register("plans", plans.SpeculativePlanViewSet, basename="speculative-plan")
 
 app_name = "api"
 urlpatterns = [

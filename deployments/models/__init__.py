@@ -16,6 +16,7 @@ from deployments.models.monitoring import (
     MonitoringPeriod,
     ProbeSource,
 )
+from deployments.models.plans import SpeculativePlan
 from deployments.models.runs import RunLogChunk, TerraformRun, plan_upload_to
 from deployments.models.tickets import Ticket
 from deployments.models.webhooks import DeliveryStatus, GitHubLogin, PullRequest, WebhookDelivery
@@ -49,6 +50,7 @@ __all__ = [
     "PullRequest",
     "Rejection",
     "RunLogChunk",
+    "SpeculativePlan",
     "TerraformRun",
     "Ticket",
     "UserPreference",

@@ -75,6 +75,28 @@ class Environment(models.Model):
     required_checks = models.JSONField(default=list, blank=True)
     # Minutes between drift checks (plan -detailed-exitcode of the last deployed commit); 0: off.
     drift_check_minutes = models.PositiveIntegerField(default=0)
+    # Credentials per phase (docs/workers.md): the name of a credential set in the workers'
+    # TERRAFORM_CREDENTIALS_FILE and/or an AWS role assumed through STS for each run. Plans
+    # (and post-apply checks, drift checks, speculative plans) get the plan ones, read-only;
+    # only applies get the apply ones. The values themselves never enter the database.
+    plan_credentials = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Credential set (a key of the workers' TERRAFORM_CREDENTIALS_FILE) that "
+        "plans get: read-only.",
+    )
+    apply_credentials = models.CharField(
+        max_length=64, blank=True, help_text="Credential set that applies get."
+    )
+    plan_role_arn = models.CharField(
+        max_length=2048,
+        blank=True,
+        help_text="AWS role the worker assumes for each plan (read-only), e.g. "
+        "arn:aws:iam::123456789012:role/prod-plan.",
+    )
+    apply_role_arn = models.CharField(
+        max_length=2048, blank=True, help_text="AWS role the worker assumes for each apply."
+    )
     # Fencing token: incremented by every apply claim; the claiming run keeps its value.
     apply_fence = models.PositiveBigIntegerField(default=0, editable=False)
 

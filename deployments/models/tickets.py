@@ -56,6 +56,10 @@ class Ticket(models.Model):
         "TerraformRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     source = models.CharField(max_length=32, default="web")
+    # Was the commit reachable from INFRA_BRANCH when the worker last checked (a plan's end,
+    # an apply's start)? None: not checked. An auto-deploy ticket whose commit is not waits
+    # for a lead (policy.needs_branch_approval).
+    commit_on_branch = models.BooleanField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deployed_at = models.DateTimeField(null=True, blank=True)

@@ -138,6 +138,7 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "view": view,
             "ticket": view.ticket,
+            "infra_branch": settings.INFRA_BRANCH,
             "follow_ups": _with_drafts(request, view.follow_ups),
             # The upload form's limits (settings, not the ticket's).
             "evidence_limit": uploads.limit_text(),

@@ -9,12 +9,13 @@ and nothing here imports services, selectors or request objects (make lint check
 - errors: PolicyError, ApplyRefused, InputError
 - roles: the role sets the rules name
 - kinds: how normal, emergency and rollback changes are governed at a moment
-- rules: approval rules, votes, quorum, the rule that applies to a ticket now
 - windows: change windows (DST aware) and freezes
+- rules: approval rules, votes, quorum, the rule that applies to a ticket now (and which
+  environments deploy by themselves, and what they apply only from the protected branch)
 - access: who sees and files what
 - approvals: approving, rejecting, required CI checks
 - lifecycle: transitions, re-planning, deploying, the apply's start-time re-check, scheduling
-- rollback, followups, evidence, monitoring: the rules of each capability
+- rollback, followups, evidence, monitoring, credentials: the rules of each capability
 - risk (and data_resources): scoring a change; imported as ``policy.risk``, not re-exported
 """
 
@@ -39,6 +40,20 @@ from deployments.policy.approvals import (
     needs_more_approval,
     replan_voids_approvals,
     required_checks_problem,
+)
+from deployments.policy.credentials import (
+    APPLY_PHASE,
+    CREDENTIAL_SET_RE,
+    PLAN_PHASE,
+    ROLE_ARN_MAX,
+    ROLE_ARN_RE,
+    ROLE_SESSION_MARGIN_SECONDS,
+    ROLE_SESSION_MIN_SECONDS,
+    credential_set_problem,
+    role_arn_problem,
+    role_session_name,
+    role_session_seconds,
+    run_phase,
 )
 from deployments.policy.errors import ApplyRefused, InputError, PolicyError
 from deployments.policy.evidence import (
@@ -83,7 +98,6 @@ from deployments.policy.kinds import (
     window_bypass_note,
 )
 from deployments.policy.lifecycle import (
-    auto_deploys,
     check_apply_may_start,
     check_deployer,
     check_may_deploy,
@@ -126,6 +140,7 @@ from deployments.policy.rollback import (
     may_open_rollback,
 )
 from deployments.policy.rules import (
+    BRANCH_APPROVAL_RULE,
     RISK_LEVELS,
     RISK_RULE_FIELDS,
     Quorum,
@@ -133,9 +148,12 @@ from deployments.policy.rules import (
     Vote,
     approver_roles,
     assign,
+    auto_deploys,
+    branch_note,
     counting,
     describe_rule,
     immediate_rollback_rule,
+    needs_branch_approval,
     parse_risk_rules,
     quorum,
     risk_rule,
@@ -164,11 +182,14 @@ from deployments.policy.windows import (
 )
 
 __all__ = [
+    "APPLY_PHASE",
     "AUDIT_READER_ROLES",
+    "BRANCH_APPROVAL_RULE",
     "CHECKLIST_KEY_RE",
     "CHECKLIST_MAX_ITEMS",
     "CHECK_NAME_RE",
     "CI_KEY_VERDICT_REFUSAL",
+    "CREDENTIAL_SET_RE",
     "EMERGENCY_REVIEW_DUE",
     "EVIDENCE_CLOSED_STATUSES",
     "FOLLOW_UP_REMIND_EVERY",
@@ -176,9 +197,14 @@ __all__ = [
     "LEAD_ROLES",
     "NOTIFICATION_LOG_ROLES",
     "OPERATIONS_ROLE",
+    "PLAN_PHASE",
     "QA_ROLE",
     "RISK_LEVELS",
     "RISK_RULE_FIELDS",
+    "ROLE_ARN_MAX",
+    "ROLE_ARN_RE",
+    "ROLE_SESSION_MARGIN_SECONDS",
+    "ROLE_SESSION_MIN_SECONDS",
     "ROLLBACK_APPROVER_ROLES",
     "ROLLBACK_FROM_STATUSES",
     "ROLLBACK_LEAD_ROLES",
@@ -206,6 +232,7 @@ __all__ = [
     "as_periods",
     "assign",
     "auto_deploys",
+    "branch_note",
     "can_read_audit",
     "can_see_environment",
     "can_view",
@@ -239,6 +266,7 @@ __all__ = [
     "check_window",
     "completes_on_signoff",
     "counting",
+    "credential_set_problem",
     "describe_next_window",
     "describe_rule",
     "effective_rollback_mode",
@@ -264,6 +292,7 @@ __all__ = [
     "merge_health_checks",
     "missing_ticket_fields",
     "monitors",
+    "needs_branch_approval",
     "needs_more_approval",
     "next_window",
     "next_window_start",
@@ -277,12 +306,16 @@ __all__ = [
     "risk",
     "risk_rule",
     "risk_rule_note",
+    "role_arn_problem",
+    "role_session_name",
+    "role_session_seconds",
     "rollback_immediate_until",
     "rollback_lapse_note",
     "rollback_lapsed",
     "rollback_mode",
     "rule_for",
     "rule_roles",
+    "run_phase",
     "signoff_missing",
     "slot_role",
     "verdict_counts",

@@ -19,8 +19,9 @@ from deployments.policy.roles import (
     holds_any,
 )
 from deployments.policy.rules import (
-    Rule,
     Vote,
+    branch_note,
+    needs_branch_approval,
     quorum,
     rule_for,
 )
@@ -81,20 +82,6 @@ def check_may_plan(
     )
 
 
-def auto_deploys(env: Environment) -> bool:
-    """May the portal apply this environment's tickets with nobody asking? Only where
-    ``auto_deploy`` is set AND no approval rule and no change window apply: a row that
-    says otherwise (a raw SQL edit, a data migration) is treated as manual, never as
-    permission to skip approvals or the window."""
-    if not env.auto_deploy or Window.of(env) is not None:
-        return False
-    try:
-        rules = (Rule.parse(env.approval_rule), Rule.parse(env.emergency_approval_rule))
-    except ValueError:
-        return False
-    return not any(rule.required for rule in rules)
-
-
 def check_deployer(env: Environment, user_roles: Iterable[str], doing: str) -> None:
     """Deploying and scheduling belong to the environment's deploy_groups; the refusal
     names them ("prod deploys are done by Operations")."""
@@ -136,10 +123,12 @@ def check_apply_may_start(
     votes: Sequence[Vote],
     stray_approvals: int = 0,
     freezes: Iterable[Any] = (),
+    branch: str = "main",
 ) -> None:
     """May the apply of ``plan_sha256`` start now? Asked when deploy is requested and again
     by the worker at the moment Terraform would start (the window may have closed and
-    approvers may have lost their role since).
+    approvers may have lost their role since, or an auto-deploy ticket's commit may have
+    left the protected branch ``branch``: its ``commit_on_branch`` is checked again first).
 
     ``votes`` are the standing approvals of that plan, each with the rule's roles its
     approver holds *now*; ``stray_approvals`` counts standing approvals of any other plan.
@@ -161,13 +150,19 @@ def check_apply_may_start(
             TicketStatus.APPROVED,
         ) from None
     rule = rule_for(ticket, now=now)
-    if not rule.required or env.auto_deploy:
+    off_branch = needs_branch_approval(ticket)
+    if not rule.required or (env.auto_deploy and not off_branch):
         return
     counted = [v for v in votes if v.roles and v.approver_id != ticket.author_id]
     dropped = [v.approver_name for v in votes if v not in counted]
     state = quorum(rule, counted)
     if state.met and not stray_approvals:
         return
+    if off_branch and not dropped:
+        raise ApplyRefused(
+            f"{branch_note(ticket, branch)}; no such approval stands for this plan",
+            TicketStatus.AWAITING_APPROVAL,
+        )
     if dropped:
         why = (
             f"{', '.join(dropped)} no longer hold{'s' if len(dropped) == 1 else ''} the role "

@@ -17,6 +17,7 @@ from deployments.policy.kinds import (
 from deployments.policy.roles import (
     ROLLBACK_APPROVER_ROLES,
 )
+from deployments.policy.windows import Window
 
 if TYPE_CHECKING:
     from deployments.models import Environment, Ticket
@@ -280,13 +281,59 @@ def immediate_rollback_rule(env: Environment) -> Rule:
     return Rule(any_of=ROLLBACK_APPROVER_ROLES, count=1)
 
 
+def auto_deploys(env: Environment) -> bool:
+    """May the portal apply this environment's tickets with nobody asking? Only where
+    ``auto_deploy`` is set AND no approval rule and no change window apply: a row that
+    says otherwise (a raw SQL edit, a data migration) is treated as manual, never as
+    permission to skip approvals or the window."""
+    if not env.auto_deploy or Window.of(env) is not None:
+        return False
+    try:
+        rules = (Rule.parse(env.approval_rule), Rule.parse(env.emergency_approval_rule))
+    except ValueError:
+        return False
+    return not any(rule.required for rule in rules)
+
+
+# --- auto-deploy applies only what the protected branch holds (issue 17) -------------------
+#
+# An environment that applies with nobody asking (auto_deploys: dev) applies a ticket's plan
+# by itself only when the ticket's commit is reachable from INFRA_BRANCH (main): merged,
+# hence reviewed. A plan of any other commit waits for one Lead Developer or Tech Lead,
+# never its author, so pushing a branch is not enough to run its code unreviewed. The fact is
+# stored on the ticket (``commit_on_branch``) by the worker when the plan finishes and checked
+# again when the apply starts.
+
+BRANCH_APPROVAL_RULE: dict[str, Any] = {"any_of": ["lead_developer", "tech_lead"], "count": 1}
+
+
+def needs_branch_approval(ticket: Ticket) -> bool:
+    """Does this ticket wait for a lead because its commit is not on the protected branch?"""
+    return getattr(ticket, "commit_on_branch", None) is False and auto_deploys(ticket.environment)
+
+
+def branch_note(ticket: Ticket, branch: str) -> str:
+    """Why the ticket waits ("" when it does not), e.g. "commit abc123 is not on main: dev
+    applies it only with a lead's approval (one Lead Developer or Tech Lead, not its author)"."""
+    if not needs_branch_approval(ticket):
+        return ""
+    rule = Rule.parse(BRANCH_APPROVAL_RULE)
+    return (
+        f"commit {ticket.commit_sha[:10]} is not on {branch}: {ticket.environment.name} "
+        f"applies it only with a lead's approval ({rule.describe()}, not its author)"
+    )
+
+
 def rule_for(ticket: Ticket, *, now: dt.datetime) -> Rule:
     """The approval rule that applies at ``now``: the emergency rule for emergency tickets,
     one lead for an immediate rollback within its hour, replaced by the environment's rule
-    for the ticket's risk level when it has one (see risk_rule)."""
+    for the ticket's risk level when it has one (see risk_rule); a lead's approval for an
+    auto-deploy ticket whose commit is not on the protected branch."""
     env = ticket.environment
     if is_immediate_rollback(ticket, now):
         return immediate_rollback_rule(env)
+    if needs_branch_approval(ticket):
+        return Rule.parse(BRANCH_APPROVAL_RULE)
     field = _base_rule_field(ticket)
     override = risk_rule(env, _risk_level(ticket), field)
     if override is not None:

@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 
 from deployments import policy
@@ -119,4 +120,7 @@ def approval_summary(
         "risk_note": policy.risk_rule_note(ticket),
         # An immediate rollback past its hour follows the planned path ("" otherwise).
         "rollback_note": policy.rollback_lapse_note(ticket, now),
+        # Why an auto-deploy ticket waits for a lead: its commit is not on the protected
+        # branch ("commit abc123 is not on main: dev applies it only with a lead's approval").
+        "branch_note": policy.branch_note(ticket, settings.INFRA_BRANCH),
     }

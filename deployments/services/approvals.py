@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -17,7 +18,7 @@ from deployments.selectors.windows import freezes_for, plan_is_stale
 from deployments.services import notices
 from deployments.services._base import InputError, locked_ticket, transition
 from deployments.services.audit import audit_record
-from deployments.services.runs.start import apply_start
+from deployments.services.runs.start import apply_start, environment_release
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -103,6 +104,12 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
             # else: approved (or scheduled) already, it lacked an approval the rule of now
             # needs (an immediate rollback past its hour); the approval.grant event says so.
             notices.ticket_approved(ticket, actor=actor, who=who)
+            if policy.auto_deploys(ticket.environment):
+                # An auto-deploy ticket that waited for a lead (its commit is not on the
+                # protected branch) deploys as its environment's tickets do, by the release
+                # (which re-plans first a plan that another apply made stale).
+                env_id = ticket.environment_id
+                transaction.on_commit(lambda: environment_release(environment_id=env_id))
         return approval
 
 
@@ -177,6 +184,7 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
             votes=votes_for(ticket, plan),
             stray_approvals=stray_approvals(ticket, plan),
             freezes=freezes,
+            branch=settings.INFRA_BRANCH,
         )
         run = apply_start(ticket, actor=actor)
         assert run is not None  # without wait_if_busy a busy environment raises instead
@@ -194,7 +202,7 @@ def approval_route(ticket: Ticket, run: TerraformRun) -> None:
             ticket,
             TicketStatus.AWAITING_APPROVAL,
             actor="worker",
-            reason=rule.describe(),
+            reason=policy.branch_note(ticket, settings.INFRA_BRANCH) or rule.describe(),
             data={"run": run.pk},
         )
         notices.approval_needed(ticket)

@@ -19,12 +19,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from deployments import policy
 from deployments import terraform as tf
 from deployments.choices import DriftStatus, RunKind, RunStatus
 from deployments.lib.locks import EnvironmentLock
 from deployments.models import Deployment, DeploymentOutcome, DriftCheck, Environment, TerraformRun
 from deployments.services import notices
 from deployments.services.audit import audit_record
+from deployments.services.credentials import CredentialsUnavailable, run_credentials
 from deployments.services.runs.spec import terraform_spec
 
 log = logging.getLogger(__name__)
@@ -119,15 +121,27 @@ def drift_check_run(*, check_id: int) -> DriftCheck:
             )
         lines: list[str] = []
         try:
+            # A drift check only reads: the environment's plan credentials.
+            granted = run_credentials(
+                env,
+                phase=policy.PLAN_PHASE,
+                subject=f"drift{check.pk}-{env.name}",
+                timeout=settings.TERRAFORM_PLAN_TIMEOUT,
+            )
+            lines.append(granted.description)
             spec = terraform_spec(
                 commit_sha=deployment.commit_sha,
                 workspace=env.workspace,
                 var_file=deployment.var_file,
                 timeout=settings.TERRAFORM_PLAN_TIMEOUT,
+                credentials_env=granted.env,
             )
             result = tf.drift(spec, lines.append)
         except tf.TerraformNotFound as exc:
             result = tf.DriftResult(exit_code=127, error=str(exc))
+        except CredentialsUnavailable as exc:
+            lines.append(f"error: {exc.message}")
+            result = tf.DriftResult(exit_code=1, error=exc.message)
     finally:
         env_lock.release()
     text = "\n".join(lines)[-LOG_MAX:]

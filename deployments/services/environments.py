@@ -70,6 +70,7 @@ def environment_validate(env: Environment) -> None:
                 "would not wait for it; turn auto_deploy off or remove the window",
             )
     _validate_monitoring(env)
+    _validate_credentials(env)
     problem = policy.required_checks_problem(env.required_checks)
     if problem:
         raise InputError("required_checks", problem)
@@ -83,6 +84,28 @@ def environment_validate(env: Environment) -> None:
         check_relative(env.var_file, "var_file")
     except SourceError as exc:
         raise InputError("var_file", str(exc)) from exc
+
+
+def _validate_credentials(env: Environment) -> None:
+    """Names of credential sets and role ARNs; plans never share the apply's credentials."""
+    for field in ("plan_credentials", "apply_credentials"):
+        problem = policy.credential_set_problem(getattr(env, field))
+        if problem:
+            raise InputError(field, f"{field}: {problem}")
+    for field in ("plan_role_arn", "apply_role_arn"):
+        problem = policy.role_arn_problem(getattr(env, field))
+        if problem:
+            raise InputError(field, f"{field} {problem}")
+    for plan_field, apply_field, what in (
+        ("plan_credentials", "apply_credentials", "credential set"),
+        ("plan_role_arn", "apply_role_arn", "role"),
+    ):
+        if getattr(env, plan_field) and getattr(env, plan_field) == getattr(env, apply_field):
+            raise InputError(
+                plan_field,
+                f"{plan_field} names the same {what} as {apply_field}: plans get read-only "
+                f"credentials, never the apply's; name a read-only {what} for plans",
+            )
 
 
 def _validate_monitoring(env: Environment) -> None:

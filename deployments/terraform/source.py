@@ -171,6 +171,28 @@ class InfraRepo:
             raise SourceError(f"the infrastructure repository has no branch {branch!r}")
         return sha
 
+    def is_ancestor(self, sha: str, branch: str) -> bool:
+        """Is commit ``sha`` reachable from the tip of ``branch`` (the commit itself included)?
+
+        Both are resolved to commits first (a remote is fetched, so the answer is about the
+        branch as it is now), then ``git merge-base --is-ancestor`` decides. SourceError
+        when either cannot be resolved or git cannot answer: callers treat that as "no".
+        """
+        if not SHA_RE.match(sha):
+            raise SourceError(f"{sha!r} is not a 40-hex commit SHA")
+        tip = self.branch_tip(branch)
+        if self._git("cat-file", "-e", f"{sha}^{{commit}}").returncode != 0:
+            raise SourceError(f"commit {sha} is not in the infrastructure repository")
+        result = self._git("merge-base", "--is-ancestor", sha, tip)
+        if result.returncode == 0:
+            return True
+        if result.returncode == 1:
+            return False
+        raise self._error(
+            f"cannot tell whether {sha[:10]} is on {branch}: "
+            + result.stderr.decode(errors="replace").strip()
+        )
+
     def has_commit(self, sha: str) -> bool:
         if not SHA_RE.match(sha):
             return False

@@ -1,7 +1,7 @@
 """examples/github-actions: the workflows parse, have the jobs and steps the docs promise,
-their shell is valid bash, the check reporter they define posts to a live portal (and shows
-the portal's reason when refused), their fmt/validate/plan scripts pass on the sample stack
-(local or s3 backend), and deploy.yml's steps deploy an approved ticket on a live portal."""
+their shell is valid bash, the pull-request workflow's fmt/validate scripts pass on the
+sample stack (local or s3 backend) and its plan job gets a speculative plan (never a ticket)
+from a live portal, and deploy.yml's steps deploy an approved ticket on a live portal."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ import yaml
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from deployments.models import CheckResult
+from deployments.models import ApiKeyScope
 from tests.helpers.api import api_for
-from tests.helpers.factories import TicketFactory
+from tests.helpers.keys import new_key
 from tests.helpers.paths import ROOT
 from tests.helpers.waiting import wait_for
 
@@ -90,20 +90,22 @@ def test_every_run_script_is_valid_bash(path: Path) -> None:
         assert result.returncode == 0, (step.get("name"), result.stderr)
 
 
-def test_pull_request_workflow_runs_and_reports_the_four_checks() -> None:
+def test_the_pull_request_workflow_checks_and_asks_for_a_plan_only() -> None:
     doc = load(EXAMPLES / "pull-request.yml")
     assert doc["on"] == {"pull_request": {"branches": ["main"]}}
+    text = (EXAMPLES / "pull-request.yml").read_text()
     runs = "\n".join(s.get("run", "") for s in steps(doc))
     assert "fmt -check" in runs
     assert "validate" in runs
     assert "checkov -d" in runs
     assert "pip install 'checkov==" in runs
-    assert re.search(r"terraform .*plan ", runs)
-    for check in ("fmt", "validate", "security_scan", "plan"):
-        assert re.search(rf"^\s*report {check} ", runs, re.M), check
-    assert "/api/v1/tickets/$TICKET/checks/" in runs
-    assert '"environment": "staging"' not in runs  # built with jq, not by string pasting
+    # The plan is the portal's speculative plan: nothing a pull request asks for can apply.
+    assert 'POST "$PORTAL_URL/api/v1/plans/"' in runs
     assert "commit_sha: $sha" in runs and "pull_request_url: $pr" in runs
+    assert "/api/v1/tickets" not in text and "/deploy/" not in text
+    assert not re.search(r"terraform .*\bplan\b", runs)  # the runner plans nothing itself
+    assert doc["env"]["PLAN_ENVIRONMENT"] == "dev"
+    assert set(doc["jobs"]) == {"checks", "plan"}
 
 
 def test_deploy_workflow_is_a_manual_trigger_calling_deploy() -> None:
@@ -116,75 +118,14 @@ def test_deploy_workflow_is_a_manual_trigger_calling_deploy() -> None:
     assert doc["jobs"]["deploy"]["environment"] == "${{ inputs.environment }}"
 
 
-def _reporter() -> str:
-    doc = load(EXAMPLES / "pull-request.yml")
-    setup = next(s for s in steps(doc) if s.get("name") == "Define the reporter")
-    match = re.search(r"<<'SH'\n(.*?)\n\s*SH\n", setup["run"], re.S)
-    assert match
-    return match.group(1)
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_reporter_posts_to_a_live_portal(
-    live_server: Any, author: User, tmp_path: Path
-) -> None:
-    """The workflow's own report function, run by bash with curl and jq against the portal."""
-    ticket = TicketFactory(author=author)
-    out = io.StringIO()
-    call_command("create_api_token", author.username, stdout=out)
-    log = tmp_path / "plan.log"
-    log.write_text("Plan: 1 to add, 0 to change, 0 to destroy.\npassword = hunter2hunter2\n")
-    script = (
-        _reporter()
-        + f'\nreport plan success "Plan: 1 to add" {log}\nreport fmt failure "diff" {log}\n'
-    )
-    result = subprocess.run(
-        ["bash", "-c", "set -euo pipefail\n" + script],
-        env={
-            "PATH": os.environ["PATH"],
-            "PORTAL_URL": live_server.url,
-            "PORTAL_TOKEN": out.getvalue().strip(),
-            "TICKET": str(ticket.pk),
-            "RUN_URL": "https://github.com/acme/infra/actions/runs/1",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    stored = {c.name: c for c in CheckResult.objects.filter(ticket=ticket)}
-    assert (stored["plan"].status, stored["fmt"].status) == ("passed", "failed")
-    assert stored["plan"].summary == "Plan: 1 to add"
-    assert stored["plan"].url == "https://github.com/acme/infra/actions/runs/1"
-    assert "hunter2hunter2" not in stored["plan"].log
-    # A refused report fails the step and prints the portal's reason.
-    refused = subprocess.run(
-        ["bash", "-c", "set -euo pipefail\n" + _reporter() + f'\nreport fmt success "ok" {log}\n'],
-        env={
-            "PATH": os.environ["PATH"],
-            "PORTAL_URL": live_server.url,
-            "PORTAL_TOKEN": out.getvalue().strip(),
-            "TICKET": str(ticket.pk + 1000),
-            "RUN_URL": "https://github.com/acme/infra/actions/runs/1",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert refused.returncode != 0
-    assert "could not report fmt: {" in refused.stderr and '"detail"' in refused.stderr
-
-
 @pytest.mark.terraform
 @pytest.mark.parametrize("backend", ["local", "s3"])
 def test_the_workflows_terraform_steps_pass_on_the_sample_stack(
     tmp_path: Path, settings: Any, backend: str
 ) -> None:
-    """The pull-request workflow's own fmt, init, validate and plan scripts, run by bash as
-    GitHub runs them, on the sample stack; also with an s3 backend like the team's AWS
-    stack's: the plan uses a throwaway local state and never the real backend."""
+    """The pull-request workflow's own fmt, init and validate scripts, run by bash as GitHub
+    runs them, on the sample stack; also with an s3 backend like the team's AWS stack's (init
+    without a backend: CI never touches the state)."""
     from deployments.terraform.runner import cli_config_text, find_binary
 
     repo = tmp_path / "repo"
@@ -207,7 +148,7 @@ def test_the_workflows_terraform_steps_pass_on_the_sample_stack(
         "TF_CLI_CONFIG_FILE": str(cli),
         "RUNNER_TEMP": str(runner_temp),
     }
-    wanted = ["terraform fmt", "terraform init", "terraform validate", "terraform plan"]
+    wanted = ["terraform fmt", "terraform init", "terraform validate"]
     workflow_steps = steps(load(EXAMPLES / "pull-request.yml"))
     for prefix in wanted:
         step = next(s for s in workflow_steps if s.get("name", "").startswith(prefix))
@@ -221,28 +162,118 @@ def test_the_workflows_terraform_steps_pass_on_the_sample_stack(
             check=False,
         )
         assert result.returncode == 0, (prefix, result.stdout[-2000:], result.stderr[-2000:])
-    plan_log = (runner_temp / "plan.log").read_text()
-    assert re.search(r"^Plan: \d+ to add, 0 to change, 0 to destroy\.$", plan_log, re.M)
-    assert (runner_temp / "state" / "staging").is_dir()
+    assert "Success! The configuration is valid." in (runner_temp / "validate.log").read_text()
+    assert not (repo / "terraform" / "terraform.tfstate.d").exists()
 
 
-def _run_job(path: Path, job: str, env: dict[str, str]) -> list[Any]:
+def _run_job(
+    path: Path, job: str, env: dict[str, str], context: dict[str, str] | None = None
+) -> list[Any]:
     """Run a workflow job's steps by bash, as GitHub does (bash -eo pipefail), in order,
-    until one fails; their results."""
+    until one fails; their results. A step's `env` may use ``${{ <expression> }}`` from
+    ``context`` and ``steps.<id>.outputs.<name>`` written to $GITHUB_OUTPUT by earlier steps;
+    the workflow's own `env` applies under the test's."""
     results = []
-    for step in load(path)["jobs"][job]["steps"]:
+    known = dict(context or {})
+    doc = load(path)
+    base = {k: str(v) for k, v in doc.get("env", {}).items() if "${{" not in str(v)}
+    for step in doc["jobs"][job]["steps"]:
+        step_env = {**base, **env}
+        for name, value in (step.get("env") or {}).items():
+            step_env[name] = _EXPR.sub(lambda m: known[m.group(0)[3:-2].strip()], str(value))
         result = subprocess.run(
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
-            env=env,
+            env=step_env,
             capture_output=True,
             text=True,
             timeout=300,
             check=False,
         )
         results.append(result)
+        outputs = Path(env.get("GITHUB_OUTPUT", "/nonexistent"))
+        if step.get("id") and outputs.exists():
+            for line in outputs.read_text().splitlines():
+                key, _, value = line.partition("=")
+                known[f"steps.{step['id']}.outputs.{key}"] = value
         if result.returncode:
             break
     return results
+
+
+def _branch_commit(repo: Path, text: str) -> str:
+    """A pull request's head: a commit on a branch, main left where it was."""
+    from deployments.terraform.source import commit_all
+
+    git_env = {**os.environ, "HOME": str(repo), "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(["git", "checkout", "-q", "-B", "pr"], cwd=repo, env=git_env, check=True)
+    (repo / "terraform" / "pr.tf").write_text(text)
+    sha = commit_all(repo, "a pull request")
+    subprocess.run(["git", "checkout", "-q", "main"], cwd=repo, env=git_env, check=True)
+    return sha
+
+
+@pytest.mark.worker
+@pytest.mark.terraform
+def test_the_plan_job_against_a_live_portal(
+    celery_worker_process: Any, live_server: Any, author: User, infra_repo: Path, tmp_path: Path
+) -> None:
+    """pull-request.yml's plan job, its own steps run by bash against a live portal and
+    worker: it asks for the plan of the PR's head, waits, writes the summary, and fails when
+    the plan failed or the portal refused; no ticket is ever filed."""
+    from deployments.models import SpeculativePlan, Ticket
+
+    key = new_key(author, scope=ApiKeyScope.CI)
+    workflow = EXAMPLES / "pull-request.yml"
+
+    def run(sha: str, number: str, environment: str = "dev") -> tuple[list[Any], str]:
+        summary = tmp_path / f"summary-{number}.md"
+        runner_temp = tmp_path / f"runner-{number}"
+        runner_temp.mkdir()
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "PORTAL_URL": live_server.url,
+            "PORTAL_TOKEN": key,
+            "PLAN_ENVIRONMENT": environment,
+            "POLL_SECONDS": "1",
+            "GITHUB_OUTPUT": str(tmp_path / f"output-{number}"),
+            "GITHUB_STEP_SUMMARY": str(summary),
+            "GITHUB_RUN_ATTEMPT": "1",
+            "RUNNER_TEMP": str(runner_temp),
+        }
+        context = {
+            "github.event.pull_request.head.sha": sha,
+            "github.event.pull_request.html_url": f"https://github.com/acme/infra/pull/{number}",
+            "github.event.pull_request.number": number,
+        }
+        results = _run_job(workflow, "plan", env, context)
+        return results, summary.read_text() if summary.exists() else ""
+
+    good = _branch_commit(infra_repo, 'resource "null_resource" "pr" {}\n')
+    results, summary = run(good, "7")
+    assert [r.returncode for r in results] == [0, 0], results[-1].stdout + results[-1].stderr
+    assert "### Speculative plan (dev): succeeded" in summary
+    assert f"Commit `{good}`, exit code 0." in summary
+    assert "**+25 to add, ~0 to change, -0 to destroy**" in summary
+    assert "- `create` null_resource.pr" in summary
+    assert "Plan: 25 to add, 0 to change, 0 to destroy." in summary  # the log's tail
+    plan = SpeculativePlan.objects.get(commit_sha=good)
+    assert plan.pull_request_url == "https://github.com/acme/infra/pull/7"
+    assert plan.status == "succeeded" and plan.environment.name == "dev"
+    assert f"Plan requested: {live_server.url}/api/v1/plans/{plan.pk}/" in results[0].stdout
+
+    broken = _branch_commit(infra_repo, 'resource "null_resource" {\n')
+    results, summary = run(broken, "8")
+    assert [r.returncode for r in results] == [0, 1]
+    assert "### Speculative plan (dev): failed" in summary
+    assert "Error: terraform init failed" in summary
+    assert "the plan failed: terraform init failed" in results[-1].stdout
+
+    # Refused by the portal (no such environment): the job fails showing why.
+    results, _ = run(good, "9", environment="qa")
+    assert len(results) == 1 and results[0].returncode != 0
+    assert "unknown environment 'qa'" in json.loads(results[0].stdout)["detail"]
+    assert not Ticket.objects.exists()
 
 
 @pytest.mark.worker

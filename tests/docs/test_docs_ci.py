@@ -15,7 +15,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from deployments.models import CheckResult, Ticket, WebhookDelivery
+from deployments.models import CheckResult, SpeculativePlan, Ticket, WebhookDelivery
 from tests.helpers.paths import ROOT
 
 pytestmark = [pytest.mark.worker, pytest.mark.terraform]
@@ -40,7 +40,14 @@ def test_the_doc_has_the_walkthrough() -> None:
     runnable = [code for info, code in found if info == "sh"]
     assert [info for info, _ in found].count("sh setup") == 1
     joined = "\n".join(runnable)
-    for path in ('/api/v1/tickets/"', "/checks/", "/approve/", "/deploy/", "/webhooks/github/"):
+    for path in (
+        '/api/v1/plans/"',
+        '/api/v1/tickets/"',
+        "/checks/",
+        "/approve/",
+        "/deploy/",
+        "/webhooks/github/",
+    ):
         assert path in joined, path
     assert all("curl" in code for code in runnable)
 
@@ -67,6 +74,7 @@ def test_every_documented_curl_works(
     settings: Any,
     author: User,
     lead: User,
+    head_sha: str,
     tmp_path: Path,
 ) -> None:
     settings.GITHUB_WEBHOOK_SECRET = "docs-test-secret"
@@ -83,6 +91,7 @@ def test_every_documented_curl_works(
         "TOKEN": token(author),
         "LEAD_TOKEN": token(lead),
         "GITHUB_WEBHOOK_SECRET": "docs-test-secret",
+        "PR_SHA": head_sha,
     }
     assert live_server.url.startswith("http://localhost") or "127.0.0.1" in live_server.url
     result = subprocess.run(
@@ -97,6 +106,12 @@ def test_every_documented_curl_works(
     assert result.returncode == 0, f"{result.stderr[-3000:]}\n{result.stdout[-3000:]}"
     ticket_id = int(re.findall(r"^TICKET=(\d+)$", result.stdout, re.M)[-1])
     ticket = Ticket.objects.get(pk=ticket_id)
+    # The pull request got a plan only: no ticket of its own, nothing that could apply.
+    plan = SpeculativePlan.objects.get()
+    assert (plan.environment.name, plan.commit_sha, plan.status) == ("dev", head_sha, "succeeded")
+    assert plan.pull_request_url == "https://github.com/acme/infra/pull/7"
+    assert f'"add": {plan.summary["add"]}' in result.stdout
+    assert list(Ticket.objects.values_list("pk", flat=True)) == [ticket.pk]
     # What the walkthrough says happened, happened.
     assert ticket.environment.name == "staging"
     assert ticket.author == author

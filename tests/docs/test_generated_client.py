@@ -1,8 +1,8 @@
 """A client generated from the live OpenAPI document by openapi-python-client runs the CI
 flow of docs/ci.md unmodified against a live portal with a real worker and the real
-Terraform binary: dev ticket, CI checks (JSON and a log file), staging approval naming the
-plan's SHA-256, deploy, QA's evidence (multipart), a prod ticket with its questionnaire,
-and refusals read as typed errors with their reason."""
+Terraform binary: dev ticket, a pull request's speculative plan, CI checks (JSON and a log
+file), staging approval naming the plan's SHA-256, deploy, QA's evidence (multipart), a prod
+ticket with its questionnaire, and refusals read as typed errors with their reason."""
 
 from __future__ import annotations
 
@@ -126,6 +126,10 @@ def test_the_ci_flow_runs_through_a_generated_client(
     tech_lead: User,
 ) -> None:
     c = generated
+    from portal_client.api.plans import (  # type: ignore[import-not-found]
+        plans_create,
+        plans_retrieve,
+    )
     from portal_client.api.tickets import (  # type: ignore[import-not-found]
         tickets_approve_create,
         tickets_checks_create,
@@ -147,6 +151,8 @@ def test_the_ci_flow_runs_through_a_generated_client(
         RiskAssessmentRequest,
         RiskLevelEnum,
         RollbackPlanRequest,
+        SpeculativePlan,
+        SpeculativePlanCreateRequest,
         TicketCreateRequest,
         TicketDetail,
     )
@@ -178,6 +184,29 @@ def test_the_ci_flow_runs_through_a_generated_client(
     assert isinstance(dev, TicketDetail), dev
     dev_done = settled(dev_team, dev.id, "planning", "approved", "applying", "monitoring")
     assert dev_done.status.value == "completed", dev_done.status_reason
+    assert dev_done.approval_status.branch_note == ""  # its commit is on main
+
+    # A pull request's check: a plan only, read through the same typed summary.
+    asked = plans_create.sync(
+        client=dev_team,
+        body=SpeculativePlanCreateRequest(
+            environment="staging",
+            commit_sha=dev_done.commit_sha,
+            pull_request_url="https://github.com/acme/infra/pull/7",
+        ),
+    )
+    assert isinstance(asked, SpeculativePlan), asked
+    planned = wait_for(
+        lambda: (
+            (p := plans_retrieve.sync(asked.id, client=dev_team)).status.value
+            not in ("queued", "running")
+            and p
+        ),
+        timeout=300,
+        what="the speculative plan",
+    )
+    assert planned.status.value == "succeeded", planned.error
+    assert planned.summary.add > 0 and planned.summary.resources[0].address
 
     # 2. A staging ticket: its plan, read through the typed summary.
     filed = tickets_create.sync(

@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from deployments import policy, selectors, services
-from deployments.models import AuditEvent, Deployment, Environment, Ticket
+from deployments.models import AuditEvent, Deployment, Environment, SpeculativePlan, Ticket
 from notifications.models import Notification
 from tests.helpers.api import api_for
 from tests.helpers.factories import DeploymentFactory, TicketFactory
@@ -83,6 +83,17 @@ def _audit_events(user: User) -> set[Any] | None:
     }
 
 
+def _speculative_plans(user: User) -> set[Any]:
+    """Plans of the environments whose tickets the user sees, and the user's own."""
+    roles = selectors.user_roles(user)
+    return {
+        p.pk
+        for p in SpeculativePlan.objects.select_related("environment")
+        if p.requested_by_id == user.pk
+        or policy.can_view(p.environment, roles, superuser=user.is_superuser)
+    }
+
+
 # list path → (the rule as a set of keys, or None for 403; the key of a returned item)
 RULES: dict[str, tuple[Callable[[User], set[Any] | None], str]] = {
     "/api/v1/tickets/": (_tickets, "id"),
@@ -91,6 +102,7 @@ RULES: dict[str, tuple[Callable[[User], set[Any] | None], str]] = {
     "/api/v1/notifications/": (_notifications, "id"),
     "/api/v1/metrics/": (_viewable_environments, "environment"),
     "/api/v1/audit/": (_audit_events, "id"),
+    "/api/v1/plans/": (_speculative_plans, "id"),
 }
 # Answers that list their items under a key rather than as a page.
 ITEMS_KEY = {"/api/v1/metrics/": "environments"}
@@ -140,6 +152,10 @@ def test_every_list_endpoint_shows_each_persona_exactly_what_it_may_see(
         DeploymentFactory(
             ticket=TicketFactory(author=people["lead"], environment=env, status="completed")
         )
+        for person in ("author", "developer", "operations"):
+            SpeculativePlan.objects.create(
+                environment=env, commit_sha="c" * 40, requested_by=people[person]
+            )
     prod_of_alice = Ticket.objects.get(author=people["author"], environment__name="prod")
     for ticket in [*Ticket.objects.all(), None]:
         Notification.objects.create(
@@ -173,4 +189,17 @@ def test_every_list_endpoint_shows_each_persona_exactly_what_it_may_see(
         t["id"] for t in fetch_all(api_for(people["developer"]), "/api/v1/tickets/") or []
     }
     assert prod_of_alice.pk in _tickets(people["operations"])
+    # A developer sees their own prod plan, never another's.
+    assert {
+        p.environment.name
+        for p in SpeculativePlan.objects.filter(pk__in=_speculative_plans(people["developer"]))
+    } == {"dev", "staging", "prod"}
+    assert (
+        not SpeculativePlan.objects.filter(
+            pk__in=_speculative_plans(people["developer"]),
+            environment__name="prod",
+        )
+        .exclude(requested_by=people["developer"])
+        .exists()
+    )
     assert _tickets(people["outsider"]) == set()

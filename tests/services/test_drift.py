@@ -134,5 +134,10 @@ def test_the_beat_entry_names_registered_tasks(settings: Any) -> None:
     entry = settings.CELERY_BEAT_SCHEDULE["drift-checks"]
     assert entry["schedule"] == 60.0
     assert entry["task"] in app.tasks and "deployments.tasks.drift_check_run" in app.tasks
-    route = settings.CELERY_TASK_ROUTES["deployments.tasks.drift_check_run"]
-    assert route == settings.CELERY_TASK_ROUTES["deployments.tasks.run_execute"]
+    # Both run Terraform: routed alike, to their environment's queue (tests/test_queues.py).
+    from deployments.lib.queues import TERRAFORM_TASKS
+
+    assert {"deployments.tasks.drift_check_run", "deployments.tasks.run_execute"} <= set(
+        TERRAFORM_TASKS
+    )
+    assert settings.CELERY_TASK_ROUTES == ["deployments.lib.queues.route"]

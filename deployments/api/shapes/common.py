@@ -91,6 +91,12 @@ class ApprovalStatusSerializer(serializers.Serializer[Any]):
         allow_blank=True,
         help_text='Why more approvals than usual are needed ("" when the usual rule applies).',
     )
+    branch_note = serializers.CharField(
+        allow_blank=True,
+        help_text="Why an auto-deploy ticket waits for a lead: its commit is not on the "
+        "protected branch (\"commit abc123 is not on main: dev applies it only with a lead's "
+        'approval …"); "" otherwise.',
+    )
 
 
 class RejectionSerializer(serializers.Serializer[Any]):

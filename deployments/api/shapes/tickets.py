@@ -190,6 +190,7 @@ class TicketDetailSerializer(TicketSerializer):
             "rollback_opened_as",
             "rollback_immediate_until",
             "rollback_target",
+            "commit_on_branch",
             "available_actions",
             "plan_stale",
             "schedule_conflict",

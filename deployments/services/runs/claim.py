@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -19,6 +20,7 @@ from deployments.selectors.windows import freezes_for
 from deployments.services import notices
 from deployments.services._base import locked_ticket, transition
 from deployments.services.audit import audit_record
+from deployments.services.runs.branch import branch_check, branch_record
 from deployments.services.schedules import schedulers_of
 
 log = logging.getLogger(__name__)
@@ -47,12 +49,16 @@ def claim_apply(run_id: int, *, worker: str) -> int | None:
     """Re-check and claim an apply under the environment lock; its fencing token, or None
     when it is not queued any more or may not start (then it ends cancelled)."""
     now = clock.now()
+    queued = TerraformRun.objects.select_related("environment").get(pk=run_id)
+    # Asked before the transaction: a remote repository is fetched first.
+    on_branch = branch_check(queued.environment, queued.commit_sha)
     with transaction.atomic():
         ticket_id = TerraformRun.objects.values_list("ticket_id", flat=True).get(pk=run_id)
         ticket = locked_ticket(ticket_id)  # lock order: ticket → run → audit head
         run = TerraformRun.objects.select_for_update().get(pk=run_id)
         if run.status != RunStatus.QUEUED:
             return None
+        branch_record(ticket, on_branch, run=run, moment="apply start")
         try:
             recheck_start(ticket, run, now=now)
         except policy.ApplyRefused as refusal:
@@ -78,6 +84,7 @@ def recheck_start(ticket: Ticket, run: TerraformRun, *, now: dt.datetime) -> Non
         votes=votes_for(ticket, plan),
         stray_approvals=stray_approvals(ticket, plan),
         freezes=freezes_for(ticket.environment_id, now),
+        branch=settings.INFRA_BRANCH,
     )
 
 

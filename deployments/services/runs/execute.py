@@ -13,6 +13,8 @@ from deployments import terraform as tf
 from deployments.choices import RunKind, RunStatus
 from deployments.lib.locks import EnvironmentLock
 from deployments.models import TerraformRun
+from deployments.services.credentials import CredentialsUnavailable
+from deployments.services.runs.branch import branch_check
 from deployments.services.runs.claim import claim, claim_apply
 from deployments.services.runs.logstream import (
     Heartbeat,
@@ -94,6 +96,12 @@ def _execute(run_id: int, *, fence: int, env_lock: EnvironmentLock | None) -> No
             reason="its worker lost the environment lock and stopped Terraform",
             fence=fence,
         )
+    # Whether a successful plan may apply by itself depends on where its commit is now.
+    on_branch = (
+        branch_check(run.environment, run.commit_sha)
+        if run.kind == RunKind.PLAN and outcome.plan is not None
+        else None
+    )
     run_finish(
         run_id=run.pk,
         exit_code=outcome.exit_code,
@@ -104,6 +112,7 @@ def _execute(run_id: int, *, fence: int, env_lock: EnvironmentLock | None) -> No
         fence=fence,
         log_tail=writer.unwritten(),
         applied=outcome.applied,
+        on_branch=on_branch,
     )
 
 
@@ -119,12 +128,19 @@ class _Outcome:
 def _execute_kind(
     run: TerraformRun, writer: LogWriter, *, held_fds: tuple[int, ...] = ()
 ) -> _Outcome:
+    apply = run.kind == RunKind.APPLY
+    timeout = settings.TERRAFORM_APPLY_TIMEOUT if apply else settings.TERRAFORM_PLAN_TIMEOUT
+    try:
+        spec = run_spec(run, timeout=timeout, on_line=writer)
+    except CredentialsUnavailable as exc:
+        writer(f"error: {exc.message}")
+        return _Outcome(1, exc.message)
     if run.kind == RunKind.PLAN:
-        result = tf.plan(run_spec(run, timeout=settings.TERRAFORM_PLAN_TIMEOUT), writer)
+        result = tf.plan(spec, writer)
         return _Outcome(result.exit_code, result.error, plan=result if result.ok else None)
     assert run.plan is not None
     plan_run = run.plan
-    if run.kind == RunKind.APPLY:
+    if apply:
         try:
             with plan_run.plan_file.open("rb") as handle:
                 plan_bytes = handle.read()
@@ -135,14 +151,12 @@ def _execute_kind(
         applied = tf.apply(
             # Terraform holds the environment lock's file too: if the worker dies, the lock
             # stays taken until Terraform (stopped by SIGINT on its parent's death) exits.
-            dataclasses.replace(
-                run_spec(run, timeout=settings.TERRAFORM_APPLY_TIMEOUT), held_fds=held_fds
-            ),
+            dataclasses.replace(spec, held_fds=held_fds),
             plan_bytes,
             plan_run.plan_sha256,
             writer,
             base_state=plan_run.base_state,
         )
         return _Outcome(applied.exit_code, applied.error, stale=applied.stale_plan, applied=applied)
-    checked = tf.check(run_spec(run, timeout=settings.TERRAFORM_PLAN_TIMEOUT), writer)
+    checked = tf.check(spec, writer)
     return _Outcome(checked.exit_code, checked.error)

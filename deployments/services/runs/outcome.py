@@ -18,6 +18,7 @@ from deployments.services._base import locked_ticket, transition
 from deployments.services.audit import audit_record
 from deployments.services.deployments import deployment_monitoring_failed, deployment_record
 from deployments.services.runs import start as runs
+from deployments.services.runs.branch import branch_record
 from deployments.services.runs.logstream import (
     fold_log,
     reset_connection,
@@ -44,11 +45,13 @@ def run_finish(
     fence: int = 0,
     log_tail: str = "",
     applied: tf.ApplyResult | None = None,
+    on_branch: bool | None = None,
 ) -> None:
     """Record a run's outcome (log, exit code, plan file and digest) and move its ticket on.
 
     Retried with backoff while the database is unreachable: a run never stays running
-    because one write failed. ``log_tail`` is output no log chunk holds yet.
+    because one write failed. ``log_tail`` is output no log chunk holds yet; ``on_branch``
+    is a plan's branch_check, asked once Terraform finished.
     """
     delays = list(_FINISH_RETRY_DELAYS)
     error, log_tail = storable(error), storable(log_tail)
@@ -64,6 +67,7 @@ def run_finish(
                 fence=fence,
                 log_tail=log_tail,
                 applied=applied,
+                on_branch=on_branch,
             )
             return
         except (OperationalError, InterfaceError):
@@ -85,6 +89,7 @@ def _finish(
     fence: int,
     log_tail: str,
     applied: tf.ApplyResult | None = None,
+    on_branch: bool | None = None,
 ) -> None:
     with transaction.atomic():
         ticket_id = TerraformRun.objects.values_list("ticket_id", flat=True).get(pk=run_id)
@@ -134,6 +139,8 @@ def _finish(
         )
         if run.kind == RunKind.APPLY:
             deployment_record(ticket, run, applied)
+        if run.status == RunStatus.SUCCEEDED:
+            branch_record(ticket, on_branch, run=run, moment="plan end")
         _advance_ticket(ticket, run, stale=stale)
 
 

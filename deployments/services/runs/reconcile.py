@@ -16,6 +16,7 @@ from deployments.models import Environment, TerraformRun
 from deployments.services import notices
 from deployments.services._base import locked_ticket, transition
 from deployments.services.audit import audit_record
+from deployments.services.plans import speculative_plans_reconcile
 from deployments.services.runs import start as runs
 from deployments.services.runs.logstream import (
     fold_log,
@@ -76,7 +77,8 @@ def run_interrupt(*, run_id: int, reason: str, fence: int | None = None) -> bool
 
 
 def runs_reconcile(*, now: dt.datetime | None = None) -> dict[str, int]:
-    """Beat task: interrupt runs whose worker is gone; re-send queued runs never picked up.
+    """Beat task: interrupt runs whose worker is gone; re-send queued runs (and speculative
+    plans) never picked up, to their environment's queue.
 
     A plan or check is gone when its heartbeat is older than RUN_HEARTBEAT_TIMEOUT. An
     apply is gone only when its environment lock is free: a stalled worker (SIGSTOP, a long
@@ -117,4 +119,8 @@ def runs_reconcile(*, now: dt.datetime | None = None) -> dict[str, int]:
         resent += 1
     for env_id in Environment.objects.filter(auto_deploy=True).values_list("pk", flat=True):
         runs.environment_release(environment_id=env_id)
-    return {"interrupted": interrupted, "resent": resent}
+    speculative = speculative_plans_reconcile(now=now)
+    return {
+        "interrupted": interrupted + speculative["interrupted"],
+        "resent": resent + speculative["resent"],
+    }

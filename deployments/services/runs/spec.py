@@ -1,30 +1,41 @@
 """The frozen description of a Terraform run (deployments.terraform.RunSpec), from settings
-and the run row: the only place a run's binary, repository, workspace and environment
-variables are chosen."""
+and the run row: the only place a run's binary, repository, workspace, environment variables
+and credentials (services.credentials, per environment and phase) are chosen."""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Mapping
 
 from django.conf import settings
 
+from deployments import policy
 from deployments import terraform as tf
 from deployments.models import TerraformRun
 from deployments.services import rollbacks
 from deployments.services._base import infra_repo
+from deployments.services.credentials import run_credentials
 
 log = logging.getLogger(__name__)
 
 
-def run_spec(run: TerraformRun, *, timeout: int) -> tf.RunSpec:
-    """The frozen description of one Terraform run, from settings and the run row."""
+def run_spec(run: TerraformRun, *, timeout: int, on_line: Callable[[str], None]) -> tf.RunSpec:
+    """The frozen description of one Terraform run, from settings and the run row, with the
+    credentials of its environment for its phase (which ``on_line`` is told about, never
+    their values). Raises CredentialsUnavailable."""
+    phase = policy.run_phase(run.kind)
+    granted = run_credentials(
+        run.environment, phase=phase, subject=f"t{run.ticket_id}-r{run.pk}", timeout=timeout
+    )
+    on_line(granted.description)
     return terraform_spec(
         commit_sha=run.commit_sha,
         workspace=run.workspace,
         var_file=run.var_file,
         timeout=timeout,
         expected_var_file_sha256=rollbacks.expected_var_file_sha256(run),
+        credentials_env=granted.env,
     )
 
 
@@ -35,9 +46,12 @@ def terraform_spec(
     var_file: str,
     timeout: int,
     expected_var_file_sha256: str = "",
+    credentials_env: Mapping[str, str] | None = None,
 ) -> tf.RunSpec:
     """A Terraform run of ``commit_sha`` in ``workspace`` with ``var_file``, from settings
-    (runs of tickets, and drift checks)."""
+    (runs of tickets, drift checks, speculative plans). ``credentials_env`` is the run's
+    environment-and-phase credentials (services.credentials); of the worker's own
+    environment only the non-secret TERRAFORM_ENV_PASSTHROUGH reaches Terraform."""
     return tf.RunSpec(
         binary=tf.find_binary(settings.TERRAFORM_BIN),
         repo=infra_repo(),
@@ -57,4 +71,5 @@ def terraform_spec(
             for name in settings.TERRAFORM_ENV_PASSTHROUGH
             if name in os.environ
         },
+        credentials_env=dict(credentials_env or {}),
     )

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deployments.services.runs.spec import terraform_spec
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
@@ -28,6 +27,7 @@ from deployments import policy
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import AuditEvent, Environment, RunLogChunk, TerraformRun, Ticket
 from deployments.services.credentials import CredentialsUnavailable, run_credentials
+from deployments.services.runs.spec import terraform_spec
 from tests.helpers.api import api_for
 from tests.helpers.aws import (
     WORKER_BASE_KEY,

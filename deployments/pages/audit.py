@@ -80,7 +80,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     query = {name: value for name, value in raw.items() if value}
     return render(
         request,
-        "deployments/audit_list.html",
+        "deployments/audit/list.html",
         {
             "events": events,
             "filters": raw,

@@ -92,7 +92,7 @@ def calendar_view(request: HttpRequest) -> HttpResponse:
     ]
     return render(
         request,
-        "deployments/calendar.html",
+        "deployments/calendar/calendar.html",
         {
             "view": view,
             "weeks": weeks,

@@ -47,6 +47,6 @@ def environment_list(request: HttpRequest) -> HttpResponse:
     ]
     return render(
         request,
-        "deployments/environment_list.html",
+        "deployments/environments/list.html",
         {"rows": rows, "freeze_max_days": settings.FREEZE_MAX_DAYS},
     )

@@ -63,7 +63,7 @@ def home(request: HttpRequest) -> HttpResponse:
     remember_badge(request, queue)
     return render(
         request,
-        "deployments/home.html",
+        "deployments/home/home.html",
         {
             "queue": queue,
             "can_file": queue.can_file,
@@ -92,7 +92,7 @@ def deployment_history(request: HttpRequest, name: str) -> HttpResponse:
     ]
     return render(
         request,
-        "deployments/deployment_history.html",
+        "deployments/home/history.html",
         {
             "environment": env,
             "page": page,

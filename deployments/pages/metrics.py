@@ -41,11 +41,11 @@ def metrics_dashboard(request: HttpRequest) -> HttpResponse:
         chosen = metrics.choose_environments(visible, raw_env)[0] if raw_env else None
     except metrics.MetricsInputError as exc:
         context["error"] = str(exc)
-        return render(request, "deployments/metrics.html", context, status=400)
+        return render(request, "deployments/metrics/dashboard.html", context, status=400)
     context["days"] = days
     context["custom_days"] = days not in metrics.PERIOD_CHOICES
     if chosen is None:  # the viewer sees no environment at all
-        return render(request, "deployments/metrics.html", context)
+        return render(request, "deployments/metrics/dashboard.html", context)
     payload = metrics.metrics_for(visible, days, timezone.now())
     rows = payload["environments"]
     current = next(row for row in rows if row["environment"] == chosen.name)
@@ -60,7 +60,7 @@ def metrics_dashboard(request: HttpRequest) -> HttpResponse:
             "gauge": metrics_charts.rate_gauge(current["change_failure_rate"]),
         }
     )
-    return render(request, "deployments/metrics.html", context)
+    return render(request, "deployments/metrics/dashboard.html", context)
 
 
 def _summary_row(row: dict[str, Any]) -> dict[str, Any]:

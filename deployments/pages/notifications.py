@@ -44,7 +44,7 @@ def notification_log(request: HttpRequest) -> HttpResponse:
     )[:PAGE_SIZE]
     return render(
         request,
-        "deployments/notification_log.html",
+        "deployments/notifications/log.html",
         {
             "rows": rows,
             "status": status,

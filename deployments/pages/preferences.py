@@ -73,7 +73,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
         return redirect("preferences")
     return render(
         request,
-        "deployments/preferences.html",
+        "deployments/preferences/preferences.html",
         {
             "form": form,
             "email_form": email_form,

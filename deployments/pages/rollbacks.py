@@ -33,7 +33,7 @@ def ticket_rollback(request: HttpRequest, pk: int) -> HttpResponseBase:
     )
     return render(
         request,
-        "deployments/ticket_rollback.html",
+        "deployments/rollbacks/confirm.html",
         {
             "ticket": ticket,
             "choice": choice,

@@ -56,7 +56,7 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     filters = {k: v for k, v in (("environment", environment), ("status", status)) if v}
     return render(
         request,
-        "deployments/ticket_list.html",
+        "deployments/tickets/list.html",
         {
             "tickets": tickets,
             "page": page,
@@ -114,7 +114,7 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
     prod_fields = set(TicketForm.PROD_FIELDS)
     return render(
         request,
-        "deployments/ticket_new.html",
+        "deployments/tickets/new.html",
         {
             "form": form,
             "environments": environments,
@@ -134,7 +134,7 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
     return render(
         request,
-        "deployments/ticket_detail.html",
+        "deployments/tickets/detail.html",
         {
             "view": view,
             "ticket": view.ticket,

@@ -57,7 +57,7 @@ def _own_key(request: HttpRequest, pk: int) -> ApiKey:
 def token_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
-        "deployments/tokens.html",
+        "deployments/tokens/list.html",
         {"keys": ApiKey.objects.filter(user=_me(request)), "form": ApiKeyForm()},
     )
 
@@ -85,9 +85,9 @@ def token_new(request: HttpRequest) -> HttpResponse:
         else:
             # Rendered, not redirected: the key is in this one answer and nowhere else.
             return render(
-                request, "deployments/tokens_created.html", {"api_key": api_key, "key": key}
+                request, "deployments/tokens/created.html", {"api_key": api_key, "key": key}
             )
-    return render(request, "deployments/tokens_new.html", {"form": form}, status=200)
+    return render(request, "deployments/tokens/new.html", {"form": form}, status=200)
 
 
 @login_required
@@ -98,4 +98,4 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
         api_key_revoke(actor=request.user, key_id=api_key.pk, user=request.user)
         messages.success(request, f"API key “{api_key.name}” ({api_key.prefix}…) revoked.")
         return redirect("token_list")
-    return render(request, "deployments/tokens_revoke.html", {"api_key": api_key})
+    return render(request, "deployments/tokens/revoke.html", {"api_key": api_key})

@@ -38,7 +38,9 @@ def test_templates_exist() -> None:
     assert {"base.html", "account/login.html", "allauth/layouts/base.html"} <= names
 
 
-@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "template", TEMPLATES, ids=lambda p: p.relative_to(ROOT / "templates").as_posix()
+)
 def test_no_inline_script_or_style_in_templates(template: Path) -> None:
     text = template.read_text()
     found = [f"{what}: {m.group(0)!r}" for pattern, what in INLINE for m in pattern.finditer(text)]

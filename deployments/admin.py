@@ -103,6 +103,8 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "requires_qa_signoff",
             "step_up_auth",
             "required_checks",
+            "require_lock_file",
+            "allow_provider_network",
         ]
 
     def clean_required_checks(self) -> Any:

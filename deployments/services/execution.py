@@ -224,6 +224,7 @@ class _Heartbeat:
 def _spec(run: TerraformRun, *, timeout: int) -> tf.RunSpec:
     """The frozen description of one Terraform run, from settings and the run row."""
     return terraform_spec(
+        environment=run.environment,
         commit_sha=run.commit_sha,
         workspace=run.workspace,
         var_file=run.var_file,
@@ -234,6 +235,7 @@ def _spec(run: TerraformRun, *, timeout: int) -> tf.RunSpec:
 
 def terraform_spec(
     *,
+    environment: Environment,
     commit_sha: str,
     workspace: str,
     var_file: str,
@@ -241,7 +243,7 @@ def terraform_spec(
     expected_var_file_sha256: str = "",
 ) -> tf.RunSpec:
     """A Terraform run of ``commit_sha`` in ``workspace`` with ``var_file``, from settings
-    (runs of tickets, and drift checks)."""
+    and the environment's provider rules (runs of tickets, and drift checks)."""
     return tf.RunSpec(
         binary=tf.find_binary(settings.TERRAFORM_BIN),
         repo=infra_repo(),
@@ -261,6 +263,9 @@ def terraform_spec(
             for name in settings.TERRAFORM_ENV_PASSTHROUGH
             if name in os.environ
         },
+        sandbox=settings.TERRAFORM_SANDBOX_CONFIG,
+        require_lock_file=environment.require_lock_file,
+        allow_provider_network=environment.allow_provider_network,
     )
 
 

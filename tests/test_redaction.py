@@ -88,6 +88,14 @@ def test_sensitive_values_are_found_for_the_redactor() -> None:
 
 def test_cli_config_keeps_mirrored_providers_off_the_network(tmp_path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "registry.terraform.io/hashicorp/null/2.1.2/linux_amd64").mkdir(parents=True)
-    text = cli_config_text(tmp_path, tmp_path / "cache")
+    text = cli_config_text(tmp_path, allow_network=True)
     assert 'include = ["registry.terraform.io/hashicorp/null"]' in text
     assert 'exclude = ["registry.terraform.io/hashicorp/null"]' in text
+
+
+def test_cli_config_installs_from_the_mirror_only_unless_the_environment_allows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "registry.terraform.io/hashicorp/null/2.1.2/linux_amd64").mkdir(parents=True)
+    text = cli_config_text(tmp_path)
+    assert "filesystem_mirror" in text and "direct" not in text
+    # No plugin cache: a folder every run could write, whose binaries the next run executes.
+    assert "plugin_cache_dir" not in text

@@ -147,10 +147,12 @@ class _LogWriter:
 
 
 def _interrupt_terraform() -> None:
-    """SIGINT the process groups this worker started (Terraform runs in a session of its
-    own): its graceful stop, which writes state and releases the state lock.
+    """SIGINT each process this worker started (Terraform runs in a session of its own):
+    its graceful stop, which writes state and releases the state lock.
 
-    The runner offers no stop hook, so the children are found through /proc.
+    The process itself, not its group: under the sandbox that process is the outer
+    bubblewrap, whose end is Terraform's one SIGINT (a second would make Terraform quit
+    at once, "Two interrupts received"). The children are found through /proc.
     """
     me = os.getpid()
     for entry in os.listdir("/proc"):
@@ -163,7 +165,7 @@ def _interrupt_terraform() -> None:
             continue
         if int(fields[1]) == me and int(fields[2]) == int(entry):
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(int(entry), signal.SIGINT)
+                os.kill(int(entry), signal.SIGINT)
 
 
 class _Heartbeat:

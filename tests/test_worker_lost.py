@@ -15,6 +15,7 @@ from django.contrib.auth.models import User
 from deployments import services
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import Environment, TerraformRun, Ticket
+
 from .conftest import api_for, real_terraform, sandbox_sees, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.terraform, pytest.mark.django_db(transaction=True)]

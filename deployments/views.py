@@ -147,9 +147,11 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
 @require_GET
 def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
     ticket = selectors.ticket_get(request.user, pk)
-    runs = list(ticket.runs.all())
+    # Each run's log is up to RUN_LOG_MAX_BYTES: the page carries only its last page.
+    runs = list(selectors.runs_with_log_tails(ticket.runs.all()))
     live_run = next((r for r in runs if r.status in ACTIVE_RUN_STATUSES), None)
     shown_run = live_run or (runs[0] if runs else None)
+    shown_page = selectors.run_log_page(shown_run) if shown_run else None
     actions = selectors.ticket_actions(ticket, request.user, timezone.now())
     return render(
         request,
@@ -159,7 +161,8 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "runs": runs,
             "live_run": live_run,
             "shown_run": shown_run,
-            "shown_log": selectors.run_log_text(shown_run) if shown_run else "",
+            "shown_log": shown_page.text if shown_page else "",
+            "shown_page": shown_page,
             "plan": ticket.current_plan,
             "pull_request": PullRequest.for_commit(ticket.commit_sha),
             "events": selectors.audit_for_ticket(ticket),

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from typing import IO, Any
 
 from .redact import Redactor, secret_values_from_env
 from .sandbox import (
+    RUN_DIR_INSIDE,
     MountPlan,
     Process,
     Sandbox,
@@ -220,14 +222,20 @@ class _Session:
                 self.spec.provider_mirror, allow_network=self.spec.allow_provider_network
             )
         )
+        # Paths as Terraform sees them: inside the sandbox the run's folder is elsewhere.
+        seen = (
+            (lambda path: RUN_DIR_INSIDE / path.relative_to(self.run_dir))
+            if self.spec.sandbox.backend != "none"
+            else (lambda path: path)
+        )
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(self.home),
+            "HOME": str(seen(self.home)),
             "LANG": "C.UTF-8",
             "TF_IN_AUTOMATION": "1",
             "TF_INPUT": "0",
             "CHECKPOINT_DISABLE": "1",
-            "TF_CLI_CONFIG_FILE": str(self.cli_config),
+            "TF_CLI_CONFIG_FILE": str(seen(self.cli_config)),
         }
         env.update(self.spec.passthrough_env)
         env.update(self.spec.credentials_env)
@@ -260,6 +268,7 @@ class _Session:
             workdir=self.run_dir / "src",
             cwd=self.root,
             home=self.home,
+            run_dir=self.run_dir,
             readonly=tuple(readonly),
             writable=tuple(writable),
             hidden=self.spec.sandbox.hidden_paths,
@@ -309,8 +318,22 @@ class _Session:
             )
         if code not in ok_codes:
             _sandbox_failed(first, code)
+            self._killed(args[0], code)
             raise _StepFailed(what or f"terraform {args[0]} exited with code {code}", code)
         return code
+
+    def _killed(self, command: str, code: int) -> None:
+        """A process ended by the CPU-time limit says so: SIGXCPU at the soft limit (Go
+        ignores it), SIGKILL five seconds of CPU later (the sandbox reports 128 + signal)."""
+        if code not in (128 + signal.SIGXCPU, 128 + signal.SIGKILL, -signal.SIGKILL):
+            return
+        seconds = self.spec.sandbox.limits.cpu_seconds
+        raise _StepFailed(
+            f"terraform {command} was stopped (signal {code - 128 if code > 0 else -code}): "
+            f"it reached the sandbox's CPU-time limit of {seconds} s "
+            "(TERRAFORM_SANDBOX_CPU_SECONDS), or was killed from outside",
+            code,
+        )
 
     @contextlib.contextmanager
     def capture(self, *args: str) -> Iterator[IO[bytes]]:

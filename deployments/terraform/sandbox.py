@@ -60,6 +60,9 @@ ENGINES = ("docker", "podman")
 # A uid no distribution allocates (Debian reserves 65000-65533): the sandbox's when the
 # worker runs as root. Setting TERRAFORM_SANDBOX_UID.
 DEFAULT_UID = 65432
+# Where a run's own folder appears inside the sandbox: the same path for every run, and
+# nothing of the host's layout (DATA_DIR, the work folder) to learn from it.
+RUN_DIR_INSIDE = Path("/terraform-run")
 # slirp4netns's fixed addresses: the namespace is 10.0.2.100, its DNS forwarder 10.0.2.3.
 SLIRP_DNS = "10.0.2.3"
 _NS_GET_USERNS = 0xB701  # ioctl: the user namespace owning a namespace
@@ -158,10 +161,12 @@ class MountPlan:
     """What one Terraform process sees. Everything else of the host is absent."""
 
     binary: Path
-    # The run's exported commit (read-write) and Terraform's working directory inside it.
+    # The run's exported commit (read-write) and Terraform's working directory inside it,
+    # both inside ``run_dir`` (host paths; mounted under RUN_DIR_INSIDE, see ``inside``).
     workdir: Path
     cwd: Path
     home: Path
+    run_dir: Path
     # Read-only: the CLI configuration, the provider mirror, extra paths.
     readonly: tuple[Path, ...] = ()
     # Read-write besides the working copy: this environment's own state folder.
@@ -170,6 +175,13 @@ class MountPlan:
     # (a virtualenv or the project installed under /usr): covered by an empty tmpfs.
     hidden: tuple[Path, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+
+    def inside(self, path: Path) -> Path:
+        """Where a host path appears in the sandbox: the run's folder under
+        RUN_DIR_INSIDE, everything else (binary, mirror, state) at its own path."""
+        if path == self.run_dir or self.run_dir in path.parents:
+            return RUN_DIR_INSIDE / path.relative_to(self.run_dir)
+        return path
 
 
 def running_as_root() -> bool:
@@ -258,12 +270,14 @@ def bwrap_argv(
     for hidden in plan.hidden:
         if _covered(hidden, _SYSTEM_DIRS):
             args += ["--tmpfs", str(hidden)]
-    args += ["--ro-bind", str(plan.binary), str(plan.binary)]
+    args += ["--ro-bind", str(plan.binary), str(plan.inside(plan.binary))]
     for path in plan.readonly:
-        args += ["--ro-bind", str(path), str(path)]
+        args += ["--ro-bind", str(path), str(plan.inside(path))]
     for path in (plan.workdir, plan.home, *plan.writable):
-        args += ["--bind", str(path), str(path)]
-    args += ["--chdir", str(plan.cwd), "--clearenv"]
+        args += ["--bind", str(path), str(plan.inside(path))]
+    # The empty root and the folders made for mount points: nothing to write there.
+    args += ["--remount-ro", "/"]
+    args += ["--chdir", str(plan.inside(plan.cwd)), "--clearenv"]
     for name, value in sorted(plan.env.items()):
         args += ["--setenv", name, value]
     args += ["--info-fd", str(info_fd)]
@@ -315,12 +329,12 @@ def container_argv(
         "--ulimit=core=0:0",
         f"--tmpfs=/tmp:rw,size={limits.tmp_bytes},mode=1777",
     ]
-    args += [f"--volume={plan.binary}:{plan.binary}:ro"]
+    args += [f"--volume={plan.binary}:{plan.inside(plan.binary)}:ro"]
     for path in plan.readonly:
-        args += [f"--volume={path}:{path}:ro"]
+        args += [f"--volume={path}:{plan.inside(path)}:ro"]
     for path in (plan.workdir, plan.home, *plan.writable):
-        args += [f"--volume={path}:{path}:rw"]
-    args += [f"--workdir={plan.cwd}"]
+        args += [f"--volume={path}:{plan.inside(path)}:rw"]
+    args += [f"--workdir={plan.inside(plan.cwd)}"]
     for name in sorted(plan.env):
         args += ["--env", name]
     return [*args, config.image, *command]

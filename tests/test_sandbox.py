@@ -129,6 +129,30 @@ def test_container_argv_is_built_from_the_same_mount_plan() -> None:
     assert "--network=bridge" in sandbox.container_argv(_plan(), ["t"], config, network=True)
 
 
+def test_a_kubernetes_job_is_built_from_the_same_mount_plan() -> None:
+    config = SandboxConfig(backend="container", image="registry.example/terraform:1.11")
+    job = sandbox.kubernetes_job(
+        _plan(),
+        ["terraform", "plan"],
+        config,
+        name="run-7",
+        claim="portal-data",
+        secret="run-7-env",
+        network=False,
+    )
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert job["spec"]["backoffLimit"] == 0 and pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsUser"] == sandbox.DEFAULT_UID
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["workingDir"] == "/terraform-run/src/terraform"
+    assert container["envFrom"] == [{"secretRef": {"name": "run-7-env"}}]
+    assert "k" not in str(container.get("env", ""))  # no value in the manifest
+    writable = {m["mountPath"] for m in container["volumeMounts"] if m.get("readOnly") is False}
+    assert writable == {"/terraform-run/src", "/terraform-run/home", "/data/terraform/state/dev"}
+    assert job["spec"]["template"]["metadata"]["labels"]["terraform-network"] == "none"
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [

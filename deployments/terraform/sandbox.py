@@ -340,6 +340,105 @@ def container_argv(
     return [*args, config.image, *command]
 
 
+def kubernetes_job(
+    plan: MountPlan,
+    command: Sequence[str],
+    config: SandboxConfig,
+    *,
+    name: str,
+    claim: str,
+    secret: str,
+    network: bool,
+) -> dict[str, Any]:
+    """The same mount plan as a Kubernetes Job (one per Terraform process or run), for a
+    dispatcher that runs Terraform as pods: the host paths live on the persistent volume
+    claim ``claim`` (mounted by the worker at the same paths), every path read-only except
+    the run's folder and its state; the environment comes from the Secret ``secret`` (the
+    worker writes it per run), never from the manifest. ``network=False`` labels the pod
+    for a deny-all egress NetworkPolicy."""
+    limits = config.limits
+    mounts = [
+        {
+            "name": "data",
+            "mountPath": str(plan.inside(plan.binary)),
+            "subPath": str(plan.binary).lstrip("/"),
+            "readOnly": True,
+        }
+    ]
+    for path in plan.readonly:
+        mounts.append(
+            {
+                "name": "data",
+                "mountPath": str(plan.inside(path)),
+                "subPath": str(path).lstrip("/"),
+                "readOnly": True,
+            }
+        )
+    for path in (plan.workdir, plan.home, *plan.writable):
+        mounts.append(
+            {
+                "name": "data",
+                "mountPath": str(plan.inside(path)),
+                "subPath": str(path).lstrip("/"),
+                "readOnly": False,
+            }
+        )
+    mounts.append({"name": "tmp", "mountPath": "/tmp"})  # noqa: S108 - its own emptyDir
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": {"app": "terraform-run"}},
+        "spec": {
+            "backoffLimit": 0,  # applies are never retried automatically
+            "activeDeadlineSeconds": limits.cpu_seconds * 4,
+            "template": {
+                "metadata": {
+                    "labels": {
+                        "app": "terraform-run",
+                        "terraform-network": "egress" if network else "none",
+                    }
+                },
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": config.uid,
+                        "runAsGroup": config.gid,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "terraform",
+                            "image": config.image,
+                            "command": list(command),
+                            "workingDir": str(plan.inside(plan.cwd)),
+                            "envFrom": [{"secretRef": {"name": secret}}],
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "resources": {
+                                "limits": {
+                                    "memory": str(limits.memory_bytes),
+                                    "ephemeral-storage": str(limits.tmp_bytes),
+                                }
+                            },
+                            "volumeMounts": mounts,
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "data", "persistentVolumeClaim": {"claimName": claim}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": str(limits.tmp_bytes)}},
+                    ],
+                },
+            },
+        },
+    }
+
+
 def generated_files(config: SandboxConfig, *, network: bool, uid: int, gid: int) -> dict[str, str]:
     """The /etc files of the sandbox: its own user, loopback names, and a resolver that
     is slirp4netns's DNS forwarder with egress (none without)."""

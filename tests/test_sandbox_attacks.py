@@ -272,7 +272,9 @@ def test_a_hostile_commit_cannot_reach_past_its_own_run(
     # 100 MiB printed: the stored log keeps its head and its tail and says what it dropped.
     assert len(apply_log.encode()) <= settings.RUN_LOG_MAX_BYTES + 256 * 1024
     assert "of output dropped here" in apply_log
-    assert "[line cut:" in apply_log
+    # (Terraform splits a provisioner's 20 MB line itself; the runner's own cut is tested
+    # in test_bounded_output.py.)
+    assert max(len(line) for line in apply_log.splitlines()) < 20_000
 
     # No secret in any stored log, in any encoding.
     everything = "".join(

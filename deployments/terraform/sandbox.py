@@ -81,8 +81,18 @@ _ETC_KEEP = (
     "/etc/services",
     "/etc/protocols",
 )
-# Environment variables whose value names a CA bundle that TLS clients inside read.
-_CA_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE")
+# Environment variables whose value names a file Terraform or a provider reads (a CA
+# bundle, the AWS config and credentials files, a web-identity token): the operator's
+# files, readable inside when the run's environment names them.
+_FILE_VARIABLES = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "AWS_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+)
 
 
 class SandboxError(Exception):
@@ -798,9 +808,10 @@ def _start_slirp(
 
 
 def ca_paths(env: Mapping[str, str]) -> list[Path]:
-    """CA bundles named by the run's environment: readable inside, or TLS would fail."""
+    """Files named by the run's environment (CA bundles, AWS config): readable inside,
+    or TLS and the provider's credential chain would fail there."""
     found = []
-    for name in _CA_VARIABLES:
+    for name in _FILE_VARIABLES:
         value = env.get(name, "")
         if value.startswith("/") and os.path.exists(value):
             found.append(Path(value))

@@ -391,3 +391,36 @@ def test_an_expression_pinning_a_cpu_is_stopped_by_the_cpu_limit(
     assert not result.ok
     assert "CPU-time limit" in result.error, (result.error, lines[-10:])
     assert "timed out" not in result.error
+
+
+def test_files_the_runs_environment_names_are_readable_inside(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("cert")
+    env = {
+        "AWS_CA_BUNDLE": str(bundle),
+        "AWS_CONFIG_FILE": str(tmp_path / "missing"),
+        "SSL_CERT_FILE": "relative.pem",
+        "AWS_SECRET_ACCESS_KEY": str(bundle),  # not a file variable: never mounted
+    }
+    assert sandbox.ca_paths(env) == [bundle]
+
+
+@pytest.mark.parametrize(
+    ("source", "fetches"),
+    [
+        ("./modules/network", False),
+        ("../shared/vpc", False),
+        ("hashicorp/null", False),  # a provider: installed from the mirror
+        ("registry.terraform.io/hashicorp/null", False),
+        ("terraform-aws-modules/vpc/aws", True),
+        ("app.terraform.io/corp/k8s/azurerm", True),
+        ("git::https://example.com/modules.git", True),
+    ],
+)
+def test_init_gets_the_network_only_when_it_may_fetch_a_module(
+    tmp_path: Path, source: str, fetches: bool
+) -> None:
+    (tmp_path / "main.tf").write_text(f'module "m" {{\n  source = "{source}"\n}}\n')
+    assert runner._fetches_modules(tmp_path) is fetches
+    (tmp_path / "extra.tf.json").write_text("{}")
+    assert runner._fetches_modules(tmp_path) is True

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -277,10 +278,19 @@ class _Session:
 
     def _network(self, command: str) -> bool:
         """Only commands that may talk to providers, registries or a remote backend get
-        the network; `show` never needs it, nor a local backend's workspace or state."""
+        the network; `show` never needs it, nor a local backend's workspace or state, nor
+        `init` of a stack whose modules are all local and whose providers come from the
+        mirror (slirp4netns costs each networked process a few milliseconds)."""
         if command == "show":
             return False
-        return not (self.state_dir is not None and command in ("workspace", "state"))
+        local_backend = self.state_dir is not None
+        if command == "init":
+            return not (
+                local_backend
+                and not self.spec.allow_provider_network
+                and not _fetches_modules(self.root)
+            )
+        return not (local_backend and command in ("workspace", "state"))
 
     def emit(self, text: str) -> None:
         for line in text.splitlines():
@@ -463,6 +473,33 @@ class _Session:
             name,
             what=f"cannot select or create workspace {name}",
         )
+
+
+_SOURCE = re.compile(r'\bsource\s*=\s*"([^"]*)"')
+
+
+def _fetches_modules(root: Path) -> bool:
+    """Could `init` download a module? Every ``source = "..."`` of the tree is read: a
+    local path (``./``, ``../``) or a provider address (``ns/name``, ``host.tld/ns/name``)
+    needs no network; anything else (registry modules, git, URLs), a JSON configuration
+    or an unreadable file is taken to need it."""
+    for path in root.rglob("*"):
+        if path.suffix == ".json" and path.name.endswith(".tf.json"):
+            return True
+        if path.suffix != ".tf" or not path.is_file():
+            continue
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return True
+        for source in _SOURCE.findall(text):
+            parts = source.split("/")
+            if source.startswith(("./", "../")):
+                continue
+            if len(parts) == 2 or (len(parts) == 3 and "." in parts[0]):
+                continue  # a provider's address (installed from the mirror)
+            return True
+    return False
 
 
 def _sandbox_failed(first_lines: list[str], code: int) -> None:

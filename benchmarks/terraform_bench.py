@@ -528,8 +528,8 @@ def sandbox_cost(stack: Stack, samples: int) -> list[Figure]:
             met=ratio <= 1.05,
             note=(
                 f"medians of {samples}, alternated, runner.plan (init + workspace + plan + "
-                "show -json) as the worker runs it: bubblewrap with slirp4netns egress for "
-                "init and plan, offline for workspace and show; cost "
+                "show -json) as the worker runs it: bubblewrap, slirp4netns egress for the "
+                "plan (init, workspace and show offline: local modules and backend); cost "
                 f"{ms(sandboxed - bare)} per plan; sandboxed {_spread(times['bwrap'])}, "
                 f"unsandboxed {_spread(times['none'])}"
             ),

@@ -209,6 +209,10 @@ class Stack:
         self.wrapper.chmod(0o755)
         self.mode.write_text("")
         self.mode.chmod(0o644)
+        # Written by the wrapper as root (`terraform version`, asked outside the sandbox
+        # once per binary) and as the sandbox's uid (every other command).
+        self.starts.write_text("")
+        self.starts.chmod(0o666)
         self.env["TERRAFORM_SANDBOX_READONLY_PATHS"] = f"{self.tools},{binary}"
         self.env["TERRAFORM_SANDBOX_WRITABLE_PATHS"] = str(self.tools / "out")
 

@@ -424,3 +424,14 @@ def test_init_gets_the_network_only_when_it_may_fetch_a_module(
     assert runner._fetches_modules(tmp_path) is fetches
     (tmp_path / "extra.tf.json").write_text("{}")
     assert runner._fetches_modules(tmp_path) is True
+
+
+def test_the_worker_never_follows_a_link_planted_in_the_working_copy(tmp_path: Path) -> None:
+    secret = tmp_path / "secret_key"
+    secret.write_text("the portal's key")
+    planted = tmp_path / "portal.tfplan"
+    planted.symlink_to(secret)
+    with pytest.raises(OSError):
+        runner.read_own_file(planted)
+    runner._write_own_file(planted, b"plan")
+    assert secret.read_text() == "the portal's key" and planted.read_bytes() == b"plan"

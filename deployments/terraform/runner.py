@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -390,7 +392,7 @@ class _Session:
         """
         try:
             with (
-                zipfile.ZipFile(self.root / PLAN_FILENAME) as planfile,
+                zipfile.ZipFile(io.BytesIO(read_own_file(self.root / PLAN_FILENAME))) as planfile,
                 planfile.open("tfstate") as state,
             ):
                 return state_fingerprint(state, strict=True)
@@ -701,7 +703,7 @@ def plan(spec: RunSpec, on_line: OnLine) -> PlanResult:
             session.prepare()
             _check_var_file_digest(session)
             session.plan(f"-out={PLAN_FILENAME}")
-            plan_bytes = (session.root / PLAN_FILENAME).read_bytes()
+            plan_bytes = read_own_file(session.root / PLAN_FILENAME)
             base_state = session.planned_state_fingerprint()
             summary, secrets = session.plan_json()
             session.redact.add(secrets)
@@ -760,7 +762,8 @@ def apply(
                     f"the workspace is now at {current or '(empty)'}"
                 )
                 raise _StepFailed("stale", 1)
-            (session.root / PLAN_FILENAME).write_bytes(plan_bytes)
+            _write_own_file(session.root / PLAN_FILENAME, plan_bytes)
+            give_to_sandbox(spec.sandbox, [session.root / PLAN_FILENAME])
             # The second source: what the plan itself marks sensitive (computed values too).
             session.redact.add(session.plan_json()[1])
             var_file_sha256 = _file_sha256(session.root / spec.var_file)
@@ -845,9 +848,29 @@ def drift(spec: RunSpec, on_line: OnLine) -> DriftResult:
 
 def _file_sha256(path: Path) -> str:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return hashlib.sha256(read_own_file(path)).hexdigest()
     except OSError:
         return ""
+
+
+def read_own_file(path: Path) -> bytes:
+    """A regular file of the working copy, read by the worker: never through a symlink.
+    Code in the sandbox can make `portal.tfplan` a link; followed outside the sandbox
+    (as the worker's user, perhaps root) it would lead to any file of the host."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(f"{path.name} is not a regular file")
+        return handle.read()
+
+
+def _write_own_file(path: Path, data: bytes) -> None:
+    """Write a file into the working copy without following a link planted there."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 def check(spec: RunSpec, on_line: OnLine) -> CheckResult:

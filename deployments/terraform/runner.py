@@ -314,15 +314,20 @@ class _Session:
     def run(self, *args: str, ok_codes: tuple[int, ...] = (0,), what: str = "") -> int:
         """Run one terraform command, streaming its output; raise _StepFailed on a bad code."""
         self.emit(f"$ terraform {' '.join(args)}")
-        first: list[str] = []
+        for attempt in range(_SANDBOX_ATTEMPTS):
+            first: list[str] = []
 
-        def emit(line: str) -> None:
-            if not first:
-                first.append(line)
-            self.emit(line)
+            def emit(line: str, first: list[str] = first) -> None:
+                if not first:
+                    first.append(line)
+                self.emit(line)
 
-        proc = self.spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        code, timed_out = _stream(proc, self.spec.timeout, emit)
+            proc = self.spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            code, timed_out = _stream(proc, self.spec.timeout, emit)
+            if timed_out or not _sandbox_setup_flaked(first, code):
+                break
+            if attempt + 1 < _SANDBOX_ATTEMPTS:
+                self.emit("note: the sandbox's setup failed before Terraform started; again")
         if timed_out:
             raise _StepFailed(
                 f"terraform {args[0]} timed out after {self.spec.timeout} seconds and was stopped",
@@ -353,8 +358,18 @@ class _Session:
         it goes to a temporary file that is read as a stream (never whole into memory)
         and removed afterwards."""
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            proc = self.spawn(args, stdout=out, stderr=err)
-            code, timed_out = _stream(proc, self.spec.timeout, None)
+            for _attempt in range(_SANDBOX_ATTEMPTS):
+                out.seek(0)
+                out.truncate()
+                err.seek(0)
+                err.truncate()
+                proc = self.spawn(args, stdout=out, stderr=err)
+                code, timed_out = _stream(proc, self.spec.timeout, None)
+                err.seek(0)
+                if timed_out or not _sandbox_setup_flaked(
+                    err.readline(512).decode(errors="replace").splitlines(), code
+                ):
+                    break
             if timed_out:
                 raise _StepFailed(
                     f"terraform {args[0]} timed out after {self.spec.timeout} seconds", 124
@@ -502,6 +517,15 @@ def _fetches_modules(root: Path) -> bool:
                 continue  # a provider's address (installed from the mirror)
             return True
     return False
+
+
+# bubblewrap's network namespace setup now and then fails under load (the kernel answers
+# the loopback's RTM_NEWADDR with an error): Terraform has not started, so it is tried again.
+_SANDBOX_ATTEMPTS = 3
+
+
+def _sandbox_setup_flaked(first_lines: list[str], code: int) -> bool:
+    return code == 1 and bool(first_lines) and first_lines[0].startswith("bwrap: loopback:")
 
 
 def _sandbox_failed(first_lines: list[str], code: int) -> None:

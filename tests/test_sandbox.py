@@ -435,3 +435,11 @@ def test_the_worker_never_follows_a_link_planted_in_the_working_copy(tmp_path: P
         runner.read_own_file(planted)
     runner._write_own_file(planted, b"plan")
     assert secret.read_text() == "the portal's key" and planted.read_bytes() == b"plan"
+
+
+def test_only_a_flaked_network_setup_is_tried_again() -> None:
+    flaked = ["bwrap: loopback: Failed RTM_NEWADDR: No child processes"]
+    assert runner._sandbox_setup_flaked(flaked, 1)
+    assert not runner._sandbox_setup_flaked(["bwrap: Can't find source path /x: No such file"], 1)
+    assert not runner._sandbox_setup_flaked(["Error: loopback"], 1)
+    assert not runner._sandbox_setup_flaked(flaked, 0)

@@ -236,8 +236,15 @@ def run_log_page(
     """The ``limit`` characters of the log ending at ``before`` (default: its end): the
     tail first, then earlier pages. A finished run's log is cut in the database."""
     limit = max(1, min(limit, LOG_PAGE_CHARS))
+    tail = getattr(run, "log_tail", None)  # runs_with_log_tails: the last page is there
+    if tail is not None and not run.is_active and before is None and limit == LOG_PAGE_CHARS:
+        size = int(getattr(run, "log_size", 0) or 0)
+        return LogPage(tail, size - len(tail), size, size)
     if run.is_active:
-        text = run_log_text(run)
+        # Until the run finishes its log is in chunks (``log`` is folded in at the end).
+        text = "".join(
+            RunLogChunk.objects.filter(run=run).order_by("seq").values_list("text", flat=True)
+        )
         size = len(text)
         end = size if before is None else max(0, min(before, size))
         start = max(0, end - limit)

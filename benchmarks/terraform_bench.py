@@ -28,6 +28,9 @@ Figures (one per line in the report):
 * **sandbox cost** — the runner's plan (init + workspace + plan + show -json, as a worker
   runs it) inside the bubblewrap sandbox (network ``egress``: slirp4netns) against the
   same runner with TERRAFORM_SANDBOX=none, alternated in one process, medians.
+* **export** — what each run pays to get its commit's files (``InfraRepo.export_cached``
+  on the sample stack, in-process): the copy from the per-commit cache, against the first
+  export of a commit (``git archive``, unpacking, the cache entry's manifest).
 
 Every Terraform process runs in the sandbox (docs/security.md), the benchmark's wrapper
 too: its files live in a folder of their own under the system's temporary folder, which
@@ -734,7 +737,47 @@ def worker_memory(stack: Stack, ticket_id: int) -> list[Figure]:
     ]
 
 
-ALL_FIGURES = ("sandbox", "plan", "completed", "deploy", "log", "parallel", "memory")
+def export_cost(ctx: Context) -> list[Figure]:
+    """The export figure (see the module docstring), medians of alternated samples."""
+    from deployments.terraform.source import InfraRepo, create_repository
+
+    work = ctx.work / "terraform-export"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    repo = work / "repo"
+    sha = create_repository(ROOT / "sample_stack", repo)
+    infra = InfraRepo(location=str(repo), cache_dir=work)
+    samples = 10 if ctx.quick else 25
+    cold: list[float] = []
+    warm: list[float] = []
+    copied = 0
+    for n in range(samples):
+        cache = work / f"cache-{n}"
+        started = time.perf_counter()
+        infra.export_cached(sha, "terraform", work / f"cold-{n}", cache)
+        cold.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        infra.export_cached(sha, "terraform", work / f"warm-{n}", cache)
+        warm.append(time.perf_counter() - started)
+        files = [p for p in (work / f"warm-{n}").rglob("*") if p.is_file()]
+        copied = len(files)
+        size = sum(p.stat().st_size for p in files)
+        for path in (cache, work / f"cold-{n}", work / f"warm-{n}"):
+            shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    return [
+        Figure(
+            name="Export of a commit for a run, from the cache (sample stack)",
+            value=ms(median(warm)),
+            baseline=f"{ms(median(cold))} first export",
+            ratio=round(median(warm) / median(cold), 2),
+            note=f"medians of {samples}, in-process; {copied} files, "
+            f"{size / 1024:.0f} KiB copied and checked per run",
+        )
+    ]
+
+
+ALL_FIGURES = ("export", "sandbox", "plan", "completed", "deploy", "log", "parallel", "memory")
 # Figures to measure (all by default); `--figures deploy,log` while working on one.
 FIGURES: tuple[str, ...] = ALL_FIGURES
 
@@ -804,6 +847,10 @@ def measure(ctx: Context, config: str) -> list[Figure]:
 
 def run(ctx: Context) -> list[Figure]:
     figures: list[Figure] = []
+    if "export" in FIGURES:
+        figures += export_cost(ctx)
+    if not set(FIGURES) - {"export"}:
+        return figures  # nothing needs a running portal
     for config in ctx.configurations:
         try:
             figures += measure(ctx, config)

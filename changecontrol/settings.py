@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -415,6 +416,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployments.tasks.schedules_run",
         "schedule": float(env_int("SCHEDULES_RUN_SECONDS", 30, minimum=5)),
     },
+    # Withdrawn evidence past EVIDENCE_WITHDRAWN_RETENTION_DAYS: its bytes are deleted.
+    "evidence-purge": {
+        "task": "deployments.tasks.evidence_purge",
+        "schedule": 3600.0,
+    },
     # The full walk of the audit chain (1M events ≈ 10 s); the audit page shows the outcome.
     "audit-verify": {
         "task": "deployments.tasks.audit_verify",
@@ -536,6 +542,22 @@ RUN_LOG_MAX_BYTES = env_int("RUN_LOG_MAX_BYTES", 5 * 1024 * 1024, minimum=64 * 1
 
 # --- Integrations and limits -----------------------------------------------
 GITHUB_WEBHOOK_SECRET = env_str("GITHUB_WEBHOOK_SECRET")
+# The one repository the webhook acts for, by full name AND numeric id: a renamed
+# repository keeps its id, and a deleted one's name can be taken by someone else. A
+# delivery from any other repository (an organisation webhook sends them all) is recorded
+# and ignored with the reason; with either unset, no push or pull request is acted on.
+GITHUB_REPOSITORY = env_str("GITHUB_REPOSITORY").strip()
+if GITHUB_REPOSITORY and not re.fullmatch(
+    r"[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}", GITHUB_REPOSITORY
+):
+    raise ImproperlyConfigured(
+        f"GITHUB_REPOSITORY must be owner/name, e.g. acme/infra, not {GITHUB_REPOSITORY!r}"
+    )
+GITHUB_REPOSITORY_ID = env_int("GITHUB_REPOSITORY_ID", 0, minimum=0)
+# GitHub caps a delivery at 25 MB: bodies up to this stream to a temporary file while
+# their HMAC is computed, and only the fields the portal uses are parsed out (a large merge
+# still deploys dev). Larger ones are refused with 413 (recorded when signed).
+GITHUB_WEBHOOK_MAX_BYTES = env_int("GITHUB_WEBHOOK_MAX_BYTES", 25 * 1024 * 1024, minimum=1024)
 SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL")
 SNS_TOPIC_ARN = env_str("SNS_TOPIC_ARN")
 EVIDENCE_MAX_BYTES = env_int("EVIDENCE_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
@@ -544,6 +566,14 @@ EVIDENCE_MAX_BYTES = env_int("EVIDENCE_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
 FILE_UPLOAD_HANDLERS = ["deployments.uploads.LimitedTemporaryFileUploadHandler"]
 FILE_UPLOAD_PERMISSIONS = 0o600
 EVIDENCE_MAX_FILES = 10  # files in one browser upload (each up to EVIDENCE_MAX_BYTES)
+# Quotas (policy.evidence_quota_problem; withdrawn files do not count): per ticket, files and
+# bytes; per person, bytes uploaded in the last 24 hours, across tickets.
+EVIDENCE_TICKET_MAX_FILES = env_int("EVIDENCE_TICKET_MAX_FILES", 100, minimum=1)
+EVIDENCE_TICKET_MAX_BYTES = env_int("EVIDENCE_TICKET_MAX_BYTES", 500 * 1024 * 1024, minimum=1)
+EVIDENCE_USER_DAILY_BYTES = env_int("EVIDENCE_USER_DAILY_BYTES", 1024 * 1024 * 1024, minimum=1)
+# A withdrawn file's bytes are kept this long (an auditor may still read them), then deleted
+# by the beat task evidence_purge.
+EVIDENCE_WITHDRAWN_RETENTION_DAYS = env_int("EVIDENCE_WITHDRAWN_RETENTION_DAYS", 30, minimum=0)
 # Form and JSON bodies (not file uploads, which stream to disk and have their own limit):
 # Django refuses a larger urlencoded body; the API's JSON parser refuses one over
 # API_JSON_MAX_BYTES with 413 before reading further.
@@ -565,6 +595,9 @@ IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
 # A rollback opened within this many minutes of the deployment it undoes is "immediate":
 # one Tech Lead or DevOps Lead approves it and it may deploy outside the window (SPEC §1).
 ROLLBACK_IMMEDIATE_MINUTES = env_int("ROLLBACK_IMMEDIATE_MINUTES", 60, minimum=1)
+# The longest freeze anyone may declare (policy.freeze_length_problem): a longer blackout
+# is declared again when it is still needed, by someone who may (Environment.freeze_groups).
+FREEZE_MAX_DAYS = env_int("FREEZE_MAX_DAYS", 14, minimum=1)
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 # How long the DORA metrics (/metrics/, /api/v1/metrics/) are cached, in seconds; 0: never.
 METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 120)
@@ -587,11 +620,11 @@ REST_FRAMEWORK = {
     # every gunicorn worker sees the same count; API_THROTTLE_RATE, e.g. "600/min".
     "DEFAULT_THROTTLE_CLASSES": ["deployments.api.throttling.PerUserThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
-        "deployments.api.parsers.StrictJSONParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON is the request body everywhere; the two verbs that take a file (evidence, a
+    # check's log_file) add multipart themselves. A form post elsewhere is 415, not a body
+    # whose nested objects (risk_assessment, rollback_plan) silently vanish.
+    "DEFAULT_PARSER_CLASSES": ["deployments.api.parsers.StrictJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "deployments.api.schema.PortalAutoSchema",
     "EXCEPTION_HANDLER": "deployments.api.exceptions.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "deployments.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,

@@ -9,13 +9,13 @@ from django.contrib import admin
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest
 from rest_framework.authtoken.models import TokenProxy
 
-from . import services, validation
+from . import policy, selectors, services, validation
 from .models import (
     ApiKey,
     Approval,
@@ -25,14 +25,15 @@ from .models import (
     Environment,
     FollowUp,
     Freeze,
+    GitHubLogin,
     Rejection,
     TerraformRun,
     Ticket,
     WebhookDelivery,
 )
-from .services import accounts
+from .services import InputError, accounts
 from .services.environments import environment_save, environment_validate
-from .services.schedules import freeze_delete, freeze_save
+from .services.schedules import freeze_check, freeze_delete, freeze_save
 
 
 class StorableJSONField(forms.JSONField):
@@ -83,6 +84,7 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "approval_rule",
             "emergency_approval_rule",
             "risk_rules",
+            "data_resource_types",
             "auto_deploy",
             "deploy_on_merge",
             "window_timezone",
@@ -98,6 +100,7 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "view_groups",
             "file_groups",
             "deploy_groups",
+            "freeze_groups",
             "requires_change_details",
             "requires_staging_evidence",
             "requires_qa_signoff",
@@ -123,6 +126,10 @@ class EnvironmentForm(forms.ModelForm[Environment]):
     def clean_risk_rules(self) -> Any:
         """An empty box means no rules by risk level."""
         return self.cleaned_data.get("risk_rules") or {}
+
+    def clean_data_resource_types(self) -> Any:
+        """An empty box means only the built-in table."""
+        return self.cleaned_data.get("data_resource_types") or []
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -227,10 +234,37 @@ def _role_names(user: User) -> set[str]:
 admin.site.unregister(User)
 
 
+class GitHubLoginInline(admin.StackedInline[GitHubLogin, User]):
+    """The user's GitHub account: pushes by it are filed as this user (nobody else's)."""
+
+    model = GitHubLogin
+    fields = ["login"]
+    extra = 0
+    max_num = 1
+    verbose_name = "GitHub login (pushes by this GitHub account are filed as this user)"
+
+
 @admin.register(User)
 class AuditedUserAdmin(UserAdmin):
     """Users: editing someone's groups (their roles), or their superuser, staff or active
-    status, is recorded in the audit trail."""
+    status, or linking their GitHub login, is recorded in the audit trail."""
+
+    inlines = [GitHubLoginInline]
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not GitHubLogin:
+            super().save_formset(request, form, formset, change)
+            return
+        # Through the audited service, not the formset's own save.
+        for inline in formset.forms:
+            if not inline.has_changed():
+                continue
+            deleting = bool(inline.cleaned_data.get("DELETE"))
+            login = "" if deleting else str(inline.cleaned_data.get("login") or "")
+            accounts.github_login_set(actor=request.user, user=form.instance, login=login)
+        # What the admin's change message reads after a formset's own save (the audit
+        # trail has the change).
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         before = (
@@ -388,20 +422,68 @@ class CheckResultAdmin(ReadOnlyAdmin):
     list_filter = ("name", "status")
 
 
+class FreezeForm(forms.ModelForm[Freeze]):
+    """The admin's freeze form: the service's rules (who, how long) as form errors."""
+
+    actor: Any = None
+
+    class Meta:
+        model = Freeze
+        fields = ["environment", "starts_at", "ends_at", "reason"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        env, starts, ends = data.get("environment"), data.get("starts_at"), data.get("ends_at")
+        if env is not None and starts is not None and ends is not None:
+            try:
+                freeze_check(actor=self.actor, environment=env, starts_at=starts, ends_at=ends)
+            except InputError as exc:
+                self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+            except policy.PolicyError as exc:
+                raise ValidationError(exc.message) from None
+        return data
+
+
 @admin.register(Freeze)
 class FreezeAdmin(admin.ModelAdmin[Freeze]):
-    """Freezes (blackouts): created, changed and lifted through an audited service."""
+    """Freezes (blackouts): created, changed and lifted through an audited service, by
+    those the environment lets (policy.check_may_manage_freezes)."""
 
+    form = FreezeForm
     list_display = ["environment", "starts_at", "ends_at", "reason", "declared_by"]
     list_filter = ["environment"]
     fields = ["environment", "starts_at", "ends_at", "reason"]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"actor": request.user})
+
+    def _may_manage(self, request: HttpRequest, obj: Freeze | None) -> bool:
+        if obj is None:
+            return True
+        return policy.may_manage_freezes(
+            obj.environment,
+            selectors.user_roles(request.user),
+            superuser=request.user.is_superuser,
+        )
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and self._may_manage(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and self._may_manage(request, obj)
 
     def save_model(self, request: HttpRequest, obj: Freeze, form: Any, change: bool) -> None:
         freeze_save(actor=request.user, freeze=obj)
 
     def delete_model(self, request: HttpRequest, obj: Freeze) -> None:
-        freeze_delete(actor=request.user, freeze=obj)
+        try:
+            freeze_delete(actor=request.user, freeze=obj)
+        except policy.PolicyError as exc:
+            raise PermissionDenied(exc.message) from None
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         for freeze in queryset:
-            freeze_delete(actor=request.user, freeze=freeze)
+            self.delete_model(request, freeze)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from django.db.models import Case, F, IntegerField, QuerySet, Value, When
+from django.db.models import Case, Count, F, IntegerField, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.urls import reverse
@@ -16,8 +17,54 @@ from .selectors import ticket_get
 
 
 def evidence_for(ticket: Ticket) -> QuerySet[Evidence]:
-    """The ticket's evidence, oldest first, with who uploaded and signed it."""
-    return Evidence.objects.filter(ticket=ticket).select_related("uploaded_by", "signed_off_by")
+    """The ticket's evidence (withdrawn files too), oldest first, with who uploaded, signed
+    and withdrew it; each annotated ``verdict_at`` (when its verdict was given)."""
+    return (
+        Evidence.objects.filter(ticket=ticket)
+        .select_related("ticket", "uploaded_by", "signed_off_by", "withdrawn_by")
+        .annotate(verdict_at=Coalesce(F("signed_off_at"), F("uploaded_at")))
+    )
+
+
+def counts_for_signoff(evidence: Evidence, ticket: Ticket) -> bool:
+    """Does this item's verdict count for the ticket's sign-off (policy.verdict_counts)?
+    Not when withdrawn, without a verdict, or given before the ticket's apply."""
+    if evidence.withdrawn_at is not None or evidence.passed is None:
+        return False
+    at = evidence.signed_off_at or evidence.uploaded_at
+    return policy.verdict_counts(at, ticket.deployed_at)
+
+
+def evidence_use(
+    ticket: Ticket, user: Any, now: dt.datetime, items: list[Evidence] | None = None
+) -> policy.EvidenceUse:
+    """What the quotas count: the ticket's files and bytes, and the user's bytes of the
+    last 24 hours; withdrawn files do not count. ``items``: the ticket's evidence, when the
+    caller has read it already (the page)."""
+    kept = Evidence.objects.filter(withdrawn_at__isnull=True)
+    if items is None:
+        mine = kept.filter(ticket=ticket).aggregate(files=Count("id"), size=Sum("size"))
+    else:
+        counted = [e for e in items if e.withdrawn_at is None]
+        mine = {"files": len(counted), "size": sum(e.size for e in counted)}
+    recent = kept.filter(
+        uploaded_by_id=user.pk, uploaded_at__gte=now - dt.timedelta(hours=24)
+    ).aggregate(size=Sum("size"))
+    return policy.EvidenceUse(
+        ticket_files=mine["files"] or 0,
+        ticket_bytes=mine["size"] or 0,
+        user_bytes_today=recent["size"] or 0,
+    )
+
+
+def evidence_quota() -> policy.EvidenceQuota:
+    from django.conf import settings
+
+    return policy.EvidenceQuota(
+        ticket_files=settings.EVIDENCE_TICKET_MAX_FILES,
+        ticket_bytes=settings.EVIDENCE_TICKET_MAX_BYTES,
+        user_daily_bytes=settings.EVIDENCE_USER_DAILY_BYTES,
+    )
 
 
 def evidence_get(user: Any, ticket_pk: int | str, evidence_pk: int | str) -> Evidence:
@@ -30,10 +77,15 @@ def evidence_get(user: Any, ticket_pk: int | str, evidence_pk: int | str) -> Evi
 
 
 def verdicts(ticket: Ticket) -> list[policy.Verdict]:
-    """The verdicts given on the ticket's evidence, in the order they were given."""
+    """The verdicts that count for the ticket's sign-off, in the order they were given:
+    not withdrawn, and given after the apply they validate (policy.verdict_counts; none
+    before the ticket's first successful apply)."""
+    if ticket.deployed_at is None:
+        return []
     rows = (
-        Evidence.objects.filter(ticket=ticket, passed__isnull=False)
+        Evidence.objects.filter(ticket=ticket, passed__isnull=False, withdrawn_at__isnull=True)
         .annotate(at=Coalesce(F("signed_off_at"), F("uploaded_at")))
+        .filter(at__gte=ticket.deployed_at)
         .order_by("at", "id")
         .values_list("kind", "passed", "filename")
     )

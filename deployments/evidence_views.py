@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
@@ -26,20 +27,43 @@ def evidence_context(ticket: Ticket, user: Any) -> dict[str, Any]:
     items = list(evidence_selectors.evidence_for(ticket))
     for item in items:
         item.download = download_url(item)  # type: ignore[attr-defined]
+        item.counts = evidence_selectors.counts_for_signoff(item, ticket)  # type: ignore[attr-defined]
+        try:
+            policy.check_may_withdraw_evidence(
+                ticket,
+                user_id=user.pk,
+                user_roles=roles,
+                uploaded_by_id=item.uploaded_by_id,
+                withdrawn=item.withdrawn_at is not None,
+            )
+            item.may_withdraw = True  # type: ignore[attr-defined]
+        except policy.PolicyError:
+            item.may_withdraw = False  # type: ignore[attr-defined]
     staging_env = bool(ticket.environment.requires_qa_signoff)
+    closed = ""
     try:
         policy.check_may_upload_evidence(ticket, user_roles=roles, kind="other", passed=None)
         can_upload = True
-    except policy.PolicyError:
+    except policy.PolicyError as exc:
         can_upload = False
+        closed = exc.message
     is_qa = policy.QA_ROLE in roles
-    staging = staging_ticket_data(ticket) if policy.promotion_applies(ticket) else None
+    staging = staging_ticket_data(ticket, user) if policy.promotion_applies(ticket) else None
     gate = ""
     if policy.promotion_applies(ticket):
         try:
             evidence_selectors.check_promotion(ticket)
         except policy.PolicyError as exc:
             gate = exc.message
+            named = [s.ticket_id for s in evidence_selectors.promotion_state(ticket) if s]
+            if set(named) - selectors.visible_ticket_ids(user, named):
+                # The refusal names a staging ticket this viewer may not see: say what is
+                # needed without it.
+                gate = (
+                    f"{ticket.environment.name} needs commit {ticket.commit_sha[:10]} validated "
+                    "in staging first (a completed staging ticket with passed smoke_tests and "
+                    "qa_report)"
+                )
     return {
         "evidence_items": items,
         "evidence_kinds": [
@@ -48,6 +72,7 @@ def evidence_context(ticket: Ticket, user: Any) -> dict[str, Any]:
             if is_qa or value != EvidenceKind.QA_REPORT
         ],
         "evidence_can_upload": can_upload,
+        "evidence_closed": closed,
         "evidence_is_qa": is_qa,
         "evidence_staging_env": staging_env,
         "evidence_missing": policy.signoff_missing(found) if staging_env else (),
@@ -56,6 +81,8 @@ def evidence_context(ticket: Ticket, user: Any) -> dict[str, Any]:
         "evidence_max_files": settings.EVIDENCE_MAX_FILES,
         "staging": staging,
         "promotion_gate": gate,
+        "evidence_use": evidence_selectors.evidence_use(ticket, user, timezone.now(), items),
+        "evidence_quota": evidence_selectors.evidence_quota(),
     }
 
 
@@ -112,6 +139,28 @@ def _store(request: HttpRequest, ticket: Ticket) -> HttpResponse:
     else:
         messages.success(request, f"Uploaded {', '.join(kept)}.")
     return redirect(f"/tickets/{ticket.pk}/#evidence")
+
+
+@login_required
+@require_POST
+def evidence_withdraw(request: HttpRequest, pk: int, eid: int) -> HttpResponse:
+    """Its uploader or QA withdraws a file, saying why (the bytes are kept for a while)."""
+    item = evidence_selectors.evidence_get(request.user, pk, eid)
+    try:
+        services.evidence_withdraw(
+            ticket_id=item.ticket_id,
+            evidence_id=item.pk,
+            actor=request.user,
+            reason=request.POST.get("reason", ""),
+        )
+    except (policy.PolicyError, services.InputError) as exc:
+        note_refusal_if_actor(request, exc)
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"{item.filename} withdrawn: it no longer counts for the sign-off."
+        )
+    return redirect(f"/tickets/{item.ticket_id}/#evidence")
 
 
 @login_required

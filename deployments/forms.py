@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.validators import RegexValidator
 
 from . import risk, validation
 from .choices import ChangeType
@@ -13,7 +14,10 @@ from .models import Environment
 
 class TicketForm(forms.Form):
     # Django's CharField already refuses NUL characters; the lengths bound what is stored.
-    title = forms.CharField(max_length=validation.TITLE_MAX)
+    title = forms.CharField(
+        max_length=validation.TITLE_MAX,
+        validators=[RegexValidator(validation.LINE_PATTERN, f"Title {validation.LINE_PROBLEM}.")],
+    )
     environment = forms.ChoiceField()
     description = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4}),

@@ -75,8 +75,59 @@ class AuditRefusals:
                     path=request.get_full_path(),
                     reason=reason or _reason_of(response),
                     status=response.status_code,
+                    ticket_id=refused_ticket_id(request),
                 )
         return response
+
+
+# Routes whose ``pk`` is a ticket's (pages, and the API's ticket viewset and its actions).
+_PAGE_TICKET_ROUTES = frozenset(
+    {
+        "evidence_upload",
+        "evidence_signoff",
+        "evidence_withdraw",
+        "checklist_sign",
+        "alarm_acknowledge",
+        "follow_up_complete",
+    }
+)
+
+
+def refused_ticket_id(request: HttpRequest) -> int | None:
+    """The ticket a refused request was about, from the route it matched: a ticket's page
+    or API action, a run (its ticket) or a notification (its ticket); None for the rest."""
+    from notifications.models import Notification
+
+    from .models import TerraformRun
+
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return None
+    raw = match.kwargs.get("pk")
+    try:
+        pk = int(raw)
+    except (TypeError, ValueError):
+        return None
+    name = match.url_name or ""
+    if match.namespace == "api":
+        if name.startswith("ticket-"):
+            return pk
+        if name.startswith("run-"):
+            return TerraformRun.objects.filter(pk=pk).values_list("ticket_id", flat=True).first()
+        if name.startswith("notification-"):
+            return Notification.objects.filter(pk=pk).values_list("ticket_id", flat=True).first()
+        return None
+    if match.namespace:
+        return None
+    if (name.startswith("ticket_") and name not in {"ticket_list", "ticket_new"}) or (
+        name in _PAGE_TICKET_ROUTES
+    ):
+        return pk
+    if name == "run_log":
+        return TerraformRun.objects.filter(pk=pk).values_list("ticket_id", flat=True).first()
+    if name == "notification_retry":
+        return Notification.objects.filter(pk=pk).values_list("ticket_id", flat=True).first()
+    return None
 
 
 def _reason_of(response: HttpResponse) -> str:

@@ -157,12 +157,12 @@ def check_may_cancel(
     raise PolicyError("only the ticket's author or a lead can cancel it", PolicyError.ACTOR)
 
 
-def replan_voids_approvals(ticket: Ticket, votes: Sequence[Vote]) -> bool:
+def replan_voids_approvals(ticket: Ticket, votes: Sequence[Vote], *, now: dt.datetime) -> bool:
     """Would a new plan void approvals? It does when any stand, or the ticket is approved."""
     if votes:
         return True
     approved = ticket.status in (TicketStatus.APPROVED, TicketStatus.SCHEDULED)
-    return approved and rule_for(ticket).required
+    return approved and rule_for(ticket, now=now).required
 
 
 def check_may_plan(
@@ -171,6 +171,7 @@ def check_may_plan(
     user_groups: Iterable[str],
     *,
     votes: Sequence[Vote],
+    now: dt.datetime,
     superuser: bool = False,
 ) -> None:
     """Who may re-plan. A new plan voids the standing approvals, so when there are any only
@@ -178,8 +179,8 @@ def check_may_plan(
     (operations could otherwise undo two leads' work with one click)."""
     env = ticket.environment
     groups = set(user_groups)
-    approvers = rule_for(ticket).roles
-    if replan_voids_approvals(ticket, votes):
+    approvers = rule_for(ticket, now=now).roles
+    if replan_voids_approvals(ticket, votes, now=now):
         if ticket.author_id == user_id or groups & approvers:
             return
         who = ", ".join(v.approver_name for v in votes)
@@ -466,6 +467,64 @@ def describe_next_window(env: Environment, now: dt.datetime, freezes: Iterable[A
     return f"the next window opens {format_in_zone(nxt, zone)}, in {_duration(nxt - now)}"
 
 
+# --- who declares, changes and lifts freezes, and for how long -------------------------
+#
+# Per environment (Environment.freeze_groups; defaults: prod by a Tech Lead, a DevOps Lead
+# or Operations; dev and staging by any lead or Operations). A freeze lasts at most
+# FREEZE_MAX_DAYS (14 by default), measured from its start to its end, edits included.
+# Lifting one early is an audited act of someone who may declare it.
+
+
+def freeze_roles(env: Environment) -> frozenset[str]:
+    """The roles that may declare, change and lift the environment's freezes."""
+    groups = getattr(env, "freeze_groups", None)
+    return frozenset(groups if isinstance(groups, list) else ())
+
+
+def may_manage_freezes(
+    env: Environment, user_roles: Iterable[str], *, superuser: bool = False
+) -> bool:
+    return superuser or _holds_any(user_roles, freeze_roles(env))
+
+
+def check_may_manage_freezes(
+    env: Environment, user_roles: Iterable[str], *, superuser: bool = False
+) -> None:
+    """Refuse (403) who may not declare, change or lift a freeze of ``env``."""
+    if may_manage_freezes(env, user_roles, superuser=superuser):
+        return
+    who = " or ".join(role_label(r) for r in sorted(freeze_roles(env))) or "nobody"
+    raise PolicyError(
+        f"{env.name} freezes are declared, changed and lifted by {who}", PolicyError.ACTOR
+    )
+
+
+def freeze_length_problem(
+    starts_at: dt.datetime, ends_at: dt.datetime, *, max_days: int
+) -> tuple[str, str] | None:
+    """(field, why) when a freeze's period cannot be kept, else None."""
+    if ends_at <= starts_at:
+        return "ends_at", "a freeze must end after it starts"
+    if ends_at - starts_at > dt.timedelta(days=max_days):
+        return "ends_at", (
+            f"a freeze lasts at most {max_days} days (FREEZE_MAX_DAYS); this one would last "
+            f"{_duration(ends_at - starts_at)}: declare a shorter one, and another when it is "
+            "still needed"
+        )
+    return None
+
+
+def check_may_lift_freeze(starts_at: dt.datetime, ends_at: dt.datetime, now: dt.datetime) -> str:
+    """How a freeze is lifted at ``now``: "early" (in force: it ends now) or "cancel" (not
+    started: it is withdrawn). Refused (409) once it is over."""
+    if ends_at <= now:
+        raise PolicyError(
+            f"this freeze ended at {ends_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC; there is "
+            "nothing to lift"
+        )
+    return "early" if starts_at < now else "cancel"
+
+
 STALE_PLAN_MESSAGE = (
     "stale \u2014 re-plan needed: another apply changed the environment since this plan was "
     "made; run a new plan and have it approved"
@@ -476,21 +535,24 @@ def check_window(
     env: Environment, ticket: Ticket, now: dt.datetime, freezes: Iterable[Any]
 ) -> None:
     """The one window-and-freeze rule, asked at request time and again by the worker at
-    the moment the apply would start. Emergencies and immediate rollbacks ignore both."""
-    if ignores_window(ticket):
+    the moment the apply would start. Emergencies and immediate rollbacks (within their
+    hour) ignore both."""
+    if ignores_window(ticket, now):
         return
     periods = _periods(freezes)
     freeze = frozen_by(now, periods)
     window = Window.of(env)
+    lapsed = rollback_lapse_note(ticket, now)
+    prefix = f"{lapsed}; " if lapsed else ""
     if freeze is not None:
         zone = env.window_timezone or "UTC"
         raise PolicyError(
-            f"{env.name} is frozen until {format_in_zone(freeze.ends_at, zone)}"
+            f"{prefix}{env.name} is frozen until {format_in_zone(freeze.ends_at, zone)}"
             f" ({freeze.reason or 'no reason given'}); {describe_next_window(env, now, periods)}"
         )
     if window and not window.contains(now):
         raise PolicyError(
-            f"{env.name} deploys only inside the change window ({window.describe()}); "
+            f"{prefix}{env.name} deploys only inside the change window ({window.describe()}); "
             f"{describe_next_window(env, now, periods)}"
         )
 
@@ -684,11 +746,12 @@ def _base_rule_field(ticket: Ticket) -> str:
     return "emergency_approval_rule" if emergency else "approval_rule"
 
 
-def rule_for(ticket: Ticket) -> Rule:
-    """The approval rule that applies: the emergency rule for emergency tickets, replaced by
-    the environment's rule for the ticket's risk level when it has one (see risk_rule)."""
+def rule_for(ticket: Ticket, *, now: dt.datetime) -> Rule:
+    """The approval rule that applies at ``now``: the emergency rule for emergency tickets,
+    one lead for an immediate rollback within its hour, replaced by the environment's rule
+    for the ticket's risk level when it has one (see risk_rule)."""
     env = ticket.environment
-    if is_immediate_rollback(ticket):
+    if is_immediate_rollback(ticket, now):
         return immediate_rollback_rule(env)
     field = _base_rule_field(ticket)
     override = risk_rule(env, _risk_level(ticket), field)
@@ -705,7 +768,14 @@ def rule_for(ticket: Ticket) -> Rule:
 # Lead approves it (never its author) and it may deploy outside the window and during a
 # freeze. Opened later it is *planned*: the environment's normal rule, windows and freezes.
 # Neither needs the staging promotion gate (the commit was in the environment already) nor
-# a questionnaire (the portal writes the rollback plan). The mode is fixed when it is opened.
+# a questionnaire (the portal writes the rollback plan).
+#
+# The immediate path lasts as long as its hour does: the hour is counted from the end of
+# the rolled-back deployment and recorded on the rollback when it is opened
+# (``rollback_immediate_until``). Every check (approve, deploy, schedule, the worker's
+# start-time re-check) asks ``is_immediate_rollback(ticket, now)``: past that instant the
+# rollback follows the planned path, and an approval it got under the one-lead rule no
+# longer suffices on its own (it may be completed by the normal rule's other approvers).
 
 ROLLBACK_APPROVER_ROLES = ("devops_lead", "tech_lead")
 # Who may open a rollback besides the environment's deployers (operations in prod).
@@ -722,26 +792,67 @@ def rollback_mode(
     """ "immediate" when the rollback is opened within ``immediate_minutes`` of the
     deployment it undoes (the moment its apply finished; the boundary itself counts),
     else "planned"."""
-    within = opened_at - deployed_at <= dt.timedelta(minutes=immediate_minutes)
-    return "immediate" if within else "planned"
+    return (
+        "immediate"
+        if opened_at <= rollback_immediate_until(deployed_at, immediate_minutes=immediate_minutes)
+        else "planned"
+    )
 
 
-def is_immediate_rollback(ticket: Ticket) -> bool:
+def rollback_immediate_until(deployed_at: dt.datetime, *, immediate_minutes: int) -> dt.datetime:
+    """The last instant an immediate rollback of a deployment finished at ``deployed_at``
+    is immediate (inclusive)."""
+    return deployed_at + dt.timedelta(minutes=immediate_minutes)
+
+
+def _opened_immediate(ticket: Ticket) -> bool:
     return ticket.change_type == "rollback" and getattr(ticket, "rollback_mode", "") == "immediate"
 
 
-def ignores_window(ticket: Ticket) -> bool:
-    """Emergencies and immediate rollbacks may deploy outside the window and in a freeze."""
-    return ticket.change_type == "emergency" or is_immediate_rollback(ticket)
+def is_immediate_rollback(ticket: Ticket, now: dt.datetime) -> bool:
+    """Is the ticket an immediate rollback at ``now``: opened as one and still within the
+    hour of the deployment it undoes? A rollback without a recorded hour is not."""
+    until = getattr(ticket, "rollback_immediate_until", None)
+    return _opened_immediate(ticket) and until is not None and now <= until
 
 
-def window_bypass_note(ticket: Ticket) -> str:
+def rollback_lapsed(ticket: Ticket, now: dt.datetime) -> bool:
+    """Was the ticket opened as an immediate rollback whose hour has ended by ``now``?"""
+    return _opened_immediate(ticket) and not is_immediate_rollback(ticket, now)
+
+
+def effective_rollback_mode(ticket: Ticket, now: dt.datetime) -> str:
+    """How a rollback is governed at ``now`` ("immediate" or "planned"; "" for others)."""
+    if ticket.change_type != "rollback":
+        return ""
+    return "immediate" if is_immediate_rollback(ticket, now) else "planned"
+
+
+def rollback_lapse_note(ticket: Ticket, now: dt.datetime) -> str:
+    """What a lapsed immediate rollback's page and API say, or ""."""
+    if not rollback_lapsed(ticket, now):
+        return ""
+    until = getattr(ticket, "rollback_immediate_until", None)
+    when = f" at {until.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC" if until is not None else ""
+    return (
+        f"the immediate rollback's hour ended{when}: it now follows the planned path "
+        f"({ticket.environment.name}'s normal approval rule, change window and freezes)"
+    )
+
+
+def ignores_window(ticket: Ticket, now: dt.datetime) -> bool:
+    """Emergencies and immediate rollbacks (within their hour) may deploy outside the window
+    and in a freeze."""
+    return ticket.change_type == "emergency" or is_immediate_rollback(ticket, now)
+
+
+def window_bypass_note(ticket: Ticket, now: dt.datetime) -> str:
     """Why this ticket may deploy outside the window (for the audit trail), or ""."""
     if ticket.change_type == "emergency":
         return "emergency change: windows and freezes do not apply"
-    if is_immediate_rollback(ticket):
+    if is_immediate_rollback(ticket, now):
         return (
-            "immediate rollback (opened soon after the deployment it undoes): windows and "
+            "immediate rollback (within the hour of the deployment it undoes): windows and "
             "freezes do not apply"
         )
     return ""
@@ -903,10 +1014,14 @@ def check_may_approve(
     user_roles: Iterable[str],
     votes: Sequence[Vote],
     has_current_plan: bool,
+    now: dt.datetime,
 ) -> str:
-    """May this person approve the ticket's current plan? Returns the role they count for."""
+    """May this person approve the ticket's current plan? Returns the role they count for.
+
+    An approved (or scheduled) ticket whose standing approvals no longer meet the rule that
+    applies now (an immediate rollback past its hour) takes the approvals it lacks."""
     env_name = ticket.environment.name
-    rule = rule_for(ticket)
+    rule = rule_for(ticket, now=now)
     if not rule.required:
         raise PolicyError(f"{env_name} tickets need no approval")
     if ticket.author_id == user_id:
@@ -914,7 +1029,7 @@ def check_may_approve(
             "you authored this ticket; someone else must approve it", PolicyError.ACTOR
         )
     status = TicketStatus(ticket.status)
-    if status != TicketStatus.AWAITING_APPROVAL:
+    if status != TicketStatus.AWAITING_APPROVAL and not needs_more_approval(ticket, votes, now=now):
         raise PolicyError(
             _NOT_APPROVABLE.get(
                 status, f"a ticket that is {status.label.lower()} cannot be approved"
@@ -943,13 +1058,27 @@ def check_may_approve(
     return slot_role(rule, placement[-1], candidate)
 
 
-def check_may_reject(ticket: Ticket, *, user_id: int, user_roles: Iterable[str]) -> None:
+def needs_more_approval(ticket: Ticket, votes: Sequence[Vote], *, now: dt.datetime) -> bool:
+    """Is an approved or scheduled ticket short of the approvals the rule of ``now`` needs?
+    Only a rule that changed under it does that: an immediate rollback past its hour, approved
+    by one lead, now needs the environment's normal rule."""
+    if ticket.status not in (TicketStatus.APPROVED, TicketStatus.SCHEDULED):
+        return False
+    if not rollback_lapsed(ticket, now):
+        return False
+    rule = rule_for(ticket, now=now)
+    return rule.required and not quorum(rule, votes).met
+
+
+def check_may_reject(
+    ticket: Ticket, *, user_id: int, user_roles: Iterable[str], now: dt.datetime
+) -> None:
     """Those who could approve may reject instead; the author cancels."""
     if ticket.author_id == user_id:
         raise PolicyError(
             "you authored this ticket; cancel it instead of rejecting it", PolicyError.ACTOR
         )
-    rule = rule_for(ticket)
+    rule = rule_for(ticket, now=now)
     if not frozenset(user_roles) & rule.roles:
         raise PolicyError(
             f"only an approver of {ticket.environment.name} tickets ({rule.describe()}) "
@@ -976,9 +1105,11 @@ def check_may_deploy(
     user_roles: Iterable[str],
     now: dt.datetime,
     pending: str = "",
+    quorum_met: bool = True,
     freezes: Iterable[Any] = (),
 ) -> None:
-    """May this person start the apply now? ``pending`` describes approvals still missing."""
+    """May this person start the apply now? ``pending`` describes approvals still missing;
+    ``quorum_met`` says whether the standing approvals meet the rule that applies now."""
     env = ticket.environment
     check_deployer(env, user_roles, "deploys are done by")
     status = TicketStatus(ticket.status)
@@ -986,6 +1117,9 @@ def check_may_deploy(
         raise PolicyError(f"the ticket is not approved yet: it still needs {pending or 'approval'}")
     if status not in (TicketStatus.APPROVED, TicketStatus.SCHEDULED):
         raise PolicyError(f"a ticket that is {status.label.lower()} cannot be deployed")
+    if not quorum_met:
+        why = rollback_lapse_note(ticket, now) or "its approvals no longer meet the rule"
+        raise PolicyError(f"{why}; it still needs {pending or 'approval'} before it can deploy")
     check_window(env, ticket, now, freezes)
 
 
@@ -1033,7 +1167,7 @@ def check_apply_may_start(
             f"{now.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC); deploy again inside the window",
             TicketStatus.APPROVED,
         ) from None
-    rule = rule_for(ticket)
+    rule = rule_for(ticket, now=now)
     if not rule.required or env.auto_deploy:
         return
     counted = [v for v in votes if v.roles and v.approver_id != ticket.author_id]
@@ -1041,12 +1175,13 @@ def check_apply_may_start(
     state = quorum(rule, counted)
     if state.met and not stray_approvals:
         return
-    why = (
-        f"{', '.join(dropped)} no longer hold{'s' if len(dropped) == 1 else ''} the role "
-        "they approved under"
-        if dropped
-        else "the standing approvals do not cover this plan"
-    )
+    if dropped:
+        why = (
+            f"{', '.join(dropped)} no longer hold{'s' if len(dropped) == 1 else ''} the role "
+            "they approved under"
+        )
+    else:
+        why = rollback_lapse_note(ticket, now) or "the standing approvals do not cover this plan"
     raise ApplyRefused(
         f"the approvals no longer hold ({why}); it needs {state.describe_missing()} before "
         "it can be deployed",
@@ -1190,7 +1325,7 @@ def check_may_schedule(
         raise PolicyError(STALE_PLAN_MESSAGE)
     if at < now - dt.timedelta(minutes=1):
         raise PolicyError("that time has passed; pick a time in the future or the next window")
-    if ignores_window(ticket):
+    if ignores_window(ticket, at):  # an immediate rollback's hour is asked at its start time
         return
     periods = _periods(freezes)
     freeze = frozen_by(at, periods)
@@ -1224,21 +1359,143 @@ def check_may_unschedule(ticket: Ticket, *, user_roles: Iterable[str]) -> None:
 # other files to it, unreviewed or as failed (CI reports a red smoke-test run itself); only
 # QA uploads a qa_report, and only QA gives a verdict of passed, at upload or by signing an
 # item off. A sign-off is given once per item: a new verdict needs a new upload.
+#
+# When evidence is taken (issue 16): while the ticket can still use it. Before and while it
+# deploys (evidence may be prepared ahead; a verdict counts only once given after the apply
+# it validates, see verdict_counts), while it is monitoring (QA's window) and after a failed
+# apply (what went wrong, before it is planned again). Not once it is completed (its
+# evidence is part of its record and, in staging, the promotion gate's proof), cancelled or
+# rejected (it will never deploy) or rolled back (its post-mortem says what happened).
+# Quotas bound what one ticket and one person may store; an uploader or QA may withdraw a
+# file the ticket has not finished with (its verdict stops counting at once; the bytes stay
+# until EVIDENCE_WITHDRAWN_RETENTION_DAYS have passed).
 
 QA_ROLE = "qa"
 # The passed evidence that completes a staging ticket and lets its commit go to prod.
 SIGNOFF_KINDS = ("smoke_tests", "qa_report")
 SIGNOFF_KIND_LABELS = {"smoke_tests": "passed smoke_tests", "qa_report": "passed qa_report"}
-_NO_EVIDENCE_STATUSES = frozenset({TicketStatus.CANCELLED, TicketStatus.REJECTED})
+EVIDENCE_CLOSED_STATUSES = {
+    TicketStatus.COMPLETED: "it is completed: its evidence is part of its record",
+    TicketStatus.CANCELLED: "it was cancelled and will never deploy",
+    TicketStatus.REJECTED: "it was rejected and will never deploy",
+    TicketStatus.ROLLED_BACK: "it was rolled back: its post-mortem records what happened",
+}
+_NO_EVIDENCE_STATUSES = frozenset(EVIDENCE_CLOSED_STATUSES)
+# A withdrawn file is one the ticket has not finished with: not once it is completed or
+# rolled back (the record of a finished change keeps its evidence).
+_EVIDENCE_KEPT_STATUSES = frozenset({TicketStatus.COMPLETED, TicketStatus.ROLLED_BACK})
+
+
+def _evidence_closed(status: TicketStatus, what: str) -> PolicyError:
+    return PolicyError(
+        f"a ticket that is {status.label.lower()} takes no more {what}: "
+        f"{EVIDENCE_CLOSED_STATUSES[status]}"
+    )
+
+
+@dataclass(frozen=True)
+class EvidenceUse:
+    """What the quotas count (withdrawn files never count)."""
+
+    ticket_files: int
+    ticket_bytes: int
+    user_bytes_today: int  # the uploader's, across tickets, in the last 24 hours
+
+
+@dataclass(frozen=True)
+class EvidenceQuota:
+    ticket_files: int
+    ticket_bytes: int
+    user_daily_bytes: int
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}".replace(".0 ", " ")
+    return f"{n} bytes"
+
+
+def check_evidence_quota(use: EvidenceUse, size: int, quota: EvidenceQuota) -> None:
+    """Would one more file of ``size`` bytes exceed a quota? Refused (409) naming it."""
+    if use.ticket_files + 1 > quota.ticket_files:
+        raise PolicyError(
+            f"this ticket already holds {use.ticket_files} evidence files, its quota "
+            f"(EVIDENCE_TICKET_MAX_FILES = {quota.ticket_files}); withdraw one it no longer "
+            "needs first"
+        )
+    if use.ticket_bytes + size > quota.ticket_bytes:
+        raise PolicyError(
+            f"this file ({_size(size)}) would take the ticket's evidence to "
+            f"{_size(use.ticket_bytes + size)}, over its quota of {_size(quota.ticket_bytes)} "
+            "(EVIDENCE_TICKET_MAX_BYTES); withdraw files it no longer needs first"
+        )
+    if use.user_bytes_today + size > quota.user_daily_bytes:
+        raise PolicyError(
+            f"you uploaded {_size(use.user_bytes_today)} of evidence in the last 24 hours; "
+            f"this file ({_size(size)}) would pass your quota of "
+            f"{_size(quota.user_daily_bytes)} a day (EVIDENCE_USER_DAILY_BYTES)"
+        )
+
+
+def check_may_withdraw_evidence(
+    ticket: Ticket,
+    *,
+    user_id: int,
+    user_roles: Iterable[str],
+    uploaded_by_id: int,
+    withdrawn: bool,
+) -> None:
+    """May this person withdraw the file? Its uploader or QA, once, while the ticket has not
+    finished with it (not completed, not rolled back)."""
+    if user_id != uploaded_by_id and QA_ROLE not in set(user_roles):
+        raise PolicyError(
+            "only the person who uploaded a file, or QA, may withdraw it", PolicyError.ACTOR
+        )
+    if withdrawn:
+        raise PolicyError("this file is already withdrawn")
+    status = TicketStatus(ticket.status)
+    if status in _EVIDENCE_KEPT_STATUSES:
+        raise PolicyError(
+            f"a ticket that is {status.label.lower()} keeps its evidence: "
+            f"{EVIDENCE_CLOSED_STATUSES[status]}"
+        )
+
+
+def verdict_counts(at: dt.datetime, applied_at: dt.datetime | None) -> bool:
+    """Does a verdict given at ``at`` count for the ticket's sign-off? Only one given after
+    the apply it validates finished (``applied_at``, the ticket's latest successful apply):
+    a verdict from before speaks of a state that was not deployed yet."""
+    return applied_at is not None and at >= applied_at
+
+
+CI_KEY_VERDICT_REFUSAL = (
+    "a verdict of passed is a person's act, and this API key has scope 'ci': upload the "
+    "evidence without a verdict (or as failed) and QA signs it off on the ticket page or "
+    "with a key of scope 'full'"
+)
+
+
+def check_verdict_by_person(*, passed: bool | None, ci_key: bool) -> None:
+    """QA's pass is given by a person: never through a key scoped to CI (403)."""
+    if passed is True and ci_key:
+        raise PolicyError(CI_KEY_VERDICT_REFUSAL, PolicyError.ACTOR)
 
 
 def check_may_upload_evidence(
-    ticket: Ticket, *, user_roles: Iterable[str], kind: str, passed: bool | None
+    ticket: Ticket,
+    *,
+    user_roles: Iterable[str],
+    kind: str,
+    passed: bool | None,
+    ci_key: bool = False,
 ) -> None:
-    """May someone who can see the ticket attach evidence of this kind and verdict?"""
+    """May someone who can see the ticket attach evidence of this kind and verdict?
+    ``ci_key``: the request came with an API key of scope ``ci`` (a machine, not QA)."""
     status = TicketStatus(ticket.status)
     if status in _NO_EVIDENCE_STATUSES:
-        raise PolicyError(f"a ticket that is {status.label.lower()} takes no more evidence")
+        raise _evidence_closed(status, "evidence")
+    check_verdict_by_person(passed=passed, ci_key=ci_key)
     is_qa = QA_ROLE in set(user_roles)
     if kind == "qa_report" and not is_qa:
         raise PolicyError("only QA may upload a qa_report", PolicyError.ACTOR)
@@ -1257,15 +1514,22 @@ def check_may_sign_off(
     signed_off_by: str = "",
     verdict: bool | None = None,
     reported_by: str = "",
+    ci_key: bool = False,
 ) -> None:
     """May this person give an item its QA verdict? QA only, once per item: an item that
     already carries a verdict (a failure CI reported at upload) keeps it; a new verdict
-    needs new evidence."""
+    needs new evidence. Never through a key scoped to CI."""
+    if ci_key:
+        raise PolicyError(
+            "a sign-off is a person's act, and this API key has scope 'ci': QA signs evidence "
+            "off on the ticket page or with a key of scope 'full'",
+            PolicyError.ACTOR,
+        )
     if QA_ROLE not in set(user_roles):
         raise PolicyError("only QA may sign evidence off", PolicyError.ACTOR)
     status = TicketStatus(ticket.status)
     if status in _NO_EVIDENCE_STATUSES:
-        raise PolicyError(f"a ticket that is {status.label.lower()} takes no more sign-offs")
+        raise _evidence_closed(status, "sign-offs")
     if signed_off_by:
         raise PolicyError(
             f"{signed_off_by} already signed this evidence off; upload new evidence for a new "

@@ -212,8 +212,12 @@ def _latest_verdict(kind: str) -> Subquery:
     """The latest verdict given on the ticket's evidence of ``kind`` (as evidence_selectors
     orders them: by sign-off time, else upload time)."""
     return Subquery(
-        Evidence.objects.filter(ticket=OuterRef("pk"), kind=kind, passed__isnull=False)
+        Evidence.objects.filter(
+            ticket=OuterRef("pk"), kind=kind, passed__isnull=False, withdrawn_at__isnull=True
+        )
         .annotate(at=Coalesce(F("signed_off_at"), F("uploaded_at")))
+        # Only verdicts given after the apply count (evidence_selectors.verdicts).
+        .filter(at__gte=OuterRef("deployed_at"))
         .order_by("-at", "-id")
         .values("passed")[:1]
     )
@@ -272,7 +276,7 @@ def _votes(ticket: Ticket) -> list[policy.Vote]:
     ]
 
 
-def _may_approve(ticket: Ticket, user: Any, roles: frozenset[str]) -> bool:
+def _may_approve(ticket: Ticket, user: Any, roles: frozenset[str], now: dt.datetime) -> bool:
     """policy.check_may_approve with what the queue query read (the promotion gate and
     CI checks are asked on the ticket page, where the refusal is explained)."""
     plan = ticket.current_plan
@@ -284,6 +288,7 @@ def _may_approve(ticket: Ticket, user: Any, roles: frozenset[str]) -> bool:
             user_roles=roles,
             votes=_votes(ticket),
             has_current_plan=bool(plan and plan.status == RunStatus.SUCCEEDED and plan.plan_sha256),
+            now=now,
         )
     except policy.PolicyError:
         return False
@@ -368,7 +373,7 @@ def queue_for(user: Any, now: dt.datetime) -> Queue:
         if (
             ticket.status == TicketStatus.AWAITING_APPROVAL
             and env_id in approve_ids
-            and _may_approve(ticket, user, roles)
+            and _may_approve(ticket, user, roles, now)
         ):
             approvals.append(
                 ApprovalItem(
@@ -445,7 +450,8 @@ def _may_file(env: Environment, roles: frozenset[str], superuser: bool) -> bool:
 
 def _deploy_item(ticket: Ticket, now: dt.datetime, window: WindowState, busy: bool) -> DeployItem:
     emergency = policy.is_emergency(ticket)
-    may_start = (emergency or window.in_window_now) and not busy
+    bypass = policy.ignores_window(ticket, now)  # emergencies; immediate rollbacks in their hour
+    may_start = (bypass or window.in_window_now) and not busy
     if ticket.status == TicketStatus.SCHEDULED and ticket.scheduled_for is not None:
         delta = ticket.scheduled_for - now
         countdown = (
@@ -455,6 +461,8 @@ def _deploy_item(ticket: Ticket, now: dt.datetime, window: WindowState, busy: bo
         )
     elif emergency:
         countdown = "emergency: may deploy now, outside any window"
+    elif bypass:
+        countdown = "immediate rollback: may deploy now, outside any window"
     else:
         countdown = window.describe(now)
     if busy:

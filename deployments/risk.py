@@ -10,10 +10,18 @@ plan never lowers the score or the level):
 
 - impact x likelihood, each low=1, medium=2, high=3 (1..9);
 - +3 data migration, +3 downtime expected, +2 customer-facing, +2 not tested in staging;
-- +1 per Media Platform component the plan touches, +2 per resource deleted or replaced;
+- +1 per Media Platform component the plan touches (imports, moves and forgets touch
+  their component too), +2 per resource deleted or replaced, +2 per resource forgotten
+  (a ``removed`` block: it stays in the cloud, unmanaged), +2 per action invoked (its
+  effect is outside the plan and no rollback undoes it); imports and moves change only
+  Terraform's state: +0, but listed;
 - level: ``high`` from 12, ``medium`` from 6, else ``low``; and ``high`` whatever the score
-  when impact and likelihood are both high, or the plan deletes or replaces a database or a
-  storage bucket (data that a rollback cannot bring back).
+  when impact and likelihood are both high, or the plan deletes or replaces a resource that
+  holds data (deployments.data_resources: a database, bucket, volume, key, queue... data a
+  rollback cannot bring back); at least ``medium`` when it forgets one.
+
+The floors hold in every environment: the level is what the change is; what a level
+requires (more approvals in prod, no emergency use) is each environment's risk_rules.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from deployments import data_resources
 from deployments.services._base import InputError
 from deployments.validation import text_problem
 
@@ -41,19 +50,41 @@ POINTS = {"data_migration": 3, "downtime_expected": 3, "customer_facing": 2}
 UNTESTED_POINTS = 2
 COMPONENT_POINTS = 1
 DESTRUCTIVE_POINTS = 2
+FORGET_POINTS = 2
+INVOKE_POINTS = 2
 MEDIUM_FROM = 6
 HIGH_FROM = 12
 MAX_LISTED = 50  # destructive addresses kept on the ticket
 
 COMPONENTS = ("network", "compute", "database", "cache", "storage", "processing", "monitoring")
-DATA_COMPONENTS = frozenset({"database", "storage"})
 
-# Resource type prefixes of the Media Platform stack (terraform/), most specific first.
+# Resource type prefixes of the Media Platform stack (terraform/) and their likes, most
+# specific first. Which component a resource belongs to; whether it holds data is
+# deployments.data_resources' to say.
 _TYPE_PREFIXES: tuple[tuple[str, str], ...] = (
     ("aws_db_", "database"),
     ("aws_rds_", "database"),
+    ("aws_dynamodb_", "database"),
+    ("aws_docdb", "database"),
+    ("aws_neptune_", "database"),
+    ("aws_redshift", "database"),
+    ("aws_timestream", "database"),
+    ("aws_keyspaces_", "database"),
+    ("aws_qldb_", "database"),
+    ("aws_opensearch", "database"),
+    ("aws_elasticsearch_", "database"),
     ("aws_elasticache_", "cache"),
-    ("aws_s3_", "storage"),
+    ("aws_memorydb_", "cache"),
+    ("aws_s3", "storage"),
+    ("aws_ebs_", "storage"),
+    ("aws_efs_", "storage"),
+    ("aws_fsx_", "storage"),
+    ("aws_backup_", "storage"),
+    ("aws_glacier_", "storage"),
+    ("aws_ecr", "storage"),
+    ("aws_kinesis", "processing"),
+    ("aws_msk_", "processing"),
+    ("aws_mq_", "processing"),
     ("aws_lambda_", "processing"),
     ("aws_sqs_", "processing"),
     ("aws_iam_", "processing"),
@@ -184,11 +215,21 @@ def _module_of(address: str) -> str:
     return ".".join(mods)
 
 
-def blast_radius(summary: Mapping[str, Any] | None) -> dict[str, Any]:
-    """What the plan touches: components, and what it deletes or replaces (with addresses)."""
+def _item(address: str, component: str, data_reason: str) -> dict[str, str]:
+    return {"address": address, "component": component, "data_reason": data_reason}
+
+
+def blast_radius(
+    summary: Mapping[str, Any] | None, extra: Iterable[data_resources.Extra] = ()
+) -> dict[str, Any]:
+    """What the plan touches: components; what it deletes, replaces or forgets (with
+    addresses, and why each holds data when it does); what it imports and moves; the
+    actions it invokes. ``extra``: the environment's own data-holding types."""
+    extra = tuple(extra)
     components: set[str] = set()
-    deletes: list[dict[str, str]] = []
-    replaces: list[dict[str, str]] = []
+    found: dict[str, list[dict[str, str]]] = {
+        key: [] for key in ("deletes", "replaces", "forgets", "imports", "moves", "invocations")
+    }
     for rc in (summary or {}).get("resources") or []:
         address = str(rc.get("address", ""))
         fallback_type = address.split(".")[-2] if "." in address else ""
@@ -196,22 +237,50 @@ def blast_radius(summary: Mapping[str, Any] | None) -> dict[str, Any]:
         module = str(rc.get("module") or _module_of(address))
         component = component_of(rtype, module)
         action = str(rc.get("action", ""))
-        if action in ("no-op", "read", ""):
+        previous = str(rc.get("previous_address") or "")
+        importing = bool(rc.get("importing"))
+        if action in ("no-op", "read", "") and not (previous or importing):
             continue
         components.add(component)
-        item = {"address": address, "component": component}
+        item = _item(address, component, data_resources.why_it_holds_data(rtype, address, extra))
         if action == "replace":
-            replaces.append(item)
+            found["replaces"].append(item)
         elif "delete" in action:
-            deletes.append(item)
-    return {
+            found["deletes"].append(item)
+        if "forget" in action:
+            found["forgets"].append(item)
+        if importing:
+            found["imports"].append(item)
+        if previous:
+            found["moves"].append({**item, "previous_address": previous})
+    for ai in (summary or {}).get("action_invocations") or []:
+        address = str(ai.get("address", ""))
+        component = component_of(str(ai.get("type", "")), _module_of(address))
+        components.add(component)
+        found["invocations"].append(
+            {
+                "address": address,
+                "component": component,
+                "trigger": str(ai.get("trigger", "")),
+                "resource": str(ai.get("resource", "")),
+            }
+        )
+    out: dict[str, Any] = {
         "components": [c for c in (*COMPONENTS, "other") if c in components],
-        "destructive": bool(deletes or replaces),
-        "deletes": deletes[:MAX_LISTED],
-        "replaces": replaces[:MAX_LISTED],
-        "delete_count": len(deletes),
-        "replace_count": len(replaces),
+        "destructive": bool(found["deletes"] or found["replaces"]),
     }
+    for key, items in found.items():
+        out[key] = items[:MAX_LISTED]
+    for key, count_key in (
+        ("deletes", "delete_count"),
+        ("replaces", "replace_count"),
+        ("forgets", "forget_count"),
+        ("imports", "import_count"),
+        ("moves", "move_count"),
+        ("invocations", "invoke_count"),
+    ):
+        out[count_key] = len(found[key])
+    return out
 
 
 # --- scoring --------------------------------------------------------------------------
@@ -235,12 +304,16 @@ def level_for(score_value: int) -> str:
     return "low"
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
 def score(questionnaire: Mapping[str, Any] | None, blast: Mapping[str, Any] | None) -> Assessment:
     """Score a change (see the module docstring); reasons are sentences, the decisive first."""
     q = questionnaire or {}
     b = blast or {}
     total = 0
-    floors: list[str] = []
+    floors: list[tuple[str, str]] = []  # (level, reason): the level cannot be lower
     reasons: list[str] = []
     impact, likelihood = q.get("impact"), q.get("likelihood")
     if impact in LEVEL_POINTS and likelihood in LEVEL_POINTS:
@@ -248,7 +321,7 @@ def score(questionnaire: Mapping[str, Any] | None, blast: Mapping[str, Any] | No
         total += base
         reasons.append(f"impact {impact} x likelihood {likelihood}: +{base}")
         if impact == likelihood == "high":
-            floors.append("high: the author rates impact and likelihood both high")
+            floors.append(("high", "high: the author rates impact and likelihood both high"))
     else:
         reasons.append("no risk questionnaire: scored from the plan alone")
     for key, points in POINTS.items():
@@ -266,22 +339,61 @@ def score(questionnaire: Mapping[str, Any] | None, blast: Mapping[str, Any] | No
     if destroyed:
         total += DESTRUCTIVE_POINTS * destroyed
         reasons.append(
-            f"the plan deletes or replaces {destroyed} resource{'s' if destroyed != 1 else ''}: "
+            f"the plan deletes or replaces {_plural(destroyed, 'resource')}: "
             f"+{DESTRUCTIVE_POINTS * destroyed}"
         )
+    forgotten = int(b.get("forget_count") or 0)
+    if forgotten:
+        total += FORGET_POINTS * forgotten
+        reasons.append(
+            f"the plan forgets {_plural(forgotten, 'resource')} (removed from Terraform's "
+            f"state, left running unmanaged): +{FORGET_POINTS * forgotten}"
+        )
+    invoked = int(b.get("invoke_count") or 0)
+    if invoked:
+        total += INVOKE_POINTS * invoked
+        reasons.append(
+            f"the plan invokes {_plural(invoked, 'action')} (effects outside the plan, which "
+            f"no rollback undoes): +{INVOKE_POINTS * invoked}"
+        )
+    imported, moved = int(b.get("import_count") or 0), int(b.get("move_count") or 0)
+    if imported or moved:
+        done = [f"imports {_plural(imported, 'resource')}"] if imported else []
+        done += [f"moves {_plural(moved, 'resource')}"] if moved else []
+        reasons.append(f"the plan {' and '.join(done)} (Terraform's state only): +0")
     for verb, key in (("replaces", "replaces"), ("deletes", "deletes")):
         for item in b.get(key) or []:
-            if item.get("component") in DATA_COMPONENTS:
-                floors.append(f"high: {verb} {item.get('address')} ({item.get('component')})")
-    level = "high" if floors else level_for(total)
-    if not floors:
-        reasons.insert(0, f"{level}: score {total}")
-    return Assessment(score=total, level=level, reasons=(*floors, *reasons))
+            if item.get("data_reason"):
+                floors.append(
+                    (
+                        "high",
+                        f"high: {verb} {item.get('address')} ({item.get('component')}): "
+                        f"{item['data_reason']}",
+                    )
+                )
+    for item in b.get("forgets") or []:
+        if item.get("data_reason"):
+            floors.append(
+                (
+                    "medium",
+                    f"medium: forgets {item.get('address')} ({item.get('component')}), "
+                    f"which stays but is no longer managed: {item['data_reason']}",
+                )
+            )
+    level = max([level_for(total), *(lvl for lvl, _ in floors)], key=LEVELS.index)
+    decisive = [reason for lvl, reason in floors if lvl == level]
+    others = [reason for lvl, reason in floors if lvl != level]
+    if not decisive:
+        decisive = [f"{level}: score {total}"]
+    return Assessment(score=total, level=level, reasons=(*decisive, *others, *reasons))
 
 
 def assess(
-    questionnaire: Mapping[str, Any] | None, summary: Mapping[str, Any] | None
+    questionnaire: Mapping[str, Any] | None,
+    summary: Mapping[str, Any] | None,
+    extra: Iterable[data_resources.Extra] = (),
 ) -> dict[str, Any]:
-    """Score and blast radius as stored on the ticket (Ticket.risk)."""
-    blast = blast_radius(summary)
+    """Score and blast radius as stored on the ticket (Ticket.risk); ``extra``: the
+    environment's own data-holding resources (Environment.data_resource_types)."""
+    blast = blast_radius(summary, extra)
     return {**score(questionnaire, blast).as_dict(), "blast_radius": blast}

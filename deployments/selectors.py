@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -32,7 +33,7 @@ from .models import (
     TerraformRun,
     Ticket,
 )
-from .selectors_windows import freezes_for
+from .selectors_windows import conflict_for, freezes_for
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -101,6 +102,30 @@ def _visible_q(user: Any, prefix: str = "") -> Q:
     return Q(**{f"{prefix}environment_id__in": _viewable_environment_ids(user)}) | Q(
         **{f"{prefix}author_id": user.pk}
     )
+
+
+def visible_ticket_ids(user: Any, ids: Iterable[int | None]) -> set[int]:
+    """Which of these tickets ``user`` may see (policy.may_see_ticket, as a query): every
+    list of *other* tickets shown on a ticket (schedule conflicts, the staging ticket, the
+    last known good, rollbacks) goes through this, so a hidden ticket's id and title never
+    reach its page or API. Answers are kept on the user object for the request."""
+    wanted = {int(pk) for pk in ids if pk}
+    if not wanted:
+        return set()
+    if _is_superuser(user):
+        return wanted
+    known: dict[int, bool] = getattr(user, "_portal_visible_tickets", None) or {}
+    missing = wanted - set(known)
+    if missing:
+        found = set(
+            Ticket.objects.filter(_visible_q(user), pk__in=sorted(missing)).values_list(
+                "pk", flat=True
+            )
+        )
+        known.update({pk: pk in found for pk in missing})
+        if getattr(user, "is_authenticated", False):
+            user._portal_visible_tickets = known
+    return {pk for pk in wanted if known.get(pk)}
 
 
 def environments_fileable_by(user: Any) -> list[Environment]:
@@ -400,6 +425,7 @@ def check_may_approve_now(
     roles: frozenset[str],
     votes: list[policy.Vote],
     has_plan: bool,
+    now: dt.datetime,
 ) -> str:
     """Every rule an approval meets, in order: the approver's own rules, then the
     promotion gate and the required CI checks. Returns the role the approver counts for;
@@ -413,6 +439,7 @@ def check_may_approve_now(
         user_roles=roles,
         votes=votes,
         has_current_plan=has_plan,
+        now=now,
     )
     check_promotion(ticket)
     policy.check_required_checks(ticket, latest_check_statuses(ticket))
@@ -432,14 +459,18 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
     else:
         busy = ticket.runs.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists()
     status = TicketStatus(ticket.status)
-    rule = policy.rule_for(ticket)
-    pending = policy.quorum(rule, votes).describe_missing()
+    rule = policy.rule_for(ticket, now=now)
+    state = policy.quorum(rule, votes)
+    pending = state.describe_missing()
+    reopened = policy.needs_more_approval(ticket, votes, now=now)
     actions = {
         "approve": _check(
-            lambda: check_may_approve_now(ticket, user, roles=roles, votes=votes, has_plan=has_plan)
+            lambda: check_may_approve_now(
+                ticket, user, roles=roles, votes=votes, has_plan=has_plan, now=now
+            )
         ),
         "reject": _check(
-            lambda: policy.check_may_reject(ticket, user_id=user.pk, user_roles=roles)
+            lambda: policy.check_may_reject(ticket, user_id=user.pk, user_roles=roles, now=now)
         ),
         "deploy": _check(
             lambda: policy.check_may_deploy(
@@ -447,11 +478,14 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
                 user_roles=roles,
                 now=now,
                 pending=pending,
+                quorum_met=not reopened,
                 freezes=freezes_for(ticket.environment, now),
             )
         ),
         "plan": _check(
-            lambda: policy.check_may_plan(ticket, user.pk, roles, votes=votes, superuser=superuser)
+            lambda: policy.check_may_plan(
+                ticket, user.pk, roles, votes=votes, now=now, superuser=superuser
+            )
         ),
         "cancel": _check(
             lambda: policy.check_may_cancel(ticket, user.pk, roles, superuser=superuser)
@@ -470,7 +504,7 @@ def ticket_actions(ticket: Ticket, user: Any, now: dt.datetime) -> dict[str, Per
     else:
         actions["rollback"] = Permission(False)
     relevance = {
-        "approve": status == TicketStatus.AWAITING_APPROVAL and rule.required,
+        "approve": (status == TicketStatus.AWAITING_APPROVAL or reopened) and rule.required,
         "reject": status in (TicketStatus.AWAITING_APPROVAL, TicketStatus.APPROVED)
         and rule.required,
         "deploy": status in (TicketStatus.APPROVED, TicketStatus.SCHEDULED),
@@ -488,6 +522,41 @@ def available_actions(ticket: Ticket, user: Any, now: dt.datetime) -> list[str]:
     """The actions this user may take on the ticket now (the API's ``available_actions``;
     the page shows the same ones from ticket_actions)."""
     return [name for name, p in ticket_actions(ticket, user, now).items() if p.allowed]
+
+
+# --- schedule conflicts -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConflictView:
+    """A schedule conflict as one viewer sees it: the tickets sharing the window that they
+    may see, in run order, and how many others (ids and titles withheld) run with them."""
+
+    environment: str
+    opens: dt.datetime | None
+    closes: dt.datetime | None
+    position: int  # this ticket's place in the run order (1 = first)
+    size: int  # every ticket in the window, seen or not
+    tickets: tuple[Ticket, ...]
+    hidden: int
+
+
+def conflict_seen_by(user: Any, ticket: Ticket) -> ConflictView | None:
+    """The conflict this scheduled ticket is part of, through the viewer's visibility."""
+    conflict = conflict_for(ticket)
+    if conflict is None:
+        return None
+    shown = visible_ticket_ids(user, [t.pk for t in conflict.tickets]) | {ticket.pk}
+    tickets = tuple(t for t in conflict.tickets if t.pk in shown)
+    return ConflictView(
+        environment=conflict.environment,
+        opens=conflict.opens,
+        closes=conflict.closes,
+        position=conflict.position(ticket),
+        size=len(conflict.tickets),
+        tickets=tickets,
+        hidden=len(conflict.tickets) - len(tickets),
+    )
 
 
 # --- follow-ups --------------------------------------------------------------------
@@ -512,7 +581,8 @@ def tickets_with_overdue_follow_ups(ticket_ids: list[int], now: dt.datetime) -> 
 
 @dataclass(frozen=True)
 class KnownGood:
-    ticket_id: int
+    # None when shown to someone who may not see the ticket that deployed it (known_good_for).
+    ticket_id: int | None
     commit_sha: str
     deployed_at: dt.datetime
     deployment_id: int = 0
@@ -609,6 +679,23 @@ def ticket_last_known_good(ticket: Ticket) -> KnownGood | None:
             Deployment.objects.only(*_KNOWN_GOOD_FIELDS).get(pk=ticket.rollback_target_id)
         )
     return last_known_good(ticket.environment, ticket.deployed_at, exclude_ticket=ticket.pk)
+
+
+def known_good_for(
+    user: Any, good: KnownGood | None, environment: Environment | None = None
+) -> KnownGood | None:
+    """``good`` as ``user`` may see it: without the ticket that deployed it when that ticket
+    is hidden from them (the commit is the environment's state, not the ticket's).
+    ``environment``, the one it was deployed to: its viewers see all of its tickets."""
+    if good is None or good.ticket_id is None:
+        return good
+    if environment is not None and policy.can_view(
+        environment, user_roles(user), superuser=_is_superuser(user)
+    ):
+        return good
+    if good.ticket_id in visible_ticket_ids(user, [good.ticket_id]):
+        return good
+    return replace(good, ticket_id=None)
 
 
 @dataclass(frozen=True)

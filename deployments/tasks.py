@@ -88,3 +88,9 @@ def monitoring_poll() -> None:
 def audit_verify() -> None:
     """The nightly full walk of the audit chain; the audit page shows its outcome."""
     services.audit.audit_verify_and_record(source="scheduled")
+
+
+@shared_task(name="deployments.tasks.evidence_purge", ignore_result=True)
+def evidence_purge() -> None:
+    """Beat: delete the bytes of evidence withdrawn longer ago than the retention period."""
+    services.evidence_purge()

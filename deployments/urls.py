@@ -39,6 +39,11 @@ urlpatterns = [
     path("calendar/<slug:env>.ics", views_calendar.calendar_feed, name="calendar_feed"),
     path("tickets/<int:pk>/evidence/", evidence_views.evidence_upload, name="evidence_upload"),
     path(
+        "tickets/<int:pk>/evidence/<int:eid>/withdraw/",
+        evidence_views.evidence_withdraw,
+        name="evidence_withdraw",
+    ),
+    path(
         "tickets/<int:pk>/evidence/<int:eid>/signoff/",
         evidence_views.evidence_signoff,
         name="evidence_signoff",
@@ -56,6 +61,16 @@ urlpatterns = [
     path("tickets/<int:pk>/complete/", views_monitoring.ticket_complete, name="ticket_complete"),
     path("runs/<int:pk>/log/", views.run_log, name="run_log"),
     path("environments/", views.environment_list, name="environment_list"),
+    path(
+        "environments/<slug:name>/freezes/",
+        views_calendar.freeze_declare,
+        name="freeze_declare",
+    ),
+    path(
+        "environments/<slug:name>/freezes/<int:fid>/lift/",
+        views_calendar.freeze_lift,
+        name="freeze_lift",
+    ),
     path("metrics/", views_metrics.metrics_dashboard, name="metrics"),
     path("audit/", views_audit.audit_list, name="audit_list"),
     path(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from deployments.services._base import InputError
@@ -34,6 +35,30 @@ def text_problem(value: str) -> str | None:
         # Only lone surrogates fail here: JSON's "\udfff" escape decodes to one.
         return "must be valid Unicode text (lone surrogates are not allowed)"
     return None
+
+
+# What a one-line text (a ticket's title) refuses: C0 and C1 control characters (CR, LF,
+# tab, ESC ...), the Unicode line and paragraph separators, and the bidirectional overrides
+# that make text read differently from what it is. A title travels into email subjects,
+# Slack messages and SNS subjects, where a line break starts a new header or message.
+LINE_CONTROLS = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
+LINE_PATTERN = rf"^[^{LINE_CONTROLS}]*[^\s{LINE_CONTROLS}][^{LINE_CONTROLS}]*$"
+LINE_PROBLEM = (
+    "must be one line of plain text: no control characters (line breaks, tabs, escapes) "
+    "or direction overrides"
+)
+_LINE_CONTROL_RE = re.compile(f"[{LINE_CONTROLS}]")
+
+
+def line_problem(value: str) -> str | None:
+    """Why ``value`` is not one line of plain text (see LINE_CONTROLS), or None."""
+    return LINE_PROBLEM if _LINE_CONTROL_RE.search(value) else None
+
+
+def one_line(value: str) -> str:
+    """``value`` with every control character (LINE_CONTROLS) turned into a space, runs of
+    white space folded: for text from elsewhere (a commit subject) that becomes a title."""
+    return " ".join(_LINE_CONTROL_RE.sub(" ", value).split())
 
 
 def clean_text(value: Any, field: str, max_length: int) -> str:

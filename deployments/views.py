@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import uuid
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,16 +11,13 @@ from allauth.core.exceptions import ReauthenticationRequired
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import policy, selectors, services, stepup, validation, views_home
+from . import health, policy, selectors, services, stepup, validation, views_home
 from .choices import ACTIVE_RUN_STATUSES, TicketStatus
 from .evidence_views import evidence_context
 from .forms import TicketForm
@@ -155,6 +151,15 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
     shown_run = live_run or (runs[0] if runs else None)
     shown_page = selectors.run_log_page(shown_run) if shown_run else None
     actions = selectors.ticket_actions(ticket, request.user, timezone.now())
+    choice = selectors.rollback_choice(ticket) if actions["rollback"].relevant else None
+    # Other tickets this page names, through the viewer's visibility (never a hidden one).
+    shown = selectors.visible_ticket_ids(
+        request.user,
+        [
+            ticket.rollback_of_id,
+            ticket.rollback_target.ticket_id if ticket.rollback_target else None,
+        ],
+    )
     return render(
         request,
         "deployments/ticket_detail.html",
@@ -173,19 +178,28 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "approvals": selectors.ticket_approvals(ticket),
             "rejections": ticket.rejections.select_related("rejected_by"),
             "actions": actions,
-            "rollback_choice": selectors.rollback_choice(ticket)
-            if actions["rollback"].relevant
+            "rollback_choice": choice,
+            "rollback_good": selectors.known_good_for(
+                request.user, choice.target, ticket.environment
+            )
+            if choice
             else None,
+            "shown_ticket_ids": shown,
             # A re-plan that voids approvals asks why (recorded on them).
-            "replan_voids": policy.replan_voids_approvals(ticket, selectors.standing_votes(ticket)),
+            "replan_voids": policy.replan_voids_approvals(
+                ticket, selectors.standing_votes(ticket), now=timezone.now()
+            ),
             "step_up": ticket.environment.step_up_auth,
             "follow_ups": _follow_ups_with_drafts(request, ticket),
             "may_complete_follow_ups": policy.may_complete_follow_ups(
                 selectors.user_roles(request.user), superuser=request.user.is_superuser
             ),
             "now": timezone.now(),
+            "rollback_mode_now": policy.effective_rollback_mode(ticket, timezone.now()),
             "risk": ticket.risk or {},
-            "last_known_good": selectors.ticket_last_known_good(ticket),
+            "last_known_good": selectors.known_good_for(
+                request.user, selectors.ticket_last_known_good(ticket), ticket.environment
+            ),
             **evidence_context(ticket, request.user),
             **monitoring_context(ticket, request.user, timezone.now()),
         },
@@ -370,40 +384,35 @@ def environment_list(request: HttpRequest) -> HttpResponse:
             ),
             **environment_window_state(env, now),  # freezes applied
             "drift": drift.get(env.pk),
+            # Who may declare, change and lift its freezes (the form is offered to them).
+            "may_freeze": policy.may_manage_freezes(
+                env, roles, superuser=request.user.is_superuser
+            ),
         }
         for env in envs
     ]
-    return render(request, "deployments/environment_list.html", {"rows": rows})
+    return render(
+        request,
+        "deployments/environment_list.html",
+        {"rows": rows, "freeze_max_days": settings.FREEZE_MAX_DAYS},
+    )
 
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness and readiness: database, broker and storage, each checked for real."""
+    """Liveness and readiness for load balancers: database, broker and storage, each checked
+    for real (and storage without writing). 200 when all are ok, else 503; the body says
+    ``ok`` or ``failed`` per part and nothing more (it is public): the reason is logged."""
     checks: dict[str, str] = {}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"error: {exc}"
-    try:
-        from changecontrol.celery import app
-
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=3)
-        checks["broker"] = "ok"
-    except Exception as exc:
-        checks["broker"] = f"error: {exc}"
-    try:
-        name = default_storage.save(f"healthz/{uuid.uuid4().hex}", ContentFile(b"ok"))
-        default_storage.delete(name)
-        checks["storage"] = "ok"
-    except Exception as exc:
-        checks["storage"] = f"error: {exc}"
+    for part, probe in health.PROBES.items():
+        try:
+            probe()
+        except Exception:
+            log.exception("health check: %s failed", part)
+            checks[part] = "failed"
+        else:
+            checks[part] = "ok"
     healthy = all(value == "ok" for value in checks.values())
-    if not healthy:
-        log.warning("health check failed: %s", checks)
     return JsonResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks},
         status=200 if healthy else 503,

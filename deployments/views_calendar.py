@@ -32,12 +32,12 @@ FEED_WEEKS = 8
 # --- scheduling from the ticket page ------------------------------------------------
 
 
-def _parse_local(value: str, zone: str) -> dt.datetime:
+def _parse_local(value: str, zone: str, field: str = "at") -> dt.datetime:
     """A datetime-local value ('2026-11-26T02:30') read in the environment's zone."""
     try:
         naive = dt.datetime.fromisoformat(value.strip())
     except ValueError:
-        raise services.InputError("at", "give a date and time, e.g. 2026-11-26T02:30") from None
+        raise services.InputError(field, "give a date and time, e.g. 2026-11-26T02:30") from None
     if naive.tzinfo is not None:
         return naive
     return naive.replace(tzinfo=ZoneInfo(zone))
@@ -79,6 +79,71 @@ def ticket_unschedule(request: HttpRequest, pk: int) -> HttpResponse:
         lambda t: schedules.ticket_unschedule(ticket_id=t.pk, actor=request.user),
         "Unscheduled: the ticket is approved and will not start by itself.",
     )
+
+
+# --- freezes, from the environments page --------------------------------------------
+
+
+def _environment_for(request: HttpRequest, name: str) -> Environment:
+    """An environment whose policy the user may read, or 404."""
+    for env in selectors.environments_visible_to(request.user):
+        if env.name == name:
+            return env
+    raise Http404("No such environment")
+
+
+@login_required
+@require_POST
+def freeze_declare(request: HttpRequest, name: str) -> HttpResponse:
+    """Declare a freeze; times are the environment's wall clock (datetime-local fields)."""
+    env = _environment_for(request, name)
+    zone = env.window_timezone or "UTC"
+    try:
+        starts_at = _parse_local(request.POST.get("starts_at", ""), zone, field="starts_at")
+        ends_at = _parse_local(request.POST.get("ends_at", ""), zone, field="ends_at")
+        freeze = schedules.freeze_declare(
+            actor=request.user,
+            environment=env,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            reason=request.POST.get("reason", ""),
+        )
+    except policy.PolicyError as exc:
+        note_refusal_if_actor(request, exc)
+        messages.error(request, exc.message)
+    except services.InputError as exc:
+        messages.error(request, f"{exc.field}: {exc.message}")
+    else:
+        messages.success(
+            request,
+            f"{env.name} is frozen from {policy.format_in_zone(freeze.starts_at, zone)} until "
+            f"{policy.format_in_zone(freeze.ends_at, zone)}.",
+        )
+    return redirect(f"{reverse('environment_list')}#freezes-{env.name}")
+
+
+@login_required
+@require_POST
+def freeze_lift(request: HttpRequest, name: str, fid: int) -> HttpResponse:
+    """Lift a freeze (ends now, or withdrawn before it starts), saying why."""
+    env = _environment_for(request, name)
+    if not env.freezes.filter(pk=fid).exists():
+        raise Http404("No such freeze")
+    try:
+        kept = schedules.freeze_lift(
+            actor=request.user, freeze_id=fid, reason=request.POST.get("reason", "")
+        )
+    except policy.PolicyError as exc:
+        note_refusal_if_actor(request, exc)
+        messages.error(request, exc.message)
+    except services.InputError as exc:
+        messages.error(request, f"{exc.field}: {exc.message}")
+    else:
+        messages.success(
+            request,
+            f"The {env.name} freeze is lifted." if kept else f"The {env.name} freeze is withdrawn.",
+        )
+    return redirect(f"{reverse('environment_list')}#freezes-{env.name}")
 
 
 # --- the change calendar -------------------------------------------------------------

@@ -44,6 +44,7 @@ def ticket_rollback(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "ticket": ticket,
             "choice": choice,
+            "target": selectors.known_good_for(request.user, choice.target, ticket.environment),
             "permission": permission,
             "mode": mode,
             "immediate_minutes": _minutes(),

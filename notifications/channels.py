@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import smtplib
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import BadHeaderError, send_mail
 
 from . import events
 
@@ -31,6 +33,42 @@ class Message:
     body: str
     url: str
     data: dict[str, Any]
+
+
+class PermanentError(Exception):
+    """A send that would fail the same way every time (bad configuration, a message no
+    channel can carry): the notification is failed at once, never retried."""
+
+
+# Line breaks (and every other control character) in a header value start a new header:
+# subjects are folded into one line whatever the stored text holds (rows recorded before
+# titles refused them may hold CR or LF).
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line: control characters become spaces, runs of white space fold."""
+    return " ".join(_LINE_BREAKING.sub(" ", text).split())
+
+
+# HTTP answers that a retry would not change (408 and 429 say "later", 425 "too early").
+_HTTP_RETRYABLE_4XX = frozenset({408, 425, 429})
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Would sending the same message again fail the same way? Header injection refused
+    (BadHeaderError), text a channel cannot encode, no such channel, a mail server's 5xx
+    for every recipient, an HTTP 4xx (but 408/425/429), a PermanentError."""
+    if isinstance(exc, PermanentError | BadHeaderError | LookupError | UnicodeError):
+        return True
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return bool(codes) and all(500 <= code < 600 for code in codes)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 500 <= exc.smtp_code < 600
+    if isinstance(exc, urllib.error.HTTPError):
+        return 400 <= exc.code < 500 and exc.code not in _HTTP_RETRYABLE_4XX
+    return False
 
 
 def _no_address(user: Any) -> str:
@@ -87,7 +125,7 @@ def _email_send(message: Message) -> None:
     if message.url:
         body = f"{body}\n\n{message.url}" if body else message.url
     send_mail(
-        subject=message.subject,
+        subject=one_line(message.subject) or message.event,
         message=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         recipient_list=[message.address],
@@ -108,28 +146,40 @@ def _slack_takes(event: str, data: Mapping[str, Any]) -> str:
 
 
 def _mrkdwn(text: str) -> str:
-    """Slack's three escapes, so a ticket title cannot forge a link or mention."""
+    """Slack's three escapes (&, <, >), so text cannot forge a link (``<https://…|…>``), a
+    mention (``<@U…>``) or a broadcast (``<!channel>``, ``<!here>``): Slack reads its
+    control sequences only between unescaped angle brackets."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _link(url: str, label: str) -> str:
+    """A Slack link to the portal's own URL; the label is escaped, and so is the URL (a
+    ``|`` or ``>`` in it would end the link early)."""
+    return f"<{_mrkdwn(url).replace('|', '%7C')}|{_mrkdwn(label)}>"
 
 
 def slack_payload(message: Message) -> dict[str, Any]:
     """The JSON posted to the webhook: a fallback ``text`` and blocks with the ticket link,
-    environment, who, what and commit."""
+    environment, who, what and commit. Every value that carries text from people (titles,
+    names, reasons) is escaped, the fallback ``text`` included: notifications show it."""
     data = message.data
-    title = _mrkdwn(message.subject)
-    heading = f"*<{message.url}|{title}>*" if message.url else f"*{title}*"
+    subject = one_line(message.subject)
+    heading = f"*{_link(message.url, subject)}*" if message.url else f"*{_mrkdwn(subject)}*"
     commit = str(data.get("commit_sha") or "")
     facts = [
         ("Environment", str(data.get("environment") or "")),
         ("Who", str(data.get("actor") or data.get("author") or "")),
         ("What", str(data.get("what") or message.event)),
-        ("Commit", f"`{commit[:12]}`" if commit else ""),
+        ("Commit", commit[:12]),
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": heading}},
     ]
     fields = [
-        {"type": "mrkdwn", "text": f"*{name}*\n{_mrkdwn(value) if name != 'Commit' else value}"}
+        {
+            "type": "mrkdwn",
+            "text": f"*{name}*\n" + (f"`{_mrkdwn(value)}`" if name == "Commit" else _mrkdwn(value)),
+        }
         for name, value in facts
         if value
     ]
@@ -138,14 +188,14 @@ def slack_payload(message: Message) -> dict[str, Any]:
     if message.body:
         context = {"type": "mrkdwn", "text": _mrkdwn(message.body)[:2900]}
         blocks.append({"type": "context", "elements": [context]})
-    text = f"{message.subject} {message.url}".strip()
+    text = _mrkdwn(subject) + (f" {_link(message.url, 'open')}" if message.url else "")
     return {"text": text, "blocks": blocks}
 
 
 def _slack_send(message: Message) -> None:
     url = str(settings.SLACK_WEBHOOK_URL or "")
     if not url.startswith(("https://", "http://")):
-        raise ValueError("SLACK_WEBHOOK_URL is not set to an http(s) URL")
+        raise PermanentError("SLACK_WEBHOOK_URL is not set to an http(s) URL")
     body = json.dumps(slack_payload(message)).encode()
     request = urllib.request.Request(  # noqa: S310 (http(s) only, checked above)
         url,

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from .channels import CHANNELS, TEAM, Message
+from .channels import CHANNELS, TEAM, Message, is_permanent, one_line
 from .models import Notification
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def notify(
     base = {
         "event": event,
         "ticket": ticket,
-        "subject": subject[:300],
+        "subject": one_line(subject)[:300],
         "body": body,
         "url": url[:500],
         "data": data,
@@ -148,8 +148,11 @@ def deliver_once(notification_id: int) -> str:
                 )
             )
         except Exception as exc:
-            row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            if row.attempts >= settings.NOTIFY_MAX_ATTEMPTS:
+            permanent = is_permanent(exc)
+            row.last_error = (
+                f"{'permanent, not retried: ' if permanent else ''}{type(exc).__name__}: {exc}"
+            )[:2000]
+            if permanent or row.attempts >= settings.NOTIFY_MAX_ATTEMPTS:
                 row.status = Notification.Status.FAILED
                 log.error(
                     "notification %s (%s to %s) failed after %s attempts: %s",

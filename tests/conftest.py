@@ -442,7 +442,8 @@ _SEEDS = [
         "0006_prod_visibility",
         "0012_risk",
         "0019_monitoring",
-        "0024_environment_verified_providers",
+        "0026_environment_freeze_groups",
+        "0029_environment_verified_providers",
     )
 ]
 

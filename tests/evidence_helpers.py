@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,13 @@ def stored_files(location: Path) -> list[Path]:
 
 
 def staging_ticket(author: User, *, status: str = TicketStatus.MONITORING, **extra: Any) -> Ticket:
-    """A staging ticket that has been applied and waits for QA (written directly)."""
+    """A staging ticket that has been applied (a second ago, unless ``deployed_at`` says
+    otherwise) and waits for QA (written directly). Tickets not applied yet have none."""
+    from django.utils import timezone
+
+    applied = status in (TicketStatus.MONITORING, TicketStatus.COMPLETED)
+    if applied:
+        extra.setdefault("deployed_at", timezone.now() - dt.timedelta(seconds=1))
     return TicketFactory(
         environment=Environment.objects.get(name="staging"), author=author, status=status, **extra
     )

@@ -56,7 +56,7 @@ def test_filing_with_an_explicit_commit_keeps_it(author: User, head_sha: str) ->
         ({"environment": "qa"}, "environment", "unknown environment 'qa'"),
         ({"commit_sha": "main"}, "commit_sha", "40-character hex"),
         ({"commit_sha": "g" * 40}, "commit_sha", "40-character hex"),
-        ({"commit_sha": "a" * 40}, "commit_sha", "is not in the infrastructure repository"),
+        ({"commit_sha": "a" * 40}, "commit_sha", "must name a commit of the infrastructure"),
         ({"title": ""}, "title", "may not be blank"),
         ({"title": None}, "title", "may not be null"),
         ({"change_type": "yolo"}, "change_type", "not a valid choice"),

@@ -62,6 +62,21 @@ def test_a_wrong_or_malformed_key_is_401(author: User) -> None:
     assert APIClient().get("/api/v1/tickets/", HTTP_AUTHORIZATION="Token a b").status_code == 401
 
 
+def test_a_bearer_key_is_the_same_key(author: User) -> None:
+    """Generated clients send `Authorization: Bearer <key>`: accepted like `Token`, with
+    the same checks (a wrong or revoked key is 401 with the reason either way)."""
+    key = new_key(author, name="generated client")
+    for scheme in ("Bearer", "bearer", "Token"):
+        response = APIClient().get("/api/v1/tickets/", HTTP_AUTHORIZATION=f"{scheme} {key}")
+        assert response.status_code == 200, (scheme, response.json())
+    wrong = APIClient().get("/api/v1/tickets/", HTTP_AUTHORIZATION=f"Bearer {key[:-1]}x")
+    assert wrong.status_code == 401 and wrong.json()["detail"] == "Invalid API key."
+    api_key_revoke(actor=author, key_id=ApiKey.objects.get(name="generated client").pk, user=author)
+    revoked = APIClient().get("/api/v1/tickets/", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert revoked.status_code == 401 and "was revoked" in revoked.json()["detail"]
+    assert APIClient().get("/api/v1/tickets/", HTTP_AUTHORIZATION="Bearer").status_code == 401
+
+
 def test_revoked_and_expired_keys_are_401_with_the_reason(author: User) -> None:
     revoked = new_key(author, name="old laptop")
     assert keyed(revoked).get("/api/v1/tickets/").status_code == 200

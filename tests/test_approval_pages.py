@@ -153,6 +153,7 @@ def test_admin_edits_of_a_rule_are_validated_and_audited(db: None) -> None:
         "view_groups",
         "file_groups",
         "deploy_groups",
+        "freeze_groups",
     ):
         data[name] = json.dumps(form.initial[name])
     for flag in (

@@ -131,7 +131,7 @@ def test_every_kind_of_change_is_audited(
         (
             "access.refused",
             author,
-            None,
+            own.pk,  # a refusal about a ticket records it (the audit's visibility applies)
             lambda d: (
                 d["path"] == f"/tickets/{own.pk}/reject/"
                 and d["reason"] == "you authored this ticket; cancel it instead of rejecting it"

@@ -96,8 +96,9 @@ def test_prod_risk_is_filed_in_the_form_and_shown_where_the_approver_decides(
     risk = lead.locator("#risk")
     expect(lead.locator("#risk-level")).to_have_text("high")
     expect(lead.locator("#risk-reasons")).to_contain_text(
-        "high: replaces module.database.null_resource.instance (database)"
+        "high: replaces module.database.aws_db_instance.main (database): an RDS database"
     )
+    expect(lead.locator("#blast-items")).to_contain_text("holds data: an RDS database")
     expect(lead.locator("#risk-note")).to_contain_text("The assessed risk is high, so this")
     expect(lead.locator("#blast-radius")).to_contain_text("database")
     expect(lead.locator("#risk-summary")).to_contain_text("The database restarts once.")

@@ -32,6 +32,25 @@ def body(response: Any) -> bytes:
 # --- upload, digest, download ------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("sent", "verdict"),
+    [(None, None), ("", None), ("false", False), ("False", False), ("True", True)],
+)
+def test_a_verdict_form_field_left_out_or_empty_is_no_verdict(
+    author: User, qa: User, sent: str | None, verdict: bool | None
+) -> None:
+    """The form field as the schema describes it: true or false (a generated client sends
+    Python's "True"), or left out; never read as false when absent."""
+    ticket = staging_ticket(author)
+    data: dict[str, Any] = {"file": SimpleUploadedFile("smoke.txt", b"ok\n"), "kind": "other"}
+    if sent is not None:
+        data["passed"] = sent
+    response = api_for(qa).post(f"/api/v1/tickets/{ticket.pk}/evidence/", data, format="multipart")
+    assert response.status_code == 201, response.json()
+    assert response.json()["passed"] is verdict
+    assert Evidence.objects.get().passed is verdict
+
+
 def test_upload_keeps_the_file_byte_for_byte_with_its_digest(
     author: User, qa: User, evidence_dir: Path
 ) -> None:
@@ -346,11 +365,13 @@ def test_verdicts_on_a_ticket_not_yet_deployed_complete_nothing(author: User, qa
     assert Ticket.objects.get(pk=ticket.pk).status == TicketStatus.AWAITING_APPROVAL
 
 
-def test_verdicts_given_before_the_apply_finished_complete_it_when_it_does(
+def test_verdicts_given_before_the_apply_finished_do_not_complete_it(
     author: User, qa: User, monkeypatch: Any
 ) -> None:
-    """QA passed smoke tests and the report while the apply was still running: the ticket
-    completes as soon as the apply succeeds, instead of waiting in monitoring forever."""
+    """QA passed smoke tests and the report while the apply was still running (issue 16):
+    those verdicts speak of a state not deployed yet, so the apply leaves the ticket
+    monitoring, the page says plainly that they do not count, and QA's verdicts given
+    after the apply complete it."""
     from deployments import services
     from deployments.choices import RunKind, RunStatus
 
@@ -360,15 +381,30 @@ def test_verdicts_given_before_the_apply_finished_complete_it_when_it_does(
     ticket = staging_ticket(author, status=TicketStatus.APPLYING)
     plan = RunFactory(ticket=ticket, plan_sha256="a" * 64)
     apply = RunFactory(ticket=ticket, kind=RunKind.APPLY, status=RunStatus.RUNNING, plan=plan)
-    upload(qa, ticket, kind="smoke_tests", passed=True)
-    upload(qa, ticket, name="qa.txt", kind="qa_report", passed=True)
+    early = [
+        upload(qa, ticket, kind="smoke_tests", passed=True).json()["id"],
+        upload(qa, ticket, name="qa.txt", kind="qa_report", passed=True).json()["id"],
+    ]
     assert Ticket.objects.get(pk=ticket.pk).status == TicketStatus.APPLYING
     services.run_finish(
         run_id=apply.pk, exit_code=0, error="", plan=None, stale=False, terraform_version="1"
     )
     ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.MONITORING, ticket.status_reason
+    body = api_for(qa).get(f"/api/v1/tickets/{ticket.pk}/").json()
+    assert [e["counts_for_signoff"] for e in body["evidence"]] == [False, False]
+    client = Client()
+    client.force_login(qa)
+    html = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    for pk in early:
+        assert f'id="verdict-before-apply-{pk}"' in html
+    assert "given before the apply finished: it does not count" in html
+    assert 'id="signoff-missing"' in html
+    # Signed off again after the apply: now it completes.
+    upload(qa, ticket, kind="smoke_tests", passed=True)
+    upload(qa, ticket, name="qa.txt", kind="qa_report", passed=True)
+    ticket.refresh_from_db()
     assert ticket.status == TicketStatus.COMPLETED, ticket.status_reason
-    assert "QA had signed off before the apply finished" in ticket.status_reason
 
 
 # --- the ticket page ----------------------------------------------------------------

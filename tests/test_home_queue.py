@@ -61,6 +61,8 @@ def vote(ticket: Ticket, user: User, role: str) -> Approval:
 
 
 def monitoring_staging(author: User, **extra: Any) -> Ticket:
+    """Applied a second ago: QA's verdicts from now on count."""
+    extra.setdefault("deployed_at", timezone.now() - dt.timedelta(seconds=1))
     return TicketFactory(
         environment=env("staging"), author=author, status=TicketStatus.MONITORING, **extra
     )

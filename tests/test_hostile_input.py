@@ -126,14 +126,28 @@ def test_a_6_mb_body_is_413_with_a_json_detail(author: User, infra_repo: Path) -
 
 
 def test_a_6_mb_form_field_under_the_api_is_413_json(author: User, infra_repo: Path) -> None:
-    # Django itself refuses form fields over DATA_UPLOAD_MAX_MEMORY_SIZE (files are apart).
-    client = api_for(author)
-    response = client.post(
-        "/api/v1/tickets/",
-        {"title": "big", "environment": "dev", "description": "x" * 6_000_000},
+    # Django itself refuses form fields over DATA_UPLOAD_MAX_MEMORY_SIZE (files are apart);
+    # the checks verb reads forms (a log_file upload).
+    ticket = TicketFactory(author=author)
+    response = api_for(author).post(
+        f"/api/v1/tickets/{ticket.pk}/checks/",
+        {"name": "fmt", "status": "passed", "summary": "x" * 6_000_000},
         format="multipart",
     )
     _refused(response, 413)
+    assert not ticket.checks.exists()
+
+
+def test_a_form_where_json_is_read_is_415_naming_json(author: User, infra_repo: Path) -> None:
+    """A form post would lose nested objects (risk_assessment): refused, not half-read."""
+    response = api_for(author).post(
+        "/api/v1/tickets/",
+        {"title": "form", "environment": "dev", "description": "sent as a form"},
+        format="multipart",
+    )
+    refused = _refused(response, 415)
+    assert refused["detail"].startswith("unsupported media type multipart/form-data")
+    assert refused["detail"].endswith("send application/json")
     assert not Ticket.objects.exists()
 
 

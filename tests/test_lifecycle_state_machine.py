@@ -212,7 +212,7 @@ def _quorum_met(ticket: Ticket, approvals: list[Approval], *, roles_now: bool = 
     """Distinct non-authors, each filling a slot with a role recorded on the approval and,
     with ``roles_now``, still held (an approver removed from the role since no longer
     counts)."""
-    rule = policy.rule_for(ticket)
+    rule = policy.rule_for(ticket, now=timezone.now())
     people: dict[int, set[str]] = {}
     for approval in approvals:
         if approval.approver_id == ticket.author_id or approval.approver_id in people:
@@ -291,7 +291,7 @@ class Lifecycle(RuleBasedStateMachine):
         if who == "author":
             return ticket.author
         if who == "fit":
-            slots = policy.rule_for(ticket).slots
+            slots = policy.rule_for(ticket, now=timezone.now()).slots
             standing = Approval.objects.filter(ticket=ticket, voided_at__isnull=True)
             taken = {ticket.author_id, *standing.values_list("approver_id", flat=True)}
             for name in ("tech", "devops", "lead", "dual"):
@@ -455,7 +455,7 @@ class Lifecycle(RuleBasedStateMachine):
             )
         )
         assert {(a.plan_run_id, a.plan_sha256) for a in standing} <= {(plan.pk, plan.plan_sha256)}
-        if policy.rule_for(ticket).required and not env.auto_deploy:
+        if policy.rule_for(ticket, now=timezone.now()).required and not env.auto_deploy:
             assert _quorum_met(ticket, standing), f"apply {run.pk} started without a quorum"
         REACHED[f"apply started in {env.name}"] += 1
 
@@ -569,7 +569,10 @@ class Lifecycle(RuleBasedStateMachine):
             for approval in standing:
                 assert approval.plan_sha256 == plan.plan_sha256, (approval, plan.plan_sha256)
                 assert approval.plan_run_id == plan.pk
-            if policy.rule_for(ticket).required and not ticket.environment.auto_deploy:
+            if (
+                policy.rule_for(ticket, now=timezone.now()).required
+                and not ticket.environment.auto_deploy
+            ):
                 assert _quorum_met(ticket, standing), f"apply {run.pk} without a quorum"
 
     @invariant()
@@ -577,7 +580,10 @@ class Lifecycle(RuleBasedStateMachine):
         for ticket in Ticket.objects.filter(
             pk__in=self.tickets, status=TicketStatus.APPROVED
         ).select_related("environment", "current_plan"):
-            if not policy.rule_for(ticket).required or ticket.environment.auto_deploy:
+            if (
+                not policy.rule_for(ticket, now=timezone.now()).required
+                or ticket.environment.auto_deploy
+            ):
                 continue
             standing = list(
                 Approval.objects.filter(ticket=ticket, voided_at__isnull=True).select_related(

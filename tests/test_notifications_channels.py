@@ -186,7 +186,8 @@ def test_slack_receives_the_event_with_link_environment_who_what_and_commit(
     (request, _response) = httpserver.log[0]
     payload = json.loads(request.data)
     link = f"https://portal.example.com/tickets/{ticket.pk}/"
-    assert payload["text"] == f"Rejected: prod #{ticket.pk} Open <port> 22 {link}"
+    # The fallback text (what notifications and old clients show) is escaped too.
+    assert payload["text"] == f"Rejected: prod #{ticket.pk} Open &lt;port&gt; 22 <{link}|open>"
     heading, facts, context = payload["blocks"]
     # The title is escaped: a ticket cannot forge Slack links or mentions.
     assert heading["text"]["text"] == f"*<{link}|Rejected: prod #{ticket.pk} Open &lt;port&gt; 22>*"

@@ -3,6 +3,7 @@ nobody counted twice — over random roles, authors and approval orders."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from types import SimpleNamespace
 from typing import Any
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 
 from deployments import policy
 from deployments.policy import PolicyError, Rule, Vote
+
+NOW = dt.datetime(2026, 11, 26, 7, 30, tzinfo=dt.UTC)
 
 ROLES = ["developer", "lead_developer", "tech_lead", "devops_lead", "qa", "operations"]
 PROD = {"all_of": ["tech_lead", "devops_lead"]}
@@ -68,6 +71,7 @@ def test_quorum_is_met_exactly_when_distinct_role_holders_can_fill_the_rule(
                 user_roles=people[person],
                 votes=votes,
                 has_current_plan=True,
+                now=NOW,
             )
         except PolicyError as exc:
             assert exc.message  # every refusal is a sentence
@@ -88,13 +92,19 @@ def test_prod_needs_two_different_people() -> None:
     both = frozenset({"tech_lead", "devops_lead"})
     t = ticket(PROD, author_id=9)
     role = policy.check_may_approve(
-        t, user_id=1, username="dana", user_roles=both, votes=[], has_current_plan=True
+        t, user_id=1, username="dana", user_roles=both, votes=[], has_current_plan=True, now=NOW
     )
     votes = [Vote(1, "dana", both, role)]
     assert not policy.quorum(Rule.parse(PROD), votes).met
     with pytest.raises(PolicyError, match="you have already approved this plan"):
         policy.check_may_approve(
-            t, user_id=1, username="dana", user_roles=both, votes=votes, has_current_plan=True
+            t,
+            user_id=1,
+            username="dana",
+            user_roles=both,
+            votes=votes,
+            has_current_plan=True,
+            now=NOW,
         )
 
 
@@ -109,6 +119,7 @@ def test_refusal_names_who_holds_the_role_already() -> None:
             user_roles={"tech_lead"},
             votes=votes,
             has_current_plan=True,
+            now=NOW,
         )
     assert err.value.message == "prod needs a DevOps Lead; dave already approved as Tech Lead"
     assert err.value.kind == PolicyError.ACTOR
@@ -119,12 +130,18 @@ def test_a_dual_role_approver_moves_to_the_role_only_they_can_fill() -> None:
     rule = Rule.parse(PROD)
     t = ticket(PROD, author_id=9)
     first = policy.check_may_approve(
-        t, user_id=1, username="dana", user_roles=both, votes=[], has_current_plan=True
+        t, user_id=1, username="dana", user_roles=both, votes=[], has_current_plan=True, now=NOW
     )
     assert first == "tech_lead"
     votes = [Vote(1, "dana", both, first)]
     second = policy.check_may_approve(
-        t, user_id=2, username="tess", user_roles={"tech_lead"}, votes=votes, has_current_plan=True
+        t,
+        user_id=2,
+        username="tess",
+        user_roles={"tech_lead"},
+        votes=votes,
+        has_current_plan=True,
+        now=NOW,
     )
     state = policy.quorum(rule, [*votes, Vote(2, "tess", frozenset({"tech_lead"}), second)])
     assert state.met
@@ -151,7 +168,13 @@ def test_approval_needs_a_finished_plan_awaiting_approval(
     t.status = status
     with pytest.raises(PolicyError) as err:
         policy.check_may_approve(
-            t, user_id=1, username="tess", user_roles={"tech_lead"}, votes=[], has_current_plan=plan
+            t,
+            user_id=1,
+            username="tess",
+            user_roles={"tech_lead"},
+            votes=[],
+            has_current_plan=plan,
+            now=NOW,
         )
     assert err.value.message == message and err.value.kind == PolicyError.STATE
 
@@ -165,6 +188,7 @@ def test_author_is_refused_before_anything_else() -> None:
             user_roles={"tech_lead"},
             votes=[],
             has_current_plan=True,
+            now=NOW,
         )
 
 
@@ -172,7 +196,7 @@ def test_emergency_tickets_use_the_emergency_rule() -> None:
     t = ticket(PROD, author_id=9)
     t.change_type = "emergency"
     t.environment.emergency_approval_rule = {"any_of": ["tech_lead", "devops_lead"], "count": 1}
-    assert policy.rule_for(t).slots == (frozenset({"tech_lead", "devops_lead"}),)
+    assert policy.rule_for(t, now=NOW).slots == (frozenset({"tech_lead", "devops_lead"}),)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ they say why (kept on the voided approvals, in the audit trail and on the page).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from typing import Any
 
@@ -16,6 +17,8 @@ from deployments.models import Approval, AuditEvent, Environment, TerraformRun, 
 
 from .conftest import api_for
 from .factories import RunFactory, TicketFactory
+
+NOW = dt.datetime(2026, 11, 26, 7, 30, tzinfo=dt.UTC)
 
 pytestmark = pytest.mark.django_db
 
@@ -205,11 +208,11 @@ VOTE = policy.Vote(approver_id=7, approver_name="tess", roles=frozenset({"tech_l
     ],
 )
 def test_replan_voids_approvals(status: str, votes: tuple[policy.Vote, ...], voids: bool) -> None:
-    assert policy.replan_voids_approvals(_ticket(status), votes) is voids
+    assert policy.replan_voids_approvals(_ticket(status), votes, now=NOW) is voids
 
 
 def test_an_approved_dev_ticket_has_nothing_to_void() -> None:
-    assert not policy.replan_voids_approvals(_ticket(TicketStatus.APPROVED, env="dev"), ())
+    assert not policy.replan_voids_approvals(_ticket(TicketStatus.APPROVED, env="dev"), (), now=NOW)
 
 
 @pytest.mark.parametrize(
@@ -226,7 +229,7 @@ def test_an_approved_dev_ticket_has_nothing_to_void() -> None:
 def test_who_may_void(user_id: int, roles: set[str], superuser: bool, allowed: bool) -> None:
     ticket = _ticket(TicketStatus.AWAITING_APPROVAL)
     call = lambda: policy.check_may_plan(  # noqa: E731
-        ticket, user_id, roles, votes=[VOTE], superuser=superuser
+        ticket, user_id, roles, votes=[VOTE], now=NOW, superuser=superuser
     )
     if allowed:
         call()

@@ -13,7 +13,7 @@ from django.test import Client
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployments import policy, risk, selectors, services
+from deployments import data_resources, policy, risk, selectors, services
 from deployments.choices import RunStatus, TicketStatus
 from deployments.models import AuditEvent, Environment, Ticket
 from deployments.services.risk import ticket_risk_refresh
@@ -79,18 +79,29 @@ def test_replacing_a_database_is_high_whatever_the_answers() -> None:
         ]
     }
     out = risk.assess(q, summary)
+    why = data_resources.DATA_RESOURCE_TYPES["aws_db_instance"]
     assert out["level"] == "high"
-    assert out["reasons"][0] == ("high: replaces module.database.aws_db_instance.main (database)")
+    assert out["reasons"][0] == (
+        f"high: replaces module.database.aws_db_instance.main (database): {why}"
+    )
     assert out["blast_radius"]["replaces"] == [
-        {"address": "module.database.aws_db_instance.main", "component": "database"}
+        {
+            "address": "module.database.aws_db_instance.main",
+            "component": "database",
+            "data_reason": why,
+        }
     ]
 
 
-def test_deleting_a_bucket_is_high_and_a_cache_replacement_is_not() -> None:
+def test_deleting_a_bucket_or_replacing_a_cache_is_high_and_a_subnet_group_is_not() -> None:
     q = {"impact": "low", "likelihood": "low", "summary": "s", "tested_in_staging": True}
     bucket = {"resources": [_res("aws_s3_bucket.media", "delete", "aws_s3_bucket")]}
     assert risk.assess(q, bucket)["level"] == "high"
-    assert "high: deletes aws_s3_bucket.media (storage)" in risk.assess(q, bucket)["reasons"]
+    assert (
+        "high: deletes aws_s3_bucket.media (storage): an S3 bucket: every object and version in it"
+        in risk.assess(q, bucket)["reasons"]
+    )
+    # A cache with snapshots holds data (issue 18): its replacement loses them.
     cache = {
         "resources": [
             _res(
@@ -100,7 +111,16 @@ def test_deleting_a_bucket_is_high_and_a_cache_replacement_is_not() -> None:
             )
         ]
     }
-    assert risk.assess(q, cache)["level"] == "low"
+    assert risk.assess(q, cache)["level"] == "high"
+    # The database's subnet group is in the database component, but holds no data.
+    subnets = {
+        "resources": [
+            _res("module.database.aws_db_subnet_group.main", "delete", "aws_db_subnet_group")
+        ]
+    }
+    out = risk.assess(q, subnets)
+    assert (out["level"], out["reasons"][0]) == ("low", "low: score 4")
+    assert out["blast_radius"]["deletes"][0]["data_reason"] == ""
 
 
 def test_scores_and_levels_of_answers() -> None:
@@ -135,10 +155,14 @@ _ANSWERS = st.fixed_dictionaries(
         "tested_in_staging": st.booleans(),
     }
 )
-_ACTIONS = st.sampled_from(["create", "update", "delete", "replace"])
+_ACTIONS = st.sampled_from(["create", "update", "forget", "delete", "replace"])
 _ADDRESSES = st.sampled_from(
     [
         ("module.database.null_resource.instance", "null_resource", "module.database"),
+        ("module.database.aws_db_instance.main", "aws_db_instance", "module.database"),
+        ("module.database.aws_db_subnet_group.main", "aws_db_subnet_group", "module.database"),
+        ("aws_kms_key.media", "aws_kms_key", ""),
+        ("aws_sqs_queue.jobs", "aws_sqs_queue", ""),
         ("module.media_bucket.null_resource.bucket", "null_resource", "module.media_bucket"),
         ("module.cache.null_resource.cluster", "null_resource", "module.cache"),
         ("aws_vpc.main", "aws_vpc", ""),
@@ -149,8 +173,9 @@ _ADDRESSES = st.sampled_from(
 _PLAN = st.lists(st.tuples(_ADDRESSES, _ACTIONS), max_size=6)
 _RANK = {level: i for i, level in enumerate(risk.LEVELS)}
 _WORSE = {
-    "create": ("update", "delete", "replace"),
-    "update": ("delete", "replace"),
+    "create": ("update", "forget", "delete", "replace"),
+    "update": ("forget", "delete", "replace"),
+    "forget": ("delete", "replace"),
     "delete": ("replace",),
     "replace": (),
 }
@@ -196,6 +221,17 @@ def test_a_more_destructive_plan_never_lowers_the_score_or_level(
             worse[i] = (address, data.draw(st.sampled_from(_WORSE[action])))
     after = risk.assess(q, _summary(worse))
     assert after["score"] >= before["score"]
+    assert _RANK[after["level"]] >= _RANK[before["level"]]
+
+
+@given(q=_ANSWERS, plan=_PLAN)
+def test_an_environment_that_names_more_data_never_lowers_the_level(
+    q: dict[str, Any], plan: Any
+) -> None:
+    extra = data_resources.parse_extra(data_resources.SAMPLE_STACK_EXTRA)
+    before = risk.assess(q, _summary(plan))
+    after = risk.assess(q, _summary(plan), extra)
+    assert after["score"] == before["score"]
     assert _RANK[after["level"]] >= _RANK[before["level"]]
 
 
@@ -322,6 +358,14 @@ def test_a_valid_prod_ticket_is_stored_structured_and_scored(
             "replaces": [],
             "delete_count": 0,
             "replace_count": 0,
+            "forgets": [],
+            "imports": [],
+            "moves": [],
+            "invocations": [],
+            "forget_count": 0,
+            "import_count": 0,
+            "move_count": 0,
+            "invoke_count": 0,
         },
         "plan_run": None,
     }
@@ -453,9 +497,9 @@ def _destructive(ticket: Ticket) -> Ticket:
             "destroy": 1,
             "resources": [
                 _res(
-                    "module.database.null_resource.instance",
+                    "module.database.aws_db_instance.main",
                     "replace",
-                    "null_resource",
+                    "aws_db_instance",
                     "module.database",
                 )
             ],
@@ -526,7 +570,7 @@ def test_the_approver_reads_the_risk_and_rollback_plan_above_the_approve_button(
     for shown in (
         "A bigger database for the campaign.",
         'id="risk-level">high<',
-        "high: replaces module.database.null_resource.instance (database)",
+        "high: replaces module.database.aws_db_instance.main (database): an RDS database",
         'id="risk-note">The assessed risk is high, so this prod ticket needs',
         'id="blast-radius"',
         str(RISK_OK["summary"]),

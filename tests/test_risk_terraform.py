@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
+from deployments import data_resources
 from deployments.choices import TicketStatus
-from deployments.models import AuditEvent, Ticket
+from deployments.models import AuditEvent, Environment, Ticket
+from deployments.services.environments import environment_save
 from deployments.terraform.source import commit_all
 
 from .conftest import api_for
@@ -48,6 +50,11 @@ def test_risk_follows_each_real_plan(
     infra_repo: Path,
     inline: list[int],  # noqa: F811
 ) -> None:
+    # The sample stack's stand-ins hold data as the resources they model (the local run
+    # names them the same way: seed_demo).
+    staging = Environment.objects.get(name="staging")
+    staging.data_resource_types = data_resources.SAMPLE_STACK_EXTRA
+    environment_save(actor="admin", env=staging, changed=["data_resource_types"])
     first = drain(_file(author, "staging"))
     assert first.status == TicketStatus.AWAITING_APPROVAL, first.status_reason
     resources = first.current_plan.summary["resources"]
@@ -58,6 +65,8 @@ def test_risk_follows_each_real_plan(
         "type": "null_resource",
         "module": "module.database",
         "action": "create",
+        "previous_address": "",
+        "importing": False,
     }
     blast = first.risk["blast_radius"]
     assert blast["components"] == [
@@ -94,7 +103,8 @@ def test_risk_follows_each_real_plan(
     assert second.status == TicketStatus.AWAITING_APPROVAL
     assert second.risk["level"] == "high"
     assert second.risk["reasons"][0] == (
-        "high: replaces module.database.null_resource.instance (database)"
+        "high: replaces module.database.null_resource.instance (database): "
+        "the sample stack's aws_db_instance: the PostgreSQL database"
     )
     assert second.risk["blast_radius"]["components"] == ["database"]
     levels = [

@@ -87,13 +87,19 @@ def test_rollback_mode_is_immediate_up_to_the_hour_inclusive() -> None:
 
 def test_immediate_rollback_needs_one_lead_and_ignores_window_and_freezes() -> None:
     env = _prod()
-    rollback = Ticket(environment=env, change_type="rollback", rollback_mode="immediate")
+    until = T0 + dt.timedelta(minutes=30)
+    rollback = Ticket(
+        environment=env,
+        change_type="rollback",
+        rollback_mode="immediate",
+        rollback_immediate_until=until,
+    )
     planned = Ticket(environment=env, change_type="rollback", rollback_mode="planned")
     normal = Ticket(environment=env, change_type="normal")
-    immediate_rule = policy.rule_for(rollback)
+    immediate_rule = policy.rule_for(rollback, now=T0)
     assert immediate_rule.describe() == "1 approval from a DevOps Lead or Tech Lead"
-    assert policy.rule_for(planned) == policy.rule_for(normal)
-    assert policy.rule_for(planned).all_of == ("tech_lead", "devops_lead")
+    assert policy.rule_for(planned, now=T0) == policy.rule_for(normal, now=T0)
+    assert policy.rule_for(planned, now=T0).all_of == ("tech_lead", "devops_lead")
     freeze = [Freeze(starts_at=T0 - dt.timedelta(hours=1), ends_at=T0 + dt.timedelta(hours=1))]
     policy.check_window(env, rollback, T0, freeze)  # outside the window, in a freeze: allowed
     for ticket in (planned, normal):
@@ -101,18 +107,123 @@ def test_immediate_rollback_needs_one_lead_and_ignores_window_and_freezes() -> N
             policy.check_window(env, ticket, T0, freeze)
         with pytest.raises(policy.PolicyError, match="change window"):
             policy.check_window(env, ticket, T0, [])
-    assert "immediate rollback" in policy.window_bypass_note(rollback)
-    assert policy.window_bypass_note(planned) == ""
-    # A hand-made "rollback" without the portal's mode gets no bypass at all.
-    assert not policy.ignores_window(Ticket(environment=env, change_type="rollback"))
+    assert "immediate rollback" in policy.window_bypass_note(rollback, T0)
+    assert policy.window_bypass_note(planned, T0) == ""
+    # A hand-made "rollback" without the portal's mode gets no bypass at all, and neither
+    # does an "immediate" one without a recorded hour.
+    assert not policy.ignores_window(Ticket(environment=env, change_type="rollback"), T0)
+    assert not policy.ignores_window(
+        Ticket(environment=env, change_type="rollback", rollback_mode="immediate"), T0
+    )
     # No promotion gate for rollbacks: the commit was in the environment already.
     assert not policy.promotion_applies(rollback) and not policy.promotion_applies(planned)
 
 
+def test_an_immediate_rollback_past_its_hour_follows_the_planned_path() -> None:
+    env = _prod()
+    until = T0 + dt.timedelta(minutes=30)
+    rollback = Ticket(
+        environment=env,
+        change_type="rollback",
+        rollback_mode="immediate",
+        rollback_immediate_until=until,
+    )
+    normal = Ticket(environment=env, change_type="normal")
+    assert policy.is_immediate_rollback(rollback, until)  # the boundary itself counts
+    later = until + dt.timedelta(seconds=1)
+    assert not policy.is_immediate_rollback(rollback, later)
+    assert policy.rollback_lapsed(rollback, later) and not policy.rollback_lapsed(rollback, until)
+    assert policy.effective_rollback_mode(rollback, until) == "immediate"
+    assert policy.effective_rollback_mode(rollback, later) == "planned"
+    # The normal rule, the window and freezes: with the reason in every refusal.
+    assert policy.rule_for(rollback, now=later) == policy.rule_for(normal, now=later)
+    assert not policy.ignores_window(rollback, later)
+    assert policy.window_bypass_note(rollback, later) == ""
+    freeze = [Freeze(starts_at=T0, ends_at=T0 + dt.timedelta(hours=2), reason="audit")]
+    with pytest.raises(policy.PolicyError, match=r"hour ended at .* frozen"):
+        policy.check_window(env, rollback, later, freeze)
+    with pytest.raises(policy.PolicyError, match=r"hour ended at .*change window"):
+        policy.check_window(env, rollback, later, [])
+    assert "planned path" in policy.rollback_lapse_note(rollback, later)
+    assert policy.rollback_lapse_note(rollback, until) == ""
+    # Scheduling asks the hour at the instant the apply would start.
+    with pytest.raises(policy.PolicyError, match="outside prod's change window"):
+        policy.check_may_schedule(
+            Ticket(
+                environment=env,
+                change_type="rollback",
+                rollback_mode="immediate",
+                rollback_immediate_until=until,
+                status=TicketStatus.APPROVED,
+            ),
+            user_roles={"operations"},
+            at=later,
+            now=T0,
+        )
+    # One lead's approval, enough within the hour, is not enough after it: the ticket takes
+    # the approval it lacks (it is approved, yet short of the rule of now).
+    approved = Ticket(
+        environment=env,
+        change_type="rollback",
+        rollback_mode="immediate",
+        rollback_immediate_until=until,
+        status=TicketStatus.APPROVED,
+        author_id=99,
+    )
+    votes = [policy.Vote(1, "tess", frozenset({"tech_lead"}), "tech_lead")]
+    assert not policy.needs_more_approval(approved, votes, now=until)
+    assert policy.needs_more_approval(approved, votes, now=later)
+    with pytest.raises(policy.PolicyError, match="already approved"):
+        policy.check_may_approve(
+            approved,
+            user_id=2,
+            username="otto",
+            user_roles={"devops_lead"},
+            votes=votes,
+            has_current_plan=True,
+            now=until,
+        )
+    role = policy.check_may_approve(
+        approved,
+        user_id=2,
+        username="otto",
+        user_roles={"devops_lead"},
+        votes=votes,
+        has_current_plan=True,
+        now=later,
+    )
+    assert role == "devops_lead"
+    with pytest.raises(policy.PolicyError, match=r"hour ended.*still needs a DevOps Lead"):
+        policy.check_may_deploy(
+            approved,
+            user_roles={"operations"},
+            now=later,
+            pending="a DevOps Lead",
+            quorum_met=False,
+        )
+    # The worker's start-time check: inside a window, the approvals no longer hold.
+    thursday = dt.datetime(2026, 11, 26, 7, 30, tzinfo=dt.UTC)
+    approved.rollback_immediate_until = thursday - dt.timedelta(hours=1)
+    with pytest.raises(policy.ApplyRefused, match="hour ended") as refused:
+        policy.check_apply_may_start(
+            approved,
+            now=thursday,
+            plan_sha256="b" * 64,
+            current_plan_sha256="b" * 64,
+            votes=votes,
+        )
+    assert refused.value.back_to == TicketStatus.AWAITING_APPROVAL
+
+
 def test_immediate_rollback_in_an_environment_without_approvals_needs_none() -> None:
     dev = Environment.objects.get(name="dev")
-    rollback = Ticket(environment=dev, change_type="rollback", rollback_mode="immediate")
-    assert not policy.rule_for(rollback).required
+    rollback = Ticket(
+        environment=dev,
+        change_type="rollback",
+        rollback_mode="immediate",
+        rollback_immediate_until=T0,
+    )
+    assert not policy.rule_for(rollback, now=T0).required
 
 
 # --- choosing the last known good --------------------------------------------------------

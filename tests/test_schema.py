@@ -40,10 +40,10 @@ def _component(doc: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _text(prop: dict[str, Any]) -> dict[str, Any]:
-    """A string property; one that may also be blank is oneOf [constraints, empty]."""
-    if "oneOf" in prop:
-        assert prop["oneOf"][1] == {"type": "string", "maxLength": 0}
-        found: dict[str, Any] = prop["oneOf"][0]
+    """A string property; one that may also be blank is anyOf [constraints, empty]."""
+    if "anyOf" in prop:
+        assert prop["anyOf"][1] == {"type": "string", "maxLength": 0}
+        found: dict[str, Any] = prop["anyOf"][0]
         return found
     return prop
 
@@ -131,6 +131,136 @@ def test_every_operation_documents_its_error_answers(schema_doc: dict[str, Any])
             for code in expected:
                 content = operation["responses"][code]["content"]["application/json"]
                 assert content["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_openapi_spec_validator_accepts_the_document(schema_doc: dict[str, Any]) -> None:
+    """What a client generator's first step checks: every default matches its own schema."""
+    from openapi_spec_validator import OpenAPIV30SpecValidator
+
+    errors = [str(e).splitlines()[0] for e in OpenAPIV30SpecValidator(schema_doc).iter_errors()]
+    assert errors == []
+
+
+def test_a_blank_default_sits_beside_the_constraint_it_does_not_meet(
+    schema_doc: dict[str, Any],
+) -> None:
+    """Blank-or-constrained text: the default "" belongs to the property, whose anyOf admits
+    blank; the constraint itself stays as strict as the server's validator."""
+    commit = _component(schema_doc, "TicketCreateRequest")["properties"]["commit_sha"]
+    assert commit["default"] == ""
+    assert commit["anyOf"] == [
+        {"type": "string", "pattern": "^[0-9a-fA-F]{40}$"},
+        {"type": "string", "maxLength": 0},
+    ]
+    comment = _component(schema_doc, "ApproveRequest")["properties"]["comment"]
+    assert comment["default"] == "" and "default" not in comment["anyOf"][0]
+    assert comment["anyOf"][0]["pattern"] == "^[^\\u0000]+$"
+
+
+def _normalised(name: str) -> str:
+    # openapi-python-client turns component names into class names: case and punctuation go.
+    return "".join(ch for ch in name if ch.isalnum()).lower()
+
+
+def test_every_component_has_its_own_name(schema_doc: dict[str, Any]) -> None:
+    """Two components that a generator names alike collapse into one (the metrics' `_Error`
+    and `Error` did, and every error answer was dropped from the generated client)."""
+    names = list(schema_doc["components"]["schemas"])
+    assert not [n for n in names if not n[:1].isalpha()], names
+    seen: dict[str, str] = {}
+    for name in names:
+        assert _normalised(name) not in seen, (name, seen.get(_normalised(name)))
+        seen[_normalised(name)] = name
+
+
+def test_json_is_the_request_body_and_multipart_only_where_a_file_goes(
+    schema_doc: dict[str, Any],
+) -> None:
+    uploads = {"/api/v1/tickets/{id}/evidence/", "/api/v1/tickets/{id}/checks/"}
+    for path, methods in schema_doc["paths"].items():
+        for method, operation in methods.items():
+            body = operation.get("requestBody")
+            if body is None:
+                continue
+            media = set(body["content"])
+            if path in uploads:
+                assert "multipart/form-data" in media, path
+            else:
+                assert media == {"application/json"}, (method, path, media)
+    evidence = schema_doc["paths"]["/api/v1/tickets/{id}/evidence/"]["post"]["requestBody"]
+    assert set(evidence["content"]) == {"multipart/form-data"}
+    form = _component(schema_doc, "EvidenceUploadRequest")
+    # A form field is text: `passed` is true or false, or left out (no verdict yet); a form
+    # cannot say null, so the document does not offer it.
+    assert form["properties"]["passed"]["type"] == "boolean"
+    assert not form["properties"]["passed"].get("nullable")
+    assert form["properties"]["file"]["format"] == "binary"
+    checks = schema_doc["paths"]["/api/v1/tickets/{id}/checks/"]["post"]["requestBody"]
+    assert checks["content"]["multipart/form-data"]["schema"] == {
+        "$ref": "#/components/schemas/CheckUploadRequest"
+    }
+    assert checks["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CheckCreateRequest"
+    }
+
+
+def test_bearer_and_token_are_both_in_the_security_schemes(schema_doc: dict[str, Any]) -> None:
+    schemes = schema_doc["components"]["securitySchemes"]
+    assert schemes["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": schemes["bearerAuth"]["description"],
+    }
+    assert schemes["tokenAuth"]["in"] == "header" and schemes["tokenAuth"]["name"] == (
+        "Authorization"
+    )
+    approve = schema_doc["paths"]["/api/v1/tickets/{id}/approve/"]["post"]
+    assert {"bearerAuth": []} in approve["security"] and {"tokenAuth": []} in approve["security"]
+
+
+_REF = "#/components/schemas/"
+
+
+def _points_at(prop: dict[str, Any], component: str) -> bool:
+    refs = [prop.get("$ref"), *(branch.get("$ref") for branch in prop.get("allOf", []))]
+    items = prop.get("items") or {}
+    refs.append(items.get("$ref"))
+    return f"{_REF}{component}" in refs
+
+
+@pytest.mark.parametrize(
+    ("component", "field", "shape"),
+    [
+        ("Ticket", "plan_summary", "PlanSummary"),
+        ("TicketDetail", "plan_summary", "PlanSummary"),
+        ("TicketDetail", "approvals", "Approval"),
+        ("TicketDetail", "approval_status", "ApprovalStatus"),
+        ("TicketDetail", "rejections", "Rejection"),
+        ("Run", "summary", "PlanSummary"),
+        ("RunBrief", "summary", "PlanSummary"),
+        ("DriftCheck", "summary", "PlanSummary"),
+        ("Environment", "change_window", "ChangeWindow"),
+        ("Environment", "approval_rule", "ApprovalRule"),
+        ("Environment", "emergency_approval_rule", "ApprovalRule"),
+    ],
+)
+def test_what_ci_reads_has_a_named_schema(
+    schema_doc: dict[str, Any], component: str, field: str, shape: str
+) -> None:
+    prop = _component(schema_doc, component)["properties"][field]
+    assert _points_at(prop, shape), prop
+    assert _component(schema_doc, shape)["properties"]
+
+
+def test_no_field_is_an_untyped_object(schema_doc: dict[str, Any]) -> None:
+    """Every property says what it holds; a free-form object (audit data) says so."""
+    for name, component in schema_doc["components"]["schemas"].items():
+        for field, prop in (component.get("properties") or {}).items():
+            typed = {"type", "$ref", "allOf", "anyOf", "oneOf"} & set(prop)
+            assert typed, (name, field, prop)
+            if prop.get("type") == "object" and "properties" not in prop:
+                additional = prop.get("additionalProperties")
+                assert additional is True or "$ref" in (additional or {}), (name, field, prop)
 
 
 # --- schemathesis against the WSGI app ---------------------------------------------

@@ -160,8 +160,14 @@ def test_the_admin_cannot_make_plaintext_tokens_but_revokes_keys(root: User, lea
 
 def _user_change_data(client: Client, user: User) -> tuple[str, dict[str, Any]]:
     url = f"/admin/auth/user/{user.pk}/change/"
-    form = client.get(url).context["adminform"].form
+    page = client.get(url)
+    form = page.context["adminform"].form
     data: dict[str, Any] = {}
+    # The inlines' management forms (the GitHub login), as the browser posts them.
+    for inline in page.context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        for name in management.fields:
+            data[f"{inline.formset.prefix}-{name}"] = management[name].value()
     for name, field in form.fields.items():
         value = form.initial.get(name)
         if name == "password" or value is None:

@@ -294,6 +294,7 @@ def test_a_cached_export_is_the_commit_byte_for_byte_without_asking_git_again(
         raise AssertionError("git was asked again for a cached commit")
 
     monkeypatch.setattr(type(repo), "_git", no_git)
+    monkeypatch.setattr(type(repo), "_archive_into", no_git)
     second = repo.export_cached(sha, "terraform", tmp_path / "run2", tmp_path / "cache")
     assert _tree(second) == _tree(fresh)
 
@@ -331,16 +332,21 @@ def test_a_damaged_cache_entry_is_rebuilt(tmp_path: Path, damage: str) -> None:
     assert _tree(repo.export_cached(sha, "terraform", tmp_path / "run3", cache)) == fresh
 
 
-def test_an_unknown_commit_or_folder_still_fails_and_caches_nothing(tmp_path: Path) -> None:
+def test_an_unknown_commit_or_folder_still_fails_and_caches_nothing_else(
+    tmp_path: Path,
+) -> None:
     from deployments.terraform.source import SourceError
 
     repo, sha = _repo(tmp_path)
     cache = tmp_path / "cache"
     with pytest.raises(SourceError):
         repo.export_cached("f" * 40, "terraform", tmp_path / "run1", cache)
-    with pytest.raises(SourceError):
-        repo.export_cached(sha, "nowhere", tmp_path / "run2", cache)
     assert list(cache.iterdir()) == []
+    with pytest.raises(SourceError, match="nowhere/ does not exist at commit"):
+        repo.export_cached(sha, "nowhere", tmp_path / "run2", cache)
+    # The entry is the commit's whole tree, shared by every root in it: kept.
+    (entry,) = list(cache.iterdir())
+    assert (entry / "tree/terraform/main.tf").is_file()
 
 
 def test_a_finished_runs_working_directory_is_removed(tmp_path: Path) -> None:

@@ -17,13 +17,23 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from deployments.models import AuditEvent, Ticket, WebhookDelivery
-from deployments.services import webhooks
+from deployments.services import accounts, webhooks
 from deployments.terraform.source import commit_all
 
 from .conftest import api_for, wait_for
 
 SECRET = "webhook-test-secret"
 URL = "/api/v1/webhooks/github/"
+REPOSITORY, REPOSITORY_ID = "acme/infra", 4242
+
+
+@pytest.fixture(autouse=True)
+def _configured_repository(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings.GITHUB_REPOSITORY = REPOSITORY
+    settings.GITHUB_REPOSITORY_ID = REPOSITORY_ID
+    # A worker process started by the test reads them from its environment.
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPOSITORY)
+    monkeypatch.setenv("GITHUB_REPOSITORY_ID", str(REPOSITORY_ID))
 
 
 @pytest.fixture
@@ -63,8 +73,8 @@ def push(sha: str, ref: str = "refs/heads/main", pusher: str = "alice") -> dict[
         "deleted": False,
         "head_commit": {"id": sha, "message": "Scale the app tier\n\nlonger text"},
         "pusher": {"name": pusher, "email": f"{pusher}@example.com"},
-        "sender": {"login": pusher},
-        "repository": {"full_name": "acme/infra"},
+        "sender": {"login": pusher, "id": 1000},
+        "repository": {"full_name": REPOSITORY, "id": REPOSITORY_ID},
     }
 
 
@@ -130,17 +140,38 @@ def test_unset_secret_is_401_naming_the_setting(settings: Any) -> None:
 
 
 @pytest.mark.django_db
-def test_malformed_and_oversized_bodies(secret: str, settings: Any) -> None:
-    assert deliver("push", None, raw=b"{not json").status_code == 400
-    assert deliver("push", None, raw=b"[1, 2]").status_code == 400
-    settings.API_JSON_MAX_BYTES = 100
-    assert deliver("push", {"pad": "x" * 200}).status_code == 413
-    settings.API_JSON_MAX_BYTES = 4 * 1024 * 1024
-    form = deliver(
-        "push", None, raw=b"payload=%7B%7D", content_type="application/x-www-form-urlencoded"
-    )
-    assert form.status_code == 415
-    assert "application/json" in form.json()["detail"]
+@pytest.mark.parametrize(
+    ("raw", "content_type", "code", "reason"),
+    [
+        (b"{not json", "application/json", 400, "malformed request body: JSON parse error"),
+        (b"[1, 2]", "application/json", 400, "must be a JSON object"),
+        (b'{"zen": NaN}', "application/json", 400, "JSON parse error"),
+        (b'{"a": 1} trailing', "application/json", 400, "JSON parse error"),
+        (b'{"a": ' * 40 + b"1" + b"}" * 40, "application/json", 400, "nested deeper than 32"),
+        (b'{"ref": "refs/heads/\\u0000"}', "application/json", 400, "ref holds a NUL"),
+        (b"payload=%7B%7D", "application/x-www-form-urlencoded", 415, "application/json"),
+    ],
+)
+def test_a_signed_delivery_that_cannot_be_read_is_refused_and_recorded(
+    secret: str, raw: bytes, content_type: str, code: int, reason: str
+) -> None:
+    """Refused with the reason, and kept with it among the deliveries (not silently lost)."""
+    answer = deliver("push", None, raw=raw, content_type=content_type, delivery="bad-1")
+    assert answer.status_code == code, answer.json()
+    assert reason in answer.json()["detail"]
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.delivery_id, delivery.event, delivery.status) == ("bad-1", "push", "refused")
+    assert reason in delivery.outcome and delivery.outcome.startswith(f"HTTP {code}: ")
+    assert delivery.payload == {} and delivery.processed_at is not None
+    refused = AuditEvent.objects.get(action="webhook.refuse")
+    assert refused.data["delivery"] == "bad-1" and reason in refused.data["reason"]
+    assert not Ticket.objects.exists()
+
+
+@pytest.mark.django_db
+def test_missing_github_headers_are_refused_and_recorded_under_an_id_of_their_own(
+    secret: str,
+) -> None:
     no_delivery = APIClient().post(
         URL,
         data=b"{}",
@@ -150,7 +181,12 @@ def test_malformed_and_oversized_bodies(secret: str, settings: Any) -> None:
     )
     assert no_delivery.status_code == 400
     assert "X-GitHub-Delivery" in no_delivery.json()
-    assert not WebhookDelivery.objects.exists()
+    no_event = deliver("", {}, delivery="no-event")
+    assert no_event.status_code == 400 and "X-GitHub-Event" in no_event.json()
+    recorded = {d.delivery_id: d for d in WebhookDelivery.objects.all()}
+    assert recorded["no-event"].status == "refused" and recorded["no-event"].event == "(none)"
+    (generated,) = [d for name, d in recorded.items() if name.startswith("refused-")]
+    assert generated.status == "refused" and "X-GitHub-Delivery" in generated.outcome
 
 
 # --- what is ignored, with the reason recorded -----------------------------------------
@@ -165,7 +201,18 @@ def test_malformed_and_oversized_bodies(secret: str, settings: Any) -> None:
         ("push", push("0" * 40) | {"deleted": True}, "was deleted"),
         ("ping", {"zen": "Keep it logically awesome.", "hook_id": 1}, "ping"),
         ("issues", {"action": "opened"}, "issues events are not used"),
-        ("pull_request", {"action": "labeled", "pull_request": {}}, "changes nothing"),
+        (
+            "pull_request",
+            {
+                "action": "labeled",
+                "pull_request": {},
+                "repository": {"full_name": REPOSITORY, "id": REPOSITORY_ID},
+            },
+            "changes nothing",
+        ),
+        ("projects_v2_item", {"action": "edited"}, "projects_v2_item events are not used"),
+        ("projects_v2", {"action": "created"}, "projects_v2 events are not used"),
+        ("projects_v2_status_update", {"action": "created"}, "events are not used"),
     ],
 )
 def test_other_refs_and_events_are_acknowledged_and_ignored(
@@ -227,6 +274,7 @@ def _queued(event: str, payload: dict[str, Any]) -> WebhookDelivery:
 
 @pytest.mark.django_db
 def test_push_files_a_dev_ticket_as_the_pusher(head_sha: str, author: User) -> None:
+    accounts.github_login_set(actor="test", user=author, login="alice")
     delivery = _queued("push", push(head_sha, pusher="alice"))
     webhooks.webhook_process(delivery_pk=delivery.pk)
     ticket = Ticket.objects.get()
@@ -247,16 +295,48 @@ def test_push_files_a_dev_ticket_as_the_pusher(head_sha: str, author: User) -> N
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("pusher", ["stranger", "opal"])
-def test_unknown_pusher_or_one_who_may_not_file_uses_the_service_account(
-    head_sha: str, operations: User, pusher: str
+@pytest.mark.parametrize(
+    ("sender", "why"),
+    [
+        ("stranger", "GitHub user stranger is linked to no portal user"),
+        # A GitHub name equal to a username maps to no one: "admin" is the superuser here.
+        ("admin", "GitHub user admin is linked to no portal user"),
+        ("alice", "GitHub user alice is linked to no portal user"),
+        ("opal-gh", "opal (opal-gh) may not file in dev"),
+        ("dave-gh", "dave (dave-gh) is inactive"),
+    ],
+)
+def test_a_push_is_filed_as_a_person_only_through_a_linked_login(
+    head_sha: str, author: User, operations: User, developer: User, sender: str, why: str
 ) -> None:
-    delivery = _queued("push", push(head_sha, pusher=pusher))
+    """Issue 16, hole 9: `pusher.name: "admin"` filed a dev ticket as the superuser."""
+    User.objects.create_superuser("admin", "admin@example.com", "x")
+    accounts.github_login_set(actor="test", user=operations, login="opal-gh")
+    accounts.github_login_set(actor="test", user=developer, login="dave-gh")
+    User.objects.filter(pk=developer.pk).update(is_active=False)
+    payload = push(head_sha, pusher=sender)
+    delivery = _queued("push", payload)
     webhooks.webhook_process(delivery_pk=delivery.pk)
     ticket = Ticket.objects.get()
     assert ticket.author.username == "github"
     assert list(ticket.author.groups.values_list("name", flat=True)) == ["developer"]
     assert not ticket.author.has_usable_password()
+    delivery.refresh_from_db()
+    assert delivery.outcome == f"dev: ticket #{ticket.pk} by github ({why})"
+
+
+@pytest.mark.django_db
+def test_the_link_is_by_sender_login_ignoring_case_and_audited(head_sha: str, author: User) -> None:
+    accounts.github_login_set(actor="test", user=author, login="Alice-GH")
+    linked = AuditEvent.objects.get(action="account.github_login")
+    assert linked.data == {"user": "alice", "before": "", "after": "Alice-GH"}
+    # pusher.name is not who pushed as far as the portal is concerned: sender.login is.
+    payload = push(head_sha, pusher="someone-else") | {"sender": {"login": "alice-gh", "id": 7}}
+    webhooks.webhook_process(delivery_pk=_queued("push", payload).pk)
+    assert Ticket.objects.get().author == author
+    accounts.github_login_set(actor="test", user=author, login="")
+    assert AuditEvent.objects.filter(action="account.github_login").count() == 2
+    assert not author.__class__.objects.filter(github_login__isnull=False).exists()
 
 
 @pytest.mark.django_db
@@ -326,7 +406,7 @@ def test_pull_request_metadata_is_attached(
             "state": "open",
             "head": {"sha": head_sha, "ref": "scale"},
         },
-        "repository": {"full_name": "acme/infra"},
+        "repository": {"full_name": REPOSITORY, "id": REPOSITORY_ID},
     }
     delivery = _queued("pull_request", pr)
     webhooks.webhook_process(delivery_pk=delivery.pk)
@@ -362,7 +442,7 @@ def _merged_pr(head: str, merge_commit: str) -> dict[str, Any]:
             "merge_commit_sha": merge_commit,
             "head": {"sha": head, "ref": "note"},
         },
-        "repository": {"full_name": "acme/infra"},
+        "repository": {"full_name": REPOSITORY, "id": REPOSITORY_ID},
     }
 
 
@@ -427,6 +507,7 @@ def test_signed_push_to_main_deploys_dev_once_even_when_redelivered(
 ) -> None:
     (infra_repo / "terraform" / "webhook_note.txt").write_text("merged by the webhook test\n")
     sha = commit_all(infra_repo, "Merge pull request #7: a note")
+    accounts.github_login_set(actor="test", user=author, login="alice")
     payload = push(sha, pusher="alice")
     first = deliver("push", payload, delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958")
     assert first.status_code == 202, first.json()

@@ -26,6 +26,7 @@ from deployments.models import AuditEvent
 from deployments.services import InputError
 
 from .pagination import _bounded
+from .shapes import FreeFormObjectField
 
 # Rows fetched per query while exporting: memory stays flat however many match.
 EXPORT_CHUNK = 2000
@@ -49,7 +50,7 @@ class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
         allow_null=True, help_text="The user's id (hashed with the event); null for the portal."
     )
     ticket = serializers.IntegerField(source="ticket_id", allow_null=True)
-    data = serializers.JSONField()  # type: ignore[assignment]
+    data = FreeFormObjectField(help_text="The event's details; keys vary by action.")  # type: ignore[assignment]
 
     class Meta:
         model = AuditEvent

@@ -1,4 +1,5 @@
-"""``Authorization: Token <key>`` against hashed API keys, and what a key's scope may do."""
+"""``Authorization: Token <key>`` (or ``Bearer <key>``) against hashed API keys, and what a
+key's scope may do."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from deployments.models import ApiKey, ApiKeyScope
 from deployments.services import apikeys
 
 KEYWORD = "Token"
+# Clients generated from the OpenAPI document (openapi-python-client, openapi-generator)
+# send `Bearer <key>` by default: the same key, the same checks.
+KEYWORDS = frozenset({b"token", b"bearer"})
 _MAX_KEY_LENGTH = 200
 
 # What a key of scope "ci" may do besides reading: file tickets, re-plan, post check
@@ -28,11 +32,11 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
         parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() != KEYWORD.lower().encode():
+        if not parts or parts[0].lower() not in KEYWORDS:
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed(
-                "Invalid token header: send `Authorization: Token <key>`."
+                "Invalid token header: send `Authorization: Token <key>` (or `Bearer <key>`)."
             )
         try:
             key = parts[1].decode("ascii")
@@ -66,6 +70,11 @@ class ApiKeyAuthentication(BaseAuthentication):
         return KEYWORD
 
 
+def is_ci_key(auth: Any) -> bool:
+    """Did this request authenticate with an API key of scope ``ci`` (a machine)?"""
+    return isinstance(auth, ApiKey) and auth.scope == ApiKeyScope.CI
+
+
 class ApiKeyScopeAllows(BasePermission):
     """A key scoped to CI reads and files; it may not approve, reject, deploy or cancel."""
 
@@ -85,20 +94,34 @@ class ApiKeyScopeAllows(BasePermission):
         )
 
 
+_KEY_HELP = (
+    "an API key from the API tokens page (/settings/tokens/) or `manage.py "
+    "create_api_token`. Keys of scope `ci` may read, file tickets, plan and post checks and "
+    "evidence only, never with QA's pass (a person's act)."
+)
+
+
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    """The key in the schema: `Authorization: Token <key>`."""
+    """The key in the schema, either way it may be sent: `Authorization: Bearer <key>` (what
+    generated clients send) or `Authorization: Token <key>`. Either one is enough."""
 
     target_class = "deployments.api.authentication.ApiKeyAuthentication"
-    name = "tokenAuth"
+    name = ["bearerAuth", "tokenAuth"]
 
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {
-            "type": "apiKey",
-            "in": "header",
-            "name": "Authorization",
-            "description": (
-                "`Token <key>`: an API key from the API tokens page (/settings/tokens/) or "
-                "`manage.py create_api_token`. Keys of scope `ci` may read, file tickets, "
-                "plan and post checks and evidence only."
-            ),
-        }
+    def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:
+        return [{"bearerAuth": []}, {"tokenAuth": []}]
+
+    def get_security_definition(self, auto_schema: Any) -> list[dict[str, str]]:
+        return [
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": f"`Authorization: Bearer <key>`: {_KEY_HELP}",
+            },
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "description": f"`Authorization: Token <key>`: {_KEY_HELP}",
+            },
+        ]

@@ -7,7 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -17,6 +17,7 @@ from deployments.services.checks import CHECK_LOG_MAX
 from .check_serializers import CheckCreateSerializer, CheckResultSerializer, CheckUploadSerializer
 from .idempotency import PARAMETER as IDEMPOTENCY_KEY
 from .idempotency import idempotent
+from .parsers import StrictJSONParser
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 
@@ -41,7 +42,7 @@ class TicketChecksMixin:
         detail=True,
         methods=["post"],
         url_path="checks",
-        parser_classes=[JSONParser, MultiPartParser],
+        parser_classes=[StrictJSONParser, MultiPartParser],
     )
     @idempotent
     def checks(self, request: Request, pk: str) -> Response:

@@ -11,6 +11,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import APIException
+from rest_framework.fields import SkipField, empty
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +20,7 @@ from rest_framework.response import Response
 from deployments import evidence_selectors, policy, selectors, services, uploads, validation
 from deployments.models import Evidence, EvidenceKind, Ticket
 
+from .authentication import is_ci_key
 from .idempotency import PARAMETER as IDEMPOTENCY_KEY
 from .idempotency import idempotent
 from .parsers import RequestTooLarge
@@ -38,6 +41,11 @@ class EvidenceSerializer(serializers.ModelSerializer[Evidence]):
         slug_field="username", read_only=True, allow_null=True
     )
     download_url = serializers.SerializerMethodField()
+    withdrawn_by = serializers.SlugRelatedField(  # type: ignore[var-annotated]
+        slug_field="username", read_only=True, allow_null=True
+    )
+    purged = serializers.SerializerMethodField()
+    counts_for_signoff = serializers.SerializerMethodField()
 
     class Meta:
         model = Evidence
@@ -56,16 +64,43 @@ class EvidenceSerializer(serializers.ModelSerializer[Evidence]):
             "signed_off_by",
             "signed_off_at",
             "signoff_note",
+            "counts_for_signoff",
+            "withdrawn_at",
+            "withdrawn_by",
+            "withdraw_reason",
+            "purged",
         ]
 
     def get_download_url(self, evidence: Evidence) -> str:
         return download_url(evidence)
+
+    def get_purged(self, evidence: Evidence) -> bool:
+        """True once a withdrawn file's retention ended and its bytes were deleted."""
+        return evidence.purged_at is not None
+
+    def get_counts_for_signoff(self, evidence: Evidence) -> bool:
+        """Does its verdict count for the ticket's QA sign-off? Only one given after the
+        ticket's apply, on a file not withdrawn (a verdict given before the apply does
+        not: it speaks of a state not deployed yet)."""
+        return evidence_selectors.counts_for_signoff(evidence, evidence.ticket)
 
 
 def download_url(evidence: Evidence) -> str:
     from django.urls import reverse
 
     return reverse("api:ticket-evidence-download", args=[evidence.ticket_id, evidence.pk])
+
+
+class _FormVerdictField(serializers.BooleanField):
+    """A boolean form field that may be left out: absent (or sent empty) is no verdict, not
+    false (DRF reads a form's missing checkbox as false)."""
+
+    default_empty_html = empty
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        if data == "":
+            raise SkipField()
+        return super().validate_empty_values(data)
 
 
 class EvidenceUploadSerializer(serializers.Serializer[Any]):
@@ -76,12 +111,12 @@ class EvidenceUploadSerializer(serializers.Serializer[Any]):
         "Its name is kept without any path; its type is sniffed from its bytes.",
     )
     kind = serializers.ChoiceField(choices=EvidenceKind.choices)
-    passed = serializers.BooleanField(
-        allow_null=True,
+    # A form field is text: "true" or "false", or left out for no verdict (a form has no
+    # null, so the document offers none and generated clients send none).
+    passed = _FormVerdictField(
         required=False,
-        default=None,
-        help_text="Omit for no verdict yet; false reports a failure (anyone); true is a QA "
-        "sign-off (QA only, else 403).",
+        help_text="Leave out for no verdict yet; false reports a failure (anyone); true is a "
+        "QA sign-off (QA only, else 403).",
     )
     note = serializers.CharField(
         required=False,
@@ -89,6 +124,12 @@ class EvidenceUploadSerializer(serializers.Serializer[Any]):
         allow_blank=True,
         max_length=validation.COMMENT_MAX,
         help_text="A note kept with a verdict given at upload.",
+    )
+
+
+class EvidenceWithdrawSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(
+        max_length=validation.COMMENT_MAX, help_text="Why it is withdrawn (audited)."
     )
 
 
@@ -112,12 +153,13 @@ class StagingTicketSerializer(serializers.Serializer[Any]):
     evidence = EvidenceSerializer(many=True)
 
 
-def staging_ticket_data(ticket: Ticket) -> dict[str, Any] | None:
-    """The ``staging_ticket`` field of a ticket's detail (None when there is none)."""
+def staging_ticket_data(ticket: Ticket, viewer: Any) -> dict[str, Any] | None:
+    """The ``staging_ticket`` field of a ticket's detail (None when there is none, or when
+    the viewer may not see it)."""
     from django.urls import reverse
 
     staging = evidence_selectors.staging_ticket_for(ticket)
-    if staging is None:
+    if staging is None or staging.pk not in selectors.visible_ticket_ids(viewer, [staging.pk]):
         return None
     missing = list(policy.signoff_missing(evidence_selectors.verdicts(staging)))
     return {
@@ -136,6 +178,12 @@ def evidence_response(evidence: Evidence) -> FileResponse:
     """Stream the stored file after checking it against its SHA-256 (409 if it differs);
     only images, PDF and plain text open inline, with their sniffed type; the rest
     downloads as an attachment. Always nosniff, never cached."""
+    if evidence.purged_at is not None:
+        raise Gone(
+            f"evidence #{evidence.pk} ({evidence.filename}) was withdrawn on "
+            f"{evidence.withdrawn_at:%Y-%m-%d} and its bytes deleted once the retention "
+            "period ended; its SHA-256 stays on record"
+        )
     storage = evidence.file.storage
     sha = hashlib.sha256()
     with storage.open(evidence.file.name, "rb") as stored:
@@ -163,6 +211,12 @@ def evidence_response(evidence: Evidence) -> FileResponse:
     return stream
 
 
+class Gone(APIException):
+    status_code = status.HTTP_410_GONE
+    default_detail = "This evidence file was deleted after it was withdrawn."
+    default_code = "gone"
+
+
 class EvidenceActionsMixin:
     """Ticket verbs for evidence; mixed into TicketViewSet."""
 
@@ -173,6 +227,13 @@ class EvidenceActionsMixin:
             201: EvidenceSerializer,
             413: OpenApiResponse(
                 ERROR_REF, description="The file is over EVIDENCE_MAX_BYTES; nothing stored."
+            ),
+            409: OpenApiResponse(
+                ERROR_REF,
+                description="The ticket takes no more evidence (completed, cancelled, "
+                "rejected, rolled back), or a quota would be passed: files or bytes per ticket "
+                "(EVIDENCE_TICKET_MAX_FILES, EVIDENCE_TICKET_MAX_BYTES), bytes per person in "
+                "24 hours (EVIDENCE_USER_DAILY_BYTES). Nothing stored.",
             ),
         },
         summary="Upload a file of testing evidence (multipart)",
@@ -192,8 +253,9 @@ class EvidenceActionsMixin:
             actor=request.user,
             file=payload.validated_data["file"],
             kind=payload.validated_data["kind"],
-            passed=payload.validated_data["passed"],
+            passed=payload.validated_data.get("passed"),
             note=payload.validated_data["note"],
+            ci_key=is_ci_key(request.auth),
         )
         return Response(EvidenceSerializer(item).data, status=status.HTTP_201_CREATED)
 
@@ -219,8 +281,41 @@ class EvidenceActionsMixin:
             actor=request.user,
             passed=payload.validated_data["passed"],
             note=payload.validated_data["note"],
+            ci_key=is_ci_key(request.auth),
         )
         return Response(EvidenceSerializer(item).data)
+
+    @extend_schema(
+        parameters=[_ID, _EID],
+        request=EvidenceWithdrawSerializer,
+        responses={200: EvidenceSerializer},
+        summary="Withdraw an evidence file the ticket has not finished with",
+        description=(
+            "Its uploader or QA (403 for others; never with a `ci` key), with a reason; 409 "
+            "on a completed or rolled-back ticket (its evidence is part of the record) or "
+            "when already withdrawn. A withdrawn file stops counting for the QA sign-off and "
+            "the quotas at once; its bytes are kept for EVIDENCE_WITHDRAWN_RETENTION_DAYS "
+            "(30), then deleted (the row, its SHA-256 and the audit trail stay)."
+        ),
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"evidence/(?P<eid>[0-9]+)/withdraw",
+        url_name="evidence-withdraw",
+    )
+    def evidence_withdraw(self, request: Request, pk: str, eid: str) -> Response:
+        item = evidence_selectors.evidence_get(request.user, pk, eid)
+        payload = EvidenceWithdrawSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        item = services.evidence_withdraw(
+            ticket_id=item.ticket_id,
+            evidence_id=item.pk,
+            actor=request.user,
+            reason=payload.validated_data["reason"],
+        )
+        fresh = evidence_selectors.evidence_for(item.ticket).get(pk=item.pk)
+        return Response(EvidenceSerializer(fresh).data)
 
     @extend_schema(
         parameters=[_ID, _EID],
@@ -238,6 +333,10 @@ class EvidenceActionsMixin:
             409: OpenApiResponse(
                 ERROR_REF,
                 description="The stored file no longer matches its SHA-256; not served.",
+            ),
+            410: OpenApiResponse(
+                ERROR_REF,
+                description="Withdrawn, and its bytes deleted once the retention period ended.",
             ),
         },
         summary="Download one evidence file, checked against its SHA-256",

@@ -68,7 +68,23 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response.data = body
     elif isinstance(exc, exceptions.ParseError):
         response.data = {"detail": f"malformed request body: {exc.detail}"}
+    elif isinstance(exc, exceptions.UnsupportedMediaType) and str(exc.detail).startswith(
+        "Unsupported media type"
+    ):
+        # DRF's own refusal (a view's own says more already): name what the endpoint reads.
+        response.data = {"detail": _unsupported_media_type(exc, context)}
     return response
+
+
+def _unsupported_media_type(exc: exceptions.UnsupportedMediaType, context: dict[str, Any]) -> str:
+    """Say what the endpoint reads: JSON everywhere, multipart where a file is uploaded."""
+    request = context.get("request")
+    sent = (getattr(request, "content_type", "") or "").split(";")[0].strip() or "(none)"
+    view = context.get("view")
+    accepted = [parser.media_type for parser in getattr(view, "parser_classes", [])]
+    if not accepted:
+        return str(exc.detail)
+    return f"unsupported media type {sent}: send {' or '.join(accepted)}"
 
 
 def _internal_error(request: Any, exc: BaseException | None) -> Response:

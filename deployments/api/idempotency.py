@@ -56,13 +56,29 @@ class IdempotencyKeyReused(APIException):
     default_code = "idempotency_key_reused"
 
 
+def _file_digest(upload: Any) -> str:
+    """SHA-256 of an uploaded file's bytes, read in chunks (never whole into memory); the
+    file is rewound for the view."""
+    sha = hashlib.sha256()
+    upload.seek(0)
+    for chunk in upload.chunks():
+        sha.update(chunk)
+    upload.seek(0)
+    return sha.hexdigest()
+
+
 def _body_digest(request: Request) -> str:
     data = request.data
     if isinstance(data, QueryDict):
         files = request.FILES
+        # A file is its bytes: another file of the same name and size is another request.
         payload: Any = {
             "form": sorted((k, v) for k, vs in data.lists() for v in vs if k not in files),
-            "files": sorted((name, f.name, f.size) for name in files for f in files.getlist(name)),
+            "files": sorted(
+                (name, f.name, f.size, _file_digest(f))
+                for name in files
+                for f in files.getlist(name)
+            ),
         }
     else:
         payload = data

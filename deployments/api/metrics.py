@@ -15,13 +15,13 @@ from rest_framework.views import APIView
 from deployments import metrics, selectors
 
 
-class _SummarySerializer(serializers.Serializer[Any]):
+class DurationFiguresSerializer(serializers.Serializer[Any]):
     count = serializers.IntegerField(help_text="How many values the figures are over.")
     median_seconds = serializers.FloatField(allow_null=True)
     p90_seconds = serializers.FloatField(allow_null=True)
 
 
-class _RoleWaitSerializer(serializers.Serializer[Any]):
+class ApprovalWaitSerializer(serializers.Serializer[Any]):
     role = serializers.CharField()
     role_label = serializers.CharField()
     approvals = serializers.IntegerField()
@@ -29,14 +29,14 @@ class _RoleWaitSerializer(serializers.Serializer[Any]):
     p90_seconds = serializers.FloatField(allow_null=True)
 
 
-class _DaySerializer(serializers.Serializer[Any]):
+class MetricsDaySerializer(serializers.Serializer[Any]):
     date = serializers.DateField(help_text="A UTC calendar day.")
     deployments = serializers.IntegerField()
     succeeded = serializers.IntegerField()
     failures = serializers.IntegerField()
 
 
-class _EnvironmentMetricsSerializer(serializers.Serializer[Any]):
+class EnvironmentMetricsSerializer(serializers.Serializer[Any]):
     environment = serializers.CharField()
     display_name = serializers.CharField()
     deployments = serializers.IntegerField(help_text="Deployments that finished in the period.")
@@ -49,15 +49,15 @@ class _EnvironmentMetricsSerializer(serializers.Serializer[Any]):
     change_failure_rate = serializers.FloatField(
         allow_null=True, help_text="failures / deployments; null without deployments."
     )
-    lead_time = _SummarySerializer(help_text="Ticket filed → deployment finished.")
-    time_to_restore = _SummarySerializer(
+    lead_time = DurationFiguresSerializer(help_text="Ticket filed → deployment finished.")
+    time_to_restore = DurationFiguresSerializer(
         help_text="Failed deployment finished → next good deployment finished."
     )
     unrestored = serializers.IntegerField(help_text="Failures with no good deployment since.")
-    approval_waits = _RoleWaitSerializer(many=True)
+    approval_waits = ApprovalWaitSerializer(many=True)
     awaiting_approval_now = serializers.IntegerField()
     oldest_waiting_since = serializers.DateTimeField(allow_null=True)
-    daily = _DaySerializer(many=True)
+    daily = MetricsDaySerializer(many=True)
 
 
 class MetricsSerializer(serializers.Serializer[Any]):
@@ -65,11 +65,7 @@ class MetricsSerializer(serializers.Serializer[Any]):
     period_start = serializers.DateTimeField()
     period_end = serializers.DateTimeField()
     generated_at = serializers.DateTimeField()
-    environments = _EnvironmentMetricsSerializer(many=True)
-
-
-class _ErrorSerializer(serializers.Serializer[Any]):
-    detail = serializers.CharField()
+    environments = EnvironmentMetricsSerializer(many=True)
 
 
 class MetricsView(APIView):
@@ -94,7 +90,10 @@ class MetricsView(APIView):
         ],
         responses={
             200: MetricsSerializer,
-            400: OpenApiResponse(_ErrorSerializer, description="A bad days or environment."),
+            400: OpenApiResponse(
+                {"$ref": "#/components/schemas/Error"},
+                description="A bad days or environment.",
+            ),
         },
         description=(
             "Deployment frequency, lead time for changes, change failure rate, time to "

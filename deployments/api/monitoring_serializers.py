@@ -10,10 +10,15 @@ from deployments import validation
 from deployments.models import ChecklistItem, MonitoringCheck
 from deployments.monitoring_selectors import Monitoring
 
+from .shapes import FreeFormObjectField
+
 
 class ChecklistItemSerializer(serializers.ModelSerializer[ChecklistItem]):
     signed_by = serializers.SerializerMethodField(
         help_text='Who signed it: a username, "automated check", or null while open.'
+    )
+    evidence = FreeFormObjectField(
+        read_only=True, help_text="What the automated check saw ({} for a person's sign-off)."
     )
 
     class Meta:

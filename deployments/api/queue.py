@@ -343,7 +343,8 @@ class DeploymentHistoryView(generics.ListAPIView[Deployment]):
         if name:
             environment = history_selectors.history_environment(self.request.user, name)
         outcome = params.get("outcome", "")
-        if outcome and outcome not in DeploymentOutcome.values:
+        # The schema's enum has no empty value: ?outcome= is bad input, not "any".
+        if "outcome" in params and outcome not in DeploymentOutcome.values:
             raise ValidationError(
                 {"outcome": [f"outcome must be one of {', '.join(DeploymentOutcome.values)}"]}
             )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.openapi import AutoSchema
+
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": (
@@ -20,13 +22,16 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 _DESCRIPTIONS = {
     "400": "Bad input: the body or a query parameter is invalid (`detail` names the field).",
-    "401": "Not authenticated: send `Authorization: Token <key>`.",
+    "401": "Not authenticated: send `Authorization: Token <key>` (or `Bearer <key>`).",
     "403": "Refused: the caller may not do this (the reason is in `detail`).",
     "404": "No such object, or not visible to the caller.",
     "405": "Method not allowed.",
     "409": "Refused by the ticket's state or the environment's policy (reason in `detail`).",
     "413": "Request body over the documented maximum.",
-    "415": "Unsupported media type: send JSON.",
+    "415": (
+        "Unsupported media type: send JSON (multipart/form-data only where a file is "
+        "uploaded); `detail` names what the endpoint reads."
+    ),
     "422": "The Idempotency-Key was already used for a different request (use a new key).",
     "429": (
         "Too many requests for this user (API_THROTTLE_RATE): wait the `Retry-After` "
@@ -88,3 +93,27 @@ def close_strict_objects(result: dict[str, Any], **_: Any) -> dict[str, Any]:
         if name in schemas:
             schemas[name]["additionalProperties"] = False
     return result
+
+
+class PortalAutoSchema(AutoSchema):
+    """drf-spectacular's generator, with blank-or-constrained text stated validly.
+
+    For a text field that may be blank and has a pattern (``^[^\\u0000]+$``, a 40-hex SHA)
+    or a format (uri), drf-spectacular writes ``oneOf: [{pattern, default: ""}, {maxLength:
+    0}]``: the default sits in the branch whose pattern refuses it, and with a format alone
+    ``""`` matches both branches, which ``oneOf`` forbids; openapi-spec-validator rejects
+    the document either way. Here the default belongs to the property and the branches are
+    ``anyOf`` (blank, or text meeting the constraint): what the server accepts, no looser.
+    """
+
+    def _insert_field_validators(self, field: Any, schema: dict[str, Any]) -> None:
+        super()._insert_field_validators(field, schema)
+        branches = schema.get("oneOf")
+        if (
+            isinstance(branches, list)
+            and len(branches) == 2
+            and branches[1] == {"type": "string", "maxLength": 0}
+        ):
+            schema["anyOf"] = schema.pop("oneOf")
+            if "default" in branches[0]:
+                schema["default"] = branches[0].pop("default")

@@ -16,12 +16,21 @@ from deployments.choices import ChangeType
 from deployments.evidence_selectors import evidence_for
 from deployments.models import Approval, Environment, Freeze, PullRequest, TerraformRun, Ticket
 from deployments.monitoring_selectors import Monitoring, monitoring_for
-from deployments.selectors_windows import conflict_for, environment_window_state, plan_is_stale
+from deployments.selectors_windows import environment_window_state, plan_is_stale
 
 from .check_serializers import CheckResultSerializer, PullRequestSerializer
 from .evidence import EvidenceSerializer, StagingTicketSerializer, staging_ticket_data
 from .followup_serializers import FollowUpSerializer
 from .monitoring_serializers import ChecklistItemSerializer, MonitoringSerializer, monitoring_out
+from .shapes import (
+    ApprovalRuleField,
+    ApprovalStatusSerializer,
+    ChangeWindowSerializer,
+    NameListField,
+    PlanSummarySerializer,
+    RejectionSerializer,
+    RiskRulesField,
+)
 
 
 class FreezeSerializer(serializers.ModelSerializer[Freeze]):
@@ -47,6 +56,13 @@ class FreezeSerializer(serializers.ModelSerializer[Freeze]):
 
 
 class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
+    approval_rule = ApprovalRuleField(read_only=True)
+    emergency_approval_rule = ApprovalRuleField(read_only=True)
+    risk_rules = RiskRulesField(read_only=True)
+    view_groups = NameListField(read_only=True)
+    file_groups = NameListField(read_only=True)
+    deploy_groups = NameListField(read_only=True)
+    required_checks = NameListField(read_only=True)
     approval_rule_text = serializers.SerializerMethodField()
     change_window = serializers.SerializerMethodField()
     next_window_start = serializers.SerializerMethodField()
@@ -87,6 +103,7 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
     def get_approval_rule_text(self, env: Environment) -> str:
         return policy.describe_rule(env.approval_rule)
 
+    @extend_schema_field(ChangeWindowSerializer(allow_null=True))
     def get_change_window(self, env: Environment) -> dict[str, Any] | None:
         window = policy.Window.of(env)
         if window is None:
@@ -121,14 +138,27 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
         return FreezeSerializer(self._state(env)["upcoming_freezes"], many=True).data  # type: ignore[return-value]
 
 
+# Keys of a plan summary's resource (deployments.terraform.summary) that plans made before
+# they existed lack: a moved resource's previous address, an import.
+_RESOURCE_DEFAULTS = {"previous_address": "", "importing": False}
+_STATE_COUNTS = ("import_count", "move_count", "forget_count", "invoke_count", "drift_count")
+
+
 def _summary(run: TerraformRun | None) -> dict[str, Any] | None:
+    """The plan's counts and changes: add/change/destroy as Terraform counts them, and what
+    changes only Terraform's state (imports, moves, forgets), the actions it invokes and
+    the changes Terraform found made outside it (drift, informational)."""
     if run is None or not run.summary:
         return None
+    summary = run.summary
     return {
-        "add": run.summary.get("add", 0),
-        "change": run.summary.get("change", 0),
-        "destroy": run.summary.get("destroy", 0),
-        "resources": run.summary.get("resources", []),
+        "add": summary.get("add", 0),
+        "change": summary.get("change", 0),
+        "destroy": summary.get("destroy", 0),
+        **{key: summary.get(key, 0) for key in _STATE_COUNTS},
+        "resources": [{**_RESOURCE_DEFAULTS, **r} for r in summary.get("resources") or []],
+        "action_invocations": list(summary.get("action_invocations") or []),
+        "drift": list(summary.get("drift") or []),
     }
 
 
@@ -162,6 +192,7 @@ class RunBriefSerializer(serializers.ModelSerializer[TerraformRun]):
             "finished_at",
         ]
 
+    @extend_schema_field(PlanSummarySerializer(allow_null=True))
     def get_summary(self, run: TerraformRun) -> dict[str, Any] | None:
         return _summary(run)
 
@@ -218,6 +249,24 @@ _LEVEL_CHOICES = risk.LEVEL_CHOICES
 class BlastItemSerializer(serializers.Serializer[Any]):
     address = serializers.CharField()
     component = serializers.CharField()
+    data_reason = serializers.CharField(
+        default="",
+        help_text="Why the resource holds data (deployments.data_resources or the "
+        "environment's own list); empty when it holds none.",
+    )
+
+
+class BlastMoveSerializer(BlastItemSerializer):
+    previous_address = serializers.CharField()
+
+
+class BlastInvocationSerializer(serializers.Serializer[Any]):
+    address = serializers.CharField()
+    component = serializers.CharField()
+    trigger = serializers.CharField(
+        help_text="The lifecycle event that runs it (after_create, ...), or `invoke`."
+    )
+    resource = serializers.CharField(help_text="The resource whose event triggers it, if any.")
 
 
 class BlastRadiusSerializer(serializers.Serializer[Any]):
@@ -227,6 +276,15 @@ class BlastRadiusSerializer(serializers.Serializer[Any]):
     replaces = BlastItemSerializer(many=True)
     delete_count = serializers.IntegerField()
     replace_count = serializers.IntegerField()
+    # Scored before these existed: read as none.
+    forgets = BlastItemSerializer(many=True, default=list)
+    imports = BlastItemSerializer(many=True, default=list)
+    moves = BlastMoveSerializer(many=True, default=list)
+    invocations = BlastInvocationSerializer(many=True, default=list)
+    forget_count = serializers.IntegerField(default=0)
+    import_count = serializers.IntegerField(default=0)
+    move_count = serializers.IntegerField(default=0)
+    invoke_count = serializers.IntegerField(default=0)
 
 
 class RiskOutSerializer(serializers.Serializer[Any]):
@@ -248,7 +306,9 @@ class RiskOutSerializer(serializers.Serializer[Any]):
 
 
 class KnownGoodSerializer(serializers.Serializer[Any]):
-    ticket = serializers.IntegerField()
+    ticket = serializers.IntegerField(
+        allow_null=True, help_text="Null when the caller may not see the ticket that deployed it."
+    )
     commit_sha = serializers.CharField()
     deployed_at = serializers.DateTimeField()
 
@@ -277,9 +337,11 @@ def risk_out(ticket: Ticket) -> dict[str, Any]:
     return out
 
 
-def rollback_out(ticket: Ticket) -> dict[str, Any]:
+def rollback_out(ticket: Ticket, viewer: Any) -> dict[str, Any]:
     plan = ticket.rollback_plan if isinstance(ticket.rollback_plan, dict) else {}
-    good = selectors.ticket_last_known_good(ticket)
+    good = selectors.known_good_for(
+        viewer, selectors.ticket_last_known_good(ticket), ticket.environment
+    )
     return {
         **{key: plan.get(key) for key in risk.ROLLBACK_FIELDS},
         "last_known_good": None
@@ -290,6 +352,30 @@ def rollback_out(ticket: Ticket) -> dict[str, Any]:
             "deployed_at": good.deployed_at,
         },
     }
+
+
+class ApprovalSerializer(serializers.ModelSerializer[Approval]):
+    approver: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    void = serializers.BooleanField(source="is_void", read_only=True)
+    held_roles = NameListField(read_only=True)
+
+    class Meta:
+        model = Approval
+        fields = [
+            "id",
+            "approver",
+            "role",
+            "held_roles",
+            "plan_run",
+            "plan_sha256",
+            "comment",
+            "created_at",
+            "void",
+            "voided_at",
+            "void_reason",
+        ]
 
 
 class TicketSerializer(serializers.ModelSerializer[Ticket]):
@@ -303,6 +389,7 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
     web_url = serializers.SerializerMethodField()
     current_plan = RunBriefSerializer(read_only=True, allow_null=True)
     plan_summary = serializers.SerializerMethodField()
+    rollback_of = serializers.SerializerMethodField()
     risk_assessment = serializers.SerializerMethodField()
     rollback_plan = serializers.SerializerMethodField()
 
@@ -341,6 +428,7 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
     def get_web_url(self, ticket: Ticket) -> str:
         return reverse("ticket_detail", args=[ticket.pk])
 
+    @extend_schema_field(PlanSummarySerializer(allow_null=True))
     def get_plan_summary(self, ticket: Ticket) -> dict[str, Any] | None:
         return _summary(ticket.current_plan)
 
@@ -360,10 +448,28 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
 
     @extend_schema_field(RollbackOutSerializer)
     def get_rollback_plan(self, ticket: Ticket) -> dict[str, Any]:
-        return self._rollback_out.to_representation(rollback_out(ticket))
+        return self._rollback_out.to_representation(rollback_out(ticket, self._viewer))
+
+    @property
+    def _viewer(self) -> Any:
+        request = self.context.get("request")
+        return getattr(request, "user", None)
+
+    @extend_schema_field(
+        serializers.IntegerField(
+            allow_null=True,
+            help_text="Rollback tickets: the ticket they roll back (null when the caller may "
+            "not see it).",
+        )
+    )
+    def get_rollback_of(self, ticket: Ticket) -> int | None:
+        pk = ticket.rollback_of_id
+        if pk is None or pk not in selectors.visible_ticket_ids(self._viewer, [pk]):
+            return None
+        return pk
 
 
-class _ConflictTicketSerializer(serializers.Serializer[Any]):
+class ConflictingTicketSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     title = serializers.CharField()
     scheduled_for = serializers.DateTimeField()
@@ -377,14 +483,24 @@ class ScheduleConflictSerializer(serializers.Serializer[Any]):
     position = serializers.IntegerField(
         help_text="This ticket's place in the run order (1 = first)."
     )
-    tickets = _ConflictTicketSerializer(many=True)
+    size = serializers.IntegerField(help_text="How many tickets share the window.")
+    tickets = ConflictingTicketSerializer(
+        many=True, help_text="Those of them the caller may see, in run order."
+    )
+    hidden = serializers.IntegerField(
+        help_text="How many of them the caller may not see (neither id nor title is shown)."
+    )
 
 
 class RollbackTargetSerializer(serializers.Serializer[Any]):
     """The deployment a rollback ticket returns its environment to."""
 
     deployment = serializers.IntegerField(source="pk")
-    ticket = serializers.IntegerField(source="ticket_id")
+    ticket = serializers.IntegerField(
+        source="ticket_id",
+        allow_null=True,
+        help_text="Null when the caller may not see the ticket that made that deployment.",
+    )
     commit_sha = serializers.CharField()
     var_file = serializers.CharField()
     var_file_sha256 = serializers.CharField()
@@ -409,6 +525,7 @@ class DriftCheckSerializer(serializers.Serializer[Any]):
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
 
+    @extend_schema_field(PlanSummarySerializer)
     def get_summary(self, check: Any) -> dict[str, Any]:
         """{add, change, destroy, resources: [{address, action}, ...]} of the drift."""
         summary = check.summary if isinstance(check.summary, dict) else {}
@@ -435,12 +552,17 @@ class TicketDetailSerializer(TicketSerializer):
     schedule_conflict = serializers.SerializerMethodField()
     staging_ticket = serializers.SerializerMethodField()
     rollback_target = serializers.SerializerMethodField()
+    rollback_mode = serializers.SerializerMethodField()
+    rollback_opened_as = serializers.CharField(source="rollback_mode", read_only=True)
+    rollback_immediate_until = serializers.DateTimeField(read_only=True, allow_null=True)
     available_actions = serializers.SerializerMethodField()
 
     class Meta(TicketSerializer.Meta):
         fields = [
             *TicketSerializer.Meta.fields,
             "rollback_mode",
+            "rollback_opened_as",
+            "rollback_immediate_until",
             "rollback_target",
             "available_actions",
             "plan_stale",
@@ -458,13 +580,25 @@ class TicketDetailSerializer(TicketSerializer):
             "staging_ticket",
         ]
 
+    @extend_schema_field(
+        serializers.ChoiceField(choices=["", "immediate", "planned"]),
+    )
+    def get_rollback_mode(self, ticket: Ticket) -> str:
+        """Rollback tickets: how they are governed now. An immediate rollback (one lead,
+        any time) is planned once ``rollback_immediate_until`` has passed (the normal rule,
+        window and freezes); ``rollback_opened_as`` keeps the mode it was opened in."""
+        return policy.effective_rollback_mode(ticket, timezone.now())
+
     @extend_schema_field(RollbackTargetSerializer(allow_null=True))
     def get_rollback_target(self, ticket: Ticket) -> dict[str, Any] | None:
         """Rollback tickets: the deployment they return the environment to."""
         target = ticket.rollback_target
         if target is None:
             return None
-        return RollbackTargetSerializer(target).data
+        data = dict(RollbackTargetSerializer(target).data)
+        if target.ticket_id not in selectors.visible_ticket_ids(self._viewer, [target.ticket_id]):
+            data["ticket"] = None
+        return data
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_available_actions(self, ticket: Ticket) -> list[str]:
@@ -474,6 +608,7 @@ class TicketDetailSerializer(TicketSerializer):
             return []
         return selectors.available_actions(ticket, request.user, timezone.now())
 
+    @extend_schema_field(ApprovalSerializer(many=True))
     def get_approvals(self, ticket: Ticket) -> list[dict[str, Any]]:
         return ApprovalSerializer(selectors.ticket_approvals(ticket), many=True).data  # type: ignore[return-value]
 
@@ -483,23 +618,28 @@ class TicketDetailSerializer(TicketSerializer):
 
     @extend_schema_field(ScheduleConflictSerializer(allow_null=True))
     def get_schedule_conflict(self, ticket: Ticket) -> dict[str, Any] | None:
-        conflict = conflict_for(ticket)
+        request = self.context.get("request")
+        conflict = selectors.conflict_seen_by(getattr(request, "user", None), ticket)
         if conflict is None:
             return None
         return {
             "window_opens": conflict.opens.isoformat() if conflict.opens else None,
             "window_closes": conflict.closes.isoformat() if conflict.closes else None,
-            "position": conflict.position(ticket),
+            "position": conflict.position,
+            "size": conflict.size,
             "tickets": [
                 {"id": t.pk, "title": t.title, "scheduled_for": t.scheduled_for.isoformat()}
                 for t in conflict.tickets
                 if t.scheduled_for is not None
             ],
+            "hidden": conflict.hidden,
         }
 
+    @extend_schema_field(ApprovalStatusSerializer)
     def get_approval_status(self, ticket: Ticket) -> dict[str, Any]:
         return services.approval_summary(ticket)
 
+    @extend_schema_field(RejectionSerializer(many=True))
     def get_rejections(self, ticket: Ticket) -> list[dict[str, Any]]:
         return [
             {
@@ -544,7 +684,7 @@ class TicketDetailSerializer(TicketSerializer):
 
     @extend_schema_field(StagingTicketSerializer(allow_null=True))
     def get_staging_ticket(self, ticket: Ticket) -> dict[str, Any] | None:
-        return staging_ticket_data(ticket)
+        return staging_ticket_data(ticket, self._viewer)
 
     @extend_schema_field(PullRequestSerializer(allow_null=True))
     def get_pull_request(self, ticket: Ticket) -> dict[str, Any] | None:
@@ -642,7 +782,16 @@ class RollbackPlanSerializer(_StrictSerializer):
 
 class TicketCreateSerializer(serializers.Serializer[Any]):
     title = serializers.CharField(
-        min_length=1, max_length=validation.TITLE_MAX, validators=[_NOT_BLANK]
+        min_length=1,
+        max_length=validation.TITLE_MAX,
+        validators=[
+            RegexValidator(
+                validation.LINE_PATTERN,
+                f"title must contain a visible character and {validation.LINE_PROBLEM}",
+            )
+        ],
+        help_text="One line of text: no control characters (CR, LF, tab ...) or direction "
+        "overrides.",
     )
     environment = serializers.CharField(
         min_length=1,
@@ -735,26 +884,3 @@ class RejectSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(
         min_length=1, max_length=validation.COMMENT_MAX, validators=[_NOT_BLANK]
     )
-
-
-class ApprovalSerializer(serializers.ModelSerializer[Approval]):
-    approver: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
-    )
-    void = serializers.BooleanField(source="is_void", read_only=True)
-
-    class Meta:
-        model = Approval
-        fields = [
-            "id",
-            "approver",
-            "role",
-            "held_roles",
-            "plan_run",
-            "plan_sha256",
-            "comment",
-            "created_at",
-            "void",
-            "voided_at",
-            "void_reason",
-        ]

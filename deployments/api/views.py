@@ -171,8 +171,13 @@ class TicketViewSet(
 
     def paginate_queryset(self, queryset: Any) -> Any:
         page = super().paginate_queryset(queryset)
-        # Each ticket's rollback_plan.last_known_good, for the whole page at once.
-        selectors.attach_last_known_good(page or [])
+        # Each ticket's rollback_plan.last_known_good, for the whole page at once, and which
+        # of the tickets it names the caller may see (one query, not one per row).
+        tickets = page or []
+        selectors.attach_last_known_good(tickets)
+        named = [t.rollback_of_id for t in tickets]
+        named += [good.ticket_id for t in tickets if (good := selectors.ticket_last_known_good(t))]
+        selectors.visible_ticket_ids(self.request.user, named)
         return page
 
     def _detail(self, ticket: Ticket, code: int = status.HTTP_200_OK) -> Response:

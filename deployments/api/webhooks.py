@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 from typing import Any
 
@@ -15,13 +14,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from deployments import validation
 from deployments.models import DeliveryStatus
 from deployments.services import webhooks
 
+from . import webhook_body
 from .parsers import RequestTooLarge, StrictJSONParser
 
 _DELIVERY_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-_EVENT_RE = re.compile(r"^[a-z_]{1,64}$")
+# GitHub's event names: projects_v2_item, projects_v2_status_update, ... (digits too).
+_EVENT_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 class WebhookAckSerializer(serializers.Serializer[Any]):
@@ -58,6 +60,9 @@ class GitHubWebhookView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
     throttle_classes: list[Any] = []
+    # The body is read by hand (streamed, hashed, parsed for a few fields); this only
+    # tells the schema that it is JSON.
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         operation_id="webhooks_github",
@@ -77,7 +82,8 @@ class GitHubWebhookView(APIView):
                 OpenApiTypes.STR,
                 OpenApiParameter.HEADER,
                 required=True,
-                description="push, pull_request, ping, ...",
+                description="push, pull_request, ping, projects_v2_item, ... (every event is "
+                "recorded; those the portal does not act on are ignored with the reason).",
             ),
             OpenApiParameter(
                 "X-GitHub-Delivery",
@@ -98,48 +104,51 @@ class GitHubWebhookView(APIView):
             # deployments.api.schema.add_error_responses.
         },
         description=(
-            "Signed GitHub deliveries (content type application/json). 401 when "
+            "Signed GitHub deliveries (content type application/json, up to "
+            "GITHUB_WEBHOOK_MAX_BYTES, default 25 MiB: GitHub's own cap). 401 when "
             "X-Hub-Signature-256 is missing or does not match the body, and when "
-            "GITHUB_WEBHOOK_SECRET is unset (the detail says so). A push to the "
-            "infrastructure branch files a ticket in each deploy_on_merge environment (dev), "
-            "which deploys itself; pull_request events attach the PR to tickets for its head "
-            "commit; everything else is acknowledged and ignored with the reason recorded."
+            "GITHUB_WEBHOOK_SECRET is unset (the detail says so); nothing is recorded. A "
+            "signed delivery the portal cannot read is refused and recorded with the reason "
+            "(status refused): 400 (not a JSON object, a missing or bad X-GitHub-Event or "
+            "X-GitHub-Delivery), 413 (over the limit), 415 (not application/json). Only "
+            "deliveries from GITHUB_REPOSITORY (by name and GITHUB_REPOSITORY_ID) are acted "
+            "on: a push to the infrastructure branch files a ticket in each deploy_on_merge "
+            "environment (dev), which deploys itself; pull_request events attach the PR to "
+            "tickets for its head commit. Every other event, and every delivery from another "
+            "repository, is recorded and ignored (202) with the reason."
         ),
     )
     def post(self, request: Request) -> Response:
         secret: str = settings.GITHUB_WEBHOOK_SECRET
         if not secret:
             raise WebhookNotConfigured()
-        limit: int = settings.API_JSON_MAX_BYTES
-        declared = _header(request, "CONTENT_LENGTH")
-        if declared.isdigit() and int(declared) > limit:
-            raise RequestTooLarge(f"request body is over the {limit}-byte limit")
-        body = request._request.read(limit + 1)
-        if len(body) > limit:
-            raise RequestTooLarge(f"request body is over the {limit}-byte limit")
         signature = _header(request, "HTTP_X_HUB_SIGNATURE_256")
         if not signature:
             raise SignatureRequired("X-Hub-Signature-256 is missing: the delivery is unsigned")
-        if not webhooks.signature_valid(secret, body, signature):
-            raise SignatureRequired(
-                "X-Hub-Signature-256 does not match the body: wrong GITHUB_WEBHOOK_SECRET "
-                "or a modified delivery"
+        limit: int = settings.GITHUB_WEBHOOK_MAX_BYTES
+        # Past the limit the body is only hashed, to tell a signed delivery (recorded as
+        # refused) from noise; past twice the limit it is not read at all.
+        ceiling = 2 * limit
+        declared = _header(request, "CONTENT_LENGTH")
+        if declared.isdigit() and int(declared) > ceiling:
+            raise RequestTooLarge(
+                f"request body is over the {limit}-byte limit (GITHUB_WEBHOOK_MAX_BYTES)"
             )
+        with webhook_body.receive(
+            request._request, secret=secret, signature=signature, limit=limit, ceiling=ceiling
+        ) as body:
+            if not body.complete:
+                raise RequestTooLarge(
+                    f"request body is over the {limit}-byte limit (GITHUB_WEBHOOK_MAX_BYTES)"
+                )
+            if not body.signed:
+                raise SignatureRequired(
+                    "X-Hub-Signature-256 does not match the body: wrong GITHUB_WEBHOOK_SECRET "
+                    "or a modified delivery"
+                )
+            payload = self._read(request, body, limit)
         event = _header(request, "HTTP_X_GITHUB_EVENT")
         delivery_id = _header(request, "HTTP_X_GITHUB_DELIVERY")
-        if not _EVENT_RE.match(event):
-            raise exceptions.ValidationError({"X-GitHub-Event": ["missing or not an event name"]})
-        if not _DELIVERY_RE.match(delivery_id):
-            raise exceptions.ValidationError(
-                {"X-GitHub-Delivery": ["missing or not a delivery id (letters, digits, -)"]}
-            )
-        content_type = _header(request, "CONTENT_TYPE").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            raise exceptions.UnsupportedMediaType(
-                content_type or "(none)",
-                detail="configure the webhook with content type application/json",
-            )
-        payload = StrictJSONParser().parse(io.BytesIO(body))
         delivery, created = webhooks.webhook_receive(
             delivery_id=delivery_id, event=event, payload=payload
         )
@@ -157,3 +166,51 @@ class GitHubWebhookView(APIView):
             "outcome": delivery.outcome,
         }
         return Response(answer, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+
+    def _read(self, request: Request, body: webhook_body.Body, limit: int) -> dict[str, Any]:
+        """The fields the portal uses, or the refusal (4xx) of a signed delivery it cannot
+        read, recorded with the reason so that it shows among the deliveries."""
+        event = _header(request, "HTTP_X_GITHUB_EVENT")
+        delivery_id = _header(request, "HTTP_X_GITHUB_DELIVERY")
+        content_type = _header(request, "CONTENT_TYPE").split(";")[0].strip().lower()
+        refusal: exceptions.APIException | None = None
+        if body.size > limit:
+            refusal = RequestTooLarge(
+                f"request body is {body.size} bytes, over the {limit}-byte limit "
+                "(GITHUB_WEBHOOK_MAX_BYTES)"
+            )
+        elif not _EVENT_RE.match(event):
+            refusal = exceptions.ValidationError(
+                {"X-GitHub-Event": ["missing or not an event name"]}
+            )
+        elif not _DELIVERY_RE.match(delivery_id):
+            refusal = exceptions.ValidationError(
+                {"X-GitHub-Delivery": ["missing or not a delivery id (letters, digits, -)"]}
+            )
+        elif content_type != "application/json":
+            refusal = exceptions.UnsupportedMediaType(
+                content_type or "(none)",
+                detail=f"content type {content_type or '(none)'}: configure the webhook with "
+                "content type application/json",
+            )
+        else:
+            try:
+                return webhook_body.read_fields(body.file, max_depth=validation.JSON_MAX_DEPTH)
+            except webhook_body.PayloadError as exc:
+                refusal = exceptions.ParseError(str(exc))
+        reason = _reason(refusal)
+        webhooks.webhook_refuse(
+            delivery_id=delivery_id if _DELIVERY_RE.match(delivery_id) else "",
+            event=event,
+            reason=f"HTTP {refusal.status_code}: {reason}",
+        )
+        raise refusal
+
+
+def _reason(exc: exceptions.APIException) -> str:
+    detail = exc.detail
+    if isinstance(detail, dict):
+        return "; ".join(f"{key}: {' '.join(map(str, value))}" for key, value in detail.items())
+    if isinstance(exc, exceptions.ParseError):
+        return f"malformed request body: {detail}"
+    return str(detail)

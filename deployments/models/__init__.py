@@ -13,7 +13,7 @@ from .freezes import CalendarFeedToken, Freeze
 from .monitoring import ChecklistItem, MonitoringCheck, MonitoringPeriod, ProbeSource
 from .runs import RunLogChunk, TerraformRun, plan_upload_to
 from .tickets import Ticket
-from .webhooks import DeliveryStatus, PullRequest, WebhookDelivery
+from .webhooks import DeliveryStatus, GitHubLogin, PullRequest, WebhookDelivery
 
 __all__ = [
     "ApiKey",
@@ -36,6 +36,7 @@ __all__ = [
     "FollowUp",
     "FollowUpKind",
     "Freeze",
+    "GitHubLogin",
     "IdempotencyRecord",
     "MonitoringCheck",
     "MonitoringPeriod",

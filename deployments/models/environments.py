@@ -6,6 +6,12 @@ from django.db import models
 from django.db.models import Q
 
 
+def default_freeze_groups() -> list[str]:
+    """Who may declare, change and lift freezes of a new environment (policy.freeze_roles):
+    the roles that answer for production."""
+    return ["tech_lead", "devops_lead", "operations"]
+
+
 class Environment(models.Model):
     """A deployment target (workspace + var-file) and the policy that guards it."""
 
@@ -41,12 +47,23 @@ class Environment(models.Model):
     view_groups = models.JSONField(default=list, blank=True)
     file_groups = models.JSONField(default=list, blank=True)
     deploy_groups = models.JSONField(default=list, blank=True)
+    # Who may declare, change and lift a freeze of this environment (policy.freeze_roles).
+    freeze_groups = models.JSONField(default=default_freeze_groups, blank=True)
     requires_change_details = models.BooleanField(
         default=False, help_text="Tickets need a risk assessment and a rollback plan."
     )
     # Approval rules by risk level, replacing the base ones for tickets of that level:
     # {"high": {"approval_rule": {...}, "emergency_approval_rule": {...}}} (policy.risk_rule).
     risk_rules = models.JSONField(default=dict, blank=True)
+    # Resources that hold data beyond deployments.data_resources' table, for the risk
+    # score's data-loss floor: [{"type": "...", "why": "..."} or {"address": "...", "why"}].
+    data_resource_types = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Resources that hold data, besides the built-in AWS table: a list of "
+        '{"type": "<resource type>", "why": "..."} or {"address": "<resource address>", '
+        '"why": "..."}. Deleting or replacing one is high risk; forgetting one, medium.',
+    )
     requires_staging_evidence = models.BooleanField(default=False)
     requires_qa_signoff = models.BooleanField(default=False)
     step_up_auth = models.BooleanField(

@@ -25,7 +25,8 @@ def evidence_upload_to(evidence: Evidence, filename: str) -> str:
 
 
 class Evidence(models.Model):
-    """One uploaded file; rows and files are never overwritten, only signed off once."""
+    """One uploaded file; rows and files are never overwritten, only signed off once, or
+    withdrawn (the bytes deleted only once the retention period is over)."""
 
     ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="evidence")
     kind = models.CharField(max_length=16, choices=EvidenceKind.choices)
@@ -46,6 +47,15 @@ class Evidence(models.Model):
     )
     signed_off_at = models.DateTimeField(null=True, blank=True)
     signoff_note = models.TextField(blank=True)
+    # Withdrawn by its uploader or QA while unused (policy.check_may_withdraw_evidence): it
+    # no longer counts for the sign-off gate nor the quotas; its bytes stay until
+    # EVIDENCE_WITHDRAWN_RETENTION_DAYS have passed, then the beat task deletes them.
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    withdraw_reason = models.TextField(blank=True)
+    purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["uploaded_at", "id"]
@@ -61,6 +71,15 @@ class Evidence(models.Model):
                 | (Q(signed_off_by__isnull=False) & Q(signed_off_at__isnull=False)),
                 name="evidence_pass_is_signed_off",
             ),
+            # Only a withdrawn file's bytes are ever deleted.
+            models.CheckConstraint(
+                condition=Q(purged_at__isnull=True) | Q(withdrawn_at__isnull=False),
+                name="evidence_purged_only_when_withdrawn",
+            ),
+        ]
+        indexes = [
+            # The per-user quota sums a person's recent uploads.
+            models.Index(fields=["uploaded_by", "uploaded_at"], name="evidence_uploader_recent"),
         ]
 
     def __str__(self) -> str:

@@ -50,6 +50,9 @@ class Ticket(models.Model):
         related_name="rollback_tickets",
     )
     rollback_mode = models.CharField(max_length=12, choices=RollbackMode.choices, blank=True)
+    # Immediate rollbacks: the end of their hour (ROLLBACK_IMMEDIATE_MINUTES after the
+    # rolled-back deployment finished); past it they follow the planned path (policy).
+    rollback_immediate_until = models.DateTimeField(null=True, blank=True)
     current_plan = models.ForeignKey(
         "TerraformRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

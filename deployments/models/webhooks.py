@@ -1,8 +1,12 @@
-"""GitHub webhook deliveries and the pull requests they told us about."""
+"""GitHub webhook deliveries, the pull requests they told us about, and the GitHub logins
+of portal users."""
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.functions import Lower
 
 from ._base import _choices_check
 from .tickets import Ticket
@@ -14,6 +18,9 @@ class DeliveryStatus(models.TextChoices):
     PROCESSED = "processed", "Processed"
     IGNORED = "ignored", "Ignored"
     FAILED = "failed", "Failed"
+    # Signed, but not a delivery the portal can read (over the size limit, not JSON, not
+    # application/json, headers missing): answered 4xx, kept with the reason.
+    REFUSED = "refused", "Refused"
 
 
 class WebhookDelivery(models.Model):
@@ -73,3 +80,32 @@ class PullRequest(models.Model):
         if not sha:
             return None
         return cls.objects.filter(models.Q(head_sha=sha) | models.Q(merge_commit_sha=sha)).first()
+
+
+# GitHub's rule for usernames: letters, digits and single hyphens inside, at most 39.
+GITHUB_LOGIN_RE = r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$"
+
+
+class GitHubLogin(models.Model):
+    """The GitHub account of a portal user, linked by an administrator: the only way a push
+    is filed as that user (a GitHub name that merely equals a username maps to no one)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="github_login"
+    )
+    login = models.CharField(
+        max_length=39,
+        validators=[RegexValidator(GITHUB_LOGIN_RE, "a GitHub username: letters, digits, -")],
+        help_text="Their GitHub username (sender.login of their pushes); case is ignored.",
+    )
+    linked_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "GitHub login"
+        constraints = [
+            # GitHub logins are case-insensitive: one portal user per GitHub account.
+            models.UniqueConstraint(Lower("login"), name="github_login_unique_ignoring_case")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.login} → {self.user}"

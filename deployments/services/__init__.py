@@ -24,7 +24,7 @@ from .approvals import (
 )
 from .audit import GENESIS_HASH, audit_record, audit_verify
 from .checks import CheckInput, check_record
-from .evidence import evidence_sign_off, evidence_upload
+from .evidence import evidence_purge, evidence_sign_off, evidence_upload, evidence_withdraw
 from .execution import run_execute, run_finish, run_interrupt, runs_reconcile
 from .followups import follow_up_complete, follow_up_open, follow_ups_remind
 from .monitoring import alarm_acknowledge, checklist_sign, monitoring_poll, ticket_complete
@@ -47,8 +47,10 @@ __all__ = [
     "check_start",
     "checklist_sign",
     "environment_release",
+    "evidence_purge",
     "evidence_sign_off",
     "evidence_upload",
+    "evidence_withdraw",
     "follow_up_complete",
     "follow_up_open",
     "follow_ups_remind",

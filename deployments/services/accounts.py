@@ -91,3 +91,31 @@ def privileges_change_record(
                 "via": via,
             },
         )
+
+
+def github_login_set(*, actor: Any, user: Any, login: str) -> None:
+    """Link ``user`` to a GitHub login (``""`` unlinks): pushes by that GitHub account are
+    filed as them. Audited with the login before and after; nothing when unchanged."""
+    from deployments.models import GitHubLogin
+
+    login = login.strip()
+    with transaction.atomic():
+        current = GitHubLogin.objects.select_for_update().filter(user=user).first()
+        before = current.login if current else ""
+        if before == login:
+            return
+        if not login:
+            if current is not None:
+                current.delete()
+        elif current is None:
+            GitHubLogin(user=user, login=login).full_clean()
+            GitHubLogin.objects.create(user=user, login=login)
+        else:
+            current.login = login
+            current.full_clean()
+            current.save(update_fields=["login", "linked_at"])
+        audit_record(
+            actor=actor,
+            action="account.github_login",
+            data={"user": user.get_username(), "before": before, "after": login},
+        )

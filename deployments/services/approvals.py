@@ -42,11 +42,12 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
         )
     with transaction.atomic():
         ticket = locked_ticket(ticket_id)
+        now = timezone.now()
         plan = _current_plan(ticket)
         votes = standing_votes(ticket)
         roles = user_roles(actor)
         role = check_may_approve_now(
-            ticket, actor, roles=roles, votes=votes, has_plan=plan is not None
+            ticket, actor, roles=roles, votes=votes, has_plan=plan is not None, now=now
         )
         assert plan is not None
         if reviewed != plan.plan_sha256:
@@ -55,7 +56,7 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
                 f"({plan.plan_sha256[:12]}) replaced plan {reviewed[:12]}; "
                 "review the new plan and approve again"
             )
-        rule = policy.rule_for(ticket)
+        rule = policy.rule_for(ticket, now=now)
         held = sorted(frozenset(roles) & rule.roles)
         try:
             with transaction.atomic():
@@ -89,13 +90,16 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
         _record_reassignments(ticket, state, actor=actor)
         if state.met:
             who = ", ".join(f"{v.approver_name} ({policy.role_label(r)})" for v, r in state.counted)
-            transition(
-                ticket,
-                TicketStatus.APPROVED,
-                actor=actor,
-                reason=f"approved by {who}; waiting for a deploy",
-                data={"plan_run": plan.pk, "plan_sha256": plan.plan_sha256},
-            )
+            if ticket.status == TicketStatus.AWAITING_APPROVAL:
+                transition(
+                    ticket,
+                    TicketStatus.APPROVED,
+                    actor=actor,
+                    reason=f"approved by {who}; waiting for a deploy",
+                    data={"plan_run": plan.pk, "plan_sha256": plan.plan_sha256},
+                )
+            # else: approved (or scheduled) already, it lacked an approval the rule of now
+            # needs (an immediate rollback past its hour); the approval.grant event says so.
             notices.ticket_approved(ticket, actor=actor, who=who)
         return approval
 
@@ -122,7 +126,9 @@ def ticket_reject(*, ticket_id: int, actor: Any, reason: str) -> Rejection:
         raise InputError("reason", "a rejection needs a reason")
     with transaction.atomic():
         ticket = locked_ticket(ticket_id)
-        policy.check_may_reject(ticket, user_id=actor.pk, user_roles=user_roles(actor))
+        policy.check_may_reject(
+            ticket, user_id=actor.pk, user_roles=user_roles(actor), now=timezone.now()
+        )
         rejection = Rejection.objects.create(
             ticket=ticket, rejected_by=actor, reason=reason, plan_run=ticket.current_plan
         )
@@ -141,15 +147,17 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
     """Apply exactly the approved plan, now. Double clicks and retries find it applying."""
     with transaction.atomic():
         ticket = locked_ticket(ticket_id)
-        rule = policy.rule_for(ticket)
+        now = timezone.now()
+        rule = policy.rule_for(ticket, now=now)
         votes = standing_votes(ticket)
         state = policy.quorum(rule, votes)
-        freezes = freezes_for(ticket.environment, timezone.now())
+        freezes = freezes_for(ticket.environment, now)
         policy.check_may_deploy(
             ticket,
             user_roles=user_roles(actor),
-            now=timezone.now(),
+            now=now,
             pending=state.describe_missing(),
+            quorum_met=state.met or not rule.required,
             freezes=freezes,
         )
         plan = _current_plan(ticket)
@@ -161,7 +169,7 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
         votes_now, stray = apply_votes(ticket, plan)
         policy.check_apply_may_start(
             ticket,
-            now=timezone.now(),
+            now=now,
             plan_sha256=plan.plan_sha256,
             current_plan_sha256=plan.plan_sha256,
             votes=votes_now,
@@ -175,7 +183,8 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
 
 def approval_summary(ticket: Ticket) -> dict[str, Any]:
     """Who must still approve, who did and under which role: for pages and the API."""
-    rule = policy.rule_for(ticket)
+    now = timezone.now()
+    rule = policy.rule_for(ticket, now=now)
     state = policy.quorum(rule, standing_votes(ticket))
     return {
         "rule": rule.describe(),
@@ -186,4 +195,6 @@ def approval_summary(ticket: Ticket) -> dict[str, Any]:
         "risk_level": (ticket.risk or {}).get("level", ""),
         # Why more approvals than usual are needed ("" when the usual rule applies).
         "risk_note": policy.risk_rule_note(ticket),
+        # An immediate rollback past its hour follows the planned path ("" otherwise).
+        "rollback_note": policy.rollback_lapse_note(ticket, now),
     }

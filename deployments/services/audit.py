@@ -308,18 +308,30 @@ def audit_verify_and_record(*, source: str) -> tuple[AuditReport, AuditVerificat
 _REFUSAL_TEXT = 300
 
 
-def refusal_record(*, user: Any, method: str, path: str, reason: str, status: int = 403) -> None:
+def refusal_record(
+    *,
+    user: Any,
+    method: str,
+    path: str,
+    reason: str,
+    status: int = 403,
+    ticket_id: int | None = None,
+) -> None:
     """A signed-in person was refused (an HTTP 403, or a page's "you may not" message):
     who, what they tried and why, in its own transaction (the refused change rolled back).
+    A refusal about a ticket records the ticket, so only those who may see the ticket read
+    it in the audit trail (selectors.audit_events).
 
     Anonymous callers are not recorded here: they get 401 or the sign-in page, and
     failed sign-ins are recorded by services.accounts."""
     if not getattr(user, "is_authenticated", False):
         return
     with transaction.atomic():
+        ticket = Ticket.objects.filter(pk=ticket_id).first() if ticket_id else None
         audit_record(
             actor=user,
             action="access.refused",
+            ticket=ticket,
             data={
                 "method": method[:16],
                 "path": path[:_REFUSAL_TEXT],

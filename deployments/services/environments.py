@@ -9,14 +9,14 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from deployments import policy
+from deployments import data_resources, policy
 from deployments.models import Environment
 from deployments.terraform.source import SourceError, check_relative
 
 from ._base import InputError
 from .audit import audit_record
 
-ROLE_LIST_FIELDS = ("view_groups", "file_groups", "deploy_groups")
+ROLE_LIST_FIELDS = ("view_groups", "file_groups", "deploy_groups", "freeze_groups")
 
 
 def _jsonable(value: Any) -> Any:
@@ -35,6 +35,10 @@ def environment_validate(env: Environment) -> None:
         policy.parse_risk_rules(env.risk_rules)
     except ValueError as exc:
         raise InputError("risk_rules", str(exc)) from exc
+    try:
+        data_resources.parse_extra(env.data_resource_types)
+    except ValueError as exc:
+        raise InputError("data_resource_types", f"data_resource_types: {exc}") from exc
     for field in ROLE_LIST_FIELDS:
         value = getattr(env, field)
         if not isinstance(value, list) or any(r not in policy.ROLE_LABELS for r in value):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
@@ -44,9 +47,11 @@ def evidence_upload(
     kind: str,
     passed: bool | None = None,
     note: str = "",
+    ci_key: bool = False,
 ) -> Evidence:
     """Keep one file as evidence of a ticket, with its digest and sniffed type; a verdict
-    given with it (QA's pass, anyone's fail) may complete or flag a staging ticket."""
+    given with it (QA's pass, anyone's fail) may complete or flag a staging ticket.
+    ``ci_key``: sent with an API key of scope ``ci``, which gives no pass."""
     if kind not in EvidenceKind.values:
         raise InputError("kind", f"kind must be one of {', '.join(EvidenceKind.values)}")
     note = validation.clean_text(note, "note", NOTE_MAX)
@@ -57,7 +62,17 @@ def evidence_upload(
     content_type = uploads.sniff_content_type(head)
     try:
         return _keep(
-            ticket_id, actor, file, kind, passed, note, filename, sha256, size, content_type
+            ticket_id,
+            actor,
+            file,
+            kind,
+            passed,
+            note,
+            filename,
+            sha256,
+            size,
+            content_type,
+            ci_key=ci_key,
         )
     finally:
         if hasattr(file, "temporary_file_path"):
@@ -77,13 +92,25 @@ def _keep(
     sha256: str,
     size: int,
     content_type: str,
+    *,
+    ci_key: bool = False,
 ) -> Evidence:
     """The transaction of evidence_upload: rule check, file, row, audit, verdict."""
     with transaction.atomic():
         ticket = locked_ticket(ticket_id)
         roles = user_roles(actor)
-        policy.check_may_upload_evidence(ticket, user_roles=roles, kind=kind, passed=passed)
+        policy.check_may_upload_evidence(
+            ticket, user_roles=roles, kind=kind, passed=passed, ci_key=ci_key
+        )
         now = timezone.now()
+        # The uploader's row too: their quota spans tickets, and two uploads to two tickets
+        # must not both fit the last free bytes.
+        get_user_model().objects.select_for_update().filter(pk=actor.pk).exists()
+        policy.check_evidence_quota(
+            evidence_selectors.evidence_use(ticket, actor, now),
+            size,
+            evidence_selectors.evidence_quota(),
+        )
         evidence = Evidence(
             ticket=ticket,
             kind=kind,
@@ -125,7 +152,13 @@ def _keep(
 
 
 def evidence_sign_off(
-    *, ticket_id: int, evidence_id: int, actor: Any, passed: bool, note: str = ""
+    *,
+    ticket_id: int,
+    evidence_id: int,
+    actor: Any,
+    passed: bool,
+    note: str = "",
+    ci_key: bool = False,
 ) -> Evidence:
     """QA's verdict on one item (once per item); passes may complete a staging ticket."""
     note = validation.clean_text(note, "note", NOTE_MAX)
@@ -142,6 +175,7 @@ def evidence_sign_off(
             signed_off_by=signer,
             verdict=evidence.passed,
             reported_by=evidence.uploaded_by.get_username(),
+            ci_key=ci_key,
         )
         evidence.passed = passed
         evidence.signed_off_by = actor
@@ -164,14 +198,97 @@ def evidence_sign_off(
         return evidence
 
 
-def evidence_after_apply(ticket: Ticket) -> None:
-    """A staging apply that finished after QA had already given both verdicts completes
-    at once (the verdicts were waiting for the ticket to reach monitoring)."""
-    _after_verdict(ticket, actor="worker", who="QA had signed off before the apply finished")
+def evidence_withdraw(*, ticket_id: int, evidence_id: int, actor: Any, reason: str) -> Evidence:
+    """Its uploader or QA withdraws a file the ticket has not finished with: it stops
+    counting for the sign-off gate and the quotas at once; its bytes are kept until
+    EVIDENCE_WITHDRAWN_RETENTION_DAYS have passed (evidence_purge deletes them)."""
+    reason = validation.clean_text(reason, "reason", NOTE_MAX).strip()
+    if not reason:
+        raise InputError("reason", "say why the file is withdrawn")
+    with transaction.atomic():
+        ticket = locked_ticket(ticket_id)
+        try:
+            evidence = Evidence.objects.select_for_update().get(pk=evidence_id, ticket=ticket)
+        except Evidence.DoesNotExist:
+            raise InputError("evidence", "no such evidence on this ticket") from None
+        policy.check_may_withdraw_evidence(
+            ticket,
+            user_id=actor.pk,
+            user_roles=user_roles(actor),
+            uploaded_by_id=evidence.uploaded_by_id,
+            withdrawn=evidence.withdrawn_at is not None,
+        )
+        evidence.withdrawn_at = timezone.now()
+        evidence.withdrawn_by = actor
+        evidence.withdraw_reason = reason
+        evidence.save(update_fields=["withdrawn_at", "withdrawn_by", "withdraw_reason"])
+        audit_record(
+            actor=actor,
+            action="evidence.withdraw",
+            ticket=ticket,
+            data={
+                "evidence": evidence.pk,
+                "kind": evidence.kind,
+                "passed": evidence.passed,
+                "filename": evidence.filename,
+                "sha256": evidence.sha256,
+                "size": evidence.size,
+                "reason": reason,
+            },
+        )
+        if ticket.status_reason.startswith("smoke tests failed (") and not (
+            policy.failed_smoke_tests(evidence_selectors.verdicts(ticket))
+        ):
+            # The failure that flagged the ticket is withdrawn: the flag goes with it.
+            ticket.status_reason = "monitoring: the failed smoke tests were withdrawn"
+            ticket.save(update_fields=["status_reason", "updated_at"])
+            audit_record(
+                actor=actor, action="ticket.flag", ticket=ticket, data={"reason": "cleared"}
+            )
+        _after_verdict(ticket, actor=actor)  # what is left may complete it
+        return evidence
+
+
+def evidence_purge(*, now: dt.datetime | None = None) -> int:
+    """Beat: delete the bytes of files withdrawn more than EVIDENCE_WITHDRAWN_RETENTION_DAYS
+    ago (the row, its digest and the audit trail stay); returns how many."""
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(days=settings.EVIDENCE_WITHDRAWN_RETENTION_DAYS)
+    done = 0
+    due = Evidence.objects.filter(withdrawn_at__lte=cutoff, purged_at__isnull=True)
+    for pk in list(due.values_list("pk", flat=True)[:500]):
+        with transaction.atomic():
+            evidence = (
+                Evidence.objects.select_for_update()
+                .filter(pk=pk, purged_at__isnull=True)
+                .select_related("ticket")
+                .first()
+            )
+            if evidence is None:
+                continue
+            evidence.file.storage.delete(evidence.file.name)
+            evidence.purged_at = now
+            evidence.save(update_fields=["purged_at"])
+            audit_record(
+                actor="system",
+                action="evidence.purge",
+                ticket=evidence.ticket,
+                data={
+                    "evidence": evidence.pk,
+                    "filename": evidence.filename,
+                    "sha256": evidence.sha256,
+                    "withdrawn_at": evidence.withdrawn_at.isoformat()
+                    if evidence.withdrawn_at
+                    else None,
+                },
+            )
+        done += 1
+    return done
 
 
 def _after_verdict(ticket: Ticket, *, actor: Any, who: str = "") -> None:
-    """A failed smoke test marks the ticket; passed smoke tests and QA report complete it."""
+    """A failed smoke test marks the ticket; passed smoke tests and QA report complete it.
+    Only verdicts given after the apply they validate count (evidence_selectors.verdicts)."""
     found = evidence_selectors.verdicts(ticket)
     if not policy.completes_on_signoff(ticket):
         return

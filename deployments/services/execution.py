@@ -36,7 +36,7 @@ from deployments.locks import EnvironmentLock
 from deployments.models import Environment, RunLogChunk, TerraformRun, Ticket
 from deployments.selectors_windows import freezes_for
 
-from . import evidence, followups, monitoring, notices, rollbacks, runs
+from . import followups, monitoring, notices, rollbacks, runs
 from ._base import infra_repo, locked_ticket, transition
 from .audit import audit_record
 from .deployments import deployment_monitoring_failed, deployment_record
@@ -785,7 +785,7 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
         ticket.current_plan = run
         ticket.save(update_fields=["current_plan"])
         ticket_risk_refresh(ticket, actor="worker", run=run)  # the rule may depend on it
-        rule = policy.rule_for(ticket)
+        rule = policy.rule_for(ticket, now=timezone.now())
         if rule.required:
             transition(
                 ticket,
@@ -825,7 +825,8 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
             monitoring.monitoring_start(ticket, run)  # the period, its probes and checklist
             followups.emergency_deployed(ticket, run)  # the review an emergency owes
             rollbacks.rollback_deployed(ticket, run)  # a rollback ends its original ticket
-            evidence.evidence_after_apply(ticket)  # QA may have signed off already
+            # No sign-off completes it here: QA's verdicts count only once given after this
+            # apply (evidence_selectors.verdicts), never ones that predate it.
         else:
             reason = run.error or "terraform apply failed"
             transition(

@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from deployments import policy
 from deployments.models import FollowUp, TerraformRun, Ticket
@@ -59,7 +60,7 @@ def _label(ticket: Ticket) -> str:
 def approval_needed(ticket: Ticket, *, actor: Any = "worker") -> None:
     """The ticket now waits for approval: tell every role that may approve it (policy.rule_for),
     never its author. An emergency's approvers were told when it was filed (emergency.filed)."""
-    rule = policy.rule_for(ticket)
+    rule = policy.rule_for(ticket, now=timezone.now())
     if not rule.required:
         return
     if policy.is_emergency(ticket) and policy.emergency_notify_roles(ticket.environment):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments import risk
+from deployments import data_resources, risk
 from deployments.models import TerraformRun, Ticket
 
 from .audit import audit_record
@@ -13,7 +13,11 @@ from .audit import audit_record
 def ticket_risk_refresh(ticket: Ticket, *, actor: Any, run: TerraformRun | None = None) -> None:
     """Re-score a locked ticket from its questionnaire and ``run``'s plan (None: no plan yet),
     save it and audit the change. Called inside the caller's transaction."""
-    assessed = risk.assess(ticket.risk_assessment, run.summary if run is not None else None)
+    try:
+        extra = data_resources.parse_extra(ticket.environment.data_resource_types)
+    except ValueError:  # refused when saved; an entry edited around the form counts nothing
+        extra = ()
+    assessed = risk.assess(ticket.risk_assessment, run.summary if run is not None else None, extra)
     assessed["plan_run"] = run.pk if run is not None else None
     previous = ticket.risk or {}
     ticket.risk = assessed
@@ -29,5 +33,11 @@ def ticket_risk_refresh(ticket: Ticket, *, actor: Any, run: TerraformRun | None 
             "from_level": previous.get("level", ""),
             "components": assessed["blast_radius"]["components"],
             "destructive": assessed["blast_radius"]["destructive"],
+            "data_reasons": [
+                item["data_reason"]
+                for key in ("deletes", "replaces", "forgets")
+                for item in assessed["blast_radius"][key]
+                if item["data_reason"]
+            ][:10],
         },
     )

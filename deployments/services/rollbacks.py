@@ -59,11 +59,9 @@ def rollback_open(*, ticket_id: int, actor: Any, source: str = "api") -> Ticket:
         assert choice.own is not None and choice.target is not None  # checked above
         target = Deployment.objects.select_related("ticket").get(pk=choice.target.deployment_id)
         now = timezone.now()
-        mode = policy.rollback_mode(
-            choice.own.finished_at,
-            now,
-            immediate_minutes=settings.ROLLBACK_IMMEDIATE_MINUTES,
-        )
+        minutes = settings.ROLLBACK_IMMEDIATE_MINUTES
+        mode = policy.rollback_mode(choice.own.finished_at, now, immediate_minutes=minutes)
+        until = policy.rollback_immediate_until(choice.own.finished_at, immediate_minutes=minutes)
         env = original.environment
         ticket = Ticket.objects.create(
             title=f"Roll back #{original.pk}: {original.title}"[:200],
@@ -75,6 +73,7 @@ def rollback_open(*, ticket_id: int, actor: Any, source: str = "api") -> Ticket:
             rollback_of=original,
             rollback_target=target,
             rollback_mode=mode,
+            rollback_immediate_until=until if mode == RollbackMode.IMMEDIATE else None,
             rollback_plan=risk.clean_rollback_plan(
                 {
                     "steps": (
@@ -91,9 +90,10 @@ def rollback_open(*, ticket_id: int, actor: Any, source: str = "api") -> Ticket:
             source=source,
         )
         why = (
-            f"immediate: opened within {settings.ROLLBACK_IMMEDIATE_MINUTES} minutes of "
-            "the deployment it undoes; one Tech Lead or DevOps Lead approves and it may "
-            "deploy outside the change window and during a freeze"
+            f"immediate: opened within {minutes} minutes of the deployment it undoes; until "
+            f"{until.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC one Tech Lead or DevOps Lead "
+            "approves and it may deploy outside the change window and during a freeze; "
+            "after that the planned path applies"
             if mode == RollbackMode.IMMEDIATE
             else "planned: the environment's normal approval rule, windows and freezes apply"
         )
@@ -109,6 +109,9 @@ def rollback_open(*, ticket_id: int, actor: Any, source: str = "api") -> Ticket:
                 "rollback_of": original.pk,
                 "rollback_target": target.pk,
                 "rollback_mode": mode,
+                "rollback_immediate_until": until.isoformat()
+                if mode == RollbackMode.IMMEDIATE
+                else None,
                 "reason": why,
             },
         )
@@ -124,7 +127,7 @@ def rollback_open(*, ticket_id: int, actor: Any, source: str = "api") -> Ticket:
             },
         )
         plan_start(ticket, actor=actor)
-        rule = policy.rule_for(ticket)
+        rule = policy.rule_for(ticket, now=now)
         if rule.required:
             notify(
                 "rollback.opened",

@@ -179,7 +179,7 @@ def apply_start(ticket: Ticket, *, actor: Any, wait_if_busy: bool = False) -> Te
             ticket.save(update_fields=["status_reason"])
             return None
         raise policy.PolicyError(f"{env.name} is busy: {who} is applying") from None
-    bypass = policy.window_bypass_note(ticket)
+    bypass = policy.window_bypass_note(ticket, timezone.now())
     transition(
         ticket,
         TicketStatus.APPLYING,

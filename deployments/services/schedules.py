@@ -10,10 +10,11 @@ import datetime as dt
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import policy
+from deployments import policy, validation
 from deployments.choices import ACTIVE_RUN_STATUSES, ALLOWED_TRANSITIONS, RunKind, TicketStatus
 from deployments.models import Environment, Freeze, TerraformRun, Ticket
 from deployments.selectors import user_roles
@@ -43,7 +44,9 @@ def ticket_schedule(
         env = ticket.environment
         freezes = freezes_for(env, now)
         if at is None:
-            at = policy.next_window(env, now, freezes) if ticket.change_type != "emergency" else now
+            at = (
+                now if policy.ignores_window(ticket, now) else policy.next_window(env, now, freezes)
+            )
             if at is None:
                 raise policy.PolicyError(f"{env.name} has no change window opening in 400 days")
         policy.check_may_schedule(
@@ -136,7 +139,7 @@ def _try_start(ticket: Ticket, now: dt.datetime) -> str:
     env = ticket.environment
     freezes = freezes_for(env, now)
     occurrence = window_of_instant(env, ticket.scheduled_for) if ticket.scheduled_for else None
-    if ticket.change_type != "emergency" and not policy.in_window(env, now, freezes):
+    if not policy.ignores_window(ticket, now) and not policy.in_window(env, now, freezes):
         if policy.Window.of(env) is None:
             return "wait"  # no window: a freeze only delays the start until it ends
         closes = occurrence[1] if occurrence else None
@@ -243,6 +246,39 @@ def schedules_run(*, now: dt.datetime | None = None) -> dict[str, int]:
     return counts
 
 
+def _freeze_data(freeze: Freeze) -> dict[str, Any]:
+    return {
+        "freeze": freeze.pk,
+        "environment": freeze.environment.name,
+        "starts_at": freeze.starts_at.isoformat(),
+        "ends_at": freeze.ends_at.isoformat(),
+        "reason": freeze.reason,
+    }
+
+
+def freeze_check(
+    *, actor: Any, environment: Environment, starts_at: dt.datetime, ends_at: dt.datetime
+) -> None:
+    """Every rule a freeze's declaration or change meets (the admin's form asks it too):
+    who may (policy.check_may_manage_freezes, 403) and how long (FREEZE_MAX_DAYS, 400)."""
+    policy.check_may_manage_freezes(
+        environment, user_roles(actor), superuser=bool(getattr(actor, "is_superuser", False))
+    )
+    problem = policy.freeze_length_problem(starts_at, ends_at, max_days=settings.FREEZE_MAX_DAYS)
+    if problem:
+        raise InputError(*problem)
+
+
+def _clean_reason(reason: str) -> str:
+    reason = validation.clean_text(reason, "reason", FREEZE_REASON_MAX).strip()
+    if not reason:
+        raise InputError("reason", "a freeze needs a reason")
+    return reason
+
+
+FREEZE_REASON_MAX = 200
+
+
 def freeze_declare(
     *,
     actor: Any,
@@ -252,11 +288,8 @@ def freeze_declare(
     reason: str,
 ) -> Freeze:
     """Declare a freeze (blackout) on an environment, audited."""
-    reason = reason.strip()
-    if not reason:
-        raise InputError("reason", "a freeze needs a reason")
-    if ends_at <= starts_at:
-        raise InputError("ends_at", "a freeze must end after it starts")
+    reason = _clean_reason(reason)
+    freeze_check(actor=actor, environment=environment, starts_at=starts_at, ends_at=ends_at)
     with transaction.atomic():
         freeze = Freeze.objects.create(
             environment=environment,
@@ -265,30 +298,94 @@ def freeze_declare(
             reason=reason,
             declared_by=actor if getattr(actor, "pk", None) else None,
         )
+        audit_record(actor=actor, action="freeze.declare", data=_freeze_data(freeze))
+        return freeze
+
+
+def freeze_update(
+    *,
+    actor: Any,
+    freeze_id: int,
+    starts_at: dt.datetime | None = None,
+    ends_at: dt.datetime | None = None,
+    reason: str | None = None,
+) -> Freeze:
+    """Change a freeze's period or reason, audited with before and after; the same rules as
+    declaring one (who, and at most FREEZE_MAX_DAYS from start to end)."""
+    with transaction.atomic():
+        freeze = Freeze.objects.select_for_update().select_related("environment").get(pk=freeze_id)
+        before = _freeze_data(freeze)
+        new_starts = starts_at or freeze.starts_at
+        new_ends = ends_at or freeze.ends_at
+        freeze_check(
+            actor=actor, environment=freeze.environment, starts_at=new_starts, ends_at=new_ends
+        )
+        freeze.starts_at, freeze.ends_at = new_starts, new_ends
+        if reason is not None:
+            freeze.reason = _clean_reason(reason)
+        freeze.save(update_fields=["starts_at", "ends_at", "reason"])
         audit_record(
             actor=actor,
-            action="freeze.declare",
+            action="freeze.update",
             data={
-                "freeze": freeze.pk,
-                "environment": environment.name,
-                "starts_at": starts_at.isoformat(),
-                "ends_at": ends_at.isoformat(),
-                "reason": reason,
+                **_freeze_data(freeze),
+                "before": {k: before[k] for k in ("starts_at", "ends_at", "reason")},
             },
         )
         return freeze
+
+
+def freeze_lift(*, actor: Any, freeze_id: int, reason: str) -> Freeze | None:
+    """Lift a freeze, with a reason, audited: one in force ends now (``freeze.lift`` with
+    ``early`` and the end it had); one not started yet is withdrawn (its row deleted, the
+    event keeps it). Returns the freeze as it stays, or None when withdrawn."""
+    reason = validation.clean_text(reason, "reason", FREEZE_REASON_MAX).strip()
+    if not reason:
+        raise InputError("reason", "say why the freeze is lifted")
+    with transaction.atomic():
+        freeze = Freeze.objects.select_for_update().select_related("environment").get(pk=freeze_id)
+        policy.check_may_manage_freezes(
+            freeze.environment,
+            user_roles(actor),
+            superuser=bool(getattr(actor, "is_superuser", False)),
+        )
+        now = timezone.now()
+        how = policy.check_may_lift_freeze(freeze.starts_at, freeze.ends_at, now)
+        data = {**_freeze_data(freeze), "lift_reason": reason, "lifted_at": now.isoformat()}
+        if how == "early":
+            freeze.ends_at = now
+            freeze.save(update_fields=["ends_at"])
+            audit_record(actor=actor, action="freeze.lift", data={**data, "early": True})
+            return freeze
+        audit_record(
+            actor=actor, action="freeze.lift", data={**data, "early": False, "withdrawn": True}
+        )
+        freeze.delete()
+        return None
 
 
 def freeze_save(*, actor: Any, freeze: Freeze) -> Freeze:
     """Create or change a freeze from the admin, audited with before and after."""
     if not freeze.reason.strip():
         raise InputError("reason", "a freeze needs a reason")
-    if freeze.ends_at <= freeze.starts_at:
-        raise InputError("ends_at", "a freeze must end after it starts")
+    freeze_check(
+        actor=actor,
+        environment=freeze.environment,
+        starts_at=freeze.starts_at,
+        ends_at=freeze.ends_at,
+    )
     with transaction.atomic():
         before = (
             Freeze.objects.select_for_update().filter(pk=freeze.pk).first() if freeze.pk else None
         )
+        if before is not None and before.environment_id != freeze.environment_id:
+            # Moving a freeze takes it away from one environment too.
+            freeze_check(
+                actor=actor,
+                environment=before.environment,
+                starts_at=freeze.starts_at,
+                ends_at=freeze.ends_at,
+            )
         if before is None and getattr(actor, "pk", None) and freeze.declared_by_id is None:
             freeze.declared_by = actor
         freeze.save()
@@ -296,11 +393,7 @@ def freeze_save(*, actor: Any, freeze: Freeze) -> Freeze:
             actor=actor,
             action="freeze.declare" if before is None else "freeze.update",
             data={
-                "freeze": freeze.pk,
-                "environment": freeze.environment.name,
-                "starts_at": freeze.starts_at.isoformat(),
-                "ends_at": freeze.ends_at.isoformat(),
-                "reason": freeze.reason,
+                **_freeze_data(freeze),
                 **(
                     {
                         "before": {
@@ -318,17 +411,15 @@ def freeze_save(*, actor: Any, freeze: Freeze) -> Freeze:
 
 
 def freeze_delete(*, actor: Any, freeze: Freeze) -> None:
-    """Lift a freeze from the admin, audited."""
+    """Delete a freeze from the admin, audited; one in force counts as lifted early."""
+    policy.check_may_manage_freezes(
+        freeze.environment, user_roles(actor), superuser=bool(getattr(actor, "is_superuser", False))
+    )
+    now = timezone.now()
     with transaction.atomic():
         audit_record(
             actor=actor,
             action="freeze.delete",
-            data={
-                "freeze": freeze.pk,
-                "environment": freeze.environment.name,
-                "starts_at": freeze.starts_at.isoformat(),
-                "ends_at": freeze.ends_at.isoformat(),
-                "reason": freeze.reason,
-            },
+            data={**_freeze_data(freeze), "early": freeze.starts_at <= now < freeze.ends_at},
         )
         freeze.delete()

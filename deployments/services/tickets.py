@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import policy, risk
+from deployments import policy, risk, validation
 from deployments import terraform as tf
 from deployments.choices import REPLANNABLE_STATUSES, ChangeType, RunStatus, TicketStatus
 from deployments.models import Environment, TerraformRun, Ticket
@@ -51,6 +51,8 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
     title = data.title.strip()
     if not title:
         raise InputError("title", "title is required")
+    if validation.line_problem(title):
+        raise InputError("title", f"title {validation.LINE_PROBLEM}")
     env = Environment.objects.filter(name=data.environment).first()
     if env is None:
         names = ", ".join(Environment.objects.values_list("name", flat=True))
@@ -76,14 +78,23 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
     rollback_plan = risk.clean_rollback_plan(data.rollback_plan) if data.rollback_plan else {}
 
     repo = infra_repo()
-    sha = data.commit_sha.strip().lower()
+    given = sha = data.commit_sha.strip().lower()
     try:
         if not sha:
             sha = repo.branch_tip(settings.INFRA_BRANCH)
         elif not tf.SHA_RE.match(sha):
             raise InputError("commit_sha", "commit_sha must be a full 40-character hex SHA")
-        elif not repo.has_commit(sha):
-            raise InputError("commit_sha", f"commit {sha} is not in the infrastructure repository")
+        else:
+            # A ticket records a commit: an annotated tag's SHA is read as its commit, and
+            # anything that names no commit (a tree, a blob, nothing) is refused.
+            commit = repo.resolve_commit(sha)
+            if commit is None:
+                raise InputError(
+                    "commit_sha",
+                    f"commit_sha must name a commit of the infrastructure repository; {sha} "
+                    "does not (a tree, a blob or an unknown object)",
+                )
+            sha = commit
     except tf.SourceError as exc:
         raise InputError("commit_sha", str(exc)) from exc
 
@@ -118,6 +129,8 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
                 "commit_sha": sha,
                 "change_type": ticket.change_type,
                 "source": source,
+                # The SHA given, when it named the commit through an annotated tag.
+                **({"commit_sha_given": given} if given and given != sha else {}),
             },
         )
         if policy.is_emergency(ticket):
@@ -140,8 +153,9 @@ def ticket_plan(*, ticket_id: int, actor: Any, reason: str = "") -> TerraformRun
     with transaction.atomic():
         ticket = locked_ticket(ticket_id)
         votes = standing_votes(ticket)
+        now = timezone.now()
         policy.check_may_plan(
-            ticket, actor.pk, user_roles(actor), votes=votes, superuser=actor.is_superuser
+            ticket, actor.pk, user_roles(actor), votes=votes, now=now, superuser=actor.is_superuser
         )
         if ticket.status not in REPLANNABLE_STATUSES:
             raise policy.PolicyError(
@@ -149,7 +163,7 @@ def ticket_plan(*, ticket_id: int, actor: Any, reason: str = "") -> TerraformRun
             )
         if ticket.runs.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
             raise policy.PolicyError("a Terraform run for this ticket is already in progress")
-        if policy.replan_voids_approvals(ticket, votes) and not reason:
+        if policy.replan_voids_approvals(ticket, votes, now=now) and not reason:
             raise InputError(
                 "reason", "a new plan voids the standing approvals; give a reason for re-planning"
             )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -13,11 +15,12 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from deployments import policy
+from deployments import policy, validation
 from deployments import terraform as tf
 from deployments.models import (
     DeliveryStatus,
     Environment,
+    GitHubLogin,
     PullRequest,
     Ticket,
     WebhookDelivery,
@@ -44,10 +47,38 @@ def signature_valid(secret: str, body: bytes, header: str) -> bool:
     return hmac.compare_digest(expected.encode(), header.strip().encode())
 
 
+def _repository_problem(payload: dict[str, Any]) -> str:
+    """Why a delivery is not from the configured repository, or "" when it is: the full
+    name (GitHub ignores its case) AND the numeric id must both match."""
+    repository = payload.get("repository")
+    repository = repository if isinstance(repository, dict) else {}
+    name, number = repository.get("full_name"), repository.get("id")
+    seen = f"{name} (id {number})" if name else "no repository"
+    expected_name: str = settings.GITHUB_REPOSITORY
+    expected_id: int = settings.GITHUB_REPOSITORY_ID
+    if not expected_name or not expected_id:
+        return (
+            f"from {seen}: GITHUB_REPOSITORY and GITHUB_REPOSITORY_ID are not both set, so "
+            "the portal acts for no repository"
+        )
+    if (
+        not isinstance(name, str)
+        or name.lower() != expected_name.lower()
+        or number != expected_id
+        or isinstance(number, bool)
+    ):
+        return f"from {seen}, not the configured {expected_name} (id {expected_id})"
+    return ""
+
+
 def _ignored_reason(event: str, payload: dict[str, Any]) -> str:
     """Why a delivery needs no work, or "" when the worker must act on it."""
     if event == "ping":
         return "ping: the webhook is set up"
+    if event in ("push", "pull_request"):
+        problem = _repository_problem(payload)
+        if problem:
+            return f"{event} {problem}"
     if event == "push":
         ref = payload.get("ref")
         after = payload.get("after")
@@ -81,7 +112,10 @@ def _get(value: Any, *path: str) -> Any:
 
 def _essentials(event: str, payload: dict[str, Any]) -> dict[str, Any]:
     """The part of a payload the worker uses (a push can carry thousands of commits)."""
-    repository = {"full_name": _get(payload, "repository", "full_name")}
+    repository = {
+        "full_name": _get(payload, "repository", "full_name"),
+        "id": _get(payload, "repository", "id"),
+    }
     if event == "push":
         message = _get(payload, "head_commit", "message")
         return {
@@ -90,7 +124,10 @@ def _essentials(event: str, payload: dict[str, Any]) -> dict[str, Any]:
             "deleted": payload.get("deleted"),
             "head_commit": {"message": message[:1000] if isinstance(message, str) else ""},
             "pusher": {"name": _get(payload, "pusher", "name")},
-            "sender": {"login": _get(payload, "sender", "login")},
+            "sender": {
+                "login": _get(payload, "sender", "login"),
+                "id": _get(payload, "sender", "id"),
+            },
             "repository": repository,
         }
     pr = payload.get("pull_request") or {}
@@ -117,7 +154,7 @@ def webhook_receive(
     """Record a verified delivery once. Returns (delivery, created): a redelivery of the same
     X-GitHub-Delivery is not recorded again and not processed again."""
     existing = WebhookDelivery.objects.filter(delivery_id=delivery_id).first()
-    if existing is not None:
+    if existing is not None and existing.status != DeliveryStatus.REFUSED:
         if existing.status == DeliveryStatus.FAILED and existing.payload:
             # It failed (the commit could not be fetched yet, the repository was down):
             # GitHub's "Redeliver" is how people retry it. Filing stays once per commit.
@@ -137,16 +174,26 @@ def webhook_receive(
             webhook_dispatch(delivery_pk=existing.pk)
         return existing, False
     reason = _ignored_reason(event, payload)
+    fields = {
+        "event": event,
+        "status": DeliveryStatus.IGNORED if reason else DeliveryStatus.QUEUED,
+        "outcome": reason,
+        "processed_at": timezone.now() if reason else None,
+        "payload": {} if reason else _essentials(event, payload),
+    }
     try:
         with transaction.atomic():
-            delivery = WebhookDelivery.objects.create(
-                delivery_id=delivery_id,
-                event=event,
-                status=DeliveryStatus.IGNORED if reason else DeliveryStatus.QUEUED,
-                outcome=reason,
-                processed_at=timezone.now() if reason else None,
-                payload={} if reason else _essentials(event, payload),
-            )
+            if existing is not None:
+                # Refused before (too large, not JSON) and sent again by GitHub's Redeliver
+                # once the portal was set up to read it: received now, in the same record.
+                taken = WebhookDelivery.objects.filter(
+                    pk=existing.pk, status=DeliveryStatus.REFUSED
+                ).update(**fields)
+                if not taken:
+                    return WebhookDelivery.objects.get(pk=existing.pk), False
+                delivery = WebhookDelivery.objects.get(pk=existing.pk)
+            else:
+                delivery = WebhookDelivery.objects.create(delivery_id=delivery_id, **fields)
             audit_record(
                 actor="github webhook",
                 action="webhook.receive",
@@ -163,6 +210,43 @@ def webhook_receive(
         # The same delivery arrived twice at once: the other request recorded it.
         return WebhookDelivery.objects.get(delivery_id=delivery_id), False
     return delivery, True
+
+
+_EVENT_CHARS = re.compile(r"[^a-z0-9_]")
+
+
+def webhook_refuse(*, delivery_id: str, event: str, reason: str) -> WebhookDelivery:
+    """Record a signed delivery the portal cannot read (answered 4xx), with the reason, so
+    it shows among the deliveries. Without a usable X-GitHub-Delivery it gets an id of its
+    own; a redelivery of one already refused keeps one record with the latest reason."""
+    event = _EVENT_CHARS.sub("", event.lower())[:64] or "(none)"
+    outcome = reason[:2000]
+    with transaction.atomic():
+        existing = (
+            WebhookDelivery.objects.select_for_update().filter(delivery_id=delivery_id).first()
+            if delivery_id
+            else None
+        )
+        if existing is not None and existing.status != DeliveryStatus.REFUSED:
+            return existing  # received before; this copy of it is only refused
+        if existing is not None:
+            existing.outcome, existing.processed_at = outcome, timezone.now()
+            existing.save(update_fields=["outcome", "processed_at"])
+            delivery = existing
+        else:
+            delivery = WebhookDelivery.objects.create(
+                delivery_id=delivery_id or f"refused-{uuid.uuid4()}",
+                event=event,
+                status=DeliveryStatus.REFUSED,
+                outcome=outcome,
+                processed_at=timezone.now(),
+            )
+        audit_record(
+            actor="github webhook",
+            action="webhook.refuse",
+            data={"delivery": delivery.delivery_id, "event": event, "reason": outcome[:500]},
+        )
+    return delivery
 
 
 def webhook_dispatch(*, delivery_pk: int) -> None:
@@ -205,25 +289,26 @@ def service_account() -> Any:
     return user
 
 
-def _pusher(payload: dict[str, Any], env: Environment) -> Any:
-    """The user a push is filed as: a user named like the pusher who may file, else github."""
-    names = [
-        (payload.get("pusher") or {}).get("name"),
-        (payload.get("sender") or {}).get("login"),
-    ]
-    User = get_user_model()
-    for name in names:
-        if not isinstance(name, str) or not name:
-            continue
-        user = User.objects.filter(username__iexact=name, is_active=True).first()
-        if user is None:
-            continue
-        try:
-            policy.check_may_file(env, user_roles(user), superuser=bool(user.is_superuser))
-        except policy.PolicyError:
-            continue
-        return user
-    return service_account()
+def _author(payload: dict[str, Any], env: Environment) -> tuple[Any, str]:
+    """Who a push is filed as, and why not the pusher when it is the service account.
+
+    Only an administrator's explicit link (GitHubLogin) maps GitHub's ``sender.login`` to a
+    portal user; a GitHub name that merely equals a username (``admin``) maps to no one.
+    """
+    login = (payload.get("sender") or {}).get("login")
+    if not isinstance(login, str) or not login:
+        return service_account(), "the push names no GitHub sender"
+    link = GitHubLogin.objects.select_related("user").filter(login__iexact=login).first()
+    if link is None:
+        return service_account(), f"GitHub user {login} is linked to no portal user"
+    user = link.user
+    if not user.is_active:
+        return service_account(), f"{user.get_username()} ({login}) is inactive"
+    try:
+        policy.check_may_file(env, user_roles(user), superuser=bool(user.is_superuser))
+    except policy.PolicyError:
+        return service_account(), f"{user.get_username()} ({login}) may not file in {env.name}"
+    return user, ""
 
 
 def _process_push(delivery: WebhookDelivery) -> None:
@@ -244,7 +329,9 @@ def _process_push(delivery: WebhookDelivery) -> None:
         return
     head = payload.get("head_commit") or {}
     message = str(head.get("message") or "").strip().splitlines()
-    subject = message[0] if message else repo.commit_subject(sha)
+    # A title is one line of plain text (validation.line_problem): a commit subject may hold
+    # tabs or escapes, which become spaces rather than refuse the push.
+    subject = validation.one_line(message[0] if message else repo.commit_subject(sha))
     pr = PullRequest.for_commit(sha)
     filed: list[str] = []
     ticket = None
@@ -257,7 +344,7 @@ def _process_push(delivery: WebhookDelivery) -> None:
             if Ticket.objects.filter(environment=env, commit_sha=sha, source="github").exists():
                 filed.append(f"{env.name}: already filed for {sha[:10]}")
                 continue
-            author = _pusher(payload, env)
+            author, why = _author(payload, env)
             ticket = ticket_create(
                 actor=author,
                 data=TicketInput(
@@ -271,7 +358,8 @@ def _process_push(delivery: WebhookDelivery) -> None:
                 ),
                 source="github",
             )
-        filed.append(f"{env.name}: ticket #{ticket.pk} by {author.get_username()}")
+        note = f" ({why})" if why else ""
+        filed.append(f"{env.name}: ticket #{ticket.pk} by {author.get_username()}{note}")
     if not filed:
         _finish(delivery, DeliveryStatus.IGNORED, "no environment has deploy_on_merge")
         return
@@ -340,7 +428,15 @@ def webhook_process(*, delivery_pk: int) -> None:
         return
     delivery = WebhookDelivery.objects.get(pk=delivery_pk)
     try:
-        if delivery.event == "push":
+        # Checked again here: the settings may have changed since it was received.
+        problem = (
+            _repository_problem(delivery.payload)
+            if delivery.event in ("push", "pull_request")
+            else ""
+        )
+        if problem:
+            _finish(delivery, DeliveryStatus.IGNORED, f"{delivery.event} {problem}")
+        elif delivery.event == "push":
             _process_push(delivery)
         elif delivery.event == "pull_request":
             _process_pull_request(delivery)

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from deployments import policy, selectors
 from deployments.choices import TicketStatus
-from deployments.selectors_windows import conflict_for, freezes_for, plan_is_stale
+from deployments.selectors_windows import freezes_for, plan_is_stale
 
 register = template.Library()
 
@@ -38,7 +38,7 @@ def ticket_schedule_info(context: Any, ticket: Any) -> dict[str, Any]:
         policy.frozen_by(ticket.scheduled_for, freezes)
         if status == TicketStatus.SCHEDULED
         and ticket.scheduled_for is not None
-        and ticket.change_type != "emergency"
+        and not policy.ignores_window(ticket, ticket.scheduled_for)
         else None
     )
     return {
@@ -46,7 +46,7 @@ def ticket_schedule_info(context: Any, ticket: Any) -> dict[str, Any]:
         "zone": env.window_timezone or "UTC",
         "window": policy.Window.of(env),
         "stale": plan_is_stale(ticket),
-        "conflict": conflict_for(ticket),
+        "conflict": selectors.conflict_seen_by(user, ticket),
         "next_window": next_open,
         "can_schedule": may_deploy and status == TicketStatus.APPROVED,
         "can_reschedule": may_deploy and status == TicketStatus.SCHEDULED,

@@ -41,7 +41,7 @@ from .sandbox import (
 )
 from .sensitive import sensitive_values as configured_secrets
 from .source import InfraRepo, SourceError, check_relative
-from .summary import read_plan_json, state_fingerprint
+from .summary import has_changes, read_plan_json, state_fingerprint, summary_line
 
 OnLine = Callable[[str], None]
 PLAN_FILENAME = "portal.tfplan"
@@ -198,13 +198,16 @@ class _Session:
         self.cli_config = run_dir / "terraform.rc"
         self.state_dir = _local_state_dir(spec)
         self.env = self._environment()
+        # The exported repository: the root's local modules may lie anywhere in it.
+        depth = len(Path(spec.terraform_dir).parts)
+        tree = root.parents[depth - 1] if depth else root
         self.redact = Redactor(
             [
                 *spec.secrets,
                 *(value for value in spec.credentials_env.values() if value),
                 *secret_values_from_env(self.env),
                 # Learnt from the configuration before any command can print a value.
-                *configured_secrets(root, self._var_files(), self.env),
+                *configured_secrets(root, self._var_files(), self.env, repo_root=tree),
             ]
         )
         self._prepare_folders()
@@ -290,7 +293,7 @@ class _Session:
             return not (
                 local_backend
                 and not self.spec.allow_provider_network
-                and not _fetches_modules(self.root)
+                and not _fetches_modules(self.run_dir / "src")
             )
         return not (local_backend and command in ("workspace", "state"))
 
@@ -731,17 +734,16 @@ def plan(spec: RunSpec, on_line: OnLine) -> PlanResult:
             base_state = session.planned_state_fingerprint()
             summary, secrets = session.plan_json()
             session.redact.add(secrets)
-            has_changes = bool(summary["resources"] or summary["outputs_changed"])
             session.emit(
-                f"Plan saved: {summary['add']} to add, {summary['change']} to change, "
-                f"{summary['destroy']} to destroy (sha256 {hashlib.sha256(plan_bytes).hexdigest()})"
+                f"Plan saved: {summary_line(summary)} "
+                f"(sha256 {hashlib.sha256(plan_bytes).hexdigest()})"
             )
             return PlanResult(
                 exit_code=0,
                 plan_bytes=plan_bytes,
                 plan_sha256=hashlib.sha256(plan_bytes).hexdigest(),
                 summary=summary,
-                has_changes=has_changes,
+                has_changes=has_changes(summary),
                 base_state=base_state,
             )
     except (_StepFailed, SourceError, OSError) as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -11,6 +10,8 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -105,13 +106,7 @@ class InfraRepo:
 
     def _git(self, *args: str, binary: bool = False) -> subprocess.CompletedProcess[bytes]:
         _url, options, credentials = self._remote()
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(self.cache_dir),
-            "GIT_TERMINAL_PROMPT": "0",
-            "LC_ALL": "C",
-            **credentials,
-        }
+        env = self._git_env(credentials)
         try:
             return subprocess.run(
                 ["git", *options, f"--git-dir={self.git_dir}", *args],
@@ -187,55 +182,126 @@ class InfraRepo:
         self._ensure_available(refresh=True)
         return self._git("cat-file", "-e", f"{sha}^{{commit}}").returncode == 0
 
+    def resolve_commit(self, sha: str) -> str | None:
+        """The commit ``sha`` names, peeled as git's ``<sha>^{commit}`` does: a commit is
+        itself, an annotated tag is the commit it points at; anything else (a tree, a blob,
+        a tag of a tree, an unknown object) is None. Fetches a remote once when unknown."""
+        if not SHA_RE.match(sha):
+            return None
+        self._ensure_available()
+        found = self._peel_to_commit(sha)
+        if found is None and not self.is_local:
+            self._ensure_available(refresh=True)
+            found = self._peel_to_commit(sha)
+        return found
+
+    def _peel_to_commit(self, sha: str) -> str | None:
+        result = self._git("rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}")
+        peeled = result.stdout.decode(errors="replace").strip()
+        return peeled if result.returncode == 0 and SHA_RE.match(peeled) else None
+
     def commit_subject(self, sha: str) -> str:
         result = self._git("log", "-1", "--format=%s", sha)
         return result.stdout.decode(errors="replace").strip() if result.returncode == 0 else ""
 
     def export(self, sha: str, subdir: str, dest: Path) -> Path:
-        """Write the tree of ``subdir`` at ``sha`` into ``dest``; return the directory."""
+        """Write the whole tree of the commit at ``sha`` into ``dest``; return the Terraform
+        root inside it (``dest/subdir``).
+
+        The whole tree, not only the root: a root calls modules beside it
+        (``source = "../modules/db"``) and reads files there (``file("../policies/x")``),
+        as HCP Terraform and Atlantis let it. Every local module the root calls, directly
+        or through others, must resolve inside the repository (SourceError otherwise). A
+        symbolic link that points outside the tree is not written (it could only reach the
+        run's own directory or beyond).
+        """
         if not SHA_RE.match(sha):
             raise SourceError(f"{sha!r} is not a 40-hex commit SHA")
         check_relative(subdir, "TERRAFORM_DIR")
         self._ensure_available()
-        result = self._git("archive", "--format=tar", sha, "--", subdir)
-        if result.returncode != 0:
-            raise self._error(
-                f"cannot export {subdir}/ at {sha[:10]}: "
-                + result.stderr.decode(errors="replace").strip()
-            )
-        with tarfile.open(fileobj=io.BytesIO(result.stdout)) as archive:
-            archive.extractall(dest, filter="data")
-        root = dest / subdir
-        if not root.is_dir():
-            raise SourceError(f"{subdir}/ does not exist at commit {sha[:10]}")
-        return root
+        self._archive_into(sha, dest)
+        return _root_of(dest, subdir, sha)
+
+    def _archive_into(self, sha: str, dest: Path) -> None:
+        """``git archive`` of the commit, unpacked as it streams (a large repository is
+        never held in memory whole)."""
+        _url, options, credentials = self._remote()
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile() as errors:
+            try:
+                proc = subprocess.Popen(
+                    ["git", *options, f"--git-dir={self.git_dir}", "archive", "--format=tar", sha],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=errors,
+                    env=self._git_env(credentials),
+                )
+            except OSError as exc:
+                raise self._error(f"git archive failed: {exc}") from None
+            timer = threading.Timer(_GIT_TIMEOUT * 5, proc.kill)
+            timer.start()
+            unpack_error = ""
+            try:
+                assert proc.stdout is not None
+                with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
+                    archive.extractall(dest, filter=_inside_tree)  # noqa: S202 - "data" filter
+            except (tarfile.TarError, OSError) as exc:
+                unpack_error = str(exc)
+            finally:
+                if proc.stdout is not None:
+                    proc.stdout.close()
+                code = proc.wait()
+                timer.cancel()
+            if code != 0:
+                errors.seek(0)
+                raise self._error(
+                    f"cannot export commit {sha[:10]}: "
+                    + (errors.read().decode(errors="replace").strip() or f"git exited {code}")
+                )
+            if unpack_error:
+                raise SourceError(f"cannot unpack commit {sha[:10]}: {unpack_error}")
+
+    def _git_env(self, credentials: Mapping[str, str]) -> dict[str, str]:
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.cache_dir),
+            "GIT_TERMINAL_PROMPT": "0",
+            "LC_ALL": "C",
+            **credentials,
+        }
 
     def export_cached(self, sha: str, subdir: str, dest: Path, cache_root: Path) -> Path:
         """:meth:`export`, served from a copy kept per commit under ``cache_root``.
 
         A commit's tree never changes, so it is exported from git once and copied for each
-        run (a few small files, instead of starting git and unpacking an archive). Every
-        file is checked against the SHA-256 recorded when the entry was made while it is
-        copied; an entry that does not match (edited, truncated, half-deleted) is dropped
+        run (files already unpacked, instead of starting git and unpacking an archive).
+        Every file is checked against the SHA-256 recorded when the entry was made while it
+        is copied; an entry that does not match (edited, truncated, half-deleted) is dropped
         and exported again. Entries are made in a temporary folder and renamed into place,
         so a half-made entry is never used. The files are what the repository already
-        holds on disk, var-files included, in a folder private to the portal's user.
+        holds on disk, var-files included, in a folder private to the portal's user. The
+        root's local modules are checked on every copy (the entry is the commit's, shared
+        by every root in it).
         """
         if not SHA_RE.match(sha):
             raise SourceError(f"{sha!r} is not a 40-hex commit SHA")
         check_relative(subdir, "TERRAFORM_DIR")
         cache_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        key = hashlib.sha256(f"{sha}\0{subdir}".encode()).hexdigest()[:32]
+        # "tree": entries hold the whole commit (older ones, keyed with the root, held only
+        # the root and are never read again; pruning removes them).
+        key = hashlib.sha256(f"tree\0{sha}".encode()).hexdigest()[:32]
         entry = cache_root / key
         if entry.is_dir():
             try:
-                return _copy_entry(entry, dest, subdir)
+                _copy_entry(entry, dest)
+                return _root_of(dest, subdir, sha)
             except (OSError, ValueError, KeyError):
                 shutil.rmtree(dest, ignore_errors=True)
                 shutil.rmtree(entry, ignore_errors=True)  # rebuilt below
         staging = Path(tempfile.mkdtemp(prefix=".new-", dir=cache_root))
         try:
-            self.export(sha, subdir, staging / "tree")
+            self._ensure_available()
+            self._archive_into(sha, staging / "tree")
             _write_manifest(staging)
             try:
                 staging.rename(entry)
@@ -245,7 +311,30 @@ class InfraRepo:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         _prune(cache_root, keep=_CACHED_EXPORTS)
-        return _copy_entry(entry, dest, subdir)
+        _copy_entry(entry, dest)
+        return _root_of(dest, subdir, sha)
+
+
+def _inside_tree(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """tarfile's "data" filter (no absolute paths, no device files, no links out of the
+    tree), skipping a link that points out of the tree instead of failing the export:
+    a repository may hold one anywhere; if the root or a module it calls needs it, the
+    module check says so (_root_of)."""
+    try:
+        return tarfile.data_filter(member, dest)
+    except (tarfile.LinkOutsideDestinationError, tarfile.AbsoluteLinkError):
+        return None
+
+
+def _root_of(tree: Path, subdir: str, sha: str) -> Path:
+    """The Terraform root in an exported tree, its local modules checked."""
+    from .configuration import local_module_dirs
+
+    root = tree / subdir
+    if not root.is_dir() or not root.resolve().is_relative_to(tree.resolve()):
+        raise SourceError(f"{subdir}/ does not exist at commit {sha[:10]}")
+    local_module_dirs(root, tree)
+    return root
 
 
 # Commits whose exports are kept (the most recently used); older ones are removed.
@@ -268,7 +357,7 @@ def _write_manifest(entry: Path) -> None:
     (entry / _MANIFEST).write_text(json.dumps(files))
 
 
-def _copy_entry(entry: Path, dest: Path, subdir: str) -> Path:
+def _copy_entry(entry: Path, dest: Path) -> None:
     """Copy a cache entry's files to ``dest``, checking each; ValueError on a mismatch."""
     files = json.loads((entry / _MANIFEST).read_text())
     tree = entry / "tree"
@@ -286,10 +375,6 @@ def _copy_entry(entry: Path, dest: Path, subdir: str) -> Path:
         target.write_bytes(data)
         target.chmod(int(meta["mode"]))
     os.utime(entry)  # most recently used, for pruning
-    root = dest / subdir
-    if not root.is_dir():
-        raise SourceError(f"{subdir}/ does not exist at this commit")
-    return root
 
 
 def _prune(cache_root: Path, *, keep: int) -> None:

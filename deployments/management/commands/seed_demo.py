@@ -13,7 +13,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from deployments import data_resources
+from deployments.models import Environment
 from deployments.seeding import seed_history
+from deployments.services.environments import environment_save
 
 DEMO_USERS: list[tuple[str, list[str], bool]] = [
     ("dev1", ["developer"], False),
@@ -46,6 +49,7 @@ class Command(BaseCommand):
                 "use --force for a throwaway database"
             )
         users = self._accounts()
+        self._sample_stack_data_resources()
         if options["tickets"] > 0:
             self._history(options["tickets"], users, random.Random(options["seed"]))
 
@@ -69,6 +73,15 @@ class Command(BaseCommand):
         for username, roles, superuser in DEMO_USERS:
             self.stdout.write(f"  {username:<12} {'superuser' if superuser else ', '.join(roles)}")
         return users
+
+    def _sample_stack_data_resources(self) -> None:
+        """The sample stack's stand-ins for data-holding resources, in every environment
+        that has no list of its own (deployments.data_resources.SAMPLE_STACK_EXTRA)."""
+        for env in Environment.objects.all():
+            if env.data_resource_types:
+                continue
+            env.data_resource_types = data_resources.SAMPLE_STACK_EXTRA
+            environment_save(actor="seed_demo", env=env, changed=["data_resource_types"])
 
     def _history(self, count: int, users: dict[str, Any], rng: random.Random) -> None:
         created = seed_history(count, users, rng, progress=self.stdout.write)

@@ -11,7 +11,7 @@ def seed(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("deployments", "0023_pull_request_merge_commit"),
+        ("deployments", "0028_environment_data_resource_types"),
     ]
 
     operations = [

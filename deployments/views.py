@@ -146,7 +146,7 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
 def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
     ticket = selectors.ticket_get(request.user, pk)
     # Each run's log is up to RUN_LOG_MAX_BYTES: the page carries only its last page.
-    runs = list(selectors.runs_with_log_tails(ticket.runs.all()))
+    runs = list(ticket.runs.all())  # ticket_get: each with its log's last page only
     live_run = next((r for r in runs if r.status in ACTIVE_RUN_STATUSES), None)
     shown_run = live_run or (runs[0] if runs else None)
     shown_page = selectors.run_log_page(shown_run) if shown_run else None

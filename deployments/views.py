@@ -33,6 +33,8 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
     """Template context shared by every page."""
     return {
         "portal_embedded": settings.EMBEDDED,
+        # TERRAFORM_SANDBOX=none: every page says so (docs/security.md).
+        "terraform_unisolated": settings.TERRAFORM_SANDBOX == "none",
         "user_roles": sorted(selectors.user_roles(request.user)),
         # Called by the template only where the nav shows it (see views_home.badge).
         "queue_badge": functools.partial(views_home.badge, request),
@@ -143,9 +145,11 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
 @require_GET
 def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
     ticket = selectors.ticket_get(request.user, pk)
-    runs = list(ticket.runs.all())
+    # Each run's log is up to RUN_LOG_MAX_BYTES: the page carries only its last page.
+    runs = list(ticket.runs.all())  # ticket_get: each with its log's last page only
     live_run = next((r for r in runs if r.status in ACTIVE_RUN_STATUSES), None)
     shown_run = live_run or (runs[0] if runs else None)
+    shown_page = selectors.run_log_page(shown_run) if shown_run else None
     actions = selectors.ticket_actions(ticket, request.user, timezone.now())
     choice = selectors.rollback_choice(ticket) if actions["rollback"].relevant else None
     # Other tickets this page names, through the viewer's visibility (never a hidden one).
@@ -164,7 +168,8 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "runs": runs,
             "live_run": live_run,
             "shown_run": shown_run,
-            "shown_log": selectors.run_log_text(shown_run) if shown_run else "",
+            "shown_log": shown_page.text if shown_page else "",
+            "shown_page": shown_page,
             "plan": ticket.current_plan,
             "pull_request": PullRequest.for_commit(ticket.commit_sha),
             "events": selectors.audit_for_ticket(ticket),

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -138,6 +139,59 @@ def infra_repo(sample_repo_template: Path, tmp_path: Path, settings: Any) -> Pat
         },
     }
     return repo
+
+
+@pytest.fixture
+def tmp_path(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A fresh folder per test that the sandbox's own uid can reach (as root, bubblewrap
+    binds what a test puts there, state and wrappers, as that uid). pytest's folders are
+    0700 and pytest resets their parent to 0700 whenever a session starts, so these live
+    in a base of their own: traversable by others, listable by nobody else."""
+    base = Path(tempfile.gettempdir()) / f"ccp-tests-{os.getuid()}"
+    base.mkdir(mode=0o711, exist_ok=True)
+    base.chmod(0o711)
+    name = "".join(c if c.isalnum() else "_" for c in request.node.name)[:40]
+    path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def sandbox_sees(
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    readonly: tuple[Path, ...] = (),
+    writable: tuple[Path, ...] = (),
+) -> None:
+    """Host paths a test's Terraform wrapper reads (the real binary it execs) or writes (a
+    marker), made visible inside the sandbox: in this process's settings and, for a worker
+    started afterwards, in its environment."""
+    import dataclasses
+
+    from django.conf import settings
+
+    config = settings.TERRAFORM_SANDBOX_CONFIG
+    config = dataclasses.replace(
+        config,
+        readonly_paths=(*config.readonly_paths, *readonly),
+        writable_paths=(*config.writable_paths, *writable),
+    )
+    monkeypatch.setattr(settings, "TERRAFORM_SANDBOX_CONFIG", config)
+    monkeypatch.setenv(
+        "TERRAFORM_SANDBOX_READONLY_PATHS", ",".join(str(p) for p in config.readonly_paths)
+    )
+    monkeypatch.setenv(
+        "TERRAFORM_SANDBOX_WRITABLE_PATHS", ",".join(str(p) for p in config.writable_paths)
+    )
+
+
+def real_terraform(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The real Terraform binary, for a wrapper to exec: readable inside the sandbox."""
+    from deployments.terraform.runner import find_binary
+
+    binary = find_binary(os.environ.get("TERRAFORM_BIN", ""))
+    sandbox_sees(monkeypatch, readonly=(Path(binary),))
+    return binary
 
 
 @pytest.fixture
@@ -385,14 +439,13 @@ def paced_terraform(
     """A `terraform` that waits before the given commands, as it would on a real cloud (on
     the offline sample stack an apply is over in half a second), then runs the real one.
     The worker process started afterwards reads it from TERRAFORM_BIN."""
-    from deployments.terraform.runner import find_binary
-
+    real = real_terraform(monkeypatch)
     wrapper = tmp_path / "paced-bin" / "terraform"
     wrapper.parent.mkdir()
     wrapper.write_text(
         "#!/bin/sh\n"
         f'case "$1" in {"|".join(commands)}) sleep {seconds} ;; esac\n'
-        f'exec {shlex.quote(find_binary(os.environ.get("TERRAFORM_BIN", "")))} "$@"\n'
+        f'exec {shlex.quote(real)} "$@"\n'
     )
     wrapper.chmod(0o755)
     monkeypatch.setenv("TERRAFORM_BIN", str(wrapper))
@@ -422,6 +475,7 @@ _SEEDS = [
         "0012_risk",
         "0019_monitoring",
         "0026_environment_freeze_groups",
+        "0030_environment_verified_providers",
     )
 ]
 

@@ -186,6 +186,7 @@ def speculative_plan_run(*, plan_id: int, worker: str = "") -> None:
         from .execution import terraform_spec  # execution imports the whole worker side
 
         spec = terraform_spec(
+            environment=env,
             commit_sha=plan.commit_sha,
             workspace=env.workspace,
             var_file=env.var_file,

@@ -1,7 +1,9 @@
 # Production image: the web app (gunicorn) and the Celery worker share it.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 VIRTUAL_ENV=/app/.venv PATH=/app/.venv/bin:$PATH
-RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/*
+# bubblewrap and slirp4netns: the sandbox around every Terraform process (docs/security.md).
+RUN apt-get update && apt-get install -y --no-install-recommends git bubblewrap slirp4netns \
+    && rm -rf /var/lib/apt/lists/*
 # The portal runs as its own unprivileged user, never as root: what it writes lives in DATA_DIR
 # (/data in docker-compose.yml, /app/var by default), owned by that user; the code is not.
 RUN groupadd --system --gid 10001 portal \

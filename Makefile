@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export PORT
 
-.PHONY: install setup run test test-fast lint format bench clean
+.PHONY: install setup sandbox-tools run test test-fast lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -15,8 +15,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# Terraform's sandbox: bubblewrap and slirp4netns (apt-get when root and missing).
+sandbox-tools:
+	scripts/sandbox_tools.sh
+
 # Database, Terraform (binary only when none is on PATH), the sample infrastructure repository.
-setup: install
+setup: install sandbox-tools
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py install_terraform
 	$(BIN)/python manage.py init_infra_repo
@@ -28,7 +32,7 @@ run: setup
 # Tests keep their data apart from the local run's (var/test unless DATA_DIR is set).
 TEST_ENV := DATA_DIR="$${DATA_DIR:-$(CURDIR)/var/test}"
 
-test: install
+test: install sandbox-tools
 	$(BIN)/python manage.py install_terraform
 	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -50,7 +54,7 @@ format: install
 
 # Every performance figure of issue 12 beside its baseline, from one run (benchmarks/):
 # BENCH_ARGS=--quick for fewer tickets, BENCH_ARGS="--only pages" for one module.
-bench: install
+bench: install sandbox-tools
 	$(BIN)/python manage.py install_terraform
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 

@@ -465,6 +465,75 @@ RUN_HEARTBEAT_TIMEOUT = env_int("RUN_HEARTBEAT_TIMEOUT", 180, minimum=10)
 RUN_LOCK_WAIT = env_int("RUN_LOCK_WAIT", 60, minimum=1)
 # A run still queued after this long (a lost broker message) is sent again by the reconciler.
 RUN_RESEND_AFTER = env_int("RUN_RESEND_AFTER", 60, minimum=5)
+# The sandbox around every Terraform process (docs/security.md). bwrap (default):
+# bubblewrap, as an unprivileged user in namespaces of its own; container: docker/podman
+# run per process; none: unisolated, only when set explicitly (every page then says so).
+TERRAFORM_SANDBOX = env_str("TERRAFORM_SANDBOX", "bwrap").strip().lower()
+# egress: its own network namespace with a user-mode uplink (slirp4netns) that cannot
+# reach this host's loopback (PostgreSQL, Redis); none: loopback only.
+TERRAFORM_SANDBOX_NETWORK = env_str("TERRAFORM_SANDBOX_NETWORK", "egress").strip().lower()
+
+
+def _sandbox_config() -> Any:
+    """The sandbox's settings, checked now: a bad value stops the portal naming it."""
+    from deployments.terraform.sandbox import (
+        BACKENDS,
+        DEFAULT_UID,
+        ENGINES,
+        NETWORKS,
+        Limits,
+        SandboxConfig,
+    )
+
+    for name, value, allowed in (
+        ("TERRAFORM_SANDBOX", TERRAFORM_SANDBOX, BACKENDS),
+        ("TERRAFORM_SANDBOX_NETWORK", TERRAFORM_SANDBOX_NETWORK, NETWORKS),
+        ("TERRAFORM_SANDBOX_ENGINE", env_str("TERRAFORM_SANDBOX_ENGINE", "docker"), ENGINES),
+    ):
+        if value not in allowed:
+            raise ImproperlyConfigured(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    paths = {}
+    for name in ("TERRAFORM_SANDBOX_READONLY_PATHS", "TERRAFORM_SANDBOX_WRITABLE_PATHS"):
+        items = [Path(item) for item in env_list(name, "")]
+        if any(not item.is_absolute() for item in items):
+            raise ImproperlyConfigured(f"{name} must list absolute paths (comma-separated)")
+        paths[name] = tuple(items)
+    config = SandboxConfig(
+        backend=TERRAFORM_SANDBOX,
+        network=TERRAFORM_SANDBOX_NETWORK,
+        uid=env_int("TERRAFORM_SANDBOX_UID", DEFAULT_UID, minimum=1),
+        gid=env_int("TERRAFORM_SANDBOX_GID", DEFAULT_UID, minimum=1),
+        limits=Limits(
+            cpu_seconds=env_int("TERRAFORM_SANDBOX_CPU_SECONDS", 600, minimum=10),
+            memory_bytes=env_int("TERRAFORM_SANDBOX_MEMORY_MB", 4096, minimum=256) * 1024**2,
+            processes=env_int("TERRAFORM_SANDBOX_PROCESSES", 512, minimum=32),
+            open_files=env_int("TERRAFORM_SANDBOX_OPEN_FILES", 4096, minimum=256),
+        ),
+        readonly_paths=paths["TERRAFORM_SANDBOX_READONLY_PATHS"],
+        writable_paths=paths["TERRAFORM_SANDBOX_WRITABLE_PATHS"],
+        hidden_paths=tuple(
+            sorted({DATA_DIR, BASE_DIR, Path(sys.prefix).resolve(), Path(sys.prefix)})
+        ),
+        engine=env_str("TERRAFORM_SANDBOX_ENGINE", "docker"),
+        image=env_str("TERRAFORM_SANDBOX_IMAGE", ""),
+    )
+    try:
+        config.validate()
+    except ValueError as exc:
+        variable = (
+            "TERRAFORM_SANDBOX_IMAGE"
+            if "image" in str(exc)
+            else "TERRAFORM_SANDBOX_WRITABLE_PATHS"
+            if "writable" in str(exc)
+            else "TERRAFORM_SANDBOX_UID"
+            if "uid" in str(exc)
+            else "TERRAFORM_SANDBOX"
+        )
+        raise ImproperlyConfigured(f"{variable}: {exc}") from None
+    return config
+
+
+TERRAFORM_SANDBOX_CONFIG = _sandbox_config()
 # Variables of the worker's own environment passed on to every Terraform run: only what is
 # not a secret (region, endpoint, CA bundle). Credentials reach a run only as its
 # environment's credential set or role for its phase (TERRAFORM_CREDENTIALS_FILE, the
@@ -497,6 +566,10 @@ TERRAFORM_CREDENTIALS_FILE = env_str("TERRAFORM_CREDENTIALS_FILE")
 TERRAFORM_ROLE_MAX_SECONDS = env_int("TERRAFORM_ROLE_MAX_SECONDS", 3600, minimum=900)
 if TERRAFORM_ROLE_MAX_SECONDS > 43200:
     raise ImproperlyConfigured("TERRAFORM_ROLE_MAX_SECONDS must be at most 43200 (12 hours)")
+
+# A run's stored log is capped: its head and tail are kept, one line between them says
+# how much was dropped (docs/security.md, "Bounded output").
+RUN_LOG_MAX_BYTES = env_int("RUN_LOG_MAX_BYTES", 5 * 1024 * 1024, minimum=64 * 1024)
 
 # --- Integrations and limits -----------------------------------------------
 GITHUB_WEBHOOK_SECRET = env_str("GITHUB_WEBHOOK_SECRET")

@@ -111,6 +111,8 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "apply_credentials",
             "plan_role_arn",
             "apply_role_arn",
+            "require_lock_file",
+            "allow_provider_network",
         ]
 
     def clean_required_checks(self) -> Any:

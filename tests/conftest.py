@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -121,6 +122,22 @@ def infra_repo(sample_repo_template: Path, tmp_path: Path, settings: Any) -> Pat
         },
     }
     return repo
+
+
+@pytest.fixture
+def tmp_path(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A fresh folder per test that the sandbox's own uid can reach (as root, bubblewrap
+    binds what a test puts there, state and wrappers, as that uid). pytest's folders are
+    0700 and pytest resets their parent to 0700 whenever a session starts, so these live
+    in a base of their own: traversable by others, listable by nobody else."""
+    base = Path(tempfile.gettempdir()) / f"ccp-tests-{os.getuid()}"
+    base.mkdir(mode=0o711, exist_ok=True)
+    base.chmod(0o711)
+    name = "".join(c if c.isalnum() else "_" for c in request.node.name)[:40]
+    path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -292,6 +309,7 @@ _SEEDS = [
         "0012_risk",
         "0019_monitoring",
         "0026_environment_freeze_groups",
+        "0030_environment_verified_providers",
     )
 ]
 

@@ -97,6 +97,18 @@ class Environment(models.Model):
     apply_role_arn = models.CharField(
         max_length=2048, blank=True, help_text="AWS role the worker assumes for each apply."
     )
+    # Verified providers (docs/security.md): a stack without .terraform.lock.hcl is refused
+    # here; providers come from the portal's read-only mirror unless network installation
+    # is allowed (then Terraform may download what the mirror lacks).
+    require_lock_file = models.BooleanField(
+        default=False,
+        help_text="Refuse to run Terraform for a commit whose stack has no "
+        ".terraform.lock.hcl (providers are then checked against its checksums).",
+    )
+    allow_provider_network = models.BooleanField(
+        default=False,
+        help_text="Let Terraform install providers the mirror lacks from their registries.",
+    )
     # Fencing token: incremented by every apply claim; the claiming run keeps its value.
     apply_fence = models.PositiveBigIntegerField(default=0, editable=False)
 

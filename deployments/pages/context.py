@@ -19,6 +19,8 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
     """Template context shared by every page."""
     return {
         "portal_embedded": settings.EMBEDDED,
+        # TERRAFORM_SANDBOX=none: every page says so (docs/security.md).
+        "terraform_unisolated": settings.TERRAFORM_SANDBOX == "none",
         "user_roles": sorted(selectors.user_roles(request.user)),
         # Called by the template only where the nav shows it (see home.badge).
         "queue_badge": functools.partial(home.badge, request),

@@ -52,7 +52,14 @@ from deployments.selectors.rollbacks import (
     rollback_choice,
     ticket_last_known_good,
 )
-from deployments.selectors.runs import run_log_since, run_log_text
+from deployments.selectors.runs import (
+    LOG_PAGE_CHARS,
+    LogPage,
+    run_log_page,
+    run_log_since,
+    run_log_text,
+    runs_with_log_tails,
+)
 from deployments.selectors.tickets import (
     DEEP_OFFSET,
     ConflictView,
@@ -70,10 +77,12 @@ from deployments.selectors.tickets import (
 __all__ = [
     "AUDIT_FILTER_TEXT_MAX",
     "DEEP_OFFSET",
+    "LOG_PAGE_CHARS",
     "AnyUser",
     "AuditFilters",
     "ConflictView",
     "KnownGood",
+    "LogPage",
     "Permission",
     "RollbackChoice",
     "TicketView",
@@ -101,9 +110,11 @@ __all__ = [
     "rollback_choice",
     "rows_at",
     "run_get",
+    "run_log_page",
     "run_log_since",
     "run_log_text",
     "runs_visible_to",
+    "runs_with_log_tails",
     "stray_approvals",
     "ticket_actions",
     "ticket_approvals",

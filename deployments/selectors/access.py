@@ -17,6 +17,7 @@ from deployments.models import (
     TerraformRun,
     Ticket,
 )
+from deployments.selectors.runs import runs_with_log_tails
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -140,7 +141,13 @@ def ticket_get(user: Any, pk: int | str) -> Ticket:
         ticket = (
             tickets_visible_to(user)
             .prefetch_related(
-                Prefetch("runs", queryset=TerraformRun.objects.select_related("requested_by")),
+                # Each run's log is up to RUN_LOG_MAX_BYTES: only its last page is loaded.
+                Prefetch(
+                    "runs",
+                    queryset=runs_with_log_tails(
+                        TerraformRun.objects.select_related("requested_by")
+                    ),
+                ),
                 Prefetch(
                     "approvals",
                     # The approvers' groups: votes count the roles they hold now (votes_for).

@@ -48,7 +48,7 @@ from deployments.selectors.rollbacks import (
     rollback_choice,
     ticket_last_known_good,
 )
-from deployments.selectors.runs import run_log_text
+from deployments.selectors.runs import LogPage, run_log_page
 from deployments.selectors.windows import conflict_for, freezes_for, plan_is_stale
 
 
@@ -263,7 +263,7 @@ class TicketView:
 
     @functools.cached_property
     def runs(self) -> list[TerraformRun]:
-        """Newest first (ticket_get loaded them with the ticket)."""
+        """Newest first (ticket_get loaded them, each with its log's last page only)."""
         return list(self.ticket.runs.all())
 
     @functools.cached_property
@@ -276,9 +276,15 @@ class TicketView:
         return self.live_run or (self.runs[0] if self.runs else None)
 
     @functools.cached_property
-    def shown_log(self) -> str:
+    def shown_page(self) -> LogPage | None:
+        """The end of the shown run's log (each run's log is up to RUN_LOG_MAX_BYTES)."""
         run = self.shown_run
-        return run_log_text(run) if run else ""
+        return run_log_page(run) if run else None
+
+    @property
+    def shown_log(self) -> str:
+        page = self.shown_page
+        return page.text if page else ""
 
     @property
     def plan(self) -> TerraformRun | None:

@@ -10,6 +10,7 @@ audited, and operations and DevOps Leads are told ("drift.detected").
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -119,7 +120,7 @@ def drift_check_run(*, check_id: int) -> DriftCheck:
             return _finish(
                 check, DriftStatus.SKIPPED, error=f"an apply of {env.name} is queued or running"
             )
-        lines: list[str] = []
+        lines = _Tail(LOG_MAX)
         try:
             # A drift check only reads: the environment's plan credentials.
             granted = run_credentials(
@@ -130,6 +131,7 @@ def drift_check_run(*, check_id: int) -> DriftCheck:
             )
             lines.append(granted.description)
             spec = terraform_spec(
+                environment=env,
                 commit_sha=deployment.commit_sha,
                 workspace=env.workspace,
                 var_file=deployment.var_file,
@@ -144,7 +146,7 @@ def drift_check_run(*, check_id: int) -> DriftCheck:
             result = tf.DriftResult(exit_code=1, error=exc.message)
     finally:
         env_lock.release()
-    text = "\n".join(lines)[-LOG_MAX:]
+    text = lines.text()
     if result.error:
         return _finish(
             check, DriftStatus.FAILED, exit_code=result.exit_code, error=result.error, log=text
@@ -155,6 +157,25 @@ def drift_check_run(*, check_id: int) -> DriftCheck:
         _finish(check, DriftStatus.DRIFTED, exit_code=2, summary=result.summary, log=text)
         _drift_detected(check, deployment)
     return check
+
+
+class _Tail:
+    """The last ``limit`` characters of a check's output, however much Terraform prints."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.lines: collections.deque[str] = collections.deque()
+        self.size = 0
+
+    def append(self, line: str) -> None:
+        line = line[-self.limit :]
+        self.lines.append(line)
+        self.size += len(line) + 1
+        while self.size > self.limit and len(self.lines) > 1:
+            self.size -= len(self.lines.popleft()) + 1
+
+    def text(self) -> str:
+        return "\n".join(self.lines)[-self.limit :]
 
 
 def _drift_detected(check: DriftCheck, deployment: Deployment) -> None:

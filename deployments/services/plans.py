@@ -185,6 +185,7 @@ def speculative_plan_run(*, plan_id: int, worker: str = "") -> None:
         from deployments.services.runs.spec import terraform_spec  # runs import this module
 
         spec = terraform_spec(
+            environment=env,
             commit_sha=plan.commit_sha,
             workspace=env.workspace,
             var_file=env.var_file,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterable, Mapping
+from urllib.parse import quote, quote_plus
 
 MASK = "[REDACTED]"
 # Shorter values would mask ordinary words; such secrets are not secrets.
@@ -53,6 +55,7 @@ class Redactor:
                 continue
             forms = {secret, secret.strip(), json.dumps(secret, ensure_ascii=False)[1:-1]}
             forms.update(line.strip() for line in secret.splitlines())
+            forms.update(encoded_forms(secret))
             # Very short values would mask ordinary words; such secrets are not secrets.
             self._secrets.update(form for form in forms if len(form) >= MIN_SECRET_LENGTH)
 
@@ -95,6 +98,43 @@ class Redactor:
                 out.append(text[index])
                 index += 1
         return "".join(out)
+
+
+# An encoded value is matched by the part of its encoding that depends on it alone: at
+# least this many characters (shorter parts would mask ordinary words).
+_MIN_ENCODED = 8
+
+
+def encoded_forms(secret: str) -> set[str]:
+    """The forms a command could print a secret in to slip past a plain comparison:
+    base64 (standard and URL-safe) at each of the three alignments it can start at inside
+    a longer encoded text, hex in both cases, and URL-encoding.
+
+    Inside a longer base64 text the secret's bytes start at offset 0, 1 or 2 of a 3-byte
+    group; for each, the characters that encode only the secret's own bytes are the same
+    whatever surrounds it, so that core is what is masked (its ragged ends are at most two
+    characters on each side).
+    """
+    forms: set[str] = set()
+    raw = secret.encode()
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + raw).decode()
+        # Characters before the first full group of the secret's own bytes and after its
+        # last one depend on the neighbours.
+        first = (shift * 8 + 5) // 6
+        last = ((shift + len(raw)) * 8) // 6
+        core = encoded[first:last]
+        if len(core) >= _MIN_ENCODED:
+            forms.add(core)
+            forms.add(core.replace("+", "-").replace("/", "_"))
+    if len(raw) * 2 >= _MIN_ENCODED:
+        forms.add(raw.hex())
+        forms.add(raw.hex().upper())
+    for quoted in (quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)):
+        if quoted != secret:
+            forms.add(quoted)
+            forms.add(re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quoted))
+    return forms
 
 
 def _mask_last_group(match: re.Match[str]) -> str:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
+import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -22,15 +25,26 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from deployments.terraform.redact import Redactor, secret_values_from_env
+from deployments.terraform.sandbox import (
+    RUN_DIR_INSIDE,
+    MountPlan,
+    Process,
+    Sandbox,
+    SandboxConfig,
+    SandboxError,
+    ca_paths,
+    give_to_sandbox,
+    run_identity,
+)
 from deployments.terraform.sensitive import sensitive_values as configured_secrets
 from deployments.terraform.source import InfraRepo, SourceError, check_relative
 from deployments.terraform.summary import (
     has_changes,
-    sensitive_values,
-    summarize_plan,
+    read_plan_json,
+    state_fingerprint,
     summary_line,
 )
 
@@ -39,6 +53,11 @@ PLAN_FILENAME = "portal.tfplan"
 # Seconds Terraform gets to stop cleanly (release locks, write state) after SIGINT.
 _GRACE_SECONDS = 60
 _STALE_MARKERS = ("Saved plan is stale", "saved plan is stale")
+LOCK_FILE = ".terraform.lock.hcl"
+# A line of Terraform's output longer than this is cut (its rest is dropped unread into
+# memory): a provider printing 100 MiB on one line costs the worker this much, not that.
+LINE_MAX_CHARS = 16 * 1024
+_READ_BYTES = 64 * 1024
 
 
 class TerraformNotFound(Exception):
@@ -92,6 +111,12 @@ class RunSpec:
     # Descriptors every Terraform process of the run inherits: the environment lock's file
     # for an apply, so the lock lives as long as Terraform does, even past its worker.
     held_fds: tuple[int, ...] = ()
+    # The wall around every Terraform process (docs/security.md); bubblewrap by default.
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    # Verified providers: a stack without .terraform.lock.hcl is refused; without
+    # allow_provider_network, providers come from the mirror only (no `direct {}`).
+    require_lock_file: bool = False
+    allow_provider_network: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,12 +186,22 @@ class _StepFailed(Exception):
 
 
 class _Session:
-    """One working directory and the environment every command in it shares."""
+    """One working directory and the environment every command in it shares.
 
-    def __init__(self, spec: RunSpec, root: Path, on_line: OnLine) -> None:
+    The run's folder (private to the sandbox's user) holds ``src/`` (the commit's tree,
+    Terraform's root inside it), ``home/`` and the CLI configuration; every command runs
+    in the sandbox over that folder, seeing nothing else of the portal.
+    """
+
+    def __init__(self, spec: RunSpec, run_dir: Path, root: Path, on_line: OnLine) -> None:
         self.spec = spec
+        self.run_dir = run_dir
         self.root = root
         self._on_line = on_line
+        self.sandbox = Sandbox(spec.sandbox)
+        self.home = run_dir / "home"
+        self.cli_config = run_dir / "terraform.rc"
+        self.state_dir = _local_state_dir(spec)
         self.env = self._environment()
         # The exported repository: the root's local modules may lie anywhere in it.
         depth = len(Path(spec.terraform_dir).parts)
@@ -180,6 +215,7 @@ class _Session:
                 *configured_secrets(root, self._var_files(), self.env, repo_root=tree),
             ]
         )
+        self._prepare_folders()
 
     def _var_files(self) -> list[Path]:
         try:
@@ -189,66 +225,171 @@ class _Session:
         return [self.root / self.spec.var_file]
 
     def _environment(self) -> dict[str, str]:
-        home = self.root.parent / "home"
-        home.mkdir(exist_ok=True)
-        cli_config = self.root.parent / "terraform.rc"
-        cli_config.write_text(cli_config_text(self.spec.provider_mirror, self.spec.plugin_cache))
-        self.spec.plugin_cache.mkdir(parents=True, exist_ok=True)
+        """Terraform's whole environment: these fixed variables, the pass-through ones and
+        the run's credentials; nothing else of the worker's."""
+        self.home.mkdir(exist_ok=True)
+        self.cli_config.write_text(
+            cli_config_text(
+                self.spec.provider_mirror, allow_network=self.spec.allow_provider_network
+            )
+        )
+        # Paths as Terraform sees them: inside the sandbox the run's folder is elsewhere.
+        seen = (
+            (lambda path: RUN_DIR_INSIDE / path.relative_to(self.run_dir))
+            if self.spec.sandbox.backend != "none"
+            else (lambda path: path)
+        )
         env = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "HOME": str(home),
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(seen(self.home)),
             "LANG": "C.UTF-8",
             "TF_IN_AUTOMATION": "1",
             "TF_INPUT": "0",
             "CHECKPOINT_DISABLE": "1",
-            "TF_CLI_CONFIG_FILE": str(cli_config),
+            "TF_CLI_CONFIG_FILE": str(seen(self.cli_config)),
         }
         env.update(self.spec.passthrough_env)
         env.update(self.spec.credentials_env)
         return env
 
+    def _prepare_folders(self) -> None:
+        """The state folder of this environment's workspace exists before Terraform
+        starts (it is the only one the sandbox mounts), and what the sandbox writes is
+        its user's."""
+        owned = [self.run_dir]
+        if self.state_dir is not None and self.spec.sandbox.backend != "none":
+            self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if run_identity(self.spec.sandbox) is not None:
+                # The sandbox's user must reach it (bwrap binds as that user), not list it.
+                self.state_dir.parent.chmod(0o711)
+            owned.append(self.state_dir)
+        give_to_sandbox(self.spec.sandbox, owned)
+
+    def mount_plan(self) -> MountPlan:
+        """What a Terraform process of this run may see (sandbox.MountPlan)."""
+        mirror = self.spec.provider_mirror
+        readonly = [self.cli_config, *ca_paths(self.env), *self.spec.sandbox.readonly_paths]
+        if mirror.is_dir():
+            readonly.append(mirror)
+        writable = [*self.spec.sandbox.writable_paths]
+        if self.state_dir is not None:
+            writable.append(self.state_dir)
+        return MountPlan(
+            binary=Path(self.spec.binary),
+            workdir=self.run_dir / "src",
+            cwd=self.root,
+            home=self.home,
+            run_dir=self.run_dir,
+            readonly=tuple(readonly),
+            writable=tuple(writable),
+            hidden=self.spec.sandbox.hidden_paths,
+            env=self.env,
+        )
+
+    def _network(self, command: str) -> bool:
+        """Only commands that may talk to providers, registries or a remote backend get
+        the network; `show` never needs it, nor a local backend's workspace or state, nor
+        `init` of a stack whose modules are all local and whose providers come from the
+        mirror (slirp4netns costs each networked process a few milliseconds)."""
+        if command == "show":
+            return False
+        local_backend = self.state_dir is not None
+        if command == "init":
+            return not (
+                local_backend
+                and not self.spec.allow_provider_network
+                and not _fetches_modules(self.run_dir / "src")
+            )
+        return not (local_backend and command in ("workspace", "state"))
+
     def emit(self, text: str) -> None:
         for line in text.splitlines():
             self._on_line(self.redact(line))
 
+    def spawn(self, args: tuple[str, ...], *, stdout: Any, stderr: Any) -> Process:
+        try:
+            return self.sandbox.spawn(
+                [self.spec.binary, *args],
+                self.mount_plan(),
+                network=self._network(args[0]),
+                stdout=stdout,
+                stderr=stderr,
+                pass_fds=self.spec.held_fds,
+            )
+        except SandboxError as exc:
+            raise _StepFailed(f"the sandbox could not start: {exc}", 1) from None
+
     def run(self, *args: str, ok_codes: tuple[int, ...] = (0,), what: str = "") -> int:
         """Run one terraform command, streaming its output; raise _StepFailed on a bad code."""
-        argv = [self.spec.binary, *args]
         self.emit(f"$ terraform {' '.join(args)}")
-        code, timed_out = _stream(
-            argv, self.root, self.env, self.spec.timeout, self.emit, pass_fds=self.spec.held_fds
-        )
+        for attempt in range(_SANDBOX_ATTEMPTS):
+            first: list[str] = []
+
+            def emit(line: str, first: list[str] = first) -> None:
+                if not first:
+                    first.append(line)
+                self.emit(line)
+
+            proc = self.spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            code, timed_out = _stream(proc, self.spec.timeout, emit)
+            if timed_out or not _sandbox_setup_flaked(first, code):
+                break
+            if attempt + 1 < _SANDBOX_ATTEMPTS:
+                self.emit("note: the sandbox's setup failed before Terraform started; again")
         if timed_out:
             raise _StepFailed(
                 f"terraform {args[0]} timed out after {self.spec.timeout} seconds and was stopped",
                 code if code != 0 else 124,
             )
         if code not in ok_codes:
+            _sandbox_failed(first, code)
+            self._killed(args[0], code)
             raise _StepFailed(what or f"terraform {args[0]} exited with code {code}", code)
         return code
 
-    def capture(self, *args: str) -> str:
-        """Run a command whose stdout is data (show -json), not log output.
-
-        In a session of its own, like every Terraform process the runner starts: whoever
-        stops the worker's process group (a service manager, a test) does not reach it
-        mid-write, and whoever stops Terraform's groups (the heartbeat) does.
-        """
-        result = subprocess.run(
-            [self.spec.binary, *args],
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            timeout=self.spec.timeout,
-            check=False,
-            start_new_session=True,
-            preexec_fn=_child_setup,
-            pass_fds=self.spec.held_fds,
+    def _killed(self, command: str, code: int) -> None:
+        """A process ended by the CPU-time limit says so: SIGXCPU at the soft limit (Go
+        ignores it), SIGKILL five seconds of CPU later (the sandbox reports 128 + signal)."""
+        if code not in (128 + signal.SIGXCPU, 128 + signal.SIGKILL, -signal.SIGKILL):
+            return
+        seconds = self.spec.sandbox.limits.cpu_seconds
+        raise _StepFailed(
+            f"terraform {command} was stopped (signal {code - 128 if code > 0 else -code}): "
+            f"it reached the sandbox's CPU-time limit of {seconds} s "
+            "(TERRAFORM_SANDBOX_CPU_SECONDS), or was killed from outside",
+            code,
         )
-        if result.returncode != 0:
-            self.emit(result.stderr.decode(errors="replace"))
-            raise _StepFailed(f"terraform {args[0]} exited with code {result.returncode}", 1)
-        return result.stdout.decode()
+
+    @contextlib.contextmanager
+    def capture(self, *args: str) -> Iterator[IO[bytes]]:
+        """Run a command whose stdout is data (show -json, state pull), not log output:
+        it goes to a temporary file that is read as a stream (never whole into memory)
+        and removed afterwards."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            for _attempt in range(_SANDBOX_ATTEMPTS):
+                out.seek(0)
+                out.truncate()
+                err.seek(0)
+                err.truncate()
+                proc = self.spawn(args, stdout=out, stderr=err)
+                code, timed_out = _stream(proc, self.spec.timeout, None)
+                err.seek(0)
+                if timed_out or not _sandbox_setup_flaked(
+                    err.readline(512).decode(errors="replace").splitlines(), code
+                ):
+                    break
+            if timed_out:
+                raise _StepFailed(
+                    f"terraform {args[0]} timed out after {self.spec.timeout} seconds", 124
+                )
+            if code != 0:
+                err.seek(0)
+                message = err.read(LINE_MAX_CHARS * 4).decode(errors="replace")
+                _sandbox_failed(message.splitlines()[:1], code)
+                self.emit(message)
+                raise _StepFailed(f"terraform {args[0]} exited with code {code}", 1)
+            out.seek(0)
+            yield out
 
     def state_fingerprint(self) -> str:
         """``lineage/serial`` of the workspace's current state ("" when there is none yet).
@@ -256,16 +397,13 @@ class _Session:
         Recorded before planning and compared before applying, so a plan made against an
         older state is refused by the portal itself, whatever Terraform version runs it.
         """
-        raw = self.capture("state", "pull").strip()
-        if not raw:
-            return ""
-        try:
-            state = json.loads(raw)
-        except ValueError:
-            raise _StepFailed(
-                "terraform state pull returned something that is not JSON", 1
-            ) from None
-        return f"{state.get('lineage', '')}/{state.get('serial', '')}"
+        with self.capture("state", "pull") as out:
+            try:
+                return state_fingerprint(out)
+            except ValueError:
+                raise _StepFailed(
+                    "terraform state pull returned something that is not JSON", 1
+                ) from None
 
     def planned_state_fingerprint(self) -> str:
         """``lineage/serial`` of the state the saved plan was made against.
@@ -276,15 +414,22 @@ class _Session:
         format, an encrypted OpenTofu plan) is answered by ``state pull`` instead.
         """
         try:
-            with zipfile.ZipFile(self.root / PLAN_FILENAME) as planfile:
-                state = json.loads(planfile.read("tfstate"))
-            lineage, serial = state["lineage"], state["serial"]
+            with (
+                zipfile.ZipFile(io.BytesIO(read_own_file(self.root / PLAN_FILENAME))) as planfile,
+                planfile.open("tfstate") as state,
+            ):
+                return state_fingerprint(state, strict=True)
         except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile):
             return self.state_fingerprint()
-        if not isinstance(lineage, str) or not isinstance(serial, int):
-            return self.state_fingerprint()
-        # An empty workspace has no state: Terraform plans against a blank one.
-        return f"{lineage}/{serial}" if lineage else ""
+
+    def plan_json(self) -> tuple[dict[str, Any], list[str]]:
+        """The saved plan's summary and its sensitive values, from `show -json` read as a
+        stream: a 30 MB output value is held once, briefly, never stored."""
+        with self.capture("show", "-json", PLAN_FILENAME) as out:
+            try:
+                return read_plan_json(out)
+            except ValueError as exc:
+                raise _StepFailed(f"terraform show -json returned bad JSON: {exc}", 1) from None
 
     def plan(self, *extra: str) -> int:
         """`terraform plan` of the spec's var-file; with -detailed-exitcode, 2 (changes) is
@@ -309,7 +454,27 @@ class _Session:
                 f"at commit {self.spec.commit_sha[:10]}",
                 1,
             )
+        committed = self.root / ".terraform"
+        if committed.exists() or committed.is_symlink():
+            # A commit's own .terraform could hold provider binaries (with a lock file to
+            # match) or another backend's settings: Terraform would use them as installed.
+            self.emit("note: the commit holds a .terraform folder; it is ignored (removed)")
+            if committed.is_dir() and not committed.is_symlink():
+                shutil.rmtree(committed)
+            else:
+                committed.unlink()
         init_args = ["init", "-input=false", "-no-color"]
+        lock_file = self.root / LOCK_FILE
+        if lock_file.is_file() and not lock_file.is_symlink():
+            # Providers must match the commit's recorded checksums; init never rewrites them.
+            init_args.append("-lockfile=readonly")
+        elif self.spec.require_lock_file:
+            raise _StepFailed(
+                f"this environment requires a dependency lock file ({LOCK_FILE}) in "
+                f"{self.spec.terraform_dir}/ and commit {self.spec.commit_sha[:10]} has none: "
+                f"run `terraform providers lock` and commit it",
+                1,
+            )
         init_args += [f"-backend-config={item}" for item in self.spec.backend_config]
         self.run(*init_args, what="terraform init failed")
         self.select_workspace()
@@ -335,11 +500,70 @@ class _Session:
         )
 
 
-def cli_config_text(mirror: Path, plugin_cache: Path) -> str:
-    """A CLI config serving mirrored providers from disk and only the rest from registries.
+_SOURCE = re.compile(r'\bsource\s*=\s*"([^"]*)"')
 
-    Providers found in the mirror are excluded from direct installation, so init never
-    asks a registry for them: that is what lets the sample stack run offline.
+
+def _fetches_modules(root: Path) -> bool:
+    """Could `init` download a module? Every ``source = "..."`` of the tree is read: a
+    local path (``./``, ``../``) or a provider address (``ns/name``, ``host.tld/ns/name``)
+    needs no network; anything else (registry modules, git, URLs), a JSON configuration
+    or an unreadable file is taken to need it."""
+    for path in root.rglob("*"):
+        if path.suffix == ".json" and path.name.endswith(".tf.json"):
+            return True
+        if path.suffix != ".tf" or not path.is_file():
+            continue
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return True
+        for source in _SOURCE.findall(text):
+            parts = source.split("/")
+            if source.startswith(("./", "../")):
+                continue
+            if len(parts) == 2 or (len(parts) == 3 and "." in parts[0]):
+                continue  # a provider's address (installed from the mirror)
+            return True
+    return False
+
+
+# bubblewrap's network namespace setup now and then fails under load (the kernel answers
+# the loopback's RTM_NEWADDR with an error): Terraform has not started, so it is tried again.
+_SANDBOX_ATTEMPTS = 3
+
+
+def _sandbox_setup_flaked(first_lines: list[str], code: int) -> bool:
+    return code == 1 and bool(first_lines) and first_lines[0].startswith("bwrap: loopback:")
+
+
+def _sandbox_failed(first_lines: list[str], code: int) -> None:
+    """bubblewrap's own refusals (a mount that cannot be made, no user namespaces) come
+    before Terraform ever ran: said as such, not as a Terraform failure."""
+    if first_lines and first_lines[0].startswith("bwrap: "):
+        raise _StepFailed(
+            f"the sandbox could not start: {first_lines[0][len('bwrap: ') :]}", code or 1
+        )
+
+
+def _local_state_dir(spec: RunSpec) -> Path | None:
+    """This environment's own state folder when the backend is local
+    (``workspace_dir=<folder>``: one subfolder per workspace), else None."""
+    for item in spec.backend_config:
+        key, _, value = item.partition("=")
+        if key.strip() == "workspace_dir" and value.strip():
+            check_relative(spec.workspace, "workspace")
+            return Path(value.strip()) / spec.workspace
+    return None
+
+
+def cli_config_text(mirror: Path, *, allow_network: bool = False) -> str:
+    """A CLI config serving providers from the read-only mirror, and from registries only
+    when the environment allows it.
+
+    Without ``direct {}`` Terraform cannot install anything the mirror lacks. There is no
+    plugin cache: the cache is a folder every run writes (one run could plant a binary the
+    next one executes), and a provider installed from an unpacked mirror is a symlink to
+    it, so a cache would save nothing.
     """
     mirrored = (
         sorted("/".join(p.relative_to(mirror).parts) for p in mirror.glob("*/*/*") if p.is_dir())
@@ -347,27 +571,29 @@ def cli_config_text(mirror: Path, plugin_cache: Path) -> str:
         else []
     )
     listed = json.dumps(mirrored)
+    direct = f"  direct {{\n    exclude = {listed}\n  }}\n" if allow_network else ""
     return (
         "provider_installation {\n"
         f"  filesystem_mirror {{\n    path    = {json.dumps(str(mirror))}\n"
         f"    include = {listed}\n  }}\n"
-        f"  direct {{\n    exclude = {listed}\n  }}\n"
+        f"{direct}"
         "}\n"
-        f"plugin_cache_dir = {json.dumps(str(plugin_cache))}\n"
     )
 
 
 @contextlib.contextmanager
 def _session(spec: RunSpec, on_line: OnLine) -> Iterator[_Session]:
-    # Var-file copies, plan files and .terraform hold secrets: private to the portal's user.
+    # Var-file copies, plan files and .terraform hold secrets: private to the portal's user
+    # (and to the sandbox's, when the worker runs as root: the work root is traversable for
+    # it, never listable, and each run's folder is its own).
     spec.work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    spec.work_root.chmod(0o700)
+    spec.work_root.chmod(0o711 if run_identity(spec.sandbox) else 0o700)
     tmp = Path(tempfile.mkdtemp(prefix="run-", dir=spec.work_root))
     try:
         root = spec.repo.export_cached(
             spec.commit_sha, spec.terraform_dir, tmp / "src", spec.work_root / "exports"
         )
-        yield _Session(spec, root, on_line)
+        yield _Session(spec, tmp, root, on_line)
     finally:
         _remove_soon(tmp)
 
@@ -384,73 +610,64 @@ def _remove_soon(path: Path) -> None:
     ).start()
 
 
-def _child_setup() -> None:
-    """In the child, before exec: Terraform must hear SIGINT (its graceful stop, which
-    writes state and releases the lock), and gets it if the worker process dies, instead
-    of running on unobserved.
+def _lines(stream: IO[bytes]) -> Iterator[str]:
+    """Output lines, each cut at LINE_MAX_CHARS: read in blocks, so a line of any length
+    (100 MiB without a newline) never sits whole in memory."""
+    pending = b""
+    cut = 0  # bytes dropped of the current line
+    while True:
+        block = stream.read1(_READ_BYTES) if hasattr(stream, "read1") else stream.read(_READ_BYTES)
+        if not block:
+            break
+        start = 0
+        while True:
+            end = block.find(b"\n", start)
+            piece = block[start:] if end == -1 else block[start:end]
+            room = LINE_MAX_CHARS - len(pending)
+            if room > 0:
+                pending += piece[:room]
+                cut += max(0, len(piece) - room)
+            else:
+                cut += len(piece)
+            if end == -1:
+                break
+            yield _finish_line(pending, cut)
+            pending, cut = b"", 0
+            start = end + 1
+    if pending or cut:
+        yield _finish_line(pending, cut)
 
-    Celery's pool processes ignore SIGINT, and an ignored signal is inherited across exec,
-    so it is restored to the default first.
 
-    Everything Terraform writes (local state, plan files, .terraform) holds secrets in
-    clear, so it is created readable by the portal's user only.
-    """
-    os.umask(0o077)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
+def _finish_line(data: bytes, cut: int) -> str:
+    text = data.decode(errors="replace").rstrip("\r")
+    return f"{text} … [line cut: {cut} more bytes]" if cut else text
 
 
-def _stream(
-    argv: list[str],
-    cwd: Path,
-    env: Mapping[str, str],
-    timeout: int,
-    emit: OnLine,
-    *,
-    pass_fds: tuple[int, ...] = (),
-) -> tuple[int, bool]:
-    """Run argv, feeding each output line to emit; stop it (SIGINT, then SIGKILL) at timeout."""
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_child_setup,
-        pass_fds=pass_fds,
-    )
+def _stream(proc: Process, timeout: int, emit: OnLine | None) -> tuple[int, bool]:
+    """Wait for a sandboxed process, feeding each output line to emit (when its output is
+    a pipe); stop it (SIGINT, then SIGKILL) at timeout."""
     timed_out = threading.Event()
 
     def stop() -> None:
         timed_out.set()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
+        proc.interrupt()
         deadline = time.monotonic() + _GRACE_SECONDS
-        while proc.poll() is None and time.monotonic() < deadline:
+        while proc.alive() and time.monotonic() < deadline:
             time.sleep(0.5)
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        if proc.alive():
+            proc.kill()
 
     timer = threading.Timer(timeout, stop)
     timer.daemon = True
     timer.start()
     try:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            emit(raw.decode(errors="replace").rstrip("\n"))
+        if emit is not None:
+            for line in _lines(proc.stdout):
+                emit(line)
         code = proc.wait()
     except BaseException:
         # The caller is going away (worker shutdown): do not leave Terraform running orphaned.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
+        proc.interrupt()
         raise
     finally:
         timer.cancel()
@@ -518,11 +735,10 @@ def plan(spec: RunSpec, on_line: OnLine) -> PlanResult:
             session.prepare()
             _check_var_file_digest(session)
             session.plan(f"-out={PLAN_FILENAME}")
-            plan_bytes = (session.root / PLAN_FILENAME).read_bytes()
+            plan_bytes = read_own_file(session.root / PLAN_FILENAME)
             base_state = session.planned_state_fingerprint()
-            document = json.loads(session.capture("show", "-json", PLAN_FILENAME))
-            session.redact.add(sensitive_values(document))
-            summary = summarize_plan(document)
+            summary, secrets = session.plan_json()
+            session.redact.add(secrets)
             session.emit(
                 f"Plan saved: {summary_line(summary)} "
                 f"(sha256 {hashlib.sha256(plan_bytes).hexdigest()})"
@@ -577,11 +793,10 @@ def apply(
                     f"the workspace is now at {current or '(empty)'}"
                 )
                 raise _StepFailed("stale", 1)
-            (session.root / PLAN_FILENAME).write_bytes(plan_bytes)
+            _write_own_file(session.root / PLAN_FILENAME, plan_bytes)
+            give_to_sandbox(spec.sandbox, [session.root / PLAN_FILENAME])
             # The second source: what the plan itself marks sensitive (computed values too).
-            session.redact.add(
-                sensitive_values(json.loads(session.capture("show", "-json", PLAN_FILENAME)))
-            )
+            session.redact.add(session.plan_json()[1])
             var_file_sha256 = _file_sha256(session.root / spec.var_file)
             session.emit(f"Applying plan sha256 {actual}")
             try:
@@ -650,9 +865,8 @@ def drift(spec: RunSpec, on_line: OnLine) -> DriftResult:
             if code == 0:
                 session.emit("No drift: the environment matches the last deployed commit.")
                 return DriftResult(exit_code=0)
-            document = json.loads(session.capture("show", "-json", PLAN_FILENAME))
-            session.redact.add(sensitive_values(document))
-            summary = summarize_plan(document)
+            summary, secrets = session.plan_json()
+            session.redact.add(secrets)
             session.emit(
                 f"Drift: a plan of the deployed commit would add {summary['add']}, change "
                 f"{summary['change']} and destroy {summary['destroy']}"
@@ -665,9 +879,29 @@ def drift(spec: RunSpec, on_line: OnLine) -> DriftResult:
 
 def _file_sha256(path: Path) -> str:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return hashlib.sha256(read_own_file(path)).hexdigest()
     except OSError:
         return ""
+
+
+def read_own_file(path: Path) -> bytes:
+    """A regular file of the working copy, read by the worker: never through a symlink.
+    Code in the sandbox can make `portal.tfplan` a link; followed outside the sandbox
+    (as the worker's user, perhaps root) it would lead to any file of the host."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(f"{path.name} is not a regular file")
+        return handle.read()
+
+
+def _write_own_file(path: Path, data: bytes) -> None:
+    """Write a file into the working copy without following a link planted there."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 def check(spec: RunSpec, on_line: OnLine) -> CheckResult:

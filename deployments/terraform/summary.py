@@ -9,11 +9,23 @@ Changes Terraform noticed outside itself (``resource_drift``) are listed apart: 
 the plan does not make them, it only records them.
 
 Format: https://developer.hashicorp.com/terraform/internals/json-format
+
+The plan's JSON is as large as the commit makes it (an output of 30 MB is one line of
+HCL), so the worker reads it as a stream (ijson, :func:`read_plan_json`): one resource
+change, output or action at a time, its sensitive values collected and its other values
+dropped at once; the summary keeps at most SUMMARY_MAX_RESOURCES entries per list, of
+names of at most NAME_MAX_CHARS.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
+
+import ijson
+
+# What a stored summary may hold: enough for any real review, bounded for a hostile one.
+SUMMARY_MAX_RESOURCES = 2000
+NAME_MAX_CHARS = 512
 
 
 def _action(actions: list[str]) -> str:
@@ -177,3 +189,134 @@ def _collect_strings(value: Any, found: list[str]) -> None:
     elif isinstance(value, list):
         for item in value:
             _collect_strings(item, found)
+
+
+# --- read as a stream ---------------------------------------------------------------------
+
+
+def _name(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= NAME_MAX_CHARS else text[: NAME_MAX_CHARS - 1] + "…"
+
+
+def _light_change(rc: dict[str, Any]) -> dict[str, Any]:
+    """A resource change without its values: what summarize_plan reads, names capped."""
+    change = rc.get("change") or {}
+    light: dict[str, Any] = {
+        key: _name(rc[key])
+        for key in ("address", "type", "module_address", "previous_address")
+        if rc.get(key) is not None
+    }
+    light["change"] = {
+        "actions": [str(a) for a in change.get("actions") or []],
+        "importing": {} if change.get("importing") is not None else None,
+    }
+    return light
+
+
+def _light_invocation(ai: dict[str, Any]) -> dict[str, Any]:
+    lifecycle = ai.get("lifecycle_action_trigger") or {}
+    light: dict[str, Any] = {
+        key: _name(ai[key]) for key in ("address", "action_address", "type") if ai.get(key)
+    }
+    if lifecycle:
+        light["lifecycle_action_trigger"] = {
+            key: _name(lifecycle.get(key, ""))
+            for key in ("action_trigger_event", "triggering_resource_address")
+        }
+    return light
+
+
+def read_plan_json(stream: IO[bytes]) -> tuple[dict[str, Any], list[str]]:
+    """The summary and the sensitive values of `show -json`'s output, read as a stream
+    (each pass re-reads the file; a value is in memory only while its object is).
+    ValueError when it is not JSON."""
+    found: list[str] = []
+    try:
+        version = next(ijson.items(_rewound(stream), "terraform_version"), "")
+        declared = {
+            name: bool((var or {}).get("sensitive"))
+            for name, var in ijson.kvitems(_rewound(stream), "configuration.root_module.variables")
+        }
+        for name, var in ijson.kvitems(_rewound(stream), "variables"):
+            if declared.get(name):
+                _collect_strings((var or {}).get("value"), found)
+        light: dict[str, Any] = {"terraform_version": _name(version)}
+        for key, prefix in (
+            ("resource_changes", "resource_changes.item"),
+            ("resource_drift", "resource_drift.item"),
+            ("deferred_changes", "deferred_changes.item.resource_change"),
+        ):
+            kept = []
+            for rc in ijson.items(_rewound(stream), prefix):
+                change = (rc or {}).get("change") or {}
+                for values_key, marks_key in (
+                    ("after", "after_sensitive"),
+                    ("before", "before_sensitive"),
+                ):
+                    _collect_marked(change.get(values_key), change.get(marks_key), found)
+                if key != "deferred_changes":
+                    kept.append(_light_change(rc or {}))
+            light[key] = kept
+        invocations = []
+        for ai in ijson.items(_rewound(stream), "action_invocations.item"):
+            _collect_marked(ai.get("config_values"), ai.get("config_sensitive"), found)
+            invocations.append(_light_invocation(ai))
+        light["action_invocations"] = invocations
+        outputs = {}
+        for name, oc in ijson.kvitems(_rewound(stream), "output_changes"):
+            if oc.get("after_sensitive") is True or oc.get("before_sensitive") is True:
+                _collect_strings(oc.get("after"), found)
+                _collect_strings(oc.get("before"), found)
+            outputs[_name(name)] = {"actions": oc.get("actions")}
+        light["output_changes"] = outputs
+    except ijson.JSONError as exc:
+        raise ValueError(str(exc)) from None
+    return cap_summary(summarize_plan(light)), found
+
+
+def cap_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """Each list of the summary at most SUMMARY_MAX_RESOURCES long; what was left out is
+    counted under ``truncated`` (the counts themselves stay exact)."""
+    truncated = {}
+    for key in ("resources", "drift", "action_invocations", "outputs_changed"):
+        items = summary.get(key)
+        if isinstance(items, list) and len(items) > SUMMARY_MAX_RESOURCES:
+            truncated[key] = len(items) - SUMMARY_MAX_RESOURCES
+            summary[key] = items[:SUMMARY_MAX_RESOURCES]
+    if truncated:
+        summary["truncated"] = truncated
+    return summary
+
+
+def state_fingerprint(stream: IO[bytes], *, strict: bool = False) -> str:
+    """``lineage/serial`` of a state document read as a stream ("" for no state). With
+    ``strict``, ValueError unless both are there with their types (a saved plan's)."""
+    if not _rewound(stream).read(64).strip():
+        if strict:
+            raise ValueError("not a state")
+        return ""  # `state pull` of a workspace without state prints nothing
+    try:
+        found: dict[str, Any] = {}
+        for prefix, event, value in ijson.parse(_rewound(stream)):
+            if prefix in ("lineage", "serial") and event in ("string", "number"):
+                found[prefix] = value
+                if len(found) == 2:
+                    break
+    except ijson.JSONError as exc:
+        raise ValueError(str(exc)) from None
+    lineage, serial = found.get("lineage", ""), found.get("serial", "")
+    if strict:
+        if not isinstance(lineage, str) or isinstance(serial, bool) or not isinstance(serial, int):
+            raise ValueError("not a state")
+        # An empty workspace has no state: Terraform plans against a blank one.
+        return f"{lineage}/{serial}" if lineage else ""
+    if not found:
+        return ""
+    return f"{lineage}/{serial}"
+
+
+def _rewound(stream: IO[bytes]) -> IO[bytes]:
+    if stream.seekable():
+        stream.seek(0)
+    return stream

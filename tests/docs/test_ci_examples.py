@@ -136,7 +136,7 @@ def test_the_workflows_terraform_steps_pass_on_the_sample_stack(
         assert 'backend "s3" {}' in versions.read_text()
     (tmp_path / "plugins").mkdir()
     cli = tmp_path / "cli.tfrc"
-    cli.write_text(cli_config_text(settings.TERRAFORM_PROVIDER_MIRROR, tmp_path / "plugins"))
+    cli.write_text(cli_config_text(settings.TERRAFORM_PROVIDER_MIRROR))
     runner_temp = tmp_path / "runner-temp"
     runner_temp.mkdir()
     binary = Path(find_binary(settings.TERRAFORM_BIN))

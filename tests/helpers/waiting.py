@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.helpers.sandbox import real_terraform
 
 
 def paced_terraform(
@@ -17,14 +18,13 @@ def paced_terraform(
     """A `terraform` that waits before the given commands, as it would on a real cloud (on
     the offline sample stack an apply is over in half a second), then runs the real one.
     The worker process started afterwards reads it from TERRAFORM_BIN."""
-    from deployments.terraform.runner import find_binary
-
+    real = real_terraform(monkeypatch)
     wrapper = tmp_path / "paced-bin" / "terraform"
     wrapper.parent.mkdir()
     wrapper.write_text(
         "#!/bin/sh\n"
         f'case "$1" in {"|".join(commands)}) sleep {seconds} ;; esac\n'
-        f'exec {shlex.quote(find_binary(os.environ.get("TERRAFORM_BIN", "")))} "$@"\n'
+        f'exec {shlex.quote(real)} "$@"\n'
     )
     wrapper.chmod(0o755)
     monkeypatch.setenv("TERRAFORM_BIN", str(wrapper))

@@ -134,7 +134,7 @@ def test_the_beat_entry_names_registered_tasks(settings: Any) -> None:
     entry = settings.CELERY_BEAT_SCHEDULE["drift-checks"]
     assert entry["schedule"] == 60.0
     assert entry["task"] in app.tasks and "deployments.tasks.drift_check_run" in app.tasks
-    # Both run Terraform: routed alike, to their environment's queue (tests/test_queues.py).
+    # Both run Terraform: routed alike, to their environment's queue (tests/worker/test_queues.py).
     from deployments.lib.queues import TERRAFORM_TASKS
 
     assert {"deployments.tasks.drift_check_run", "deployments.tasks.run_execute"} <= set(

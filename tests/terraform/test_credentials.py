@@ -272,6 +272,7 @@ def test_the_workers_own_credentials_are_not_passed_to_runs(
     }.items():
         monkeypatch.setenv(name, value)
     spec = terraform_spec(
+        environment=Environment.objects.get(name="dev"),
         commit_sha="a" * 40,
         workspace="dev",
         var_file="environments/dev/terraform.tfvars",

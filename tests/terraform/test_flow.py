@@ -19,6 +19,7 @@ from deployments.models import AuditEvent, Deployment, RunLogChunk, TerraformRun
 from deployments.terraform.source import commit_all
 from tests.helpers.api import api_for
 from tests.helpers.flow import drain, file_dev
+from tests.helpers.sandbox import real_terraform
 
 pytestmark = [pytest.mark.terraform, pytest.mark.django_db(transaction=True)]
 
@@ -131,7 +132,7 @@ def test_a_timeout_stops_terraform_and_fails_the_run(
 
     # A stack whose plan blocks on a long local-exec would need a provider we lack
     # offline; instead the binary is wrapped in a script that hangs on `plan`.
-    real = runner.find_binary(settings.TERRAFORM_BIN)
+    real = real_terraform(monkeypatch)
     wrapper = infra_repo.parent / "slow-terraform"
     wrapper.write_text(
         f'#!/bin/sh\nif [ "$1" = plan ]; then echo thinking; exec sleep 30; fi\nexec {real} "$@"\n'
@@ -227,13 +228,11 @@ def test_a_failed_apply_records_the_state_it_left(
     inline: list[int],
     tmp_path: Path,
     settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A failed apply's deployment says which state it left, so other plans made against
     that state are not called stale (and plans made against another one are)."""
-    import os
     import shlex
-
-    from deployments.terraform.runner import find_binary
 
     first = drain(file_dev(author))
     assert first.status == TicketStatus.COMPLETED
@@ -245,7 +244,7 @@ def test_a_failed_apply_records_the_state_it_left(
     failing.write_text(
         "#!/bin/sh\n"
         'if [ "$1" = apply ]; then echo "Error: the provider gave up" >&2; exit 1; fi\n'
-        f'exec {shlex.quote(find_binary(os.environ.get("TERRAFORM_BIN", "")))} "$@"\n'
+        f'exec {shlex.quote(real_terraform(monkeypatch))} "$@"\n'
     )
     failing.chmod(0o755)
     settings.TERRAFORM_BIN = str(failing)

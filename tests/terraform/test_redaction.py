@@ -1,5 +1,6 @@
 """Secrets are masked before any Terraform output is stored."""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -88,6 +89,52 @@ def test_sensitive_values_are_found_for_the_redactor() -> None:
 
 def test_cli_config_keeps_mirrored_providers_off_the_network(tmp_path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "registry.terraform.io/hashicorp/null/2.1.2/linux_amd64").mkdir(parents=True)
-    text = cli_config_text(tmp_path, tmp_path / "cache")
+    text = cli_config_text(tmp_path, allow_network=True)
     assert 'include = ["registry.terraform.io/hashicorp/null"]' in text
     assert 'exclude = ["registry.terraform.io/hashicorp/null"]' in text
+
+
+def test_cli_config_installs_from_the_mirror_only_unless_the_environment_allows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "registry.terraform.io/hashicorp/null/2.1.2/linux_amd64").mkdir(parents=True)
+    text = cli_config_text(tmp_path)
+    assert "filesystem_mirror" in text and "direct" not in text
+    # No plugin cache: a folder every run could write, whose binaries the next run executes.
+    assert "plugin_cache_dir" not in text
+
+
+# --- encoded forms (issue 17: a run printed the worker's environment base64-encoded) -----
+
+ENCODED_SECRET = "hunter2-Sup3r$ecret/+value=="
+
+
+@pytest.mark.parametrize("before", range(4))
+@pytest.mark.parametrize("after", range(3))
+@pytest.mark.parametrize("alphabet", ["standard", "urlsafe"])
+def test_base64_of_a_secret_is_masked_at_every_alignment(
+    before: int, after: int, alphabet: str
+) -> None:
+    import base64
+
+    encode = base64.b64encode if alphabet == "standard" else base64.urlsafe_b64encode
+    blob = b"K" * before + ENCODED_SECRET.encode() + b"Z" * after
+    line = f"leak: {encode(blob).decode()} end"
+    out = Redactor([ENCODED_SECRET])(line)
+    assert out.startswith("leak: ") and out.endswith(" end") and out.count("[REDACTED]") == 1
+    # Left visible: the neighbours' own characters and at most two ragged ones on each
+    # side (each carrying under one byte of the secret), never the encoded secret.
+    visible = out[len("leak: ") : -len(" end")].replace("[REDACTED]", "")
+    assert len(visible) <= 12, out
+
+
+def test_hex_and_url_encoded_secrets_are_masked() -> None:
+    from urllib.parse import quote, quote_plus
+
+    redact = Redactor([ENCODED_SECRET])
+    raw = ENCODED_SECRET.encode()
+    for form in (
+        raw.hex(),
+        raw.hex().upper(),
+        quote(ENCODED_SECRET, safe=""),
+        quote_plus(ENCODED_SECRET),
+    ):
+        assert redact(f"x {form} y") == "x [REDACTED] y", form

@@ -344,11 +344,12 @@ def test_plan_files_are_private_files_in_private_folders(
     assert stored.is_relative_to(tmp_path / "plans")
     assert _mode(stored) == 0o600
     assert _mode(stored.parent) == 0o700 and _mode(tmp_path / "plans") == 0o700
-    # What Terraform itself writes (the workspace's state folder) is private too.
+    # What Terraform itself writes (the workspace's state folder) is private too (a folder
+    # may be traversable, never listable, by the sandbox's own uid).
     written = [tmp_path / "state", *(tmp_path / "state").rglob("*")]
-    assert len(written) > 1 and all(_mode(p) & 0o077 == 0 for p in written), [
-        (p, oct(_mode(p))) for p in written
-    ]
+    assert len(written) > 1 and all(
+        _mode(p) & (0o066 if p.is_dir() else 0o077) == 0 for p in written
+    ), [(p, oct(_mode(p))) for p in written]
     # Never served: no API field names the file or a URL to it.
     client = api_for(author)
     body = client.get(f"/api/v1/runs/{plan.pk}/").content.decode()
@@ -373,7 +374,9 @@ def test_terraform_work_dirs_are_private(tmp_path: Path) -> None:
     )
     result = runner.plan(spec, lambda line: None)
     assert not result.ok  # the repository does not exist; the work root was made private
-    assert _mode(root) == 0o700
+    # Nobody else may list or write it (as root it stays traversable for the sandbox's
+    # own uid, which reaches its run's folder and nothing else).
+    assert _mode(root) & 0o066 == 0 and _mode(root) & 0o700 == 0o700
 
 
 @pytest.mark.terraform
@@ -452,6 +455,8 @@ def test_concurrent_first_plans_in_a_new_workspace_both_succeed(
     infra_repo: Path, head_sha: str, settings: Any, tmp_path: Path
 ) -> None:
     """Both find no workspace and both create it; the loser selects the winner's."""
+    from deployments.terraform.sandbox import SandboxConfig
+
     real = runner.find_binary(settings.TERRAFORM_BIN)
     gate = tmp_path / "gate"
     gate.mkdir()
@@ -483,6 +488,9 @@ def test_concurrent_first_plans_in_a_new_workspace_both_succeed(
             work_root=tmp_path / "work",
             backend_config=tuple(settings.TERRAFORM_BACKEND_CONFIG),
             timeout=600,
+            # Sandboxed, the worker makes the workspace's folder before Terraform starts and
+            # the race cannot happen; it still can unsandboxed or with a remote backend.
+            sandbox=SandboxConfig(backend="none"),
         )
 
     results: dict[int, runner.PlanResult] = {}

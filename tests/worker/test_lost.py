@@ -15,8 +15,8 @@ from django.contrib.auth.models import User
 from deployments import services
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import Environment, TerraformRun, Ticket
-from deployments.terraform.runner import find_binary
 from tests.helpers.api import api_for
+from tests.helpers.sandbox import real_terraform, sandbox_sees
 from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.terraform, pytest.mark.django_db(transaction=True)]
@@ -24,8 +24,14 @@ pytestmark = [pytest.mark.worker, pytest.mark.terraform, pytest.mark.django_db(t
 
 @pytest.fixture
 def hanging_apply(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A terraform whose `apply` hangs, and records the SIGINT it gets when its worker dies."""
-    marker = tmp_path / "apply-interrupted"
+    """A terraform whose `apply` hangs, and records the SIGINT it gets when its worker dies
+    (in a folder the sandbox lets it write, as a provider would reach its cloud)."""
+    marker_dir = tmp_path / "markers"
+    marker_dir.mkdir(mode=0o777)
+    marker_dir.chmod(0o777)  # written by the sandbox's own uid
+    marker = marker_dir / "apply-interrupted"
+    real = real_terraform(monkeypatch)
+    sandbox_sees(monkeypatch, writable=(marker_dir,))
     wrapper = tmp_path / "bin" / "terraform"
     wrapper.parent.mkdir()
     wrapper.write_text(
@@ -38,7 +44,7 @@ def hanging_apply(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
         "  sleep 60 & wait $!\n"
         "  exit 0\n"
         "fi\n"
-        f'exec {find_binary(settings.TERRAFORM_BIN)} "$@"\n'
+        f'exec {real} "$@"\n'
     )
     wrapper.chmod(0o755)
     monkeypatch.setenv("TERRAFORM_BIN", str(wrapper))

@@ -84,10 +84,40 @@ class RunSerializer(RunBriefSerializer):
     ticket: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
         read_only=True
     )
-    log = serializers.SerializerMethodField()
+    log = serializers.SerializerMethodField(
+        help_text="The end of the log: characters log_start to log_size. Earlier pages: "
+        "GET /api/v1/runs/{id}/log/?before=<log_start>."
+    )
+    log_start = serializers.SerializerMethodField()
+    log_size = serializers.SerializerMethodField()
 
     class Meta(RunBriefSerializer.Meta):
-        fields = [*RunBriefSerializer.Meta.fields, "ticket", "log"]
+        fields = [*RunBriefSerializer.Meta.fields, "ticket", "log", "log_start", "log_size"]
+
+    def _page(self, run: TerraformRun) -> selectors.LogPage:
+        cached = getattr(run, "_log_page", None)
+        if cached is None:
+            cached = selectors.run_log_page(run)
+            run._log_page = cached  # type: ignore[attr-defined]
+        return cached
 
     def get_log(self, run: TerraformRun) -> str:
-        return selectors.run_log_text(run)
+        return self._page(run).text
+
+    def get_log_start(self, run: TerraformRun) -> int:
+        return self._page(run).start
+
+    def get_log_size(self, run: TerraformRun) -> int:
+        return self._page(run).size
+
+
+class LogPageSerializer(serializers.Serializer[Any]):
+    """One page of a run's log: characters ``start`` to ``end`` of ``size``."""
+
+    text = serializers.CharField()
+    start = serializers.IntegerField()
+    end = serializers.IntegerField()
+    size = serializers.IntegerField()
+    previous = serializers.CharField(
+        allow_null=True, help_text="The page before this one (null at the log's start)."
+    )

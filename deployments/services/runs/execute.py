@@ -89,6 +89,7 @@ def _execute(run_id: int, *, fence: int, env_lock: EnvironmentLock | None) -> No
         raise
     # Recorded only once the heartbeat has stopped writing chunks, so the log is complete.
     writer.flush()
+    writer.seal()
     if heartbeat.lock_lost.is_set():
         # Someone else may hold the environment now: this run cannot count as applied.
         run_interrupt(

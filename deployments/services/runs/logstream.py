@@ -4,6 +4,7 @@ still holding the environment lock."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import logging
@@ -12,6 +13,7 @@ import signal
 import threading
 import time
 
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat
@@ -45,6 +47,12 @@ class LogWriter:
     while the run is still running under this worker's fencing token; text that could
     not be written (a database error, or the run was interrupted meanwhile) stays in the
     buffer and is recorded with the outcome.
+
+    Bounded (RUN_LOG_MAX_BYTES): the first half is kept as it comes (the head); after
+    that, chunks keep coming (the live log goes on) but the oldest ones past the second
+    half are deleted as new ones arrive (the tail), and one chunk between head and tail,
+    in a sequence number kept for it, says how many lines and bytes were dropped. The
+    worker holds at most about one tail's worth of text, whatever Terraform prints.
     """
 
     FLUSH_SECONDS = 0.5
@@ -56,18 +64,47 @@ class LogWriter:
         self.fence = fence
         self.seq = 0
         self.offset = 0
-        self.buffer: list[str] = []
+        self.buffer: collections.deque[str] = collections.deque()
         self.size = 0
         self.last_flush = time.monotonic()
         self.last_beat = 0.0
         self.fenced_out = False  # the run is no longer ours to write
         self.lock = threading.Lock()
+        limit = settings.RUN_LOG_MAX_BYTES
+        self.head_left = limit // 2
+        self.tail_budget = limit - self.head_left
+        self.in_tail = False
+        self.marker_seq = 0  # the chunk saying what was dropped, once something was
+        self.marker_written = False
+        self.tail_chunks: collections.deque[tuple[int, int, int]] = collections.deque()
+        self.tail_size = 0
+        self.dropped_lines = 0
+        self.dropped_bytes = 0
 
     def __call__(self, line: str) -> None:
-        line = storable(line)
+        line = storable(line) + "\n"
+        size = len(line.encode(errors="replace"))
         with self.lock:
-            self.buffer.append(line + "\n")
-            self.size += len(line) + 1
+            if not self.in_tail:
+                if size <= self.head_left:
+                    self.head_left -= size
+                else:
+                    # The head is full: what is buffered is its end; a sequence number is
+                    # kept for the line that will say what was dropped after it.
+                    self._flush()
+                    self.in_tail = True
+                    self.seq += 1
+                    self.marker_seq = self.seq
+            self.buffer.append(line)
+            self.size += size
+            if self.in_tail:
+                # Unwritten text (the database is away) is bounded like the tail.
+                while self.size > self.tail_budget and len(self.buffer) > 1:
+                    dropped = self.buffer.popleft()
+                    dropped_size = len(dropped.encode(errors="replace"))
+                    self.size -= dropped_size
+                    self.dropped_lines += 1
+                    self.dropped_bytes += dropped_size
             if (
                 time.monotonic() - self.last_flush >= self.FLUSH_SECONDS
                 or self.size >= self.FLUSH_BYTES
@@ -84,8 +121,38 @@ class LogWriter:
         """The text no chunk holds (handed to run_finish, so the log stays complete)."""
         with self.lock:
             text = "".join(self.buffer)
-            self.buffer, self.size = [], 0
+            self.buffer, self.size = collections.deque(), 0
             return text
+
+    def dropped_note(self) -> str:
+        return (
+            f"[… {self.dropped_lines} lines ({self.dropped_bytes} bytes) of output dropped "
+            f"here: a run's log keeps its first and last {settings.RUN_LOG_MAX_BYTES // 2} "
+            "bytes (RUN_LOG_MAX_BYTES) …]\n"
+        )
+
+    def seal(self) -> None:
+        """Before the outcome is recorded: the dropped-output line holds the final count."""
+        with self.lock:
+            if not self.dropped_lines:
+                return
+            try:
+                with transaction.atomic():
+                    if not self.marker_written:
+                        RunLogChunk.objects.create(
+                            run_id=self.run.pk,
+                            seq=self.marker_seq,
+                            start=self.offset,
+                            text=self.dropped_note(),
+                        )
+                        self.marker_written = True
+                    else:
+                        RunLogChunk.objects.filter(run_id=self.run.pk, seq=self.marker_seq).update(
+                            text=self.dropped_note()
+                        )
+            except DatabaseError:
+                log.exception("could not record the dropped output of run %s", self.run.pk)
+                reset_connection()
 
     def _flush(self) -> None:
         now = time.monotonic()
@@ -94,6 +161,7 @@ class LogWriter:
         if self.fenced_out or not (self.buffer or beat):
             return
         text = "".join(self.buffer)
+        size = self.size
         try:
             with transaction.atomic():
                 # The guarded update locks the run row: an interrupt either came first (no
@@ -108,6 +176,8 @@ class LogWriter:
                     RunLogChunk.objects.create(
                         run_id=self.run.pk, seq=self.seq + 1, start=self.offset, text=text
                     )
+                    if self.in_tail:
+                        self._trim_tail(self.seq + 1, size, text.count("\n"))
         except DatabaseError:
             # Keep the text: the next flush writes it (a log never loses lines).
             log.exception("could not write the log of run %s; will retry", self.run.pk)
@@ -117,14 +187,39 @@ class LogWriter:
         if text:
             self.seq += 1
             self.offset += len(text)
-            self.buffer, self.size = [], 0
+            self.buffer, self.size = collections.deque(), 0
+
+    def _trim_tail(self, seq: int, size: int, lines: int) -> None:
+        """Inside _flush's transaction: the tail's oldest chunks go once it is too long."""
+        self.tail_chunks.append((seq, size, lines))
+        self.tail_size += size
+        gone: list[int] = []
+        dropped_lines = dropped_bytes = 0
+        while self.tail_size > self.tail_budget and len(self.tail_chunks) > 1:
+            old_seq, old_size, old_lines = self.tail_chunks.popleft()
+            self.tail_size -= old_size
+            gone.append(old_seq)
+            dropped_lines += old_lines
+            dropped_bytes += old_size
+        if not gone:
+            return
+        RunLogChunk.objects.filter(run_id=self.run.pk, seq__in=gone).delete()
+        self.dropped_lines += dropped_lines
+        self.dropped_bytes += dropped_bytes
+        if not self.marker_written:
+            RunLogChunk.objects.create(
+                run_id=self.run.pk, seq=self.marker_seq, start=self.offset, text=self.dropped_note()
+            )
+            self.marker_written = True
 
 
 def interrupt_terraform() -> None:
-    """SIGINT the process groups this worker started (Terraform runs in a session of its
-    own): its graceful stop, which writes state and releases the state lock.
+    """SIGINT each process this worker started (Terraform runs in a session of its own):
+    its graceful stop, which writes state and releases the state lock.
 
-    The runner offers no stop hook, so the children are found through /proc.
+    The process itself, not its group: under the sandbox that process is the outer
+    bubblewrap, whose end is Terraform's one SIGINT (a second would make Terraform quit
+    at once, "Two interrupts received"). The children are found through /proc.
     """
     me = os.getpid()
     for entry in os.listdir("/proc"):
@@ -137,7 +232,7 @@ def interrupt_terraform() -> None:
             continue
         if int(fields[1]) == me and int(fields[2]) == int(entry):
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(int(entry), signal.SIGINT)
+                os.kill(int(entry), signal.SIGINT)
 
 
 class Heartbeat:

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from deployments import policy
 from deployments import terraform as tf
-from deployments.models import TerraformRun
+from deployments.models import Environment, TerraformRun
 from deployments.services import rollbacks
 from deployments.services._base import infra_repo
 from deployments.services.credentials import run_credentials
@@ -30,6 +30,7 @@ def run_spec(run: TerraformRun, *, timeout: int, on_line: Callable[[str], None])
     )
     on_line(granted.description)
     return terraform_spec(
+        environment=run.environment,
         commit_sha=run.commit_sha,
         workspace=run.workspace,
         var_file=run.var_file,
@@ -41,6 +42,7 @@ def run_spec(run: TerraformRun, *, timeout: int, on_line: Callable[[str], None])
 
 def terraform_spec(
     *,
+    environment: Environment,
     commit_sha: str,
     workspace: str,
     var_file: str,
@@ -49,9 +51,10 @@ def terraform_spec(
     credentials_env: Mapping[str, str] | None = None,
 ) -> tf.RunSpec:
     """A Terraform run of ``commit_sha`` in ``workspace`` with ``var_file``, from settings
-    (runs of tickets, drift checks, speculative plans). ``credentials_env`` is the run's
-    environment-and-phase credentials (services.credentials); of the worker's own
-    environment only the non-secret TERRAFORM_ENV_PASSTHROUGH reaches Terraform."""
+    and the environment's provider rules (runs of tickets, drift checks, speculative plans).
+    ``credentials_env`` is the run's environment-and-phase credentials (services.credentials);
+    of the worker's own environment only the non-secret TERRAFORM_ENV_PASSTHROUGH reaches
+    Terraform."""
     return tf.RunSpec(
         binary=tf.find_binary(settings.TERRAFORM_BIN),
         repo=infra_repo(),
@@ -72,4 +75,7 @@ def terraform_spec(
             if name in os.environ
         },
         credentials_env=dict(credentials_env or {}),
+        sandbox=settings.TERRAFORM_SANDBOX_CONFIG,
+        require_lock_file=environment.require_lock_file,
+        allow_provider_network=environment.allow_provider_network,
     )

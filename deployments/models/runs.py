@@ -61,7 +61,7 @@ class TerraformRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        # The reconciler's scans (services.execution.reconcile): small partial indexes over
+        # The reconciler's scans (services.runs.reconcile): small partial indexes over
         # the few active runs, never the whole history.
         indexes = [
             models.Index(

@@ -1,4 +1,4 @@
-"""Reads of speculative plans: seen like tickets, by environment (kept apart from selectors.py)."""
+"""Reads of speculative plans: seen like tickets, by environment."""
 
 from __future__ import annotations
 

@@ -217,14 +217,14 @@ def _window_state(env: Environment, now: dt.datetime, freezes: list[Freeze]) -> 
 
 
 def _latest_verdict(kind: str) -> Subquery:
-    """The latest verdict given on the ticket's evidence of ``kind`` (as evidence_selectors
+    """The latest verdict given on the ticket's evidence of ``kind`` (as selectors.evidence
     orders them: by sign-off time, else upload time)."""
     return Subquery(
         Evidence.objects.filter(
             ticket=OuterRef("pk"), kind=kind, passed__isnull=False, withdrawn_at__isnull=True
         )
         .annotate(at=Coalesce(F("signed_off_at"), F("uploaded_at")))
-        # Only verdicts given after the apply count (evidence_selectors.verdicts).
+        # Only verdicts given after the apply count (selectors.evidence.verdicts).
         .filter(at__gte=OuterRef("deployed_at"))
         .order_by("-at", "-id")
         .values("passed")[:1]

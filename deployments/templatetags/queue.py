@@ -23,6 +23,6 @@ def span(value: dt.timedelta | float | None) -> str:
 
 @register.filter
 def window_text(window: object, now: dt.datetime) -> str:
-    """A queue_selectors.WindowState described at ``now``."""
+    """A selectors.queue.WindowState described at ``now``."""
     describe = getattr(window, "describe", None)
     return describe(now) if callable(describe) else ""

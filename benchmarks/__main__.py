@@ -15,10 +15,17 @@ import sys
 import time
 import traceback
 
-from .common import ROOT, Context, Figure, machine
+from benchmarks.common import ROOT, Context, Figure, machine
 
 # In this order; a module that does not exist (not merged yet) is skipped with a note.
-MODULES = ["terraform_bench", "pages_bench", "load_bench", "memory_bench", "audit_bench"]
+MODULES = [
+    "terraform_bench",
+    "pages_bench",
+    "load_bench",
+    "memory_bench",
+    "audit_bench",
+    "serializer_bench",
+]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 # Environment variables that shape a run; echoed into the report.
 SETTINGS = ["BENCH_DATABASE_URL", "BENCH_BROKER_URL", "BENCH_ARGS"]

@@ -66,7 +66,7 @@ def facts(payload: dict[str, Any]) -> dict[str, Any]:
         .order_by("-id")
         .values_list("id", flat=True)
     )
-    from deployments.api.pagination import encode_cursor
+    from deployments.api.support.pagination import encode_cursor
 
     deep_offset = max(0, int(tickets * 0.9) // 50 * 50)
     before = Ticket.objects.order_by("-created_at", "-id").values_list("created_at", "id")[

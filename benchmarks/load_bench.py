@@ -16,9 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import server
-from .common import Context, Figure
-from .pages_bench import FULL_TICKETS, QUICK_TICKETS, VIEWER
+from benchmarks import server
+from benchmarks.common import Context, Figure
+from benchmarks.pages_bench import FULL_TICKETS, QUICK_TICKETS, VIEWER
 
 CLIENTS = 8
 WORKERS = (2, 4)

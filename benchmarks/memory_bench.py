@@ -14,9 +14,9 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import server
-from .common import Context, Figure
-from .pages_bench import QUICK_TICKETS
+from benchmarks import server
+from benchmarks.common import Context, Figure
+from benchmarks.pages_bench import QUICK_TICKETS
 
 FILE_MIB = 50
 TARGET_MIB = 5

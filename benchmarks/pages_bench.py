@@ -7,7 +7,7 @@ with 50 runs, ``{run}`` one of its runs, ``{deep_offset}``/``{deep_page}``/``{de
 
 Measured: PostgreSQL + Redis with ``seed_demo --tickets 100000`` (``--quick``: 5,000), and
 SQLite embedded with 5,000 for comparison. Server time is gunicorn's own, from the
-``Server-Timing`` header (deployments.middleware.ServerTiming); the wall time the client
+``Server-Timing`` header (deployments.lib.middleware.ServerTiming); the wall time the client
 saw is reported beside it. Query counts come from a test-client pass on the same database.
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import http.client
 from dataclasses import dataclass
 
-from . import server
-from .common import Context, Figure, median, ms, percentile
+from benchmarks import server
+from benchmarks.common import Context, Figure, median, ms, percentile
 
 TARGET_RATIO = 3.0
 TARGET_SECONDS = 0.100

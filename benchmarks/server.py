@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .common import ROOT, Context
+from benchmarks.common import ROOT, Context
 
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent

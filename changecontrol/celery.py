@@ -5,7 +5,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from .broker import install as install_broker
+from changecontrol.broker import install as install_broker
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "changecontrol.settings")
 # The embedded broker writes messages atomically (changecontrol/broker.py).
@@ -30,6 +30,6 @@ def _consume_every_environment(instance: Any, **_: Any) -> None:
     environment; one started with -Q only for the queues it names (docs/workers.md)."""
     if _explicit_queues and _explicit_queues[-1]:
         return
-    from deployments.queues import consume_every_environment
+    from deployments.lib.queues import consume_every_environment
 
     consume_every_environment(instance.app)

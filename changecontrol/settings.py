@@ -124,7 +124,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "deployments.middleware.ServerTiming",
+    "deployments.lib.middleware.ServerTiming",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -135,10 +135,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    "deployments.middleware.RequireMFAForLeads",
-    "deployments.timezones.ActivateUserTimezone",
+    "deployments.lib.middleware.RequireMFAForLeads",
+    "deployments.lib.timezones.ActivateUserTimezone",
     # Every refusal of a signed-in person (403, "you may not") becomes an audit event.
-    "deployments.middleware.AuditRefusals",
+    "deployments.lib.middleware.AuditRefusals",
 ]
 
 # Covering indexes (INCLUDE) speed up PostgreSQL; SQLite builds them without the extra
@@ -158,8 +158,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "deployments.views.portal_context",
-                "deployments.timezones.timezone_context",
+                "deployments.pages.context.portal_context",
+                "deployments.lib.timezones.timezone_context",
             ],
         },
     },
@@ -202,7 +202,7 @@ ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_LOGOUT_ON_GET = False
 # Accounts are provisioned by administrators; nobody signs themselves up.
-ACCOUNT_ADAPTER = "deployments.adapters.NoSignupAccountAdapter"
+ACCOUNT_ADAPTER = "deployments.lib.adapters.NoSignupAccountAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 # Leads (who approve) must have an authenticator app before using the portal in
 # production; the local demo leaves it optional.
@@ -360,12 +360,12 @@ CELERY_QUEUE_PREFIX = env_str("CELERY_QUEUE_PREFIX", "")
 CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE_PREFIX + "portal"
 # Terraform work goes to one queue per environment, "<this>.<environment>" (terraform.prod):
 # a worker consumes only the queues it is given with -Q, so prod's workers can run on hosts
-# that alone hold prod's credentials (docs/workers.md). deployments.queues routes each task
+# that alone hold prod's credentials (docs/workers.md). deployments.lib.queues routes each task
 # by the environment of the run, drift check or plan it carries.
 CELERY_TERRAFORM_QUEUE = CELERY_QUEUE_PREFIX + "terraform"
-CELERY_TASK_ROUTES = ["deployments.queues.route"]
+CELERY_TASK_ROUTES = ["deployments.lib.queues.route"]
 # A worker started without -Q consumes the portal queue and, added when it starts, every
-# environment's Terraform queue (deployments.queues.consume_all_environments).
+# environment's Terraform queue (deployments.lib.queues.consume_all_environments).
 CELERY_TASK_QUEUES = [
     Queue(
         CELERY_TASK_DEFAULT_QUEUE,
@@ -433,7 +433,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 # Tests only: a file whose ISO-8601 content is "now" for the worker's start-time re-check
-# (deployments.clock), so a real worker process sees the instant a test travelled to.
+# (deployments.lib.clock), so a real worker process sees the instant a test travelled to.
 PORTAL_TEST_CLOCK_FILE = env_str("PORTAL_TEST_CLOCK_FILE", "")
 # Publishing a task must never hang a web request when the broker is down:
 # the reconciler re-sends queued runs.
@@ -593,8 +593,8 @@ SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL")
 SNS_TOPIC_ARN = env_str("SNS_TOPIC_ARN")
 EVIDENCE_MAX_BYTES = env_int("EVIDENCE_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
 # Every uploaded file streams to a temporary file (never memory) through a handler that
-# stops at EVIDENCE_MAX_BYTES per file; the upload view answers 413 (deployments.uploads).
-FILE_UPLOAD_HANDLERS = ["deployments.uploads.LimitedTemporaryFileUploadHandler"]
+# stops at EVIDENCE_MAX_BYTES per file; the upload view answers 413 (deployments.lib.uploads).
+FILE_UPLOAD_HANDLERS = ["deployments.lib.uploads.LimitedTemporaryFileUploadHandler"]
 FILE_UPLOAD_PERMISSIONS = 0o600
 EVIDENCE_MAX_FILES = 10  # files in one browser upload (each up to EVIDENCE_MAX_BYTES)
 # Quotas (policy.evidence_quota_problem; withdrawn files do not count): per ticket, files and
@@ -637,27 +637,27 @@ METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 120)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # `Authorization: Token <key>`: hashed API keys (deployments.models.ApiKey).
-        "deployments.api.authentication.ApiKeyAuthentication",
+        "deployments.api.support.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Signed in, and the same step-up rules as the pages (MFA enrolment, re-authentication).
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
-        "deployments.api.permissions.StepUp",
+        "deployments.api.support.permissions.StepUp",
         # A key scoped to CI may read, file, plan and post checks; nothing else.
-        "deployments.api.authentication.ApiKeyScopeAllows",
+        "deployments.api.support.authentication.ApiKeyScopeAllows",
     ],
     # Per user (per client address when anonymous), counted in the shared CACHES so that
     # every gunicorn worker sees the same count; API_THROTTLE_RATE, e.g. "600/min".
-    "DEFAULT_THROTTLE_CLASSES": ["deployments.api.throttling.PerUserThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["deployments.api.support.throttling.PerUserThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # JSON is the request body everywhere; the two verbs that take a file (evidence, a
     # check's log_file) add multipart themselves. A form post elsewhere is 415, not a body
     # whose nested objects (risk_assessment, rollback_plan) silently vanish.
-    "DEFAULT_PARSER_CLASSES": ["deployments.api.parsers.StrictJSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "deployments.api.schema.PortalAutoSchema",
-    "EXCEPTION_HANDLER": "deployments.api.exceptions.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "deployments.api.pagination.BoundedLimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": ["deployments.api.support.parsers.StrictJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "deployments.api.support.schema.PortalAutoSchema",
+    "EXCEPTION_HANDLER": "deployments.api.support.exceptions.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "deployments.api.support.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {
@@ -677,13 +677,13 @@ SPECTACULAR_SETTINGS = {
         "ChangeTypeEnum": "deployments.choices.ChangeType",
         "CheckStatusEnum": "deployments.models.checks.CheckStatus",
         "DeliveryStatusEnum": "deployments.models.webhooks.DeliveryStatus",
-        "RiskLevelEnum": "deployments.risk.LEVEL_CHOICES",
+        "RiskLevelEnum": "deployments.policy.risk.LEVEL_CHOICES",
         "EvidenceKindEnum": "deployments.models.evidence.EvidenceKind",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "deployments.api.schema.add_error_responses",
-        "deployments.api.schema.close_strict_objects",
+        "deployments.api.support.schema.add_error_responses",
+        "deployments.api.support.schema.close_strict_objects",
     ],
 }
 

@@ -15,8 +15,9 @@ from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest
 from rest_framework.authtoken.models import TokenProxy
 
-from . import policy, selectors, services, validation
-from .models import (
+from deployments import policy, selectors, services
+from deployments.lib import validation
+from deployments.models import (
     ApiKey,
     Approval,
     AuditEvent,
@@ -31,9 +32,9 @@ from .models import (
     Ticket,
     WebhookDelivery,
 )
-from .services import InputError, accounts
-from .services.environments import environment_save, environment_validate
-from .services.schedules import freeze_check, freeze_delete, freeze_save
+from deployments.services import InputError, accounts
+from deployments.services.environments import environment_save, environment_validate
+from deployments.services.schedules import freeze_check, freeze_delete, freeze_save
 
 
 class StorableJSONField(forms.JSONField):
@@ -406,7 +407,7 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
 
     @admin.action(description="Revoke the selected API keys")
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
-        from .services.apikeys import api_key_revoke
+        from deployments.services.apikeys import api_key_revoke
 
         for api_key in queryset:
             api_key_revoke(actor=request.user, key_id=api_key.pk, user=api_key.user)

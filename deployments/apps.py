@@ -10,10 +10,8 @@ class DeploymentsConfig(AppConfig):
 
     def ready(self) -> None:
         # signals: sign-ins and failed sign-ins go to the audit trail; metrics: registers
-        # the percentile aggregate the metrics need on every SQLite connection.
-        # checks: `check --deploy` warns when Terraform runs unisolated.
-        from . import (
-            checks,  # noqa: F401
-            metrics,  # noqa: F401
-            signals,  # noqa: F401
-        )
+        # the percentile aggregate the metrics need on every SQLite connection;
+        # system_checks: `check --deploy` warns when Terraform runs unisolated.
+        from deployments import signals  # noqa: F401
+        from deployments.lib import system_checks  # noqa: F401
+        from deployments.selectors import metrics  # noqa: F401

@@ -13,7 +13,7 @@ from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from .services import accounts
+from deployments.services import accounts
 
 
 @receiver(user_logged_in, dispatch_uid="deployments.audit_signin")

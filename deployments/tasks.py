@@ -8,7 +8,7 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
-from . import services
+from deployments import services
 
 
 @shared_task(
@@ -42,7 +42,7 @@ def follow_ups_remind() -> None:
 @shared_task(name="deployments.tasks.schedules_run", ignore_result=True)
 def schedules_run() -> None:
     """Beat: start the scheduled applies that are due (schedules are database rows)."""
-    from .services.schedules import schedules_run as run_schedules
+    from deployments.services.schedules import schedules_run as run_schedules
 
     run_schedules()
 
@@ -50,7 +50,7 @@ def schedules_run() -> None:
 @shared_task(name="deployments.tasks.idempotency_cleanup", ignore_result=True)
 def idempotency_cleanup() -> None:
     """Forget Idempotency-Key records older than IDEMPOTENCY_TTL_HOURS."""
-    from .api.idempotency import idempotency_cleanup as cleanup
+    from deployments.services.apikeys import idempotency_cleanup as cleanup
 
     cleanup()
 
@@ -58,7 +58,7 @@ def idempotency_cleanup() -> None:
 @shared_task(name="deployments.tasks.drift_checks_start", ignore_result=True)
 def drift_checks_start() -> None:
     """Beat: open and dispatch each environment's due drift check."""
-    from .services.drift import drift_checks_start as start
+    from deployments.services.drift import drift_checks_start as start
 
     start()
 
@@ -71,7 +71,7 @@ def drift_checks_start() -> None:
 )
 def drift_check_run(check_id: int) -> None:
     """Run one drift check (plan -detailed-exitcode of the last deployed commit)."""
-    from .services.drift import drift_check_run as run
+    from deployments.services.drift import drift_check_run as run
 
     run(check_id=check_id)
 
@@ -86,7 +86,7 @@ def drift_check_run(check_id: int) -> None:
 )
 def speculative_plan_run(self: Any, plan_id: int) -> None:
     """Run one speculative plan (a pull request's plan-only check) on its environment's queue."""
-    from .services.plans import speculative_plan_run as run
+    from deployments.services.plans import speculative_plan_run as run
 
     run(plan_id=plan_id, worker=self.request.hostname or socket.gethostname())
 
@@ -94,7 +94,7 @@ def speculative_plan_run(self: Any, plan_id: int) -> None:
 @shared_task(name="deployments.tasks.monitoring_poll", ignore_result=True)
 def monitoring_poll() -> None:
     """Beat: probe CloudWatch alarms and health URLs of tickets in their monitoring period."""
-    from .services.monitoring import monitoring_poll as poll
+    from deployments.services.monitoring import monitoring_poll as poll
 
     poll()
 

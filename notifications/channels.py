@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import BadHeaderError, send_mail
 
-from . import events
+from notifications import events
 
 
 @dataclass(frozen=True)

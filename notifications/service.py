@@ -12,8 +12,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from .channels import CHANNELS, TEAM, Message, is_permanent, one_line
-from .models import Notification
+from notifications.channels import CHANNELS, TEAM, Message, is_permanent, one_line
+from notifications.models import Notification
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def notify(
 
 def dispatch(ids: Iterable[int]) -> None:
     """Hand queued notifications to Celery; a broker outage leaves them queued (resent later)."""
-    from .tasks import deliver
+    from notifications.tasks import deliver
 
     for pk in ids:
         try:

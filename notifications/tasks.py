@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from . import service
+from notifications import service
 
 
 @shared_task(bind=True, name="notifications.tasks.deliver", ignore_result=True, max_retries=None)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -18,24 +16,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.db import connection
-from rest_framework.test import APIClient
+from django.contrib.auth.models import User
 
 from deployments.terraform.source import create_repository
-
-from .factories import UserFactory
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.aws import WORKER_BASE_KEY, WORKER_BASE_SECRET, MotoSTS
+from tests.helpers.paths import ROOT
+from tests.helpers.users import persona
+from tests.helpers.workers import purge_broker, spawn_worker, stop_worker
 
 
 def _flush_past_the_audit_guard() -> None:
     """SQLite empties tables with DELETE when a transactional test ends, and the audit
-    table refuses DELETE (deployments.audit_guard): lift the triggers around the flush
+    table refuses DELETE (deployments.lib.audit_guard): lift the triggers around the flush
     only. PostgreSQL flushes with TRUNCATE, which the guard leaves alone."""
     from django.db.backends.sqlite3.base import DatabaseOperations
 
-    from deployments import audit_guard
+    from deployments.lib import audit_guard
 
     original = DatabaseOperations.sql_flush
 
@@ -58,59 +54,46 @@ _flush_past_the_audit_guard()
 # --- personas ----------------------------------------------------------------
 
 
-def _persona(username: str, *roles: str, **extra: Any) -> User:
-    user = UserFactory(username=username, **extra)
-    user.groups.set(Group.objects.filter(name__in=roles))
-    return user
-
-
 @pytest.fixture
 def author(db: None) -> User:
     """A developer who files tickets (dev1 in the demo)."""
-    return _persona("alice", "developer")
+    return persona("alice", "developer")
 
 
 @pytest.fixture
 def developer(db: None) -> User:
-    return _persona("dave", "developer")
+    return persona("dave", "developer")
 
 
 @pytest.fixture
 def lead(db: None) -> User:
-    return _persona("lena", "lead_developer")
+    return persona("lena", "lead_developer")
 
 
 @pytest.fixture
 def tech_lead(db: None) -> User:
-    return _persona("tess", "tech_lead")
+    return persona("tess", "tech_lead")
 
 
 @pytest.fixture
 def devops_lead(db: None) -> User:
-    return _persona("otto", "devops_lead")
+    return persona("otto", "devops_lead")
 
 
 @pytest.fixture
 def qa(db: None) -> User:
-    return _persona("quinn", "qa")
+    return persona("quinn", "qa")
 
 
 @pytest.fixture
 def operations(db: None) -> User:
-    return _persona("opal", "operations")
+    return persona("opal", "operations")
 
 
 @pytest.fixture
 def outsider(db: None) -> User:
     """Signed in, but holds no role: sees nothing."""
-    return _persona("charlie")
-
-
-def api_for(user: User | None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.force_authenticate(user)
-    return client
+    return persona("charlie")
 
 
 # --- infrastructure repository and Terraform state -------------------------------
@@ -155,43 +138,6 @@ def tmp_path(request: pytest.FixtureRequest) -> Iterator[Path]:
     path.chmod(0o711)
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def sandbox_sees(
-    monkeypatch: pytest.MonkeyPatch,
-    *,
-    readonly: tuple[Path, ...] = (),
-    writable: tuple[Path, ...] = (),
-) -> None:
-    """Host paths a test's Terraform wrapper reads (the real binary it execs) or writes (a
-    marker), made visible inside the sandbox: in this process's settings and, for a worker
-    started afterwards, in its environment."""
-    import dataclasses
-
-    from django.conf import settings
-
-    config = settings.TERRAFORM_SANDBOX_CONFIG
-    config = dataclasses.replace(
-        config,
-        readonly_paths=(*config.readonly_paths, *readonly),
-        writable_paths=(*config.writable_paths, *writable),
-    )
-    monkeypatch.setattr(settings, "TERRAFORM_SANDBOX_CONFIG", config)
-    monkeypatch.setenv(
-        "TERRAFORM_SANDBOX_READONLY_PATHS", ",".join(str(p) for p in config.readonly_paths)
-    )
-    monkeypatch.setenv(
-        "TERRAFORM_SANDBOX_WRITABLE_PATHS", ",".join(str(p) for p in config.writable_paths)
-    )
-
-
-def real_terraform(monkeypatch: pytest.MonkeyPatch) -> str:
-    """The real Terraform binary, for a wrapper to exec: readable inside the sandbox."""
-    from deployments.terraform.runner import find_binary
-
-    binary = find_binary(os.environ.get("TERRAFORM_BIN", ""))
-    sandbox_sees(monkeypatch, readonly=(Path(binary),))
-    return binary
 
 
 @pytest.fixture
@@ -268,87 +214,6 @@ def _no_stray_repo(settings: Any, tmp_path: Path) -> None:
 
 
 # --- a real Celery worker ------------------------------------------------------------
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or ""
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
-def purge_broker() -> None:
-    """Drop every message of the portal's queues, the per-environment Terraform queues
-    included (a message left by an earlier test names a row of that test's database)."""
-    from changecontrol.celery import app
-    from deployments.models import Environment
-    from deployments.queues import worker_queues
-
-    names = set(Environment.objects.values_list("name", flat=True)) | {"dev", "staging", "prod"}
-    with app.connection_for_write() as connection_:
-        channel = connection_.default_channel
-        for queue in worker_queues(sorted(names), portal=True):
-            try:
-                channel.queue_purge(queue)
-            except Exception:
-                continue
-
-
-def spawn_worker(
-    tmp_path: Path,
-    infra_repo: Path,
-    *,
-    name: str = "test-worker",
-    queues: list[str] | None = None,
-    env: dict[str, str] | None = None,
-) -> subprocess.Popen[bytes]:
-    """A real `celery worker` process on the configured broker, sharing the test database;
-    consuming ``queues`` (-Q) or, without, every queue (as `make run`'s worker does)."""
-    environment = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "INFRA_REPO": str(infra_repo),
-        "TERRAFORM_BACKEND_CONFIG": f"workspace_dir={tmp_path / 'state'}",
-        "MEDIA_ROOT": str(tmp_path / "media"),
-        "SECRET_KEY": "worker-test-key",
-        **(env or {}),
-    }
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "changecontrol",
-        "worker",
-        "--loglevel",
-        "INFO",
-        "--concurrency",
-        "1",
-        "--pool",
-        "prefork",
-        "--without-gossip",
-        "--without-mingle",
-        "--hostname",
-        f"{name}-{os.getpid()}@%h",
-    ]
-    if queues:
-        argv += ["-Q", ",".join(queues)]
-    with (tmp_path / f"{name}.log").open("ab") as log_file:
-        return subprocess.Popen(
-            argv, cwd=ROOT, env=environment, stdout=log_file, stderr=subprocess.STDOUT
-        )
-
-
-def stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture
@@ -433,37 +298,6 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
-def paced_terraform(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, commands: tuple[str, ...], seconds: int
-) -> Path:
-    """A `terraform` that waits before the given commands, as it would on a real cloud (on
-    the offline sample stack an apply is over in half a second), then runs the real one.
-    The worker process started afterwards reads it from TERRAFORM_BIN."""
-    real = real_terraform(monkeypatch)
-    wrapper = tmp_path / "paced-bin" / "terraform"
-    wrapper.parent.mkdir()
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f'case "$1" in {"|".join(commands)}) sleep {seconds} ;; esac\n'
-        f'exec {shlex.quote(real)} "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("TERRAFORM_BIN", str(wrapper))
-    return wrapper
-
-
-def wait_for(predicate: Any, *, timeout: float = 120, what: str = "condition") -> Any:
-    """Poll a real component until ``predicate`` returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
-
-
 # --- seeded data ---------------------------------------------------------------------
 
 _SEEDS = [
@@ -512,79 +346,22 @@ def without_promotion_gate(db: None) -> None:
     Environment.objects.filter(name="prod").update(requires_staging_evidence=False)
 
 
+@pytest.fixture
+def evidence_dir(settings: Any, tmp_path: Path) -> Path:
+    """Evidence files of this test in their own private folder."""
+    from changecontrol.settings import plan_storage_config
+
+    location = tmp_path / "evidence"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "evidence": plan_storage_config(
+            bucket="", endpoint_url=None, kms_key_id="", location=location
+        ),
+    }
+    return location
+
+
 # --- credentials per environment and phase (issue 17) --------------------------------
-
-AWS_ACCOUNT = "123456789012"
-# The worker's own base credentials: they may call STS, and must never reach a run.
-WORKER_BASE_KEY = "AKIAWORKERBASE000001"
-WORKER_BASE_SECRET = "worker-base-secret-never-in-a-run-0123456789"
-
-
-def role_arn(name: str) -> str:
-    return f"arn:aws:iam::{AWS_ACCOUNT}:role/{name}"
-
-
-class MotoSTS:
-    """moto's STS (and IAM) served over HTTP on loopback, in this process, so a test can
-    read which sessions it issued (role, session name, the short-lived keys) to tell what
-    each run received."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-
-    def _post(self, path: str, body: bytes) -> None:
-        import urllib.request
-
-        request = urllib.request.Request(
-            self.endpoint + path, data=body, method="POST", headers={"Content-Type": "text/plain"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            answer.read()
-
-    def reset(self) -> None:
-        self._post("/moto-api/reset", b"")
-        self._post("/moto-api/reset-auth", b"inf")
-
-    def sessions(self) -> list[Any]:
-        """Every session STS issued: ``role_arn``, ``session_name``, ``access_key_id``,
-        ``secret_access_key``, ``session_token``, ``expiration`` (naive UTC)."""
-        from moto.sts.models import sts_backends
-
-        return list(sts_backends[AWS_ACCOUNT]["aws"].assumed_roles)
-
-    def worker_user(self, name: str, allowed_roles: str) -> tuple[str, str]:
-        """An IAM user allowed sts:AssumeRole on ``allowed_roles`` (an ARN pattern) only;
-        its access key and secret."""
-        import json
-
-        import boto3
-
-        iam = boto3.client(
-            "iam",
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=WORKER_BASE_KEY,
-            aws_secret_access_key=WORKER_BASE_SECRET,
-        )
-        iam.create_user(UserName=name)
-        iam.put_user_policy(
-            UserName=name,
-            PolicyName="assume",
-            PolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": allowed_roles}
-                    ],
-                }
-            ),
-        )
-        key = iam.create_access_key(UserName=name)["AccessKey"]
-        return key["AccessKeyId"], key["SecretAccessKey"]
-
-    def enforce_auth(self) -> None:
-        """From now on every request must be signed by a known key and allowed by IAM."""
-        self._post("/moto-api/reset-auth", b"0")
 
 
 @pytest.fixture
@@ -614,68 +391,3 @@ def moto_sts(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoSTS
     finally:
         sts.reset()
         server.stop()
-
-
-def sha256_hex(value: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def probe_terraform(tmp_path: Path) -> Path:
-    """A `terraform` that first prints (on stderr, so into the run's log) the SHA-256 of the
-    AWS_ACCESS_KEY_ID and CCP_MARKER it received, then runs the real one: what every
-    Terraform process of a run got, told without telling the values."""
-    from deployments.terraform.runner import find_binary
-
-    wrapper = tmp_path / "probe-bin" / "terraform"
-    wrapper.parent.mkdir(exist_ok=True)
-    digest = '$(printf %s "{0}" | sha256sum | cut -c1-64)'
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f'printf "probe %s key=%s marker=%s\\n" "$1" "{digest.format("$AWS_ACCESS_KEY_ID")}" '
-        f'"{digest.format("$CCP_MARKER")}" >&2\n'
-        f'exec {shlex.quote(find_binary(os.environ.get("TERRAFORM_BIN", "")))} "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    return wrapper
-
-
-# A resource whose apply prints what its local-exec received: the values (which the redactor
-# must mask) and their SHA-256 (which says whose they were).
-CREDENTIALS_PROBE_TF = """
-resource "null_resource" "credentials_probe" {
-  provisioner "local-exec" {
-    command = <<-EOT
-      echo "local-exec received AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID CCP_MARKER=$CCP_MARKER"
-      key=$(printf %s "$AWS_ACCESS_KEY_ID" | sha256sum | cut -c1-64)
-      marker=$(printf %s "$CCP_MARKER" | sha256sum | cut -c1-64)
-      echo "local-exec probe key=$key marker=$marker"
-    EOT
-  }
-}
-"""
-
-
-def commit_credentials_probe(repo: Path) -> str:
-    """Put the probe resource on main in the infrastructure repository; the new tip."""
-    from deployments.terraform.source import commit_all
-
-    (repo / "terraform" / "credentials_probe.tf").write_text(CREDENTIALS_PROBE_TF)
-    return commit_all(repo, "Print what the apply's local-exec receives")
-
-
-def credentials_file(tmp_path: Path, environments: tuple[str, ...]) -> tuple[Path, dict[str, str]]:
-    """A TERRAFORM_CREDENTIALS_FILE holding ``<env>-plan`` and ``<env>-apply`` sets, each
-    with a distinct CCP_MARKER; the file and each set's marker."""
-    import json
-
-    markers = {
-        f"{env}-{phase}": f"marker-{env}-{phase}-{uuid.uuid4().hex}"
-        for env in environments
-        for phase in ("plan", "apply")
-    }
-    path = tmp_path / f"credentials-{uuid.uuid4().hex[:8]}.json"
-    path.write_text(json.dumps({name: {"CCP_MARKER": value} for name, value in markers.items()}))
-    path.chmod(0o600)
-    return path, markers

@@ -21,12 +21,11 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 
-from deployments import selectors, validation
+from deployments import selectors
+from deployments.api.shapes.common import FreeFormObjectField
+from deployments.api.support.pagination import _bounded
 from deployments.models import AuditEvent
 from deployments.services import InputError
-
-from .pagination import _bounded
-from .shapes import FreeFormObjectField
 
 # Rows fetched per query while exporting: memory stays flat however many match.
 EXPORT_CHUNK = 2000
@@ -241,7 +240,7 @@ class AuditEventList(generics.ListAPIView[AuditEvent]):
 
     def get_queryset(self) -> QuerySet[AuditEvent]:
         try:
-            filters = validation.audit_filters(self.request.query_params, blank_is_absent=False)
+            filters = selectors.audit_filters(self.request.query_params, blank_is_absent=False)
         except InputError as exc:
             raise ValidationError({exc.field: [exc.message]}) from None
         return selectors.audit_events(self.request.user, filters)

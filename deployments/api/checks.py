@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.validators import URLValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
@@ -12,12 +15,62 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments import selectors, services
-from deployments.services.checks import CHECK_LOG_MAX
+from deployments.api.shapes.checks import CheckResultSerializer
+from deployments.api.support.idempotency import PARAMETER as IDEMPOTENCY_KEY
+from deployments.api.support.idempotency import idempotent
+from deployments.api.support.inputs import NO_NUL
+from deployments.api.support.parsers import StrictJSONParser
+from deployments.models import CheckStatus
+from deployments.services.checks import CHECK_LOG_MAX, CHECK_SUMMARY_MAX
 
-from .check_serializers import CheckCreateSerializer, CheckResultSerializer, CheckUploadSerializer
-from .idempotency import PARAMETER as IDEMPOTENCY_KEY
-from .idempotency import idempotent
-from .parsers import StrictJSONParser
+
+class CheckCreateSerializer(serializers.Serializer[Any]):
+    name = serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        max_length=64,
+        help_text="The check's name: fmt, validate, security_scan, plan or any slug "
+        "(stored lowercase). A later report of the same name supersedes the earlier one.",
+        error_messages={"invalid": 'name must be a check name: letters, digits, "-" and "_"'},
+    )
+    status = serializers.ChoiceField(choices=CheckStatus.choices)
+    summary = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=CHECK_SUMMARY_MAX,
+        validators=[NO_NUL],
+    )
+    url = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=500,
+        validators=[
+            URLValidator(schemes=["http", "https"], message="url must be an http or https URL")
+        ],
+        help_text="Link to the CI job (http or https only).",
+    )
+    log = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=CHECK_LOG_MAX,
+        trim_whitespace=False,
+        validators=[NO_NUL],
+        help_text=f"The check's output, at most {CHECK_LOG_MAX} characters; secrets are "
+        "redacted before it is stored.",
+    )
+
+
+class CheckUploadSerializer(CheckCreateSerializer):
+    """The same report as a multipart form, the log as a file (``curl -F log_file=@out.txt``)."""
+
+    log_file = serializers.FileField(
+        required=False,
+        help_text=f"The check's output as a UTF-8 text file (instead of `log`), at most "
+        f"{CHECK_LOG_MAX} characters; secrets are redacted before it is stored.",
+    )
+
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 

@@ -17,13 +17,15 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from deployments import evidence_selectors, policy, selectors, services, uploads, validation
-from deployments.models import Evidence, EvidenceKind, Ticket
-
-from .authentication import is_ci_key
-from .idempotency import PARAMETER as IDEMPOTENCY_KEY
-from .idempotency import idempotent
-from .parsers import RequestTooLarge
+from deployments import policy, selectors, services
+from deployments.api.shapes.evidence import EvidenceSerializer
+from deployments.api.support.authentication import is_ci_key
+from deployments.api.support.idempotency import PARAMETER as IDEMPOTENCY_KEY
+from deployments.api.support.idempotency import idempotent
+from deployments.api.support.parsers import RequestTooLarge
+from deployments.lib import uploads, validation
+from deployments.models import Evidence, EvidenceKind
+from deployments.selectors import evidence as evidence_selectors
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
@@ -31,64 +33,6 @@ log = logging.getLogger(__name__)
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 _EID = OpenApiParameter("eid", OpenApiTypes.INT, OpenApiParameter.PATH, description="Evidence id.")
-
-
-class EvidenceSerializer(serializers.ModelSerializer[Evidence]):
-    """One evidence item as the ticket detail and the upload answer show it."""
-
-    uploaded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)  # type: ignore[var-annotated]
-    signed_off_by = serializers.SlugRelatedField(  # type: ignore[var-annotated]
-        slug_field="username", read_only=True, allow_null=True
-    )
-    download_url = serializers.SerializerMethodField()
-    withdrawn_by = serializers.SlugRelatedField(  # type: ignore[var-annotated]
-        slug_field="username", read_only=True, allow_null=True
-    )
-    purged = serializers.SerializerMethodField()
-    counts_for_signoff = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Evidence
-        fields = [
-            "id",
-            "ticket",
-            "kind",
-            "passed",
-            "filename",
-            "size",
-            "sha256",
-            "content_type",
-            "download_url",
-            "uploaded_by",
-            "uploaded_at",
-            "signed_off_by",
-            "signed_off_at",
-            "signoff_note",
-            "counts_for_signoff",
-            "withdrawn_at",
-            "withdrawn_by",
-            "withdraw_reason",
-            "purged",
-        ]
-
-    def get_download_url(self, evidence: Evidence) -> str:
-        return download_url(evidence)
-
-    def get_purged(self, evidence: Evidence) -> bool:
-        """True once a withdrawn file's retention ended and its bytes were deleted."""
-        return evidence.purged_at is not None
-
-    def get_counts_for_signoff(self, evidence: Evidence) -> bool:
-        """Does its verdict count for the ticket's QA sign-off? Only one given after the
-        ticket's apply, on a file not withdrawn (a verdict given before the apply does
-        not: it speaks of a state not deployed yet)."""
-        return evidence_selectors.counts_for_signoff(evidence, evidence.ticket)
-
-
-def download_url(evidence: Evidence) -> str:
-    from django.urls import reverse
-
-    return reverse("api:ticket-evidence-download", args=[evidence.ticket_id, evidence.pk])
 
 
 class _FormVerdictField(serializers.BooleanField):
@@ -138,40 +82,6 @@ class EvidenceSignOffSerializer(serializers.Serializer[Any]):
     note = serializers.CharField(
         required=False, default="", allow_blank=True, max_length=validation.COMMENT_MAX
     )
-
-
-class StagingTicketSerializer(serializers.Serializer[Any]):
-    """The staging ticket a prod ticket is promoted from, and its evidence."""
-
-    id = serializers.IntegerField()
-    url = serializers.CharField()
-    web_url = serializers.CharField()
-    status = serializers.CharField()
-    commit_sha = serializers.CharField()
-    validated = serializers.BooleanField(help_text="Completed with passed QA evidence.")
-    missing = serializers.ListField(child=serializers.CharField())
-    evidence = EvidenceSerializer(many=True)
-
-
-def staging_ticket_data(ticket: Ticket, viewer: Any) -> dict[str, Any] | None:
-    """The ``staging_ticket`` field of a ticket's detail (None when there is none, or when
-    the viewer may not see it)."""
-    from django.urls import reverse
-
-    staging = evidence_selectors.staging_ticket_for(ticket)
-    if staging is None or staging.pk not in selectors.visible_ticket_ids(viewer, [staging.pk]):
-        return None
-    missing = list(policy.signoff_missing(evidence_selectors.verdicts(staging)))
-    return {
-        "id": staging.pk,
-        "url": reverse("api:ticket-detail", args=[staging.pk]),
-        "web_url": reverse("ticket_detail", args=[staging.pk]),
-        "status": staging.status,
-        "commit_sha": staging.commit_sha,
-        "validated": staging.status == "completed" and not missing,
-        "missing": missing,
-        "evidence": EvidenceSerializer(evidence_selectors.evidence_for(staging), many=True).data,
-    }
 
 
 def evidence_response(evidence: Evidence) -> FileResponse:

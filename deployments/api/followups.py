@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.validators import RegexValidator
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments import selectors, services
+from deployments.api.shapes.followups import FollowUpSerializer
+from deployments.lib import validation
 
-from .followup_serializers import FollowUpCompleteSerializer, FollowUpSerializer
+# A review's text: any characters but NUL (PostgreSQL refuses it in text).
+_NO_NUL = RegexValidator(r"^[^\x00]*$", "must not contain NUL characters")
+
+
+def _review_text(name: str, help_text: str) -> serializers.CharField:
+    return serializers.CharField(
+        max_length=validation.DESCRIPTION_MAX,
+        validators=[_NO_NUL],
+        help_text=help_text,
+        error_messages={
+            "required": f"{name} is required",
+            "blank": f"{name} must not be empty",
+        },
+    )
+
+
+class FollowUpCompleteSerializer(serializers.Serializer[Any]):
+    what_happened = _review_text("what_happened", "What happened: the change and its course.")
+    impact = _review_text("impact", "Impact on users and systems.")
+    root_cause = _review_text("root_cause", "Why the emergency (or the failure) happened.")
+    actions = _review_text("actions", "Actions agreed, with owners.")
 
 
 class FollowUpActionsMixin:

@@ -12,7 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from deployments import metrics, selectors
+from deployments import selectors
+from deployments.selectors import metrics
 
 
 class DurationFiguresSerializer(serializers.Serializer[Any]):

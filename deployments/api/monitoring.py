@@ -3,17 +3,31 @@ alarm acknowledgement and completion (SPEC §5)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments import selectors
+from deployments.api.shapes.monitoring import ChecklistItemSerializer
+from deployments.api.shapes.tickets import TicketDetailSerializer
+from deployments.lib import validation
 from deployments.services import monitoring as service
 
-from .monitoring_serializers import ChecklistItemSerializer, NoteSerializer
-from .serializers import TicketDetailSerializer
+
+class NoteSerializer(serializers.Serializer[Any]):
+    note = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=validation.COMMENT_MAX,
+        trim_whitespace=False,
+    )
+
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 _ITEM = OpenApiParameter(

@@ -20,13 +20,13 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from deployments import plan_selectors, validation
+from deployments.api.shapes.common import PlanSummarySerializer
+from deployments.api.support.idempotency import PARAMETER as IDEMPOTENCY_KEY
+from deployments.api.support.idempotency import idempotent
+from deployments.lib import validation
 from deployments.models import SpeculativePlan
+from deployments.selectors import plans as plan_selectors
 from deployments.services.plans import speculative_plan_create
-
-from .idempotency import PARAMETER as IDEMPOTENCY_KEY
-from .idempotency import idempotent
-from .shapes import PlanSummarySerializer
 
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 _ENV_RE = r"^[A-Za-z0-9_-]{1,32}$"

@@ -14,12 +14,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from deployments import validation
+from deployments.api.support import webhook_body
+from deployments.api.support.parsers import RequestTooLarge, StrictJSONParser
+from deployments.lib import validation
 from deployments.models import DeliveryStatus
 from deployments.services import webhooks
-
-from . import webhook_body
-from .parsers import RequestTooLarge, StrictJSONParser
 
 _DELIVERY_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 # GitHub's event names: projects_v2_item, projects_v2_status_update, ... (digits too).
@@ -101,7 +100,7 @@ class GitHubWebhookView(APIView):
             ),
             # 400, 401 (missing or bad X-Hub-Signature-256, or GITHUB_WEBHOOK_SECRET
             # unset), 413 and 415 come with the shared Error schema from
-            # deployments.api.schema.add_error_responses.
+            # deployments.api.support.schema.add_error_responses.
         },
         description=(
             "Signed GitHub deliveries (content type application/json, up to "

@@ -2,8 +2,8 @@
 
 from django.db import migrations, models
 
+import deployments.lib.storage
 import deployments.models
-import deployments.storage
 
 
 class Migration(migrations.Migration):
@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
             field=models.FileField(
                 blank=True,
                 max_length=255,
-                storage=deployments.storage.plan_storage,
+                storage=deployments.lib.storage.plan_storage,
                 upload_to=deployments.models.plan_upload_to,
             ),
         ),

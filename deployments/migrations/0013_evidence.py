@@ -4,8 +4,8 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+import deployments.lib.storage
 import deployments.models.evidence
-import deployments.storage
 
 
 class Migration(migrations.Migration):
@@ -42,7 +42,7 @@ class Migration(migrations.Migration):
                     "file",
                     models.FileField(
                         max_length=255,
-                        storage=deployments.storage.evidence_storage,
+                        storage=deployments.lib.storage.evidence_storage,
                         upload_to=deployments.models.evidence.evidence_upload_to,
                     ),
                 ),

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db import migrations, models
 
-from deployments.audit_guard import create_guard, drop_guard
+from deployments.lib.audit_guard import create_guard, drop_guard
 
 
 def forwards(apps: Any, schema_editor: Any) -> None:

@@ -1,20 +1,25 @@
 """Domain models, one module per noun; everything is importable from here."""
 
-from .apikeys import ApiKey, ApiKeyScope, IdempotencyRecord
-from .approvals import Approval, Rejection
-from .audit import AuditChainHead, AuditEvent, AuditVerification
-from .checks import CheckResult, CheckStatus
-from .deployments import Deployment, DeploymentOutcome
-from .drift import DriftCheck
-from .environments import Environment
-from .evidence import Evidence, EvidenceKind, evidence_upload_to
-from .followups import FollowUp, FollowUpKind, UserPreference
-from .freezes import CalendarFeedToken, Freeze
-from .monitoring import ChecklistItem, MonitoringCheck, MonitoringPeriod, ProbeSource
-from .plans import SpeculativePlan
-from .runs import RunLogChunk, TerraformRun, plan_upload_to
-from .tickets import Ticket
-from .webhooks import DeliveryStatus, GitHubLogin, PullRequest, WebhookDelivery
+from deployments.models.apikeys import ApiKey, ApiKeyScope, IdempotencyRecord
+from deployments.models.approvals import Approval, Rejection
+from deployments.models.audit import AuditChainHead, AuditEvent, AuditVerification
+from deployments.models.checks import CheckResult, CheckStatus
+from deployments.models.deployments import Deployment, DeploymentOutcome
+from deployments.models.drift import DriftCheck
+from deployments.models.environments import Environment
+from deployments.models.evidence import Evidence, EvidenceKind, evidence_upload_to
+from deployments.models.followups import FollowUp, FollowUpKind, UserPreference
+from deployments.models.freezes import CalendarFeedToken, Freeze
+from deployments.models.monitoring import (
+    ChecklistItem,
+    MonitoringCheck,
+    MonitoringPeriod,
+    ProbeSource,
+)
+from deployments.models.plans import SpeculativePlan
+from deployments.models.runs import RunLogChunk, TerraformRun, plan_upload_to
+from deployments.models.tickets import Ticket
+from deployments.models.webhooks import DeliveryStatus, GitHubLogin, PullRequest, WebhookDelivery
 
 __all__ = [
     "ApiKey",

@@ -7,10 +7,9 @@ from django.db import models
 from django.db.models import Q
 
 from deployments.choices import Role
-
-from ._base import _choices_check
-from .runs import TerraformRun
-from .tickets import Ticket
+from deployments.models._base import _choices_check
+from deployments.models.runs import TerraformRun
+from deployments.models.tickets import Ticket
 
 
 class Approval(models.Model):
@@ -28,7 +27,7 @@ class Approval(models.Model):
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # When the ticket entered awaiting_approval (its status_changed_at when approved): the
-    # approval waited from here (deployments.metrics). Null on rows older than the field
+    # approval waited from here (deployments.selectors.metrics). Null on rows older than the field
     # that no history could date (migration 0017).
     waiting_since = models.DateTimeField(null=True, blank=True, editable=False)
     voided_at = models.DateTimeField(null=True, blank=True)

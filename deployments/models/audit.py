@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from .tickets import Ticket
+from deployments.models.tickets import Ticket
 
 
 class AuditEvent(models.Model):

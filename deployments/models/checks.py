@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from ._base import _choices_check
-from .tickets import Ticket
+from deployments.models._base import _choices_check
+from deployments.models.tickets import Ticket
 
 
 class CheckStatus(models.TextChoices):

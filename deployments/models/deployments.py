@@ -6,10 +6,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from ._base import _choices_check
-from .environments import Environment
-from .runs import TerraformRun
-from .tickets import Ticket
+from deployments.models._base import _choices_check
+from deployments.models.environments import Environment
+from deployments.models.runs import TerraformRun
+from deployments.models.tickets import Ticket
 
 
 class DeploymentOutcome(models.TextChoices):

@@ -5,10 +5,9 @@ from __future__ import annotations
 from django.db import models
 
 from deployments.choices import DriftStatus
-
-from ._base import _choices_check
-from .deployments import Deployment
-from .environments import Environment
+from deployments.models._base import _choices_check
+from deployments.models.deployments import Deployment
+from deployments.models.environments import Environment
 
 
 class DriftCheck(models.Model):

@@ -55,7 +55,7 @@ class Environment(models.Model):
     # Approval rules by risk level, replacing the base ones for tickets of that level:
     # {"high": {"approval_rule": {...}, "emergency_approval_rule": {...}}} (policy.risk_rule).
     risk_rules = models.JSONField(default=dict, blank=True)
-    # Resources that hold data beyond deployments.data_resources' table, for the risk
+    # Resources that hold data beyond deployments.policy.data_resources' table, for the risk
     # score's data-loss floor: [{"type": "...", "why": "..."} or {"address": "...", "why"}].
     data_resource_types = models.JSONField(
         default=list,

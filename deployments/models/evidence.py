@@ -6,10 +6,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from deployments.storage import evidence_storage
-
-from ._base import _choices_check
-from .tickets import Ticket
+from deployments.lib.storage import evidence_storage
+from deployments.models._base import _choices_check
+from deployments.models.tickets import Ticket
 
 
 class EvidenceKind(models.TextChoices):

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from .environments import Environment
+from deployments.models.environments import Environment
 
 
 class Freeze(models.Model):

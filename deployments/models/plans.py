@@ -7,9 +7,8 @@ from django.db import models
 from django.db.models import Q
 
 from deployments.choices import RunStatus
-
-from ._base import _choices_check
-from .environments import Environment
+from deployments.models._base import _choices_check
+from deployments.models.environments import Environment
 
 
 class SpeculativePlan(models.Model):

@@ -9,11 +9,10 @@ from django.db import models
 from django.db.models import Q
 
 from deployments.choices import ACTIVE_RUN_STATUSES, RunKind, RunStatus
-from deployments.storage import plan_storage
-
-from ._base import _choices_check
-from .environments import Environment
-from .tickets import Ticket
+from deployments.lib.storage import plan_storage
+from deployments.models._base import _choices_check
+from deployments.models.environments import Environment
+from deployments.models.tickets import Ticket
 
 
 def plan_upload_to(run: TerraformRun, filename: str) -> str:
@@ -40,7 +39,7 @@ class TerraformRun(models.Model):
     exit_code = models.IntegerField(null=True, blank=True)
     log = models.TextField(blank=True)
     error = models.TextField(blank=True)
-    # Holds secrets in clear: a private storage, never served (see deployments.storage).
+    # Holds secrets in clear: a private storage, never served (see deployments.lib.storage).
     plan_file = models.FileField(
         upload_to=plan_upload_to, storage=plan_storage, blank=True, max_length=255
     )
@@ -62,7 +61,7 @@ class TerraformRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        # The reconciler's scans (services.execution.reconcile): small partial indexes over
+        # The reconciler's scans (services.runs.reconcile): small partial indexes over
         # the few active runs, never the whole history.
         indexes = [
             models.Index(

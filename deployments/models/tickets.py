@@ -7,9 +7,8 @@ from django.db import models
 from django.db.models import Q
 
 from deployments.choices import ChangeType, RollbackMode, TicketStatus
-
-from ._base import _choices_check
-from .environments import Environment
+from deployments.models._base import _choices_check
+from deployments.models.environments import Environment
 
 
 class Ticket(models.Model):
@@ -33,7 +32,7 @@ class Ticket(models.Model):
     pull_request_url = models.URLField(blank=True, max_length=500)
     risk_assessment = models.JSONField(default=dict, blank=True)
     rollback_plan = models.JSONField(default=dict, blank=True)
-    # Computed by deployments.risk from the questionnaire and the current plan (audited):
+    # Computed by deployments.policy.risk from the questionnaire and the current plan (audited):
     # {"score", "level", "reasons", "blast_radius", "plan_run"}.
     risk = models.JSONField(default=dict, blank=True, editable=False)
     scheduled_for = models.DateTimeField(null=True, blank=True)

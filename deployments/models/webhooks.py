@@ -8,8 +8,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 
-from ._base import _choices_check
-from .tickets import Ticket
+from deployments.models._base import _choices_check
+from deployments.models.tickets import Ticket
 
 
 class DeliveryStatus(models.TextChoices):

@@ -1,7 +1,9 @@
 """Every write in the portal: one transaction, rule check, write, audit, on-commit dispatch.
 
 Split by noun: tickets (filing, planning, cancelling), approvals (approve, reject,
-deploy), runs (starting Terraform runs), execution (the worker side) and audit.
+deploy), runs/ (the run pipeline: start, spec, claim, execute, log stream, outcome,
+reconcile), lifecycle (the steps after a plan, an apply, a check), notices (what people
+are told), audit, and one module per capability (schedules, evidence, monitoring, ...).
 
 Lock order, everywhere: ticket → run → audit chain head. A service that changes a run
 and its ticket locks the ticket first (``locked_ticket``, which on PostgreSQL also locks
@@ -10,27 +12,45 @@ the ticket's environment row through ``select_related``), then the run
 (``audit_record`` locks the chain head). Never lock a run and then its ticket: a cancel
 landing while a plan finishes would deadlock, and PostgreSQL would abort one of them.
 Writes that touch only a run (log chunks, heartbeats, claims of plans) lock just the run.
-The environment lock of an apply (``deployments.locks``) is not a row lock: it is taken
+The environment lock of an apply (``deployments.lib.locks``) is not a row lock: it is taken
 before any of these, outside transactions, and held for the apply's whole duration.
 """
 
-from . import notices, webhooks
-from ._base import InputError, infra_repo, locked_ticket, transition
-from .approvals import (
+from deployments.services import notices, webhooks
+from deployments.services._base import InputError, infra_repo, locked_ticket, transition
+from deployments.services.approvals import (
     approval_grant,
-    approval_summary,
     ticket_deploy,
     ticket_reject,
 )
-from .audit import GENESIS_HASH, audit_record, audit_verify
-from .checks import CheckInput, check_record
-from .evidence import evidence_purge, evidence_sign_off, evidence_upload, evidence_withdraw
-from .execution import run_execute, run_finish, run_interrupt, runs_reconcile
-from .followups import follow_up_complete, follow_up_open, follow_ups_remind
-from .monitoring import alarm_acknowledge, checklist_sign, monitoring_poll, ticket_complete
-from .rollbacks import rollback_deployed, rollback_open
-from .runs import apply_start, check_start, environment_release, plan_start, run_dispatch
-from .tickets import TicketInput, ticket_cancel, ticket_create, ticket_plan
+from deployments.services.audit import GENESIS_HASH, audit_record, audit_verify
+from deployments.services.checks import CheckInput, check_record
+from deployments.services.evidence import (
+    evidence_purge,
+    evidence_sign_off,
+    evidence_upload,
+    evidence_withdraw,
+)
+from deployments.services.followups import follow_up_complete, follow_up_open, follow_ups_remind
+from deployments.services.monitoring import (
+    alarm_acknowledge,
+    checklist_sign,
+    monitoring_poll,
+    ticket_complete,
+)
+from deployments.services.rollbacks import rollback_deployed, rollback_open
+from deployments.services.runs import (
+    apply_start,
+    check_start,
+    environment_release,
+    plan_start,
+    run_dispatch,
+    run_execute,
+    run_finish,
+    run_interrupt,
+    runs_reconcile,
+)
+from deployments.services.tickets import TicketInput, ticket_cancel, ticket_create, ticket_plan
 
 __all__ = [
     "GENESIS_HASH",
@@ -40,7 +60,6 @@ __all__ = [
     "alarm_acknowledge",
     "apply_start",
     "approval_grant",
-    "approval_summary",
     "audit_record",
     "audit_verify",
     "check_record",

@@ -1,4 +1,5 @@
-"""Shared pieces of the services: input errors, locked reads and audited transitions."""
+"""Shared pieces of the services: locked reads and audited transitions (InputError, bad
+input, is lib.validation's, re-exported here)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,11 @@ from django.utils import timezone
 from deployments import policy
 from deployments import terraform as tf
 from deployments.choices import TicketStatus
+from deployments.lib.validation import InputError
 from deployments.models import Ticket
+from deployments.services.audit import audit_record
 
-from .audit import audit_record
-
-
-class InputError(Exception):
-    """Bad input: names the field it is about (maps to HTTP 400)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+__all__ = ["InputError", "infra_repo", "locked_ticket", "transition"]
 
 
 def transition(

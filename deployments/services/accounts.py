@@ -13,7 +13,8 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
-from .audit import audit_record
+from deployments.models import UserPreference
+from deployments.services.audit import audit_record
 
 # Long or hostile names are cut and cleaned before they are stored (JSON in PostgreSQL
 # refuses NUL; lone surrogates do not encode).
@@ -119,3 +120,16 @@ def github_login_set(*, actor: Any, user: Any, login: str) -> None:
             action="account.github_login",
             data={"user": user.get_username(), "before": before, "after": login},
         )
+
+
+def timezone_preference_set(*, actor: Any, zone: str, chosen: bool) -> UserPreference | None:
+    """Store a zone: ``chosen`` from the settings page; a browser guess never overrides a choice.
+    Returns None when a guess was ignored."""
+    with transaction.atomic():
+        pref, _ = UserPreference.objects.select_for_update().get_or_create(user=actor)
+        if not chosen and pref.timezone_chosen:
+            return None
+        pref.timezone = zone
+        pref.timezone_chosen = pref.timezone_chosen or chosen
+        pref.save(update_fields=["timezone", "timezone_chosen", "updated_at"])
+        return pref

@@ -8,15 +8,15 @@ import string
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from deployments import validation
-from deployments.models import ApiKey, ApiKeyScope
-
-from ._base import InputError
-from .audit import audit_record
+from deployments.lib import validation
+from deployments.models import ApiKey, ApiKeyScope, IdempotencyRecord
+from deployments.services._base import InputError
+from deployments.services.audit import audit_record
 
 KEY_PREFIX = "ccp_"
 _PREFIX_ALPHABET = string.ascii_lowercase + string.digits
@@ -134,3 +134,10 @@ def api_key_touch(api_key: ApiKey, now: datetime | None = None) -> None:
     stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
     ApiKey.objects.filter(stale, pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
+
+
+def idempotency_cleanup(now: Any = None) -> int:
+    """Forget records older than IDEMPOTENCY_TTL_HOURS; returns how many."""
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

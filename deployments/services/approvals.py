@@ -11,14 +11,14 @@ from django.utils import timezone
 
 from deployments import policy
 from deployments.choices import RunStatus, TicketStatus
+from deployments.lib import presentation
 from deployments.models import Approval, Rejection, TerraformRun, Ticket
-from deployments.selectors import check_may_approve_now, standing_votes, user_roles
-from deployments.selectors_windows import freezes_for, plan_is_stale
-
-from . import notices
-from ._base import InputError, locked_ticket, transition
-from .audit import audit_record
-from .runs import apply_start, apply_votes, environment_release
+from deployments.selectors import check_may_approve_now, stray_approvals, user_roles, votes_for
+from deployments.selectors.windows import freezes_for, plan_is_stale
+from deployments.services import notices
+from deployments.services._base import InputError, locked_ticket, transition
+from deployments.services.audit import audit_record
+from deployments.services.runs.start import apply_start, environment_release
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -45,7 +45,7 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
         ticket = locked_ticket(ticket_id)
         now = timezone.now()
         plan = _current_plan(ticket)
-        votes = standing_votes(ticket)
+        votes = votes_for(ticket)
         roles = user_roles(actor)
         role = check_may_approve_now(
             ticket, actor, roles=roles, votes=votes, has_plan=plan is not None, now=now
@@ -90,7 +90,9 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
         state = policy.quorum(rule, [*votes, vote])
         _record_reassignments(ticket, state, actor=actor)
         if state.met:
-            who = ", ".join(f"{v.approver_name} ({policy.role_label(r)})" for v, r in state.counted)
+            who = ", ".join(
+                f"{v.approver_name} ({presentation.role_label(r)})" for v, r in state.counted
+            )
             if ticket.status == TicketStatus.AWAITING_APPROVAL:
                 transition(
                     ticket,
@@ -156,15 +158,16 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
         ticket = locked_ticket(ticket_id)
         now = timezone.now()
         rule = policy.rule_for(ticket, now=now)
-        votes = standing_votes(ticket)
-        state = policy.quorum(rule, votes)
+        votes = votes_for(ticket)
         freezes = freezes_for(ticket.environment, now)
         policy.check_may_deploy(
             ticket,
             user_roles=user_roles(actor),
             now=now,
-            pending=state.describe_missing(),
-            quorum_met=state.met or not rule.required,
+            pending=policy.quorum(rule, votes).describe_missing(),
+            # Short of the rule of now (an immediate rollback past its hour): as the ticket
+            # page says. Approvers who lost their role are named by the start check below.
+            quorum_met=not policy.needs_more_approval(ticket, votes, now=now),
             freezes=freezes,
         )
         plan = _current_plan(ticket)
@@ -173,14 +176,13 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
         if plan_is_stale(ticket):
             raise policy.PolicyError(policy.STALE_PLAN_MESSAGE)
         # The same decision the worker takes again when the apply starts.
-        votes_now, stray = apply_votes(ticket, plan)
         policy.check_apply_may_start(
             ticket,
             now=now,
             plan_sha256=plan.plan_sha256,
             current_plan_sha256=plan.plan_sha256,
-            votes=votes_now,
-            stray_approvals=stray,
+            votes=votes_for(ticket, plan),
+            stray_approvals=stray_approvals(ticket, plan),
             freezes=freezes,
             branch=settings.INFRA_BRANCH,
         )
@@ -189,23 +191,28 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
         return run
 
 
-def approval_summary(ticket: Ticket) -> dict[str, Any]:
-    """Who must still approve, who did and under which role: for pages and the API."""
-    now = timezone.now()
-    rule = policy.rule_for(ticket, now=now)
-    state = policy.quorum(rule, standing_votes(ticket))
-    return {
-        "rule": rule.describe(),
-        "required": rule.required,
-        "met": state.met,
-        "missing": list(state.missing),
-        "missing_text": state.describe_missing(),
-        "risk_level": (ticket.risk or {}).get("level", ""),
-        # Why more approvals than usual are needed ("" when the usual rule applies).
-        "risk_note": policy.risk_rule_note(ticket),
-        # An immediate rollback past its hour follows the planned path ("" otherwise).
-        "rollback_note": policy.rollback_lapse_note(ticket, now),
-        # Why an auto-deploy ticket waits for a lead: its commit is not on the protected
-        # branch ("commit abc123 is not on main: dev applies it only with a lead's approval").
-        "branch_note": policy.branch_note(ticket, settings.INFRA_BRANCH),
-    }
+def approval_route(ticket: Ticket, run: TerraformRun) -> None:
+    """After a plan (services.lifecycle.after_plan): the ticket awaits the approvals its rule
+    needs (its approvers are told), or needs none and is approved, and an environment that
+    deploys by itself (dev) starts the apply."""
+    env = ticket.environment
+    rule = policy.rule_for(ticket, now=timezone.now())
+    if rule.required:
+        transition(
+            ticket,
+            TicketStatus.AWAITING_APPROVAL,
+            actor="worker",
+            reason=policy.branch_note(ticket, settings.INFRA_BRANCH) or rule.describe(),
+            data={"run": run.pk},
+        )
+        notices.approval_needed(ticket)
+        return
+    transition(
+        ticket,
+        TicketStatus.APPROVED,
+        actor="system",
+        reason=f"{env.name} needs no approval",
+        data={"plan_run": run.pk},
+    )
+    if policy.auto_deploys(env):
+        apply_start(ticket, actor="system", wait_if_busy=True)

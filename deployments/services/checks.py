@@ -11,10 +11,9 @@ from django.db import transaction
 from deployments import policy
 from deployments.models import CheckResult
 from deployments.selectors import user_roles
+from deployments.services._base import InputError, locked_ticket
+from deployments.services.audit import audit_record
 from deployments.terraform.redact import Redactor, secret_values_from_env
-
-from ._base import InputError, locked_ticket
-from .audit import audit_record
 
 CHECK_SUMMARY_MAX = 2_000
 CHECK_LOG_MAX = 256 * 1024  # characters, after redaction the log is cut to this

@@ -21,8 +21,8 @@ from pathlib import Path
 from django.conf import settings
 
 from deployments import policy
+from deployments.lib.queues import terraform_queue
 from deployments.models import Environment
-from deployments.queues import terraform_queue
 from deployments.terraform.redact import Redactor
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

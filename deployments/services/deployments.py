@@ -9,8 +9,7 @@ from django.utils import timezone
 from deployments import terraform as tf
 from deployments.choices import RunStatus
 from deployments.models import Deployment, DeploymentOutcome, TerraformRun, Ticket
-
-from .audit import audit_record
+from deployments.services.audit import audit_record
 
 
 def deployment_record(

@@ -18,22 +18,20 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from deployments import policy
 from deployments import terraform as tf
 from deployments.choices import DriftStatus, RunKind, RunStatus
-from deployments.locks import EnvironmentLock
+from deployments.lib.locks import EnvironmentLock
 from deployments.models import Deployment, DeploymentOutcome, DriftCheck, Environment, TerraformRun
-from notifications.service import notify
-
-from .audit import audit_record
-from .credentials import CredentialsUnavailable, run_credentials
+from deployments.services import notices
+from deployments.services.audit import audit_record
+from deployments.services.credentials import CredentialsUnavailable, run_credentials
+from deployments.services.runs.spec import terraform_spec
 
 log = logging.getLogger(__name__)
 
-DRIFT_NOTIFY_ROLES = ("devops_lead", "operations")
 LOG_MAX = 200_000
 
 
@@ -123,8 +121,6 @@ def drift_check_run(*, check_id: int) -> DriftCheck:
                 check, DriftStatus.SKIPPED, error=f"an apply of {env.name} is queued or running"
             )
         lines = _Tail(LOG_MAX)
-        from .execution import terraform_spec  # execution imports the whole worker side
-
         try:
             # A drift check only reads: the environment's plan credentials.
             granted = run_credentials(
@@ -199,23 +195,6 @@ def _drift_detected(check: DriftCheck, deployment: Deployment) -> None:
             "resources": resources,
         },
     )
-    base = str(settings.PORTAL_BASE_URL).rstrip("/")
-    listed = ", ".join(resources[:10]) + (" …" if len(resources) > 10 else "")
-    notify(
-        "drift.detected",
-        roles=DRIFT_NOTIFY_ROLES,
-        subject=f"[DRIFT] {env.name} no longer matches its last deployment",
-        body=(
-            f"A plan of {env.name}'s last deployed commit {deployment.commit_sha[:12]} "
-            f"(deployment #{deployment.pk}, ticket #{deployment.ticket_id}) would add "
-            f"{counts['add']}, change {counts['change']} and destroy {counts['destroy']}: "
-            f"someone changed the environment outside the portal.\n\nDrifted: {listed}"
-        ),
-        url=f"{base}{reverse('environment_list')}#drift-{env.name}",
-        data={
-            "environment": env.name,
-            "summary": {**counts, "resources": resources},
-            "drift_check": check.pk,
-            "deployment": deployment.pk,
-        },
+    notices.drift_detected(
+        env, check=check, deployment=deployment, counts=counts, resources=resources
     )

@@ -9,12 +9,13 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from deployments import data_resources, policy
+from deployments import policy
+from deployments.choices import Role
 from deployments.models import Environment
+from deployments.policy import data_resources
+from deployments.services._base import InputError
+from deployments.services.audit import audit_record
 from deployments.terraform.source import SourceError, check_relative
-
-from ._base import InputError
-from .audit import audit_record
 
 ROLE_LIST_FIELDS = ("view_groups", "file_groups", "deploy_groups", "freeze_groups")
 
@@ -41,10 +42,8 @@ def environment_validate(env: Environment) -> None:
         raise InputError("data_resource_types", f"data_resource_types: {exc}") from exc
     for field in ROLE_LIST_FIELDS:
         value = getattr(env, field)
-        if not isinstance(value, list) or any(r not in policy.ROLE_LABELS for r in value):
-            raise InputError(
-                field, f"{field} must be a list of roles from {list(policy.ROLE_LABELS)}"
-            )
+        if not isinstance(value, list) or any(r not in Role.values for r in value):
+            raise InputError(field, f"{field} must be a list of roles from {list(Role.values)}")
     if not isinstance(env.window_days, list) or any(
         not isinstance(d, int) or not 1 <= d <= 7 for d in env.window_days
     ):

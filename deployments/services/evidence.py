@@ -13,13 +13,14 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import evidence_selectors, policy, uploads, validation
+from deployments import policy
 from deployments.choices import TicketStatus
+from deployments.lib import uploads, validation
 from deployments.models import Evidence, EvidenceKind, Ticket
+from deployments.selectors import evidence as evidence_selectors
 from deployments.selectors import user_roles
-
-from ._base import InputError, locked_ticket, transition
-from .audit import audit_record
+from deployments.services._base import InputError, locked_ticket, transition
+from deployments.services.audit import audit_record
 
 NOTE_MAX = validation.COMMENT_MAX
 

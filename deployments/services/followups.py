@@ -9,18 +9,17 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import policy, validation
+from deployments import policy
+from deployments.lib import validation
 from deployments.models import FollowUp, FollowUpKind, TerraformRun, Ticket
 from deployments.selectors import user_roles
-
-from . import notices
-from ._base import InputError
-from .audit import audit_record
+from deployments.services import notices
+from deployments.services._base import InputError
+from deployments.services.audit import audit_record
 
 REVIEW_FIELDS = ("what_happened", "impact", "root_cause", "actions")
 
 # Kept importable from here (callers written before notices.py existed).
-ticket_url = notices.ticket_url
 
 
 def emergency_filed(ticket: Ticket) -> None:

@@ -26,8 +26,9 @@ from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
-from deployments import policy, validation
+from deployments import policy
 from deployments.choices import TicketStatus
+from deployments.lib import validation
 from deployments.models import (
     ChecklistItem,
     Environment,
@@ -38,17 +39,14 @@ from deployments.models import (
     Ticket,
 )
 from deployments.selectors import user_roles
-from notifications.service import notify
-
-from ._base import InputError, locked_ticket, transition
-from .audit import audit_record
-from .deployments import deployment_monitoring_failed
-from .followups import ticket_url
+from deployments.services import notices
+from deployments.services._base import InputError, locked_ticket, transition
+from deployments.services.audit import audit_record
+from deployments.services.deployments import deployment_monitoring_failed
 
 log = logging.getLogger(__name__)
 
 NOTE_MAX = validation.COMMENT_MAX
-ALARM_ROLES = ("operations", "tech_lead", "devops_lead")
 # How many recent probe rows are read to know each target's latest result.
 RECENT_ROWS = 200
 
@@ -333,21 +331,7 @@ def _raise_alarm(
         ticket=ticket,
         data={"period": period.pk, "reason": reason[:500], "failing": [p.target for p in failing]},
     )
-    env = ticket.environment.name
-    notify(
-        "monitoring.alarm",
-        ticket=ticket,
-        roles=ALARM_ROLES,
-        users=[ticket.author],
-        subject=f"[ALARM] {env}: #{ticket.pk} {ticket.title}",
-        body=(
-            f"Monitoring of ticket #{ticket.pk} ({env}, commit {ticket.short_sha}) found a "
-            f"problem after its deploy:\n\n{reason}\n\nRoll back from the ticket page, or, once "
-            "every probe passes again, operations acknowledges the alarm with a note."
-        ),
-        url=f"{ticket_url(ticket)}#rollback",
-        data={"environment": env, "failing": [p.target for p in failing]},
-    )
+    notices.monitoring_alarm(ticket, reason=reason, failing=[p.target for p in failing])
 
 
 def _recovered(ticket: Ticket, period: MonitoringPeriod, now: dt.datetime) -> None:
@@ -360,21 +344,7 @@ def _recovered(ticket: Ticket, period: MonitoringPeriod, now: dt.datetime) -> No
         ticket=ticket,
         data={"period": period.pk, "alarm": period.alarm_reason[:500]},
     )
-    env = ticket.environment.name
-    notify(
-        "monitoring.recovered",
-        ticket=ticket,
-        roles=ALARM_ROLES,
-        users=[ticket.author],
-        subject=f"[RECOVERED] {env}: #{ticket.pk} {ticket.title}",
-        body=(
-            f"Every probe of ticket #{ticket.pk} ({env}) passes again after the alarm "
-            f"({period.alarm_reason}). Roll back, or operations acknowledges the alarm with a "
-            "note on the ticket page before completing it."
-        ),
-        url=f"{ticket_url(ticket)}#monitoring",
-        data={"environment": env},
-    )
+    notices.monitoring_recovered(ticket, alarm_reason=period.alarm_reason)
 
 
 def _auto_sign(ticket: Ticket, passing: list[Probe]) -> None:

@@ -15,14 +15,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from deployments import policy
-from deployments.models import FollowUp, TerraformRun, Ticket
+from deployments.models import Deployment, DriftCheck, Environment, FollowUp, TerraformRun, Ticket
 from deployments.selectors import user_roles
+from deployments.services._base import InputError
+from deployments.services.audit import audit_record
 from notifications import events
 from notifications import service as notifications
 from notifications.models import Notification
-
-from ._base import InputError
-from .audit import audit_record
 
 DEPLOY_ROLES = ("operations",)
 
@@ -258,6 +257,130 @@ def deploy_failed(ticket: Ticket, run: TerraformRun | None, *, reason: str) -> N
 
 def _requester(run: TerraformRun) -> Any:
     return run.requested_by or "system"
+
+
+# Monitoring alarms go to whoever may act on them, and to the author.
+ALARM_ROLES = ("operations", "tech_lead", "devops_lead")
+# Drift goes to those who own the environments' state.
+DRIFT_NOTIFY_ROLES = ("devops_lead", "operations")
+
+
+def monitoring_alarm(ticket: Ticket, *, reason: str, failing: list[str]) -> None:
+    """A probe of the monitoring period failed: roll back, or acknowledge once it passes."""
+    env = ticket.environment.name
+    notifications.notify(
+        "monitoring.alarm",
+        ticket=ticket,
+        roles=ALARM_ROLES,
+        users=[ticket.author],
+        subject=f"[ALARM] {env}: #{ticket.pk} {ticket.title}",
+        body=(
+            f"Monitoring of ticket #{ticket.pk} ({env}, commit {ticket.short_sha}) found a "
+            f"problem after its deploy:\n\n{reason}\n\nRoll back from the ticket page, or, once "
+            "every probe passes again, operations acknowledges the alarm with a note."
+        ),
+        url=f"{ticket_url(ticket)}#rollback",
+        data={"environment": env, "failing": failing},
+    )
+
+
+def monitoring_recovered(ticket: Ticket, *, alarm_reason: str) -> None:
+    """Every probe passes again after an alarm (said once per alarm)."""
+    env = ticket.environment.name
+    notifications.notify(
+        "monitoring.recovered",
+        ticket=ticket,
+        roles=ALARM_ROLES,
+        users=[ticket.author],
+        subject=f"[RECOVERED] {env}: #{ticket.pk} {ticket.title}",
+        body=(
+            f"Every probe of ticket #{ticket.pk} ({env}) passes again after the alarm "
+            f"({alarm_reason}). Roll back, or operations acknowledges the alarm with a "
+            "note on the ticket page before completing it."
+        ),
+        url=f"{ticket_url(ticket)}#monitoring",
+        data={"environment": env},
+    )
+
+
+def drift_detected(
+    env: Environment,
+    *,
+    check: DriftCheck,
+    deployment: Deployment,
+    counts: dict[str, int],
+    resources: list[str],
+) -> None:
+    """A drift check found the environment changed outside the portal."""
+    base = str(settings.PORTAL_BASE_URL).rstrip("/")
+    listed = ", ".join(resources[:10]) + (" …" if len(resources) > 10 else "")
+    notifications.notify(
+        "drift.detected",
+        roles=DRIFT_NOTIFY_ROLES,
+        subject=f"[DRIFT] {env.name} no longer matches its last deployment",
+        body=(
+            f"A plan of {env.name}'s last deployed commit {deployment.commit_sha[:12]} "
+            f"(deployment #{deployment.pk}, ticket #{deployment.ticket_id}) would add "
+            f"{counts['add']}, change {counts['change']} and destroy {counts['destroy']}: "
+            f"someone changed the environment outside the portal.\n\nDrifted: {listed}"
+        ),
+        url=f"{base}{reverse('environment_list')}#drift-{env.name}",
+        data={
+            "environment": env.name,
+            "summary": {**counts, "resources": resources},
+            "drift_check": check.pk,
+            "deployment": deployment.pk,
+        },
+    )
+
+
+def rollback_opened(
+    ticket: Ticket,
+    *,
+    actor: Any,
+    original: Ticket,
+    target: Deployment,
+    mode: str,
+    rule: policy.Rule,
+) -> None:
+    """A rollback ticket was opened: whoever may approve it is told."""
+    env = ticket.environment
+    notifications.notify(
+        "rollback.opened",
+        ticket=ticket,
+        roles=sorted(rule.roles),
+        subject=f"[ROLLBACK] {env.name}: #{ticket.pk} {ticket.title}",
+        body=(
+            f"{actor.get_username()} opened a {mode} rollback of ticket #{original.pk} "
+            f"to deployment #{target.pk} (commit {target.commit_sha[:12]}, ticket "
+            f"#{target.ticket_id}). It needs {rule.describe()}."
+        ),
+        url=ticket_url(ticket),
+        data={"environment": env.name, "rollback_of": original.pk, "mode": mode},
+    )
+
+
+def rollback_deployed(
+    ticket: Ticket, *, original: Ticket, reason: str, follow_up: FollowUp
+) -> None:
+    """A rollback deployed: the leads owe the original ticket a post-mortem."""
+    notifications.notify(
+        "rollback.deployed",
+        ticket=original,
+        roles=sorted(policy.FOLLOW_UP_ROLES),
+        subject=f"Rolled back: {original.environment.name} #{original.pk} {original.title}",
+        body=(
+            f"Rollback ticket #{ticket.pk} deployed: {reason}. A post-mortem of ticket "
+            f"#{original.pk} is due by {follow_up.due_at:%Y-%m-%d %H:%M} UTC."
+        ),
+        url=ticket_url(original),
+        data={
+            "environment": original.environment.name,
+            "rollback": ticket.pk,
+            "commit_sha": ticket.commit_sha,
+            "follow_up": follow_up.pk,
+        },
+    )
 
 
 # --- failed notifications: retried by a person --------------------------------------

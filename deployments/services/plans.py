@@ -25,10 +25,9 @@ from deployments import terraform as tf
 from deployments.choices import RunStatus
 from deployments.models import Environment, SpeculativePlan
 from deployments.selectors import user_roles
-
-from ._base import InputError, infra_repo
-from .audit import audit_record
-from .credentials import CredentialsUnavailable, run_credentials
+from deployments.services._base import InputError, infra_repo
+from deployments.services.audit import audit_record
+from deployments.services.credentials import CredentialsUnavailable, run_credentials
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +117,7 @@ def speculative_plan_create(
 
 
 def speculative_plan_dispatch(*, plan_id: int) -> None:
-    """Send a queued speculative plan to its environment's Terraform queue (deployments.queues
+    """Send a queued speculative plan to its environment's Terraform queue (deployments.lib.queues
     routes it). A broker outage is logged: the reconciler sends it again."""
     from deployments.tasks import speculative_plan_run  # tasks import services
 
@@ -183,7 +182,7 @@ def speculative_plan_run(*, plan_id: int, worker: str = "") -> None:
             timeout=settings.TERRAFORM_PLAN_TIMEOUT,
         )
         lines(granted.description)
-        from .execution import terraform_spec  # execution imports the whole worker side
+        from deployments.services.runs.spec import terraform_spec  # runs import this module
 
         spec = terraform_spec(
             environment=env,

@@ -1,13 +1,12 @@
-"""Storing a ticket's scored risk (deployments.risk) and auditing each change of it."""
+"""Storing a ticket's scored risk (deployments.policy.risk) and auditing each change of it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from deployments import data_resources, risk
 from deployments.models import TerraformRun, Ticket
-
-from .audit import audit_record
+from deployments.policy import data_resources, risk
+from deployments.services.audit import audit_record
 
 
 def ticket_risk_refresh(ticket: Ticket, *, actor: Any, run: TerraformRun | None = None) -> None:
@@ -41,3 +40,8 @@ def ticket_risk_refresh(ticket: Ticket, *, actor: Any, run: TerraformRun | None 
             ][:10],
         },
     )
+
+
+def risk_rescore(ticket: Ticket, run: TerraformRun) -> None:
+    """After a plan (services.lifecycle.after_plan): the ticket scored with its blast radius."""
+    ticket_risk_refresh(ticket, actor="worker", run=run)

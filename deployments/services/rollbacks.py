@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import policy, risk
+from deployments import policy
 from deployments.choices import (
     ALLOWED_TRANSITIONS,
     ChangeType,
@@ -31,13 +31,13 @@ from deployments.models import (
     TerraformRun,
     Ticket,
 )
+from deployments.policy import risk
 from deployments.selectors import rollback_choice, user_roles
-from notifications.service import notify
-
-from ._base import locked_ticket, transition
-from .audit import audit_record
-from .followups import follow_up_open, ticket_url
-from .runs import plan_start
+from deployments.services import notices
+from deployments.services._base import locked_ticket, transition
+from deployments.services.audit import audit_record
+from deployments.services.followups import follow_up_open
+from deployments.services.runs.start import plan_start
 
 # The post-mortem a rollback leaves on the rolled-back ticket is due this long after the
 # rollback deployed (SPEC §1: "hold a post-mortem within 24 hours").
@@ -129,18 +129,8 @@ def rollback_open(*, ticket_id: int, actor: Any, source: str = "api") -> Ticket:
         plan_start(ticket, actor=actor)
         rule = policy.rule_for(ticket, now=now)
         if rule.required:
-            notify(
-                "rollback.opened",
-                ticket=ticket,
-                roles=sorted(rule.roles),
-                subject=f"[ROLLBACK] {env.name}: #{ticket.pk} {ticket.title}",
-                body=(
-                    f"{actor.get_username()} opened a {mode} rollback of ticket #{original.pk} "
-                    f"to deployment #{target.pk} (commit {target.commit_sha[:12]}, ticket "
-                    f"#{target.ticket_id}). It needs {rule.describe()}."
-                ),
-                url=ticket_url(ticket),
-                data={"environment": env.name, "rollback_of": original.pk, "mode": mode},
+            notices.rollback_opened(
+                ticket, actor=actor, original=original, target=target, mode=mode, rule=rule
             )
     return ticket
 
@@ -223,20 +213,4 @@ def rollback_deployed(ticket: Ticket, run: TerraformRun) -> None:
             "reason": reason,
         },
     )
-    notify(
-        "rollback.deployed",
-        ticket=original,
-        roles=sorted(policy.FOLLOW_UP_ROLES),
-        subject=f"Rolled back: {original.environment.name} #{original.pk} {original.title}",
-        body=(
-            f"Rollback ticket #{ticket.pk} deployed: {reason}. A post-mortem of ticket "
-            f"#{original.pk} is due by {follow_up.due_at:%Y-%m-%d %H:%M} UTC."
-        ),
-        url=ticket_url(original),
-        data={
-            "environment": original.environment.name,
-            "rollback": ticket.pk,
-            "commit_sha": ticket.commit_sha,
-            "follow_up": follow_up.pk,
-        },
-    )
+    notices.rollback_deployed(ticket, original=original, reason=reason, follow_up=follow_up)

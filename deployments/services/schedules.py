@@ -14,16 +14,17 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import policy, validation
+from deployments import policy
 from deployments.choices import ACTIVE_RUN_STATUSES, ALLOWED_TRANSITIONS, RunKind, TicketStatus
-from deployments.models import Environment, Freeze, TerraformRun, Ticket
-from deployments.selectors import user_roles
-from deployments.selectors_windows import freezes_for, plan_is_stale, window_of_instant
-
-from . import notices
-from ._base import InputError, locked_ticket, transition
-from .audit import audit_record
-from .runs import apply_start, apply_votes
+from deployments.lib import presentation, validation
+from deployments.models import CalendarFeedToken, Environment, Freeze, TerraformRun, Ticket
+from deployments.models.freezes import new_feed_token
+from deployments.selectors import stray_approvals, user_roles, votes_for
+from deployments.selectors.windows import freezes_for, plan_is_stale, window_of_instant
+from deployments.services import notices
+from deployments.services._base import InputError, locked_ticket, transition
+from deployments.services.audit import audit_record
+from deployments.services.runs.start import apply_start
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def ticket_schedule(
         ticket.scheduled_for = at
         ticket.save(update_fields=["scheduled_for", "updated_at"])
         zone = env.window_timezone or "UTC"
-        when = policy.format_in_zone(at, zone)
+        when = presentation.format_in_zone(at, zone)
         data = {
             "scheduled_for": at.isoformat(),
             "previous": previous.isoformat() if previous else None,
@@ -164,14 +165,13 @@ def _try_start(ticket: Ticket, now: dt.datetime) -> str:
     try:
         if plan is None:
             raise policy.ApplyRefused("there is no plan to apply", TicketStatus.APPROVED)
-        votes, stray = apply_votes(ticket, plan)
         policy.check_apply_may_start(
             ticket,
             now=now,
             plan_sha256=plan.plan_sha256,
             current_plan_sha256=plan.plan_sha256,
-            votes=votes,
-            stray_approvals=stray,
+            votes=votes_for(ticket, plan),
+            stray_approvals=stray_approvals(ticket, plan),
             freezes=freezes,
         )
     except policy.ApplyRefused as refusal:
@@ -423,3 +423,21 @@ def freeze_delete(*, actor: Any, freeze: Freeze) -> None:
             data={**_freeze_data(freeze), "early": freeze.starts_at <= now < freeze.ends_at},
         )
         freeze.delete()
+
+
+def calendar_token_rotate(*, actor: Any) -> bool:
+    """Create or rotate ``actor``'s calendar feed token (old feed URLs stop working),
+    audited. True when it was created."""
+    with transaction.atomic():
+        token, created = CalendarFeedToken.objects.select_for_update().get_or_create(
+            user_id=actor.pk
+        )
+        if not created:
+            token.token = new_feed_token()
+            token.save(update_fields=["token", "created_at"])
+        audit_record(
+            actor=actor,
+            action="calendar.feed_token." + ("create" if created else "rotate"),
+            data={},
+        )
+    return created

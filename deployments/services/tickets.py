@@ -10,17 +10,18 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import policy, risk, validation
+from deployments import policy
 from deployments import terraform as tf
 from deployments.choices import REPLANNABLE_STATUSES, ChangeType, RunStatus, TicketStatus
+from deployments.lib import validation
 from deployments.models import Environment, TerraformRun, Ticket
-from deployments.selectors import standing_votes, user_roles
-
-from ._base import InputError, infra_repo, locked_ticket, transition
-from .audit import audit_record
-from .followups import emergency_filed
-from .risk import ticket_risk_refresh
-from .runs import plan_start
+from deployments.policy import risk
+from deployments.selectors import user_roles, votes_for
+from deployments.services._base import InputError, infra_repo, locked_ticket, transition
+from deployments.services.audit import audit_record
+from deployments.services.followups import emergency_filed
+from deployments.services.risk import ticket_risk_refresh
+from deployments.services.runs.start import plan_start
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def ticket_plan(*, ticket_id: int, actor: Any, reason: str = "") -> TerraformRun
         raise InputError("reason", f"reason must be at most {REPLAN_REASON_MAX} characters")
     with transaction.atomic():
         ticket = locked_ticket(ticket_id)
-        votes = standing_votes(ticket)
+        votes = votes_for(ticket)
         now = timezone.now()
         policy.check_may_plan(
             ticket, actor.pk, user_roles(actor), votes=votes, now=now, superuser=actor.is_superuser

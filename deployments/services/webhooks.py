@@ -15,8 +15,9 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from deployments import policy, validation
+from deployments import policy
 from deployments import terraform as tf
+from deployments.lib import validation
 from deployments.models import (
     DeliveryStatus,
     Environment,
@@ -26,10 +27,9 @@ from deployments.models import (
     WebhookDelivery,
 )
 from deployments.selectors import user_roles
-
-from ._base import infra_repo
-from .audit import audit_record
-from .tickets import TicketInput, ticket_create
+from deployments.services._base import infra_repo
+from deployments.services.audit import audit_record
+from deployments.services.tickets import TicketInput, ticket_create
 
 log = logging.getLogger(__name__)
 

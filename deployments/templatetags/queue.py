@@ -6,7 +6,7 @@ import datetime as dt
 
 from django import template
 
-from deployments import policy
+from deployments.lib import presentation
 
 register = template.Library()
 
@@ -18,11 +18,11 @@ def span(value: dt.timedelta | float | None) -> str:
         return ""
     if not isinstance(value, dt.timedelta):
         value = dt.timedelta(seconds=float(value))
-    return policy._duration(value)
+    return presentation.duration(value)
 
 
 @register.filter
 def window_text(window: object, now: dt.datetime) -> str:
-    """A queue_selectors.WindowState described at ``now``."""
+    """A selectors.queue.WindowState described at ``now``."""
     describe = getattr(window, "describe", None)
     return describe(now) if callable(describe) else ""

@@ -1,6 +1,6 @@
 """The Terraform runner: the only package that runs the binary (or git)."""
 
-from .runner import (
+from deployments.terraform.runner import (
     ApplyResult,
     CheckResult,
     DriftResult,
@@ -14,7 +14,7 @@ from .runner import (
     plan,
     version,
 )
-from .source import SHA_RE, InfraRepo, SourceError
+from deployments.terraform.source import SHA_RE, InfraRepo, SourceError
 
 __all__ = [
     "SHA_RE",

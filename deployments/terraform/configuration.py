@@ -27,7 +27,9 @@ from typing import Any
 
 import hcl2
 
-from .source import SourceError  # source.py imports this module lazily: no cycle
+from deployments.terraform.source import (
+    SourceError,
+)  # source.py imports this module lazily: no cycle
 
 _OPTIONS = hcl2.SerializationOptions(
     with_comments=False,

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .redact import Redactor, secret_values_from_env
-from .sandbox import (
+from deployments.terraform.redact import Redactor, secret_values_from_env
+from deployments.terraform.sandbox import (
     RUN_DIR_INSIDE,
     MountPlan,
     Process,
@@ -39,9 +39,14 @@ from .sandbox import (
     give_to_sandbox,
     run_identity,
 )
-from .sensitive import sensitive_values as configured_secrets
-from .source import InfraRepo, SourceError, check_relative
-from .summary import has_changes, read_plan_json, state_fingerprint, summary_line
+from deployments.terraform.sensitive import sensitive_values as configured_secrets
+from deployments.terraform.source import InfraRepo, SourceError, check_relative
+from deployments.terraform.summary import (
+    has_changes,
+    read_plan_json,
+    state_fingerprint,
+    summary_line,
+)
 
 OnLine = Callable[[str], None]
 PLAN_FILENAME = "portal.tfplan"

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import configuration
-from .configuration import (
+from deployments.terraform import configuration
+from deployments.terraform.configuration import (
     LOCAL_SOURCE,
     MAX_DEPTH,
     SKIMMED,

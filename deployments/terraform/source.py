@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .redact import MASK, Redactor
+from deployments.terraform.redact import MASK, Redactor
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _GIT_TIMEOUT = 120
@@ -350,7 +350,7 @@ def _inside_tree(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
 
 def _root_of(tree: Path, subdir: str, sha: str) -> Path:
     """The Terraform root in an exported tree, its local modules checked."""
-    from .configuration import local_module_dirs
+    from deployments.terraform.configuration import local_module_dirs
 
     root = tree / subdir
     if not root.is_dir() or not root.resolve().is_relative_to(tree.resolve()):

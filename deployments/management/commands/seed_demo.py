@@ -13,10 +13,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deployments import data_resources
 from deployments.models import Environment
-from deployments.seeding import seed_history
+from deployments.policy import data_resources
 from deployments.services.environments import environment_save
+from deployments.services.seeding import seed_history
 
 DEMO_USERS: list[tuple[str, list[str], bool]] = [
     ("dev1", ["developer"], False),
@@ -76,7 +76,7 @@ class Command(BaseCommand):
 
     def _sample_stack_data_resources(self) -> None:
         """The sample stack's stand-ins for data-holding resources, in every environment
-        that has no list of its own (deployments.data_resources.SAMPLE_STACK_EXTRA)."""
+        that has no list of its own (deployments.policy.data_resources.SAMPLE_STACK_EXTRA)."""
         for env in Environment.objects.all():
             if env.data_resource_types:
                 continue

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from deployments.lib.queues import worker_queues
 from deployments.models import Environment
-from deployments.queues import worker_queues
 
 
 class Command(BaseCommand):

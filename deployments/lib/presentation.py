@@ -1,0 +1,50 @@
+"""How the portal words times, durations, sizes and roles for people: one place, used by the
+rules' refusal sentences (policy), the pages, their template filters and the notices."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from deployments.choices import Role
+
+_ROLE_LABELS = dict(Role.choices)
+
+
+def duration(delta: dt.timedelta) -> str:
+    """'1 day 4 h', '3 h 5 min', '12 min': how long until something, for people."""
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days} day{'s' if days != 1 else ''}" + (f" {hours} h" if hours else "")
+    if hours:
+        return f"{hours} h" + (f" {mins} min" if mins else "")
+    return f"{mins} min"
+
+
+def format_in_zone(moment: dt.datetime, zone: str) -> str:
+    """'Thu 02:00 EST (07:00 UTC)': a window time in its own zone with UTC."""
+    local = moment.astimezone(ZoneInfo(zone))
+    utc = moment.astimezone(dt.UTC)
+    same_day = local.date() == utc.date()
+    utc_text = f"{utc:%H:%M} UTC" if same_day else f"{utc:%a %H:%M} UTC"
+    return f"{local:%a %d %b %H:%M %Z} ({utc_text})"
+
+
+def role_label(role: str) -> str:
+    """'Tech Lead' for tech_lead (choices.Role); an unknown group name reads as itself."""
+    return str(_ROLE_LABELS.get(role, role.replace("_", " ").title()))
+
+
+def article(label: str) -> str:
+    """'a Tech Lead', 'an Operations'."""
+    return f"an {label}" if label[:1].upper() in "AEIOU" else f"a {label}"
+
+
+def file_size(n: int) -> str:
+    """'1.5 MiB', '12 KiB', '300 bytes'."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}".replace(".0 ", " ")
+    return f"{n} bytes"

@@ -1,0 +1,116 @@
+"""Browser forms; they collect input and hand it to the same services as the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.validators import RegexValidator
+
+from deployments.choices import ChangeType
+from deployments.lib import validation
+from deployments.models import Environment
+from deployments.policy import risk
+
+
+class TicketForm(forms.Form):
+    # Django's CharField already refuses NUL characters; the lengths bound what is stored.
+    title = forms.CharField(
+        max_length=validation.TITLE_MAX,
+        validators=[RegexValidator(validation.LINE_PATTERN, f"Title {validation.LINE_PROBLEM}.")],
+    )
+    environment = forms.ChoiceField()
+    description = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        max_length=validation.DESCRIPTION_MAX,
+    )
+    commit_sha = forms.CharField(
+        label="Commit SHA",
+        max_length=64,
+        required=False,
+        help_text="40-hex commit of the infrastructure repository; empty means the tip of main.",
+    )
+    # Rollbacks are opened from the ticket they roll back, never filed here.
+    change_type = forms.ChoiceField(
+        choices=[c for c in ChangeType.choices if c[0] != ChangeType.ROLLBACK],
+        initial=ChangeType.NORMAL,
+    )
+    pull_request_url = forms.URLField(
+        label="Pull request URL", required=False, max_length=500, assume_scheme="https"
+    )
+    # The prod-only part (environments with requires_change_details): the risk
+    # questionnaire and the rollback plan, checked by deployments.policy.risk like the API's.
+    risk_impact = forms.ChoiceField(
+        label="Impact",
+        choices=[("", "—"), ("low", "Low"), ("medium", "Medium"), ("high", "High")],
+        required=False,
+    )
+    risk_likelihood = forms.ChoiceField(
+        label="Likelihood",
+        choices=[("", "—"), ("low", "Low"), ("medium", "Medium"), ("high", "High")],
+        required=False,
+    )
+    risk_summary = forms.CharField(
+        label="Risk summary",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        max_length=risk.SUMMARY_MAX,
+        help_text="What could go wrong, and how you would notice.",
+    )
+    risk_data_migration = forms.BooleanField(label="Migrates data", required=False)
+    risk_downtime_expected = forms.BooleanField(label="Downtime expected", required=False)
+    risk_customer_facing = forms.BooleanField(label="Customer-facing", required=False)
+    risk_tested_in_staging = forms.BooleanField(label="Tested in staging", required=False)
+    rollback_steps = forms.CharField(
+        label="Rollback steps",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        max_length=risk.STEPS_MAX,
+    )
+    rollback_expected_minutes = forms.IntegerField(
+        label="Expected rollback time (minutes)",
+        required=False,
+        min_value=0,
+        max_value=risk.EXPECTED_MINUTES_MAX,
+    )
+    rollback_data_considerations = forms.CharField(
+        label="Data considerations",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        max_length=risk.DATA_CONSIDERATIONS_MAX,
+    )
+
+    def __init__(self, *args: Any, environments: list[Environment], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["environment"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(env.name, f"{env.display_name} ({env.name})") for env in environments]
+
+    PROD_FIELDS = (
+        *(f"risk_{name}" for name in risk.RISK_FIELDS),
+        *(f"rollback_{name}" for name in risk.ROLLBACK_FIELDS),
+    )
+
+    def risk_assessment(self) -> dict[str, Any] | None:
+        """The questionnaire as the API takes it, or None when nothing of it was filled."""
+        data = self.cleaned_data
+        answers = {name: data.get(f"risk_{name}") for name in risk.RISK_FIELDS}
+        return answers if any(answers.values()) else None
+
+    def rollback_plan(self) -> dict[str, Any] | None:
+        data = self.cleaned_data
+        answers = {name: data.get(f"rollback_{name}") for name in risk.ROLLBACK_FIELDS}
+        if all(v in (None, "") for v in answers.values()):
+            return None
+        return answers
+
+    def field_for(self, name: str) -> str | None:
+        """The form field an InputError's field ("risk_assessment.impact") is about."""
+        prefix, _, key = name.partition(".")
+        short = {"risk_assessment": "risk", "rollback_plan": "rollback"}.get(prefix)
+        if short and key and f"{short}_{key}" in self.fields:
+            return f"{short}_{key}"
+        if short:
+            return f"{short}_impact" if short == "risk" else "rollback_steps"
+        return name if name in self.fields else None

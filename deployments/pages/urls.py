@@ -1,0 +1,97 @@
+"""The server-rendered pages' routes, one module of deployments.pages per noun."""
+
+from django.urls import path
+
+from deployments.pages import (
+    audit,
+    calendar,
+    environments,
+    evidence,
+    followups,
+    freezes,
+    home,
+    metrics,
+    monitoring,
+    notifications,
+    preferences,
+    rollbacks,
+    runs,
+    schedules,
+    tickets,
+    tokens,
+)
+
+urlpatterns = [
+    path("", home.home, name="home"),
+    path("tickets/", tickets.ticket_list, name="ticket_list"),
+    path(
+        "environments/<slug:name>/history/",
+        home.deployment_history,
+        name="deployment_history",
+    ),
+    path("tickets/new/", tickets.ticket_new, name="ticket_new"),
+    path("tickets/<int:pk>/", tickets.ticket_detail, name="ticket_detail"),
+    path("tickets/<int:pk>/plan/", tickets.ticket_plan, name="ticket_plan"),
+    path("tickets/<int:pk>/cancel/", tickets.ticket_cancel, name="ticket_cancel"),
+    path("tickets/<int:pk>/approve/", tickets.ticket_approve, name="ticket_approve"),
+    path("tickets/<int:pk>/reject/", tickets.ticket_reject, name="ticket_reject"),
+    path("tickets/<int:pk>/deploy/", tickets.ticket_deploy, name="ticket_deploy"),
+    path("tickets/<int:pk>/rollback/", rollbacks.ticket_rollback, name="ticket_rollback"),
+    path("tickets/<int:pk>/schedule/", schedules.ticket_schedule, name="ticket_schedule"),
+    path("tickets/<int:pk>/unschedule/", schedules.ticket_unschedule, name="ticket_unschedule"),
+    path("calendar/", calendar.calendar_view, name="calendar"),
+    path("calendar/feed-token/", calendar.calendar_token_rotate, name="calendar_token"),
+    path("calendar/<slug:env>.ics", calendar.calendar_feed, name="calendar_feed"),
+    path("tickets/<int:pk>/evidence/", evidence.evidence_upload, name="evidence_upload"),
+    path(
+        "tickets/<int:pk>/evidence/<int:eid>/withdraw/",
+        evidence.evidence_withdraw,
+        name="evidence_withdraw",
+    ),
+    path(
+        "tickets/<int:pk>/evidence/<int:eid>/signoff/",
+        evidence.evidence_signoff,
+        name="evidence_signoff",
+    ),
+    path(
+        "tickets/<int:pk>/checklist/<slug:key>/sign/",
+        monitoring.checklist_sign,
+        name="checklist_sign",
+    ),
+    path(
+        "tickets/<int:pk>/monitoring/acknowledge/",
+        monitoring.alarm_acknowledge,
+        name="alarm_acknowledge",
+    ),
+    path("tickets/<int:pk>/complete/", monitoring.ticket_complete, name="ticket_complete"),
+    path("runs/<int:pk>/log/", runs.run_log, name="run_log"),
+    path("environments/", environments.environment_list, name="environment_list"),
+    path(
+        "environments/<slug:name>/freezes/",
+        freezes.freeze_declare,
+        name="freeze_declare",
+    ),
+    path(
+        "environments/<slug:name>/freezes/<int:fid>/lift/",
+        freezes.freeze_lift,
+        name="freeze_lift",
+    ),
+    path("metrics/", metrics.metrics_dashboard, name="metrics"),
+    path("audit/", audit.audit_list, name="audit_list"),
+    path(
+        "tickets/<int:pk>/follow-ups/<int:fid>/complete/",
+        followups.follow_up_complete,
+        name="follow_up_complete",
+    ),
+    path("notifications/", notifications.notification_log, name="notification_log"),
+    path(
+        "notifications/<int:pk>/retry/",
+        notifications.notification_retry,
+        name="notification_retry",
+    ),
+    path("settings/", preferences.preferences, name="preferences"),
+    path("settings/timezone/", preferences.timezone_guess, name="timezone_guess"),
+    path("settings/tokens/", tokens.token_list, name="token_list"),
+    path("settings/tokens/new/", tokens.token_new, name="token_new"),
+    path("settings/tokens/<int:pk>/revoke/", tokens.token_revoke, name="token_revoke"),
+]

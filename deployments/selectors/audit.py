@@ -1,0 +1,106 @@
+"""The audit trail as its readers see it (page, API, the ticket's history)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from deployments import policy
+from deployments.lib.validation import (
+    InputError,
+    parse_instant,
+    text_problem,
+)
+from deployments.models import (
+    AuditEvent,
+    Ticket,
+)
+from deployments.selectors.access import (
+    is_superuser,
+    user_roles,
+    visible_q,
+)
+
+
+def audit_for_ticket(ticket: Ticket) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(ticket=ticket).select_related("actor").order_by("id")
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    """What the audit page and API filter on (parsed and checked by the caller)."""
+
+    ticket: int | None = None
+    actor: str = ""
+    # Exact, or a prefix when it ends with "*" or "." ("ticket.*", "approval.").
+    action: str = ""
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+def may_read_audit(user: Any) -> bool:
+    return policy.can_read_audit(user_roles(user), staff=_is_staff(user))
+
+
+def _is_staff(user: Any) -> bool:
+    return bool(getattr(user, "is_staff", False) or is_superuser(user))
+
+
+def audit_events(user: Any, filters: AuditFilters) -> QuerySet[AuditEvent]:
+    """Audit events the user may read, newest first: raises PolicyError (actor) for those
+    who may not read the trail; events of tickets they may not see are left out (a
+    lead developer sees no prod ticket's events), events of no ticket are shown."""
+    policy.check_may_read_audit(user_roles(user), staff=_is_staff(user))
+    events = AuditEvent.objects.all()
+    if not is_superuser(user):
+        events = events.filter(Q(ticket__isnull=True) | visible_q(user, "ticket__"))
+    if filters.ticket is not None:
+        events = events.filter(ticket_id=filters.ticket)
+    if filters.actor:
+        events = events.filter(actor_name=filters.actor)
+    if filters.action.endswith(("*", ".")):
+        events = events.filter(action__startswith=filters.action.rstrip("*"))
+    elif filters.action:
+        events = events.filter(action=filters.action)
+    if filters.since is not None:
+        events = events.filter(at__gte=filters.since)
+    if filters.until is not None:
+        events = events.filter(at__lt=filters.until)
+    return events.order_by("-id")
+
+
+# What the page's form and the API's query parameters may say (selectors.audit_filters).
+AUDIT_FILTER_TEXT_MAX = 150
+_AUDIT_ID_MAX = 10**12
+
+
+def audit_filters(params: Any, *, blank_is_absent: bool = True) -> AuditFilters:
+    """AuditFilters from query parameters; InputError names the bad one.
+
+    A page's form sends its empty fields (blank means "any"); the API, whose contract
+    types ticket as an integer and since/until as date-times, refuses them blank."""
+    if not blank_is_absent:
+        for name in ("ticket", "since", "until"):
+            if name in params and not (params.get(name) or "").strip():
+                raise InputError(name, "must not be empty (leave the parameter out for any)")
+    values: dict[str, Any] = {}
+    raw_ticket = (params.get("ticket") or "").strip().lstrip("#")
+    if raw_ticket:
+        if not raw_ticket.isascii() or not raw_ticket.isdigit() or int(raw_ticket) > _AUDIT_ID_MAX:
+            raise InputError("ticket", "must be a ticket number")
+        values["ticket"] = int(raw_ticket)
+    for name in ("actor", "action"):
+        text = (params.get(name) or "").strip()
+        if len(text) > AUDIT_FILTER_TEXT_MAX or text_problem(text):
+            raise InputError(name, f"must be at most {AUDIT_FILTER_TEXT_MAX} plain characters")
+        values[name] = text
+    for name in ("since", "until"):
+        raw = params.get(name) or ""
+        if raw.strip():
+            values[name] = parse_instant(raw, name)
+    if "since" in values and "until" in values and values["since"] >= values["until"]:
+        raise InputError("until", "must be after since")
+    return AuditFilters(**values)

@@ -1,0 +1,497 @@
+""" "What needs me": every queue of the home page and of ``GET /api/v1/me/queue/``.
+
+One entry point, :func:`queue_for`, reads everything in a constant number of queries
+(whatever the number of tickets): the environments with their last deployment and whether
+an apply runs (one query), the tickets that concern the person (one query, plus one for the
+standing approvals of those awaiting approval), the overdue follow-ups (one) and the
+freezes that bound the change windows (one). Who may act on what is decided by the pure
+rules in :mod:`deployments.policy`, the same ones the action itself checks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import (
+    Exists,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+)
+from django.db.models.functions import Coalesce
+
+from deployments import policy
+from deployments.choices import (
+    ACTIVE_RUN_STATUSES,
+    TERMINAL_STATUSES,
+    RunKind,
+    RunStatus,
+    TicketStatus,
+)
+from deployments.lib import presentation
+from deployments.models import (
+    Approval,
+    Deployment,
+    Environment,
+    Evidence,
+    FollowUp,
+    Freeze,
+    TerraformRun,
+    Ticket,
+)
+from deployments.selectors.access import is_superuser, user_roles
+from deployments.selectors.approvals import attach_approver_roles, votes_for
+from deployments.selectors.windows import window_of_instant
+
+# "My tickets": every ticket not finished, and the finished ones changed this recently.
+MY_RECENT = dt.timedelta(days=14)
+# The most rows a section lists (its count is still the full number).
+SECTION_ROWS = 50
+MY_TICKETS_ROWS = 20
+
+_DEPLOYABLE = (TicketStatus.APPROVED, TicketStatus.SCHEDULED)
+# Nothing more to do for the author (a completed ticket may still be rolled back, by others).
+FINISHED_STATUSES = frozenset(TERMINAL_STATUSES | {TicketStatus.COMPLETED})
+
+
+@dataclass(frozen=True)
+class WindowState:
+    """When a normal deploy of the environment may start, as seen at ``now``."""
+
+    has_window: bool
+    in_window_now: bool
+    closes_at: dt.datetime | None  # the open window's end (or a freeze's start), if open
+    next_window_start: dt.datetime | None  # when closed: the next opening (freezes applied)
+    zone: str
+
+    def describe(self, now: dt.datetime) -> str:
+        if not self.has_window and self.in_window_now:
+            return "no change window: deploy any time"
+        if self.in_window_now:
+            if self.closes_at is None:
+                return "in window now"
+            return f"in window now, closes in {presentation.duration(self.closes_at - now)}"
+        if self.next_window_start is None:
+            return "no window opens in the next 400 days"
+        return f"window opens in {presentation.duration(self.next_window_start - now)}"
+
+
+@dataclass(frozen=True)
+class ApprovalItem:
+    ticket: Ticket
+    waiting_since: dt.datetime
+    waiting_for: dt.timedelta
+    risk_level: str
+    emergency: bool
+
+
+@dataclass(frozen=True)
+class DeployItem:
+    ticket: Ticket
+    emergency: bool
+    scheduled_for: dt.datetime | None
+    window: WindowState
+    may_start_now: bool  # emergencies ignore the window; everyone else needs it open
+    busy: bool  # another apply is running on the environment
+    countdown: str
+
+
+@dataclass(frozen=True)
+class QaItem:
+    ticket: Ticket
+    monitoring_since: dt.datetime
+    missing: tuple[str, ...]  # what the sign-off still lacks (policy.signoff_missing)
+
+
+@dataclass(frozen=True)
+class MyTicketItem:
+    ticket: Ticket
+    active: bool  # not in a terminal state
+
+
+@dataclass(frozen=True)
+class FollowUpItem:
+    follow_up: FollowUp
+    ticket: Ticket
+    overdue_for: dt.timedelta
+
+
+@dataclass(frozen=True)
+class LastDeployment:
+    deployment_id: int
+    ticket_id: int
+    commit_sha: str
+    finished_at: dt.datetime
+    outcome: str
+    rolled_back: bool
+
+    @property
+    def short_sha(self) -> str:
+        return self.commit_sha[:10]
+
+
+@dataclass(frozen=True)
+class EnvironmentItem:
+    environment: Environment
+    last: LastDeployment | None
+    window: WindowState
+    busy: bool
+
+
+@dataclass(frozen=True)
+class Sections:
+    """Which sections concern the person (the page hides the others)."""
+
+    approvals: bool
+    deploys: bool
+    qa_signoffs: bool
+    my_tickets: bool
+    follow_ups: bool
+
+
+@dataclass(frozen=True)
+class Queue:
+    now: dt.datetime
+    sections: Sections
+    approvals: list[ApprovalItem] = field(default_factory=list)
+    approvals_count: int = 0
+    deploys: list[DeployItem] = field(default_factory=list)
+    deploys_count: int = 0
+    qa_signoffs: list[QaItem] = field(default_factory=list)
+    qa_signoffs_count: int = 0
+    my_tickets: list[MyTicketItem] = field(default_factory=list)
+    my_tickets_count: int = 0  # the ones not finished
+    follow_ups: list[FollowUpItem] = field(default_factory=list)
+    follow_ups_count: int = 0
+    environments: list[EnvironmentItem] = field(default_factory=list)
+    can_file: bool = False  # may file a ticket in some environment
+
+    @property
+    def waiting(self) -> int:
+        """Things waiting for this person to act: the number in the nav badge."""
+        return (
+            self.approvals_count
+            + self.deploys_count
+            + self.qa_signoffs_count
+            + self.follow_ups_count
+        )
+
+
+# --- helpers -----------------------------------------------------------------------
+
+
+def _possible_approver_roles(env: Environment) -> frozenset[str]:
+    """Every role any rule of the environment names, risk-level rules included."""
+    roles = set(policy.approver_roles(env))
+    try:
+        for rules in policy.parse_risk_rules(env.risk_rules or {}).values():
+            for rule in rules.values():
+                roles |= rule.roles
+    except ValueError:
+        pass
+    return frozenset(roles)
+
+
+def _window_state(env: Environment, now: dt.datetime, freezes: list[Freeze]) -> WindowState:
+    """policy.in_window / next_window_start, plus when the open window closes."""
+    open_now = policy.in_window(env, now, freezes)
+    closes: dt.datetime | None = None
+    if open_now and env.has_window:
+        occurrence = window_of_instant(env, now)
+        closes = occurrence[1] if occurrence else None
+    if open_now:
+        cut = [f.starts_at for f in freezes if f.starts_at > now]
+        if cut and (closes is None or min(cut) < closes):
+            closes = min(cut)
+    return WindowState(
+        has_window=env.has_window,
+        in_window_now=open_now,
+        closes_at=closes,
+        next_window_start=None if open_now else policy.next_window_start(env, now, freezes),
+        zone=env.window_timezone or "UTC",
+    )
+
+
+def _latest_verdict(kind: str) -> Subquery:
+    """The latest verdict given on the ticket's evidence of ``kind`` (as selectors.evidence
+    orders them: by sign-off time, else upload time)."""
+    return Subquery(
+        Evidence.objects.filter(
+            ticket=OuterRef("pk"), kind=kind, passed__isnull=False, withdrawn_at__isnull=True
+        )
+        .annotate(at=Coalesce(F("signed_off_at"), F("uploaded_at")))
+        # Only verdicts given after the apply count (selectors.evidence.verdicts).
+        .filter(at__gte=OuterRef("deployed_at"))
+        .order_by("-at", "-id")
+        .values("passed")[:1]
+    )
+
+
+def _last_deployment(field_name: str) -> Subquery:
+    return Subquery(
+        Deployment.objects.filter(environment=OuterRef("pk"))
+        .order_by("-finished_at", "-id")
+        .values(field_name)[:1]
+    )
+
+
+_LAST_FIELDS = ("id", "ticket_id", "commit_sha", "finished_at", "outcome", "rolled_back_at")
+
+
+def environments_with_last_deployment() -> list[Environment]:
+    """Every environment, annotated ``last_<field>`` with its newest deployment and ``busy``
+    (an apply queued or running): one query."""
+    return list(
+        Environment.objects.annotate(
+            **{f"last_{name}": _last_deployment(name) for name in _LAST_FIELDS},
+            busy=Exists(
+                TerraformRun.objects.filter(
+                    environment=OuterRef("pk"),
+                    kind=RunKind.APPLY,
+                    status__in=sorted(s.value for s in ACTIVE_RUN_STATUSES),
+                )
+            ),
+        )
+    )
+
+
+def _last_of(env: Any) -> LastDeployment | None:
+    if env.last_id is None:
+        return None
+    return LastDeployment(
+        deployment_id=env.last_id,
+        ticket_id=env.last_ticket_id,
+        commit_sha=env.last_commit_sha,
+        finished_at=env.last_finished_at,
+        outcome=env.last_outcome,
+        rolled_back=env.last_rolled_back_at is not None,
+    )
+
+
+def _may_approve(ticket: Ticket, user: Any, roles: frozenset[str], now: dt.datetime) -> bool:
+    """policy.check_may_approve with what the queue query read (the promotion gate and
+    CI checks are asked on the ticket page, where the refusal is explained)."""
+    plan = ticket.current_plan
+    try:
+        policy.check_may_approve(
+            ticket,
+            user_id=user.pk,
+            username=user.get_username(),
+            user_roles=roles,
+            votes=votes_for(ticket),
+            has_current_plan=bool(plan and plan.status == RunStatus.SUCCEEDED and plan.plan_sha256),
+            now=now,
+        )
+    except policy.PolicyError:
+        return False
+    return True
+
+
+# --- the queue ---------------------------------------------------------------------
+
+
+def queue_for(user: Any, now: dt.datetime) -> Queue:
+    """Everything waiting for ``user`` at ``now``, scoped to what they may see."""
+    roles = user_roles(user)
+    superuser = is_superuser(user)
+    envs = environments_with_last_deployment()
+    viewable = [e for e in envs if policy.can_view(e, roles, superuser=superuser)]
+    viewable_ids = [e.pk for e in viewable]
+    approve_ids = [e.pk for e in viewable if superuser or roles & _possible_approver_roles(e)]
+    deploy_ids = [e.pk for e in viewable if superuser or roles & set(e.deploy_groups)]
+    qa_ids = (
+        [e.pk for e in viewable if e.requires_qa_signoff]
+        if superuser or policy.QA_ROLE in roles
+        else []
+    )
+    lead = policy.may_complete_follow_ups(roles, superuser=superuser)
+    sections = Sections(
+        approvals=bool(approve_ids),
+        deploys=bool(deploy_ids),
+        qa_signoffs=bool(qa_ids),
+        my_tickets=True,
+        follow_ups=True,
+    )
+
+    wanted = Q(author_id=user.pk) & (
+        ~Q(status__in=sorted(FINISHED_STATUSES)) | Q(status_changed_at__gte=now - MY_RECENT)
+    )
+    if approve_ids:
+        wanted |= Q(status=TicketStatus.AWAITING_APPROVAL, environment_id__in=approve_ids) & ~Q(
+            author_id=user.pk
+        )
+    if deploy_ids:
+        wanted |= Q(status__in=_DEPLOYABLE, environment_id__in=deploy_ids)
+    if qa_ids:
+        wanted |= Q(status=TicketStatus.MONITORING, environment_id__in=qa_ids)
+    tickets = list(
+        Ticket.objects.filter(wanted)
+        .select_related("environment", "author", "current_plan")
+        .annotate(
+            smoke_tests_verdict=_latest_verdict("smoke_tests"),
+            qa_report_verdict=_latest_verdict("qa_report"),
+        )
+        .prefetch_related(
+            Prefetch(
+                "approvals",
+                queryset=Approval.objects.filter(voided_at__isnull=True)
+                .select_related("approver")
+                .order_by("created_at", "id"),
+                to_attr="standing_approvals",
+            )
+        )
+        .order_by("status_changed_at", "id")
+    )
+
+    window_env_ids = set(viewable_ids) | {t.environment_id for t in tickets}
+    freezes: dict[int, list[Freeze]] = {}
+    for freeze in Freeze.objects.filter(
+        environment_id__in=sorted(window_env_ids), ends_at__gt=now
+    ).order_by("starts_at", "id"):
+        freezes.setdefault(freeze.environment_id, []).append(freeze)
+    windows = {e.pk: _window_state(e, now, freezes.get(e.pk, [])) for e in envs}
+    busy = {e.pk: bool(getattr(e, "busy", False)) for e in envs}
+
+    # Votes count the roles their approvers hold now (votes_for): read them once for the
+    # tickets whose approval is asked below.
+    attach_approver_roles(
+        approval
+        for ticket in tickets
+        if ticket.status == TicketStatus.AWAITING_APPROVAL and ticket.environment_id in approve_ids
+        for approval in ticket.standing_approvals
+    )
+    approvals: list[ApprovalItem] = []
+    deploys: list[DeployItem] = []
+    qa_items: list[QaItem] = []
+    mine: list[MyTicketItem] = []
+    for ticket in tickets:
+        if ticket.author_id == user.pk and (
+            ticket.status not in FINISHED_STATUSES or ticket.status_changed_at >= now - MY_RECENT
+        ):
+            mine.append(MyTicketItem(ticket, ticket.status not in FINISHED_STATUSES))
+        env_id = ticket.environment_id
+        if (
+            ticket.status == TicketStatus.AWAITING_APPROVAL
+            and env_id in approve_ids
+            and _may_approve(ticket, user, roles, now)
+        ):
+            approvals.append(
+                ApprovalItem(
+                    ticket=ticket,
+                    waiting_since=ticket.status_changed_at,
+                    waiting_for=now - ticket.status_changed_at,
+                    risk_level=str((ticket.risk or {}).get("level", "")),
+                    emergency=policy.is_emergency(ticket),
+                )
+            )
+        elif ticket.status in _DEPLOYABLE and env_id in deploy_ids:
+            deploys.append(_deploy_item(ticket, now, windows[env_id], busy[env_id]))
+        elif ticket.status == TicketStatus.MONITORING and env_id in qa_ids:
+            verdicts = [
+                policy.Verdict(kind, passed)
+                for kind, passed in (
+                    ("smoke_tests", ticket.smoke_tests_verdict),
+                    ("qa_report", ticket.qa_report_verdict),
+                )
+                if passed is not None
+            ]
+            qa_items.append(
+                QaItem(ticket, ticket.status_changed_at, policy.signoff_missing(verdicts))
+            )
+
+    # Emergencies first, then the longest waiting.
+    approvals.sort(key=lambda a: (not a.emergency, a.waiting_since, a.ticket.pk))
+    deploys.sort(
+        key=lambda d: (
+            not d.emergency,
+            d.ticket.status == TicketStatus.SCHEDULED,
+            d.scheduled_for or d.ticket.status_changed_at,
+            d.ticket.pk,
+        )
+    )
+    # Not finished first (oldest change first), then the recently finished, newest first.
+    mine.sort(
+        key=lambda m: (
+            not m.active,
+            m.ticket.status_changed_at.timestamp() * (1 if m.active else -1),
+        )
+    )
+
+    follow_ups = _overdue_follow_ups(user, now, viewable_ids, lead=lead)
+
+    return Queue(
+        now=now,
+        sections=sections,
+        approvals=approvals[:SECTION_ROWS],
+        approvals_count=len(approvals),
+        deploys=deploys[:SECTION_ROWS],
+        deploys_count=len(deploys),
+        qa_signoffs=qa_items[:SECTION_ROWS],
+        qa_signoffs_count=len(qa_items),
+        my_tickets=mine[:MY_TICKETS_ROWS],
+        my_tickets_count=sum(1 for m in mine if m.active),
+        follow_ups=follow_ups[:SECTION_ROWS],
+        follow_ups_count=len(follow_ups),
+        can_file=any(_may_file(e, roles, superuser) for e in envs),
+        environments=[
+            EnvironmentItem(environment=e, last=_last_of(e), window=windows[e.pk], busy=busy[e.pk])
+            for e in viewable
+        ],
+    )
+
+
+def _may_file(env: Environment, roles: frozenset[str], superuser: bool) -> bool:
+    try:
+        policy.check_may_file(env, roles, superuser=superuser)
+    except policy.PolicyError:
+        return False
+    return True
+
+
+def _deploy_item(ticket: Ticket, now: dt.datetime, window: WindowState, busy: bool) -> DeployItem:
+    emergency = policy.is_emergency(ticket)
+    bypass = policy.ignores_window(ticket, now)  # emergencies; immediate rollbacks in their hour
+    may_start = (bypass or window.in_window_now) and not busy
+    if ticket.status == TicketStatus.SCHEDULED and ticket.scheduled_for is not None:
+        delta = ticket.scheduled_for - now
+        countdown = (
+            f"scheduled, starts in {presentation.duration(delta)}"
+            if delta.total_seconds() > 0
+            else "scheduled, starting now"
+        )
+    elif emergency:
+        countdown = "emergency: may deploy now, outside any window"
+    elif bypass:
+        countdown = "immediate rollback: may deploy now, outside any window"
+    else:
+        countdown = window.describe(now)
+    if busy:
+        countdown += " (an apply is running on this environment)"
+    return DeployItem(
+        ticket=ticket,
+        emergency=emergency,
+        scheduled_for=ticket.scheduled_for if ticket.status == TicketStatus.SCHEDULED else None,
+        window=window,
+        may_start_now=may_start,
+        busy=busy,
+        countdown=countdown,
+    )
+
+
+def _overdue_follow_ups(
+    user: Any, now: dt.datetime, viewable_ids: list[int], *, lead: bool
+) -> list[FollowUpItem]:
+    """Leads: every overdue follow-up they can see; everyone: those of their own tickets."""
+    scope = Q(ticket__author_id=user.pk)
+    if lead:
+        scope |= Q(ticket__environment_id__in=viewable_ids)
+    rows = (
+        FollowUp.objects.filter(scope, done_at__isnull=True, due_at__lte=now)
+        .select_related("ticket", "ticket__environment", "ticket__author")
+        .order_by("due_at", "id")
+    )
+    return [FollowUpItem(f, f.ticket, now - f.due_at) for f in rows]

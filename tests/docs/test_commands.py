@@ -1,0 +1,69 @@
+"""Management commands that operators and CI rely on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from deployments.models import Approval, Deployment, TerraformRun, Ticket
+from deployments.policy import risk
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_creates_one_account_per_role(settings: Any, capsys: Any) -> None:
+    settings.EMBEDDED = True
+    call_command("seed_demo")
+    out = capsys.readouterr().out
+    roles = {
+        u.username: sorted(u.groups.values_list("name", flat=True)) for u in User.objects.all()
+    }
+    assert roles == {
+        "dev1": ["developer"],
+        "dev2": ["developer"],
+        "lead1": ["lead_developer"],
+        "techlead1": ["tech_lead"],
+        "devopslead1": ["devops_lead"],
+        "qa1": ["qa"],
+        "ops1": ["operations"],
+        "admin": [],
+    }
+    assert User.objects.get(username="admin").is_superuser
+    assert User.objects.get(username="dev1").check_password("demo")
+    assert "dev1" in out and "techlead1" in out
+
+
+def test_seed_demo_history_respects_the_approval_rules(settings: Any) -> None:
+    settings.EMBEDDED = True
+    call_command("seed_demo", "--tickets", "40")
+    assert Ticket.objects.count() == 40
+    for ticket in Ticket.objects.filter(environment__name="prod", deployed_at__isnull=False):
+        approvals = Approval.objects.filter(ticket=ticket)
+        assert sorted(a.role for a in approvals) == ["devops_lead", "tech_lead"]
+        assert ticket.author_id not in {a.approver_id for a in approvals}
+        # Filed as the API would take them, and scored below the level that needs a third lead.
+        assert risk.clean_risk_assessment(ticket.risk_assessment) == ticket.risk_assessment
+        assert risk.clean_rollback_plan(ticket.rollback_plan) == ticket.rollback_plan
+        assert ticket.risk["level"] in ("low", "medium")
+    # History ends now: nothing seeded happens in the future.
+    now = timezone.now()
+    assert not TerraformRun.objects.filter(finished_at__gt=now).exists()
+    assert not Deployment.objects.filter(finished_at__gt=now).exists()
+    assert not Ticket.objects.filter(deployed_at__gt=now).exists()
+    call_command("verify_audit")
+
+
+def test_seed_demo_refuses_a_production_database(settings: Any) -> None:
+    settings.EMBEDDED = False
+    with pytest.raises(CommandError, match="demo accounts exist only in the local mode"):
+        call_command("seed_demo")
+    assert not User.objects.exists()
+
+
+def test_create_api_token_names_an_unknown_user() -> None:
+    with pytest.raises(CommandError, match="no user named 'ghost'"):
+        call_command("create_api_token", "ghost")

@@ -1,0 +1,59 @@
+"""Driving Chromium: signing in, following live logs."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+RUN_TIMEOUT_MS = 120_000
+# How long the paced worker's Terraform waits before plan and apply (browser/conftest.py).
+TERRAFORM_PAUSE_SECONDS = 3
+
+
+# Installed in every page before its own scripts: reports what `#live-log` holds when the
+# page is parsed and each time portal.js appends to it, under the log URL of the run it is
+# following then (the page moves from run to run and reloads once none is active), so the
+# test keeps the record on its side rather than in the page.
+LIVE_LOG_RECORDER = """
+document.addEventListener("DOMContentLoaded", () => {
+  const pre = document.getElementById("live-log");
+  if (!pre) { return; }
+  const url = () => pre.getAttribute("data-log-url");
+  window.ccpRecordLiveLog(url(), "load", pre.textContent);
+  new MutationObserver(() => window.ccpRecordLiveLog(url(), "append", pre.textContent))
+    .observe(pre, { childList: true, characterData: true, subtree: true });
+});
+"""
+
+
+class LiveLogs:
+    """Everything `#live-log` showed, per run log URL, in the order it was seen."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[tuple[str, str]]] = {}
+        self.order: list[tuple[str, str]] = []  # (url, text), across runs, as seen
+
+    def record(self, url: str, how: str, text: str) -> None:
+        self.seen.setdefault(url, []).append((how, text))
+        self.order.append((url, text))
+
+    def streamed(self, needle: str) -> tuple[str, list[tuple[str, str]]]:
+        """The run whose log first showed ``needle``, and what it showed over time (a page
+        moving to the next run may report a last mutation under the next run's URL)."""
+        for url, text in self.order:
+            if needle in text:
+                return url, self.seen[url]
+        raise AssertionError(f"no live log ever showed {needle!r}; saw {self.summary()}")
+
+    def summary(self) -> dict[str, list[tuple[str, int]]]:
+        return {url: [(how, len(text)) for how, text in s] for url, s in self.seen.items()}
+
+
+def sign_in(page: Page, base_url: str, username: str, password: str = "pw") -> None:
+    page.goto(f"{base_url}/accounts/login/")
+    page.locator("input[name=login]").fill(username)
+    page.locator("input[name=password]").fill(password)
+    page.locator("form").filter(has=page.locator("input[name=password]")).locator(
+        "button[type=submit]"
+    ).click()
+    expect(page).to_have_url(f"{base_url}/")
+    expect(page.locator(".who")).to_contain_text(username)

@@ -41,6 +41,7 @@ from deployments.selectors.checks import group_checks, latest_check_statuses
 from deployments.selectors.evidence import EvidenceSection, check_promotion
 from deployments.selectors.followups import follow_ups_of
 from deployments.selectors.monitoring import Monitoring, monitoring_for
+from deployments.selectors.policies import check_plan_policies_of
 from deployments.selectors.rollbacks import (
     KnownGood,
     RollbackChoice,
@@ -128,6 +129,7 @@ def check_may_approve_now(
     )
     check_promotion(ticket)
     policy.check_required_checks(ticket, latest_check_statuses(ticket))
+    check_plan_policies_of(ticket)  # Rego policies: a hard failure, a soft one not overridden
     return role
 
 
@@ -168,6 +170,7 @@ def ticket_actions(
                 quorum_met=not reopened,
                 freezes=freezes_for(ticket.environment, now),
             )
+            or check_plan_policies_of(ticket)
         ),
         "plan": _check(
             lambda: policy.check_may_plan(

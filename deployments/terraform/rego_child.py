@@ -21,14 +21,23 @@ def _package(source):
     return ""
 
 
+_UNDEFINED = object()
+
+
+def _value(out):
+    """The binding ``x`` of a successful query, or _UNDEFINED (rego-cpp aborts the process
+    when an undefined result's binding is asked for, so it is never asked)."""
+    if str(out).strip() == "undefined":
+        return _UNDEFINED
+    return json.loads(out.binding("x").json())
+
+
 def _names(rego, package):
     out = rego.query(f"x := [n | data.{package}[n]]")
     if not out.ok():
         return []
-    try:
-        return json.loads(out.binding("x").json())
-    except (KeyError, ValueError):
-        return []
+    value = _value(out)
+    return value if isinstance(value, list) else []
 
 
 def _set(rego, query):
@@ -37,10 +46,9 @@ def _set(rego, query):
         raise RuntimeError(
             f"evaluation error in {query} (conflicting rule values, or a built-in that failed)"
         )
-    try:
-        value = json.loads(out.binding("x").json())
-    except KeyError:
-        return []  # undefined: no rule of that name, or no element
+    value = _value(out)
+    if value is _UNDEFINED:
+        return []  # no rule of that name
     if isinstance(value, list):
         return value
     if isinstance(value, dict):
@@ -91,12 +99,7 @@ def _run(regopy, job, input_doc):
             if not name.startswith("test_"):
                 continue
             out = rego.query(f"x := data.{package}.{name}")
-            passed = False
-            if out.ok():
-                try:
-                    passed = json.loads(out.binding("x").json()) is True
-                except (KeyError, ValueError):
-                    passed = False
+            passed = out.ok() and _value(out) is True
             tests.append({"name": name, "passed": passed})
         return {"package": package, "tests": tests}
     rego.set_input(input_doc)

@@ -41,7 +41,7 @@ from deployments.selectors.checks import group_checks, latest_check_statuses
 from deployments.selectors.evidence import EvidenceSection, check_promotion
 from deployments.selectors.followups import follow_ups_of
 from deployments.selectors.monitoring import Monitoring, monitoring_for
-from deployments.selectors.policies import check_plan_policies_of
+from deployments.selectors.policies import PolicyPanel, check_plan_policies_of, policy_panel
 from deployments.selectors.rollbacks import (
     KnownGood,
     RollbackChoice,
@@ -299,6 +299,11 @@ class TicketView:
         return plan_is_stale(self.ticket)
 
     # --- approvals and what the viewer may do
+
+    @functools.cached_property
+    def policies(self) -> PolicyPanel:
+        """The current plan's Rego policy results, overrides and who may give them."""
+        return policy_panel(self.ticket, self.user, self.roles)
 
     @functools.cached_property
     def votes(self) -> list[policy.Vote]:

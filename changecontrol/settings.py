@@ -684,6 +684,7 @@ SPECTACULAR_SETTINGS = {
         "DeliveryStatusEnum": "deployments.models.webhooks.DeliveryStatus",
         "RiskLevelEnum": "deployments.policy.risk.LEVEL_CHOICES",
         "EvidenceKindEnum": "deployments.models.evidence.EvidenceKind",
+        "PolicyStatusEnum": "deployments.api.shapes.policies.POLICY_STATUSES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -101,10 +101,18 @@ def test_who_may_override_what() -> None:
         _override(user_roles={"tech_lead"})
     assert role.value.kind == PolicyError.ACTOR
     named = PolicyFinding("p", "repo", "soft", "fail", ("m",), override_role="tech_lead")
-    assert check_may_override(
-        [named], policy_name="p", plan_sha256=SHA, current_plan_sha256=SHA,
-        user_id=2, author_id=1, user_roles={"tech_lead"},
-    ) == named
+    assert (
+        check_may_override(
+            [named],
+            policy_name="p",
+            plan_sha256=SHA,
+            current_plan_sha256=SHA,
+            user_id=2,
+            author_id=1,
+            user_roles={"tech_lead"},
+        )
+        == named
+    )
     assert override_needs([named, SOFT_FAIL], {"data_protection"}) == [
         {"policy": "p", "role": "tech_lead", "role_label": "Tech Lead"}
     ]

@@ -5,10 +5,6 @@ sets a floor a repository policy cannot go below, the apply's start re-checks.""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
 import time_machine
 from django.contrib.auth.models import User
@@ -28,60 +24,31 @@ from deployments.services import policies as service
 from deployments.services.runs.claim import recheck_start
 from deployments.terraform.rego import read_policy_folder
 from tests.helpers.api import api_for
+from tests.helpers.policies import POLICIES, aws_plan, change, evaluated
 from tests.helpers.tickets import IN_WINDOW, approve, awaiting
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
 
-POLICIES = Path(__file__).resolve().parents[2] / "sample_stack" / "policies"
 TAGS = {"Project": "media", "Environment": "prod", "Owner": "platform", "CostCenter": "media-prod"}
-
-
-def change(address: str, type_: str, actions: list[str], after: Any) -> dict[str, Any]:
-    return {
-        "address": address,
-        "type": type_,
-        "mode": "managed",
-        "name": address.split(".")[-1],
-        "provider_name": "registry.terraform.io/hashicorp/aws",
-        "change": {"actions": actions, "before": None, "after": after, "after_sensitive": {}},
-    }
-
-
-def aws_plan(*changes: dict[str, Any]) -> dict[str, Any]:
-    return {"format_version": "1.2", "terraform_version": "1.11.4", "resource_changes": list(changes)}
-
-
 DESTROY_DATABASE = aws_plan(
     change("aws_db_instance.main", "aws_db_instance", ["delete"], None),
-    change("aws_instance.web", "aws_instance", ["create"], {"instance_type": "m6i.large", "tags": TAGS}),
+    change(
+        "aws_instance.web", "aws_instance", ["create"], {"instance_type": "m6i.large", "tags": TAGS}
+    ),
 )
 PUBLIC_BUCKET = aws_plan(
-    change("aws_s3_bucket.media", "aws_s3_bucket", ["create"], {"bucket": "m", "acl": "public-read", "tags": TAGS}),
+    change(
+        "aws_s3_bucket.media",
+        "aws_s3_bucket",
+        ["create"],
+        {"bucket": "m", "acl": "public-read", "tags": TAGS},
+    ),
 )
-
-
-def evaluated(ticket: Ticket, plan: dict[str, Any]) -> Ticket:
-    """Store ``plan`` as the current plan's document with the sample stack's policies, and
-    evaluate them as the worker does after a plan."""
-    files, manifest = read_policy_folder(POLICIES)
-    run = ticket.current_plan
-    assert run is not None
-    result = tf.PlanResult(
-        exit_code=0,
-        policy_document=json.dumps(plan).encode(),
-        policy_files=tuple(sorted(files.items())),
-        policy_manifest=manifest,
-    )
-    with transaction.atomic():
-        service.policy_input_keep(run, result)
-        service.policy_evaluate(ticket, run)
-    return Ticket.objects.get(pk=ticket.pk)
 
 
 def outcomes(ticket: Ticket) -> dict[str, tuple[str, str]]:
     return {
-        r.policy: (r.level, r.outcome)
-        for r in PolicyResult.objects.filter(run=ticket.current_plan)
+        r.policy: (r.level, r.outcome) for r in PolicyResult.objects.filter(run=ticket.current_plan)
     }
 
 
@@ -155,7 +122,7 @@ def test_a_portal_policy_sets_a_floor_no_repository_policy_goes_below(
 ) -> None:
     item = PortalPolicy(
         name="data_protection",
-        source='package data_protection\n\ndeny := set()\n',
+        source="package data_protection\n\ndeny := set()\n",
         level="hard",
         environments=["prod"],
     )
@@ -199,7 +166,11 @@ def test_the_apply_start_rechecks_the_policies(
         recheck_start(ticket, apply_run, now=ticket.status_changed_at)  # passes as it is
         # A result that blocks (written by hand: results are never edited) stops the start.
         PolicyResult.objects.create(
-            run=plan, policy="late", source="portal", level="hard", outcome="error",
+            run=plan,
+            policy="late",
+            source="portal",
+            level="hard",
+            outcome="error",
             messages=["late: boom"],
         )
         with pytest.raises(policy.ApplyRefused, match="policy late"):

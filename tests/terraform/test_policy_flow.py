@@ -35,9 +35,7 @@ resource "null_resource" "untagged_queue" {
 
 
 def _outcomes(ticket: Ticket) -> dict[str, str]:
-    return {
-        r.policy: r.outcome for r in PolicyResult.objects.filter(run=ticket.current_plan)
-    }
+    return {r.policy: r.outcome for r in PolicyResult.objects.filter(run=ticket.current_plan)}
 
 
 def test_the_sample_stack_passes_its_own_policies_and_deploys(
@@ -186,7 +184,9 @@ def test_replacing_a_database_waits_for_a_devops_leads_override_which_a_replan_v
     )
     assert replanned.status_code == 202, replanned.json()
     ticket = drain(ticket)
-    assert ticket.current_plan.plan_sha256 != sha or ticket.current_plan_id != done.json()["plan_run"]
+    assert (
+        ticket.current_plan.plan_sha256 != sha or ticket.current_plan_id != done.json()["plan_run"]
+    )
     body = api_for(author).get(f"/api/v1/tickets/{ticket.pk}/").json()
     assert body["policy_status"] == "override_needed"
     assert body["policies"]["overrides"] == []

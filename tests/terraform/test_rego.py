@@ -16,7 +16,7 @@ pytestmark = pytest.mark.terraform
 
 GOOD = PolicyModule(
     "good.rego",
-    'package good\n\ndeny contains msg if {\n\tsome rc in input.plan.resource_changes\n'
+    "package good\n\ndeny contains msg if {\n\tsome rc in input.plan.resource_changes\n"
     '\tnot rc.change.after.tags.owner\n\tmsg := concat("", [rc.address, " has no owner"])\n}\n\n'
     'warn contains "look" if input.plan.look\n',
 )
@@ -96,9 +96,9 @@ def test_the_masked_plan_keeps_no_sensitive_value() -> None:
     after = masked["resource_changes"][0]["change"]["after"]
     assert after == {"password": "(sensitive value)", "tags": {"Owner": "o"}, "port": 5432}
     assert masked["variables"]["region"] == {"value": "us-east-1"}
-    assert rego.masked_plan({"variables": {"x": {"value": "also-secret"}}}, lambda t: t.replace(
-        "also-secret", "****"
-    ))["variables"]["x"] == {"value": "****"}
+    assert rego.masked_plan(
+        {"variables": {"x": {"value": "also-secret"}}}, lambda t: t.replace("also-secret", "****")
+    )["variables"]["x"] == {"value": "****"}
 
 
 def test_policy_folders_and_manifests(tmp_path: Path) -> None:

@@ -135,14 +135,14 @@ class PortalPolicy(models.Model):
     )
     description = models.CharField(max_length=300, blank=True)
     source = models.TextField(help_text="Rego v1; its deny and warn sets are read.")
-    level = models.CharField(
-        max_length=8, choices=PolicyLevel.choices, default=PolicyLevel.HARD
-    )
+    level = models.CharField(max_length=8, choices=PolicyLevel.choices, default=PolicyLevel.HARD)
     environments = models.JSONField(
         default=list, blank=True, help_text='Environment names; empty or ["*"] for every one.'
     )
     override_role = models.CharField(
-        max_length=32, blank=True, help_text="Who may override a soft failure (default DevOps Lead)."
+        max_length=32,
+        blank=True,
+        help_text="Who may override a soft failure (default DevOps Lead).",
     )
     enabled = models.BooleanField(default=True)
     version = models.PositiveIntegerField(default=0, editable=False)

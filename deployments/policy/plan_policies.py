@@ -183,7 +183,9 @@ def check_may_override(
             "it cannot be overridden; change the commit or the policy"
         )
     if not finding.needs_override:
-        raise PolicyError(f"policy {policy_name} did not fail at the soft level: nothing to override")
+        raise PolicyError(
+            f"policy {policy_name} did not fail at the soft level: nothing to override"
+        )
     if policy_name in overridden:
         raise PolicyError(f"policy {policy_name} is already overridden for this plan")
     if user_id == author_id:
@@ -199,12 +201,16 @@ def check_may_override(
     return finding
 
 
-def override_needs(findings: Sequence[PolicyFinding] | None, overridden: Collection[str]) -> list[
-    Mapping[str, str]
-]:
+def override_needs(
+    findings: Sequence[PolicyFinding] | None, overridden: Collection[str]
+) -> list[Mapping[str, str]]:
     """For the approve panel: each soft failure still to override, and by whom."""
     return [
-        {"policy": f.policy, "role": override_role_of(f), "role_label": role_label(override_role_of(f))}
+        {
+            "policy": f.policy,
+            "role": override_role_of(f),
+            "role_label": role_label(override_role_of(f)),
+        }
         for f in findings or ()
         if f.needs_override and f.policy not in overridden
     ]

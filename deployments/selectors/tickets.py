@@ -170,7 +170,6 @@ def ticket_actions(
                 quorum_met=not reopened,
                 freezes=freezes_for(ticket.environment, now),
             )
-            or check_plan_policies_of(ticket)
         ),
         "plan": _check(
             lambda: policy.check_may_plan(
@@ -181,6 +180,8 @@ def ticket_actions(
             lambda: policy.check_may_cancel(ticket, user.pk, roles, superuser=superuser)
         ),
     }
+    if actions["deploy"].allowed:  # Rego policies: a hard failure, a soft one not overridden
+        actions["deploy"] = _check(lambda: check_plan_policies_of(ticket))
     # Shown on every deployed ticket (the monitoring banner links to it); the reason says
     # who may open one when this person may not.
     rollback_relevant = status in policy.ROLLBACK_FROM_STATUSES and ticket.change_type != "rollback"

@@ -52,9 +52,7 @@ def policy_input_keep(run: TerraformRun, plan: tf.PlanResult) -> None:
     )
     if plan.policy_document:
         check.document_sha256 = hashlib.sha256(plan.policy_document).hexdigest()
-        check.document.save(
-            f"run-{run.pk}.json", ContentFile(plan.policy_document), save=False
-        )
+        check.document.save(f"run-{run.pk}.json", ContentFile(plan.policy_document), save=False)
     check.save()
 
 
@@ -255,7 +253,9 @@ def policy_evaluate(ticket: Ticket, run: TerraformRun) -> None:
             run=run, input_error="the plan's JSON was not kept for policies"
         )
     planned = planned_policies(
-        [(str(p), str(t)) for p, t in check.repo_files], check.repo_manifest, ticket.environment.name
+        [(str(p), str(t)) for p, t in check.repo_files],
+        check.repo_manifest,
+        ticket.environment.name,
     )
     document, error = _document(check)
     evaluated, seconds = evaluate_planned(
@@ -404,17 +404,18 @@ def policy_override(
 
 
 def policy_dry_run(
-    run: TerraformRun, *, repo_files: list[tuple[str, str]] | None = None,
-    manifest: dict[str, Any] | None = None, prefix: str = "",
+    run: TerraformRun,
+    *,
+    repo_files: list[tuple[str, str]] | None = None,
+    manifest: dict[str, Any] | None = None,
+    prefix: str = "",
 ) -> tuple[list[Evaluated], float]:
     """Evaluate the policies on a stored plan run again (or ``repo_files`` instead of the
     commit's, for a policy author): nothing is recorded."""
     check = PolicyCheck.objects.filter(run=run).first()
     if check is None:
         raise policy.PolicyError(f"plan run {run.pk} kept no plan document for policies")
-    files = (
-        [(str(p), str(t)) for p, t in check.repo_files] if repo_files is None else repo_files
-    )
+    files = [(str(p), str(t)) for p, t in check.repo_files] if repo_files is None else repo_files
     planned = planned_policies(
         files,
         check.repo_manifest if manifest is None else manifest,

@@ -186,9 +186,7 @@ def _mask_marked(values: Any, marks: Any) -> Any:
     if isinstance(marks, dict) and isinstance(values, dict):
         return {k: _mask_marked(v, marks.get(k)) for k, v in values.items()}
     if isinstance(marks, list) and isinstance(values, list):
-        return [
-            _mask_marked(v, marks[i] if i < len(marks) else None) for i, v in enumerate(values)
-        ]
+        return [_mask_marked(v, marks[i] if i < len(marks) else None) for i, v in enumerate(values)]
     return values
 
 
@@ -231,7 +229,10 @@ def masked_plan(plan: dict[str, Any], redact: Any = None) -> dict[str, Any]:
         for rc in plan.get(key) or []:
             rc = dict(rc)
             change = dict(rc.get("change") or {})
-            for values_key, marks_key in (("after", "after_sensitive"), ("before", "before_sensitive")):
+            for values_key, marks_key in (
+                ("after", "after_sensitive"),
+                ("before", "before_sensitive"),
+            ):
                 if values_key in change:
                     change[values_key] = _mask_marked(change[values_key], change.get(marks_key))
             rc["change"] = change
@@ -257,7 +258,7 @@ def _python() -> Path:
 
 def _regopy_paths() -> list[Path]:
     """regopy's package folder and its bundled libraries' folder (read-only inside)."""
-    import regopy  # noqa: PLC0415 - found where this interpreter has it
+    import regopy
 
     package = Path(regopy.__file__).resolve().parent
     paths = [package]

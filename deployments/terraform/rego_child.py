@@ -11,9 +11,10 @@ import json
 import os
 import re
 import sys
+from typing import Any
 
 
-def _package(source):
+def _package(source: str) -> str:
     for line in source.splitlines():
         text = line.strip()
         if text.startswith("package "):
@@ -24,7 +25,7 @@ def _package(source):
 _UNDEFINED = object()
 
 
-def _value(out):
+def _value(out: Any) -> Any:
     """The binding ``x`` of a successful query, or _UNDEFINED (rego-cpp aborts the process
     when an undefined result's binding is asked for, so it is never asked)."""
     if str(out).strip() == "undefined":
@@ -32,7 +33,7 @@ def _value(out):
     return json.loads(out.binding("x").json())
 
 
-def _names(rego, package):
+def _names(rego: Any, package: str) -> list[Any]:
     out = rego.query(f"x := [n | data.{package}[n]]")
     if not out.ok():
         return []
@@ -40,7 +41,7 @@ def _names(rego, package):
     return value if isinstance(value, list) else []
 
 
-def _set(rego, query):
+def _set(rego: Any, query: str) -> list[Any]:
     out = rego.query(f"x := {query}")
     if not out.ok():
         raise RuntimeError(
@@ -56,7 +57,7 @@ def _set(rego, query):
     return [value]
 
 
-def _message(value):
+def _message(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and isinstance(value.get("msg"), str):
@@ -67,7 +68,7 @@ def _message(value):
 _ERROR = re.compile(r"\(error \d+:([^|]*)\|(\d+)\|\d+\s*\(errormsg \d+:(.*?)\)\s*\(errorast")
 
 
-def _explain(exc, job):
+def _explain(exc: Exception, job: dict[str, Any]) -> str:
     """rego-cpp's error sequence as ``file:line:column: message`` sentences."""
     text = " ".join(str(exc).split())
     sources = dict((path, source) for path, source in job["modules"])
@@ -85,7 +86,7 @@ def _explain(exc, job):
     return text
 
 
-def _run(regopy, job, input_doc):
+def _run(regopy: Any, job: dict[str, Any], input_doc: Any) -> dict[str, Any]:
     rego = regopy.Interpreter()
     for path, source in job["modules"]:
         rego.add_module(path, source)
@@ -108,19 +109,19 @@ def _run(regopy, job, input_doc):
     return {"package": package, "deny": sorted(deny), "warn": sorted(warn)}
 
 
-def main(folder):
+def main(folder: str) -> None:
     with open(os.path.join(folder, "spec.json"), encoding="utf-8") as handle:
         spec = json.load(handle)
     for entry in spec["python_path"]:
         sys.path.insert(0, entry)
     # regopy prints parse errors on standard output: that is the log, not the results.
-    import regopy  # noqa: PLC0415 - only once the path holds it
+    import regopy
 
     with open(os.path.join(folder, "results.jsonl"), "a", encoding="utf-8") as results:
         for job in spec["jobs"]:
             try:
                 line = {"id": job["id"], **_run(regopy, job, spec["input"])}
-            except Exception as exc:  # noqa: BLE001 - every error is the policy's result
+            except Exception as exc:
                 line = {"id": job["id"], "error": _explain(exc, job)[:2000]}
             results.write(json.dumps(line) + "\n")
             results.flush()

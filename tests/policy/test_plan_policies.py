@@ -62,7 +62,7 @@ def test_refusals_name_the_policies_and_their_messages() -> None:
     with pytest.raises(PolicyError, match="an override by DevOps Lead with a reason"):
         check_plan_policies([SOFT_FAIL])
     check_plan_policies([SOFT_FAIL], {"data_protection"})
-    with pytest.raises(ApplyRefused, match="could not be evaluated: broken.rego:3:1"):
+    with pytest.raises(ApplyRefused, match=r"could not be evaluated: broken\.rego:3:1"):
         check_apply_policies([ERROR])
 
 

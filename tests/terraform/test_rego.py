@@ -23,7 +23,8 @@ GOOD = PolicyModule(
 CONFLICT = PolicyModule("conflict.rego", "package conflict\n\ndeny := 1\n\ndeny := 2\n")
 BIG = PolicyModule(
     "big.rego",
-    "package big\n\ndeny contains m if {\n\tm := count([x | some x in numbers.range(1, 50000000)])\n}\n",
+    "package big\n\ndeny contains m if {\n"
+    "\tm := count([x | some x in numbers.range(1, 50000000)])\n}\n",
 )
 
 

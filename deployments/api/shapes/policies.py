@@ -7,8 +7,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from deployments.selectors import policies as policy_selectors
 from deployments.models import PolicyOverride, PolicyResult, TerraformRun
+from deployments.selectors import policies as policy_selectors
 
 POLICY_STATUSES = ["passed", "warnings", "override_needed", "blocked"]
 
@@ -102,7 +102,7 @@ run_policy_results_schema = extend_schema_field(PolicyResultSerializer(many=True
 class EvaluatedSerializer(serializers.Serializer[Any]):
     policy = serializers.CharField()
     path = serializers.CharField()
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
     version_sha256 = serializers.CharField()
     level = serializers.CharField()
     outcome = serializers.CharField()

@@ -11,10 +11,10 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from deployments import selectors
+from deployments.api.shapes import policies
 from deployments.api.shapes.common import (
     PlanSummarySerializer,
 )
-from deployments.api.shapes import policies
 from deployments.models import TerraformRun
 
 # Keys of a plan summary's resource (deployments.terraform.summary) that plans made before

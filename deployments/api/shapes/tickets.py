@@ -14,6 +14,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from deployments import selectors
+from deployments.api.shapes import policies as policy_shapes
 from deployments.api.shapes.approvals import ApprovalSerializer
 from deployments.api.shapes.checks import CheckResultSerializer, PullRequestSerializer
 from deployments.api.shapes.common import (
@@ -27,7 +28,6 @@ from deployments.api.shapes.evidence import (
     staging_ticket_out,
 )
 from deployments.api.shapes.followups import FollowUpSerializer
-from deployments.api.shapes import policies as policy_shapes
 from deployments.api.shapes.monitoring import (
     ChecklistItemSerializer,
     MonitoringSerializer,
@@ -257,7 +257,7 @@ class TicketDetailSerializer(TicketSerializer):
     @extend_schema_field(policy_shapes.TicketPoliciesSerializer)
     def get_policies(self, ticket: Ticket) -> dict[str, Any]:
         data = policy_shapes.ticket_policies_out(self.view(ticket).policies)
-        return policy_shapes.TicketPoliciesSerializer(data).data  # type: ignore[return-value]
+        return policy_shapes.TicketPoliciesSerializer(data).data
 
     def get_plan_stale(self, ticket: Ticket) -> bool:
         """True: another apply changed the environment since this plan (re-plan needed)."""

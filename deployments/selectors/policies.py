@@ -84,7 +84,7 @@ class PolicyRow:
     result: PolicyResult
     override: PolicyOverride | None
     override_role: str
-    overriderole_label: str
+    override_role_label: str
     may_override: bool
     refusal: str = ""
 
@@ -136,7 +136,7 @@ def policy_panel(ticket: Ticket, user: Any, roles: frozenset[str]) -> PolicyPane
                 result=result,
                 override=overrides.get(result.policy),
                 override_role=role,
-                overriderole_label=policy.plan_policies.role_label(role),
+                override_role_label=policy.plan_policies.role_label(role),
                 may_override=may,
                 refusal=refusal,
             )

@@ -15,6 +15,8 @@ from rest_framework.views import APIView
 
 from deployments import policy, selectors
 from deployments.api.shapes.policies import DryRunSerializer, PolicyOverrideSerializer
+from deployments.api.support.idempotency import PARAMETER as IDEMPOTENCY_KEY
+from deployments.api.support.idempotency import idempotent
 from deployments.choices import RunKind, RunStatus
 from deployments.services import policies as service
 
@@ -34,7 +36,7 @@ class PolicyOverrideActionsMixin:
 
     @extend_schema(
         operation_id="tickets_policy_override",
-        parameters=[_ID],
+        parameters=[_ID, IDEMPOTENCY_KEY],
         request=PolicyOverrideInSerializer,
         responses={201: PolicyOverrideSerializer},
         description=(
@@ -46,6 +48,7 @@ class PolicyOverrideActionsMixin:
         ),
     )
     @action(detail=True, methods=["post"], url_path="policy-overrides", url_name="policy-override")
+    @idempotent
     def policy_override(self, request: Request, pk: str) -> Response:
         ticket = selectors.ticket_get(request.user, pk)
         payload = PolicyOverrideInSerializer(data=request.data)

@@ -296,6 +296,8 @@ def policy_evaluate(ticket: Ticket, run: TerraformRun) -> None:
     check.seconds = seconds
     check.evaluated_at = timezone.now()
     check.save(update_fields=["status", "seconds", "evaluated_at"])
+    if not rows:
+        return  # no policy applies here: nothing decided, nothing to record
     audit_record(
         actor="worker",
         action="policy.evaluate",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from deployments.models import AuditEvent, PolicyResult
+from deployments.models import AuditEvent, PolicyOverride, PolicyResult
 from tests.helpers.api import api_for
 from tests.helpers.factories import RunFactory
 from tests.helpers.policies import aws_plan, change, evaluated
@@ -56,3 +56,23 @@ def test_a_plan_without_a_stored_document_is_refused(author: User) -> None:
         "/api/v1/policies/evaluate/", {"run": apply_run.pk}, format="json"
     )
     assert response.status_code == 409
+
+
+def test_an_override_retried_with_its_idempotency_key_is_given_once(
+    author: User, devops_lead: User
+) -> None:
+    destroy = aws_plan(change("aws_db_instance.main", "aws_db_instance", ["delete"], None))
+    ticket = evaluated(awaiting("prod", author), destroy)
+    payload = {
+        "policy": "data_protection",
+        "plan_sha256": ticket.current_plan.plan_sha256,
+        "reason": "the data moved",
+    }
+    url = f"/api/v1/tickets/{ticket.pk}/policy-overrides/"
+    client = api_for(devops_lead)
+    first = client.post(url, payload, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    again = client.post(url, payload, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert first.status_code == again.status_code == 201, first.json()
+    assert first.json() == again.json()
+    assert PolicyOverride.objects.count() == 1
+    assert AuditEvent.objects.filter(action="policy.override").count() == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -74,7 +74,10 @@ class PolicyEvaluateView(APIView):
     @extend_schema(
         operation_id="policies_evaluate",
         request=EvaluateInSerializer,
-        responses={200: DryRunSerializer},
+        responses={
+            200: DryRunSerializer,
+            404: OpenApiResponse(description="No such run, or not visible to the caller."),
+        },
         description=(
             "A dry run: the plan run's policies (its commit's, and the portal's as they are "
             "now) evaluated again on its stored, masked plan document. Nothing is recorded. "

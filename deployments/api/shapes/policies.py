@@ -17,6 +17,9 @@ class PolicyResultSerializer(serializers.ModelSerializer[PolicyResult]):
     """What one policy decided about one plan. ``level`` is the one enforced (a repository
     policy never below the portal policy of its package; an error is hard)."""
 
+    messages = serializers.ListField(child=serializers.CharField(), help_text="Its deny set.")
+    warnings = serializers.ListField(child=serializers.CharField(), help_text="Its warn set.")
+
     class Meta:
         model = PolicyResult
         fields = [

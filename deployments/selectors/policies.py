@@ -30,22 +30,23 @@ def check_of(run: TerraformRun | None) -> PolicyCheck | None:
     return PolicyCheck.objects.filter(run=run, evaluated_at__isnull=False).first()
 
 
+def _finding(r: PolicyResult) -> PolicyFinding:
+    return PolicyFinding(
+        policy=r.policy,
+        source=r.source,
+        level=r.level,
+        outcome=r.outcome,
+        messages=tuple(r.messages),
+        override_role=r.override_role,
+    )
+
+
 def findings_of(run: TerraformRun | None) -> list[PolicyFinding] | None:
     """The plan's results as the rules read them; None when it was never evaluated (a plan
     from before policies existed)."""
     if check_of(run) is None:
         return None
-    return [
-        PolicyFinding(
-            policy=r.policy,
-            source=r.source,
-            level=r.level,
-            outcome=r.outcome,
-            messages=tuple(r.messages),
-            override_role=r.override_role,
-        )
-        for r in results_of(run)
-    ]
+    return [_finding(r) for r in results_of(run)]
 
 
 def overrides_of(run: TerraformRun | None) -> list[PolicyOverride]:
@@ -109,10 +110,11 @@ def policy_panel(ticket: Ticket, user: Any, roles: frozenset[str]) -> PolicyPane
     check = check_of(run)
     if run is None or check is None:
         return PolicyPanel(run=run, status=None)
-    findings = findings_of(run) or []
+    results = results_of(run)
+    findings = [_finding(r) for r in results]
     overrides = {o.policy: o for o in overrides_of(run)}
     rows = []
-    for result, finding in zip(results_of(run), findings, strict=True):
+    for result, finding in zip(results, findings, strict=True):
         role = policy.plan_policies.override_role_of(finding)
         refusal = ""
         may = False

@@ -306,6 +306,7 @@ def policy_evaluate(ticket: Ticket, run: TerraformRun) -> None:
             "run": run.pk,
             "plan_sha256": run.plan_sha256,
             "status": status,
+            "seconds": round(seconds, 3),
             "results": [
                 {
                     "policy": r.policy,

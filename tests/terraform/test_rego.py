@@ -3,7 +3,9 @@ result per policy, errors named; the masked plan document; policy folders."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +123,18 @@ def test_policy_folders_and_manifests(tmp_path: Path) -> None:
         (tmp_path / "manifest.json").write_text(bad)
         with pytest.raises(rego.PolicyFolderError, match=why):
             rego.read_policy_folder(tmp_path)
+
+
+def test_the_evaluator_runs_in_the_sandbox_without_network(
+    settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(rego, "_popen", lambda argv, *a, **k: started.append(list(argv)))
+    config = dataclasses.replace(settings.TERRAFORM_SANDBOX_CONFIG, backend="bwrap")
+    plan = rego.MountPlan(
+        binary=Path(sys.executable), workdir=tmp_path, cwd=tmp_path, home=tmp_path, run_dir=tmp_path
+    )
+    rego._spawn_bwrap(config, plan, ["python", "-I", "-S", "child.py"], None, [tmp_path])
+    (argv,) = started
+    assert "--unshare-net" in argv and "--unshare-pid" in argv
+    assert argv[-4:] == ["python", "-I", "-S", "child.py"]

@@ -455,6 +455,11 @@ TERRAFORM_BACKEND_CONFIG = env_list(
 )
 TERRAFORM_PLAN_TIMEOUT = env_int("TERRAFORM_PLAN_TIMEOUT", 1800, minimum=10)
 TERRAFORM_APPLY_TIMEOUT = env_int("TERRAFORM_APPLY_TIMEOUT", 7200, minimum=10)
+# Rego policies over each plan (docs/policies.md): the time limit of one plan's policies
+# (all of them, in seconds), their memory, and the largest `show -json` they read.
+POLICY_TIMEOUT = env_int("POLICY_TIMEOUT", 20, minimum=1)
+POLICY_MEMORY_MB = env_int("POLICY_MEMORY_MB", 1024, minimum=64)
+POLICY_PLAN_MAX_BYTES = env_int("POLICY_PLAN_MAX_MB", 64, minimum=1) * 1024**2
 # How long a run waits for another run's state lock (e.g. a plan during an apply).
 TERRAFORM_LOCK_TIMEOUT = f"{env_int('TERRAFORM_LOCK_TIMEOUT', 300, minimum=0)}s"
 # A running plan or check whose worker has not written for this long is declared
@@ -679,6 +684,7 @@ SPECTACULAR_SETTINGS = {
         "DeliveryStatusEnum": "deployments.models.webhooks.DeliveryStatus",
         "RiskLevelEnum": "deployments.policy.risk.LEVEL_CHOICES",
         "EvidenceKindEnum": "deployments.models.evidence.EvidenceKind",
+        "PolicyStatusEnum": "deployments.api.shapes.policies.POLICY_STATUSES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

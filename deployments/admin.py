@@ -113,6 +113,7 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "apply_role_arn",
             "require_lock_file",
             "allow_provider_network",
+            "policy_dir",
         ]
 
     def clean_required_checks(self) -> Any:
@@ -492,3 +493,6 @@ class FreezeAdmin(admin.ModelAdmin[Freeze]):
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         for freeze in queryset:
             self.delete_model(request, freeze)
+
+
+from deployments import admin_policies  # noqa: E402, F401 - portal policies (docs/policies.md)

@@ -25,6 +25,7 @@ from deployments.api.checks import TicketChecksMixin
 from deployments.api.evidence import EvidenceActionsMixin
 from deployments.api.followups import FollowUpActionsMixin
 from deployments.api.monitoring import MonitoringActionsMixin
+from deployments.api.policies import PolicyOverrideActionsMixin
 from deployments.api.schedules import TicketScheduleMixin
 from deployments.api.shapes.risk import (
     LEVEL_CHOICES,
@@ -230,6 +231,7 @@ class TicketViewSet(
     TicketChecksMixin,
     FollowUpActionsMixin,
     MonitoringActionsMixin,
+    PolicyOverrideActionsMixin,
     TicketScheduleMixin,
     EvidenceActionsMixin,
     mixins.ListModelMixin,

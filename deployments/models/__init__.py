@@ -17,6 +17,13 @@ from deployments.models.monitoring import (
     ProbeSource,
 )
 from deployments.models.plans import SpeculativePlan
+from deployments.models.policies import (
+    PolicyCheck,
+    PolicyOverride,
+    PolicyResult,
+    PortalPolicy,
+    PortalPolicyVersion,
+)
 from deployments.models.runs import RunLogChunk, TerraformRun, plan_upload_to
 from deployments.models.tickets import Ticket
 from deployments.models.webhooks import DeliveryStatus, GitHubLogin, PullRequest, WebhookDelivery
@@ -46,6 +53,11 @@ __all__ = [
     "IdempotencyRecord",
     "MonitoringCheck",
     "MonitoringPeriod",
+    "PolicyCheck",
+    "PolicyOverride",
+    "PolicyResult",
+    "PortalPolicy",
+    "PortalPolicyVersion",
     "ProbeSource",
     "PullRequest",
     "Rejection",

@@ -109,6 +109,12 @@ class Environment(models.Model):
         default=False,
         help_text="Let Terraform install providers the mirror lacks from their registries.",
     )
+    policy_dir = models.CharField(
+        max_length=255,
+        default="policies",
+        blank=True,
+        help_text="The commit's folder of Rego policies (repository-relative; empty: none).",
+    )
     # Fencing token: incremented by every apply claim; the claiming run keeps its value.
     apply_fence = models.PositiveBigIntegerField(default=0, editable=False)
 

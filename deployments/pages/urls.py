@@ -13,6 +13,7 @@ from deployments.pages import (
     metrics,
     monitoring,
     notifications,
+    policies,
     preferences,
     rollbacks,
     runs,
@@ -64,6 +65,7 @@ urlpatterns = [
         name="alarm_acknowledge",
     ),
     path("tickets/<int:pk>/complete/", monitoring.ticket_complete, name="ticket_complete"),
+    path("tickets/<int:pk>/policy-overrides/", policies.policy_override, name="policy_override"),
     path("runs/<int:pk>/log/", runs.run_log, name="run_log"),
     path("environments/", environments.environment_list, name="environment_list"),
     path(

@@ -19,7 +19,7 @@ and nothing here imports services, selectors or request objects (make lint check
 - risk (and data_resources): scoring a change; imported as ``policy.risk``, not re-exported
 """
 
-from deployments.policy import risk
+from deployments.policy import plan_policies, risk
 from deployments.policy.access import (
     can_read_audit,
     can_see_environment,
@@ -299,6 +299,7 @@ __all__ = [
     "parse_checklist",
     "parse_health_checks",
     "parse_risk_rules",
+    "plan_policies",
     "promotion_applies",
     "quorum",
     "replan_voids_approvals",

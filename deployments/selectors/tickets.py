@@ -41,6 +41,7 @@ from deployments.selectors.checks import group_checks, latest_check_statuses
 from deployments.selectors.evidence import EvidenceSection, check_promotion
 from deployments.selectors.followups import follow_ups_of
 from deployments.selectors.monitoring import Monitoring, monitoring_for
+from deployments.selectors.policies import PolicyPanel, check_plan_policies_of, policy_panel
 from deployments.selectors.rollbacks import (
     KnownGood,
     RollbackChoice,
@@ -128,6 +129,7 @@ def check_may_approve_now(
     )
     check_promotion(ticket)
     policy.check_required_checks(ticket, latest_check_statuses(ticket))
+    check_plan_policies_of(ticket)  # Rego policies: a hard failure, a soft one not overridden
     return role
 
 
@@ -178,6 +180,8 @@ def ticket_actions(
             lambda: policy.check_may_cancel(ticket, user.pk, roles, superuser=superuser)
         ),
     }
+    if actions["deploy"].allowed:  # Rego policies: a hard failure, a soft one not overridden
+        actions["deploy"] = _check(lambda: check_plan_policies_of(ticket))
     # Shown on every deployed ticket (the monitoring banner links to it); the reason says
     # who may open one when this person may not.
     rollback_relevant = status in policy.ROLLBACK_FROM_STATUSES and ticket.change_type != "rollback"
@@ -296,6 +300,11 @@ class TicketView:
         return plan_is_stale(self.ticket)
 
     # --- approvals and what the viewer may do
+
+    @functools.cached_property
+    def policies(self) -> PolicyPanel:
+        """The current plan's Rego policy results, overrides and who may give them."""
+        return policy_panel(self.ticket, self.user, self.roles)
 
     @functools.cached_property
     def votes(self) -> list[policy.Vote]:

@@ -14,10 +14,12 @@ from deployments.choices import RunStatus, TicketStatus
 from deployments.lib import presentation
 from deployments.models import Approval, Rejection, TerraformRun, Ticket
 from deployments.selectors import check_may_approve_now, stray_approvals, user_roles, votes_for
+from deployments.selectors.policies import check_plan_policies_of
 from deployments.selectors.windows import freezes_for, plan_is_stale
 from deployments.services import notices
 from deployments.services._base import InputError, locked_ticket, transition
 from deployments.services.audit import audit_record
+from deployments.services.policies import policy_hold
 from deployments.services.runs.start import apply_start, environment_release
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -170,6 +172,7 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
             quorum_met=not policy.needs_more_approval(ticket, votes, now=now),
             freezes=freezes,
         )
+        check_plan_policies_of(ticket)  # Rego policies: 409 naming them and their messages
         plan = _current_plan(ticket)
         if plan is None:
             raise policy.PolicyError("there is no successful plan to apply; run a new plan")
@@ -214,5 +217,5 @@ def approval_route(ticket: Ticket, run: TerraformRun) -> None:
         reason=f"{env.name} needs no approval",
         data={"plan_run": run.pk},
     )
-    if policy.auto_deploys(env):
+    if policy.auto_deploys(env) and not policy_hold(ticket):
         apply_start(ticket, actor="system", wait_if_busy=True)

@@ -48,6 +48,8 @@ def environment_validate(env: Environment) -> None:
         not isinstance(d, int) or not 1 <= d <= 7 for d in env.window_days
     ):
         raise InputError("window_days", "window_days must be ISO weekdays, 1 (Monday) to 7")
+    if env.policy_dir and (env.policy_dir.startswith("/") or ".." in env.policy_dir.split("/")):
+        raise InputError("policy_dir", "policy_dir must be a folder inside the repository")
     if (env.window_start is None) != (env.window_end is None):
         raise InputError("window_end", "a change window needs both a start and an end")
     if env.window_start is not None and not env.window_days:

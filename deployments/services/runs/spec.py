@@ -78,4 +78,6 @@ def terraform_spec(
         sandbox=settings.TERRAFORM_SANDBOX_CONFIG,
         require_lock_file=environment.require_lock_file,
         allow_provider_network=environment.allow_provider_network,
+        policy_dir=environment.policy_dir,
+        policy_plan_max_bytes=settings.POLICY_PLAN_MAX_BYTES,
     )

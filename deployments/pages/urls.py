@@ -64,6 +64,7 @@ urlpatterns = [
         name="alarm_acknowledge",
     ),
     path("tickets/<int:pk>/complete/", monitoring.ticket_complete, name="ticket_complete"),
+    path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
     path("runs/<int:pk>/log/", runs.run_log, name="run_log"),
     path("environments/", environments.environment_list, name="environment_list"),
     path(

@@ -52,6 +52,7 @@ from deployments.selectors.rollbacks import (
     rollback_choice,
     ticket_last_known_good,
 )
+from deployments.selectors.review import run_summary_line
 from deployments.selectors.runs import (
     LOG_PAGE_CHARS,
     LogPage,
@@ -75,6 +76,7 @@ from deployments.selectors.tickets import (
 )
 
 __all__ = [
+    "run_summary_line",
     "AUDIT_FILTER_TEXT_MAX",
     "DEEP_OFFSET",
     "LOG_PAGE_CHARS",

@@ -41,6 +41,7 @@ from deployments.terraform.sandbox import (
 )
 from deployments.terraform.sensitive import sensitive_values as configured_secrets
 from deployments.terraform.source import InfraRepo, SourceError, check_relative
+from deployments.terraform.diff import redact_diffs
 from deployments.terraform.summary import (
     has_changes,
     read_plan_json,
@@ -427,9 +428,13 @@ class _Session:
         stream: a 30 MB output value is held once, briefly, never stored."""
         with self.capture("show", "-json", PLAN_FILENAME) as out:
             try:
-                return read_plan_json(out)
+                summary, secrets = read_plan_json(out)
             except ValueError as exc:
                 raise _StepFailed(f"terraform show -json returned bad JSON: {exc}", 1) from None
+        # The diffs' values through this run's redactor, the plan's own secrets added.
+        self.redact.add(secrets)
+        summary["diffs"] = redact_diffs(summary.get("diffs") or [], self.redact)
+        return summary, secrets
 
     def plan(self, *extra: str) -> int:
         """`terraform plan` of the spec's var-file; with -detailed-exitcode, 2 (changes) is

@@ -136,7 +136,7 @@ def ticket_under_review(author: User, approver: User | None = None) -> Ticket:
             "summary": "Engine upgrade with a replica promotion.",
         },
         rollback_plan={"steps": "Restore the snapshot taken before the apply.", "expected_minutes": 30},
-        risk={"level": "high", "score": 7, "reasons": ["destroys a database: +4"]},
+        risk={"level": "medium", "score": 4, "reasons": ["replaces a database: +3"]},
     )
     started = timezone.now() - dt.timedelta(hours=3)
     plan = RunFactory(

@@ -52,6 +52,7 @@ from deployments.selectors.rollbacks import (
     rollback_choice,
     ticket_last_known_good,
 )
+from deployments.selectors.calendar import next_window_opening
 from deployments.selectors.review import run_summary_line
 from deployments.selectors.runs import (
     LOG_PAGE_CHARS,
@@ -76,6 +77,7 @@ from deployments.selectors.tickets import (
 )
 
 __all__ = [
+    "next_window_opening",
     "run_summary_line",
     "AUDIT_FILTER_TEXT_MAX",
     "DEEP_OFFSET",

@@ -57,7 +57,7 @@ def zone_choices(now: Any) -> list[tuple[str, list[tuple[str, str]]]]:
     def label(zone: str) -> str:
         offset = now.astimezone(zoneinfo.ZoneInfo(zone)).strftime("%z")
         sign, hours, minutes = offset[:1], offset[1:3], offset[3:]
-        text = f"UTC{sign}{hours}:{minutes}".replace("-", "−")
+        text = f"UTC{sign}{hours}:{minutes}".replace("-", "\u2212")
         city = zone.rsplit("/", 1)[-1].replace("_", " ")
         return f"{city} — {zone} ({text})" if zone != "UTC" else "UTC"
 

@@ -53,8 +53,10 @@ def calendar_view(request: HttpRequest) -> HttpResponse:
         view = "week"
     # Without a start: the week (or month) of the next change window, which is what
     # people open the calendar to find.
-    opening = None if request.GET.get("start") else selectors.next_window_opening(
-        request.user, timezone.now()
+    opening = (
+        None
+        if request.GET.get("start")
+        else selectors.next_window_opening(request.user, timezone.now())
     )
     default = opening.astimezone(viewer).date() if opening is not None else today
     anchor = _parse_day(request.GET.get("start", ""), default)

@@ -142,9 +142,7 @@ def plan_review(run: TerraformRun | None) -> PlanReview | None:
         else:
             groups.append(ChangeGroup(change.module, change.action, (change,)))
     counts = tuple(
-        (a, ACTION_LABELS[a], n)
-        for a in ACTIONS
-        if (n := sum(1 for c in changes if c.action == a))
+        (a, ACTION_LABELS[a], n) for a in ACTIONS if (n := sum(1 for c in changes if c.action == a))
     )
     return PlanReview(
         groups=tuple(groups),
@@ -267,9 +265,7 @@ def approvers_needed(
     return tuple(
         Approver(
             username=u.get_username(),
-            roles=", ".join(
-                role_label(g.name) for g in u.groups.all() if g.name in open_roles
-            ),
+            roles=", ".join(role_label(g.name) for g in u.groups.all() if g.name in open_roles),
         )
         for u in users
     )

@@ -41,13 +41,6 @@ from deployments.selectors.checks import group_checks, latest_check_statuses
 from deployments.selectors.evidence import EvidenceSection, check_promotion
 from deployments.selectors.followups import follow_ups_of
 from deployments.selectors.monitoring import Monitoring, monitoring_for
-from deployments.selectors.rollbacks import (
-    KnownGood,
-    RollbackChoice,
-    known_good_for,
-    rollback_choice,
-    ticket_last_known_good,
-)
 from deployments.selectors.review import (
     Approver,
     CommitReview,
@@ -55,6 +48,13 @@ from deployments.selectors.review import (
     approvers_needed,
     commit_review,
     plan_review,
+)
+from deployments.selectors.rollbacks import (
+    KnownGood,
+    RollbackChoice,
+    known_good_for,
+    rollback_choice,
+    ticket_last_known_good,
 )
 from deployments.selectors.runs import LogPage, run_log_page
 from deployments.selectors.timeline import TimelineStep, ticket_timeline

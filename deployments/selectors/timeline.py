@@ -45,7 +45,7 @@ class TimelineStep:
             return ""
         seconds = self.took.total_seconds()
         if seconds < 60:
-            return f"{max(0, int(round(seconds)))} s"
+            return f"{max(0, round(seconds))} s"
         return duration(self.took)
 
 
@@ -65,7 +65,7 @@ def _last_to(transitions: list[tuple[dt.datetime, str, str]], *statuses: str) ->
 def _run_step(key: str, label: str, run: TerraformRun | None, detail: str = "") -> TimelineStep:
     if run is None:
         return TimelineStep(key, label, PENDING)
-    who = run.requested_by.get_username() if run.requested_by_id else "the portal"
+    who = run.requested_by.get_username() if run.requested_by is not None else "the portal"
     if run.status in ACTIVE_RUN_STATUSES:
         return TimelineStep(key, label, CURRENT, who, run.started_at or run.created_at)
     state = DONE if run.status == RunStatus.SUCCEEDED else FAILED
@@ -87,9 +87,7 @@ def ticket_timeline(
 ) -> list[TimelineStep]:
     status = TicketStatus(ticket.status)
     transitions = _transitions(events)
-    steps = [
-        TimelineStep("filed", "Filed", DONE, ticket.author.get_username(), ticket.created_at)
-    ]
+    steps = [TimelineStep("filed", "Filed", DONE, ticket.author.get_username(), ticket.created_at)]
 
     # Planned: the current plan, else the newest plan run (a failure, or one running).
     plans = [r for r in runs if r.kind == RunKind.PLAN]
@@ -219,9 +217,7 @@ def ticket_timeline(
         at = at or (ended[0] if ended else ticket.status_changed_at)
         who = ended[1] if ended else ""
         took = at - ticket.created_at if at and status == TicketStatus.COMPLETED else None
-        steps.append(
-            TimelineStep("end", label, state, who, at, took, ticket.status_reason or "")
-        )
+        steps.append(TimelineStep("end", label, state, who, at, took, ticket.status_reason or ""))
     else:
         steps.append(TimelineStep("end", "Completed", PENDING))
     return steps

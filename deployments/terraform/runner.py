@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from deployments.terraform.diff import redact_diffs
 from deployments.terraform.redact import Redactor, secret_values_from_env
 from deployments.terraform.sandbox import (
     RUN_DIR_INSIDE,
@@ -41,7 +42,6 @@ from deployments.terraform.sandbox import (
 )
 from deployments.terraform.sensitive import sensitive_values as configured_secrets
 from deployments.terraform.source import InfraRepo, SourceError, check_relative
-from deployments.terraform.diff import redact_diffs
 from deployments.terraform.summary import (
     has_changes,
     read_plan_json,

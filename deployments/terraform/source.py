@@ -239,7 +239,11 @@ class InfraRepo:
         message = message.strip()
         if len(message) > 4000:
             message = message[:3999] + "…"
-        return {"author": author.strip()[:200], "authored_at": authored_at.strip(), "message": message}
+        return {
+            "author": author.strip()[:200],
+            "authored_at": authored_at.strip(),
+            "message": message,
+        }
 
     def export(self, sha: str, subdir: str, dest: Path) -> Path:
         """Write the whole tree of the commit at ``sha`` into ``dest``; return the Terraform

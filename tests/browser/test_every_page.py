@@ -17,7 +17,13 @@ from playwright.sync_api import Browser
 
 from deployments.choices import RunKind, TicketStatus
 from deployments.models import ApiKey, TerraformRun, Ticket
-from tests.helpers.axe import DESKTOP, PHONE, axe_violations, horizontal_overflow, overflowing_elements
+from tests.helpers.axe import (
+    DESKTOP,
+    PHONE,
+    axe_violations,
+    horizontal_overflow,
+    overflowing_elements,
+)
 from tests.helpers.browser import sign_in
 from tests.helpers.review import demo_users, realistic_portal, ticket_under_review
 

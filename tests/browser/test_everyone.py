@@ -94,7 +94,11 @@ def test_roles_and_check_names_read_as_words(
     prod.save()
     ticket = ticket_under_review(users["dev1"])
     CheckResult.objects.create(
-        ticket=ticket, name="smoke_tests", status="passed", summary="12 passed", reported_by=users["dev1"]
+        ticket=ticket,
+        name="smoke_tests",
+        status="passed",
+        summary="12 passed",
+        reported_by=users["dev1"],
     )
     context = chromium.new_context(viewport=DESKTOP)
     page = context.new_page()

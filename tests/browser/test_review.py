@@ -72,11 +72,14 @@ def test_a_lead_reviews_the_plan_and_approves_below_it(
         expect(page.locator("#history-details")).not_to_have_attribute("open", "")
 
         # The commit: message, author, compare link to the last deployed commit.
-        expect(page.locator("#commit-subject")).to_have_text("Upgrade the database to PostgreSQL 16")
+        expect(page.locator("#commit-subject")).to_have_text(
+            "Upgrade the database to PostgreSQL 16"
+        )
         expect(page.locator("#commit-author")).to_have_text("by Alice Example")
         compare = page.locator("#compare-link")
         expect(compare).to_have_attribute(
-            "href", f"https://git.example.com/acme/infra/compare/{_last_sha(ticket)}...{ticket.commit_sha}"
+            "href",
+            f"https://git.example.com/acme/infra/compare/{_last_sha(ticket)}...{ticket.commit_sha}",
         )
 
         # Destructive changes first, flagged.
@@ -140,7 +143,9 @@ def test_a_lead_reviews_the_plan_and_approves_below_it(
 def _last_sha(ticket: Any) -> str:
     from deployments.models import Deployment
 
-    return Deployment.objects.filter(environment=ticket.environment).latest("finished_at").commit_sha
+    return (
+        Deployment.objects.filter(environment=ticket.environment).latest("finished_at").commit_sha
+    )
 
 
 def test_a_dev_ticket_shows_no_prod_only_sections(chromium: Browser, live_server: Any) -> None:
@@ -151,7 +156,9 @@ def test_a_dev_ticket_shows_no_prod_only_sections(chromium: Browser, live_server
         status=TicketStatus.COMPLETED,
         risk={"level": "low", "score": 0, "reasons": []},
     )
-    ticket.current_plan = RunFactory(ticket=ticket, summary={"add": 1, "change": 0, "destroy": 0, "resources": []})
+    ticket.current_plan = RunFactory(
+        ticket=ticket, summary={"add": 1, "change": 0, "destroy": 0, "resources": []}
+    )
     ticket.save()
     context = chromium.new_context(viewport=DESKTOP)
     page = context.new_page()

@@ -30,7 +30,8 @@ def axe_violations(
           const r = await window.axe.run(context, { resultTypes: ["violations"], rules });
           return r.violations.map((v) => ({
             id: v.id, impact: v.impact, help: v.help,
-            nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + " :: " + (n.failureSummary || "")),
+            nodes: v.nodes.slice(0, 5).map(
+              (n) => n.target.join(" ") + " :: " + (n.failureSummary || "")),
           }));
         }""",
         [list(exclude), list(disable)],
@@ -57,7 +58,8 @@ def overflowing_elements(page: Page) -> list[str]:
                 const r = el.getBoundingClientRect();
                 if (r.right > w + 1 && r.width > 0) {
                   out.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
-                    (el.className && typeof el.className === "string" ? "." + el.className.split(" ").join(".") : "") +
+                    (typeof el.className === "string" && el.className
+                      ? "." + el.className.split(" ").join(".") : "") +
                     " right=" + Math.round(r.right));
                 }
                 if (out.length > 12) break;

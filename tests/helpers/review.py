@@ -119,7 +119,9 @@ def ticket_under_review(author: User, approver: User | None = None) -> Ticket:
     earlier = TicketFactory(
         environment=prod, author=author, status=TicketStatus.COMPLETED, title="Tune the web tier"
     )
-    DeploymentFactory(ticket=earlier, environment=prod, finished_at=timezone.now() - dt.timedelta(days=2))
+    DeploymentFactory(
+        ticket=earlier, environment=prod, finished_at=timezone.now() - dt.timedelta(days=2)
+    )
     ticket = TicketFactory(
         environment=prod,
         author=author,
@@ -135,7 +137,10 @@ def ticket_under_review(author: User, approver: User | None = None) -> Ticket:
             "tested_in_staging": True,
             "summary": "Engine upgrade with a replica promotion.",
         },
-        rollback_plan={"steps": "Restore the snapshot taken before the apply.", "expected_minutes": 30},
+        rollback_plan={
+            "steps": "Restore the snapshot taken before the apply.",
+            "expected_minutes": 30,
+        },
         risk={"level": "medium", "score": 4, "reasons": ["replaces a database: +3"]},
     )
     started = timezone.now() - dt.timedelta(hours=3)
@@ -147,7 +152,8 @@ def ticket_under_review(author: User, approver: User | None = None) -> Ticket:
         summary=review_summary(),
         has_changes=True,
         requested_by=author,
-        log="Terraform will perform the following actions:\n  # aws_instance.web will be updated in-place\n"
+        log="Terraform will perform the following actions:\n"
+        "  # aws_instance.web will be updated in-place\n"
         "Plan: 2 to add, 1 to change, 2 to destroy.\n",
     )
     type(plan).objects.filter(pk=plan.pk).update(

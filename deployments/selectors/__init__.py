@@ -44,7 +44,7 @@ from deployments.selectors.calendar import next_window_opening
 from deployments.selectors.drift import drift_checks_of, latest_drift_by_environment
 from deployments.selectors.followups import follow_ups_of, tickets_with_overdue_follow_ups
 from deployments.selectors.notifications import notifications_visible_to
-from deployments.selectors.review import run_summary_line
+from deployments.selectors.review import plan_review, run_summary_line
 from deployments.selectors.rollbacks import (
     KnownGood,
     RollbackChoice,
@@ -77,6 +77,7 @@ from deployments.selectors.tickets import (
 )
 
 __all__ = [
+    "plan_review",
     "AUDIT_FILTER_TEXT_MAX",
     "DEEP_OFFSET",
     "LOG_PAGE_CHARS",

@@ -68,6 +68,8 @@ def _pages(review: Ticket) -> dict[str, list[str]]:
         "/settings/tokens/new/",
         "/accounts/2fa/",
         "/accounts/password/change/",
+        "/accounts/reauthenticate/",
+        "/accounts/2fa/totp/activate/",
         "/no-such-page/",
         f"/runs/{plan.pk}/",
     ]

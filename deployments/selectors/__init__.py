@@ -77,7 +77,6 @@ from deployments.selectors.tickets import (
 )
 
 __all__ = [
-    "plan_review",
     "AUDIT_FILTER_TEXT_MAX",
     "DEEP_OFFSET",
     "LOG_PAGE_CHARS",
@@ -111,6 +110,7 @@ __all__ = [
     "may_read_audit",
     "next_window_opening",
     "notifications_visible_to",
+    "plan_review",
     "rollback_choice",
     "rows_at",
     "run_get",

@@ -25,7 +25,12 @@ def test_a_real_plan_keeps_masked_diffs_and_the_commit(
     ticket = drain(file_dev(author))
     plan = ticket.runs.order_by("id").first()
     assert plan is not None, ticket.status_reason
-    assert plan.summary.get("add") == 24, (ticket.status, ticket.status_reason, plan.error, plan.summary)
+    assert plan.summary.get("add") == 24, (
+        ticket.status,
+        ticket.status_reason,
+        plan.error,
+        plan.summary,
+    )
     summary = plan.summary
     assert len(summary["diffs"]) == len(summary["resources"]) == 24
     assert PASSWORD not in json.dumps(summary)

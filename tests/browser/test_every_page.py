@@ -84,6 +84,11 @@ def _pages(review: Ticket) -> dict[str, list[str]]:
             *([f"/runs/{apply.pk}/"] if apply else []),
         ],
         "ops1": ["/", *(f"/tickets/{pk}/" for pk in shown[1:3])],
+        "lead1": ["/", "/tickets/?environment=staging", "/environments/staging/history/"],
+        "qa1": [
+            "/",
+            *(f"/tickets/{t.pk}/" for t in tickets.filter(environment__name="staging")[:2]),
+        ],
         "admin": [
             "/",
             "/audit/",

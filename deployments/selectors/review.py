@@ -5,16 +5,17 @@ and ``approvers_needed``)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef
 
 from deployments import policy
 from deployments.lib.presentation import role_label
 from deployments.models import Deployment, Environment, TerraformRun, Ticket
+from deployments.selectors.access import visible_q
 from deployments.terraform.summary import summary_line
 
 # The order the page lists changes in: what cannot be undone first.
@@ -186,22 +187,24 @@ class CommitReview:
         return self.last_deployed_sha == self.sha
 
 
-def _last_deployed(ticket: Ticket) -> Deployment | None:
-    """The environment's newest succeeded deployment made by another ticket (or by this
-    one before its latest apply): what this commit would replace."""
+def _last_deployed(ticket: Ticket, user: Any) -> dict[str, Any] | None:
+    """The environment's newest succeeded deployment made by another ticket: what this
+    commit would replace; ``shown`` says whether ``user`` may see that ticket (one query
+    either way)."""
+    visible = Ticket.objects.filter(visible_q(user)).values("pk")
     return (
         Deployment.objects.filter(environment_id=ticket.environment_id, outcome="succeeded")
         .exclude(ticket_id=ticket.pk)
+        .annotate(shown=Exists(visible.filter(pk=OuterRef("ticket_id"))))
         .order_by("-finished_at", "-id")
+        .values("commit_sha", "ticket_id", "shown")
         .first()
     )
 
 
-def commit_review(
-    ticket: Ticket, plan: TerraformRun | None, may_see: Callable[[int], bool]
-) -> CommitReview:
-    """The ticket's commit as its reviewers read it; the last deployment's ticket is named
-    only when ``may_see`` says the viewer may see it."""
+def commit_review(ticket: Ticket, plan: TerraformRun | None, user: Any) -> CommitReview:
+    """The ticket's commit as ``user`` reads it; the last deployment's ticket is named
+    only when they may see it."""
     facts = ((plan.summary or {}) if plan is not None else {}).get("commit") or {}
     message = str(facts.get("message", ""))
     subject, _, body = message.partition("\n")
@@ -210,8 +213,8 @@ def commit_review(
     except (KeyError, ValueError):
         authored = None
     base = repository_web_url(ticket.environment)
-    last = _last_deployed(ticket)
-    last_sha = last.commit_sha if last is not None else ""
+    last = _last_deployed(ticket, user)
+    last_sha = str(last["commit_sha"]) if last is not None else ""
     compare = f"{base}/compare/{last_sha}...{ticket.commit_sha}" if base and last_sha else ""
     return CommitReview(
         sha=ticket.commit_sha,
@@ -222,9 +225,7 @@ def commit_review(
         authored_at=authored,
         commit_url=f"{base}/commit/{ticket.commit_sha}" if base else "",
         last_deployed_sha=last_sha,
-        last_deployed_ticket_id=last.ticket_id
-        if last is not None and may_see(last.ticket_id)
-        else None,
+        last_deployed_ticket_id=last["ticket_id"] if last is not None and last["shown"] else None,
         compare_url=compare if last_sha != ticket.commit_sha else "",
     )
 

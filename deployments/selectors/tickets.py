@@ -489,7 +489,7 @@ class TicketView:
 
     @functools.cached_property
     def commit_review(self) -> CommitReview:
-        return commit_review(self.ticket, self.plan, lambda pk: pk in self._visible([pk]))
+        return commit_review(self.ticket, self.plan, self.user)
 
     @functools.cached_property
     def approvers_needed(self) -> tuple[Approver, ...]:

@@ -64,13 +64,14 @@ def test_commit_links_follow_the_setting(author: User, settings: Any) -> None:
     settings.INFRA_REPO_WEB_URL = ""
     settings.GITHUB_REPOSITORY = ""
     assert repository_web_url(ticket.environment) == ""
-    bare = commit_review(ticket, ticket.current_plan, lambda pk: True)
+    bare = commit_review(ticket, ticket.current_plan, author)
     assert bare.commit_url == "" and bare.compare_url == "" and bare.last_deployed_sha
+    assert bare.last_deployed_ticket_id is not None  # the author sees the earlier ticket
     settings.GITHUB_REPOSITORY = "acme/infra"
-    linked = commit_review(ticket, ticket.current_plan, lambda pk: False)
+    linked = commit_review(ticket, ticket.current_plan, persona("dora", "developer"))
     assert linked.commit_url == f"https://github.com/acme/infra/commit/{ticket.commit_sha}"
     assert linked.compare_url.startswith("https://github.com/acme/infra/compare/")
-    assert linked.last_deployed_ticket_id is None  # hidden from this viewer
+    assert linked.last_deployed_ticket_id is None  # a developer does not see prod
     assert linked.subject == "Upgrade the database to PostgreSQL 16"
     assert linked.author == "Alice Example"
 

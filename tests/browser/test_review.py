@@ -215,6 +215,17 @@ def test_on_a_phone_the_menu_collapses_and_nothing_scrolls_sideways(
         assert horizontal_overflow(page) == 0
     finally:
         context.close()
+    # Without JavaScript the menu is simply there, wrapped: still nothing scrolls sideways.
+    plain = chromium.new_context(viewport=PHONE, java_script_enabled=False)
+    page = plain.new_page()
+    try:
+        sign_in_phone(page, live_server.url, "techlead1")
+        page.goto(f"{live_server.url}/tickets/{ticket.pk}/")
+        expect(page.locator("#nav-toggle")).to_be_hidden()
+        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+        assert horizontal_overflow(page) == 0
+    finally:
+        plain.close()
     desktop = chromium.new_context(viewport=DESKTOP)
     page = desktop.new_page()
     try:

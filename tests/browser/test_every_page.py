@@ -101,6 +101,10 @@ def _pages(review: Ticket) -> dict[str, list[str]]:
 def _check(page: Any, url: str, problems: list[str], width: int) -> None:
     page.goto(url)
     page.wait_for_load_state("load")
+    # What is folded away (plan diffs, logs, the audit trail) is checked too.
+    page.evaluate(
+        "() => document.querySelectorAll('main details').forEach((d) => { d.open = true; })"
+    )
     # Swagger UI's widget is not the portal's (it brings its own <main>, too).
     docs = url.endswith("/api/docs/")
     violations = axe_violations(

@@ -443,6 +443,13 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 3
 # --- Terraform --------------------------------------------------------------
 INFRA_REPO = env_str("INFRA_REPO", str(DATA_DIR / "infra-repo"))
 INFRA_BRANCH = env_str("INFRA_BRANCH", "main")
+# The repository's web page (https://github.com/acme/infra): commit and compare links on
+# the ticket page (selectors.review.repository_web_url); empty: GITHUB_REPOSITORY's page.
+INFRA_REPO_WEB_URL = env_str("INFRA_REPO_WEB_URL").strip().rstrip("/")
+if INFRA_REPO_WEB_URL and not re.match(r"^https?://[^\s/]+", INFRA_REPO_WEB_URL):
+    raise ImproperlyConfigured(
+        f"INFRA_REPO_WEB_URL must be an http(s) URL, not {INFRA_REPO_WEB_URL!r}"
+    )
 TERRAFORM_DIR = env_str("TERRAFORM_DIR", "terraform")
 TERRAFORM_BIN = env_str("TERRAFORM_BIN")
 TERRAFORM_HOME = DATA_DIR / "terraform"  # mirror, plugin cache, state, work dirs

@@ -51,7 +51,15 @@ def calendar_view(request: HttpRequest) -> HttpResponse:
     view = request.GET.get("view", "week")
     if view not in ("week", "month"):
         view = "week"
-    anchor = _parse_day(request.GET.get("start", ""), today)
+    # Without a start: the week (or month) of the next change window, which is what
+    # people open the calendar to find.
+    opening = (
+        None
+        if request.GET.get("start")
+        else selectors.next_window_opening(request.user, timezone.now())
+    )
+    default = opening.astimezone(viewer).date() if opening is not None else today
+    anchor = _parse_day(request.GET.get("start", ""), default)
     anchor = max(min(anchor, dt.date(2100, 1, 1)), dt.date(2000, 1, 1))
     if view == "week":
         first = anchor - dt.timedelta(days=anchor.weekday())
@@ -103,6 +111,8 @@ def calendar_view(request: HttpRequest) -> HttpResponse:
             "feeds": feeds,
             "has_token": token is not None,
             "viewer_zone": str(viewer),
+            "today": today,
+            "opening": opening,
         },
     )
 

@@ -66,6 +66,7 @@ urlpatterns = [
     ),
     path("tickets/<int:pk>/complete/", monitoring.ticket_complete, name="ticket_complete"),
     path("tickets/<int:pk>/policy-overrides/", policies.policy_override, name="policy_override"),
+    path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
     path("runs/<int:pk>/log/", runs.run_log, name="run_log"),
     path("environments/", environments.environment_list, name="environment_list"),
     path(

@@ -121,3 +121,17 @@ def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[En
                 )
             )
     return sorted(entries, key=lambda e: (e.starts, e.kind, e.title))
+
+
+def next_window_opening(user: Any, now: dt.datetime) -> dt.datetime | None:
+    """The soonest moment a change window of an environment the user sees opens (or is
+    open: ``now``), freezes applied: where the calendar opens. None without windows."""
+    envs = [env for env in environments_visible_to(user) if policy.Window.of(env) is not None]
+    # next_window looks up to 400 days ahead; so do the freezes it steps over.
+    freezes = freezes_by_environment([e.pk for e in envs], now, now + dt.timedelta(days=400))
+    found = [
+        moment
+        for env in envs
+        if (moment := policy.next_window(env, now, freezes.get(env.pk, []))) is not None
+    ]
+    return min(found, default=None)

@@ -19,7 +19,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from deployments.models import TerraformRun, Ticket
-from deployments.services import approvals, followups, monitoring, notices, policies, rollbacks
+from deployments.services import (
+    approvals,
+    commits,
+    followups,
+    monitoring,
+    notices,
+    policies,
+    rollbacks,
+)
 from deployments.services import risk as risk_service
 from deployments.services.runs import start as runs
 
@@ -27,6 +35,7 @@ Step = Callable[[Ticket, TerraformRun], object]
 
 # A plan succeeded and is the ticket's current plan; the ticket is still planning.
 after_plan: list[Step] = [
+    commits.commit_record,  # the commit's message and author, for its reviewers
     risk_service.risk_rescore,  # the risk level first: the approval rule may depend on it
     policies.policy_evaluate,  # Rego policies: their results are in place for the approvers
     approvals.approval_route,  # awaiting approval (its approvers told), or approved/deployed

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from deployments.terraform.diff import redact_diffs
 from deployments.terraform.redact import Redactor, secret_values_from_env
 from deployments.terraform.rego import PolicyFolderError, masked_plan, read_policy_folder
 from deployments.terraform.sandbox import (
@@ -443,13 +444,15 @@ class _Session:
         why it was not kept (str)."""
         with self.capture("show", "-json", PLAN_FILENAME) as out:
             try:
-                found = read_plan_json(out)
+                summary, secrets = read_plan_json(out)
             except ValueError as exc:
                 raise _StepFailed(f"terraform show -json returned bad JSON: {exc}", 1) from None
+            # The diffs' values through this run's redactor, the plan's own secrets added.
+            self.redact.add(secrets)
+            summary["diffs"] = redact_diffs(summary.get("diffs") or [], self.redact)
             if document is not None:
-                self.redact.add(found[1])
                 document.append(self._policy_document(out))
-            return found
+            return summary, secrets
 
     def _policy_document(self, out: IO[bytes]) -> bytes | str:
         limit = self.spec.policy_plan_max_bytes

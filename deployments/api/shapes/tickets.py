@@ -33,6 +33,12 @@ from deployments.api.shapes.monitoring import (
     MonitoringSerializer,
     monitoring_out,
 )
+from deployments.api.shapes.review import (
+    PlanChangeSerializer,
+    TimelineStepSerializer,
+    plan_changes_out,
+    timeline_out,
+)
 from deployments.api.shapes.risk import (
     RiskOutSerializer,
     RollbackOutSerializer,
@@ -185,6 +191,8 @@ class TicketDetailSerializer(TicketSerializer):
     available_actions = serializers.SerializerMethodField()
     policy_status = serializers.SerializerMethodField()
     policies = serializers.SerializerMethodField()
+    timeline = serializers.SerializerMethodField()
+    plan_changes = serializers.SerializerMethodField()
 
     class Meta(TicketSerializer.Meta):
         fields = [
@@ -210,7 +218,17 @@ class TicketDetailSerializer(TicketSerializer):
             "checks",
             "pull_request",
             "staging_ticket",
+            "timeline",
+            "plan_changes",
         ]
+
+    @extend_schema_field(TimelineStepSerializer(many=True))
+    def get_timeline(self, ticket: Ticket) -> list[dict[str, Any]]:
+        return timeline_out(self.view(ticket).timeline)
+
+    @extend_schema_field(PlanChangeSerializer(many=True))
+    def get_plan_changes(self, ticket: Ticket) -> list[dict[str, Any]]:
+        return plan_changes_out(self.view(ticket).plan_review)
 
     def view(self, ticket: Ticket) -> selectors.TicketView:
         """The ticket as the caller sees it: the one view model the ticket page reads too."""

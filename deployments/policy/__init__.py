@@ -86,6 +86,14 @@ from deployments.policy.followups import (
     follow_up_reminder_due,
     may_complete_follow_ups,
 )
+from deployments.policy.incidents import (
+    ESCALATING_ANSWERS,
+    ROLLBACK_START_CHOICES,
+    escalation_of,
+    lead_starts_rollbacks,
+    rollback_starter_roles,
+    starts_on_approval,
+)
 from deployments.policy.kinds import (
     effective_rollback_mode,
     ignores_window,
@@ -182,6 +190,12 @@ from deployments.policy.windows import (
 )
 
 __all__ = [
+    "ESCALATING_ANSWERS",
+    "ROLLBACK_START_CHOICES",
+    "escalation_of",
+    "lead_starts_rollbacks",
+    "rollback_starter_roles",
+    "starts_on_approval",
     "APPLY_PHASE",
     "AUDIT_READER_ROLES",
     "BRANCH_APPROVAL_RULE",

@@ -4,6 +4,7 @@ the reason and the deadline (home page and GET /api/v1/me/queue/ alike)."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 import pytest
 import time_machine
 from django.contrib.auth.models import User
@@ -232,16 +233,19 @@ def test_my_tickets_count_heads_exactly_its_rows(author: User) -> None:
 
 @pytest.mark.usefixtures("without_promotion_gate")
 def test_the_nav_badge_is_fresh_right_after_acting(
-    author: User, tech_lead: User, devops_lead: User
+    author: User, tech_lead: User, devops_lead: User, django_capture_on_commit_callbacks: Any
 ) -> None:
     ticket = awaiting("prod", author)
     client = signed_in(tech_lead)
     assert 'id="queue-badge" title="Things waiting for you">1<' in client.get("/").content.decode()
     plan = ticket.current_plan
     assert plan is not None
-    approved = api_for(tech_lead).post(
-        f"/api/v1/tickets/{ticket.pk}/approve/", {"plan_sha256": plan.plan_sha256}, format="json"
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        approved = api_for(tech_lead).post(
+            f"/api/v1/tickets/{ticket.pk}/approve/",
+            {"plan_sha256": plan.plan_sha256},
+            format="json",
+        )
     assert approved.status_code == 200, approved.content
     # Well within QUEUE_BADGE_MAX_AGE: the write alone makes the next page recount.
     page = client.get("/environments/").content.decode()

@@ -26,6 +26,7 @@ from deployments.pages.actions import (
     to_ticket,
 )
 from deployments.pages.forms import TicketForm
+from deployments.selectors.preview import ticket_preview
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
             )
         except services.InputError as exc:
             field = form.field_for(exc.field)
-            form.add_error(field, exc.message if field else f"{exc.field}: {exc.message}")
+            form.add_error(field, form.plain_error(exc.field, exc.message) if field else exc.message)
         except policy.PolicyError as exc:
             note_refusal_if_actor(request, exc)  # audited like a page action's refusal
             form.add_error(None, exc.message)
@@ -121,8 +122,26 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
             "base_fields": [f for f in form if f.name not in prod_fields],
             "prod_fields": [f for f in form if f.name in prod_fields],
             "prod_envs": [e.name for e in environments if e.requires_change_details],
+            "required_fields": sorted(TicketForm.DETAIL_REQUIRED),
+            "preview": _preview(request, form, environments),
         },
     )
+
+
+def _preview(request: HttpRequest, form: TicketForm, environments: list[Any]) -> Any:
+    """The form's preview as the server sees its current values (the script refreshes it)."""
+    values = form.data if form.is_bound else form.initial
+    name = values.get("environment") or (environments[0].name if environments else "")
+    try:
+        return ticket_preview(
+            request.user,
+            environment=name,
+            change_type=values.get("change_type") or "normal",
+            answers={k.removeprefix("risk_"): v for k, v in values.items()},
+            now=timezone.now(),
+        )
+    except validation.InputError:
+        return None
 
 
 @login_required

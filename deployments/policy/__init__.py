@@ -148,6 +148,7 @@ from deployments.policy.rollback import (
     may_open_rollback,
 )
 from deployments.policy.rules import (
+    emergency_escalation_text,
     BRANCH_APPROVAL_RULE,
     RISK_LEVELS,
     RISK_RULE_FIELDS,
@@ -193,6 +194,7 @@ __all__ = [
     "ESCALATING_ANSWERS",
     "ROLLBACK_START_CHOICES",
     "escalation_of",
+    "emergency_escalation_text",
     "lead_starts_rollbacks",
     "rollback_starter_roles",
     "starts_on_approval",

@@ -283,6 +283,19 @@ def emergency_note(ticket: Ticket) -> str:
     )
 
 
+def emergency_escalation_text(env: Environment) -> str:
+    """What escalates an emergency of ``env``, for the form and the emails: "prod escalates
+    an emergency to <rule> when it migrates data or ..." ("" when nothing does)."""
+    answers = escalating_answers(env)
+    override = risk_rule(env, "high", "emergency_approval_rule")
+    if not answers or override is None:
+        return ""
+    return (
+        f"{env.name} escalates an emergency to {override.describe()} when "
+        f"{describe_answers(answers)}"
+    )
+
+
 def _emergency_override(ticket: Ticket) -> Rule | None:
     """An emergency is scored for the record; only the answers its environment lists
     escalate it, to the environment's high-risk emergency rule (policy.incidents)."""

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 
 from deployments import policy
+from deployments.policy.incidents import escalating_answers_problem
 from deployments.choices import Role
 from deployments.models import Environment
 from deployments.policy import data_resources
@@ -40,6 +41,9 @@ def environment_validate(env: Environment) -> None:
         data_resources.parse_extra(env.data_resource_types)
     except ValueError as exc:
         raise InputError("data_resource_types", f"data_resource_types: {exc}") from exc
+    problem = escalating_answers_problem(env.emergency_escalating_answers)
+    if problem:
+        raise InputError("emergency_escalating_answers", f"emergency_escalating_answers {problem}")
     for field in ROLE_LIST_FIELDS:
         value = getattr(env, field)
         if not isinstance(value, list) or any(r not in Role.values for r in value):

@@ -62,7 +62,11 @@ def approval_needed(ticket: Ticket, *, actor: Any = "worker") -> None:
     rule = policy.rule_for(ticket, now=timezone.now())
     if not rule.required:
         return
-    if policy.is_emergency(ticket) and policy.emergency_notify_roles(ticket.environment):
+    if (
+        policy.is_emergency(ticket)
+        and policy.emergency_notify_roles(ticket.environment)
+        and not policy.escalation_of(ticket)  # escalated by its plan: they are told again
+    ):
         return
     env = ticket.environment.name
     notifications.notify(
@@ -73,8 +77,9 @@ def approval_needed(ticket: Ticket, *, actor: Any = "worker") -> None:
         subject=f"Approval needed: {env} {_label(ticket)}",
         body=(
             f"{ticket.author.get_username()}'s change to {env} has a plan waiting for review. "
-            f"It needs {rule.describe()}. Review the plan and approve or reject it on the "
-            "ticket page."
+            f"It needs {rule.describe()}"
+            + (f" ({note})" if (note := policy.risk_rule_note(ticket)) else "")
+            + ". Review the plan and approve or reject it on the ticket page."
         ),
         url=ticket_url(ticket),
         data=_data(ticket, actor=actor, what="needs approval", rule=rule.describe()),
@@ -115,15 +120,22 @@ def emergency_filed(ticket: Ticket) -> None:
     if not roles:
         return
     author = ticket.author.get_username()
+    # The rule that applies now (policy.rule_for): the emergency rule, or the escalated one
+    # when an answer the environment lists holds; and what would still escalate it.
+    rule = policy.rule_for(ticket, now=timezone.now())
+    why = policy.risk_rule_note(ticket)
+    rule_text = f"{rule.describe()} ({why})" if why else rule.describe()
+    later = "" if why else policy.emergency_escalation_text(env)
     notifications.notify(
         "emergency.filed",
         ticket=ticket,
         roles=sorted(roles),
         subject=f"[EMERGENCY] {env.name}: #{ticket.pk} {ticket.title}",
         body=(
-            f"{author} filed an emergency change for {env.name}: it needs one approval from "
-            f"{policy.describe_rule(env.emergency_approval_rule)} and may deploy outside the "
-            f"change window and freezes.\n\nWhy: {ticket.description or '(no description)'}"
+            f"{author} filed an emergency change for {env.name}: it needs {rule_text} and may "
+            "deploy outside the change window and freezes."
+            + (f" ({later.capitalize()}; the plan is still running.)" if later else "")
+            + f"\n\nWhy: {ticket.description or '(no description)'}"
         ),
         url=ticket_url(ticket),
         data=_data(ticket, actor=ticket.author, what="emergency filed"),

@@ -81,7 +81,7 @@ class DeployItemSerializer(serializers.Serializer[Any]):
     countdown = serializers.CharField(help_text='E.g. "in window now, closes in 1 h 5 min".')
     window = WindowSerializer()
     reason = serializers.CharField(
-        help_text="Why it may not start now, in a sentence (\"\" when it may): the same rule "
+        help_text='Why it may not start now, in a sentence ("" when it may): the same rule '
         "the deploy action asks."
     )
     deadline = serializers.DateTimeField(
@@ -108,7 +108,7 @@ class MonitoringItemSerializer(serializers.Serializer[Any]):
     )
     alarm = serializers.ChoiceField(choices=["", "alarm", "acknowledged"])
     may_complete = serializers.BooleanField()
-    reason = serializers.CharField(help_text="What is left before Complete, or \"ready\".")
+    reason = serializers.CharField(help_text='What is left before Complete, or "ready".')
 
 
 class QaItemSerializer(serializers.Serializer[Any]):

@@ -105,7 +105,9 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
             )
         except services.InputError as exc:
             field = form.field_for(exc.field)
-            form.add_error(field, form.plain_error(exc.field, exc.message) if field else exc.message)
+            form.add_error(
+                field, form.plain_error(exc.field, exc.message) if field else exc.message
+            )
         except policy.PolicyError as exc:
             note_refusal_if_actor(request, exc)  # audited like a page action's refusal
             form.add_error(None, exc.message)
@@ -252,3 +254,15 @@ def ticket_cancel(request: HttpRequest, pk: int) -> Done:
         ),
     )
     return Done("Ticket cancelled.")
+
+
+@login_required
+@require_GET
+def ticket_cancel_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+    """Cancelling asks first: what it stops, a reason, and a button that says so."""
+    view = selectors.ticket_view(
+        selectors.ticket_get(request.user, pk), request.user, timezone.now()
+    )
+    return render(
+        request, "deployments/tickets/cancel_confirm.html", {"view": view, "ticket": view.ticket}
+    )

@@ -35,6 +35,11 @@ urlpatterns = [
     path("tickets/<int:pk>/", tickets.ticket_detail, name="ticket_detail"),
     path("tickets/<int:pk>/plan/", tickets.ticket_plan, name="ticket_plan"),
     path("tickets/<int:pk>/cancel/", tickets.ticket_cancel, name="ticket_cancel"),
+    path(
+        "tickets/<int:pk>/cancel/confirm/",
+        tickets.ticket_cancel_confirm,
+        name="ticket_cancel_confirm",
+    ),
     path("tickets/<int:pk>/approve/", tickets.ticket_approve, name="ticket_approve"),
     path("tickets/<int:pk>/reject/", tickets.ticket_reject, name="ticket_reject"),
     path("tickets/<int:pk>/deploy/", tickets.ticket_deploy, name="ticket_deploy"),

@@ -104,7 +104,9 @@ def escalating_answers_problem(value: Any) -> str:
 
 def _facts(questionnaire: Mapping[str, Any] | None, risk: Mapping[str, Any] | None) -> set[str]:
     q = questionnaire or {}
-    facts = {key for key in ("data_migration", "downtime_expected", "customer_facing") if q.get(key)}
+    facts = {
+        key for key in ("data_migration", "downtime_expected", "customer_facing") if q.get(key)
+    }
     if q and q.get("tested_in_staging") is not True:
         facts.add("not_tested_in_staging")
     if q.get("impact") == "high" and q.get("likelihood") == "high":

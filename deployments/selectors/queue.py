@@ -515,7 +515,8 @@ def queue_for(user: Any, now: dt.datetime) -> Queue:
             elif why_not:
                 blocked.append(BlockedItem(ticket, why_not))
         elif ticket.status in _DEPLOYABLE and (
-            env_id in deploy_ids or (env_id in rollback_start_ids and _rollback_starter(ticket, user))
+            env_id in deploy_ids
+            or (env_id in rollback_start_ids and _rollback_starter(ticket, user))
         ):
             deploys.append(
                 _deploy_item(
@@ -709,7 +710,10 @@ def _monitoring_items(tickets: list[Ticket], now: dt.datetime) -> list[Monitorin
         try:
             policy.check_may_complete(
                 ticket,
-                [policy.OpenItem(label=i.label, signed=i.signed_by_id is not None) for i in checklist],
+                [
+                    policy.OpenItem(label=i.label, signed=i.signed_by_id is not None)
+                    for i in checklist
+                ],
                 [alarm] if alarm else [],
                 now,
                 ends_at=ends_at,

@@ -10,10 +10,10 @@ from django.conf import settings
 from django.db import transaction
 
 from deployments import policy
-from deployments.policy.incidents import escalating_answers_problem
 from deployments.choices import Role
 from deployments.models import Environment
 from deployments.policy import data_resources
+from deployments.policy.incidents import escalating_answers_problem
 from deployments.services._base import InputError
 from deployments.services.audit import audit_record
 from deployments.terraform.source import SourceError, check_relative

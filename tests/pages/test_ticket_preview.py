@@ -30,14 +30,21 @@ def preview(client: Client, **query: str) -> Any:
 
 def test_the_preview_of_a_prod_ticket_follows_the_answers(author: User) -> None:
     client = signed_in(author)
-    low = preview(client, environment="prod", change_type="normal", risk_impact="low",
-                  risk_likelihood="low", risk_tested_in_staging="on").json()
+    low = preview(
+        client,
+        environment="prod",
+        change_type="normal",
+        risk_impact="low",
+        risk_likelihood="low",
+        risk_tested_in_staging="on",
+    ).json()
     assert low["risk_level"] == "low"
     assert low["rule"] == "Tech Lead and DevOps Lead, two different people"
     assert low["approvals"] == 2
     assert any("may still raise the level" in n for n in low["notes"])
-    high = preview(client, environment="prod", change_type="normal", risk_impact="high",
-                   risk_likelihood="high").json()
+    high = preview(
+        client, environment="prod", change_type="normal", risk_impact="high", risk_likelihood="high"
+    ).json()
     assert high["risk_level"] == "high" and high["approvals"] == 3
 
 
@@ -45,8 +52,9 @@ def test_the_preview_is_the_rule_the_filed_ticket_gets(author: User) -> None:
     """The same code: a ticket built with the same answers gets the same rule."""
     env = Environment.objects.get(name="prod")
     answers = {"impact": "high", "likelihood": "high", "summary": "x"}
-    shown = ticket_preview(author, environment="prod", change_type="normal",
-                           answers=answers, now=timezone.now())
+    shown = ticket_preview(
+        author, environment="prod", change_type="normal", answers=answers, now=timezone.now()
+    )
     scored = policy.risk.score({**answers, "tested_in_staging": False}, None)
     ticket = Ticket(environment=env, change_type="normal", risk={"level": scored.level})
     assert shown.rule == policy.rule_for(ticket, now=timezone.now()).describe()
@@ -54,14 +62,24 @@ def test_the_preview_is_the_rule_the_filed_ticket_gets(author: User) -> None:
 
 def test_an_emergency_says_what_escalates_it_before_filing(author: User) -> None:
     client = signed_in(author)
-    outage = preview(client, environment="prod", change_type="emergency", risk_impact="high",
-                     risk_likelihood="medium", risk_customer_facing="on").json()
+    outage = preview(
+        client,
+        environment="prod",
+        change_type="emergency",
+        risk_impact="high",
+        risk_likelihood="medium",
+        risk_customer_facing="on",
+    ).json()
     assert outage["approvals"] == 1 and outage["risk_level"] in ("medium", "high")
-    assert any("escalates an emergency to" in n and "migrates data" in n
-               for n in outage["notes"])
-    migrating = preview(client, environment="prod", change_type="emergency",
-                        risk_impact="low", risk_likelihood="low",
-                        risk_data_migration="on").json()
+    assert any("escalates an emergency to" in n and "migrates data" in n for n in outage["notes"])
+    migrating = preview(
+        client,
+        environment="prod",
+        change_type="emergency",
+        risk_impact="low",
+        risk_likelihood="low",
+        risk_data_migration="on",
+    ).json()
     assert migrating["approvals"] == 2
     assert any("because it migrates data" in n for n in migrating["notes"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+
 import pytest
 import time_machine
 from django.contrib.auth.models import User
@@ -81,9 +82,7 @@ def test_an_approved_immediate_rollback_is_deployable_now_outside_the_window(
     author: User, tech_lead: User, operations: User
 ) -> None:
     with time_machine.travel(OUTSIDE, tick=False):
-        ticket = immediate_rollback(
-            author, tech_lead, until=OUTSIDE + dt.timedelta(minutes=40)
-        )
+        ticket = immediate_rollback(author, tech_lead, until=OUTSIDE + dt.timedelta(minutes=40))
         item = queue_for(operations, timezone.now()).deploys[0]
         page = signed_in(operations).get("/").content.decode()
     assert item.ticket.pk == ticket.pk
@@ -109,12 +108,11 @@ def test_past_its_hour_the_rollback_says_what_it_needs(
 
 
 def monitored(author: User, *, ends_in: dt.timedelta, open_items: int) -> Ticket:
-    ticket = TicketFactory(
-        environment=env("prod"), author=author, status=TicketStatus.MONITORING
-    )
+    ticket = TicketFactory(environment=env("prod"), author=author, status=TicketStatus.MONITORING)
     now = timezone.now()
-    MonitoringPeriod.objects.create(ticket=ticket, started_at=now - dt.timedelta(minutes=5),
-                                    ends_at=now + ends_in)
+    MonitoringPeriod.objects.create(
+        ticket=ticket, started_at=now - dt.timedelta(minutes=5), ends_at=now + ends_in
+    )
     for n in range(2):
         ChecklistItem.objects.create(
             ticket=ticket,
@@ -135,7 +133,9 @@ def test_operations_get_a_monitoring_section_with_what_is_left(
     queue = queue_for(operations, timezone.now())
     assert queue.sections.monitoring and queue.monitoring_count == 2
     first, second = queue.monitoring
-    assert first.ticket.pk == done.pk and first.may_complete and first.reason == "ready: complete it"
+    assert (
+        first.ticket.pk == done.pk and first.may_complete and first.reason == "ready: complete it"
+    )
     assert second.ticket.pk == running.pk and not second.may_complete
     assert second.open_items == ("Item 0", "Item 1")
     assert "2 checklist items are still open" in second.reason
@@ -217,9 +217,7 @@ def test_my_tickets_count_heads_exactly_its_rows(author: User) -> None:
     for n in range(3):
         TicketFactory(environment=env("dev"), author=author, title=f"Open {n}")
     for n in range(5):
-        TicketFactory(
-            environment=env("dev"), author=author, title=f"Done {n}", status="completed"
-        )
+        TicketFactory(environment=env("dev"), author=author, title=f"Done {n}", status="completed")
     page = signed_in(author).get("/").content.decode()
     mine = section(page, "mine")
     open_part, finished_part = mine.split('id="queue-mine-finished"')
@@ -255,9 +253,7 @@ def test_the_nav_badge_is_fresh_right_after_acting(
 # --- a stale scheduled plan is not "Scheduled · starts in" ---------------------------------
 
 
-def test_a_scheduled_ticket_whose_plan_went_stale_says_so(
-    author: User, operations: User
-) -> None:
+def test_a_scheduled_ticket_whose_plan_went_stale_says_so(author: User, operations: User) -> None:
     with time_machine.travel(OUTSIDE - dt.timedelta(hours=1), tick=False):
         ticket = awaiting("prod", author, title="Scheduled one")
         ticket.status = TicketStatus.SCHEDULED

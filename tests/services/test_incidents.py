@@ -93,9 +93,7 @@ def test_the_lead_may_not_start_a_normal_ticket_or_a_rollback_past_its_hour(
     assert applies(ticket) == 0
 
 
-def test_it_starts_on_approval_where_the_environment_says_so(
-    author: User, tech_lead: User
-) -> None:
+def test_it_starts_on_approval_where_the_environment_says_so(author: User, tech_lead: User) -> None:
     prod(immediate_rollback_start="on_approval")
     ticket = immediate_rollback(author)
     approve(ticket, tech_lead)

@@ -17,6 +17,7 @@ from deployments.models.monitoring import (
     ProbeSource,
 )
 from deployments.models.plans import SpeculativePlan
+from deployments.models.replans import PendingReschedule
 from deployments.models.runs import RunLogChunk, TerraformRun, plan_upload_to
 from deployments.models.tickets import Ticket
 from deployments.models.webhooks import DeliveryStatus, GitHubLogin, PullRequest, WebhookDelivery
@@ -46,6 +47,7 @@ __all__ = [
     "IdempotencyRecord",
     "MonitoringCheck",
     "MonitoringPeriod",
+    "PendingReschedule",
     "ProbeSource",
     "PullRequest",
     "Rejection",

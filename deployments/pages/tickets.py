@@ -27,6 +27,7 @@ from deployments.pages.actions import (
 )
 from deployments.pages.forms import TicketForm
 from deployments.selectors.preview import ticket_preview
+from deployments.selectors.windows import stale_plan_expression
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) < 8 else 1
     page = max(page, 1)
     found = selectors.rows_at(
-        selectors.ticket_list(request.user, environment=environment, status=status),
+        selectors.ticket_list(request.user, environment=environment, status=status).annotate(
+            plan_stale=stale_plan_expression()  # "stale plan" beside approved and scheduled
+        ),
         (page - 1) * TICKETS_PER_PAGE,
         TICKETS_PER_PAGE + 1,
     )

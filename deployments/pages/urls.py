@@ -15,6 +15,7 @@ from deployments.pages import (
     notifications,
     preferences,
     preview,
+    replans,
     rollbacks,
     runs,
     schedules,
@@ -35,6 +36,11 @@ urlpatterns = [
     path("tickets/<int:pk>/", tickets.ticket_detail, name="ticket_detail"),
     path("tickets/<int:pk>/plan/", tickets.ticket_plan, name="ticket_plan"),
     path("tickets/<int:pk>/cancel/", tickets.ticket_cancel, name="ticket_cancel"),
+    path(
+        "tickets/<int:pk>/replan-reschedule/",
+        replans.ticket_replan_reschedule,
+        name="ticket_replan_reschedule",
+    ),
     path(
         "tickets/<int:pk>/cancel/confirm/",
         tickets.ticket_cancel_confirm,

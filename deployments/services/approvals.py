@@ -15,7 +15,7 @@ from deployments.lib import presentation
 from deployments.models import Approval, Rejection, TerraformRun, Ticket
 from deployments.selectors import check_may_approve_now, stray_approvals, user_roles, votes_for
 from deployments.selectors.windows import freezes_for, plan_is_stale
-from deployments.services import incidents, notices
+from deployments.services import incidents, notices, replans
 from deployments.services._base import InputError, locked_ticket, transition
 from deployments.services.audit import audit_record
 from deployments.services.runs.start import apply_start, environment_release
@@ -105,6 +105,7 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
             # needs (an immediate rollback past its hour); the approval.grant event says so.
             notices.ticket_approved(ticket, actor=actor, who=who)
             incidents.rollback_start_on_approval(ticket, actor=actor, now=now)
+            replans.schedule_on_approval(ticket, now=now)  # a slot kept across a re-plan
             if policy.auto_deploys(ticket.environment):
                 # An auto-deploy ticket that waited for a lead (its commit is not on the
                 # protected branch) deploys as its environment's tickets do, by the release

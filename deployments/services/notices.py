@@ -203,6 +203,32 @@ def schedule_missed(ticket: Ticket, *, people: list[Any], reason: str) -> None:
     )
 
 
+def schedule_plan_stale(ticket: Ticket, *, people: list[Any], reason: str) -> None:
+    """A scheduled ticket's plan went stale (another deploy): who scheduled it, at once."""
+    notifications.notify(
+        "schedule.plan_stale",
+        ticket=ticket,
+        users=people,
+        subject=f"Stale plan: #{ticket.pk} {ticket.title} needs a re-plan before its slot",
+        body=reason,
+        url=ticket_url(ticket),
+        data=_data(ticket, actor="worker", what="plan went stale", reason=reason),
+    )
+
+
+def schedule_carried(ticket: Ticket, *, people: list[Any], text: str) -> None:
+    """What became of a slot kept across a re-plan (pending, set again, or not kept)."""
+    notifications.notify(
+        "schedule.carried",
+        ticket=ticket,
+        users=people,
+        subject=f"Schedule of #{ticket.pk} {ticket.title}",
+        body=text,
+        url=ticket_url(ticket),
+        data=_data(ticket, actor="scheduler", what="schedule after re-plan", reason=text),
+    )
+
+
 def _quiet(ticket: Ticket) -> bool:
     """An environment the portal deploys by itself (dev): its deploys reach Slack only,
     except a failure, which its author hears about."""

@@ -19,7 +19,7 @@ from deployments.models import Deployment, DriftCheck, Environment, FollowUp, Te
 from deployments.selectors import user_roles
 from deployments.services._base import InputError
 from deployments.services.audit import audit_record
-from notifications import events
+from notifications import events, times
 from notifications import service as notifications
 from notifications.models import Notification
 
@@ -152,7 +152,7 @@ def followup_due(ticket: Ticket, follow_up: FollowUp) -> None:
         subject=f"{label} due for #{ticket.pk} {ticket.title}",
         body=(
             f"A {label.lower()} of ticket #{ticket.pk} ({ticket.environment.name}) is due by "
-            f"{due_at:%Y-%m-%d %H:%M} UTC. A Tech Lead or DevOps Lead completes it on the "
+            f"{times.stamp(due_at)}. A Tech Lead or DevOps Lead completes it on the "
             "ticket page."
         ),
         url=ticket_url(ticket),
@@ -176,7 +176,7 @@ def followup_overdue(ticket: Ticket, follow_up: FollowUp, *, hours: int) -> None
         subject=f"OVERDUE: {label} for #{ticket.pk} {ticket.title}",
         body=(
             f"The {label.lower()} of ticket #{ticket.pk} ({ticket.environment.name}) was "
-            f"due {follow_up.due_at:%Y-%m-%d %H:%M} UTC ({hours} h ago) and is not done. "
+            f"due {times.stamp(follow_up.due_at)} ({hours} h ago) and is not done. "
             "A Tech Lead or DevOps Lead completes it on the ticket page."
         ),
         url=ticket_url(ticket),
@@ -409,7 +409,7 @@ def rollback_deployed(
         subject=f"Rolled back: {original.environment.name} #{original.pk} {original.title}",
         body=(
             f"Rollback ticket #{ticket.pk} deployed: {reason}. A post-mortem of ticket "
-            f"#{original.pk} is due by {follow_up.due_at:%Y-%m-%d %H:%M} UTC."
+            f"#{original.pk} is due by {times.stamp(follow_up.due_at)}."
         ),
         url=ticket_url(original),
         data={

@@ -27,9 +27,16 @@ from deployments.services import notices
 from deployments.services._base import locked_ticket, transition
 from deployments.services.audit import audit_record
 from deployments.services.schedules import SCHEDULER, schedulers_of
+from notifications import times
 
 
 def _when(ticket: Ticket, at: dt.datetime) -> str:
+    """The slot as each reader of the message reads it (notifications.times)."""
+    return times.stamp(at)
+
+
+def _local(ticket: Ticket, at: dt.datetime) -> str:
+    """The slot in the environment's zone, for what is stored (reasons, the audit)."""
     return presentation.format_in_zone(at, ticket.environment.window_timezone or "UTC")
 
 
@@ -96,7 +103,7 @@ def ticket_replan_reschedule(*, ticket_id: int, actor: Any, reason: str = "") ->
             )
         at = ticket.scheduled_for
         why = reason.strip() or (
-            f"re-plan and re-schedule: keep the slot {_when(ticket, at)}; the plan was stale"
+            f"re-plan and re-schedule: keep the slot {_local(ticket, at)}; the plan was stale"
         )
         from deployments.services.tickets import ticket_plan  # tickets → approvals → here
 
@@ -203,7 +210,6 @@ def _reschedule(ticket: Ticket, pending: PendingReschedule, *, now: dt.datetime)
         return
     ticket.scheduled_for = at
     ticket.save(update_fields=["scheduled_for", "updated_at"])
-    when = _when(ticket, at)
     data = {
         "scheduled_for": at.isoformat(),
         "kept_from_replan": True,
@@ -213,12 +219,12 @@ def _reschedule(ticket: Ticket, pending: PendingReschedule, *, now: dt.datetime)
         ticket,
         TicketStatus.SCHEDULED,
         actor=SCHEDULER,
-        reason=f"scheduled again for {when} (the slot kept across the re-plan)",
+        reason=f"scheduled again for {_local(ticket, at)} (the slot kept across the re-plan)",
         data=data,
     )
     audit_record(actor=SCHEDULER, action="ticket.schedule", ticket=ticket, data=data)
     notices.schedule_carried(
         ticket,
         people=people,
-        text=f"#{ticket.pk} is approved again and scheduled for its kept slot {when}.",
+        text=f"#{ticket.pk} is approved again and scheduled for its kept slot {_when(ticket, at)}.",
     )

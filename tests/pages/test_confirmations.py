@@ -25,7 +25,7 @@ def test_cancel_is_a_link_to_a_confirmation_that_changes_nothing(author: User) -
     page = client.get(f"/tickets/{ticket.pk}/").content.decode()
     assert f'href="/tickets/{ticket.pk}/cancel/confirm/"' in page
     confirm = client.get(f"/tickets/{ticket.pk}/cancel/confirm/").content.decode()
-    assert "Cancel ticket #%d “Scale the workers”?" % ticket.pk in confirm
+    assert f"Cancel ticket #{ticket.pk} “Scale the workers”?" in confirm
     assert "cannot be undone" in confirm and 'id="confirm-cancel"' in confirm
     ticket.refresh_from_db()
     assert ticket.status == TicketStatus.AWAITING_APPROVAL

@@ -209,4 +209,4 @@ def test_the_ticket_list_the_calendar_and_the_feed_say_stale(
     calendar = client.get("/calendar/?month=2026-12").content.decode()
     assert "stale plan" in calendar
     feed = feed_ics(operations, Environment.objects.get(name="prod"), NOW).decode()
-    assert "STALE PLAN: #%d" % ticket.pk in feed.replace("\r\n ", "")
+    assert f"STALE PLAN: #{ticket.pk}" in feed.replace("\r\n ", "")

@@ -631,9 +631,8 @@ ROLLBACK_IMMEDIATE_MINUTES = env_int("ROLLBACK_IMMEDIATE_MINUTES", 60, minimum=1
 FREEZE_MAX_DAYS = env_int("FREEZE_MAX_DAYS", 14, minimum=1)
 # Links in messages. The default follows PORT (make run serves on it), so a local run on
 # another port links to itself, not to 8000.
-PORTAL_BASE_URL = env_str(
-    "PORTAL_BASE_URL", f"http://127.0.0.1:{env_int('PORT', 8000, minimum=1)}"
-)
+_LOCAL_PORT = env_int("PORT", 8000, minimum=1)
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", f"http://127.0.0.1:{_LOCAL_PORT}")
 # How long the DORA metrics (/metrics/, /api/v1/metrics/) are cached, in seconds; 0: never.
 METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 120)
 

@@ -12,6 +12,7 @@ from django.urls import reverse
 from deployments import policy
 from deployments.choices import TicketStatus
 from deployments.lib import presentation
+from deployments.models import Ticket
 from deployments.selectors.access import environments_visible_to, tickets_visible_to
 from deployments.selectors.windows import (
     annotated_stale,
@@ -50,7 +51,7 @@ def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[En
     # One query per kind of entry for every environment (not one per environment).
     env_ids = [env.pk for env in envs]
     freezes = freezes_by_environment(env_ids, start, end)
-    scheduled_all = list(
+    scheduled_all: list[Ticket] = list(
         visible.filter(
             environment_id__in=env_ids,
             status=TicketStatus.SCHEDULED,

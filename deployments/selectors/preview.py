@@ -65,7 +65,7 @@ def ticket_preview(
         change_type=change_type,
         risk={"level": level} if level else {},
         risk_assessment=questionnaire,
-        author_id=getattr(user, "pk", None),
+        author_id=int(user.pk),
     )
     rule = policy.rule_for(ticket, now=now)
     notes: list[str] = []

@@ -602,7 +602,8 @@ def _may_file(env: Environment, roles: frozenset[str], superuser: bool) -> bool:
 
 def _rollback_starter(ticket: Ticket, user: Any) -> bool:
     """Did this lead approve the immediate rollback (the one who may start it)?"""
-    return any(a.approver_id == user.pk for a in ticket.standing_approvals)
+    standing = getattr(ticket, "standing_approvals", [])  # prefetched by queue_for
+    return any(a.approver_id == user.pk for a in standing)
 
 
 def _deploy_item(
@@ -688,8 +689,8 @@ def _monitoring_items(tickets: list[Ticket], now: dt.datetime) -> list[Monitorin
         return []
     ids = [t.pk for t in tickets]
     periods: dict[int, MonitoringPeriod] = {}
-    for period in MonitoringPeriod.objects.filter(ticket_id__in=ids).order_by("-started_at", "-id"):
-        periods.setdefault(period.ticket_id, period)
+    for row in MonitoringPeriod.objects.filter(ticket_id__in=ids).order_by("-started_at", "-id"):
+        periods.setdefault(row.ticket_id, row)
     items: dict[int, list[ChecklistItem]] = {}
     for item in ChecklistItem.objects.filter(ticket_id__in=ids).order_by("position", "id"):
         items.setdefault(item.ticket_id, []).append(item)

@@ -41,9 +41,11 @@ def environment_validate(env: Environment) -> None:
         data_resources.parse_extra(env.data_resource_types)
     except ValueError as exc:
         raise InputError("data_resource_types", f"data_resource_types: {exc}") from exc
-    problem = escalating_answers_problem(env.emergency_escalating_answers)
-    if problem:
-        raise InputError("emergency_escalating_answers", f"emergency_escalating_answers {problem}")
+    answers_problem = escalating_answers_problem(env.emergency_escalating_answers)
+    if answers_problem:
+        raise InputError(
+            "emergency_escalating_answers", f"emergency_escalating_answers {answers_problem}"
+        )
     for field in ROLE_LIST_FIELDS:
         value = getattr(env, field)
         if not isinstance(value, list) or any(r not in Role.values for r in value):

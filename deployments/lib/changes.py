@@ -1,8 +1,9 @@
 """A counter of committed writes, in the shared cache: what the nav's "waiting for me" badge
 compares to know that the number it remembered may have changed (pages.home.badge).
 
-Every write appends an audit event (services.audit.audit_record), which bumps the counter
-once its transaction commits. Reading it is one cache read, no database query."""
+Every write about a ticket appends an audit event with it (services.audit.audit_record),
+which bumps the counter once its transaction commits (writes about nothing in a queue, such
+as API keys or settings, do not). Reading it is one cache read, no database query."""
 
 from __future__ import annotations
 

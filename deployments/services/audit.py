@@ -104,7 +104,8 @@ def audit_record(
     event.save()
     head.last_hash = event.hash
     head.save(update_fields=["last_hash"])
-    transaction.on_commit(changes.note_write)  # the nav badge is recomputed (pages.home)
+    if ticket is not None:  # a ticket moved: the nav badges are recounted (pages.home)
+        transaction.on_commit(changes.note_write)
     return event
 
 

@@ -137,9 +137,10 @@ class TicketForm(forms.Form):
 
     def plain_error(self, name: str, message: str) -> str:
         """A service's message about ``risk_assessment.summary`` as the form words it:
-        "Risk summary: is required" (the label, never the API's key)."""
+        "Risk summary is required" (the field's label, never the API's key); other
+        messages are shown as they are."""
         field = self.field_for(name)
-        if field is None:
+        if field is None or "." not in name:
             return message
         label = self.fields[field].label or field.replace("_", " ").capitalize()
-        return f"{label}: {message}"
+        return f"{label} {message}"

@@ -178,3 +178,21 @@ def test_the_escalating_answers_are_validated() -> None:
     assert escalating_answers_problem(["data_migration"]) == ""
     assert "unknown answers" in escalating_answers_problem(["outage"])
     assert escalating_answers_problem("data_migration") != ""
+
+
+def test_the_emergency_email_states_the_rule_that_applies(
+    tech_lead: User, devops_lead: User
+) -> None:
+    from deployments.services import notices
+    from notifications.models import Notification
+
+    plain = emergency(OUTAGE)
+    notices.emergency_filed(plain)
+    body = Notification.objects.filter(event="emergency.filed", ticket=plain).first().body  # type: ignore[union-attr]
+    assert "it needs 1 approval from a Tech Lead or DevOps Lead and may deploy" in body
+    assert "Prod escalates an emergency to" in body and "when it migrates data" in body
+    escalated = emergency({**OUTAGE, "data_migration": True})
+    notices.emergency_filed(escalated)
+    body = Notification.objects.filter(event="emergency.filed", ticket=escalated).first().body  # type: ignore[union-attr]
+    assert "it needs Tech Lead and DevOps Lead, two different people" in body
+    assert "because it migrates data" in body

@@ -210,3 +210,21 @@ def test_the_ticket_list_the_calendar_and_the_feed_say_stale(
     assert "stale plan" in calendar
     feed = feed_ics(operations, Environment.objects.get(name="prod"), NOW).decode()
     assert f"STALE PLAN: #{ticket.pk}" in feed.replace("\r\n ", "")
+
+
+def test_a_failed_apply_that_changed_the_state_warns_too(
+    author: User, tech_lead: User, devops_lead: User, operations: User
+) -> None:
+    from deployments.services.runs import outcome
+
+    ticket = scheduled(author, tech_lead, devops_lead, operations)
+    other = TicketFactory(
+        environment=Environment.objects.get(name="prod"), author=author, status="applying"
+    )
+    deployment = DeploymentFactory(
+        ticket=other, outcome="failed", finished_at=NOW - dt.timedelta(minutes=5)
+    )
+    deployment.state_after = "changed-by-the-failed-apply"
+    deployment.save()
+    outcome._advance_ticket(other, deployment.run)
+    assert AuditEvent.objects.filter(ticket=ticket, action="schedule.plan_stale").exists()

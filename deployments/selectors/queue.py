@@ -406,14 +406,6 @@ def queue_for(user: Any, now: dt.datetime) -> Queue:
         else []
     )
     lead = policy.may_complete_follow_ups(roles, superuser=superuser)
-    sections = Sections(
-        approvals=bool(approve_ids),
-        deploys=bool(deploy_ids),
-        qa_signoffs=bool(qa_ids),
-        my_tickets=True,
-        follow_ups=True,
-        monitoring=bool(monitoring_ids),
-    )
 
     wanted = Q(author_id=user.pk) & (
         ~Q(status__in=sorted(FINISHED_STATUSES)) | Q(status_changed_at__gte=now - MY_RECENT)
@@ -563,6 +555,15 @@ def queue_for(user: Any, now: dt.datetime) -> Queue:
 
     monitoring = _monitoring_items(watched, now)
     overdue, due_soon = _follow_ups(user, now, viewable_ids, lead=lead)
+    sections = Sections(
+        approvals=bool(approve_ids),
+        # A lead who may start the immediate rollback they approved sees it here too.
+        deploys=bool(deploy_ids) or bool(deploys),
+        qa_signoffs=bool(qa_ids),
+        my_tickets=True,
+        follow_ups=True,
+        monitoring=bool(monitoring_ids),
+    )
 
     return Queue(
         now=now,

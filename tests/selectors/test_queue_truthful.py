@@ -273,3 +273,17 @@ def test_a_scheduled_ticket_whose_plan_went_stale_says_so(author: User, operatio
     assert item.countdown == "plan stale: re-plan and re-schedule"
     deploys = section(page, "deploys")
     assert "stale" in deploys and "starts in" not in deploys
+
+
+def test_the_approving_lead_finds_the_rollback_to_start_where_leads_start_them(
+    author: User, tech_lead: User, devops_lead: User
+) -> None:
+    with time_machine.travel(OUTSIDE, tick=False):
+        ticket = immediate_rollback(author, tech_lead, until=OUTSIDE + dt.timedelta(minutes=40))
+        assert not queue_for(tech_lead, timezone.now()).deploys
+        Environment.objects.filter(name="prod").update(immediate_rollback_start="approver")
+        queue = queue_for(tech_lead, timezone.now())
+        assert queue.sections.deploys and queue.deploys[0].ticket.pk == ticket.pk
+        assert queue.deploys[0].may_start_now
+        # Another lead who did not approve it: nothing to start.
+        assert not queue_for(devops_lead, timezone.now()).deploys

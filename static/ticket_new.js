@@ -15,7 +15,7 @@
   function showDetails() {
     var prod = prodEnvs.indexOf(select.value) !== -1;
     if (details) { details.hidden = !prod; }
-    form.querySelectorAll("[data-prod-only]").forEach(function (mark) { mark.hidden = !prod; });
+    form.classList.toggle("details-required", prod);
   }
 
   function text(tag, content, id) {

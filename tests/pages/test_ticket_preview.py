@@ -97,7 +97,9 @@ def test_the_preview_refuses_an_environment_the_person_may_not_file(outsider: Us
 def test_the_form_page_shows_the_preview_and_marks_required_fields(author: User) -> None:
     page = signed_in(author).get("/tickets/new/?environment=prod").content.decode()
     assert 'id="ticket-preview"' in page and "Tech Lead and DevOps Lead" in page
-    assert page.count('class="required-mark') >= 7
+    assert "details-required" in page.split('id="ticket-form"')[0].rsplit("<form", 1)[1]
+    assert page.count('class="is-required"') == 6  # title, environment, and prod's four
+    assert page.count('class="is-required-prod"') == 1  # the description, in prod
 
 
 def test_a_prod_ticket_without_details_gets_plain_errors_per_field(

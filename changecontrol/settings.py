@@ -641,7 +641,10 @@ ROLLBACK_IMMEDIATE_MINUTES = env_int("ROLLBACK_IMMEDIATE_MINUTES", 60, minimum=1
 # The longest freeze anyone may declare (policy.freeze_length_problem): a longer blackout
 # is declared again when it is still needed, by someone who may (Environment.freeze_groups).
 FREEZE_MAX_DAYS = env_int("FREEZE_MAX_DAYS", 14, minimum=1)
-PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
+# Links in messages. The default follows PORT (make run serves on it), so a local run on
+# another port links to itself, not to 8000.
+_LOCAL_PORT = env_int("PORT", 8000, minimum=1)
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", f"http://127.0.0.1:{_LOCAL_PORT}")
 # How long the DORA metrics (/metrics/, /api/v1/metrics/) are cached, in seconds; 0: never.
 METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 120)
 

@@ -86,6 +86,8 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "emergency_approval_rule",
             "risk_rules",
             "data_resource_types",
+            "emergency_escalating_answers",
+            "immediate_rollback_start",
             "auto_deploy",
             "deploy_on_merge",
             "window_timezone",

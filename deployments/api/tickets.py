@@ -26,6 +26,7 @@ from deployments.api.evidence import EvidenceActionsMixin
 from deployments.api.followups import FollowUpActionsMixin
 from deployments.api.monitoring import MonitoringActionsMixin
 from deployments.api.policies import PolicyOverrideActionsMixin
+from deployments.api.replans import ReplanActionsMixin
 from deployments.api.schedules import TicketScheduleMixin
 from deployments.api.shapes.risk import (
     LEVEL_CHOICES,
@@ -228,6 +229,7 @@ _TICKET_VERBS = ["retrieve", "plan", "cancel", "approve", "reject", "deploy", "r
     **{verb: extend_schema(parameters=[_ID]) for verb in _TICKET_VERBS},
 )
 class TicketViewSet(
+    ReplanActionsMixin,
     TicketChecksMixin,
     FollowUpActionsMixin,
     MonitoringActionsMixin,

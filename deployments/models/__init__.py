@@ -24,6 +24,7 @@ from deployments.models.policies import (
     PortalPolicy,
     PortalPolicyVersion,
 )
+from deployments.models.replans import PendingReschedule
 from deployments.models.runs import RunLogChunk, TerraformRun, plan_upload_to
 from deployments.models.tickets import Ticket
 from deployments.models.webhooks import DeliveryStatus, GitHubLogin, PullRequest, WebhookDelivery
@@ -53,6 +54,7 @@ __all__ = [
     "IdempotencyRecord",
     "MonitoringCheck",
     "MonitoringPeriod",
+    "PendingReschedule",
     "PolicyCheck",
     "PolicyOverride",
     "PolicyResult",

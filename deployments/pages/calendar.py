@@ -182,6 +182,8 @@ def feed_ics(user: Any, env: Environment, now: dt.datetime, *, base_url: str = "
         digest = hashlib.sha256(uid_part.encode()).hexdigest()[:24]
         event.add("uid", f"{digest}-{entry.kind}-{env.name}@changecontrol")
         summary = f"deployed: {entry.title}" if entry.kind == "deployed" else entry.title
+        if entry.stale:
+            summary = f"STALE PLAN: {summary}"
         event.add("summary", summary + (f" ({entry.conflict})" if entry.conflict else ""))
         event.add("description", entry.text)
         event.add("dtstart", entry.starts.astimezone(zone))

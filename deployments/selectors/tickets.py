@@ -173,7 +173,7 @@ def ticket_actions(
         "deploy": _check(
             lambda: policy.check_may_deploy(
                 ticket,
-                user_roles=roles,
+                user_roles=roles | policy.rollback_starter_roles(ticket, user.pk, votes, now=now),
                 now=now,
                 pending=pending,
                 quorum_met=not reopened,

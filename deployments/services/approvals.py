@@ -16,7 +16,7 @@ from deployments.models import Approval, Rejection, TerraformRun, Ticket
 from deployments.selectors import check_may_approve_now, stray_approvals, user_roles, votes_for
 from deployments.selectors.policies import check_plan_policies_of
 from deployments.selectors.windows import freezes_for, plan_is_stale
-from deployments.services import notices
+from deployments.services import incidents, notices, replans
 from deployments.services._base import InputError, locked_ticket, transition
 from deployments.services.audit import audit_record
 from deployments.services.policies import policy_hold
@@ -106,6 +106,8 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
             # else: approved (or scheduled) already, it lacked an approval the rule of now
             # needs (an immediate rollback past its hour); the approval.grant event says so.
             notices.ticket_approved(ticket, actor=actor, who=who)
+            incidents.rollback_start_on_approval(ticket, actor=actor, now=now)
+            replans.schedule_on_approval(ticket, now=now)  # a slot kept across a re-plan
             if policy.auto_deploys(ticket.environment):
                 # An auto-deploy ticket that waited for a lead (its commit is not on the
                 # protected branch) deploys as its environment's tickets do, by the release
@@ -162,9 +164,12 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
         rule = policy.rule_for(ticket, now=now)
         votes = votes_for(ticket)
         freezes = freezes_for(ticket.environment, now)
+        roles = user_roles(actor)
+        # An approving lead may start an immediate rollback where the environment says so.
+        starter = policy.rollback_starter_roles(ticket, actor.pk, votes, now=now) - roles
         policy.check_may_deploy(
             ticket,
-            user_roles=user_roles(actor),
+            user_roles=roles | starter,
             now=now,
             pending=policy.quorum(rule, votes).describe_missing(),
             # Short of the rule of now (an immediate rollback past its hour): as the ticket
@@ -191,6 +196,8 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
         )
         run = apply_start(ticket, actor=actor)
         assert run is not None  # without wait_if_busy a busy environment raises instead
+        if starter and not roles & set(ticket.environment.deploy_groups):
+            incidents.rollback_started_by_approver(ticket, run, actor=actor)
         return run
 
 

@@ -26,6 +26,7 @@ from deployments.services import (
     monitoring,
     notices,
     policies,
+    replans,
     rollbacks,
 )
 from deployments.services import risk as risk_service
@@ -39,6 +40,7 @@ after_plan: list[Step] = [
     risk_service.risk_rescore,  # the risk level first: the approval rule may depend on it
     policies.policy_evaluate,  # Rego policies: their results are in place for the approvers
     approvals.approval_route,  # awaiting approval (its approvers told), or approved/deployed
+    replans.schedule_carry,  # a re-planned scheduled ticket keeps its slot (issue 22)
 ]
 
 # An apply succeeded: the ticket is monitoring (dev: running its post-apply check).
@@ -48,6 +50,7 @@ after_apply: list[Step] = [
     monitoring.monitoring_start,  # the period, its probes and its checklist
     followups.emergency_deployed,  # the review an emergency owes
     rollbacks.rollback_deployed,  # a rollback ends its original ticket
+    replans.schedules_plan_stale,  # scheduled tickets this apply made stale: told at once
     # No sign-off completes it here: QA's verdicts count only once given after this apply
     # (selectors.evidence.verdicts), never ones that predate it.
 ]

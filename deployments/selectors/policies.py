@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Prefetch, prefetch_related_objects
+
 from deployments import policy
 from deployments.models import PolicyCheck, PolicyOverride, PolicyResult, TerraformRun, Ticket
 from deployments.policy.plan_policies import PolicyFinding
@@ -19,7 +21,10 @@ def results_of(run: TerraformRun | None) -> list[PolicyResult]:
     """A plan run's results, failed ones first (errors, then failures by level)."""
     if run is None or not run.pk:
         return []
-    rows = list(PolicyResult.objects.filter(run=run))
+    if "policy_results" in getattr(run, "_prefetched_objects_cache", {}):
+        rows = list(run.policy_results.all())  # prefetched by a list (the home queue)
+    else:
+        rows = list(PolicyResult.objects.filter(run=run))
     rows.sort(key=lambda r: (_ORDER.get(r.outcome, 9), _LEVEL_ORDER.get(r.level, 9), r.policy))
     return rows
 
@@ -27,6 +32,9 @@ def results_of(run: TerraformRun | None) -> list[PolicyResult]:
 def check_of(run: TerraformRun | None) -> PolicyCheck | None:
     if run is None or not run.pk:
         return None
+    if "policy_check" in run._state.fields_cache:  # prefetched by a list (the home queue)
+        found = run._state.fields_cache["policy_check"]
+        return found if found is not None and found.evaluated_at is not None else None
     return PolicyCheck.objects.filter(run=run, evaluated_at__isnull=False).first()
 
 
@@ -76,8 +84,30 @@ def policy_status_of(run: TerraformRun | None) -> str | None:
 def check_plan_policies_of(ticket: Ticket) -> None:
     """Approving and deploying the ticket's current plan: refused while its policies block
     (the one question the ticket page, the API and the services ask)."""
-    findings, overridden = policy_state(ticket.current_plan)
+    run = ticket.current_plan
+    batch = getattr(ticket, "policy_batch", None)  # a list's tickets (the home queue)
+    if batch and not hasattr(ticket, "prefetched_policy_overrides"):
+        prefetch_related_objects(batch, *POLICY_PREFETCH)
+    prefetched = getattr(ticket, "prefetched_policy_overrides", None)
+    if prefetched is not None and run is not None:
+        # A list read every ticket's overrides at once (POLICY_PREFETCH): the plan's own.
+        findings = findings_of(run)
+        overridden = {
+            o.policy
+            for o in prefetched
+            if o.plan_run_id == run.pk and o.plan_sha256 == run.plan_sha256
+        }
+    else:
+        findings, overridden = policy_state(run)
     policy.plan_policies.check_plan_policies(findings, overridden)
+
+
+# What a list of tickets prefetches so that check_plan_policies_of asks no query per ticket.
+POLICY_PREFETCH = (
+    "current_plan__policy_check",
+    "current_plan__policy_results",
+    Prefetch("policy_overrides", to_attr="prefetched_policy_overrides"),
+)
 
 
 @dataclass(frozen=True)

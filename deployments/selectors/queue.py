@@ -472,6 +472,20 @@ def queue_for(user: Any, now: dt.datetime) -> Queue:
             if t.status == TicketStatus.AWAITING_APPROVAL and t.environment_id in approve_ids
         ]
     )
+    # The approve and deploy gates below may ask each plan's policies: the first one asked
+    # reads them for all of these tickets at once (selectors.policies.check_plan_policies_of).
+    gated = [
+        t
+        for t in tickets
+        if (
+            t.status == TicketStatus.AWAITING_APPROVAL
+            and t.environment_id in approve_ids
+            and t.author_id != user.pk
+        )
+        or (t.status in _DEPLOYABLE and t.environment_id in (*deploy_ids, *rollback_start_ids))
+    ]
+    for t in gated:
+        t.policy_batch = gated  # type: ignore[attr-defined]
     approvals: list[ApprovalItem] = []
     blocked: list[BlockedItem] = []
     deploys: list[DeployItem] = []

@@ -54,7 +54,8 @@ def timeline_out(steps: list[TimelineStep]) -> list[dict[str, Any]]:
             "label": s.label,
             "state": s.state,
             "who": s.who,
-            "at": s.at,
+            # As the API writes every time (a replayed answer must read the same).
+            "at": serializers.DateTimeField().to_representation(s.at) if s.at else None,
             "seconds": s.took.total_seconds() if s.took is not None else None,
             "detail": s.detail,
         }

@@ -18,10 +18,12 @@ from deployments.models.monitoring import (
 )
 from deployments.models.plans import SpeculativePlan
 from deployments.models.runs import RunLogChunk, TerraformRun, plan_upload_to
+from deployments.models.stacks import DEFAULT_STACK, Stack
 from deployments.models.tickets import Ticket
 from deployments.models.webhooks import DeliveryStatus, GitHubLogin, PullRequest, WebhookDelivery
 
 __all__ = [
+    "DEFAULT_STACK",
     "ApiKey",
     "ApiKeyScope",
     "Approval",
@@ -51,6 +53,7 @@ __all__ = [
     "Rejection",
     "RunLogChunk",
     "SpeculativePlan",
+    "Stack",
     "TerraformRun",
     "Ticket",
     "UserPreference",

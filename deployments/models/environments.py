@@ -109,6 +109,14 @@ class Environment(models.Model):
         default=False,
         help_text="Let Terraform install providers the mirror lacks from their registries.",
     )
+    # How many stacks may apply here at once (docs/stacks.md): 1 (the default) is one apply
+    # at a time in the environment, whatever its stack; 0 is no limit across stacks. Each
+    # stack always applies one at a time per environment.
+    max_concurrent_applies = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="Applies of different stacks that may run here at once (0: no limit); a "
+        "stack always applies one at a time.",
+    )
     # Fencing token: incremented by every apply claim; the claiming run keeps its value.
     apply_fence = models.PositiveBigIntegerField(default=0, editable=False)
 

@@ -19,7 +19,7 @@ and nothing here imports services, selectors or request objects (make lint check
 - risk (and data_resources): scoring a change; imported as ``policy.risk``, not re-exported
 """
 
-from deployments.policy import risk
+from deployments.policy import risk, stacks
 from deployments.policy.access import (
     can_read_audit,
     can_see_environment,
@@ -318,6 +318,7 @@ __all__ = [
     "run_phase",
     "signoff_missing",
     "slot_role",
+    "stacks",
     "verdict_counts",
     "window_bypass_note",
     "window_occurrences",

@@ -43,17 +43,22 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     if status and status not in TicketStatus.values:
         status = ""
+    stack = request.GET.get("stack", "")
+    if validation.text_problem(stack) or len(stack) > 64:
+        stack = ""
     raw_page = request.GET.get("page", "1")
     page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) < 8 else 1
     page = max(page, 1)
     found = selectors.rows_at(
-        selectors.ticket_list(request.user, environment=environment, status=status),
+        selectors.ticket_list(request.user, environment=environment, status=status, stack=stack),
         (page - 1) * TICKETS_PER_PAGE,
         TICKETS_PER_PAGE + 1,
     )
     tickets, more = found[:TICKETS_PER_PAGE], len(found) > TICKETS_PER_PAGE
     overdue = selectors.tickets_with_overdue_follow_ups([t.pk for t in tickets], timezone.now())
-    filters = {k: v for k, v in (("environment", environment), ("status", status)) if v}
+    filters = {
+        k: v for k, v in (("environment", environment), ("status", status), ("stack", stack)) if v
+    }
     return render(
         request,
         "deployments/tickets/list.html",
@@ -67,6 +72,8 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
             "statuses": TicketStatus.choices,
             "environment": environment,
             "status": status,
+            "stacks": selectors.stacks_list(),
+            "stack": stack,
             "can_file": bool(selectors.environments_fileable_by(request.user)),
         },
     )
@@ -79,6 +86,7 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
     form = TicketForm(
         request.POST or None,
         environments=environments,
+        stacks=selectors.stacks_list(),
         initial={"environment": request.GET.get("environment", "dev")},
     )
     if request.method == "POST" and form.is_valid():
@@ -92,6 +100,7 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
                 data=services.TicketInput(
                     title=data["title"],
                     environment=data["environment"],
+                    stack=data.get("stack") or "",
                     description=data["description"],
                     commit_sha=data["commit_sha"],
                     change_type=data["change_type"],

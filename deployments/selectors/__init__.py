@@ -60,6 +60,7 @@ from deployments.selectors.runs import (
     run_log_text,
     runs_with_log_tails,
 )
+from deployments.selectors.stacks import stack_get, stack_rows, stacks_list, upstream_states
 from deployments.selectors.tickets import (
     DEEP_OFFSET,
     ConflictView,
@@ -115,6 +116,9 @@ __all__ = [
     "run_log_text",
     "runs_visible_to",
     "runs_with_log_tails",
+    "stack_get",
+    "stack_rows",
+    "stacks_list",
     "stray_approvals",
     "ticket_actions",
     "ticket_approvals",
@@ -124,6 +128,7 @@ __all__ = [
     "ticket_view",
     "tickets_visible_to",
     "tickets_with_overdue_follow_ups",
+    "upstream_states",
     "user_roles",
     "visible_q",
     "visible_ticket_ids",

@@ -13,6 +13,7 @@ from deployments.api import (
     plans,
     queue,
     runs,
+    stacks,
     tickets,
     webhooks,
 )
@@ -24,6 +25,7 @@ router.register("tickets", tickets.TicketViewSet, basename="ticket")
 router.register("runs", runs.RunViewSet, basename="run")
 router.register("notifications", notifications.NotificationViewSet, basename="notification")
 router.register("plans", plans.SpeculativePlanViewSet, basename="speculative-plan")
+router.register("stacks", stacks.StackViewSet, basename="stack")
 
 app_name = "api"
 urlpatterns = [

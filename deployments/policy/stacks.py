@@ -91,3 +91,13 @@ def missing_stack_roles(required: Iterable[str], approver_roles: Iterable[set[st
     for roles in approver_roles:
         held |= roles
     return [role for role in required if role not in held]
+
+
+STACK_MANAGER_ROLES = frozenset({"devops_lead"})
+
+
+def check_may_manage_stacks(roles: frozenset[str], *, superuser: bool = False) -> None:
+    """Declaring stacks (where Terraform runs, what depends on what) is a DevOps Lead's."""
+    if superuser or roles & STACK_MANAGER_ROLES:
+        return
+    raise PolicyError("only a DevOps Lead may declare or change stacks", PolicyError.ACTOR)

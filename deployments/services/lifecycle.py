@@ -19,7 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from deployments.models import TerraformRun, Ticket
-from deployments.services import approvals, followups, monitoring, notices, rollbacks
+from deployments.services import (
+    approvals,
+    dependencies,
+    followups,
+    monitoring,
+    notices,
+    rollbacks,
+)
 from deployments.services import risk as risk_service
 from deployments.services.runs import start as runs
 
@@ -38,6 +45,7 @@ after_apply: list[Step] = [
     monitoring.monitoring_start,  # the period, its probes and its checklist
     followups.emergency_deployed,  # the review an emergency owes
     rollbacks.rollback_deployed,  # a rollback ends its original ticket
+    dependencies.dependents_after_apply,  # stacks depending on this one plan here (on commit)
     # No sign-off completes it here: QA's verdicts count only once given after this apply
     # (selectors.evidence.verdicts), never ones that predate it.
 ]

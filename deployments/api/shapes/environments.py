@@ -132,6 +132,7 @@ class DriftCheckSerializer(serializers.Serializer[Any]):
 
     id = serializers.IntegerField()
     environment = serializers.CharField(source="environment.name")
+    stack = serializers.CharField(source="stack.name", help_text="The stack checked.")
     deployment = serializers.IntegerField(source="deployment_id", allow_null=True)
     commit_sha = serializers.CharField()
     var_file = serializers.CharField()

@@ -17,6 +17,7 @@ from deployments.pages import (
     rollbacks,
     runs,
     schedules,
+    stacks,
     tickets,
     tokens,
 )
@@ -66,6 +67,7 @@ urlpatterns = [
     path("tickets/<int:pk>/complete/", monitoring.ticket_complete, name="ticket_complete"),
     path("runs/<int:pk>/log/", runs.run_log, name="run_log"),
     path("environments/", environments.environment_list, name="environment_list"),
+    path("stacks/", stacks.stack_graph, name="stack_graph"),
     path(
         "environments/<slug:name>/freezes/",
         freezes.freeze_declare,

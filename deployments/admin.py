@@ -492,3 +492,6 @@ class FreezeAdmin(admin.ModelAdmin[Freeze]):
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         for freeze in queryset:
             self.delete_model(request, freeze)
+
+
+from deployments import admin_stacks  # noqa: E402,F401  (the Stack admin: docs/stacks.md)

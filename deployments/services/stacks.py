@@ -151,7 +151,7 @@ class StackInput:
     depends_on: tuple[str, ...] = ()
 
 
-def _clean(data: StackInput) -> dict[str, Any]:
+def clean_stack(data: StackInput) -> dict[str, Any]:
     if not _SLUG.match(data.name):
         raise InputError("name", "name must be a lowercase slug (letters, digits, - and _)")
     for field in ("description", "repository", "branch", "root_dir", "var_file_pattern"):
@@ -200,22 +200,31 @@ def _clean(data: StackInput) -> dict[str, Any]:
     }
 
 
+def check_graph(data: StackInput) -> list[Stack]:
+    """The stacks ``data`` depends on, once checked: all exist and form no cycle (400
+    naming it)."""
+    upstreams = list(Stack.objects.filter(name__in=data.depends_on))
+    unknown = sorted(set(data.depends_on) - {s.name for s in upstreams})
+    if unknown:
+        raise InputError("depends_on", f"unknown stacks: {', '.join(unknown)}")
+    graph: dict[str, set[str]] = {}
+    for name, upstream in Stack.depends_on.through.objects.values_list(
+        "from_stack__name", "to_stack__name"
+    ):
+        graph.setdefault(name, set()).add(upstream)
+    graph[data.name] = {s.name for s in upstreams}
+    policy.stacks.check_no_cycle(graph, data.name)
+    return upstreams
+
+
 def stack_save(*, actor: Any, data: StackInput) -> Stack:
     """Declare or change a stack and its dependencies; a dependency cycle is refused (400
     naming it) and nothing is written."""
-    fields = _clean(data)
+    fields = clean_stack(data)
     with transaction.atomic():
-        upstreams = list(Stack.objects.filter(name__in=data.depends_on))
-        unknown = sorted(set(data.depends_on) - {s.name for s in upstreams})
-        if unknown:
-            raise InputError("depends_on", f"unknown stacks: {', '.join(unknown)}")
-        graph: dict[str, set[str]] = {}
-        for name, upstream in Stack.depends_on.through.objects.values_list(
-            "from_stack__name", "to_stack__name"
-        ):
-            graph.setdefault(name, set()).add(upstream)
-        graph[data.name] = {s.name for s in upstreams}
-        policy.stacks.check_no_cycle(graph, data.name)
+        # Serialise declarations: two changes at once could each close half of a cycle.
+        list(Stack.objects.select_for_update().values_list("pk", flat=True))
+        upstreams = check_graph(data)
         stack, created = Stack.objects.select_for_update().get_or_create(
             name=data.name, defaults=fields
         )

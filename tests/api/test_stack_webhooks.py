@@ -143,8 +143,9 @@ def test_each_repository_signs_with_its_own_secret(
     payload = _push(sha, {"modified": ["stacks/network/main.tf"]}, repository="acme/data")
     # The data repository's own secret signs its deliveries; the portal's does not.
     response = _deliver(payload, "main-secret")
-    assert response.status_code == 401 and "acme/data has a webhook secret of its own" in (
-        response.json()["detail"]
+    assert (
+        response.status_code == 401
+        and "acme/data has a webhook secret of its own" in (response.json()["detail"])
     )
     # Nor does its secret vouch for another repository.
     other = _push(sha, {"modified": ["stacks/network/main.tf"]})

@@ -55,9 +55,7 @@ def test_a_dependency_cycle_is_refused_naming_it_and_nothing_changes(
     assert response.status_code == 400 and "app → app" in response.json()["detail"]
 
 
-def test_declaring_stacks_is_audited_and_a_devops_lead_s(
-    devops_lead: User, author: User
-) -> None:
+def test_declaring_stacks_is_audited_and_a_devops_lead_s(devops_lead: User, author: User) -> None:
     response = api_for(author).post("/api/v1/stacks/", {"name": "network"}, format="json")
     assert response.status_code == 403 and not Stack.objects.filter(name="network").exists()
     response = api_for(devops_lead).post(
@@ -86,9 +84,7 @@ def test_declaring_stacks_is_audited_and_a_devops_lead_s(
     assert "secret" not in str(Stack.objects.values_list("repository", flat=True))
 
 
-def test_a_ticket_names_its_stack_when_there_are_several(
-    devops_lead: User, author: User
-) -> None:
+def test_a_ticket_names_its_stack_when_there_are_several(devops_lead: User, author: User) -> None:
     only = Stack.default()
     assert stack_for_ticket("") == only  # one stack: the ticket's without asking
     _stacks(devops_lead)
@@ -104,9 +100,7 @@ def test_a_ticket_names_its_stack_when_there_are_several(
     assert not Ticket.objects.exists()
 
 
-def test_stacks_api_shows_environments_and_last_deployment(
-    devops_lead: User, author: User
-) -> None:
+def test_stacks_api_shows_environments_and_last_deployment(devops_lead: User, author: User) -> None:
     network, app = _stacks(devops_lead)
     dev = Environment.objects.get(name="dev")
     deployment = DeploymentFactory(ticket=TicketFactory(environment=dev, stack=network))
@@ -170,9 +164,7 @@ def test_the_dependent_s_apply_waits_for_the_upstream_deployment(
     dev_ticket = _approved(Environment.objects.get(name="dev"), app, author)
     assert _start(dev_ticket) is not None
     # A failed upstream apply holds it back too; once the upstream is done, it applies.
-    TerraformRun.objects.filter(ticket=upstream, kind=RunKind.APPLY).update(
-        status=RunStatus.FAILED
-    )
+    TerraformRun.objects.filter(ticket=upstream, kind=RunKind.APPLY).update(status=RunStatus.FAILED)
     Ticket.objects.filter(pk=upstream.pk).update(status=TicketStatus.APPLY_FAILED)
     with pytest.raises(policy.PolicyError, match="failed to apply"):
         _start(ticket)
@@ -218,3 +210,25 @@ def test_one_apply_at_a_time_per_environment_unless_it_allows_more(
     with pytest.raises(policy.PolicyError, match="prod is busy"):
         _start(_approved(prod, data, author))
     assert _start(_approved(prod, app, author)) is not None
+
+
+def test_a_stack_tightens_its_environment_s_rule(devops_lead: User, author: User) -> None:
+    from django.utils import timezone
+
+    data = stack_save(
+        actor=devops_lead,
+        data=StackInput(
+            name="data", environment_rules={"staging": {"required_roles": ["devops_lead"]}}
+        ),
+    )
+    staging = Environment.objects.get(name="staging")
+    base = policy.rule_for(TicketFactory(environment=staging), now=timezone.now())
+    assert "devops_lead" not in base.all_of
+    tightened = policy.rule_for(TicketFactory(environment=staging, stack=data), now=timezone.now())
+    assert tightened.all_of == (*base.all_of, "devops_lead")
+    assert (tightened.any_of, tightened.count) == (base.any_of, base.count)
+    # Elsewhere the environment's own rule applies.
+    dev = Environment.objects.get(name="dev")
+    assert policy.rule_for(
+        TicketFactory(environment=dev, stack=data), now=timezone.now()
+    ) == policy.rule_for(TicketFactory(environment=dev), now=timezone.now())

@@ -110,8 +110,8 @@ class StackViewSet(viewsets.ViewSet):
                 }
             ),
         )
-        stack = selectors.stack_get(stack.name)
-        (row,) = selectors.stack_rows(request.user, [stack])  # type: ignore[list-item]
+        stack = selectors.stack_get(stack.name) or stack
+        (row,) = selectors.stack_rows(request.user, [stack])
         return Response(
             StackDetailSerializer(stack, context={"environments": row.environments}).data,
             status=status.HTTP_201_CREATED if name is None else status.HTTP_200_OK,

@@ -476,8 +476,8 @@ def _write_batch(seeder: _Seeder, specs: list[_Spec]) -> None:
             rows.events.extend(part.events)
         stack_id = Stack.default().pk  # seeded history is the default stack's
         for row in (*rows.tickets, *rows.runs, *rows.deployments):
-            if row.stack_id is None:
-                row.stack_id = stack_id
+            if getattr(row, "stack_id", None) is None:
+                row.stack_id = stack_id  # type: ignore[attr-defined]
         Ticket.objects.bulk_create(rows.tickets, batch_size=INSERT_BATCH)
         TerraformRun.objects.bulk_create(rows.runs, batch_size=INSERT_BATCH)
         Approval.objects.bulk_create(rows.approvals, batch_size=INSERT_BATCH)

@@ -33,7 +33,7 @@ def _stacks(actor: Any) -> tuple[Stack, Stack]:
 def test_a_dependency_cycle_is_refused_naming_it_and_nothing_changes(
     devops_lead: User,
 ) -> None:
-    network, app = _stacks(devops_lead)
+    network, _app = _stacks(devops_lead)
     stack_save(actor=devops_lead, data=StackInput(name="data", depends_on=("app",)))
     events = AuditEvent.objects.count()
     with pytest.raises(InputError) as refused:
@@ -101,7 +101,7 @@ def test_a_ticket_names_its_stack_when_there_are_several(devops_lead: User, auth
 
 
 def test_stacks_api_shows_environments_and_last_deployment(devops_lead: User, author: User) -> None:
-    network, app = _stacks(devops_lead)
+    network, _app = _stacks(devops_lead)
     dev = Environment.objects.get(name="dev")
     deployment = DeploymentFactory(ticket=TicketFactory(environment=dev, stack=network))
     assert deployment.stack == network and deployment.run.stack == network

@@ -232,3 +232,27 @@ def test_a_stack_tightens_its_environment_s_rule(devops_lead: User, author: User
     assert policy.rule_for(
         TicketFactory(environment=dev, stack=data), now=timezone.now()
     ) == policy.rule_for(TicketFactory(environment=dev), now=timezone.now())
+
+
+def test_the_worker_asks_again_when_the_apply_would_start(
+    devops_lead: User, author: User, monkeypatch: Any
+) -> None:
+    from deployments.services.runs.claim import claim_apply
+
+    monkeypatch.setattr("deployments.services.runs.start.run_dispatch", lambda run_id: None)
+    monkeypatch.setattr(
+        "deployments.services.runs.claim.branch_check", lambda environment, sha: None
+    )
+    network, app = _stacks(devops_lead)
+    dev = Environment.objects.get(name="dev")
+    dev.max_concurrent_applies = 0
+    dev.save()
+    ticket = _approved(dev, app, author)
+    run = _start(ticket)
+    assert run is not None
+    upstream = _applying(dev, network, author)  # started after the dependent's was queued
+    assert claim_apply(run.pk, worker="test") is None
+    run.refresh_from_db()
+    ticket.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED and ticket.status == TicketStatus.APPROVED
+    assert f"(ticket #{upstream.pk}) is still deploying" in ticket.status_reason

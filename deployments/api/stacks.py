@@ -1,6 +1,7 @@
 """Stacks on the API (docs/stacks.md): GET /api/v1/stacks/ and /api/v1/stacks/{name}/ (its
-environments, the last deployment in each, its dependencies); POST declares one and PUT
-changes one (DevOps Leads; a dependency cycle is a 400 naming it)."""
+environments, the last deployment in each, its dependencies); PUT /api/v1/stacks/{name}/
+declares or replaces one, idempotent by nature (DevOps Leads; a dependency cycle is a 400
+naming it)."""
 
 from __future__ import annotations
 
@@ -89,17 +90,30 @@ class StackViewSet(viewsets.ViewSet):
             StackDetailSerializer(stack, context={"environments": row.environments}).data
         )
 
-    def _save(self, request: Request, name: str | None) -> Response:
+    @extend_schema(
+        parameters=[_NAME],
+        request=StackInputSerializer,
+        responses={
+            200: StackDetailSerializer,
+            201: StackDetailSerializer,
+            400: OpenApiResponse(ERROR_REF, description="Bad input, or a dependency cycle."),
+            403: OpenApiResponse(ERROR_REF, description="Only DevOps Leads declare stacks."),
+        },
+        description=(
+            "Declare the stack (201) or replace its settings and dependencies (200); the name "
+            "in the path wins over one in the body. Audited. 400 naming the cycle when its "
+            "dependencies would lead back to it; nothing is written."
+        ),
+    )
+    def update(self, request: Request, name: str) -> Response:
         policy.stacks.check_may_manage_stacks(
             selectors.user_roles(request.user), superuser=bool(request.user.is_superuser)
         )
-        payload = StackInputSerializer(data={**request.data, **({"name": name} if name else {})})
+        body = request.data if isinstance(request.data, dict) else {}
+        payload = StackInputSerializer(data={**body, "name": name})
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        if name is None and selectors.stack_get(data["name"]) is not None:
-            raise policy.PolicyError(f"stack {data['name']} exists; PUT changes it")
-        if name is not None and selectors.stack_get(name) is None:
-            raise Http404("No such stack")
+        existed = selectors.stack_get(name) is not None
         stack = stacks_service.stack_save(
             actor=request.user,
             data=stacks_service.StackInput(
@@ -114,30 +128,5 @@ class StackViewSet(viewsets.ViewSet):
         (row,) = selectors.stack_rows(request.user, [stack])
         return Response(
             StackDetailSerializer(stack, context={"environments": row.environments}).data,
-            status=status.HTTP_201_CREATED if name is None else status.HTTP_200_OK,
+            status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED,
         )
-
-    @extend_schema(
-        request=StackInputSerializer,
-        responses={
-            201: StackDetailSerializer,
-            400: OpenApiResponse(ERROR_REF, description="Bad input, or a dependency cycle."),
-            403: OpenApiResponse(ERROR_REF, description="Only DevOps Leads declare stacks."),
-            409: OpenApiResponse(ERROR_REF, description="The stack exists."),
-        },
-    )
-    def create(self, request: Request) -> Response:
-        return self._save(request, None)
-
-    @extend_schema(
-        parameters=[_NAME],
-        request=StackInputSerializer,
-        responses={
-            200: StackDetailSerializer,
-            400: OpenApiResponse(ERROR_REF, description="Bad input, or a dependency cycle."),
-            403: OpenApiResponse(ERROR_REF, description="Only DevOps Leads declare stacks."),
-            404: OpenApiResponse(ERROR_REF),
-        },
-    )
-    def update(self, request: Request, name: str) -> Response:
-        return self._save(request, name)

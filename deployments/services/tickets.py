@@ -16,7 +16,7 @@ from deployments.lib import validation
 from deployments.models import Environment, TerraformRun, Ticket
 from deployments.policy import risk
 from deployments.selectors import user_roles, votes_for
-from deployments.services._base import InputError, locked_ticket, transition
+from deployments.services._base import InputError, infra_repo, locked_ticket, transition
 from deployments.services.audit import audit_record
 from deployments.services.followups import emergency_filed
 from deployments.services.risk import ticket_risk_refresh
@@ -83,7 +83,8 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
     )
     rollback_plan = risk.clean_rollback_plan(data.rollback_plan) if data.rollback_plan else {}
 
-    repo = stack_repo(stack)
+    # A stack without a repository of its own is in the portal's (INFRA_REPO).
+    repo = stack_repo(stack) if stack.repository else infra_repo()
     given = sha = data.commit_sha.strip().lower()
     try:
         if not sha:

@@ -56,12 +56,11 @@ def test_a_dependency_cycle_is_refused_naming_it_and_nothing_changes(
 
 
 def test_declaring_stacks_is_audited_and_a_devops_lead_s(devops_lead: User, author: User) -> None:
-    response = api_for(author).post("/api/v1/stacks/", {"name": "network"}, format="json")
+    response = api_for(author).put("/api/v1/stacks/network/", {}, format="json")
     assert response.status_code == 403 and not Stack.objects.filter(name="network").exists()
-    response = api_for(devops_lead).post(
-        "/api/v1/stacks/",
+    response = api_for(devops_lead).put(
+        "/api/v1/stacks/network/",
         {
-            "name": "network",
             "root_dir": "stacks/network",
             "repository_credentials": "NETWORK_REPO_TOKEN",
             "environment_rules": {"staging": {"required_roles": ["devops_lead"]}},
@@ -74,10 +73,16 @@ def test_declaring_stacks_is_audited_and_a_devops_lead_s(devops_lead: User, auth
     assert body["environment_rules"] == {"staging": {"required_roles": ["devops_lead"]}}
     event = AuditEvent.objects.get(action="stack.create")
     assert event.data["stack"] == "network" and event.actor == devops_lead
+    # PUT again replaces it (200), audited as a change.
+    response = api_for(devops_lead).put(
+        "/api/v1/stacks/network/", {"root_dir": "layers/network"}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["environment_rules"] == {}
+    assert AuditEvent.objects.filter(action="stack.update").count() == 1
     # Credentials are named, never given.
-    response = api_for(devops_lead).post(
-        "/api/v1/stacks/",
-        {"name": "data", "repository": "https://user:secret@example.com/data.git"},
+    response = api_for(devops_lead).put(
+        "/api/v1/stacks/data/",
+        {"repository": "https://user:secret@example.com/data.git"},
         format="json",
     )
     assert response.status_code == 400 and "repository" in response.json()["detail"]

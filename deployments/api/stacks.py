@@ -75,14 +75,14 @@ class StackViewSet(viewsets.ViewSet):
 
     @extend_schema(responses=StackSerializer(many=True))
     def list(self, request: Request) -> Response:
-        return Response(StackSerializer(selectors.stacks_list(), many=True).data)
+        return Response(StackSerializer(selectors.stacks_list(request.user), many=True).data)
 
     @extend_schema(
         parameters=[_NAME],
         responses={200: StackDetailSerializer, 404: OpenApiResponse(ERROR_REF)},
     )
     def retrieve(self, request: Request, name: str) -> Response:
-        stack = selectors.stack_get(name)
+        stack = selectors.stack_get(name, request.user)
         if stack is None:
             raise Http404("No such stack")
         (row,) = selectors.stack_rows(request.user, [stack])

@@ -15,7 +15,7 @@ from deployments.selectors.stacks import stack_layers
 @login_required
 @require_GET
 def stack_graph(request: HttpRequest) -> HttpResponse:
-    stacks = selectors.stacks_list()
+    stacks = selectors.stacks_list(request.user)
     rows = {row.stack.pk: row for row in selectors.stack_rows(request.user, stacks)}
     layers = [[rows[s.pk] for s in layer] for layer in stack_layers(stacks)]
     environments = selectors.environments_visible_to(request.user)

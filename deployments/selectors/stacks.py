@@ -12,11 +12,17 @@ from deployments.models import Deployment, Environment, Stack, TerraformRun
 from deployments.selectors.access import environments_visible_to
 
 
-def stacks_list() -> list[Stack]:
+def stacks_list(user: Any = None) -> list[Stack]:
+    """Every stack; with ``user``, none unless they see an environment (like the portal's
+    other lists, someone without a role sees nothing)."""
+    if user is not None and not environments_visible_to(user):
+        return []
     return list(Stack.objects.prefetch_related("depends_on", "dependents").order_by("name"))
 
 
-def stack_get(name: str) -> Stack | None:
+def stack_get(name: str, user: Any = None) -> Stack | None:
+    if user is not None and not environments_visible_to(user):
+        return None
     return Stack.objects.prefetch_related("depends_on", "dependents").filter(name=name).first()
 
 

@@ -105,16 +105,18 @@ class UpstreamStates:
 def upstream_states(stack: Stack, workspace: str) -> UpstreamStates:
     """For each stack ``stack`` depends on with a local backend: the path of its state of
     the same workspace as ``TF_VAR_<name>_state_path`` (read by ``terraform_remote_state``
-    with ``backend = "local"``), and its folder, mounted read-only in the sandbox."""
+    with ``backend = "local"``), and its folder, mounted read-only in the sandbox when it
+    exists. Terraform refuses a remote state that has no file: guard the data source with
+    ``fileexists`` (sample_stack/stacks/app)."""
     env: dict[str, str] = {}
     readonly: list[Path] = []
     for upstream in stack.depends_on.all().order_by("name"):
         path = local_state_file(upstream, workspace)
         if path is None:
             continue
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         env[f"TF_VAR_{state_variable(upstream.name)}"] = str(path)
-        readonly.append(path.parent)
+        if path.parent.is_dir():  # none yet: never deployed there (the path names no file)
+            readonly.append(path.parent)
     return UpstreamStates(env=env, readonly=tuple(readonly))
 
 

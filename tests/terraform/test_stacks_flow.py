@@ -30,6 +30,11 @@ def test_two_stacks_deploy_with_their_own_state_and_the_dependent_is_planned(
 ) -> None:
     default = Stack.default()  # made by the migration (a flushed test database lacks it)
     network, app = sample_stacks(devops_lead)
+    # Before the network is deployed, the application layer plans and applies without it.
+    first = drain(file_dev(author, stack="app", title="App before the network"))
+    assert first.status == TicketStatus.COMPLETED, first.runs.order_by("id").last().log
+    app_state = local_state_file(app, "dev")
+    assert app_state is not None and _outputs(app_state)["vpc_id"] == "not-deployed"
 
     ticket = drain(file_dev(author, stack="network", title="Network change"))
     assert ticket.status == TicketStatus.COMPLETED, ticket.runs.order_by("id").last().log
@@ -46,7 +51,7 @@ def test_two_stacks_deploy_with_their_own_state_and_the_dependent_is_planned(
     assert network_state != default_state
 
     # The run trigger: the application layer got a plan ticket in dev, marked and audited.
-    triggered = Ticket.objects.get(stack=app)
+    triggered = Ticket.objects.get(stack=app, triggered_by__isnull=False)
     deployment = Deployment.objects.get(ticket=ticket)
     assert triggered.triggered_by == deployment and triggered.environment.name == "dev"
     assert triggered.source == "trigger"
@@ -55,8 +60,6 @@ def test_two_stacks_deploy_with_their_own_state_and_the_dependent_is_planned(
 
     triggered = drain(triggered)
     assert triggered.status == TicketStatus.COMPLETED, triggered.status_reason
-    app_state = local_state_file(app, "dev")
-    assert app_state is not None
     # The application layer read the network's outputs from its state.
     assert _outputs(app_state)["vpc_id"] == vpc_id != "not-deployed"
     app_plan = triggered.runs.order_by("id").first()
@@ -68,7 +71,8 @@ def test_two_stacks_deploy_with_their_own_state_and_the_dependent_is_planned(
         ticket.pk
     ]
     assert list(Deployment.objects.filter(stack=app).values_list("ticket", flat=True)) == [
-        triggered.pk
+        triggered.pk,
+        first.pk,
     ]
     good = last_known_good(dev, stack_id=network.pk)
     assert good is not None and good.ticket_id == ticket.pk

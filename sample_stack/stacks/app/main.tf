@@ -1,7 +1,6 @@
 # The application layer (docs/stacks.md): it depends on the network stack and reads its
 # outputs from the network's state of the same workspace. The portal passes that state
-# file's path as TF_VAR_network_state_path and mounts it read-only in the sandbox; until
-# the network is deployed there the defaults below are read.
+# file's path as TF_VAR_network_state_path and mounts its folder read-only in the sandbox.
 
 variable "environment" {
   type = string
@@ -23,16 +22,20 @@ variable "network_state_path" {
   description = "The network stack's state file (set by the portal)."
 }
 
+# Read only once the network has a state there: until then the portal's path names no file,
+# and the app servers say "not-deployed" (the network's deployment plans this stack again).
 data "terraform_remote_state" "network" {
+  count   = var.network_state_path != "" && fileexists(var.network_state_path) ? 1 : 0
   backend = "local"
   config = {
-    path = var.network_state_path != "" ? var.network_state_path : "${path.root}/network.tfstate"
+    path = var.network_state_path
   }
-  defaults = {
-    vpc_id             = "not-deployed"
-    private_subnet_ids = []
-    vpc_cidr           = ""
-  }
+}
+
+locals {
+  network = try(data.terraform_remote_state.network[0].outputs, {})
+  vpc_id  = lookup(local.network, "vpc_id", "not-deployed")
+  subnets = lookup(local.network, "private_subnet_ids", [])
 }
 
 # aws_instance, one per app server, in the network's private subnets
@@ -41,14 +44,14 @@ resource "null_resource" "app_server" {
 
   triggers = {
     name        = "media-${var.environment}-app-${count.index}"
-    vpc_id      = data.terraform_remote_state.network.outputs.vpc_id
-    subnet_id   = try(data.terraform_remote_state.network.outputs.private_subnet_ids[0], "none")
+    vpc_id      = local.vpc_id
+    subnet_id   = length(local.subnets) > 0 ? local.subnets[0] : "none"
     app_version = var.app_version
   }
 }
 
 output "vpc_id" {
-  value = data.terraform_remote_state.network.outputs.vpc_id
+  value = local.vpc_id
 }
 
 output "app_servers" {

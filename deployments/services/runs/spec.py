@@ -16,6 +16,7 @@ from deployments import terraform as tf
 from deployments.models import Environment, Stack, TerraformRun
 from deployments.services import rollbacks
 from deployments.services import stacks as stacks_service
+from deployments.services._base import infra_repo
 from deployments.services.credentials import run_credentials
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def terraform_spec(
         )
     return tf.RunSpec(
         binary=tf.find_binary(settings.TERRAFORM_BIN),
-        repo=stacks_service.stack_repo(stack),
+        repo=stacks_service.stack_repo(stack) if stack.repository else infra_repo(),
         commit_sha=commit_sha,
         terraform_dir=stacks_service.stack_root(stack),
         workspace=workspace,

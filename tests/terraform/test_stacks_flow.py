@@ -15,6 +15,7 @@ from deployments.choices import TicketStatus
 from deployments.models import AuditEvent, Deployment, Stack, Ticket
 from deployments.selectors.rollbacks import last_known_good
 from deployments.services.stacks import local_state_file, stack_lock
+from tests.helpers.api import api_for
 from tests.helpers.flow import drain, file_dev
 from tests.helpers.stacks import sample_stacks
 
@@ -96,3 +97,60 @@ def test_the_default_stack_still_runs_the_repository_s_single_root(
     assert "Apply complete! Resources: 24 added" in ticket.runs.get(kind="apply").log
     # Nothing depends on the default stack: no trigger.
     assert not Ticket.objects.exclude(pk=ticket.pk).exists()
+
+
+def _file(user: User, env: str, stack: str) -> Ticket:
+    filed = api_for(user).post(
+        "/api/v1/tickets/",
+        {"title": f"{stack} in {env}", "environment": env, "stack": stack},
+        format="json",
+    )
+    assert filed.status_code == 201, filed.json()
+    return drain(Ticket.objects.get(pk=filed.json()["id"]))
+
+
+def _approve(user: User, ticket: Ticket) -> None:
+    reviewed = Ticket.objects.get(pk=ticket.pk).current_plan.plan_sha256
+    answer = api_for(user).post(
+        f"/api/v1/tickets/{ticket.pk}/approve/", {"plan_sha256": reviewed}, format="json"
+    )
+    assert answer.json()["status"] == "approved", answer.json()
+
+
+def test_in_staging_the_application_s_apply_waits_for_the_network_deployment(
+    author: User, lead: User, devops_lead: User, infra_repo: Path, inline: list[int]
+) -> None:
+    Stack.default()
+    network, app = sample_stacks(devops_lead)
+    net = _file(author, "staging", "network")
+    _approve(lead, net)
+    assert api_for(author).post(f"/api/v1/tickets/{net.pk}/deploy/").status_code == 202
+    # The application layer, filed meanwhile: approved, but its apply waits for the network.
+    mine = _file(author, "staging", "app")
+    _approve(lead, mine)
+    refused = api_for(author).post(f"/api/v1/tickets/{mine.pk}/deploy/")
+    assert refused.status_code == 409
+    assert f"network in staging (ticket #{net.pk}) is still deploying" in (refused.json()["detail"])
+    net = drain(net)
+    assert net.status == TicketStatus.MONITORING, net.status_reason
+    # The network's deployment planned the application layer in staging.
+    triggered = Ticket.objects.get(stack=app, triggered_by__ticket=net)
+    assert triggered.environment.name == "staging"
+    triggered = drain(triggered)
+    assert triggered.status == TicketStatus.AWAITING_APPROVAL, triggered.status_reason
+    # Now the waiting ticket may deploy; its plan predates the network's state, so the
+    # triggered one (planned against it) is what carries the network's outputs.
+    _approve(lead, triggered)
+    deployed = api_for(author).post(f"/api/v1/tickets/{triggered.pk}/deploy/")
+    assert deployed.status_code == 202, deployed.json()
+    triggered = drain(triggered)
+    assert triggered.status == TicketStatus.MONITORING, triggered.status_reason
+    network_state, app_state = (
+        local_state_file(network, "staging"),
+        local_state_file(app, "staging"),
+    )
+    assert network_state is not None and app_state is not None
+    assert _outputs(app_state)["vpc_id"] == _outputs(network_state)["vpc_id"]
+    assert len(_outputs(app_state)["app_servers"]) == 2  # staging's var-file
+    # Dev was not touched by either.
+    assert not Deployment.objects.filter(environment__name="dev").exists()

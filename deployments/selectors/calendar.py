@@ -35,6 +35,16 @@ def _when(moment: dt.datetime, zone: str) -> str:
     return presentation.format_in_zone(moment, zone)
 
 
+def _titled(ticket: Any) -> str:
+    """``#12 Title``, with the stack when it is not the default one (docs/stacks.md)."""
+    stack = ticket.stack.name
+    return (
+        f"#{ticket.pk} [{stack}] {ticket.title}"
+        if stack != "default"
+        else (f"#{ticket.pk} {ticket.title}")
+    )
+
+
 def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[Entry]:
     """Windows, freezes, scheduled tickets (with conflicts) and past deployments in
     [start, end), for the environments and tickets this user may see."""
@@ -100,7 +110,7 @@ def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[En
                     ticket.scheduled_for,
                     None,
                     env.name,
-                    f"#{ticket.pk} {ticket.title}",
+                    _titled(ticket),
                     f"scheduled {_when(ticket.scheduled_for, zone)}",
                     reverse("ticket_detail", args=[ticket.pk]),
                     conflicted.get(ticket.pk, ""),
@@ -114,7 +124,7 @@ def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[En
                     ticket.deployed_at,
                     None,
                     env.name,
-                    f"#{ticket.pk} {ticket.title}",
+                    _titled(ticket),
                     f"deployed {_when(ticket.deployed_at, zone)} ({ticket.get_status_display()})",
                     reverse("ticket_detail", args=[ticket.pk]),
                     status=ticket.get_status_display(),

@@ -113,6 +113,7 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "apply_role_arn",
             "require_lock_file",
             "allow_provider_network",
+            "max_concurrent_applies",
         ]
 
     def clean_required_checks(self) -> Any:

@@ -73,6 +73,7 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
             "risk_rules",
             "auto_deploy",
             "deploy_on_merge",
+            "max_concurrent_applies",
             "change_window",
             "next_window_start",
             "in_window_now",

@@ -443,6 +443,13 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 3
 # --- Terraform --------------------------------------------------------------
 INFRA_REPO = env_str("INFRA_REPO", str(DATA_DIR / "infra-repo"))
 INFRA_BRANCH = env_str("INFRA_BRANCH", "main")
+# The repository's web page (https://github.com/acme/infra): commit and compare links on
+# the ticket page (selectors.review.repository_web_url); empty: GITHUB_REPOSITORY's page.
+INFRA_REPO_WEB_URL = env_str("INFRA_REPO_WEB_URL").strip().rstrip("/")
+if INFRA_REPO_WEB_URL and not re.match(r"^https?://[^\s/]+", INFRA_REPO_WEB_URL):
+    raise ImproperlyConfigured(
+        f"INFRA_REPO_WEB_URL must be an http(s) URL, not {INFRA_REPO_WEB_URL!r}"
+    )
 TERRAFORM_DIR = env_str("TERRAFORM_DIR", "terraform")
 TERRAFORM_BIN = env_str("TERRAFORM_BIN")
 TERRAFORM_HOME = DATA_DIR / "terraform"  # mirror, plugin cache, state, work dirs
@@ -455,6 +462,11 @@ TERRAFORM_BACKEND_CONFIG = env_list(
 )
 TERRAFORM_PLAN_TIMEOUT = env_int("TERRAFORM_PLAN_TIMEOUT", 1800, minimum=10)
 TERRAFORM_APPLY_TIMEOUT = env_int("TERRAFORM_APPLY_TIMEOUT", 7200, minimum=10)
+# Rego policies over each plan (docs/policies.md): the time limit of one plan's policies
+# (all of them, in seconds), their memory, and the largest `show -json` they read.
+POLICY_TIMEOUT = env_int("POLICY_TIMEOUT", 20, minimum=1)
+POLICY_MEMORY_MB = env_int("POLICY_MEMORY_MB", 1024, minimum=64)
+POLICY_PLAN_MAX_BYTES = env_int("POLICY_PLAN_MAX_MB", 64, minimum=1) * 1024**2
 # How long a run waits for another run's state lock (e.g. a plan during an apply).
 TERRAFORM_LOCK_TIMEOUT = f"{env_int('TERRAFORM_LOCK_TIMEOUT', 300, minimum=0)}s"
 # A running plan or check whose worker has not written for this long is declared
@@ -629,7 +641,10 @@ ROLLBACK_IMMEDIATE_MINUTES = env_int("ROLLBACK_IMMEDIATE_MINUTES", 60, minimum=1
 # The longest freeze anyone may declare (policy.freeze_length_problem): a longer blackout
 # is declared again when it is still needed, by someone who may (Environment.freeze_groups).
 FREEZE_MAX_DAYS = env_int("FREEZE_MAX_DAYS", 14, minimum=1)
-PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
+# Links in messages. The default follows PORT (make run serves on it), so a local run on
+# another port links to itself, not to 8000.
+_LOCAL_PORT = env_int("PORT", 8000, minimum=1)
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", f"http://127.0.0.1:{_LOCAL_PORT}")
 # How long the DORA metrics (/metrics/, /api/v1/metrics/) are cached, in seconds; 0: never.
 METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 120)
 
@@ -679,6 +694,7 @@ SPECTACULAR_SETTINGS = {
         "DeliveryStatusEnum": "deployments.models.webhooks.DeliveryStatus",
         "RiskLevelEnum": "deployments.policy.risk.LEVEL_CHOICES",
         "EvidenceKindEnum": "deployments.models.evidence.EvidenceKind",
+        "PolicyStatusEnum": "deployments.api.shapes.policies.POLICY_STATUSES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

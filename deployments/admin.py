@@ -86,6 +86,8 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "emergency_approval_rule",
             "risk_rules",
             "data_resource_types",
+            "emergency_escalating_answers",
+            "immediate_rollback_start",
             "auto_deploy",
             "deploy_on_merge",
             "window_timezone",
@@ -114,6 +116,7 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "require_lock_file",
             "allow_provider_network",
             "max_concurrent_applies",
+            "policy_dir",
         ]
 
     def clean_required_checks(self) -> Any:
@@ -495,4 +498,5 @@ class FreezeAdmin(admin.ModelAdmin[Freeze]):
             self.delete_model(request, freeze)
 
 
-from deployments import admin_stacks  # noqa: E402,F401  (the Stack admin: docs/stacks.md)
+# The admins of policies (docs/policies.md) and stacks (docs/stacks.md) register themselves.
+from deployments import admin_policies, admin_stacks  # noqa: E402, F401

@@ -25,6 +25,7 @@ SLACK_EVENTS = frozenset(
         "monitoring.alarm",
         "rollback.deployed",
         "schedule.missed",
+        "schedule.plan_stale",
     }
 )
 
@@ -46,6 +47,8 @@ EVENT_GROUPS: dict[str, str] = {
     "deploy.failed": "deploys",
     "rollback.deployed": "deploys",
     "schedule.missed": "deploys",
+    "schedule.plan_stale": "deploys",
+    "schedule.carried": "deploys",
     "followup.due": "followups",
     "followup.overdue": "followups",
     "emergency.filed": "alerts",

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from notifications import times
 from notifications.channels import CHANNELS, TEAM, Message, is_permanent, one_line
 from notifications.models import Notification
 
@@ -81,11 +82,22 @@ def notify(
         if channel.kind == TEAM:
             address = channel.takes(event, data)
             if address:
-                rows.append(Notification(channel=channel.name, address=address[:320], **base))
+                rows.append(
+                    Notification(
+                        channel=channel.name,
+                        address=address[:320],
+                        **{
+                            **base,
+                            "subject": times.render(base["subject"]),
+                            "body": times.render(base["body"]),
+                        },
+                    )
+                )
             continue
         for user, via_role in people:
             address = channel.address_for(user)
             why = channel.refusal(user, event) if address else f"no {channel.name} address"
+            zone = times.zone_of(user)  # each reader's own time zone (their settings)
             rows.append(
                 Notification(
                     channel=channel.name,
@@ -94,7 +106,11 @@ def notify(
                     via_role=via_role,
                     status=Notification.Status.SKIPPED if why else Notification.Status.QUEUED,
                     last_error=why,
-                    **base,
+                    **{
+                        **base,
+                        "subject": times.render(base["subject"], zone),
+                        "body": times.render(base["body"], zone),
+                    },
                 )
             )
     for row in rows:

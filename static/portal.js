@@ -38,7 +38,8 @@
         }
         if (data.active) { setTimeout(poll, 1000); return; }
         var next = data.latest_run;
-        if (next && String(next.id) !== String(run)) {
+        // A run's own page (data-follow="run") stays on its run.
+        if (next && String(next.id) !== String(run) && pre.getAttribute("data-follow") !== "run") {
           // The run ended and the ticket moved on to another one: stream that next.
           append("\n── " + next.title + " ──\n");
           run = String(next.id); url = next.log_url; offset = 0;

@@ -50,6 +50,13 @@ class ApprovalItemSerializer(serializers.Serializer[Any]):
     risk_level = serializers.CharField(help_text='"low", "medium", "high" or "" (not assessed)')
     waiting_since = serializers.DateTimeField(help_text="When it entered awaiting_approval.")
     waiting_seconds = serializers.SerializerMethodField()
+    reason = serializers.CharField(
+        help_text='Who else the rule still needs besides you, e.g. "needs a DevOps Lead" '
+        '("" when yours is the last approval).'
+    )
+    deadline = serializers.DateTimeField(
+        allow_null=True, help_text="An immediate rollback's hour ends then (else null)."
+    )
 
     def get_waiting_seconds(self, item: Any) -> int:
         return _seconds(item.waiting_for)
@@ -73,6 +80,35 @@ class DeployItemSerializer(serializers.Serializer[Any]):
     busy = serializers.BooleanField()
     countdown = serializers.CharField(help_text='E.g. "in window now, closes in 1 h 5 min".')
     window = WindowSerializer()
+    reason = serializers.CharField(
+        help_text='Why it may not start now, in a sentence ("" when it may): the same rule '
+        "the deploy action asks."
+    )
+    deadline = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Until when it may start: the open window's end, or an immediate "
+        "rollback's hour.",
+    )
+    stale = serializers.BooleanField(
+        help_text="Another deploy changed the environment since its plan: re-plan (and "
+        "re-schedule) first."
+    )
+
+
+class BlockedApprovalSerializer(serializers.Serializer[Any]):
+    ticket = QueueTicketSerializer()
+    reason = serializers.CharField(help_text="What must happen before anyone may approve it.")
+
+
+class MonitoringItemSerializer(serializers.Serializer[Any]):
+    ticket = QueueTicketSerializer()
+    ends_at = serializers.DateTimeField(allow_null=True, help_text="The monitoring period ends.")
+    open_items = serializers.ListField(
+        child=serializers.CharField(), help_text="Checklist items not signed off yet."
+    )
+    alarm = serializers.ChoiceField(choices=["", "alarm", "acknowledged"])
+    may_complete = serializers.BooleanField()
+    reason = serializers.CharField(help_text='What is left before Complete, or "ready".')
 
 
 class QaItemSerializer(serializers.Serializer[Any]):
@@ -93,7 +129,9 @@ class FollowUpItemSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(source="follow_up.id")
     kind = serializers.CharField(source="follow_up.kind")
     due_at = serializers.DateTimeField(source="follow_up.due_at")
-    overdue_seconds = serializers.SerializerMethodField()
+    overdue_seconds = serializers.SerializerMethodField(
+        help_text="Negative while it is not due yet (follow_ups_due_soon)."
+    )
 
     def get_overdue_seconds(self, item: Any) -> int:
         return _seconds(item.overdue_for)
@@ -135,8 +173,17 @@ class QaSection(_Counted):
     results = QaItemSerializer(many=True)
 
 
+class BlockedApprovalsSection(_Counted):
+    results = BlockedApprovalSerializer(many=True)
+
+
+class MonitoringSection(_Counted):
+    results = MonitoringItemSerializer(many=True)
+
+
 class MySection(_Counted):
     count = serializers.IntegerField(help_text="Tickets not finished.")
+    finished_count = serializers.IntegerField(help_text="Tickets finished in the last 14 days.")
     results = MyTicketSerializer(many=True)
 
 
@@ -147,7 +194,8 @@ class FollowUpsSection(_Counted):
 class QueueSerializer(serializers.Serializer[Any]):
     now = serializers.DateTimeField()
     waiting = serializers.IntegerField(
-        help_text="approvals + deploys + qa_signoffs + follow_ups: the nav badge."
+        help_text="approvals + deploys + qa_signoffs + monitoring + follow_ups + "
+        "follow_ups_due_soon: the nav badge."
     )
     sections = serializers.ListField(
         child=serializers.CharField(), help_text="The sections that concern the caller."
@@ -155,8 +203,17 @@ class QueueSerializer(serializers.Serializer[Any]):
     approvals = ApprovalsSection()
     deploys = DeploysSection()
     qa_signoffs = QaSection()
+    approvals_blocked = BlockedApprovalsSection(
+        help_text="Tickets the caller could approve but for a gate of the ticket (the "
+        "promotion gate, a required CI check), each with the reason; not in waiting."
+    )
+    monitoring = MonitoringSection(
+        help_text="Operations: tickets in their monitoring period, waiting for the checklist "
+        "and Complete."
+    )
     my_tickets = MySection()
-    follow_ups = FollowUpsSection()
+    follow_ups = FollowUpsSection(help_text="Overdue follow-ups.")
+    follow_ups_due_soon = FollowUpsSection(help_text="Follow-ups due within 24 hours.")
     environments = EnvironmentItemSerializer(many=True)
 
 
@@ -167,14 +224,34 @@ def queue_out(queue: Any) -> dict[str, Any]:
         "waiting": queue.waiting,
         "sections": [
             name
-            for name in ("approvals", "deploys", "qa_signoffs", "my_tickets", "follow_ups")
+            for name in (
+                "approvals",
+                "deploys",
+                "qa_signoffs",
+                "monitoring",
+                "my_tickets",
+                "follow_ups",
+            )
             if getattr(flags, name)
         ],
         "approvals": {"count": queue.approvals_count, "results": queue.approvals},
         "deploys": {"count": queue.deploys_count, "results": queue.deploys},
         "qa_signoffs": {"count": queue.qa_signoffs_count, "results": queue.qa_signoffs},
-        "my_tickets": {"count": queue.my_tickets_count, "results": queue.my_tickets},
+        "approvals_blocked": {
+            "count": queue.approvals_blocked_count,
+            "results": queue.approvals_blocked,
+        },
+        "monitoring": {"count": queue.monitoring_count, "results": queue.monitoring},
+        "my_tickets": {
+            "count": queue.my_tickets_count,
+            "finished_count": queue.my_finished_count,
+            "results": queue.my_tickets,
+        },
         "follow_ups": {"count": queue.follow_ups_count, "results": queue.follow_ups},
+        "follow_ups_due_soon": {
+            "count": queue.follow_ups_due_soon_count,
+            "results": queue.follow_ups_due_soon,
+        },
         "environments": queue.environments,
     }
 
@@ -184,14 +261,20 @@ class MeQueueView(APIView):
         operation_id="me_queue",
         responses={200: QueueSerializer},
         description=(
-            "What waits for the caller, by section: approvals (tickets they may approve now, "
-            "emergencies first, then the longest waiting), deploys (approved or scheduled "
-            "tickets of environments they deploy, with the window countdown), qa_signoffs "
-            "(monitored staging tickets waiting for evidence or QA's sign-off), my_tickets "
-            "(their tickets, unfinished first, then those finished in the last 14 days), "
-            "follow_ups (overdue reviews: all visible ones for leads, their own tickets' for "
-            "others) and environments (last deployment, window, busy). Each section lists up "
-            "to 50 rows (my_tickets 20) and counts all of them. The same data as the home page."
+            "What waits for the caller, by section, each row with what they can do now, the "
+            "reason when they cannot and the deadline: approvals (tickets they may approve "
+            "now, by the same rule as the approve action; emergencies first, then the longest "
+            "waiting), approvals_blocked (those a gate of the ticket still blocks, with why), "
+            "deploys (approved or scheduled tickets of environments they deploy, or immediate "
+            "rollbacks they approved where leads start them; may_start_now, reason, deadline, "
+            "stale), qa_signoffs (monitored staging tickets waiting for evidence or QA's "
+            "sign-off), monitoring (operations: tickets in their monitoring period, with the "
+            "open checklist and whether Complete is possible), my_tickets (their tickets, "
+            "unfinished first, then up to 20 finished in the last 14 days), follow_ups "
+            "(overdue reviews: all visible ones for leads, their own tickets' for others), "
+            "follow_ups_due_soon (the same, due within 24 h) and environments (last "
+            "deployment, window, busy). Each section lists up to 50 rows (my_tickets 20 of "
+            "each kind) and counts all of them. The same data as the home page."
         ),
     )
     def get(self, request: Request) -> Response:

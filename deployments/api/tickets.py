@@ -25,6 +25,8 @@ from deployments.api.checks import TicketChecksMixin
 from deployments.api.evidence import EvidenceActionsMixin
 from deployments.api.followups import FollowUpActionsMixin
 from deployments.api.monitoring import MonitoringActionsMixin
+from deployments.api.policies import PolicyOverrideActionsMixin
+from deployments.api.replans import ReplanActionsMixin
 from deployments.api.schedules import TicketScheduleMixin
 from deployments.api.shapes.risk import (
     LEVEL_CHOICES,
@@ -243,9 +245,11 @@ _TICKET_VERBS = ["retrieve", "plan", "cancel", "approve", "reject", "deploy", "r
     **{verb: extend_schema(parameters=[_ID]) for verb in _TICKET_VERBS},
 )
 class TicketViewSet(
+    ReplanActionsMixin,
     TicketChecksMixin,
     FollowUpActionsMixin,
     MonitoringActionsMixin,
+    PolicyOverrideActionsMixin,
     TicketScheduleMixin,
     EvidenceActionsMixin,
     mixins.ListModelMixin,

@@ -11,6 +11,7 @@ from deployments.api import (
     metrics,
     notifications,
     plans,
+    policies,
     queue,
     runs,
     stacks,
@@ -35,5 +36,6 @@ urlpatterns = [
     path("audit/", audit.AuditEventList.as_view(), name="audit"),
     path("webhooks/github/", webhooks.GitHubWebhookView.as_view(), name="webhook-github"),
     path("metrics/", metrics.MetricsView.as_view(), name="metrics"),
+    path("policies/evaluate/", policies.PolicyEvaluateView.as_view(), name="policy-evaluate"),
     path("", include(router.urls)),
 ]

@@ -48,3 +48,14 @@ def file_size(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}".replace(".0 ", " ")
     return f"{n} bytes"
+
+
+def human_label(name: str) -> str:
+    """'Smoke tests' for smoke_tests, 'Terraform validate' for terraform-validate: a
+    machine name (a CI check's, a checklist key's) as people read it. A single word
+    ('fmt', 'plan') and a name that already has capitals or spaces are shown as they are."""
+    text = str(name)
+    if not text or " " in text or text != text.lower() or not any(c in text for c in "_-"):
+        return text
+    words = text.replace("_", " ").replace("-", " ").split()
+    return " ".join(words).capitalize() if words else text

@@ -22,6 +22,52 @@ def available_zones() -> tuple[str, ...]:
     return tuple(sorted(zoneinfo.available_timezones()))
 
 
+# The zones most teams work in, offered first by the settings page's zone picker.
+COMMON_ZONES = (
+    "UTC",
+    "America/Los_Angeles",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Europe/London",
+    "Europe/Dublin",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Europe/Madrid",
+    "Europe/Warsaw",
+    "Europe/Kyiv",
+    "Africa/Lagos",
+    "Africa/Johannesburg",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Singapore",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+)
+
+
+def zone_choices(now: Any) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The zone picker's choices: the common zones (with their offset now) first, then
+    every zone; each value is the IANA name."""
+    known = set(available_zones())
+
+    def label(zone: str) -> str:
+        offset = now.astimezone(zoneinfo.ZoneInfo(zone)).strftime("%z")
+        sign, hours, minutes = offset[:1], offset[1:3], offset[3:]
+        text = f"UTC{sign}{hours}:{minutes}".replace("-", "\u2212")
+        city = zone.rsplit("/", 1)[-1].replace("_", " ")
+        return f"{city} — {zone} ({text})" if zone != "UTC" else "UTC"
+
+    common = [(z, label(z)) for z in COMMON_ZONES if z in known]
+    return [
+        ("Common zones", common),
+        ("Every zone", [(z, z) for z in available_zones()]),
+    ]
+
+
 def valid_zone(name: str) -> bool:
     return bool(name) and len(name) <= 64 and name in available_zones()
 

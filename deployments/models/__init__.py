@@ -17,6 +17,14 @@ from deployments.models.monitoring import (
     ProbeSource,
 )
 from deployments.models.plans import SpeculativePlan
+from deployments.models.policies import (
+    PolicyCheck,
+    PolicyOverride,
+    PolicyResult,
+    PortalPolicy,
+    PortalPolicyVersion,
+)
+from deployments.models.replans import PendingReschedule
 from deployments.models.runs import RunLogChunk, TerraformRun, plan_upload_to
 from deployments.models.stacks import DEFAULT_STACK, Stack
 from deployments.models.tickets import Ticket
@@ -48,6 +56,12 @@ __all__ = [
     "IdempotencyRecord",
     "MonitoringCheck",
     "MonitoringPeriod",
+    "PendingReschedule",
+    "PolicyCheck",
+    "PolicyOverride",
+    "PolicyResult",
+    "PortalPolicy",
+    "PortalPolicyVersion",
     "ProbeSource",
     "PullRequest",
     "Rejection",

@@ -5,11 +5,18 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from deployments.policy.incidents import DEFAULT_ESCALATING_ANSWERS, ROLLBACK_START_CHOICES
+
 
 def default_freeze_groups() -> list[str]:
     """Who may declare, change and lift freezes of a new environment (policy.freeze_roles):
     the roles that answer for production."""
     return ["tech_lead", "devops_lead", "operations"]
+
+
+def default_escalating_answers() -> list[str]:
+    """What escalates an emergency of a new environment (policy.incidents)."""
+    return list(DEFAULT_ESCALATING_ANSWERS)
 
 
 class Environment(models.Model):
@@ -116,6 +123,27 @@ class Environment(models.Model):
         default=1,
         help_text="Applies of different stacks that may run here at once (0: no limit); a "
         "stack always applies one at a time.",
+    )
+    policy_dir = models.CharField(
+        max_length=255,
+        default="policies",
+        blank=True,
+        help_text="The commit's folder of Rego policies (repository-relative; empty: none).",
+    )
+    # Incident paths (deployments.policy.incidents, docs/incidents.md).
+    immediate_rollback_start = models.CharField(
+        max_length=16,
+        choices=ROLLBACK_START_CHOICES,
+        default="operations",
+        help_text="Who starts an approved immediate rollback: the deployers (operations), "
+        "also the approving lead (approver), or nobody: it starts when approved (on_approval).",
+    )
+    emergency_escalating_answers = models.JSONField(
+        default=default_escalating_answers,
+        blank=True,
+        help_text="Answers that escalate an emergency to the high-risk emergency rule: any of "
+        "data_migration, downtime_expected, customer_facing, not_tested_in_staging, "
+        "high_impact_and_likelihood, destroys_data.",
     )
     # Fencing token: incremented by every apply claim; the claiming run keeps its value.
     apply_fence = models.PositiveBigIntegerField(default=0, editable=False)

@@ -51,7 +51,15 @@ def calendar_view(request: HttpRequest) -> HttpResponse:
     view = request.GET.get("view", "week")
     if view not in ("week", "month"):
         view = "week"
-    anchor = _parse_day(request.GET.get("start", ""), today)
+    # Without a start: the week (or month) of the next change window, which is what
+    # people open the calendar to find.
+    opening = (
+        None
+        if request.GET.get("start")
+        else selectors.next_window_opening(request.user, timezone.now())
+    )
+    default = opening.astimezone(viewer).date() if opening is not None else today
+    anchor = _parse_day(request.GET.get("start", ""), default)
     anchor = max(min(anchor, dt.date(2100, 1, 1)), dt.date(2000, 1, 1))
     if view == "week":
         first = anchor - dt.timedelta(days=anchor.weekday())
@@ -103,6 +111,8 @@ def calendar_view(request: HttpRequest) -> HttpResponse:
             "feeds": feeds,
             "has_token": token is not None,
             "viewer_zone": str(viewer),
+            "today": today,
+            "opening": opening,
         },
     )
 
@@ -172,6 +182,8 @@ def feed_ics(user: Any, env: Environment, now: dt.datetime, *, base_url: str = "
         digest = hashlib.sha256(uid_part.encode()).hexdigest()[:24]
         event.add("uid", f"{digest}-{entry.kind}-{env.name}@changecontrol")
         summary = f"deployed: {entry.title}" if entry.kind == "deployed" else entry.title
+        if entry.stale:
+            summary = f"STALE PLAN: {summary}"
         event.add("summary", summary + (f" ({entry.conflict})" if entry.conflict else ""))
         event.add("description", entry.text)
         event.add("dtstart", entry.starts.astimezone(zone))

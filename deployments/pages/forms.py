@@ -104,6 +104,26 @@ class TicketForm(forms.Form):
         stack_field.choices = ([("", "Choose a stack")] if len(stacks) > 1 else []) + [
             (s.name, f"{s.name}: {s.description}" if s.description else s.name) for s in stacks
         ]
+        self.details_envs = {env.name for env in environments if env.requires_change_details}
+
+    # What an environment with requires_change_details needs, each with its error in plain
+    # words (shown under the field, before the service is even asked).
+    DETAIL_REQUIRED = {
+        "description": "Describe the change: what it does and why.",
+        "risk_impact": "Choose the impact if this change goes wrong.",
+        "risk_likelihood": "Choose how likely it is to go wrong.",
+        "risk_summary": "Say what could go wrong and how you would notice.",
+        "rollback_steps": "Write the steps that undo this change.",
+    }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("environment") in self.details_envs:
+            for name, message in self.DETAIL_REQUIRED.items():
+                value = data.get(name)
+                if name not in self.errors and not (isinstance(value, str) and value.strip()):
+                    self.add_error(name, message)
+        return data
 
     PROD_FIELDS = (
         *(f"risk_{name}" for name in risk.RISK_FIELDS),
@@ -132,3 +152,13 @@ class TicketForm(forms.Form):
         if short:
             return f"{short}_impact" if short == "risk" else "rollback_steps"
         return name if name in self.fields else None
+
+    def plain_error(self, name: str, message: str) -> str:
+        """A service's message about ``risk_assessment.summary`` as the form words it:
+        "Risk summary is required" (the field's label, never the API's key); other
+        messages are shown as they are."""
+        field = self.field_for(name)
+        if field is None or "." not in name:
+            return message
+        label = self.fields[field].label or field.replace("_", " ").capitalize()
+        return f"{label} {message}"

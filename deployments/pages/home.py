@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from deployments.lib import changes
 from deployments.models import DeploymentOutcome
 from deployments.selectors import history as history_selectors
 from deployments.selectors.queue import Queue, queue_for
@@ -29,15 +30,20 @@ def _badge_key(user: Any) -> str:
 
 def remember_badge(request: HttpRequest, queue: Queue) -> None:
     """Keep the number for the nav badge in the shared cache (no database write)."""
-    cache.set(_badge_key(request.user), {"n": queue.waiting, "at": queue.now.timestamp()}, None)
+    cache.set(
+        _badge_key(request.user),
+        {"n": queue.waiting, "at": queue.now.timestamp(), "gen": changes.write_generation()},
+        None,
+    )
     request._portal_queue = queue  # type: ignore[attr-defined]
 
 
 def badge(request: HttpRequest) -> int | None:
     """The nav badge: the home page's own count, else the one the home page (or an earlier
-    refresh) left in the cache, recomputed when older than QUEUE_BADGE_MAX_AGE seconds;
-    None until the person has seen the home page, so other pages add no query while the
-    number is fresh."""
+    refresh) left in the cache, recomputed as soon as anything was written since (any
+    approval, deploy, sign-off... bumps lib.changes) or when older than
+    QUEUE_BADGE_MAX_AGE seconds (time alone moves a follow-up into "due"); None until the
+    person has seen the home page, so other pages add no query while the number holds."""
     queue = getattr(request, "_portal_queue", None)
     if queue is not None:
         return int(queue.waiting)
@@ -49,7 +55,8 @@ def badge(request: HttpRequest) -> int | None:
         return None
     now = timezone.now()
     max_age = int(getattr(settings, "QUEUE_BADGE_MAX_AGE", 120))
-    if max_age and now.timestamp() - float(stored.get("at", 0)) > max_age:
+    written = stored.get("gen") != changes.write_generation()
+    if written or (max_age and now.timestamp() - float(stored.get("at", 0)) > max_age):
         fresh = queue_for(user, now)
         remember_badge(request, fresh)
         return fresh.waiting

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone as django_timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from deployments import services
@@ -24,7 +25,7 @@ class PreferencesForm(forms.Form):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["timezone"].choices = [(z, z) for z in timezones.available_zones()]  # type: ignore[attr-defined]
+        self.fields["timezone"].choices = timezones.zone_choices(django_timezone.now())  # type: ignore[attr-defined]
 
 
 class EmailPreferencesForm(forms.Form):

@@ -1,11 +1,13 @@
-"""The live log of a run: the ticket page follows Terraform's output with it."""
+"""A run's page (its facts and its log, page by page) and the live log feed the ticket
+page follows Terraform's output with."""
 
 from __future__ import annotations
 
 import logging
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
@@ -45,4 +47,30 @@ def run_log(request: HttpRequest, pk: int) -> JsonResponse:
             if latest
             else None,
         }
+    )
+
+
+@login_required
+@require_GET
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One run: what it ran, who asked, how it ended, and its log (the end first;
+    ``?before=N`` for the page ending at character N)."""
+    run = selectors.run_get(request.user, pk)
+    before: int | None = None
+    if request.GET.get("before"):
+        try:
+            before = max(0, int(request.GET["before"]))
+        except ValueError:
+            before = None
+    page = selectors.run_log_page(run, before=before)
+    return render(
+        request,
+        "deployments/runs/detail.html",
+        {
+            "run": run,
+            "ticket": run.ticket,
+            "page": page,
+            "following": run.is_active and before is None,
+            "summary_line": selectors.run_summary_line(run),
+        },
     )

@@ -26,6 +26,8 @@ from deployments.pages.actions import (
     to_ticket,
 )
 from deployments.pages.forms import TicketForm
+from deployments.selectors.preview import ticket_preview
+from deployments.selectors.windows import stale_plan_expression
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,11 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) < 8 else 1
     page = max(page, 1)
     found = selectors.rows_at(
-        selectors.ticket_list(request.user, environment=environment, status=status, stack=stack),
+        selectors.ticket_list(
+            request.user, environment=environment, status=status, stack=stack
+        ).annotate(
+            plan_stale=stale_plan_expression()  # "stale plan" beside approved and scheduled
+        ),
         (page - 1) * TICKETS_PER_PAGE,
         TICKETS_PER_PAGE + 1,
     )
@@ -113,7 +119,9 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
             )
         except services.InputError as exc:
             field = form.field_for(exc.field)
-            form.add_error(field, exc.message if field else f"{exc.field}: {exc.message}")
+            form.add_error(
+                field, form.plain_error(exc.field, exc.message) if field else exc.message
+            )
         except policy.PolicyError as exc:
             note_refusal_if_actor(request, exc)  # audited like a page action's refusal
             form.add_error(None, exc.message)
@@ -130,8 +138,26 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
             "base_fields": [f for f in form if f.name not in prod_fields],
             "prod_fields": [f for f in form if f.name in prod_fields],
             "prod_envs": [e.name for e in environments if e.requires_change_details],
+            "required_fields": sorted(TicketForm.DETAIL_REQUIRED),
+            "preview": _preview(request, form, environments),
         },
     )
+
+
+def _preview(request: HttpRequest, form: TicketForm, environments: list[Any]) -> Any:
+    """The form's preview as the server sees its current values (the script refreshes it)."""
+    values = form.data if form.is_bound else form.initial
+    name = values.get("environment") or (environments[0].name if environments else "")
+    try:
+        return ticket_preview(
+            request.user,
+            environment=name,
+            change_type=values.get("change_type") or "normal",
+            answers={k.removeprefix("risk_"): v for k, v in values.items()},
+            now=timezone.now(),
+        )
+    except validation.InputError:
+        return None
 
 
 @login_required
@@ -242,3 +268,15 @@ def ticket_cancel(request: HttpRequest, pk: int) -> Done:
         ),
     )
     return Done("Ticket cancelled.")
+
+
+@login_required
+@require_GET
+def ticket_cancel_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+    """Cancelling asks first: what it stops, a reason, and a button that says so."""
+    view = selectors.ticket_view(
+        selectors.ticket_get(request.user, pk), request.user, timezone.now()
+    )
+    return render(
+        request, "deployments/tickets/cancel_confirm.html", {"view": view, "ticket": view.ticket}
+    )

@@ -19,7 +19,7 @@ and nothing here imports services, selectors or request objects (make lint check
 - risk (and data_resources): scoring a change; imported as ``policy.risk``, not re-exported
 """
 
-from deployments.policy import risk, stacks
+from deployments.policy import plan_policies, risk, stacks
 from deployments.policy.access import (
     can_read_audit,
     can_see_environment,
@@ -85,6 +85,14 @@ from deployments.policy.followups import (
     follow_up_overdue,
     follow_up_reminder_due,
     may_complete_follow_ups,
+)
+from deployments.policy.incidents import (
+    ESCALATING_ANSWERS,
+    ROLLBACK_START_CHOICES,
+    escalation_of,
+    lead_starts_rollbacks,
+    rollback_starter_roles,
+    starts_on_approval,
 )
 from deployments.policy.kinds import (
     effective_rollback_mode,
@@ -152,6 +160,7 @@ from deployments.policy.rules import (
     branch_note,
     counting,
     describe_rule,
+    emergency_escalation_text,
     immediate_rollback_rule,
     needs_branch_approval,
     parse_risk_rules,
@@ -191,6 +200,7 @@ __all__ = [
     "CI_KEY_VERDICT_REFUSAL",
     "CREDENTIAL_SET_RE",
     "EMERGENCY_REVIEW_DUE",
+    "ESCALATING_ANSWERS",
     "EVIDENCE_CLOSED_STATUSES",
     "FOLLOW_UP_REMIND_EVERY",
     "FOLLOW_UP_ROLES",
@@ -208,6 +218,7 @@ __all__ = [
     "ROLLBACK_APPROVER_ROLES",
     "ROLLBACK_FROM_STATUSES",
     "ROLLBACK_LEAD_ROLES",
+    "ROLLBACK_START_CHOICES",
     "SIGNOFF_KINDS",
     "SIGNOFF_KIND_LABELS",
     "STALE_PLAN_MESSAGE",
@@ -270,7 +281,9 @@ __all__ = [
     "describe_next_window",
     "describe_rule",
     "effective_rollback_mode",
+    "emergency_escalation_text",
     "emergency_notify_roles",
+    "escalation_of",
     "failed_smoke_tests",
     "follow_up_overdue",
     "follow_up_reminder_due",
@@ -284,6 +297,7 @@ __all__ = [
     "is_emergency",
     "is_immediate_rollback",
     "is_operations",
+    "lead_starts_rollbacks",
     "may_complete_follow_ups",
     "may_manage_freezes",
     "may_open_rollback",
@@ -299,6 +313,7 @@ __all__ = [
     "parse_checklist",
     "parse_health_checks",
     "parse_risk_rules",
+    "plan_policies",
     "promotion_applies",
     "quorum",
     "replan_voids_approvals",
@@ -313,12 +328,14 @@ __all__ = [
     "rollback_lapse_note",
     "rollback_lapsed",
     "rollback_mode",
+    "rollback_starter_roles",
     "rule_for",
     "rule_roles",
     "run_phase",
     "signoff_missing",
     "slot_role",
     "stacks",
+    "starts_on_approval",
     "verdict_counts",
     "window_bypass_note",
     "window_occurrences",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from deployments.choices import Role
 from deployments.lib.presentation import article, role_label
+from deployments.policy.incidents import describe_answers, escalating_answers, escalation_of
 from deployments.policy.kinds import (
     is_immediate_rollback,
 )
@@ -251,6 +252,8 @@ def risk_rule_note(ticket: Ticket) -> str:
     """Why the ticket needs more than the environment's usual rule, or ""."""
     level = _risk_level(ticket)
     field = _base_rule_field(ticket)
+    if field == "emergency_approval_rule":
+        return emergency_note(ticket)
     override = risk_rule(ticket.environment, level, field)
     if override is None:
         return ""
@@ -263,6 +266,42 @@ def risk_rule_note(ticket: Ticket) -> str:
         f"the assessed risk is {level}, so this {kind}{ticket.environment.name} ticket needs "
         f"{override.describe()} instead of {usual}"
     )
+
+
+def emergency_note(ticket: Ticket) -> str:
+    """Why an emergency needs more than the environment's emergency rule, or ""."""
+    env = ticket.environment
+    held = escalation_of(ticket)
+    override = risk_rule(env, "high", "emergency_approval_rule") if held else None
+    if override is None:
+        return ""
+    usual = describe_rule(env.emergency_approval_rule)
+    return (
+        f"this emergency needs {override.describe()} instead of {usual} because "
+        f"{describe_answers(held)} ({env.name} escalates an emergency when "
+        f"{describe_answers(escalating_answers(env))})"
+    )
+
+
+def emergency_escalation_text(env: Environment) -> str:
+    """What escalates an emergency of ``env``, for the form and the emails: "prod escalates
+    an emergency to <rule> when it migrates data or ..." ("" when nothing does)."""
+    answers = escalating_answers(env)
+    override = risk_rule(env, "high", "emergency_approval_rule")
+    if not answers or override is None:
+        return ""
+    return (
+        f"{env.name} escalates an emergency to {override.describe()} when "
+        f"{describe_answers(answers)}"
+    )
+
+
+def _emergency_override(ticket: Ticket) -> Rule | None:
+    """An emergency is scored for the record; only the answers its environment lists
+    escalate it, to the environment's high-risk emergency rule (policy.incidents)."""
+    if not escalation_of(ticket):
+        return None
+    return risk_rule(ticket.environment, "high", "emergency_approval_rule")
 
 
 def _base_rule_field(ticket: Ticket) -> str:
@@ -339,7 +378,10 @@ def _rule_for(ticket: Ticket, *, now: dt.datetime) -> Rule:
     if needs_branch_approval(ticket):
         return Rule.parse(BRANCH_APPROVAL_RULE)
     field = _base_rule_field(ticket)
-    override = risk_rule(env, _risk_level(ticket), field)
+    if field == "emergency_approval_rule":
+        override = _emergency_override(ticket)
+    else:
+        override = risk_rule(env, _risk_level(ticket), field)
     if override is not None:
         return override
     return Rule.parse(getattr(env, field))

@@ -40,9 +40,11 @@ from deployments.selectors.audit import (
     audit_for_ticket,
     may_read_audit,
 )
+from deployments.selectors.calendar import next_window_opening
 from deployments.selectors.drift import drift_checks_of, latest_drift_by_environment
 from deployments.selectors.followups import follow_ups_of, tickets_with_overdue_follow_ups
 from deployments.selectors.notifications import notifications_visible_to
+from deployments.selectors.review import plan_review, run_summary_line
 from deployments.selectors.rollbacks import (
     KnownGood,
     RollbackChoice,
@@ -107,13 +109,16 @@ __all__ = [
     "last_known_good",
     "latest_drift_by_environment",
     "may_read_audit",
+    "next_window_opening",
     "notifications_visible_to",
+    "plan_review",
     "rollback_choice",
     "rows_at",
     "run_get",
     "run_log_page",
     "run_log_since",
     "run_log_text",
+    "run_summary_line",
     "runs_visible_to",
     "runs_with_log_tails",
     "stack_get",

@@ -12,8 +12,14 @@ from django.urls import reverse
 from deployments import policy
 from deployments.choices import TicketStatus
 from deployments.lib import presentation
+from deployments.models import Ticket
 from deployments.selectors.access import environments_visible_to, tickets_visible_to
-from deployments.selectors.windows import freezes_by_environment, schedule_conflicts
+from deployments.selectors.windows import (
+    annotated_stale,
+    freezes_by_environment,
+    schedule_conflicts,
+    stale_plan_expression,
+)
 
 
 @dataclass
@@ -29,6 +35,7 @@ class Entry:
     url: str = ""
     conflict: str = ""
     status: str = ""  # a deployed ticket's status now
+    stale: bool = False  # a scheduled ticket whose plan another deploy made stale
 
 
 def _when(moment: dt.datetime, zone: str) -> str:
@@ -54,13 +61,16 @@ def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[En
     # One query per kind of entry for every environment (not one per environment).
     env_ids = [env.pk for env in envs]
     freezes = freezes_by_environment(env_ids, start, end)
-    scheduled_all = list(
+    scheduled_all: list[Ticket] = list(
         visible.filter(
             environment_id__in=env_ids,
             status=TicketStatus.SCHEDULED,
             scheduled_for__gte=start,
             scheduled_for__lt=end,
-        ).order_by("scheduled_for", "id")
+        )
+        .select_related("current_plan")
+        .annotate(plan_stale=stale_plan_expression())
+        .order_by("scheduled_for", "id")
     )
     deployed_all = list(
         visible.filter(
@@ -104,6 +114,7 @@ def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[En
                 )
         for ticket in scheduled:
             assert ticket.scheduled_for is not None
+            stale = annotated_stale(ticket)
             entries.append(
                 Entry(
                     "scheduled",
@@ -111,9 +122,11 @@ def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[En
                     None,
                     env.name,
                     _titled(ticket),
-                    f"scheduled {_when(ticket.scheduled_for, zone)}",
+                    f"scheduled {_when(ticket.scheduled_for, zone)}"
+                    + (" — plan stale: re-plan needed, it will not start as is" if stale else ""),
                     reverse("ticket_detail", args=[ticket.pk]),
                     conflicted.get(ticket.pk, ""),
+                    stale=stale,
                 )
             )
         for ticket in (t for t in deployed_all if t.environment_id == env.pk):
@@ -131,3 +144,17 @@ def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[En
                 )
             )
     return sorted(entries, key=lambda e: (e.starts, e.kind, e.title))
+
+
+def next_window_opening(user: Any, now: dt.datetime) -> dt.datetime | None:
+    """The soonest moment a change window of an environment the user sees opens (or is
+    open: ``now``), freezes applied: where the calendar opens. None without windows."""
+    envs = [env for env in environments_visible_to(user) if policy.Window.of(env) is not None]
+    # next_window looks up to 400 days ahead; so do the freezes it steps over.
+    freezes = freezes_by_environment([e.pk for e in envs], now, now + dt.timedelta(days=400))
+    found = [
+        moment
+        for env in envs
+        if (moment := policy.next_window(env, now, freezes.get(env.pk, []))) is not None
+    ]
+    return min(found, default=None)

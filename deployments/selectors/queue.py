@@ -35,23 +35,33 @@ from deployments.choices import (
 from deployments.lib import presentation
 from deployments.models import (
     Approval,
+    ChecklistItem,
     Deployment,
     Environment,
     Evidence,
     FollowUp,
     Freeze,
+    MonitoringPeriod,
     TerraformRun,
     Ticket,
 )
 from deployments.selectors.access import is_superuser, user_roles
 from deployments.selectors.approvals import attach_approver_roles, votes_for
-from deployments.selectors.windows import window_of_instant
+from deployments.selectors.checks import attach_latest_check_statuses
+from deployments.selectors.tickets import check_may_approve_now
+from deployments.selectors.windows import (
+    annotated_stale,
+    stale_plan_expression,
+    window_of_instant,
+)
 
 # "My tickets": every ticket not finished, and the finished ones changed this recently.
 MY_RECENT = dt.timedelta(days=14)
 # The most rows a section lists (its count is still the full number).
 SECTION_ROWS = 50
 MY_TICKETS_ROWS = 20
+# Follow-ups are listed from this long before they are due ("due in 5 h"), not once overdue.
+FOLLOW_UP_SOON = dt.timedelta(hours=24)
 
 _DEPLOYABLE = (TicketStatus.APPROVED, TicketStatus.SCHEDULED)
 # Nothing more to do for the author (a completed ticket may still be rolled back, by others).
@@ -87,6 +97,17 @@ class ApprovalItem:
     waiting_for: dt.timedelta
     risk_level: str
     emergency: bool
+    reason: str = ""  # what the approval still needs ("" once it is the last one)
+    deadline: dt.datetime | None = None  # an immediate rollback's hour ends then
+
+
+@dataclass(frozen=True)
+class BlockedItem:
+    """A ticket the person could approve but for a gate of the ticket (the promotion gate,
+    a required CI check): not theirs to act on yet, shown apart with the reason."""
+
+    ticket: Ticket
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -95,9 +116,24 @@ class DeployItem:
     emergency: bool
     scheduled_for: dt.datetime | None
     window: WindowState
-    may_start_now: bool  # emergencies ignore the window; everyone else needs it open
+    may_start_now: bool  # policy.check_may_deploy passes now, no apply runs, plan current
     busy: bool  # another apply is running on the environment
     countdown: str
+    reason: str = ""  # why it may not start now ("" when it may)
+    deadline: dt.datetime | None = None  # until when it may start (window end, rollback hour)
+    stale: bool = False  # another deploy changed the state since its plan: re-plan first
+
+
+@dataclass(frozen=True)
+class MonitoringItem:
+    """A ticket in its monitoring period, for operations: the checklist and Complete."""
+
+    ticket: Ticket
+    ends_at: dt.datetime | None
+    open_items: tuple[str, ...]  # checklist items not signed yet
+    alarm: str  # "" · "alarm" (standing) · "acknowledged"
+    may_complete: bool  # every rule of Complete holds now
+    reason: str  # what is left to do, or "ready: complete it"
 
 
 @dataclass(frozen=True)
@@ -117,7 +153,15 @@ class MyTicketItem:
 class FollowUpItem:
     follow_up: FollowUp
     ticket: Ticket
-    overdue_for: dt.timedelta
+    overdue_for: dt.timedelta  # negative while it is not due yet
+
+    @property
+    def overdue(self) -> bool:
+        return self.overdue_for > dt.timedelta(0)
+
+    @property
+    def due_in(self) -> dt.timedelta:
+        return -self.overdue_for
 
 
 @dataclass(frozen=True)
@@ -151,6 +195,7 @@ class Sections:
     qa_signoffs: bool
     my_tickets: bool
     follow_ups: bool
+    monitoring: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,14 +204,21 @@ class Queue:
     sections: Sections
     approvals: list[ApprovalItem] = field(default_factory=list)
     approvals_count: int = 0
+    approvals_blocked: list[BlockedItem] = field(default_factory=list)
+    approvals_blocked_count: int = 0
     deploys: list[DeployItem] = field(default_factory=list)
     deploys_count: int = 0
     qa_signoffs: list[QaItem] = field(default_factory=list)
     qa_signoffs_count: int = 0
+    monitoring: list[MonitoringItem] = field(default_factory=list)
+    monitoring_count: int = 0
     my_tickets: list[MyTicketItem] = field(default_factory=list)
     my_tickets_count: int = 0  # the ones not finished
-    follow_ups: list[FollowUpItem] = field(default_factory=list)
+    my_finished_count: int = 0  # finished in the last MY_RECENT
+    follow_ups: list[FollowUpItem] = field(default_factory=list)  # overdue
     follow_ups_count: int = 0
+    follow_ups_due_soon: list[FollowUpItem] = field(default_factory=list)
+    follow_ups_due_soon_count: int = 0
     environments: list[EnvironmentItem] = field(default_factory=list)
     can_file: bool = False  # may file a ticket in some environment
 
@@ -177,8 +229,23 @@ class Queue:
             self.approvals_count
             + self.deploys_count
             + self.qa_signoffs_count
+            + self.monitoring_count
             + self.follow_ups_count
+            + self.follow_ups_due_soon_count
         )
+
+    @property
+    def my_open(self) -> list[MyTicketItem]:
+        return [m for m in self.my_tickets if m.active]
+
+    @property
+    def my_finished(self) -> list[MyTicketItem]:
+        return [m for m in self.my_tickets if not m.active]
+
+    @property
+    def follow_ups_all(self) -> list[FollowUpItem]:
+        """Overdue first (oldest deadline first), then those due soon."""
+        return [*self.follow_ups, *self.follow_ups_due_soon]
 
 
 # --- helpers -----------------------------------------------------------------------
@@ -272,23 +339,39 @@ def _last_of(env: Any) -> LastDeployment | None:
     )
 
 
-def _may_approve(ticket: Ticket, user: Any, roles: frozenset[str], now: dt.datetime) -> bool:
-    """policy.check_may_approve with what the queue query read (the promotion gate and
-    CI checks are asked on the ticket page, where the refusal is explained)."""
+def _approval_state(
+    ticket: Ticket, user: Any, roles: frozenset[str], now: dt.datetime
+) -> tuple[bool, str]:
+    """(may approve now, why not): the person's own rules first (policy.check_may_approve:
+    a refusal there means the ticket is not theirs to approve, ``(False, "")``), then the
+    ticket's gates (the promotion gate, required CI checks): exactly what
+    selectors.tickets.check_may_approve_now asks when they click Approve."""
     plan = ticket.current_plan
+    votes = votes_for(ticket)
+    has_plan = bool(plan and plan.status == RunStatus.SUCCEEDED and plan.plan_sha256)
     try:
         policy.check_may_approve(
             ticket,
             user_id=user.pk,
             username=user.get_username(),
             user_roles=roles,
-            votes=votes_for(ticket),
-            has_current_plan=bool(plan and plan.status == RunStatus.SUCCEEDED and plan.plan_sha256),
+            votes=votes,
+            has_current_plan=has_plan,
             now=now,
         )
     except policy.PolicyError:
-        return False
-    return True
+        return False, ""
+    try:
+        check_may_approve_now(ticket, user, roles=roles, votes=votes, has_plan=has_plan, now=now)
+    except policy.PolicyError as exc:
+        return False, exc.message
+    return True, ""
+
+
+def _still_needs(ticket: Ticket, now: dt.datetime) -> str:
+    rule = policy.rule_for(ticket, now=now)
+    state = policy.quorum(rule, votes_for(ticket))
+    return f"needs {state.describe_missing()}" if state.missing else ""
 
 
 # --- the queue ---------------------------------------------------------------------
@@ -303,19 +386,26 @@ def queue_for(user: Any, now: dt.datetime) -> Queue:
     viewable_ids = [e.pk for e in viewable]
     approve_ids = [e.pk for e in viewable if superuser or roles & _possible_approver_roles(e)]
     deploy_ids = [e.pk for e in viewable if superuser or roles & set(e.deploy_groups)]
+    # Leads who may start an immediate rollback they approved (the environment says so).
+    rollback_start_ids = [
+        e.pk for e in viewable if e.pk not in deploy_ids and policy.lead_starts_rollbacks(e)
+    ]
     qa_ids = (
         [e.pk for e in viewable if e.requires_qa_signoff]
         if superuser or policy.QA_ROLE in roles
         else []
     )
-    lead = policy.may_complete_follow_ups(roles, superuser=superuser)
-    sections = Sections(
-        approvals=bool(approve_ids),
-        deploys=bool(deploy_ids),
-        qa_signoffs=bool(qa_ids),
-        my_tickets=True,
-        follow_ups=True,
+    # Operations completes monitored tickets where QA's sign-off does not (policy.monitoring).
+    monitoring_ids = (
+        [
+            e.pk
+            for e in viewable
+            if policy.monitors(e) and not e.requires_qa_signoff and not e.auto_deploy
+        ]
+        if policy.is_operations(roles, superuser)
+        else []
     )
+    lead = policy.may_complete_follow_ups(roles, superuser=superuser)
 
     wanted = Q(author_id=user.pk) & (
         ~Q(status__in=sorted(FINISHED_STATUSES)) | Q(status_changed_at__gte=now - MY_RECENT)
@@ -326,14 +416,25 @@ def queue_for(user: Any, now: dt.datetime) -> Queue:
         )
     if deploy_ids:
         wanted |= Q(status__in=_DEPLOYABLE, environment_id__in=deploy_ids)
+    if rollback_start_ids:
+        wanted |= Q(
+            status__in=_DEPLOYABLE,
+            environment_id__in=rollback_start_ids,
+            change_type="rollback",
+            rollback_mode="immediate",
+            rollback_immediate_until__gte=now,
+        )
     if qa_ids:
         wanted |= Q(status=TicketStatus.MONITORING, environment_id__in=qa_ids)
+    if monitoring_ids:
+        wanted |= Q(status=TicketStatus.MONITORING, environment_id__in=monitoring_ids)
     tickets = list(
         Ticket.objects.filter(wanted)
         .select_related("environment", "stack", "author", "current_plan")
         .annotate(
             smoke_tests_verdict=_latest_verdict("smoke_tests"),
             qa_report_verdict=_latest_verdict("qa_report"),
+            plan_stale=stale_plan_expression(),
         )
         .prefetch_related(
             Prefetch(
@@ -357,16 +458,25 @@ def queue_for(user: Any, now: dt.datetime) -> Queue:
     busy = {e.pk: bool(getattr(e, "busy", False)) for e in envs}
 
     # Votes count the roles their approvers hold now (votes_for): read them once for the
-    # tickets whose approval is asked below.
+    # tickets whose approval is asked or whose deploy is checked below.
     attach_approver_roles(
         approval
         for ticket in tickets
-        if ticket.status == TicketStatus.AWAITING_APPROVAL and ticket.environment_id in approve_ids
+        if ticket.status in (TicketStatus.AWAITING_APPROVAL, *_DEPLOYABLE)
         for approval in ticket.standing_approvals
     )
+    attach_latest_check_statuses(
+        [
+            t
+            for t in tickets
+            if t.status == TicketStatus.AWAITING_APPROVAL and t.environment_id in approve_ids
+        ]
+    )
     approvals: list[ApprovalItem] = []
+    blocked: list[BlockedItem] = []
     deploys: list[DeployItem] = []
     qa_items: list[QaItem] = []
+    watched: list[Ticket] = []
     mine: list[MyTicketItem] = []
     for ticket in tickets:
         if ticket.author_id == user.pk and (
@@ -377,19 +487,40 @@ def queue_for(user: Any, now: dt.datetime) -> Queue:
         if (
             ticket.status == TicketStatus.AWAITING_APPROVAL
             and env_id in approve_ids
-            and _may_approve(ticket, user, roles, now)
+            and ticket.author_id != user.pk
         ):
-            approvals.append(
-                ApprovalItem(
-                    ticket=ticket,
-                    waiting_since=ticket.status_changed_at,
-                    waiting_for=now - ticket.status_changed_at,
-                    risk_level=str((ticket.risk or {}).get("level", "")),
-                    emergency=policy.is_emergency(ticket),
+            may, why_not = _approval_state(ticket, user, roles, now)
+            if may:
+                approvals.append(
+                    ApprovalItem(
+                        ticket=ticket,
+                        waiting_since=ticket.status_changed_at,
+                        waiting_for=now - ticket.status_changed_at,
+                        risk_level=str((ticket.risk or {}).get("level", "")),
+                        emergency=policy.is_emergency(ticket),
+                        reason=_still_needs(ticket, now),  # the slots still open (yours among them)
+                        deadline=ticket.rollback_immediate_until
+                        if policy.is_immediate_rollback(ticket, now)
+                        else None,
+                    )
+                )
+            elif why_not:
+                blocked.append(BlockedItem(ticket, why_not))
+        elif ticket.status in _DEPLOYABLE and (
+            env_id in deploy_ids
+            or (env_id in rollback_start_ids and _rollback_starter(ticket, user))
+        ):
+            deploys.append(
+                _deploy_item(
+                    ticket,
+                    user,
+                    roles,
+                    now,
+                    windows[env_id],
+                    busy[env_id],
+                    freezes.get(env_id, []),
                 )
             )
-        elif ticket.status in _DEPLOYABLE and env_id in deploy_ids:
-            deploys.append(_deploy_item(ticket, now, windows[env_id], busy[env_id]))
         elif ticket.status == TicketStatus.MONITORING and env_id in qa_ids:
             verdicts = [
                 policy.Verdict(kind, passed)
@@ -402,40 +533,58 @@ def queue_for(user: Any, now: dt.datetime) -> Queue:
             qa_items.append(
                 QaItem(ticket, ticket.status_changed_at, policy.signoff_missing(verdicts))
             )
+        elif ticket.status == TicketStatus.MONITORING and env_id in monitoring_ids:
+            watched.append(ticket)
 
     # Emergencies first, then the longest waiting.
     approvals.sort(key=lambda a: (not a.emergency, a.waiting_since, a.ticket.pk))
     deploys.sort(
         key=lambda d: (
             not d.emergency,
+            d.ticket.change_type != "rollback",
+            not d.may_start_now,
             d.ticket.status == TicketStatus.SCHEDULED,
             d.scheduled_for or d.ticket.status_changed_at,
             d.ticket.pk,
         )
     )
-    # Not finished first (oldest change first), then the recently finished, newest first.
-    mine.sort(
-        key=lambda m: (
-            not m.active,
-            m.ticket.status_changed_at.timestamp() * (1 if m.active else -1),
-        )
-    )
+    open_mine = [m for m in mine if m.active]
+    finished_mine = [m for m in mine if not m.active]
+    open_mine.sort(key=lambda m: (m.ticket.status_changed_at, m.ticket.pk))  # oldest change first
+    finished_mine.sort(key=lambda m: (m.ticket.status_changed_at, m.ticket.pk), reverse=True)
 
-    follow_ups = _overdue_follow_ups(user, now, viewable_ids, lead=lead)
+    monitoring = _monitoring_items(watched, now)
+    overdue, due_soon = _follow_ups(user, now, viewable_ids, lead=lead)
+    sections = Sections(
+        approvals=bool(approve_ids),
+        # A lead who may start the immediate rollback they approved sees it here too.
+        deploys=bool(deploy_ids) or bool(deploys),
+        qa_signoffs=bool(qa_ids),
+        my_tickets=True,
+        follow_ups=True,
+        monitoring=bool(monitoring_ids),
+    )
 
     return Queue(
         now=now,
         sections=sections,
         approvals=approvals[:SECTION_ROWS],
         approvals_count=len(approvals),
+        approvals_blocked=blocked[:SECTION_ROWS],
+        approvals_blocked_count=len(blocked),
         deploys=deploys[:SECTION_ROWS],
         deploys_count=len(deploys),
         qa_signoffs=qa_items[:SECTION_ROWS],
         qa_signoffs_count=len(qa_items),
-        my_tickets=mine[:MY_TICKETS_ROWS],
-        my_tickets_count=sum(1 for m in mine if m.active),
-        follow_ups=follow_ups[:SECTION_ROWS],
-        follow_ups_count=len(follow_ups),
+        monitoring=monitoring[:SECTION_ROWS],
+        monitoring_count=len(monitoring),
+        my_tickets=open_mine[:MY_TICKETS_ROWS] + finished_mine[:MY_TICKETS_ROWS],
+        my_tickets_count=len(open_mine),
+        my_finished_count=len(finished_mine),
+        follow_ups=overdue[:SECTION_ROWS],
+        follow_ups_count=len(overdue),
+        follow_ups_due_soon=due_soon[:SECTION_ROWS],
+        follow_ups_due_soon_count=len(due_soon),
         can_file=any(_may_file(e, roles, superuser) for e in envs),
         environments=[
             EnvironmentItem(environment=e, last=_last_of(e), window=windows[e.pk], busy=busy[e.pk])
@@ -452,24 +601,74 @@ def _may_file(env: Environment, roles: frozenset[str], superuser: bool) -> bool:
     return True
 
 
-def _deploy_item(ticket: Ticket, now: dt.datetime, window: WindowState, busy: bool) -> DeployItem:
+def _rollback_starter(ticket: Ticket, user: Any) -> bool:
+    """Did this lead approve the immediate rollback (the one who may start it)?"""
+    standing = getattr(ticket, "standing_approvals", [])  # prefetched by queue_for
+    return any(a.approver_id == user.pk for a in standing)
+
+
+def _deploy_item(
+    ticket: Ticket,
+    user: Any,
+    roles: frozenset[str],
+    now: dt.datetime,
+    window: WindowState,
+    busy: bool,
+    freezes: list[Freeze],
+) -> DeployItem:
+    """What the person may do with an approved or scheduled ticket, asked of the same rule
+    the Deploy button asks (policy.check_may_deploy), plus a current plan and a free
+    environment."""
     emergency = policy.is_emergency(ticket)
-    bypass = policy.ignores_window(ticket, now)  # emergencies; immediate rollbacks in their hour
-    may_start = (bypass or window.in_window_now) and not busy
-    if ticket.status == TicketStatus.SCHEDULED and ticket.scheduled_for is not None:
+    immediate = policy.is_immediate_rollback(ticket, now)
+    stale = annotated_stale(ticket)
+    votes = votes_for(ticket)
+    rule = policy.rule_for(ticket, now=now)
+    reason = ""
+    try:
+        policy.check_may_deploy(
+            ticket,
+            user_roles=roles | policy.rollback_starter_roles(ticket, user.pk, votes, now=now),
+            now=now,
+            pending=policy.quorum(rule, votes).describe_missing(),
+            quorum_met=not policy.needs_more_approval(ticket, votes, now=now),
+            freezes=freezes,
+        )
+    except policy.PolicyError as exc:
+        reason = exc.message
+    if stale and not reason:
+        reason = "its plan is stale (another deploy changed the environment): re-plan first"
+    if busy and not reason:
+        reason = "an apply is running on this environment; it may start once that one ends"
+    may_start = not reason
+    deadline: dt.datetime | None = None
+    scheduled = ticket.status == TicketStatus.SCHEDULED and ticket.scheduled_for is not None
+    if stale:
+        countdown = "plan stale: re-plan" + (" and re-schedule" if scheduled else "")
+    elif scheduled:
+        assert ticket.scheduled_for is not None
         delta = ticket.scheduled_for - now
         countdown = (
             f"scheduled, starts in {presentation.duration(delta)}"
             if delta.total_seconds() > 0
             else "scheduled, starting now"
         )
-    elif emergency:
+    elif emergency and may_start:
         countdown = "emergency: may deploy now, outside any window"
-    elif bypass:
-        countdown = "immediate rollback: may deploy now, outside any window"
+    elif immediate and may_start:
+        deadline = ticket.rollback_immediate_until
+        left = presentation.duration(deadline - now) if deadline else ""
+        countdown = "immediate rollback: may deploy now, outside any window" + (
+            f" (for {left} more; then the planned path applies)" if left else ""
+        )
+    elif may_start:
+        deadline = window.closes_at
+        countdown = window.describe(now)
+    elif policy.ignores_window(ticket, now) or window.in_window_now:
+        countdown = reason
     else:
         countdown = window.describe(now)
-    if busy:
+    if busy and not stale:
         countdown += " (an apply is running on this environment)"
     return DeployItem(
         ticket=ticket,
@@ -479,19 +678,82 @@ def _deploy_item(ticket: Ticket, now: dt.datetime, window: WindowState, busy: bo
         may_start_now=may_start,
         busy=busy,
         countdown=countdown,
+        reason=reason,
+        deadline=deadline,
+        stale=stale,
     )
 
 
-def _overdue_follow_ups(
+def _monitoring_items(tickets: list[Ticket], now: dt.datetime) -> list[MonitoringItem]:
+    """Operations' monitoring work: two queries (the periods, the checklists) for all."""
+    if not tickets:
+        return []
+    ids = [t.pk for t in tickets]
+    periods: dict[int, MonitoringPeriod] = {}
+    for row in MonitoringPeriod.objects.filter(ticket_id__in=ids).order_by("-started_at", "-id"):
+        periods.setdefault(row.ticket_id, row)
+    items: dict[int, list[ChecklistItem]] = {}
+    for item in ChecklistItem.objects.filter(ticket_id__in=ids).order_by("position", "id"):
+        items.setdefault(item.ticket_id, []).append(item)
+    out: list[MonitoringItem] = []
+    for ticket in tickets:
+        period = periods.get(ticket.pk)
+        checklist = items.get(ticket.pk, [])
+        alarm = (
+            policy.Alarm(
+                at=period.alarm_at,
+                reason=period.alarm_reason,
+                acknowledged=period.acknowledged_at is not None,
+            )
+            if period is not None and period.alarm_at is not None
+            else None
+        )
+        ends_at = period.ends_at if period is not None else None
+        try:
+            policy.check_may_complete(
+                ticket,
+                [
+                    policy.OpenItem(label=i.label, signed=i.signed_by_id is not None)
+                    for i in checklist
+                ],
+                [alarm] if alarm else [],
+                now,
+                ends_at=ends_at,
+            )
+        except policy.PolicyError as exc:
+            may_complete, reason = False, exc.message
+        else:
+            may_complete, reason = True, "ready: complete it"
+        out.append(
+            MonitoringItem(
+                ticket=ticket,
+                ends_at=ends_at,
+                open_items=tuple(i.label for i in checklist if i.signed_by_id is None),
+                alarm="" if alarm is None else ("acknowledged" if alarm.acknowledged else "alarm"),
+                may_complete=may_complete,
+                reason=reason,
+            )
+        )
+    # A standing alarm first, then the ones that may complete, then by period end.
+    far = now + dt.timedelta(days=3650)
+    out.sort(key=lambda m: (m.alarm != "alarm", not m.may_complete, m.ends_at or far, m.ticket.pk))
+    return out
+
+
+def _follow_ups(
     user: Any, now: dt.datetime, viewable_ids: list[int], *, lead: bool
-) -> list[FollowUpItem]:
-    """Leads: every overdue follow-up they can see; everyone: those of their own tickets."""
+) -> tuple[list[FollowUpItem], list[FollowUpItem]]:
+    """(overdue, due within FOLLOW_UP_SOON): leads see every one of the environments they
+    see; everyone sees those of their own tickets."""
     scope = Q(ticket__author_id=user.pk)
     if lead:
         scope |= Q(ticket__environment_id__in=viewable_ids)
     rows = (
-        FollowUp.objects.filter(scope, done_at__isnull=True, due_at__lte=now)
+        FollowUp.objects.filter(scope, done_at__isnull=True, due_at__lte=now + FOLLOW_UP_SOON)
         .select_related("ticket", "ticket__environment", "ticket__author")
         .order_by("due_at", "id")
     )
-    return [FollowUpItem(f, f.ticket, now - f.due_at) for f in rows]
+    items = [FollowUpItem(f, f.ticket, now - f.due_at) for f in rows]
+    return [i for i in items if i.follow_up.due_at <= now], [
+        i for i in items if i.follow_up.due_at > now
+    ]

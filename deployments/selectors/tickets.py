@@ -41,6 +41,15 @@ from deployments.selectors.checks import group_checks, latest_check_statuses
 from deployments.selectors.evidence import EvidenceSection, check_promotion
 from deployments.selectors.followups import follow_ups_of
 from deployments.selectors.monitoring import Monitoring, monitoring_for
+from deployments.selectors.policies import PolicyPanel, check_plan_policies_of, policy_panel
+from deployments.selectors.review import (
+    Approver,
+    CommitReview,
+    PlanReview,
+    approvers_needed,
+    commit_review,
+    plan_review,
+)
 from deployments.selectors.rollbacks import (
     KnownGood,
     RollbackChoice,
@@ -49,6 +58,7 @@ from deployments.selectors.rollbacks import (
     ticket_last_known_good,
 )
 from deployments.selectors.runs import LogPage, run_log_page
+from deployments.selectors.timeline import TimelineStep, ticket_timeline
 from deployments.selectors.windows import conflict_for, freezes_for, plan_is_stale
 
 
@@ -131,6 +141,7 @@ def check_may_approve_now(
     )
     check_promotion(ticket)
     policy.check_required_checks(ticket, latest_check_statuses(ticket))
+    check_plan_policies_of(ticket)  # Rego policies: a hard failure, a soft one not overridden
     return role
 
 
@@ -165,7 +176,7 @@ def ticket_actions(
         "deploy": _check(
             lambda: policy.check_may_deploy(
                 ticket,
-                user_roles=roles,
+                user_roles=roles | policy.rollback_starter_roles(ticket, user.pk, votes, now=now),
                 now=now,
                 pending=pending,
                 quorum_met=not reopened,
@@ -181,6 +192,8 @@ def ticket_actions(
             lambda: policy.check_may_cancel(ticket, user.pk, roles, superuser=superuser)
         ),
     }
+    if actions["deploy"].allowed:  # Rego policies: a hard failure, a soft one not overridden
+        actions["deploy"] = _check(lambda: check_plan_policies_of(ticket))
     # Shown on every deployed ticket (the monitoring banner links to it); the reason says
     # who may open one when this person may not.
     rollback_relevant = status in policy.ROLLBACK_FROM_STATUSES and ticket.change_type != "rollback"
@@ -299,6 +312,11 @@ class TicketView:
         return plan_is_stale(self.ticket)
 
     # --- approvals and what the viewer may do
+
+    @functools.cached_property
+    def policies(self) -> PolicyPanel:
+        """The current plan's Rego policy results, overrides and who may give them."""
+        return policy_panel(self.ticket, self.user, self.roles)
 
     @functools.cached_property
     def votes(self) -> list[policy.Vote]:
@@ -474,6 +492,54 @@ class TicketView:
     @property
     def risk(self) -> dict[str, Any]:
         return self.ticket.risk or {}
+
+    # --- the review surface (selectors/review.py, selectors/timeline.py)
+
+    @functools.cached_property
+    def plan_review(self) -> PlanReview | None:
+        return plan_review(self.plan)
+
+    @functools.cached_property
+    def commit_review(self) -> CommitReview:
+        return commit_review(self.ticket, self.plan, self.user)
+
+    @functools.cached_property
+    def approvers_needed(self) -> tuple[Approver, ...]:
+        return approvers_needed(self.ticket, self.votes, self.now)
+
+    @functools.cached_property
+    def timeline(self) -> list[TimelineStep]:
+        return ticket_timeline(
+            self.ticket,
+            runs=self.runs,
+            approvals=self.approvals,
+            approval_status=self.approval_status,
+            check_groups=self.check_groups,
+            events=self.events,
+            now=self.now,
+        )
+
+    @property
+    def shows_risk(self) -> bool:
+        """The risk section (questionnaire, blast radius, rollback plan) where the
+        environment asks for change details or scores approvals by risk, or the ticket
+        carries them; a dev or staging ticket does not show an empty questionnaire."""
+        env, ticket = self.ticket.environment, self.ticket
+        return bool(
+            env.requires_change_details
+            or env.risk_rules
+            or ticket.risk_assessment
+            or ticket.rollback_plan
+        )
+
+    @property
+    def shows_rollback_box(self) -> bool:
+        """The rollback box where this viewer may roll back, or where the environment asks
+        for a rollback plan (prod: the reason why not is worth reading)."""
+        action = self.actions["rollback"]
+        return action.relevant and (
+            action.allowed or bool(self.ticket.environment.requires_change_details)
+        )
 
 
 def ticket_view(ticket: Ticket, user: Any, now: dt.datetime) -> TicketView:

@@ -6,7 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from deployments import policy
@@ -45,6 +46,40 @@ def freezes_by_environment(
 PLAN_PENDING = frozenset(
     {TicketStatus.AWAITING_APPROVAL, TicketStatus.APPROVED, TicketStatus.SCHEDULED}
 )
+
+
+def stale_plan_expression() -> Exists:
+    """plan_is_stale as an annotation of a ticket query (one query for a list of tickets):
+    ``Ticket.objects.annotate(plan_stale=stale_plan_expression())``. The status test is the
+    caller's (only tickets in PLAN_PENDING have a plan waiting to be applied)."""
+    since = Coalesce(OuterRef("current_plan__finished_at"), OuterRef("current_plan__created_at"))
+    changed = Q(status__in=(RunStatus.SUCCEEDED, RunStatus.INTERRUPTED)) | (
+        Q(status=RunStatus.FAILED, deployment__isnull=False)
+        & (
+            ~Q(deployment__state_after=OuterRef("current_plan__base_state"))
+            | Q(deployment__state_after="")
+        )
+    )
+    return Exists(
+        TerraformRun.objects.filter(
+            environment_id=OuterRef("environment_id"),
+            kind=RunKind.APPLY,
+            finished_at__gt=since,
+        )
+        .filter(changed)
+        .exclude(ticket_id=OuterRef("pk"))
+    )
+
+
+def annotated_stale(ticket: Ticket) -> bool:
+    """The ``plan_stale`` annotation read as plan_is_stale would answer."""
+    plan = ticket.current_plan
+    return bool(
+        getattr(ticket, "plan_stale", False)
+        and ticket.status in PLAN_PENDING
+        and plan is not None
+        and plan.status == RunStatus.SUCCEEDED
+    )
 
 
 def plan_is_stale(ticket: Ticket) -> bool:

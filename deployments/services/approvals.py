@@ -14,10 +14,12 @@ from deployments.choices import RunStatus, TicketStatus
 from deployments.lib import presentation
 from deployments.models import Approval, Rejection, TerraformRun, Ticket
 from deployments.selectors import check_may_approve_now, stray_approvals, user_roles, votes_for
+from deployments.selectors.policies import check_plan_policies_of
 from deployments.selectors.windows import freezes_for, plan_is_stale
-from deployments.services import notices
+from deployments.services import incidents, notices, replans
 from deployments.services._base import InputError, locked_ticket, transition
 from deployments.services.audit import audit_record
+from deployments.services.policies import policy_hold
 from deployments.services.runs.start import apply_start, environment_release
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -104,6 +106,8 @@ def approval_grant(*, ticket_id: int, actor: Any, plan_sha256: str, comment: str
             # else: approved (or scheduled) already, it lacked an approval the rule of now
             # needs (an immediate rollback past its hour); the approval.grant event says so.
             notices.ticket_approved(ticket, actor=actor, who=who)
+            incidents.rollback_start_on_approval(ticket, actor=actor, now=now)
+            replans.schedule_on_approval(ticket, now=now)  # a slot kept across a re-plan
             if policy.auto_deploys(ticket.environment):
                 # An auto-deploy ticket that waited for a lead (its commit is not on the
                 # protected branch) deploys as its environment's tickets do, by the release
@@ -160,9 +164,12 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
         rule = policy.rule_for(ticket, now=now)
         votes = votes_for(ticket)
         freezes = freezes_for(ticket.environment, now)
+        roles = user_roles(actor)
+        # An approving lead may start an immediate rollback where the environment says so.
+        starter = policy.rollback_starter_roles(ticket, actor.pk, votes, now=now) - roles
         policy.check_may_deploy(
             ticket,
-            user_roles=user_roles(actor),
+            user_roles=roles | starter,
             now=now,
             pending=policy.quorum(rule, votes).describe_missing(),
             # Short of the rule of now (an immediate rollback past its hour): as the ticket
@@ -170,6 +177,7 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
             quorum_met=not policy.needs_more_approval(ticket, votes, now=now),
             freezes=freezes,
         )
+        check_plan_policies_of(ticket)  # Rego policies: 409 naming them and their messages
         plan = _current_plan(ticket)
         if plan is None:
             raise policy.PolicyError("there is no successful plan to apply; run a new plan")
@@ -188,6 +196,8 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
         )
         run = apply_start(ticket, actor=actor)
         assert run is not None  # without wait_if_busy a busy environment raises instead
+        if starter and not roles & set(ticket.environment.deploy_groups):
+            incidents.rollback_started_by_approver(ticket, run, actor=actor)
         return run
 
 
@@ -214,5 +224,5 @@ def approval_route(ticket: Ticket, run: TerraformRun) -> None:
         reason=f"{env.name} needs no approval",
         data={"plan_run": run.pk},
     )
-    if policy.auto_deploys(env):
+    if policy.auto_deploys(env) and not policy_hold(ticket):
         apply_start(ticket, actor="system", wait_if_busy=True)

@@ -31,6 +31,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from deployments.lib import changes
 from deployments.models import AuditChainHead, AuditEvent, AuditVerification, Ticket
 
 GENESIS_HASH = "0" * 64
@@ -103,6 +104,8 @@ def audit_record(
     event.save()
     head.last_hash = event.hash
     head.save(update_fields=["last_hash"])
+    if ticket is not None:  # a ticket moved: the nav badges are recounted (pages.home)
+        transaction.on_commit(changes.note_write)
     return event
 
 

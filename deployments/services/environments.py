@@ -13,6 +13,7 @@ from deployments import policy
 from deployments.choices import Role
 from deployments.models import Environment
 from deployments.policy import data_resources
+from deployments.policy.incidents import escalating_answers_problem
 from deployments.services._base import InputError
 from deployments.services.audit import audit_record
 from deployments.terraform.source import SourceError, check_relative
@@ -40,6 +41,11 @@ def environment_validate(env: Environment) -> None:
         data_resources.parse_extra(env.data_resource_types)
     except ValueError as exc:
         raise InputError("data_resource_types", f"data_resource_types: {exc}") from exc
+    answers_problem = escalating_answers_problem(env.emergency_escalating_answers)
+    if answers_problem:
+        raise InputError(
+            "emergency_escalating_answers", f"emergency_escalating_answers {answers_problem}"
+        )
     for field in ROLE_LIST_FIELDS:
         value = getattr(env, field)
         if not isinstance(value, list) or any(r not in Role.values for r in value):
@@ -48,6 +54,8 @@ def environment_validate(env: Environment) -> None:
         not isinstance(d, int) or not 1 <= d <= 7 for d in env.window_days
     ):
         raise InputError("window_days", "window_days must be ISO weekdays, 1 (Monday) to 7")
+    if env.policy_dir and (env.policy_dir.startswith("/") or ".." in env.policy_dir.split("/")):
+        raise InputError("policy_dir", "policy_dir must be a folder inside the repository")
     if (env.window_start is None) != (env.window_end is None):
         raise InputError("window_end", "a change window needs both a start and an end")
     if env.window_start is not None and not env.window_days:

@@ -21,10 +21,13 @@ from collections.abc import Callable
 from deployments.models import TerraformRun, Ticket
 from deployments.services import (
     approvals,
+    commits,
     dependencies,
     followups,
     monitoring,
     notices,
+    policies,
+    replans,
     rollbacks,
 )
 from deployments.services import risk as risk_service
@@ -34,8 +37,11 @@ Step = Callable[[Ticket, TerraformRun], object]
 
 # A plan succeeded and is the ticket's current plan; the ticket is still planning.
 after_plan: list[Step] = [
+    commits.commit_record,  # the commit's message and author, for its reviewers
     risk_service.risk_rescore,  # the risk level first: the approval rule may depend on it
+    policies.policy_evaluate,  # Rego policies: their results are in place for the approvers
     approvals.approval_route,  # awaiting approval (its approvers told), or approved/deployed
+    replans.schedule_carry,  # a re-planned scheduled ticket keeps its slot (issue 22)
 ]
 
 # An apply succeeded: the ticket is monitoring (dev: running its post-apply check).
@@ -45,6 +51,7 @@ after_apply: list[Step] = [
     monitoring.monitoring_start,  # the period, its probes and its checklist
     followups.emergency_deployed,  # the review an emergency owes
     rollbacks.rollback_deployed,  # a rollback ends its original ticket
+    replans.schedules_plan_stale,  # scheduled tickets this apply made stale: told at once
     dependencies.dependents_after_apply,  # stacks depending on this one plan here (on commit)
     # No sign-off completes it here: QA's verdicts count only once given after this apply
     # (selectors.evidence.verdicts), never ones that predate it.

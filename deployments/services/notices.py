@@ -19,7 +19,7 @@ from deployments.models import Deployment, DriftCheck, Environment, FollowUp, Te
 from deployments.selectors import user_roles
 from deployments.services._base import InputError
 from deployments.services.audit import audit_record
-from notifications import events
+from notifications import events, times
 from notifications import service as notifications
 from notifications.models import Notification
 
@@ -62,7 +62,11 @@ def approval_needed(ticket: Ticket, *, actor: Any = "worker") -> None:
     rule = policy.rule_for(ticket, now=timezone.now())
     if not rule.required:
         return
-    if policy.is_emergency(ticket) and policy.emergency_notify_roles(ticket.environment):
+    if (
+        policy.is_emergency(ticket)
+        and policy.emergency_notify_roles(ticket.environment)
+        and not policy.escalation_of(ticket)  # escalated by its plan: they are told again
+    ):
         return
     env = ticket.environment.name
     notifications.notify(
@@ -73,8 +77,9 @@ def approval_needed(ticket: Ticket, *, actor: Any = "worker") -> None:
         subject=f"Approval needed: {env} {_label(ticket)}",
         body=(
             f"{ticket.author.get_username()}'s change to {env} has a plan waiting for review. "
-            f"It needs {rule.describe()}. Review the plan and approve or reject it on the "
-            "ticket page."
+            f"It needs {rule.describe()}"
+            + (f" ({note})" if (note := policy.risk_rule_note(ticket)) else "")
+            + ". Review the plan and approve or reject it on the ticket page."
         ),
         url=ticket_url(ticket),
         data=_data(ticket, actor=actor, what="needs approval", rule=rule.describe()),
@@ -115,15 +120,22 @@ def emergency_filed(ticket: Ticket) -> None:
     if not roles:
         return
     author = ticket.author.get_username()
+    # The rule that applies now (policy.rule_for): the emergency rule, or the escalated one
+    # when an answer the environment lists holds; and what would still escalate it.
+    rule = policy.rule_for(ticket, now=timezone.now())
+    why = policy.risk_rule_note(ticket)
+    rule_text = f"{rule.describe()} ({why})" if why else rule.describe()
+    later = "" if why else policy.emergency_escalation_text(env)
     notifications.notify(
         "emergency.filed",
         ticket=ticket,
         roles=sorted(roles),
         subject=f"[EMERGENCY] {env.name}: #{ticket.pk} {ticket.title}",
         body=(
-            f"{author} filed an emergency change for {env.name}: it needs one approval from "
-            f"{policy.describe_rule(env.emergency_approval_rule)} and may deploy outside the "
-            f"change window and freezes.\n\nWhy: {ticket.description or '(no description)'}"
+            f"{author} filed an emergency change for {env.name}: it needs {rule_text} and may "
+            "deploy outside the change window and freezes."
+            + (f" ({later.capitalize()}; the plan is still running.)" if later else "")
+            + f"\n\nWhy: {ticket.description or '(no description)'}"
         ),
         url=ticket_url(ticket),
         data=_data(ticket, actor=ticket.author, what="emergency filed"),
@@ -140,7 +152,7 @@ def followup_due(ticket: Ticket, follow_up: FollowUp) -> None:
         subject=f"{label} due for #{ticket.pk} {ticket.title}",
         body=(
             f"A {label.lower()} of ticket #{ticket.pk} ({ticket.environment.name}) is due by "
-            f"{due_at:%Y-%m-%d %H:%M} UTC. A Tech Lead or DevOps Lead completes it on the "
+            f"{times.stamp(due_at)}. A Tech Lead or DevOps Lead completes it on the "
             "ticket page."
         ),
         url=ticket_url(ticket),
@@ -164,7 +176,7 @@ def followup_overdue(ticket: Ticket, follow_up: FollowUp, *, hours: int) -> None
         subject=f"OVERDUE: {label} for #{ticket.pk} {ticket.title}",
         body=(
             f"The {label.lower()} of ticket #{ticket.pk} ({ticket.environment.name}) was "
-            f"due {follow_up.due_at:%Y-%m-%d %H:%M} UTC ({hours} h ago) and is not done. "
+            f"due {times.stamp(follow_up.due_at)} ({hours} h ago) and is not done. "
             "A Tech Lead or DevOps Lead completes it on the ticket page."
         ),
         url=ticket_url(ticket),
@@ -188,6 +200,32 @@ def schedule_missed(ticket: Ticket, *, people: list[Any], reason: str) -> None:
         body=reason,
         url=ticket_url(ticket),
         data=_data(ticket, actor="scheduler", what="missed its window", reason=reason),
+    )
+
+
+def schedule_plan_stale(ticket: Ticket, *, people: list[Any], reason: str) -> None:
+    """A scheduled ticket's plan went stale (another deploy): who scheduled it, at once."""
+    notifications.notify(
+        "schedule.plan_stale",
+        ticket=ticket,
+        users=people,
+        subject=f"Stale plan: #{ticket.pk} {ticket.title} needs a re-plan before its slot",
+        body=reason,
+        url=ticket_url(ticket),
+        data=_data(ticket, actor="worker", what="plan went stale", reason=reason),
+    )
+
+
+def schedule_carried(ticket: Ticket, *, people: list[Any], text: str) -> None:
+    """What became of a slot kept across a re-plan (pending, set again, or not kept)."""
+    notifications.notify(
+        "schedule.carried",
+        ticket=ticket,
+        users=people,
+        subject=f"Schedule of #{ticket.pk} {ticket.title}",
+        body=text,
+        url=ticket_url(ticket),
+        data=_data(ticket, actor="scheduler", what="schedule after re-plan", reason=text),
     )
 
 
@@ -371,7 +409,7 @@ def rollback_deployed(
         subject=f"Rolled back: {original.environment.name} #{original.pk} {original.title}",
         body=(
             f"Rollback ticket #{ticket.pk} deployed: {reason}. A post-mortem of ticket "
-            f"#{original.pk} is due by {follow_up.due_at:%Y-%m-%d %H:%M} UTC."
+            f"#{original.pk} is due by {times.stamp(follow_up.due_at)}."
         ),
         url=ticket_url(original),
         data={

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from deployments.terraform.diff import redact_diffs
 from deployments.terraform.redact import Redactor, secret_values_from_env
+from deployments.terraform.rego import PolicyFolderError, masked_plan, read_policy_folder
 from deployments.terraform.sandbox import (
     RUN_DIR_INSIDE,
     MountPlan,
@@ -117,6 +119,10 @@ class RunSpec:
     # allow_provider_network, providers come from the mirror only (no `direct {}`).
     require_lock_file: bool = False
     allow_provider_network: bool = False
+    # Rego policies (deployments.terraform.rego): the repository folder read after a plan
+    # ("" reads none) and the largest `show -json` kept (masked) as their input.
+    policy_dir: str = ""
+    policy_plan_max_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,13 @@ class PlanResult:
     has_changes: bool | None = None
     # The environment's state the plan was made against: "lineage/serial", "" when empty.
     base_state: str = ""
+    # For the policies: the masked `show -json` (compact JSON, b"" when not kept, with
+    # ``policy_error`` saying why) and the commit's policy folder.
+    policy_document: bytes = b""
+    policy_files: tuple[tuple[str, str], ...] = ()
+    policy_manifest: dict[str, Any] = field(default_factory=dict)
+    policy_error: str = ""
+    policy_folder_error: str = ""
 
     @property
     def ok(self) -> bool:
@@ -422,14 +435,51 @@ class _Session:
         except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile):
             return self.state_fingerprint()
 
-    def plan_json(self) -> tuple[dict[str, Any], list[str]]:
+    def plan_json(
+        self, document: list[bytes | str] | None = None
+    ) -> tuple[dict[str, Any], list[str]]:
         """The saved plan's summary and its sensitive values, from `show -json` read as a
-        stream: a 30 MB output value is held once, briefly, never stored."""
+        stream: a 30 MB output value is held once, briefly, never stored. With
+        ``document``, the masked document for the policies is appended to it (bytes), or
+        why it was not kept (str)."""
         with self.capture("show", "-json", PLAN_FILENAME) as out:
             try:
-                return read_plan_json(out)
+                summary, secrets = read_plan_json(out)
             except ValueError as exc:
                 raise _StepFailed(f"terraform show -json returned bad JSON: {exc}", 1) from None
+            # The diffs' values through this run's redactor, the plan's own secrets added.
+            self.redact.add(secrets)
+            summary["diffs"] = redact_diffs(summary.get("diffs") or [], self.redact)
+            if document is not None:
+                document.append(self._policy_document(out))
+            return summary, secrets
+
+    def _policy_document(self, out: IO[bytes]) -> bytes | str:
+        limit = self.spec.policy_plan_max_bytes
+        size = out.seek(0, os.SEEK_END)
+        if limit and size > limit:
+            return f"the plan's JSON is {size} bytes, more than the {limit} policies may read"
+        out.seek(0)
+        try:
+            plan = json.loads(out.read())
+        except ValueError as exc:
+            return f"terraform show -json returned bad JSON: {exc}"
+        masked = masked_plan(plan, self.redact)
+        return json.dumps(masked, sort_keys=True, separators=(",", ":")).encode()
+
+    def policy_folder(self) -> tuple[tuple[tuple[str, str], ...], dict[str, Any], str]:
+        """The commit's policy folder: its .rego files, its manifest, or why it cannot be
+        read (the policies then fail closed)."""
+        if not self.spec.policy_dir:
+            return (), {}, ""
+        depth = len(Path(self.spec.terraform_dir).parts)
+        tree = self.root.parents[depth - 1] if depth else self.root
+        try:
+            check_relative(self.spec.policy_dir, "policy folder")
+            files, manifest = read_policy_folder(tree / self.spec.policy_dir)
+        except (SourceError, PolicyFolderError, OSError) as exc:
+            return (), {}, f"{self.spec.policy_dir}: {exc}"
+        return tuple(sorted(files.items())), manifest, ""
 
     def plan(self, *extra: str) -> int:
         """`terraform plan` of the spec's var-file; with -detailed-exitcode, 2 (changes) is
@@ -737,13 +787,21 @@ def plan(spec: RunSpec, on_line: OnLine) -> PlanResult:
             session.plan(f"-out={PLAN_FILENAME}")
             plan_bytes = read_own_file(session.root / PLAN_FILENAME)
             base_state = session.planned_state_fingerprint()
-            summary, secrets = session.plan_json()
+            document: list[bytes | str] = []
+            summary, secrets = session.plan_json(document)
             session.redact.add(secrets)
             session.emit(
                 f"Plan saved: {summary_line(summary)} "
                 f"(sha256 {hashlib.sha256(plan_bytes).hexdigest()})"
             )
+            policy_files, manifest, folder_error = session.policy_folder()
+            kept = document[0] if document else ""
             return PlanResult(
+                policy_document=kept if isinstance(kept, bytes) else b"",
+                policy_files=policy_files,
+                policy_manifest=manifest,
+                policy_error=kept if isinstance(kept, str) else "",
+                policy_folder_error=folder_error,
                 exit_code=0,
                 plan_bytes=plan_bytes,
                 plan_sha256=hashlib.sha256(plan_bytes).hexdigest(),

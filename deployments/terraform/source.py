@@ -226,6 +226,25 @@ class InfraRepo:
         result = self._git("log", "-1", "--format=%s", sha)
         return result.stdout.decode(errors="replace").strip() if result.returncode == 0 else ""
 
+    def commit_facts(self, sha: str) -> dict[str, str]:
+        """The commit's message (at most 4,000 characters), author name and authored time
+        (ISO 8601); ``{}`` when git cannot say. Read from what is already fetched."""
+        if not SHA_RE.match(sha):
+            return {}
+        result = self._git("log", "-1", "--format=%an%x00%aI%x00%B", sha)
+        if result.returncode != 0:
+            return {}
+        author, _, rest = result.stdout.decode(errors="replace").partition("\x00")
+        authored_at, _, message = rest.partition("\x00")
+        message = message.strip()
+        if len(message) > 4000:
+            message = message[:3999] + "…"
+        return {
+            "author": author.strip()[:200],
+            "authored_at": authored_at.strip(),
+            "message": message,
+        }
+
     def export(self, sha: str, subdir: str, dest: Path) -> Path:
         """Write the whole tree of the commit at ``sha`` into ``dest``; return the Terraform
         root inside it (``dest/subdir``).

@@ -23,6 +23,8 @@ from typing import IO, Any
 
 import ijson
 
+from deployments.terraform.diff import DiffBudget, resource_diff
+
 # What a stored summary may hold: enough for any real review, bounded for a hostile one.
 SUMMARY_MAX_RESOURCES = 2000
 NAME_MAX_CHARS = 512
@@ -242,6 +244,7 @@ def read_plan_json(stream: IO[bytes]) -> tuple[dict[str, Any], list[str]]:
             if declared.get(name):
                 _collect_strings((var or {}).get("value"), found)
         light: dict[str, Any] = {"terraform_version": _name(version)}
+        budget, diffs = DiffBudget(), []
         for key, prefix in (
             ("resource_changes", "resource_changes.item"),
             ("resource_drift", "resource_drift.item"),
@@ -257,6 +260,8 @@ def read_plan_json(stream: IO[bytes]) -> tuple[dict[str, Any], list[str]]:
                     _collect_marked(change.get(values_key), change.get(marks_key), found)
                 if key != "deferred_changes":
                     kept.append(_light_change(rc or {}))
+                if key == "resource_changes" and _reviewed(rc or {}):
+                    diffs.append(budget.take(resource_diff(rc or {})))
             light[key] = kept
         invocations = []
         for ai in ijson.items(_rewound(stream), "action_invocations.item"):
@@ -272,7 +277,22 @@ def read_plan_json(stream: IO[bytes]) -> tuple[dict[str, Any], list[str]]:
         light["output_changes"] = outputs
     except ijson.JSONError as exc:
         raise ValueError(str(exc)) from None
-    return cap_summary(summarize_plan(light)), found
+    summary = summarize_plan(light)
+    # Per resource, its attributes before and after, masked (terraform.diff); the runner
+    # passes them through its redactor too.
+    summary["diffs"] = diffs[:SUMMARY_MAX_RESOURCES]
+    return cap_summary(summary), found
+
+
+def _reviewed(rc: dict[str, Any]) -> bool:
+    """A change the summary lists (summarize_plan's rule): its diff is kept."""
+    change = rc.get("change") or {}
+    actions = list(change.get("actions") or [])
+    return (
+        _action(actions) not in ("no-op", "read")
+        or change.get("importing") is not None
+        or bool(rc.get("previous_address") and rc.get("previous_address") != rc.get("address"))
+    )
 
 
 def cap_summary(summary: dict[str, Any]) -> dict[str, Any]:

@@ -191,6 +191,7 @@ def test_every_post_that_creates_documents_the_key(author: User) -> None:
         "/api/v1/tickets/{id}/checks/",
         "/api/v1/tickets/{id}/evidence/",
         "/api/v1/tickets/{id}/rollback/",
+        "/api/v1/tickets/{id}/policy-overrides/",
         "/api/v1/environments/{name}/freezes/",
     }
     for path in creating:

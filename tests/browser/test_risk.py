@@ -74,7 +74,9 @@ def test_prod_risk_is_filed_in_the_form_and_shown_where_the_approver_decides(
     dev.get_by_label("Impact").select_option("medium")
     dev.get_by_role("button", name="File ticket and plan").click()
     # Inline errors, field by field.
-    expect(dev.locator(".field.has-error")).to_contain_text(["is required: one of low"])
+    expect(dev.locator(".field.has-error")).to_contain_text(
+        ["Choose how likely it is to go wrong."]
+    )
     dev.get_by_label("Likelihood").select_option("low")
     dev.get_by_label("Risk summary").fill("The database restarts once.")
     dev.get_by_label("Downtime expected").check()

@@ -146,6 +146,7 @@ def test_admin_edits_of_a_rule_are_validated_and_audited(db: None) -> None:
         "file_groups",
         "deploy_groups",
         "freeze_groups",
+        "emergency_escalating_answers",
     ):
         data[name] = json.dumps(form.initial[name])
     for flag in (

@@ -126,7 +126,7 @@ def test_history_page_shows_the_deployments_and_paginates(
     page = signed_in(operations).get("/environments/prod/history/").content.decode()
     assert f"<code>{rolled.commit_sha[:10]}</code>" in page
     assert "tess" in page and "rolled back" in page
-    assert f'href="/runs/{rolled.run.plan_id}/log/"' in page
+    assert f'href="/runs/{rolled.run.plan_id}/"' in page
     for _ in range(50):
         deployed("prod", author)
     first = signed_in(operations).get("/environments/prod/history/").content.decode()

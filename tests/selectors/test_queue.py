@@ -23,7 +23,7 @@ from tests.helpers.api import api_for
 from tests.helpers.factories import DeploymentFactory, RunFactory, TicketFactory, UserFactory
 from tests.helpers.tickets import awaiting
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
 
 # Prod's window: Tuesdays and Thursdays 02:00-04:00 America/New_York.
 IN_WINDOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)  # Tue 03:00 EST: closes in 1 h
@@ -281,8 +281,9 @@ def test_me_queue_api_has_the_same_sections(author: User, tech_lead: User) -> No
     assert "qa_signoffs" not in body["sections"]  # tess deploys dev and staging
     assert [e["name"] for e in body["environments"]] == ["dev", "staging", "prod"]
     assert body["environments"][2]["window"]["has_window"] is True
-    for key in ("deploys", "qa_signoffs", "my_tickets", "follow_ups"):
+    for key in ("deploys", "qa_signoffs", "follow_ups", "follow_ups_due_soon", "monitoring"):
         assert body[key] == {"count": 0, "results": []}
+    assert body["my_tickets"] == {"count": 0, "finished_count": 0, "results": []}
 
 
 def test_me_queue_api_needs_sign_in() -> None:

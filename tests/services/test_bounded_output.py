@@ -134,8 +134,13 @@ def test_the_ticket_page_shows_the_end_of_a_long_log(author: Any, client: Any) -
     client.force_login(author)
     page = client.get(f"/tickets/{run.ticket.pk}/").content.decode()
     assert "LAST LINE" in page and "FIRST LINE" not in page
-    assert f"/api/v1/runs/{run.pk}/log/?before=" in page
+    assert f"/runs/{run.pk}/?before=" in page
     assert len(page) < 2 * LOG_PAGE_CHARS
+    # The run's page pages back through the log, server-rendered.
+    end = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "LAST LINE" in end and "FIRST LINE" not in end and len(end) < 2 * LOG_PAGE_CHARS
+    first = client.get(f"/runs/{run.pk}/?before={LOG_PAGE_CHARS}").content.decode()
+    assert "FIRST LINE" in first and "LAST LINE" not in first
 
 
 def test_a_plans_summary_stays_small_whatever_the_plan_holds() -> None:

@@ -12,8 +12,8 @@ from django.db.migrations.executor import MigrationExecutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BEFORE = [("deployments", "0030_environment_verified_providers")]
-AFTER = [("deployments", "0031_stacks")]
+BEFORE = [("deployments", "0032_incident_paths_and_pending_reschedules")]
+AFTER = [("deployments", "0033_stacks")]
 
 
 def test_old_data_becomes_the_default_stack() -> None:

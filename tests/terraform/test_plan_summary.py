@@ -455,9 +455,10 @@ def test_the_ticket_page_reads_a_move_and_import_plan(author: User, operations: 
         '<span class="forget">2 to forget</span>',
         '<span class="invoke">2 actions to invoke</span>',
         'id="plan-forget-note"',
-        "<code>module.data.aws_db_instance.main</code> <small>from "
+        "<code>module.data.aws_db_instance.main</code> <small>moved from "
         "<code>module.database.aws_db_instance.main</code></small>",
-        '<span class="action action-import">import</span> <code>aws_s3_bucket.logs</code>',
+        '<details class="change change-import" data-action="import" '
+        'data-address="aws_s3_bucket.logs">',
         "after_update of <code>aws_lambda_function.thumbnailer</code>",
         "2 changes made outside Terraform",
         'id="blast-state">State only: imports 2, moves 1, forgets 2 resource(s).',

@@ -48,6 +48,10 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
     approval_rule = ApprovalRuleField(read_only=True)
     emergency_approval_rule = ApprovalRuleField(read_only=True)
     risk_rules = RiskRulesField(read_only=True)
+    emergency_escalating_answers = NameListField(
+        read_only=True,
+        help_text="The answers that escalate an emergency to the high-risk emergency rule.",
+    )
     view_groups = NameListField(read_only=True)
     file_groups = NameListField(read_only=True)
     deploy_groups = NameListField(read_only=True)
@@ -71,6 +75,8 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
             "approval_rule_text",
             "emergency_approval_rule",
             "risk_rules",
+            "emergency_escalating_answers",
+            "immediate_rollback_start",
             "auto_deploy",
             "deploy_on_merge",
             "max_concurrent_applies",

@@ -11,6 +11,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from deployments import selectors
+from deployments.api.shapes import policies
 from deployments.api.shapes.common import (
     PlanSummarySerializer,
 )
@@ -90,9 +91,27 @@ class RunSerializer(RunBriefSerializer):
     )
     log_start = serializers.SerializerMethodField()
     log_size = serializers.SerializerMethodField()
+    policy_status = serializers.SerializerMethodField()
+    policy_results = serializers.SerializerMethodField()
 
     class Meta(RunBriefSerializer.Meta):
-        fields = [*RunBriefSerializer.Meta.fields, "ticket", "log", "log_start", "log_size"]
+        fields = [
+            *RunBriefSerializer.Meta.fields,
+            "ticket",
+            "log",
+            "log_start",
+            "log_size",
+            "policy_status",
+            "policy_results",
+        ]
+
+    @policies.run_policy_status_schema
+    def get_policy_status(self, run: TerraformRun) -> str | None:
+        return policies.run_policy_status(run)
+
+    @policies.run_policy_results_schema
+    def get_policy_results(self, run: TerraformRun) -> list[dict[str, Any]]:
+        return policies.run_policy_results(run)
 
     def _page(self, run: TerraformRun) -> selectors.LogPage:
         cached = getattr(run, "_log_page", None)

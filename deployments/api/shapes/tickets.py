@@ -14,6 +14,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from deployments import selectors
+from deployments.api.shapes import policies as policy_shapes
 from deployments.api.shapes.approvals import ApprovalSerializer
 from deployments.api.shapes.checks import CheckResultSerializer, PullRequestSerializer
 from deployments.api.shapes.common import (
@@ -31,6 +32,12 @@ from deployments.api.shapes.monitoring import (
     ChecklistItemSerializer,
     MonitoringSerializer,
     monitoring_out,
+)
+from deployments.api.shapes.review import (
+    PlanChangeSerializer,
+    TimelineStepSerializer,
+    plan_changes_out,
+    timeline_out,
 )
 from deployments.api.shapes.risk import (
     RiskOutSerializer,
@@ -186,10 +193,16 @@ class TicketDetailSerializer(TicketSerializer):
     rollback_opened_as = serializers.CharField(source="rollback_mode", read_only=True)
     rollback_immediate_until = serializers.DateTimeField(read_only=True, allow_null=True)
     available_actions = serializers.SerializerMethodField()
+    policy_status = serializers.SerializerMethodField()
+    policies = serializers.SerializerMethodField()
+    timeline = serializers.SerializerMethodField()
+    plan_changes = serializers.SerializerMethodField()
 
     class Meta(TicketSerializer.Meta):
         fields = [
             *TicketSerializer.Meta.fields,
+            "policy_status",
+            "policies",
             "rollback_mode",
             "rollback_opened_as",
             "rollback_immediate_until",
@@ -209,7 +222,17 @@ class TicketDetailSerializer(TicketSerializer):
             "checks",
             "pull_request",
             "staging_ticket",
+            "timeline",
+            "plan_changes",
         ]
+
+    @extend_schema_field(TimelineStepSerializer(many=True))
+    def get_timeline(self, ticket: Ticket) -> list[dict[str, Any]]:
+        return timeline_out(self.view(ticket).timeline)
+
+    @extend_schema_field(PlanChangeSerializer(many=True))
+    def get_plan_changes(self, ticket: Ticket) -> list[dict[str, Any]]:
+        return plan_changes_out(self.view(ticket).plan_review)
 
     def view(self, ticket: Ticket) -> selectors.TicketView:
         """The ticket as the caller sees it: the one view model the ticket page reads too."""
@@ -247,6 +270,16 @@ class TicketDetailSerializer(TicketSerializer):
     @extend_schema_field(ApprovalSerializer(many=True))
     def get_approvals(self, ticket: Ticket) -> list[dict[str, Any]]:
         return ApprovalSerializer(self.view(ticket).approvals, many=True).data  # type: ignore[return-value]
+
+    @policy_shapes.run_policy_status_schema
+    def get_policy_status(self, ticket: Ticket) -> str | None:
+        """What the current plan's Rego policies decide (docs/policies.md)."""
+        return self.view(ticket).policies.status
+
+    @extend_schema_field(policy_shapes.TicketPoliciesSerializer)
+    def get_policies(self, ticket: Ticket) -> dict[str, Any]:
+        data = policy_shapes.ticket_policies_out(self.view(ticket).policies)
+        return policy_shapes.TicketPoliciesSerializer(data).data
 
     def get_plan_stale(self, ticket: Ticket) -> bool:
         """True: another apply changed the environment since this plan (re-plan needed)."""

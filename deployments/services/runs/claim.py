@@ -16,6 +16,7 @@ from deployments.choices import RunStatus, TicketStatus
 from deployments.lib import clock
 from deployments.models import Environment, TerraformRun, Ticket
 from deployments.selectors.approvals import stray_approvals, votes_for
+from deployments.selectors.policies import policy_state
 from deployments.selectors.stacks import upstream_states
 from deployments.selectors.windows import freezes_for
 from deployments.services import notices
@@ -87,6 +88,7 @@ def recheck_start(ticket: Ticket, run: TerraformRun, *, now: dt.datetime) -> Non
         freezes=freezes_for(ticket.environment_id, now),
         branch=settings.INFRA_BRANCH,
     )
+    policy.plan_policies.check_apply_policies(*policy_state(plan))
     # A stack it depends on may have started deploying since the apply was asked for.
     waiting = [
         problem

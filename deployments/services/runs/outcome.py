@@ -13,7 +13,7 @@ from django.utils import timezone
 from deployments import terraform as tf
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import TerraformRun, Ticket
-from deployments.services import lifecycle, notices
+from deployments.services import lifecycle, notices, policies, replans
 from deployments.services._base import locked_ticket, transition
 from deployments.services.audit import audit_record
 from deployments.services.deployments import deployment_monitoring_failed, deployment_record
@@ -151,6 +151,7 @@ def _keep_plan(run: TerraformRun, plan: tf.PlanResult | None) -> None:
         run.has_changes = plan.has_changes
         run.base_state = plan.base_state
         run.plan_file.save(f"run-{run.pk}.tfplan", ContentFile(plan.plan_bytes), save=False)
+        policies.policy_input_keep(run, plan)  # what the plan's policies read
 
 
 def _finish_after_interrupt(
@@ -251,6 +252,7 @@ def _advance_ticket(ticket: Ticket, run: TerraformRun, *, stale: bool = False) -
                 data={"run": run.pk, "stale_plan": stale},
             )
             notices.deploy_failed(ticket, run, reason=reason)
+            replans.schedules_plan_stale(ticket, run)  # a failed apply may have changed state
         transaction.on_commit(lambda: runs.environment_release(environment_id=env.pk))
         return
     # Post-apply check.

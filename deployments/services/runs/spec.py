@@ -93,4 +93,6 @@ def terraform_spec(
         sandbox=sandbox,
         require_lock_file=environment.require_lock_file or stack.require_lock_file,
         allow_provider_network=environment.allow_provider_network,
+        policy_dir=environment.policy_dir,
+        policy_plan_max_bytes=settings.POLICY_PLAN_MAX_BYTES,
     )

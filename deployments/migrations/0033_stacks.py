@@ -32,7 +32,7 @@ def required(model, related):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("deployments", "0030_environment_verified_providers"),
+        ("deployments", "0032_incident_paths_and_pending_reschedules"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -25,7 +25,14 @@ module "network" {
   aws_region         = var.aws_region
   vpc_cidr           = var.vpc_cidr
   availability_zones = var.availability_zones
-  tags               = { Layer = "network", Environment = var.environment }
+  # The cost-tracking tags every resource carries (sample_stack/policies/tags.rego).
+  tags = {
+    Project     = "media"
+    Environment = var.environment
+    Owner       = "platform-team"
+    CostCenter  = "media-${var.environment}"
+    Layer       = "network"
+  }
 }
 
 output "vpc_id" {

@@ -26,7 +26,7 @@ setup: install sandbox-tools
 	$(BIN)/python manage.py init_infra_repo
 
 run: setup
-	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo --stacks
 	exec scripts/run.sh
 
 # Tests keep their data apart from the local run's (var/test unless DATA_DIR is set).

@@ -115,6 +115,7 @@ class EnvironmentForm(forms.ModelForm[Environment]):
             "apply_role_arn",
             "require_lock_file",
             "allow_provider_network",
+            "max_concurrent_applies",
             "policy_dir",
         ]
 
@@ -497,4 +498,5 @@ class FreezeAdmin(admin.ModelAdmin[Freeze]):
             self.delete_model(request, freeze)
 
 
-from deployments import admin_policies  # noqa: E402, F401 - portal policies (docs/policies.md)
+# The admins of policies (docs/policies.md) and stacks (docs/stacks.md) register themselves.
+from deployments import admin_policies, admin_stacks  # noqa: E402, F401

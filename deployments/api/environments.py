@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import QuerySet
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
@@ -12,6 +14,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -48,7 +51,15 @@ class EnvironmentViewSet(
         return Environment.objects.filter(pk__in=visible)
 
     @extend_schema(
-        parameters=[_NAME],
+        parameters=[
+            _NAME,
+            OpenApiParameter(
+                "stack",
+                OpenApiTypes.STR,
+                description="A stack name: only its drift reports; empty: every stack's.",
+                pattern=r"^[a-z0-9_-]{0,64}$",
+            ),
+        ],
         responses={200: DriftCheckSerializer(many=True)},
         description=(
             "The environment's latest drift reports (at most 10, newest first): each a "
@@ -64,4 +75,8 @@ class EnvironmentViewSet(
             env, selectors.user_roles(request.user), superuser=request.user.is_superuser
         ):
             raise Http404("No such environment")
-        return Response(DriftCheckSerializer(selectors.drift_checks_of(env), many=True).data)
+        stack = request.query_params.get("stack", "")
+        if stack and not re.fullmatch(r"[a-z0-9_-]{1,64}", stack):
+            raise ValidationError({"stack": ["stack must be a stack name (a-z, 0-9, - and _)"]})
+        checks = selectors.drift_checks_of(env, stack=stack)
+        return Response(DriftCheckSerializer(checks, many=True).data)

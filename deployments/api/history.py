@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.urls import reverse
@@ -34,6 +35,7 @@ class DeploymentApproverSerializer(serializers.Serializer[Any]):
 
 class DeploymentSerializer(serializers.ModelSerializer[Deployment]):
     environment = serializers.CharField(source="environment.name")
+    stack = serializers.CharField(source="stack.name", help_text="The stack deployed.")
     ticket = serializers.IntegerField(source="ticket_id")
     ticket_title = serializers.CharField(source="ticket.title")
     ticket_url = serializers.SerializerMethodField()
@@ -49,6 +51,7 @@ class DeploymentSerializer(serializers.ModelSerializer[Deployment]):
         fields = [
             "id",
             "environment",
+            "stack",
             "ticket",
             "ticket_title",
             "ticket_url",
@@ -130,6 +133,12 @@ class DeploymentHistoryView(generics.ListAPIView[Deployment]):
                 OpenApiTypes.STR,
                 description="An environment name; 404 when unknown or not visible to you.",
             ),
+            OpenApiParameter(
+                "stack",
+                OpenApiTypes.STR,
+                description="A stack name: only its deployments; empty: every stack.",
+                pattern=r"^[a-z0-9_-]{0,64}$",
+            ),
             OpenApiParameter("outcome", OpenApiTypes.STR, enum=list(DeploymentOutcome.values)),
             OpenApiParameter(
                 "since",
@@ -168,6 +177,9 @@ class DeploymentHistoryView(generics.ListAPIView[Deployment]):
                 since = validation.parse_instant(params.get("since", ""), "since")
             except InputError as exc:
                 raise ValidationError({"since": [f"since {exc.message}"]}) from None
+        stack = params.get("stack", "")
+        if stack and not re.fullmatch(r"[a-z0-9_-]{1,64}", stack):
+            raise ValidationError({"stack": ["stack must be a stack name (a-z, 0-9, - and _)"]})
         return history_selectors.deployment_history(
-            self.request.user, environment=environment, outcome=outcome, since=since
+            self.request.user, environment=environment, outcome=outcome, since=since, stack=stack
         )

@@ -96,6 +96,15 @@ class TicketCreateSerializer(serializers.Serializer[Any]):
         validators=[RegexValidator(r"^[A-Za-z0-9_-]+$", "an environment name")],
         help_text="An environment name: dev, staging or prod.",
     )
+    stack = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=64,
+        validators=[RegexValidator(r"^[a-z0-9_-]*$", "a stack name")],
+        help_text="A stack name (GET /api/v1/stacks/): required (400 without it) when there "
+        "is more than one; otherwise the only stack.",
+    )
     description = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -190,6 +199,7 @@ _AUTHOR_RE = re.compile(r"[\w.@+-]{1,150}", re.ASCII)
 
 
 _COMMIT_RE = re.compile(r"[0-9a-fA-F]{7,40}")
+_STACK_RE = re.compile(r"[a-z0-9_-]{1,64}")
 
 
 _TICKET_VERBS = ["retrieve", "plan", "cancel", "approve", "reject", "deploy", "rollback"]
@@ -203,6 +213,12 @@ _TICKET_VERBS = ["retrieve", "plan", "cancel", "approve", "reject", "deploy", "r
                 OpenApiTypes.STR,
                 description="An environment name (no NUL characters).",
                 pattern=r"^[^\u0000]{0,64}$",
+            ),
+            OpenApiParameter(
+                "stack",
+                OpenApiTypes.STR,
+                description="A stack name; empty: any.",
+                pattern=r"^[a-z0-9_-]{0,64}$",
             ),
             OpenApiParameter(
                 "status",
@@ -254,6 +270,9 @@ class TicketViewSet(
             environment = validation.clean_text(params.get("environment", ""), "environment", 64)
         except services.InputError as exc:
             raise ValidationError({"environment": [exc.message]}) from None
+        stack = params.get("stack", "")
+        if stack and not _STACK_RE.fullmatch(stack):
+            raise ValidationError({"stack": ["stack must be a stack name (a-z, 0-9, - and _)"]})
         author = params.get("author", "")
         if author and not _AUTHOR_RE.fullmatch(author):
             raise ValidationError(
@@ -270,6 +289,7 @@ class TicketViewSet(
             status=status_filter,
             author=author,
             commit=commit.lower(),
+            stack=stack,
         )
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -14,6 +14,7 @@ from deployments.api import (
     policies,
     queue,
     runs,
+    stacks,
     tickets,
     webhooks,
 )
@@ -25,6 +26,7 @@ router.register("tickets", tickets.TicketViewSet, basename="ticket")
 router.register("runs", runs.RunViewSet, basename="run")
 router.register("notifications", notifications.NotificationViewSet, basename="notification")
 router.register("plans", plans.SpeculativePlanViewSet, basename="speculative-plan")
+router.register("stacks", stacks.StackViewSet, basename="stack")
 
 app_name = "api"
 urlpatterns = [

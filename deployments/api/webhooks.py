@@ -18,7 +18,7 @@ from deployments.api.support import webhook_body
 from deployments.api.support.parsers import RequestTooLarge, StrictJSONParser
 from deployments.lib import validation
 from deployments.models import DeliveryStatus
-from deployments.services import webhooks
+from deployments.services import stack_webhooks, webhooks
 
 _DELIVERY_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 # GitHub's event names: projects_v2_item, projects_v2_status_update, ... (digits too).
@@ -119,7 +119,9 @@ class GitHubWebhookView(APIView):
     )
     def post(self, request: Request) -> Response:
         secret: str = settings.GITHUB_WEBHOOK_SECRET
-        if not secret:
+        # Stacks' repositories with secrets of their own (docs/stacks.md): (owner/name, value).
+        repositories = stack_webhooks.repository_secrets()
+        if not secret and not repositories:
             raise WebhookNotConfigured()
         signature = _header(request, "HTTP_X_HUB_SIGNATURE_256")
         if not signature:
@@ -134,7 +136,12 @@ class GitHubWebhookView(APIView):
                 f"request body is over the {limit}-byte limit (GITHUB_WEBHOOK_MAX_BYTES)"
             )
         with webhook_body.receive(
-            request._request, secret=secret, signature=signature, limit=limit, ceiling=ceiling
+            request._request,
+            secret=secret,
+            signature=signature,
+            limit=limit,
+            ceiling=ceiling,
+            other_secrets=tuple(value for _name, value in repositories),
         ) as body:
             if not body.complete:
                 raise RequestTooLarge(
@@ -146,6 +153,11 @@ class GitHubWebhookView(APIView):
                     "or a modified delivery"
                 )
             payload = self._read(request, body, limit)
+            signed_by = repositories[body.signed_by - 1][0] if body.signed_by > 0 else ""
+        # A repository's own secret vouches for that repository only.
+        problem = stack_webhooks.secret_problem(payload, signed_by)
+        if problem:
+            raise SignatureRequired(problem)
         event = _header(request, "HTTP_X_GITHUB_EVENT")
         delivery_id = _header(request, "HTTP_X_GITHUB_DELIVERY")
         delivery, created = webhooks.webhook_receive(

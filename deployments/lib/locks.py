@@ -1,4 +1,5 @@
-"""The environment lock: held by the worker for an apply's whole duration, released by the
+"""The apply lock of one stack in one environment (an environment lock per stack): held by
+the worker for an apply's whole duration, released by the
 operating system or PostgreSQL when the holder is really gone.
 
 On PostgreSQL it is a session-level advisory lock on a dedicated connection (PostgreSQL
@@ -34,13 +35,20 @@ log = logging.getLogger(__name__)
 
 # The first key of every advisory lock the portal takes ("CCPE": change control portal env).
 _PG_NAMESPACE = 0x43435045
+# A stack's lock in an environment: first key "CS" and the stack id's low 16 bits, second key
+# the environment id. Two stacks whose ids share those bits share a lock: they apply one
+# after the other, never both at once, so a collision only serialises (docs/stacks.md).
+_PG_STACK_PREFIX = 0x43530000
 
 
 class EnvironmentLock:
-    """One environment's apply lock, taken without blocking and checked while held."""
+    """One stack's apply lock in one environment, taken without blocking and checked while
+    held (``stack_id`` None: the environment's own lock, as before stacks)."""
 
-    def __init__(self, environment_id: int) -> None:
+    def __init__(self, environment_id: int, stack_id: int | None = None) -> None:
         self.environment_id = environment_id
+        self.stack_id = stack_id
+        self._key1 = _PG_NAMESPACE if stack_id is None else _PG_STACK_PREFIX | (stack_id & 0xFFFF)
         self._conn: Any = None  # the dedicated DB-API connection (PostgreSQL)
         self._fd: int | None = None  # the locked file (SQLite)
         self._guard = threading.Lock()  # the heartbeat thread checks while the worker runs
@@ -83,7 +91,7 @@ class EnvironmentLock:
                         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
                         "AND pid = pg_backend_pid() AND classid = %s::oid AND objid = %s::oid "
                         "AND objsubid = 2 AND granted",
-                        [_PG_NAMESPACE, self.environment_id],
+                        [self._key1, self.environment_id],
                     )
                     (count,) = cursor.fetchone()
                 return bool(count)
@@ -98,7 +106,7 @@ class EnvironmentLock:
                 with contextlib.suppress(Exception), self._conn.cursor() as cursor:
                     cursor.execute(
                         "SELECT pg_advisory_unlock(%s::int4, %s::int4)",
-                        [_PG_NAMESPACE, self.environment_id],
+                        [self._key1, self.environment_id],
                     )
                 with contextlib.suppress(Exception):
                     self._conn.close()
@@ -121,7 +129,7 @@ class EnvironmentLock:
             with conn.cursor() as cursor:
                 cursor.execute(
                     "SELECT pg_try_advisory_lock(%s::int4, %s::int4)",
-                    [_PG_NAMESPACE, self.environment_id],
+                    [self._key1, self.environment_id],
                 )
                 (got,) = cursor.fetchone()
         except Exception:
@@ -143,7 +151,10 @@ class EnvironmentLock:
     def _try_file(self) -> bool:
         folder = settings.DATA_DIR / "locks"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"environment-{self.environment_id}.lock"
+        name = f"environment-{self.environment_id}"
+        if self.stack_id is not None:
+            name += f"-stack-{self.stack_id}"
+        path = folder / f"{name}.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

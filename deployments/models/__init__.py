@@ -26,10 +26,12 @@ from deployments.models.policies import (
 )
 from deployments.models.replans import PendingReschedule
 from deployments.models.runs import RunLogChunk, TerraformRun, plan_upload_to
+from deployments.models.stacks import DEFAULT_STACK, Stack
 from deployments.models.tickets import Ticket
 from deployments.models.webhooks import DeliveryStatus, GitHubLogin, PullRequest, WebhookDelivery
 
 __all__ = [
+    "DEFAULT_STACK",
     "ApiKey",
     "ApiKeyScope",
     "Approval",
@@ -65,6 +67,7 @@ __all__ = [
     "Rejection",
     "RunLogChunk",
     "SpeculativePlan",
+    "Stack",
     "TerraformRun",
     "Ticket",
     "UserPreference",

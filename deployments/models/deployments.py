@@ -9,6 +9,7 @@ from django.db.models import Q
 from deployments.models._base import _choices_check
 from deployments.models.environments import Environment
 from deployments.models.runs import TerraformRun
+from deployments.models.stacks import Stack
 from deployments.models.tickets import Ticket
 
 
@@ -29,6 +30,8 @@ class Deployment(models.Model):
     environment = models.ForeignKey(
         Environment, on_delete=models.PROTECT, related_name="deployments"
     )
+    # The stack deployed (the ticket's; copied on save): history is per stack and environment.
+    stack = models.ForeignKey(Stack, on_delete=models.PROTECT, related_name="deployments")
     ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="deployments")
     run = models.OneToOneField(TerraformRun, on_delete=models.PROTECT, related_name="deployment")
     change_type = models.CharField(max_length=16)
@@ -58,6 +61,9 @@ class Deployment(models.Model):
         ordering = ["-finished_at", "-id"]
         indexes = [
             models.Index(fields=["environment", "-finished_at"], name="deployment_env_time"),
+            models.Index(
+                fields=["stack", "environment", "-finished_at"], name="deployment_stack_env_time"
+            ),
             models.Index(fields=["ticket", "-finished_at"], name="deployment_ticket_time"),
         ]
         constraints = [
@@ -70,6 +76,11 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.environment} @ {self.commit_sha[:10]} (ticket #{self.ticket_id})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.stack_id is None:
+            self.stack_id = self.ticket.stack_id
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     @property
     def is_good(self) -> bool:

@@ -8,6 +8,7 @@ from deployments.choices import DriftStatus
 from deployments.models._base import _choices_check
 from deployments.models.deployments import Deployment
 from deployments.models.environments import Environment
+from deployments.models.stacks import Stack
 
 
 class DriftCheck(models.Model):
@@ -17,6 +18,8 @@ class DriftCheck(models.Model):
     environment = models.ForeignKey(
         Environment, on_delete=models.PROTECT, related_name="drift_checks"
     )
+    # The stack checked: drift is per stack and environment (unset on save: Stack.default()).
+    stack = models.ForeignKey(Stack, on_delete=models.PROTECT, related_name="drift_checks")
     # The deployment whose commit and var-file were planned (None: nothing deployed yet).
     deployment = models.ForeignKey(
         Deployment, null=True, blank=True, on_delete=models.PROTECT, related_name="drift_checks"
@@ -42,6 +45,11 @@ class DriftCheck(models.Model):
 
     def __str__(self) -> str:
         return f"drift check of {self.environment} ({self.status})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.stack_id is None:
+            self.stack = Stack.default()
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     @property
     def drifted(self) -> bool:

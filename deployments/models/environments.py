@@ -116,6 +116,14 @@ class Environment(models.Model):
         default=False,
         help_text="Let Terraform install providers the mirror lacks from their registries.",
     )
+    # How many stacks may apply here at once (docs/stacks.md): 1 (the default) is one apply
+    # at a time in the environment, whatever its stack; 0 is no limit across stacks. Each
+    # stack always applies one at a time per environment.
+    max_concurrent_applies = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="Applies of different stacks that may run here at once (0: no limit); a "
+        "stack always applies one at a time.",
+    )
     policy_dir = models.CharField(
         max_length=255,
         default="policies",

@@ -12,6 +12,7 @@ from deployments.choices import ACTIVE_RUN_STATUSES, RunKind, RunStatus
 from deployments.lib.storage import plan_storage
 from deployments.models._base import _choices_check
 from deployments.models.environments import Environment
+from deployments.models.stacks import Stack
 from deployments.models.tickets import Ticket
 
 
@@ -24,6 +25,8 @@ class TerraformRun(models.Model):
 
     ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="runs")
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="runs")
+    # The ticket's stack (copied on save, like the environment): the lock is per stack and env.
+    stack = models.ForeignKey(Stack, on_delete=models.PROTECT, related_name="runs")
     kind = models.CharField(max_length=8, choices=RunKind.choices)
     status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED)
     # For apply and check runs: the plan they carry out or verify.
@@ -79,13 +82,14 @@ class TerraformRun(models.Model):
         constraints = [
             _choices_check("kind", RunKind, "run_kind_valid"),
             _choices_check("status", RunStatus, "run_status_valid"),
-            # Invariant 3: at most one apply at a time per environment.
+            # Invariant 3: at most one apply at a time per stack and environment (and at most
+            # Environment.max_concurrent_applies across its stacks: services.runs.start).
             models.UniqueConstraint(
-                fields=["environment"],
+                fields=["stack", "environment"],
                 condition=Q(
                     kind=RunKind.APPLY, status__in=sorted(s.value for s in ACTIVE_RUN_STATUSES)
                 ),
-                name="one_active_apply_per_environment",
+                name="one_active_apply_per_stack_environment",
             ),
             models.UniqueConstraint(
                 fields=["ticket"],
@@ -100,6 +104,11 @@ class TerraformRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} run {self.pk} of ticket {self.ticket_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.stack_id is None:
+            self.stack_id = self.ticket.stack_id
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     @property
     def is_active(self) -> bool:

@@ -9,6 +9,7 @@ from django.db.models import Q
 from deployments.choices import ChangeType, RollbackMode, TicketStatus
 from deployments.models._base import _choices_check
 from deployments.models.environments import Environment
+from deployments.models.stacks import Stack
 
 
 class Ticket(models.Model):
@@ -17,6 +18,8 @@ class Ticket(models.Model):
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="tickets")
+    # The Terraform root it changes (docs/stacks.md); unset on save: Stack.default().
+    stack = models.ForeignKey(Stack, on_delete=models.PROTECT, related_name="tickets")
     commit_sha = models.CharField(max_length=40)
     change_type = models.CharField(
         max_length=16, choices=ChangeType.choices, default=ChangeType.NORMAL
@@ -47,6 +50,14 @@ class Ticket(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="rollback_tickets",
+    )
+    # Filed by a run trigger (docs/stacks.md): the upstream stack's deployment that planned it.
+    triggered_by = models.ForeignKey(
+        "Deployment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="triggered_tickets",
     )
     rollback_mode = models.CharField(max_length=12, choices=RollbackMode.choices, blank=True)
     # Immediate rollbacks: the end of their hour (ROLLBACK_IMMEDIATE_MINUTES after the
@@ -100,6 +111,11 @@ class Ticket(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.title}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.stack_id is None:
+            self.stack = Stack.default()
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     @property
     def short_sha(self) -> str:

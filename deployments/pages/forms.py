@@ -9,7 +9,7 @@ from django.core.validators import RegexValidator
 
 from deployments.choices import ChangeType
 from deployments.lib import validation
-from deployments.models import Environment
+from deployments.models import Environment, Stack
 from deployments.policy import risk
 
 
@@ -20,6 +20,11 @@ class TicketForm(forms.Form):
         validators=[RegexValidator(validation.LINE_PATTERN, f"Title {validation.LINE_PROBLEM}.")],
     )
     environment = forms.ChoiceField()
+    stack = forms.ChoiceField(
+        required=False,
+        help_text="The Terraform root this change is to (docs/stacks.md); required when "
+        "there are several.",
+    )
     description = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4}),
         required=False,
@@ -81,11 +86,24 @@ class TicketForm(forms.Form):
         max_length=risk.DATA_CONSIDERATIONS_MAX,
     )
 
-    def __init__(self, *args: Any, environments: list[Environment], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        environments: list[Environment],
+        stacks: list[Stack] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["environment"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = [(env.name, f"{env.display_name} ({env.name})") for env in environments]
+        stack_field = self.fields["stack"]
+        assert isinstance(stack_field, forms.ChoiceField)
+        stacks = stacks or []
+        stack_field.required = len(stacks) > 1
+        stack_field.choices = ([("", "Choose a stack")] if len(stacks) > 1 else []) + [
+            (s.name, f"{s.name}: {s.description}" if s.description else s.name) for s in stacks
+        ]
         self.details_envs = {env.name for env in environments if env.requires_change_details}
 
     # What an environment with requires_change_details needs, each with its error in plain

@@ -45,11 +45,16 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     if status and status not in TicketStatus.values:
         status = ""
+    stack = request.GET.get("stack", "")
+    if validation.text_problem(stack) or len(stack) > 64:
+        stack = ""
     raw_page = request.GET.get("page", "1")
     page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) < 8 else 1
     page = max(page, 1)
     found = selectors.rows_at(
-        selectors.ticket_list(request.user, environment=environment, status=status).annotate(
+        selectors.ticket_list(
+            request.user, environment=environment, status=status, stack=stack
+        ).annotate(
             plan_stale=stale_plan_expression()  # "stale plan" beside approved and scheduled
         ),
         (page - 1) * TICKETS_PER_PAGE,
@@ -57,7 +62,9 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     )
     tickets, more = found[:TICKETS_PER_PAGE], len(found) > TICKETS_PER_PAGE
     overdue = selectors.tickets_with_overdue_follow_ups([t.pk for t in tickets], timezone.now())
-    filters = {k: v for k, v in (("environment", environment), ("status", status)) if v}
+    filters = {
+        k: v for k, v in (("environment", environment), ("status", status), ("stack", stack)) if v
+    }
     return render(
         request,
         "deployments/tickets/list.html",
@@ -71,6 +78,8 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
             "statuses": TicketStatus.choices,
             "environment": environment,
             "status": status,
+            "stacks": selectors.stacks_list(),
+            "stack": stack,
             "can_file": bool(selectors.environments_fileable_by(request.user)),
         },
     )
@@ -83,6 +92,7 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
     form = TicketForm(
         request.POST or None,
         environments=environments,
+        stacks=selectors.stacks_list(),
         initial={"environment": request.GET.get("environment", "dev")},
     )
     if request.method == "POST" and form.is_valid():
@@ -96,6 +106,7 @@ def ticket_new(request: HttpRequest) -> HttpResponse:
                 data=services.TicketInput(
                     title=data["title"],
                     environment=data["environment"],
+                    stack=data.get("stack") or "",
                     description=data["description"],
                     commit_sha=data["commit_sha"],
                     change_type=data["change_type"],

@@ -20,6 +20,7 @@ from deployments.pages import (
     rollbacks,
     runs,
     schedules,
+    stacks,
     tickets,
     tokens,
 )
@@ -82,6 +83,7 @@ urlpatterns = [
     path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
     path("runs/<int:pk>/log/", runs.run_log, name="run_log"),
     path("environments/", environments.environment_list, name="environment_list"),
+    path("stacks/", stacks.stack_graph, name="stack_graph"),
     path(
         "environments/<slug:name>/freezes/",
         freezes.freeze_declare,

@@ -19,7 +19,7 @@ and nothing here imports services, selectors or request objects (make lint check
 - risk (and data_resources): scoring a change; imported as ``policy.risk``, not re-exported
 """
 
-from deployments.policy import plan_policies, risk
+from deployments.policy import plan_policies, risk, stacks
 from deployments.policy.access import (
     can_read_audit,
     can_see_environment,
@@ -334,6 +334,7 @@ __all__ = [
     "run_phase",
     "signoff_missing",
     "slot_role",
+    "stacks",
     "starts_on_approval",
     "verdict_counts",
     "window_bypass_note",

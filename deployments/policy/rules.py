@@ -364,6 +364,10 @@ def branch_note(ticket: Ticket, branch: str) -> str:
 
 
 def rule_for(ticket: Ticket, *, now: dt.datetime) -> Rule:
+    return stack_tightened(ticket, _rule_for(ticket, now=now))
+
+
+def _rule_for(ticket: Ticket, *, now: dt.datetime) -> Rule:
     """The approval rule that applies at ``now``: the emergency rule for emergency tickets,
     one lead for an immediate rollback within its hour, replaced by the environment's rule
     for the ticket's risk level when it has one (see risk_rule); a lead's approval for an
@@ -381,3 +385,15 @@ def rule_for(ticket: Ticket, *, now: dt.datetime) -> Rule:
     if override is not None:
         return override
     return Rule.parse(getattr(env, field))
+
+
+def stack_tightened(ticket: Ticket, rule: Rule) -> Rule:
+    """``rule`` with the roles the ticket's stack also requires in its environment
+    (Stack.environment_rules, docs/stacks.md) added to ``all_of``: a stack may tighten its
+    environments' rules, never loosen them."""
+    stack = getattr(ticket, "stack", None)
+    required = stack.required_roles_in(ticket.environment.name) if stack is not None else []
+    extra = tuple(role for role in required if role not in rule.all_of and role in Role.values)
+    if not extra:
+        return rule
+    return Rule(all_of=(*rule.all_of, *extra), any_of=rule.any_of, count=rule.count)

@@ -62,6 +62,7 @@ from deployments.selectors.runs import (
     run_log_text,
     runs_with_log_tails,
 )
+from deployments.selectors.stacks import stack_get, stack_rows, stacks_list, upstream_states
 from deployments.selectors.tickets import (
     DEEP_OFFSET,
     ConflictView,
@@ -120,6 +121,9 @@ __all__ = [
     "run_summary_line",
     "runs_visible_to",
     "runs_with_log_tails",
+    "stack_get",
+    "stack_rows",
+    "stacks_list",
     "stray_approvals",
     "ticket_actions",
     "ticket_approvals",
@@ -129,6 +133,7 @@ __all__ = [
     "ticket_view",
     "tickets_visible_to",
     "tickets_with_overdue_follow_ups",
+    "upstream_states",
     "user_roles",
     "visible_q",
     "visible_ticket_ids",

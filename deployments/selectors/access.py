@@ -131,7 +131,7 @@ def environment_get(name: str) -> Environment | None:
 def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
     """Tickets the user may see (policy.may_see_ticket); any other is 404."""
     return Ticket.objects.filter(visible_q(user)).select_related(
-        "environment", "author", "current_plan", "current_plan__requested_by"
+        "environment", "stack", "author", "current_plan", "current_plan__requested_by"
     )
 
 

@@ -42,6 +42,16 @@ def _when(moment: dt.datetime, zone: str) -> str:
     return presentation.format_in_zone(moment, zone)
 
 
+def _titled(ticket: Any) -> str:
+    """``#12 Title``, with the stack when it is not the default one (docs/stacks.md)."""
+    stack = ticket.stack.name
+    return (
+        f"#{ticket.pk} [{stack}] {ticket.title}"
+        if stack != "default"
+        else (f"#{ticket.pk} {ticket.title}")
+    )
+
+
 def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[Entry]:
     """Windows, freezes, scheduled tickets (with conflicts) and past deployments in
     [start, end), for the environments and tickets this user may see."""
@@ -111,7 +121,7 @@ def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[En
                     ticket.scheduled_for,
                     None,
                     env.name,
-                    f"#{ticket.pk} {ticket.title}",
+                    _titled(ticket),
                     f"scheduled {_when(ticket.scheduled_for, zone)}"
                     + (" — plan stale: re-plan needed, it will not start as is" if stale else ""),
                     reverse("ticket_detail", args=[ticket.pk]),
@@ -127,7 +137,7 @@ def calendar_entries(user: Any, start: dt.datetime, end: dt.datetime) -> list[En
                     ticket.deployed_at,
                     None,
                     env.name,
-                    f"#{ticket.pk} {ticket.title}",
+                    _titled(ticket),
                     f"deployed {_when(ticket.deployed_at, zone)} ({ticket.get_status_display()})",
                     reverse("ticket_detail", args=[ticket.pk]),
                     status=ticket.get_status_display(),

@@ -10,13 +10,12 @@ from deployments.models import (
 )
 
 
-def drift_checks_of(env: Environment, limit: int = 10) -> list[DriftCheck]:
-    """The environment's latest drift reports, newest first (one query)."""
-    return list(
-        DriftCheck.objects.filter(environment=env)
-        .select_related("environment")
-        .order_by("-started_at", "-pk")[:limit]
-    )
+def drift_checks_of(env: Environment, limit: int = 10, stack: str = "") -> list[DriftCheck]:
+    """The environment's latest drift reports (of one stack when named), newest first."""
+    found = DriftCheck.objects.filter(environment=env)
+    if stack:
+        found = found.filter(stack__name=stack)
+    return list(found.select_related("environment", "stack").order_by("-started_at", "-pk")[:limit])
 
 
 def latest_drift_by_environment(envs: list[Environment]) -> dict[int, DriftCheck]:

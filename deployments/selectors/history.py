@@ -35,6 +35,7 @@ def deployment_history(
     environment: Environment | None = None,
     outcome: str = "",
     since: dt.datetime | None = None,
+    stack: str = "",
 ) -> QuerySet[Deployment]:
     """Deployments newest first, with their ticket, deployer, apply run (and so its plan) and
     the approvals of the exact plan applied (``plan_approvals`` on each ticket, filter it by
@@ -44,12 +45,14 @@ def deployment_history(
     else:
         env_ids = [e.pk for e in history_environments(user)]
     rows = Deployment.objects.filter(environment_id__in=env_ids)
+    if stack:
+        rows = rows.filter(stack__name=stack)
     if outcome:
         rows = rows.filter(outcome=outcome)
     if since is not None:
         rows = rows.filter(finished_at__gte=since)
     return (
-        rows.select_related("environment", "ticket", "deployed_by", "run", "run__plan")
+        rows.select_related("environment", "stack", "ticket", "deployed_by", "run", "run__plan")
         .prefetch_related(
             Prefetch(
                 "ticket__approvals",

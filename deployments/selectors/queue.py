@@ -430,7 +430,7 @@ def queue_for(user: Any, now: dt.datetime) -> Queue:
         wanted |= Q(status=TicketStatus.MONITORING, environment_id__in=monitoring_ids)
     tickets = list(
         Ticket.objects.filter(wanted)
-        .select_related("environment", "author", "current_plan")
+        .select_related("environment", "stack", "author", "current_plan")
         .annotate(
             smoke_tests_verdict=_latest_verdict("smoke_tests"),
             qa_report_verdict=_latest_verdict("qa_report"),

@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef
 
 from deployments import policy
 from deployments.lib.presentation import role_label
-from deployments.models import Deployment, Environment, TerraformRun, Ticket
+from deployments.models import Deployment, TerraformRun, Ticket
 from deployments.selectors.access import visible_q
 from deployments.terraform.summary import summary_line
 
@@ -158,11 +158,11 @@ def plan_review(run: TerraformRun | None) -> PlanReview | None:
 # --- the commit -----------------------------------------------------------------------
 
 
-def repository_web_url(environment: Environment) -> str:
-    """The web address of the infrastructure repository an environment deploys from (links
-    to commits and comparisons): INFRA_REPO_WEB_URL, else GitHub's page of
-    GITHUB_REPOSITORY, else "" (no links). One place, so a per-stack setting is one line."""
-    url = str(getattr(settings, "INFRA_REPO_WEB_URL", "") or "").rstrip("/")
+def repository_web_url(ticket: Ticket) -> str:
+    """The web address of the repository a ticket's stack lives in (links to commits and
+    comparisons): the stack's own web URL, else INFRA_REPO_WEB_URL, else GitHub's page of
+    GITHUB_REPOSITORY, else "" (no links)."""
+    url = str(ticket.stack.web_url or getattr(settings, "INFRA_REPO_WEB_URL", "") or "").rstrip("/")
     if url:
         return url
     repository = str(getattr(settings, "GITHUB_REPOSITORY", "") or "")
@@ -188,12 +188,14 @@ class CommitReview:
 
 
 def _last_deployed(ticket: Ticket, user: Any) -> dict[str, Any] | None:
-    """The environment's newest succeeded deployment made by another ticket: what this
-    commit would replace; ``shown`` says whether ``user`` may see that ticket (one query
-    either way)."""
+    """The stack's newest succeeded deployment in the environment made by another ticket:
+    what this commit would replace; ``shown`` says whether ``user`` may see that ticket (one
+    query either way)."""
     visible = Ticket.objects.filter(visible_q(user)).values("pk")
     return (
-        Deployment.objects.filter(environment_id=ticket.environment_id, outcome="succeeded")
+        Deployment.objects.filter(
+            environment_id=ticket.environment_id, stack_id=ticket.stack_id, outcome="succeeded"
+        )
         .exclude(ticket_id=ticket.pk)
         .annotate(shown=Exists(visible.filter(pk=OuterRef("ticket_id"))))
         .order_by("-finished_at", "-id")
@@ -212,7 +214,7 @@ def commit_review(ticket: Ticket, plan: TerraformRun | None, user: Any) -> Commi
         authored = dt.datetime.fromisoformat(facts["authored_at"]) if facts else None
     except (KeyError, ValueError):
         authored = None
-    base = repository_web_url(ticket.environment)
+    base = repository_web_url(ticket)
     last = _last_deployed(ticket, user)
     last_sha = str(last["commit_sha"]) if last is not None else ""
     compare = f"{base}/compare/{last_sha}...{ticket.commit_sha}" if base and last_sha else ""

@@ -63,12 +63,18 @@ _KNOWN_GOOD_FIELDS = ("ticket_id", "commit_sha", "finished_at", "var_file")
 
 
 def last_known_good(
-    env: Environment, before: dt.datetime | None = None, *, exclude_ticket: int | None = None
+    env: Environment,
+    before: dt.datetime | None = None,
+    *,
+    exclude_ticket: int | None = None,
+    stack_id: int | None = None,
 ) -> KnownGood | None:
     """The newest succeeded deployment of ``env`` (finished before ``before``) that was
     neither rolled back nor failed its monitoring, and whose ticket did not end rolled back
     or failed afterwards: what a rollback returns to."""
     found = _good_deployments().filter(environment=env)
+    if stack_id is not None:  # per stack and environment (docs/stacks.md)
+        found = found.filter(stack_id=stack_id)
     if before is not None:
         found = found.filter(finished_at__lt=before)
     if exclude_ticket is not None:
@@ -92,6 +98,7 @@ def attach_last_known_good(tickets: list[Ticket]) -> None:
         _good_deployments()
         .filter(
             environment=OuterRef("environment_id"),
+            stack=OuterRef("stack_id"),
             finished_at__lt=Coalesce(OuterRef("deployed_at"), Value(_END_OF_TIME)),
         )
         .exclude(ticket_id=OuterRef("pk"))
@@ -128,7 +135,9 @@ def ticket_last_known_good(ticket: Ticket) -> KnownGood | None:
         return _known_good(
             Deployment.objects.only(*_KNOWN_GOOD_FIELDS).get(pk=ticket.rollback_target_id)
         )
-    return last_known_good(ticket.environment, ticket.deployed_at, exclude_ticket=ticket.pk)
+    return last_known_good(
+        ticket.environment, ticket.deployed_at, exclude_ticket=ticket.pk, stack_id=ticket.stack_id
+    )
 
 
 def known_good_for(
@@ -196,6 +205,7 @@ def _rollback_choice(ticket: Ticket) -> RollbackChoice:
     newer = (
         Deployment.objects.filter(
             environment_id=ticket.environment_id,
+            stack_id=ticket.stack_id,
             outcome=DeploymentOutcome.SUCCEEDED,
             rolled_back_at__isnull=True,
             finished_at__gt=own.finished_at,
@@ -208,5 +218,7 @@ def _rollback_choice(ticket: Ticket) -> RollbackChoice:
         .values_list("ticket_id", flat=True)
         .first()
     )
-    target = last_known_good(ticket.environment, own.finished_at, exclude_ticket=ticket.pk)
+    target = last_known_good(
+        ticket.environment, own.finished_at, exclude_ticket=ticket.pk, stack_id=ticket.stack_id
+    )
     return RollbackChoice(own, target, open_rollback, newer)

@@ -69,9 +69,12 @@ def ticket_list(
     status: str = "",
     author: str = "",
     commit: str = "",
+    stack: str = "",
 ) -> QuerySet[Ticket]:
     """Tickets the user may see, filtered; ``commit`` is a full SHA or a prefix (lower case)."""
     tickets = tickets_visible_to(user)
+    if stack:
+        tickets = tickets.filter(stack__name=stack)
     if environment:
         tickets = tickets.filter(environment__name=environment)
     if status:

@@ -23,22 +23,33 @@ from django.utils import timezone
 from deployments import policy
 from deployments import terraform as tf
 from deployments.choices import DriftStatus, RunKind, RunStatus
-from deployments.lib.locks import EnvironmentLock
-from deployments.models import Deployment, DeploymentOutcome, DriftCheck, Environment, TerraformRun
+from deployments.models import (
+    Deployment,
+    DeploymentOutcome,
+    DriftCheck,
+    Environment,
+    Stack,
+    TerraformRun,
+)
 from deployments.services import notices
 from deployments.services.audit import audit_record
 from deployments.services.credentials import CredentialsUnavailable, run_credentials
 from deployments.services.runs.spec import terraform_spec
+from deployments.services.stacks import stack_lock
 
 log = logging.getLogger(__name__)
 
 LOG_MAX = 200_000
 
 
-def drift_check_open(env: Environment, *, requested_by: str = "beat") -> DriftCheck:
-    """Record a drift check of ``env`` as started (the worker then runs it)."""
+def drift_check_open(
+    env: Environment, *, requested_by: str = "beat", stack: Stack | None = None
+) -> DriftCheck:
+    """Record a drift check of ``stack`` (default: Stack.default()) in ``env`` as started
+    (the worker then runs it)."""
     return DriftCheck.objects.create(
         environment=env,
+        stack=stack or Stack.default(),
         status=DriftStatus.RUNNING,
         requested_by=requested_by[:150],
         started_at=timezone.now(),
@@ -55,16 +66,25 @@ def drift_checks_start(*, now: dt.datetime | None = None) -> list[int]:
     )
     started: list[int] = []
     for env in Environment.objects.filter(drift_check_minutes__gt=0):
-        last = DriftCheck.objects.filter(environment=env).order_by("-started_at").first()
-        if last is not None and (
-            last.status == DriftStatus.RUNNING
-            or now - last.started_at < dt.timedelta(minutes=env.drift_check_minutes)
-        ):
-            continue
-        with transaction.atomic():
-            check = drift_check_open(env)
-            transaction.on_commit(_dispatcher(check.pk))
-        started.append(check.pk)
+        # Each stack deployed here is checked on its own (the default stack when none is).
+        stacks = list(Stack.objects.filter(deployments__environment=env).distinct()) or [
+            Stack.default()
+        ]
+        for stack in stacks:
+            last = (
+                DriftCheck.objects.filter(environment=env, stack=stack)
+                .order_by("-started_at")
+                .first()
+            )
+            if last is not None and (
+                last.status == DriftStatus.RUNNING
+                or now - last.started_at < dt.timedelta(minutes=env.drift_check_minutes)
+            ):
+                continue
+            with transaction.atomic():
+                check = drift_check_open(env, stack=stack)
+                transaction.on_commit(_dispatcher(check.pk))
+            started.append(check.pk)
     return started
 
 
@@ -91,12 +111,14 @@ def _finish(check: DriftCheck, status: str, **fields: Any) -> DriftCheck:
 
 def drift_check_run(*, check_id: int) -> DriftCheck:
     """Run one drift check (a worker task; ``check_drift`` runs it in-process)."""
-    check = DriftCheck.objects.select_related("environment").get(pk=check_id)
+    check = DriftCheck.objects.select_related("environment", "stack").get(pk=check_id)
     if check.status != DriftStatus.RUNNING or check.finished_at is not None:
         return check
     env = check.environment
     deployment = (
-        Deployment.objects.filter(environment=env, outcome=DeploymentOutcome.SUCCEEDED)
+        Deployment.objects.filter(
+            environment=env, stack=check.stack, outcome=DeploymentOutcome.SUCCEEDED
+        )
         .order_by("-finished_at", "-pk")
         .first()
     )
@@ -107,12 +129,13 @@ def drift_check_run(*, check_id: int) -> DriftCheck:
     check.deployment = deployment
     check.commit_sha = deployment.commit_sha
     check.var_file = deployment.var_file
-    env_lock = EnvironmentLock(env.pk)
+    env_lock = stack_lock(env.pk, check.stack_id)
     if not env_lock.try_acquire():
         return _finish(check, DriftStatus.SKIPPED, error=f"an apply of {env.name} is running")
     try:
         applying = TerraformRun.objects.filter(
             environment=env,
+            stack=check.stack,
             kind=RunKind.APPLY,
             status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
         ).exists()
@@ -132,6 +155,7 @@ def drift_check_run(*, check_id: int) -> DriftCheck:
             lines.append(granted.description)
             spec = terraform_spec(
                 environment=env,
+                stack=check.stack,
                 commit_sha=deployment.commit_sha,
                 workspace=env.workspace,
                 var_file=deployment.var_file,

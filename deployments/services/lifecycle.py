@@ -22,6 +22,7 @@ from deployments.models import TerraformRun, Ticket
 from deployments.services import (
     approvals,
     commits,
+    dependencies,
     followups,
     monitoring,
     notices,
@@ -51,6 +52,7 @@ after_apply: list[Step] = [
     followups.emergency_deployed,  # the review an emergency owes
     rollbacks.rollback_deployed,  # a rollback ends its original ticket
     replans.schedules_plan_stale,  # scheduled tickets this apply made stale: told at once
+    dependencies.dependents_after_apply,  # stacks depending on this one plan here (on commit)
     # No sign-off completes it here: QA's verdicts count only once given after this apply
     # (selectors.evidence.verdicts), never ones that predate it.
 ]

@@ -67,6 +67,7 @@ def rollback_open(*, ticket_id: int, actor: Any, source: str = "api") -> Ticket:
             title=f"Roll back #{original.pk}: {original.title}"[:200],
             description=_description(original, target, mode),
             environment=env,
+            stack_id=original.stack_id,
             commit_sha=target.commit_sha,
             change_type=ChangeType.ROLLBACK,
             author=actor,

@@ -38,6 +38,7 @@ from deployments.models import (
     FollowUp,
     FollowUpKind,
     Rejection,
+    Stack,
     TerraformRun,
     Ticket,
 )
@@ -473,6 +474,10 @@ def _write_batch(seeder: _Seeder, specs: list[_Spec]) -> None:
                 getattr(rows, name).extend(getattr(part, name))
             rows.follow_ups.extend(part.follow_ups)
             rows.events.extend(part.events)
+        stack_id = Stack.default().pk  # seeded history is the default stack's
+        for row in (*rows.tickets, *rows.runs, *rows.deployments):
+            if getattr(row, "stack_id", None) is None:
+                row.stack_id = stack_id  # type: ignore[attr-defined]
         Ticket.objects.bulk_create(rows.tickets, batch_size=INSERT_BATCH)
         TerraformRun.objects.bulk_create(rows.runs, batch_size=INSERT_BATCH)
         Approval.objects.bulk_create(rows.approvals, batch_size=INSERT_BATCH)

@@ -6,7 +6,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,6 +21,7 @@ from deployments.services.audit import audit_record
 from deployments.services.followups import emergency_filed
 from deployments.services.risk import ticket_risk_refresh
 from deployments.services.runs.start import plan_start
+from deployments.services.stacks import stack_branch, stack_for_ticket, stack_repo
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,10 @@ class TicketInput:
     risk_assessment: dict[str, Any] | None = None
     rollback_plan: dict[str, Any] | None = None
     scheduled_for: dt.datetime | None = None
+    # The stack's name: required when there is more than one (services.stacks).
+    stack: str = ""
+    # A run trigger's ticket: the upstream deployment that filed it (docs/stacks.md).
+    triggered_by: int | None = None
 
 
 _NEEDS = {
@@ -71,6 +75,7 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
             "or POST /api/v1/tickets/{id}/rollback/), never filed by hand",
         )
     policy.check_may_file(env, user_roles(actor), superuser=bool(actor.is_superuser))
+    stack = stack_for_ticket(data.stack)
     # Structured and validated field by field wherever given; required where the
     # environment says so (a missing one is bad input: 400 naming it).
     risk_assessment = (
@@ -78,11 +83,12 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
     )
     rollback_plan = risk.clean_rollback_plan(data.rollback_plan) if data.rollback_plan else {}
 
-    repo = infra_repo()
+    # A stack without a repository of its own is in the portal's (INFRA_REPO).
+    repo = stack_repo(stack) if stack.repository else infra_repo()
     given = sha = data.commit_sha.strip().lower()
     try:
         if not sha:
-            sha = repo.branch_tip(settings.INFRA_BRANCH)
+            sha = repo.branch_tip(stack_branch(stack))
         elif not tf.SHA_RE.match(sha):
             raise InputError("commit_sha", "commit_sha must be a full 40-character hex SHA")
         else:
@@ -103,6 +109,8 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
         title=title[:200],
         description=data.description,
         environment=env,
+        stack=stack,
+        triggered_by_id=data.triggered_by,
         commit_sha=sha,
         change_type=data.change_type,
         author=actor,
@@ -127,6 +135,7 @@ def ticket_create(*, actor: Any, data: TicketInput, source: str = "web") -> Tick
             ticket=ticket,
             data={
                 "environment": env.name,
+                "stack": stack.name,
                 "commit_sha": sha,
                 "change_type": ticket.change_type,
                 "source": source,

@@ -23,12 +23,14 @@ from deployments.models import (
     Environment,
     GitHubLogin,
     PullRequest,
+    Stack,
     Ticket,
     WebhookDelivery,
 )
 from deployments.selectors import user_roles
-from deployments.services._base import infra_repo
+from deployments.services import stack_webhooks
 from deployments.services.audit import audit_record
+from deployments.services.stacks import stack_branch, stack_repo
 from deployments.services.tickets import TicketInput, ticket_create
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,12 @@ def _repository_problem(payload: dict[str, Any]) -> str:
     seen = f"{name} (id {number})" if name else "no repository"
     expected_name: str = settings.GITHUB_REPOSITORY
     expected_id: int = settings.GITHUB_REPOSITORY_ID
+    if (
+        isinstance(name, str)
+        and name.lower() != (expected_name or "").lower()
+        and stack_webhooks.is_stack_repository(name)
+    ):
+        return ""  # the repository of a stack (its own secret signed it: api.webhooks)
     if not expected_name or not expected_id:
         return (
             f"from {seen}: GITHUB_REPOSITORY and GITHUB_REPOSITORY_ID are not both set, so "
@@ -82,12 +90,19 @@ def _ignored_reason(event: str, payload: dict[str, Any]) -> str:
     if event == "push":
         ref = payload.get("ref")
         after = payload.get("after")
-        branch_ref = f"refs/heads/{settings.INFRA_BRANCH}"
+        name = str(_get(payload, "repository", "full_name") or "")
+        stacks = stack_webhooks.repository_stacks(name)
+        refs = sorted(
+            {f"refs/heads/{settings.INFRA_BRANCH}"}
+            if not stacks
+            else {f"refs/heads/{stack_branch(s)}" for s in stacks}
+        )
+        branch_ref = " or ".join(refs)
         if not isinstance(ref, str):
             return "push without a ref"
         if ref.startswith("refs/tags/"):
             return f"push of tag {ref.removeprefix('refs/tags/')}: only {branch_ref} deploys"
-        if ref != branch_ref:
+        if ref not in refs:
             return f"push to {ref}: only {branch_ref} deploys"
         if payload.get("deleted") or after == ZERO_SHA:
             return f"{ref} was deleted: nothing to deploy"
@@ -124,6 +139,9 @@ def _essentials(event: str, payload: dict[str, Any]) -> dict[str, Any]:
             "deleted": payload.get("deleted"),
             "head_commit": {"message": message[:1000] if isinstance(message, str) else ""},
             "pusher": {"name": _get(payload, "pusher", "name")},
+            # Which stacks the push changed (services.stack_webhooks): the folders of the
+            # commits' added, modified and removed files (None: not all of them are known).
+            "changed_dirs": stack_webhooks.changed_dirs(payload),
             "sender": {
                 "login": _get(payload, "sender", "login"),
                 "id": _get(payload, "sender", "id"),
@@ -314,7 +332,13 @@ def _author(payload: dict[str, Any], env: Environment) -> tuple[Any, str]:
 def _process_push(delivery: WebhookDelivery) -> None:
     payload = delivery.payload
     sha = str(payload["after"]).lower()
-    repo = infra_repo()
+    name = str(_get(payload, "repository", "full_name") or "")
+    # The stacks of the pushed repository and branch (docs/stacks.md); none declared for
+    # it: the portal's own repository's default stack, as before stacks.
+    stacks = stack_webhooks.branch_stacks(
+        stack_webhooks.repository_stacks(name), str(payload.get("ref") or "")
+    ) or [Stack.default()]
+    repo = stack_repo(stacks[0])
     try:
         known = repo.has_commit(sha)  # fetches a remote repository when the commit is new
     except tf.SourceError as exc:
@@ -327,6 +351,23 @@ def _process_push(delivery: WebhookDelivery) -> None:
             f"commit {sha} is not in the infrastructure repository",
         )
         return
+    if Stack.objects.count() == 1:
+        touched = [stack_webhooks.Touched(stacks[0], "the only stack")]
+    else:
+        touched = stack_webhooks.stacks_touched(
+            stacks,
+            sha,
+            payload.get("changed_dirs"),
+        )
+    if not touched:
+        _finish(
+            delivery,
+            DeliveryStatus.IGNORED,
+            "the push changed no stack's root or local modules ("
+            + ", ".join(s.name for s in stacks)
+            + ")",
+        )
+        return
     head = payload.get("head_commit") or {}
     message = str(head.get("message") or "").strip().splitlines()
     # A title is one line of plain text (validation.line_problem): a commit subject may hold
@@ -335,31 +376,44 @@ def _process_push(delivery: WebhookDelivery) -> None:
     pr = PullRequest.for_commit(sha)
     filed: list[str] = []
     ticket = None
+    several = len(touched) > 1 or Stack.objects.count() > 1
     for env_pk in Environment.objects.filter(deploy_on_merge=True).values_list("pk", flat=True):
-        # Two deliveries of the same commit (GitHub redelivers under a new id, or two pushes
-        # race) file one ticket: the environment row is locked while we look and file
-        # (SQLite's immediate transactions serialise the same way).
-        with transaction.atomic():
-            env = Environment.objects.select_for_update().get(pk=env_pk)
-            if Ticket.objects.filter(environment=env, commit_sha=sha, source="github").exists():
-                filed.append(f"{env.name}: already filed for {sha[:10]}")
-                continue
-            author, why = _author(payload, env)
-            ticket = ticket_create(
-                actor=author,
-                data=TicketInput(
-                    title=f"Merge to {settings.INFRA_BRANCH}: {subject}"[:200] or "Merge",
-                    environment=env.name,
-                    description=(
-                        f"Filed by the GitHub push webhook (delivery {delivery.delivery_id})."
+        for hit in touched:
+            stack = hit.stack
+            # Two deliveries of the same commit (GitHub redelivers under a new id, or two
+            # pushes race) file one ticket per stack: the environment row is locked while we
+            # look and file (SQLite's immediate transactions serialise the same way).
+            with transaction.atomic():
+                env = Environment.objects.select_for_update().get(pk=env_pk)
+                label = f"{env.name} {stack.name}" if several else env.name
+                if Ticket.objects.filter(
+                    environment=env, stack=stack, commit_sha=sha, source="github"
+                ).exists():
+                    filed.append(f"{label}: already filed for {sha[:10]}")
+                    continue
+                author, why = _author(payload, env)
+                title = f"Merge to {stack_branch(stack)}: {subject}"
+                if several:
+                    title = f"[{stack.name}] {title}"
+                ticket = ticket_create(
+                    actor=author,
+                    data=TicketInput(
+                        title=title[:200] or "Merge",
+                        environment=env.name,
+                        stack=stack.name,
+                        description=(
+                            f"Filed by the GitHub push webhook (delivery "
+                            f"{delivery.delivery_id})"
+                            + (f"; {stack.name}: {hit.why}" if several else "")
+                            + "."
+                        ),
+                        commit_sha=sha,
+                        pull_request_url=pr.url if pr else "",
                     ),
-                    commit_sha=sha,
-                    pull_request_url=pr.url if pr else "",
-                ),
-                source="github",
-            )
-        note = f" ({why})" if why else ""
-        filed.append(f"{env.name}: ticket #{ticket.pk} by {author.get_username()}{note}")
+                    source="github",
+                )
+            note = f" ({why})" if why else ""
+            filed.append(f"{label}: ticket #{ticket.pk} by {author.get_username()}{note}")
     if not filed:
         _finish(delivery, DeliveryStatus.IGNORED, "no environment has deploy_on_merge")
         return

@@ -296,6 +296,8 @@ def test_only_the_named_paths_are_read_and_keys_cannot_stand_in_for_them() -> No
         "sender": {"login": "alice-gh", "id": 7},
         "ref": "refs/heads/main",
         "number": None,
+        # The push's commits are counted (their changed files say which stacks changed).
+        "commit_count": 1,
     }
 
 

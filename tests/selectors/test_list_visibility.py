@@ -12,7 +12,14 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from deployments import policy, selectors, services
-from deployments.models import AuditEvent, Deployment, Environment, SpeculativePlan, Ticket
+from deployments.models import (
+    AuditEvent,
+    Deployment,
+    Environment,
+    SpeculativePlan,
+    Stack,
+    Ticket,
+)
 from notifications.models import Notification
 from tests.helpers.api import api_for
 from tests.helpers.factories import DeploymentFactory, TicketFactory
@@ -42,6 +49,13 @@ def _tickets(user: User) -> set[Any]:
 
 def _environments(user: User) -> set[Any]:
     return {env.name for env in selectors.environments_visible_to(user)}
+
+
+def _stacks(user: User) -> set[Any]:
+    """Every stack, to whoever sees an environment (the stacks page's graph); none to others."""
+    if not selectors.environments_visible_to(user):
+        return set()
+    return set(Stack.objects.values_list("name", flat=True))
 
 
 def _deployments(user: User) -> set[Any]:
@@ -103,6 +117,7 @@ RULES: dict[str, tuple[Callable[[User], set[Any] | None], str]] = {
     "/api/v1/metrics/": (_viewable_environments, "environment"),
     "/api/v1/audit/": (_audit_events, "id"),
     "/api/v1/plans/": (_speculative_plans, "id"),
+    "/api/v1/stacks/": (_stacks, "name"),
 }
 # Answers that list their items under a key rather than as a page.
 ITEMS_KEY = {"/api/v1/metrics/": "environments"}

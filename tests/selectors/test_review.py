@@ -63,7 +63,7 @@ def test_commit_links_follow_the_setting(author: User, settings: Any) -> None:
     ticket = ticket_under_review(author)
     settings.INFRA_REPO_WEB_URL = ""
     settings.GITHUB_REPOSITORY = ""
-    assert repository_web_url(ticket.environment) == ""
+    assert repository_web_url(ticket) == ""
     bare = commit_review(ticket, ticket.current_plan, author)
     assert bare.commit_url == "" and bare.compare_url == "" and bare.last_deployed_sha
     assert bare.last_deployed_ticket_id is not None  # the author sees the earlier ticket
@@ -74,6 +74,14 @@ def test_commit_links_follow_the_setting(author: User, settings: Any) -> None:
     assert linked.last_deployed_ticket_id is None  # a developer does not see prod
     assert linked.subject == "Upgrade the database to PostgreSQL 16"
     assert linked.author == "Alice Example"
+    # A stack's own web address wins over the portal-wide one.
+    ticket.stack.web_url = "https://git.example.com/acme/network"
+    ticket.stack.save()
+    ticket.refresh_from_db()
+    assert repository_web_url(ticket) == "https://git.example.com/acme/network"
+    assert commit_review(ticket, ticket.current_plan, author).commit_url.startswith(
+        "https://git.example.com/acme/network/commit/"
+    )
 
 
 @pytest.mark.usefixtures("without_promotion_gate")

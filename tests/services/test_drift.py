@@ -82,6 +82,7 @@ def _reports(env: Environment, count: int) -> None:
     DriftCheck.objects.bulk_create(
         DriftCheck(
             environment=env,
+            stack=deployment.stack,
             deployment=deployment,
             commit_sha=deployment.commit_sha,
             status=DriftStatus.DRIFTED if i % 2 else DriftStatus.NO_DRIFT,

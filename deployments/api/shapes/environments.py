@@ -79,6 +79,7 @@ class EnvironmentSerializer(serializers.ModelSerializer[Environment]):
             "immediate_rollback_start",
             "auto_deploy",
             "deploy_on_merge",
+            "max_concurrent_applies",
             "change_window",
             "next_window_start",
             "in_window_now",
@@ -138,6 +139,7 @@ class DriftCheckSerializer(serializers.Serializer[Any]):
 
     id = serializers.IntegerField()
     environment = serializers.CharField(source="environment.name")
+    stack = serializers.CharField(source="stack.name", help_text="The stack checked.")
     deployment = serializers.IntegerField(source="deployment_id", allow_null=True)
     commit_sha = serializers.CharField()
     var_file = serializers.CharField()

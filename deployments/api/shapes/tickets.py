@@ -54,6 +54,9 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
     environment: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="name", read_only=True
     )
+    stack: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, help_text="The stack (Terraform root) it changes."
+    )
     author: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="username", read_only=True
     )
@@ -74,6 +77,7 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
             "title",
             "description",
             "environment",
+            "stack",
             "commit_sha",
             "change_type",
             "author",

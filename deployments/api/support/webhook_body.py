@@ -56,6 +56,13 @@ FIELDS: frozenset[tuple[str, ...]] = frozenset(
 )
 
 
+# A push's changed files (docs/stacks.md): commits[].added/modified/removed, at most this
+# many paths kept (past it, or when GitHub cut the list of commits, every stack counts as
+# changed).
+MAX_CHANGED_FILES = 5000
+_CHANGE_LISTS = ("added", "modified", "removed")
+
+
 class PayloadError(ValueError):
     """The body is not a JSON object the portal can read (the message says why)."""
 
@@ -69,11 +76,19 @@ class Body:
     size: int
     signed: bool
     complete: bool  # False: the sender went on past the ceiling; it was not read to the end
+    # Which secret signed it: 0 ``secret``, n the n-th of ``other_secrets``; -1 none.
+    signed_by: int = -1
 
 
 @contextmanager
 def receive(
-    stream: Any, *, secret: str, signature: str, limit: int, ceiling: int
+    stream: Any,
+    *,
+    secret: str,
+    signature: str,
+    limit: int,
+    ceiling: int,
+    other_secrets: tuple[str, ...] = (),
 ) -> Iterator[Body]:
     """Read ``stream`` to its end (at most ``ceiling`` bytes), keeping the first ``limit``
     and computing HMAC-SHA256 over all of it; the temporary file goes when the block ends.
@@ -81,7 +96,8 @@ def receive(
     Reading past ``limit`` (up to ``ceiling``) only hashes: a signed delivery over the
     limit can then be recorded as refused, while an unsigned one writes nothing.
     """
-    mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+    secrets = (secret, *other_secrets)
+    macs = [hmac.new(value.encode(), digestmod=hashlib.sha256) for value in secrets]
     size = 0
     complete = True
     with tempfile.SpooledTemporaryFile(max_size=IN_MEMORY) as spool:
@@ -89,14 +105,22 @@ def receive(
             if size + len(chunk) > ceiling:
                 complete = False
                 break
-            mac.update(chunk)
+            for mac in macs:
+                mac.update(chunk)
             if size < limit:
                 spool.write(chunk[: limit - size])
             size += len(chunk)
-        expected = "sha256=" + mac.hexdigest()
-        signed = complete and hmac.compare_digest(expected.encode(), signature.strip().encode())
+        # Which secret signed it: the repository's, checked against the payload's later.
+        signed_by = -1
+        for index, (value, mac) in enumerate(zip(secrets, macs, strict=True)):
+            expected = "sha256=" + mac.hexdigest()
+            matches = hmac.compare_digest(expected.encode(), signature.strip().encode())
+            if value and complete and matches and signed_by < 0:
+                signed_by = index
         spool.seek(0)
-        yield Body(file=spool, size=size, signed=signed, complete=complete)
+        yield Body(
+            file=spool, size=size, signed=signed_by >= 0, complete=complete, signed_by=signed_by
+        )
 
 
 def _scalar(path: tuple[str, ...], value: Any) -> Any:
@@ -126,11 +150,26 @@ def read_fields(file: IO[bytes], *, max_depth: int) -> dict[str, Any]:
                     raise PayloadError("the body must be a JSON object")
                 if len(path) >= max_depth:
                     raise PayloadError(f"JSON is nested deeper than {max_depth} levels")
+                if event == "start_map" and len(path) == 2 and path[0] == "commits":
+                    found["commit_count"] = found.get("commit_count", 0) + 1
                 path.append(None if event == "start_map" else _ARRAY)
             elif event in ("end_map", "end_array"):
                 path.pop()
             elif not path:
                 raise PayloadError("the body must be a JSON object")
+            elif (
+                event == "string"
+                and len(path) == 4
+                and path[0] == "commits"
+                and path[2] in _CHANGE_LISTS
+                and path[1] is _ARRAY
+                and path[3] is _ARRAY
+            ):
+                changed = found.setdefault("changed_files", [])
+                if len(changed) < MAX_CHANGED_FILES and "\x00" not in value:
+                    changed.append(value)
+                else:
+                    found["changed_files_truncated"] = True
             elif tuple(path) in FIELDS:
                 key = tuple(path)
                 node = found

@@ -13,10 +13,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deployments.models import Environment
+from deployments.models import Environment, Stack
 from deployments.policy import data_resources
 from deployments.services.environments import environment_save
 from deployments.services.seeding import seed_history
+from deployments.services.stacks import StackInput, stack_save
 
 DEMO_USERS: list[tuple[str, list[str], bool]] = [
     ("dev1", ["developer"], False),
@@ -37,6 +38,11 @@ class Command(BaseCommand):
         parser.add_argument("--tickets", type=int, default=0, help="Tickets of history to create.")
         parser.add_argument("--seed", type=int, default=1, help="Random seed for the history.")
         parser.add_argument(
+            "--stacks",
+            action="store_true",
+            help="Declare the sample's network and application stacks (sample_stack/stacks).",
+        )
+        parser.add_argument(
             "--force",
             action="store_true",
             help="Allow demo accounts outside the embedded local mode.",
@@ -50,8 +56,34 @@ class Command(BaseCommand):
             )
         users = self._accounts()
         self._sample_stack_data_resources()
+        if options["stacks"]:
+            self._sample_stacks()
         if options["tickets"] > 0:
             self._history(options["tickets"], users, random.Random(options["seed"]))
+
+    def _sample_stacks(self) -> None:
+        """The two layers of sample_stack/stacks in the portal's repository, the application
+        reading the network's outputs (docs/stacks.md); the default stack stays."""
+        Stack.default()
+        pattern = "environments/<env>/terraform.tfvars"
+        for name, description, depends_on in (
+            ("network", "The network layer: VPC and subnets.", ()),
+            ("app", "The application layer, on the network's subnets.", ("network",)),
+        ):
+            if Stack.objects.filter(name=name).exists():
+                continue
+            stack_save(
+                actor="seed_demo",
+                data=StackInput(
+                    name=name,
+                    description=description,
+                    root_dir=f"stacks/{name}",
+                    var_file_pattern=pattern,
+                    require_lock_file=True,
+                    depends_on=depends_on,
+                ),
+            )
+        self.stdout.write("stacks: default, network, app (app depends on network)")
 
     def _accounts(self) -> dict[str, Any]:
         User = get_user_model()

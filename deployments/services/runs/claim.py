@@ -17,6 +17,7 @@ from deployments.lib import clock
 from deployments.models import Environment, TerraformRun, Ticket
 from deployments.selectors.approvals import stray_approvals, votes_for
 from deployments.selectors.policies import policy_state
+from deployments.selectors.stacks import upstream_states
 from deployments.selectors.windows import freezes_for
 from deployments.services import notices
 from deployments.services._base import locked_ticket, transition
@@ -88,6 +89,17 @@ def recheck_start(ticket: Ticket, run: TerraformRun, *, now: dt.datetime) -> Non
         branch=settings.INFRA_BRANCH,
     )
     policy.plan_policies.check_apply_policies(*policy_state(plan))
+    # A stack it depends on may have started deploying since the apply was asked for.
+    waiting = [
+        problem
+        for state in upstream_states(ticket.stack, ticket.environment)
+        if (problem := policy.stacks.upstream_problem(state))
+    ]
+    if waiting:
+        raise policy.ApplyRefused(
+            f"stack {ticket.stack.name} waits for its dependencies: " + "; ".join(waiting),
+            TicketStatus.APPROVED,
+        )
 
 
 def refuse_start(ticket: Ticket, run: TerraformRun, refusal: policy.ApplyRefused) -> None:

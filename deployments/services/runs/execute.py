@@ -23,6 +23,7 @@ from deployments.services.runs.logstream import (
 from deployments.services.runs.outcome import run_finish
 from deployments.services.runs.reconcile import run_interrupt
 from deployments.services.runs.spec import run_spec
+from deployments.services.stacks import stack_lock
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,11 @@ def run_execute(*, run_id: int, worker: str = "") -> None:
     run, and above all no apply, ever executes twice. An apply is claimed only under the
     environment lock, after the start-time re-check (window, approvals, plan).
     """
-    run = TerraformRun.objects.filter(pk=run_id).only("kind", "environment_id", "status").first()
+    run = (
+        TerraformRun.objects.filter(pk=run_id)
+        .only("kind", "environment_id", "stack_id", "status")
+        .first()
+    )
     if run is None or run.status != RunStatus.QUEUED:
         log.info("run %s is not queued any more; nothing to do", run_id)
         return
@@ -43,7 +48,7 @@ def run_execute(*, run_id: int, worker: str = "") -> None:
         if claim(run_id, worker=worker, fence=0):
             _execute(run_id, fence=0, env_lock=None)
         return
-    env_lock = EnvironmentLock(run.environment_id)
+    env_lock = stack_lock(run.environment_id, run.stack_id)  # this stack's, here
     if not env_lock.acquire(timeout=settings.RUN_LOCK_WAIT):
         # Only a holder finishing up (or the reconciler) holds it this long; the run stays
         # queued and the reconciler sends it again.

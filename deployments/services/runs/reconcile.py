@@ -11,7 +11,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from deployments.choices import RunKind, RunStatus, TicketStatus
-from deployments.lib.locks import EnvironmentLock
 from deployments.models import Environment, TerraformRun
 from deployments.services import notices
 from deployments.services._base import locked_ticket, transition
@@ -21,6 +20,7 @@ from deployments.services.runs import start as runs
 from deployments.services.runs.logstream import (
     fold_log,
 )
+from deployments.services.stacks import stack_lock
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,10 @@ def runs_reconcile(*, now: dt.datetime | None = None) -> dict[str, int]:
                 f"its worker stopped reporting for more than {settings.RUN_HEARTBEAT_TIMEOUT} s"
             ),
         )
-    for run_id, env_id, fence in TerraformRun.objects.filter(
+    for run_id, env_id, stack_id, fence in TerraformRun.objects.filter(
         status=RunStatus.RUNNING, kind=RunKind.APPLY
-    ).values_list("pk", "environment_id", "fence"):
-        with EnvironmentLock(env_id) as env_lock:
+    ).values_list("pk", "environment_id", "stack_id", "fence"):
+        with stack_lock(env_id, stack_id) as env_lock:
             if not env_lock.try_acquire():
                 continue  # its worker lives, perhaps stalled: never start a second apply
             interrupted += run_interrupt(

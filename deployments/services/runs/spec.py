@@ -4,6 +4,7 @@ and credentials (services.credentials, per environment and phase) are chosen."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -12,8 +13,9 @@ from django.conf import settings
 
 from deployments import policy
 from deployments import terraform as tf
-from deployments.models import Environment, TerraformRun
+from deployments.models import Environment, Stack, TerraformRun
 from deployments.services import rollbacks
+from deployments.services import stacks as stacks_service
 from deployments.services._base import infra_repo
 from deployments.services.credentials import run_credentials
 
@@ -31,6 +33,7 @@ def run_spec(run: TerraformRun, *, timeout: int, on_line: Callable[[str], None])
     on_line(granted.description)
     return terraform_spec(
         environment=run.environment,
+        stack=run.stack,
         commit_sha=run.commit_sha,
         workspace=run.workspace,
         var_file=run.var_file,
@@ -49,34 +52,46 @@ def terraform_spec(
     timeout: int,
     expected_var_file_sha256: str = "",
     credentials_env: Mapping[str, str] | None = None,
+    stack: Stack | None = None,
 ) -> tf.RunSpec:
     """A Terraform run of ``commit_sha`` in ``workspace`` with ``var_file``, from settings
     and the environment's provider rules (runs of tickets, drift checks, speculative plans).
     ``credentials_env`` is the run's environment-and-phase credentials (services.credentials);
     of the worker's own environment only the non-secret TERRAFORM_ENV_PASSTHROUGH reaches
-    Terraform."""
+    Terraform. The stack (default: Stack.default()) says which repository and root, its
+    backend settings, and the upstream stacks' states it may read (docs/stacks.md)."""
+    stack = stack or Stack.default()
+    upstream = stacks_service.upstream_states(stack, workspace)
+    sandbox = settings.TERRAFORM_SANDBOX_CONFIG
+    if upstream.readonly:
+        sandbox = dataclasses.replace(
+            sandbox, readonly_paths=(*sandbox.readonly_paths, *upstream.readonly)
+        )
     return tf.RunSpec(
         binary=tf.find_binary(settings.TERRAFORM_BIN),
-        repo=infra_repo(),
+        repo=stacks_service.stack_repo(stack) if stack.repository else infra_repo(),
         commit_sha=commit_sha,
-        terraform_dir=settings.TERRAFORM_DIR,
+        terraform_dir=stacks_service.stack_root(stack),
         workspace=workspace,
         var_file=var_file,
         expected_var_file_sha256=expected_var_file_sha256,
         provider_mirror=settings.TERRAFORM_PROVIDER_MIRROR,
         plugin_cache=settings.TERRAFORM_HOME / "plugin-cache",
         work_root=settings.TERRAFORM_HOME / "work",
-        backend_config=tuple(settings.TERRAFORM_BACKEND_CONFIG),
+        backend_config=stacks_service.stack_backend_config(stack),
         timeout=timeout,
         lock_timeout=settings.TERRAFORM_LOCK_TIMEOUT,
         passthrough_env={
-            name: os.environ[name]
-            for name in settings.TERRAFORM_ENV_PASSTHROUGH
-            if name in os.environ
+            **{
+                name: os.environ[name]
+                for name in settings.TERRAFORM_ENV_PASSTHROUGH
+                if name in os.environ
+            },
+            **upstream.env,
         },
         credentials_env=dict(credentials_env or {}),
-        sandbox=settings.TERRAFORM_SANDBOX_CONFIG,
-        require_lock_file=environment.require_lock_file,
+        sandbox=sandbox,
+        require_lock_file=environment.require_lock_file or stack.require_lock_file,
         allow_provider_network=environment.allow_provider_network,
         policy_dir=environment.policy_dir,
         policy_plan_max_bytes=settings.POLICY_PLAN_MAX_BYTES,

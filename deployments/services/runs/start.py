@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from deployments import policy
 from deployments.choices import RunKind, RunStatus, TicketStatus
-from deployments.models import Approval, Deployment, TerraformRun, Ticket
+from deployments.models import Approval, Deployment, Environment, TerraformRun, Ticket
 from deployments.services import notices
 from deployments.services._base import locked_ticket, transition
 from deployments.services.audit import audit_record
@@ -37,6 +37,7 @@ def plan_start(ticket: Ticket, *, actor: Any, reason: str = "") -> TerraformRun:
     run = TerraformRun.objects.create(
         ticket=ticket,
         environment=env,
+        stack_id=ticket.stack_id,
         kind=RunKind.PLAN,
         commit_sha=ticket.commit_sha,
         workspace=env.workspace,
@@ -53,11 +54,12 @@ def plan_start(ticket: Ticket, *, actor: Any, reason: str = "") -> TerraformRun:
 
 def plan_var_file(ticket: Ticket) -> str:
     """The var-file a ticket's plan reads: a rollback's is the one its target deployment
-    applied (it may since have moved); every other ticket's is the environment's."""
+    applied (it may since have moved); every other ticket's is its stack's for the
+    environment (the environment's own when the stack has no var-file pattern)."""
     if ticket.rollback_target_id:
         target = Deployment.objects.only("var_file").get(pk=ticket.rollback_target_id)
         return target.var_file
-    return ticket.environment.var_file
+    return ticket.stack.var_file_for(ticket.environment.name, ticket.environment.var_file)
 
 
 def _void_approvals(ticket: Ticket, run: TerraformRun, *, actor: Any, why: str = "") -> None:
@@ -119,11 +121,19 @@ def apply_start(ticket: Ticket, *, actor: Any, wait_if_busy: bool = False) -> Te
     if newer:
         raise policy.PolicyError("a newer plan exists for this ticket; it must be approved first")
     env = ticket.environment
+    waiting = _stack_may_not_apply(ticket)
+    if waiting:
+        if wait_if_busy:
+            ticket.status_reason = f"{waiting}; this ticket will deploy when it is free"
+            ticket.save(update_fields=["status_reason"])
+            return None
+        raise policy.PolicyError(waiting)
     try:
         with transaction.atomic():
             run = TerraformRun.objects.create(
                 ticket=ticket,
                 environment=env,
+                stack_id=ticket.stack_id,
                 kind=RunKind.APPLY,
                 plan=plan_run,
                 commit_sha=plan_run.commit_sha,
@@ -135,6 +145,7 @@ def apply_start(ticket: Ticket, *, actor: Any, wait_if_busy: bool = False) -> Te
         busy = (
             TerraformRun.objects.filter(
                 environment=env,
+                stack_id=ticket.stack_id,
                 kind=RunKind.APPLY,
                 status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
             )
@@ -166,12 +177,50 @@ def apply_start(ticket: Ticket, *, actor: Any, wait_if_busy: bool = False) -> Te
     return run
 
 
+def _stack_may_not_apply(ticket: Ticket) -> str:
+    """Why the ticket's stack may not start an apply in its environment now, or "": a stack
+    it depends on is mid-deployment there, or the environment already runs as many applies
+    of other stacks as it allows (Environment.max_concurrent_applies; docs/stacks.md). The
+    environment row stays locked to the end of the caller's transaction, so two stacks
+    asking at once are answered one after the other."""
+    from deployments.selectors.stacks import upstream_states  # selectors import models only
+
+    env = Environment.objects.select_for_update().get(pk=ticket.environment_id)
+    stack = ticket.stack
+    problems = [
+        problem
+        for state in upstream_states(stack, env)
+        if (problem := policy.stacks.upstream_problem(state))
+    ]
+    if problems:
+        return f"stack {stack.name} waits for its dependencies: " + "; ".join(problems)
+    if env.max_concurrent_applies:
+        others = list(
+            TerraformRun.objects.filter(
+                environment=env,
+                kind=RunKind.APPLY,
+                status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
+            )
+            .exclude(stack_id=ticket.stack_id)
+            .select_related("stack")
+            .order_by("pk")
+        )
+        if len(others) >= env.max_concurrent_applies:
+            names = ", ".join(f"{r.stack.name} (ticket #{r.ticket_id})" for r in others)
+            return (
+                f"{env.name} is busy: {names} applying, and {env.name} allows "
+                f"{env.max_concurrent_applies} apply at a time across its stacks"
+            )
+    return ""
+
+
 def check_start(ticket: Ticket, apply_run: TerraformRun) -> None:
     """Queue the post-apply check: a re-plan that must find nothing left to change."""
     assert apply_run.plan is not None
     run = TerraformRun.objects.create(
         ticket=ticket,
         environment=ticket.environment,
+        stack_id=ticket.stack_id,
         kind=RunKind.CHECK,
         plan=apply_run.plan,
         commit_sha=apply_run.commit_sha,

@@ -1,0 +1,2 @@
+environment        = "dev"
+app_instance_count = 1

@@ -1,0 +1,2 @@
+environment        = "prod"
+app_instance_count = 3

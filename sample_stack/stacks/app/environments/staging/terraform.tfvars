@@ -1,0 +1,2 @@
+environment        = "staging"
+app_instance_count = 2

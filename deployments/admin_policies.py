@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from deployments.admin import ReadOnlyAdmin  # admin.py imports this module last
 from deployments.choices import Role
 from deployments.models import PolicyOverride, PolicyResult, PortalPolicy, PortalPolicyVersion
 from deployments.services import InputError
@@ -84,17 +85,8 @@ class PortalPolicyAdmin(admin.ModelAdmin[PortalPolicy]):
         return False
 
 
-class _ReadOnly(admin.ModelAdmin[Any]):
-    """Results and overrides are written by the portal's services only."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+# Results and overrides are written by the portal's services only.
+_ReadOnly = ReadOnlyAdmin
 
 
 @admin.register(PolicyResult)

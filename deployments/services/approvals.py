@@ -13,12 +13,12 @@ from deployments import policy
 from deployments.choices import RunStatus, TicketStatus
 from deployments.lib import presentation
 from deployments.models import Approval, Rejection, TerraformRun, Ticket
-from deployments.selectors import check_may_approve_now, stray_approvals, user_roles, votes_for
-from deployments.selectors.policies import check_plan_policies_of
-from deployments.selectors.windows import freezes_for, plan_is_stale
+from deployments.selectors import check_may_approve_now, user_roles, votes_for
+from deployments.selectors.windows import freezes_for
 from deployments.services import incidents, notices, replans
 from deployments.services._base import InputError, locked_ticket, transition
 from deployments.services.audit import audit_record
+from deployments.services.deploy_checks import check_plan_may_apply
 from deployments.services.policies import policy_hold
 from deployments.services.runs.start import apply_start, environment_release
 
@@ -177,23 +177,7 @@ def ticket_deploy(*, ticket_id: int, actor: Any) -> TerraformRun:
             quorum_met=not policy.needs_more_approval(ticket, votes, now=now),
             freezes=freezes,
         )
-        check_plan_policies_of(ticket)  # Rego policies: 409 naming them and their messages
-        plan = _current_plan(ticket)
-        if plan is None:
-            raise policy.PolicyError("there is no successful plan to apply; run a new plan")
-        if plan_is_stale(ticket):
-            raise policy.PolicyError(policy.STALE_PLAN_MESSAGE)
-        # The same decision the worker takes again when the apply starts.
-        policy.check_apply_may_start(
-            ticket,
-            now=now,
-            plan_sha256=plan.plan_sha256,
-            current_plan_sha256=plan.plan_sha256,
-            votes=votes_for(ticket, plan),
-            stray_approvals=stray_approvals(ticket, plan),
-            freezes=freezes,
-            branch=settings.INFRA_BRANCH,
-        )
+        check_plan_may_apply(ticket, now=now, freezes=freezes)
         run = apply_start(ticket, actor=actor)
         assert run is not None  # without wait_if_busy a busy environment raises instead
         if starter and not roles & set(ticket.environment.deploy_groups):

@@ -6,13 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.conf import settings
-
 from deployments import policy
 from deployments.models import TerraformRun, Ticket
-from deployments.selectors import stray_approvals, votes_for
-from deployments.selectors.windows import freezes_for, plan_is_stale
+from deployments.selectors.windows import freezes_for
 from deployments.services.audit import audit_record
+from deployments.services.deploy_checks import check_plan_may_apply
 from deployments.services.runs.start import apply_start
 
 
@@ -37,22 +35,8 @@ def rollback_start_on_approval(ticket: Ticket, *, actor: Any, now: dt.datetime) 
     with the same checks a deploy makes. A refusal leaves it approved, audited with why."""
     if not policy.starts_on_approval(ticket, now):
         return
-    plan = ticket.current_plan
     try:
-        if plan is None or not plan.plan_sha256:
-            raise policy.PolicyError("there is no successful plan to apply")
-        if plan_is_stale(ticket):
-            raise policy.PolicyError(policy.STALE_PLAN_MESSAGE)
-        policy.check_apply_may_start(
-            ticket,
-            now=now,
-            plan_sha256=plan.plan_sha256,
-            current_plan_sha256=plan.plan_sha256,
-            votes=votes_for(ticket, plan),
-            stray_approvals=stray_approvals(ticket, plan),
-            freezes=freezes_for(ticket.environment, now),
-            branch=settings.INFRA_BRANCH,
-        )
+        check_plan_may_apply(ticket, now=now, freezes=freezes_for(ticket.environment, now))
         run = apply_start(ticket, actor=actor, wait_if_busy=True)
     except policy.PolicyError as exc:
         audit_record(

@@ -50,8 +50,8 @@ def note_refusal_if_actor(request: object, exc: BaseException) -> None:
     the person (PolicyError of kind actor), not when the ticket's state did."""
     from deployments.policy import PolicyError
 
-    if isinstance(exc, PolicyError) and exc.kind == PolicyError.ACTOR:
-        note_refusal(request, exc.message)
+    if isinstance(exc, PolicyError) and (exc.kind == PolicyError.ACTOR or "policies" in exc.data):
+        note_refusal(request, exc.message)  # the person, or the plan's Rego policies
 
 
 class AuditRefusals:

@@ -82,6 +82,9 @@ def test_a_destroyed_database_in_prod_waits_for_a_devops_leads_override(
                 "override_role": "devops_lead",
             }
         ]
+        # The refusal is audited with the ticket (the refused approval itself rolled back).
+        refusal = AuditEvent.objects.get(action="access.refused", ticket=ticket)
+        assert refusal.data["status"] == 409 and "data_protection" in refusal.data["reason"]
         overridden = api_for(devops_lead).post(
             f"/api/v1/tickets/{ticket.pk}/policy-overrides/",
             {

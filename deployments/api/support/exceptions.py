@@ -54,6 +54,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = (
             status.HTTP_403_FORBIDDEN if exc.kind == PolicyError.ACTOR else status.HTTP_409_CONFLICT
         )
+        if "policies" in exc.data and "request" in context:
+            # Refused by the plan's Rego policies: audited like a refusal of the person
+            # (access.refused, with the ticket), after the refused change rolled back.
+            from deployments.lib.middleware import note_refusal
+
+            note_refusal(context["request"], exc.message)
         return Response({**exc.data, "detail": exc.message}, status=code)
     if isinstance(exc, RequestDataTooBig):
         # Django's own limit on form bodies (and on request.body when read whole).

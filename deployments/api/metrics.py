@@ -66,6 +66,9 @@ class MetricsSerializer(serializers.Serializer[Any]):
     period_start = serializers.DateTimeField()
     period_end = serializers.DateTimeField()
     generated_at = serializers.DateTimeField()
+    stack = serializers.CharField(
+        allow_null=True, help_text="The stack the figures are of; null: every stack."
+    )
     environments = EnvironmentMetricsSerializer(many=True)
 
 
@@ -88,12 +91,19 @@ class MetricsView(APIView):
                 "you may see.",
                 pattern=r"^[A-Za-z0-9_-]{0,32}$",
             ),
+            OpenApiParameter(
+                "stack",
+                OpenApiTypes.STR,
+                description="One stack's name (its deployments, approvals and waiting "
+                "tickets only); absent or empty: every stack.",
+                pattern=r"^[A-Za-z0-9_-]{0,64}$",
+            ),
         ],
         responses={
             200: MetricsSerializer,
             400: OpenApiResponse(
                 {"$ref": "#/components/schemas/Error"},
-                description="A bad days or environment.",
+                description="A bad days, environment or stack.",
             ),
         },
         description=(
@@ -110,6 +120,7 @@ class MetricsView(APIView):
                 selectors.environments_viewable_by(request.user),
                 request.query_params.get("environment"),
             )
+            stack = metrics.choose_stack(request.query_params.get("stack"))
         except metrics.MetricsInputError as exc:
             return Response({"detail": str(exc)}, status=400)
-        return Response(metrics.metrics_for(environments, days, timezone.now()))
+        return Response(metrics.metrics_for(environments, days, timezone.now(), stack))

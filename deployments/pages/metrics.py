@@ -35,10 +35,13 @@ def metrics_dashboard(request: HttpRequest) -> HttpResponse:
         "periods": metrics.PERIOD_CHOICES,
         "days": raw_days or metrics.DEFAULT_DAYS,
         "environment": raw_env,
+        "stacks": selectors.stack_names() if visible else [],
+        "stack": request.GET.get("stack") or "",
     }
     try:
         days = metrics.parse_days(raw_days)
         chosen = metrics.choose_environments(visible, raw_env)[0] if raw_env else None
+        stack = metrics.choose_stack(request.GET.get("stack"))
     except metrics.MetricsInputError as exc:
         context["error"] = str(exc)
         return render(request, "deployments/metrics/dashboard.html", context, status=400)
@@ -46,7 +49,7 @@ def metrics_dashboard(request: HttpRequest) -> HttpResponse:
     context["custom_days"] = days not in metrics.PERIOD_CHOICES
     if chosen is None:  # the viewer sees no environment at all
         return render(request, "deployments/metrics/dashboard.html", context)
-    payload = metrics.metrics_for(visible, days, timezone.now())
+    payload = metrics.metrics_for(visible, days, timezone.now(), stack)
     rows = payload["environments"]
     current = next(row for row in rows if row["environment"] == chosen.name)
     context.update(

@@ -62,7 +62,13 @@ from deployments.selectors.runs import (
     run_log_text,
     runs_with_log_tails,
 )
-from deployments.selectors.stacks import stack_get, stack_rows, stacks_list, upstream_states
+from deployments.selectors.stacks import (
+    stack_get,
+    stack_names,
+    stack_rows,
+    stacks_list,
+    upstream_states,
+)
 from deployments.selectors.tickets import (
     DEEP_OFFSET,
     ConflictView,
@@ -122,6 +128,7 @@ __all__ = [
     "runs_visible_to",
     "runs_with_log_tails",
     "stack_get",
+    "stack_names",
     "stack_rows",
     "stacks_list",
     "stray_approvals",

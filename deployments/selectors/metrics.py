@@ -44,6 +44,7 @@ from deployments.models import (
     Deployment,
     DeploymentOutcome,
     Environment,
+    Stack,
     TerraformRun,
     Ticket,
 )
@@ -264,25 +265,30 @@ def _summary(count: int, pair: list[float] | None) -> Summary:
     return Summary(count, _seconds(median), _seconds(p90))
 
 
-def _deployments(env_ids: list[int], period: Period) -> Any:
-    return Deployment.objects.filter(
+def _deployments(env_ids: list[int], period: Period, stack_id: int | None) -> Any:
+    found = Deployment.objects.filter(
         environment_id__in=env_ids, finished_at__gte=period.start, finished_at__lte=period.end
-    ).order_by()
+    )
+    return (found.filter(stack_id=stack_id) if stack_id else found).order_by()
 
 
-def _deployment_figures(env_ids: list[int], period: Period) -> dict[int, dict[str, Any]]:
-    """Counts, lead time and time to restore per environment: one query."""
+def _deployment_figures(
+    env_ids: list[int], period: Period, stack_id: int | None
+) -> dict[int, dict[str, Any]]:
+    """Counts, lead time and time to restore per environment (of one stack: restored by
+    that stack's next good deployment): one query."""
+    later_good = Deployment.objects.filter(
+        GOOD, environment=OuterRef("environment"), finished_at__gt=OuterRef("finished_at")
+    )
     next_good = (
-        Deployment.objects.filter(
-            GOOD, environment=OuterRef("environment"), finished_at__gt=OuterRef("finished_at")
-        )
+        (later_good.filter(stack=OuterRef("stack")) if stack_id else later_good)
         .order_by("finished_at")
         .values("finished_at")[:1]
     )
     lead: Expression = SecondsBetween(F("finished_at"), F("ticket__created_at"))
     restore: Expression = SecondsBetween(Subquery(next_good), F("finished_at"))
     rows = (
-        _deployments(env_ids, period)
+        _deployments(env_ids, period, stack_id)
         .values("environment_id")
         .annotate(
             total=Count("id"),
@@ -297,9 +303,11 @@ def _deployment_figures(env_ids: list[int], period: Period) -> dict[int, dict[st
     return {row["environment_id"]: row for row in rows}
 
 
-def _daily(env_ids: list[int], period: Period) -> dict[int, dict[dt.date, dict[str, int]]]:
+def _daily(
+    env_ids: list[int], period: Period, stack_id: int | None
+) -> dict[int, dict[dt.date, dict[str, int]]]:
     rows = (
-        _deployments(env_ids, period)
+        _deployments(env_ids, period, stack_id)
         .annotate(day=TruncDate("finished_at", tzinfo=UTC))
         .values("environment_id", "day")
         .annotate(
@@ -314,7 +322,9 @@ def _daily(env_ids: list[int], period: Period) -> dict[int, dict[dt.date, dict[s
     return result
 
 
-def _approval_waits(env_ids: list[int], period: Period) -> dict[int, list[dict[str, Any]]]:
+def _approval_waits(
+    env_ids: list[int], period: Period, stack_id: int | None
+) -> dict[int, list[dict[str, Any]]]:
     """Per environment and role: from the ticket's latest entry into awaiting_approval to
     each approval given in the period. Approvals record that instant (``waiting_since``);
     for one that does not (written around the service), the latest audited entry before
@@ -337,12 +347,13 @@ def _approval_waits(env_ids: list[int], period: Period) -> dict[int, list[dict[s
         .values("done")[:1]
     )
     since = Coalesce(F("waiting_since"), Subquery(entered), Subquery(plan_done))
+    approvals = Approval.objects.filter(
+        ticket__environment_id__in=env_ids,
+        created_at__gte=period.start,
+        created_at__lte=period.end,
+    )
     rows = (
-        Approval.objects.filter(
-            ticket__environment_id__in=env_ids,
-            created_at__gte=period.start,
-            created_at__lte=period.end,
-        )
+        (approvals.filter(ticket__stack_id=stack_id) if stack_id else approvals)
         .values("ticket__environment_id", "role")
         .annotate(n=Count("id"), waits=MedianP90(SecondsBetween(F("created_at"), since)))
         .order_by()
@@ -354,9 +365,12 @@ def _approval_waits(env_ids: list[int], period: Period) -> dict[int, list[dict[s
     return result
 
 
-def _waiting_now(env_ids: list[int]) -> dict[int, dict[str, Any]]:
+def _waiting_now(env_ids: list[int], stack_id: int | None) -> dict[int, dict[str, Any]]:
+    waiting = Ticket.objects.filter(
+        environment_id__in=env_ids, status=TicketStatus.AWAITING_APPROVAL
+    )
     rows = (
-        Ticket.objects.filter(environment_id__in=env_ids, status=TicketStatus.AWAITING_APPROVAL)
+        (waiting.filter(stack_id=stack_id) if stack_id else waiting)
         .values("environment_id")
         .annotate(n=Count("id"), oldest=Min("status_changed_at"))
         .order_by()
@@ -378,17 +392,20 @@ def _without_jit() -> Iterator[None]:
         yield
 
 
-def compute(environments: Sequence[Environment], period: Period) -> list[EnvironmentMetrics]:
-    """The figures for each environment over the period (four queries in all, and one
-    more on PostgreSQL to turn JIT off)."""
+def compute(
+    environments: Sequence[Environment], period: Period, stack: Stack | None = None
+) -> list[EnvironmentMetrics]:
+    """The figures for each environment over the period, of one stack or of all of them
+    (four queries in all, and one more on PostgreSQL to turn JIT off)."""
+    stack_id = stack.pk if stack is not None else None
     env_ids = [env.pk for env in environments]
     if not env_ids:
         return []
     with _without_jit():
-        figures = _deployment_figures(env_ids, period)
-        daily = _daily(env_ids, period)
-        waits = _approval_waits(env_ids, period)
-        waiting = _waiting_now(env_ids)
+        figures = _deployment_figures(env_ids, period, stack_id)
+        daily = _daily(env_ids, period, stack_id)
+        waits = _approval_waits(env_ids, period, stack_id)
+        waiting = _waiting_now(env_ids, stack_id)
     labels = dict(Role.choices)
     result = []
     for env in environments:
@@ -442,15 +459,19 @@ def compute(environments: Sequence[Environment], period: Period) -> list[Environ
     return result
 
 
-def metrics_for(environments: Sequence[Environment], days: int, now: dt.datetime) -> dict[str, Any]:
-    """The JSON-ready metrics of these environments over the last ``days`` days, cached
+def metrics_for(
+    environments: Sequence[Environment], days: int, now: dt.datetime, stack: Stack | None = None
+) -> dict[str, Any]:
+    """The JSON-ready metrics of these environments (of one stack, or all) over the last
+    ``days`` days, cached
     for METRICS_CACHE_SECONDS under a key naming the environments, the period and the
     TTL-long slice of time ``now`` falls in (so an answer is never older than the TTL,
     and every web process shares it)."""
     period = Period.ending(now, days)
     ttl = settings.METRICS_CACHE_SECONDS
-    key = "metrics:v1:{}:{}:{}".format(
+    key = "metrics:v2:{}:{}:{}:{}".format(
         ",".join(str(env.pk) for env in environments),
+        stack.pk if stack is not None else "",
         days,
         int(now.timestamp()) // ttl if ttl > 0 else 0,
     )
@@ -463,7 +484,8 @@ def metrics_for(environments: Sequence[Environment], days: int, now: dt.datetime
         "period_start": period.start.isoformat(),
         "period_end": period.end.astimezone(UTC).isoformat(),
         "generated_at": now.astimezone(UTC).isoformat(),
-        "environments": [asdict(m) for m in compute(environments, period)],
+        "stack": stack.name if stack is not None else None,
+        "environments": [asdict(m) for m in compute(environments, period, stack)],
     }
     if ttl > 0:
         cache.set(key, payload, ttl)
@@ -479,3 +501,13 @@ def choose_environments(visible: Sequence[Environment], name: str | None) -> lis
         if env.name == name:
             return [env]
     raise MetricsInputError("environment: no such environment among those you may see")
+
+
+def choose_stack(name: str | None) -> Stack | None:
+    """``?stack=``: one stack's deployments (absent or empty: every stack)."""
+    if name is None or name == "":
+        return None
+    found = Stack.objects.filter(name=name).first()
+    if found is None:
+        raise MetricsInputError("stack: no such stack")
+    return found

@@ -9,7 +9,7 @@ from typing import Any
 from deployments import policy
 from deployments.choices import RunKind
 from deployments.models import Deployment, Environment, Stack, TerraformRun
-from deployments.selectors.access import environments_visible_to
+from deployments.selectors.access import environments_visible_to, visible_ticket_ids
 
 
 def stacks_list(user: Any = None) -> list[Stack]:
@@ -127,3 +127,29 @@ def stack_layers(stacks: list[Stack]) -> list[list[Stack]]:
             placed.add(s.name)
             remaining.pop(s.name)
     return layers
+
+
+@dataclass(frozen=True)
+class TriggeredBy:
+    """The upstream deployment whose success filed this ticket (a run trigger); the
+    upstream ticket is named only to who may see it."""
+
+    deployment_id: int
+    stack: str
+    ticket_id: int | None
+
+
+def triggered_by_of(ticket: Any, user: Any) -> TriggeredBy | None:
+    if not ticket.triggered_by_id:
+        return None
+    deployment = (
+        Deployment.objects.select_related("stack")
+        .only("pk", "ticket_id", "stack__name")
+        .get(pk=ticket.triggered_by_id)
+    )
+    shown = deployment.ticket_id in visible_ticket_ids(user, [deployment.ticket_id])
+    return TriggeredBy(
+        deployment_id=deployment.pk,
+        stack=deployment.stack.name,
+        ticket_id=deployment.ticket_id if shown else None,
+    )

@@ -58,6 +58,7 @@ from deployments.selectors.rollbacks import (
     ticket_last_known_good,
 )
 from deployments.selectors.runs import LogPage, run_log_page
+from deployments.selectors.stacks import TriggeredBy, triggered_by_of
 from deployments.selectors.timeline import TimelineStep, ticket_timeline
 from deployments.selectors.windows import conflict_for, freezes_for, plan_is_stale
 
@@ -274,6 +275,11 @@ class TicketView:
         self.now = now
         self.roles = user_roles(user)
         self.superuser = is_superuser(user)
+
+    @functools.cached_property
+    def triggered_by(self) -> TriggeredBy | None:
+        """The upstream stack's deployment that filed this ticket (issue 21)."""
+        return triggered_by_of(self.ticket, self.user)
 
     # --- runs and the plan
 

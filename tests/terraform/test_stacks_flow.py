@@ -58,6 +58,13 @@ def test_two_stacks_deploy_with_their_own_state_and_the_dependent_is_planned(
     assert triggered.source == "trigger"
     event = AuditEvent.objects.get(action="stack.trigger", ticket=triggered)
     assert event.data["upstream"] == "network" and event.data["deployment"] == deployment.pk
+    # The API's ticket detail names the trigger (the upstream ticket: its author sees it).
+    detail = api_for(author).get(f"/api/v1/tickets/{triggered.pk}/").json()
+    assert detail["triggered_by"] == {
+        "deployment": deployment.pk,
+        "stack": "network",
+        "ticket": ticket.pk,
+    }
 
     triggered = drain(triggered)
     assert triggered.status == TicketStatus.COMPLETED, triggered.status_reason

@@ -50,6 +50,16 @@ from deployments.api.shapes.runs import RunBriefSerializer, plan_summary_out
 from deployments.models import Ticket
 
 
+class TriggeredBySerializer(serializers.Serializer[Any]):
+    """A run trigger: the upstream stack's deployment whose success filed this ticket."""
+
+    deployment = serializers.IntegerField()
+    stack = serializers.CharField()
+    ticket = serializers.IntegerField(
+        allow_null=True, help_text="The upstream ticket; null when you may not see it."
+    )
+
+
 class TicketSerializer(serializers.ModelSerializer[Ticket]):
     environment: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="name", read_only=True
@@ -195,6 +205,7 @@ class TicketDetailSerializer(TicketSerializer):
     available_actions = serializers.SerializerMethodField()
     policy_status = serializers.SerializerMethodField()
     policies = serializers.SerializerMethodField()
+    triggered_by = serializers.SerializerMethodField()
     timeline = serializers.SerializerMethodField()
     plan_changes = serializers.SerializerMethodField()
 
@@ -222,9 +233,17 @@ class TicketDetailSerializer(TicketSerializer):
             "checks",
             "pull_request",
             "staging_ticket",
+            "triggered_by",
             "timeline",
             "plan_changes",
         ]
+
+    @extend_schema_field(TriggeredBySerializer(allow_null=True))
+    def get_triggered_by(self, ticket: Ticket) -> dict[str, Any] | None:
+        found = self.view(ticket).triggered_by
+        if found is None:
+            return None
+        return {"deployment": found.deployment_id, "stack": found.stack, "ticket": found.ticket_id}
 
     @extend_schema_field(TimelineStepSerializer(many=True))
     def get_timeline(self, ticket: Ticket) -> list[dict[str, Any]]:

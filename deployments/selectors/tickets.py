@@ -529,13 +529,16 @@ class TicketView:
     def shows_risk(self) -> bool:
         """The risk section (questionnaire, blast radius, rollback plan) where the
         environment asks for change details or scores approvals by risk, or the ticket
-        carries them; a dev or staging ticket does not show an empty questionnaire."""
+        carries them, or its plan scored above low (a forgotten or destroyed data holder
+        is worth reading anywhere); a dev or staging ticket does not show an empty
+        questionnaire."""
         env, ticket = self.ticket.environment, self.ticket
         return bool(
             env.requires_change_details
             or env.risk_rules
             or ticket.risk_assessment
             or ticket.rollback_plan
+            or self.risk.get("level") in ("medium", "high")
         )
 
     @property

@@ -98,7 +98,8 @@ def test_an_import_move_and_forget_show_score_and_apply(
         '<span class="import">1 to import</span>',
         '<span class="move">1 to move</span>',
         '<span class="forget">1 to forget</span>',
-        "<code>terraform_data.new_name</code> <small>from <code>terraform_data.old_name</code>",
+        "<code>terraform_data.new_name</code> <small>moved from "
+        "<code>terraform_data.old_name</code>",
         'id="blast-state">State only: imports 1, moves 1, forgets 1 resource(s).',
     ):
         assert needle in html, needle

@@ -21,7 +21,7 @@ def results_of(run: TerraformRun | None) -> list[PolicyResult]:
     """A plan run's results, failed ones first (errors, then failures by level)."""
     if run is None or not run.pk:
         return []
-    if "policy_results" in getattr(run, "_prefetched_objects_cache", {}):
+    if getattr(run, "policy_prefetched", False):
         rows = list(run.policy_results.all())  # prefetched by a list (the home queue)
     else:
         rows = list(PolicyResult.objects.filter(run=run))
@@ -32,8 +32,10 @@ def results_of(run: TerraformRun | None) -> list[PolicyResult]:
 def check_of(run: TerraformRun | None) -> PolicyCheck | None:
     if run is None or not run.pk:
         return None
-    if "policy_check" in run._state.fields_cache:  # prefetched by a list (the home queue)
-        found = run._state.fields_cache["policy_check"]
+    if getattr(run, "policy_prefetched", False):  # prefetched by a list (the home queue)
+        # (Only then: a PolicyCheck created on this run object caches itself on it too,
+        # before its evaluation is recorded through another instance.)
+        found = run._state.fields_cache.get("policy_check")
         return found if found is not None and found.evaluated_at is not None else None
     return PolicyCheck.objects.filter(run=run, evaluated_at__isnull=False).first()
 
@@ -88,6 +90,9 @@ def check_plan_policies_of(ticket: Ticket) -> None:
     batch = getattr(ticket, "policy_batch", None)  # a list's tickets (the home queue)
     if batch and not hasattr(ticket, "prefetched_policy_overrides"):
         prefetch_related_objects(batch, *POLICY_PREFETCH)
+        for listed in batch:
+            if listed.current_plan is not None:
+                listed.current_plan.policy_prefetched = True
     prefetched = getattr(ticket, "prefetched_policy_overrides", None)
     if prefetched is not None and run is not None:
         # A list read every ticket's overrides at once (POLICY_PREFETCH): the plan's own.

@@ -81,7 +81,7 @@ def test_an_untagged_resource_is_blocked_with_the_policy_message(
     commit_all(infra_repo, "dev: an extra queue without cost tags")
     ticket = drain(file_dev(author))
     # dev needs no approval, but does not deploy by itself past a hard failure.
-    assert ticket.status == TicketStatus.APPROVED
+    assert ticket.status == TicketStatus.APPROVED, (ticket.status_reason, ticket.risk)
     assert "not deployed by itself" in ticket.status_reason
     assert "null_resource.untagged_queue lacks the tags costcenter, owner" in ticket.status_reason
     assert _outcomes(ticket)["tags"] == "fail"

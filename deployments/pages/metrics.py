@@ -35,7 +35,6 @@ def metrics_dashboard(request: HttpRequest) -> HttpResponse:
         "periods": metrics.PERIOD_CHOICES,
         "days": raw_days or metrics.DEFAULT_DAYS,
         "environment": raw_env,
-        "stacks": selectors.stack_names() if visible else [],
         "stack": request.GET.get("stack") or "",
     }
     try:

@@ -64,7 +64,6 @@ from deployments.selectors.runs import (
 )
 from deployments.selectors.stacks import (
     stack_get,
-    stack_names,
     stack_rows,
     stacks_list,
     upstream_states,
@@ -128,7 +127,6 @@ __all__ = [
     "runs_visible_to",
     "runs_with_log_tails",
     "stack_get",
-    "stack_names",
     "stack_rows",
     "stacks_list",
     "stray_approvals",

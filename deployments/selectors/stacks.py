@@ -20,11 +20,6 @@ def stacks_list(user: Any = None) -> list[Stack]:
     return list(Stack.objects.prefetch_related("depends_on", "dependents").order_by("name"))
 
 
-def stack_names() -> list[str]:
-    """The stacks' names, for a filter (one query)."""
-    return list(Stack.objects.order_by("name").values_list("name", flat=True))
-
-
 def stack_get(name: str, user: Any = None) -> Stack | None:
     if user is not None and not environments_visible_to(user):
         return None

@@ -411,8 +411,7 @@ def test_query_count_does_not_grow_with_history(
     assert call().status_code == 200  # warm-up: the session learns the viewer's zone
     _grow(5, tech_lead)
     cache.clear()  # measured uncached
-    # The page: 10, and one for the stack filter's names (issue 21).
-    budget = 10 if where == "api" else 11
+    budget = 10
     small = _queries(django_assert_max_num_queries, call, budget)
     _grow(45, tech_lead)
     cache.clear()

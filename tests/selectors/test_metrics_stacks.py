@@ -80,5 +80,9 @@ def test_the_api_and_the_page_take_the_stack(two_stacks: dict[str, Any], operati
     page = signed_in(operations).get("/metrics/?environment=dev&stack=network")
     assert page.status_code == 200
     html = page.content.decode()
-    assert '<option value="network" selected>' in html
+    assert 'id="metrics-stack">Stack <strong>network</strong> only' in html
+    assert '<input type="hidden" name="stack" value="network">' in html
+    # The stacks page links each stack's metrics.
+    stacks_page = signed_in(operations).get("/stacks/").content.decode()
+    assert 'href="/metrics/?stack=network"' in stacks_page
     assert signed_in(operations).get("/metrics/?stack=nope").status_code == 400

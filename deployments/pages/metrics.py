@@ -38,7 +38,7 @@ def metrics_dashboard(request: HttpRequest) -> HttpResponse:
         "stack": request.GET.get("stack") or "",
     }
     try:
-        days = metrics.parse_days(raw_days)
+        days = metrics.parse_days(raw_days or None)  # the page's empty field: the default
         chosen = metrics.choose_environments(visible, raw_env)[0] if raw_env else None
         stack = metrics.choose_stack(request.GET.get("stack"))
     except metrics.MetricsInputError as exc:

@@ -60,8 +60,9 @@ class MetricsInputError(ValueError):
 
 
 def parse_days(raw: str | None) -> int:
-    """``?days=``: a whole number of days, 1 to 365; absent means 30."""
-    if raw is None or raw == "":
+    """``?days=``: a whole number of days, 1 to 365; absent means 30 (empty is no number:
+    the schema says integer)."""
+    if raw is None:
         return DEFAULT_DAYS
     text = raw.strip()
     if not text.isdigit() or len(text) > 3:

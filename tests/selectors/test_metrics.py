@@ -360,7 +360,7 @@ def test_a_ci_key_reads_the_metrics_its_owner_may_see(db: None, author: User) ->
     assert [e["environment"] for e in answer.json()["environments"]] == ["dev", "staging"]
 
 
-@pytest.mark.parametrize("days", ["0", "366", "abc", "-1", "1.5", "30days", " ", "9999"])
+@pytest.mark.parametrize("days", ["0", "366", "abc", "-1", "1.5", "30days", " ", "9999", ""])
 def test_api_refuses_bad_days(operations: User, days: str) -> None:
     answer = api_for(operations).get("/api/v1/metrics/", {"days": days})
     assert answer.status_code == 400

@@ -44,7 +44,9 @@ class PolicyOverrideActionsMixin:
             "role the policy names may (default DevOps Lead), never the ticket's author "
             "(403). The override is bound to plan_sha256: 409 when it is not the current "
             "plan's, when the policy did not fail at the soft level, or it is already "
-            "overridden. A new plan voids every override, as it voids approvals."
+            "overridden. A new plan voids every override, as it voids approvals. Where the "
+            "environment asks for step-up (prod), a browser session must have signed in "
+            "recently, as for approving (403 naming /accounts/reauthenticate/)."
         ),
     )
     @action(detail=True, methods=["post"], url_path="policy-overrides", url_name="policy-override")

@@ -29,7 +29,9 @@ from deployments.policy import LEAD_ROLES, PolicyError
 from deployments.selectors import user_roles
 
 # The verbs that need a recent authentication where the environment asks for it.
-STEP_UP_ACTIONS = frozenset({"approve", "deploy", "schedule", "unschedule", "evidence_signoff"})
+STEP_UP_ACTIONS = frozenset(
+    {"approve", "deploy", "schedule", "unschedule", "evidence_signoff", "policy_override"}
+)
 
 MFA_ENROL_URL = "/accounts/2fa/"
 REAUTHENTICATE_URL = "/accounts/reauthenticate/"

@@ -8,12 +8,18 @@ from django.http import HttpRequest
 from django.views.decorators.http import require_POST
 
 from deployments import selectors
-from deployments.pages.actions import Done, page_action, to_ticket
+from deployments.pages.actions import (
+    Done,
+    page_action,
+    step_up_for_sensitive_environments,
+    to_ticket,
+)
 from deployments.services import policies as service
 
 
 @login_required
 @require_POST
+@step_up_for_sensitive_environments  # lifting a block weighs as much as approving
 @page_action(back=to_ticket("policies"))
 def policy_override(request: HttpRequest, pk: int) -> Done:
     ticket = selectors.ticket_get(request.user, pk)

@@ -18,6 +18,7 @@ _VERBS = {
     "ticket_deploy": "deploy",
     "ticket_schedule": "schedule",
     "ticket_rollback": "open a rollback of",
+    "policy_override": "override a policy of",
 }
 
 

@@ -287,3 +287,35 @@ def test_an_unenrolled_leads_calendar_feed_token_is_refused_until_enrolled(
     enrol_totp(tech_lead)
     feed = Client().get(f"/calendar/prod.ics?token={token}")
     assert feed.status_code == 200 and b"BEGIN:VCALENDAR" in feed.content
+
+
+def test_a_stale_session_cannot_override_a_prod_policy_by_the_api_or_the_page(
+    author: User, devops_lead: User
+) -> None:
+    """A policy override lifts a block as an approval does: the same step-up on prod."""
+    from deployments.models import PolicyOverride
+    from tests.helpers.policies import aws_plan, change, evaluated
+
+    destroy = aws_plan(change("aws_db_instance.main", "aws_db_instance", ["delete"], None))
+    ticket = evaluated(awaiting("prod", author), destroy)
+    body = {
+        "policy": "data_protection",
+        "plan_sha256": ticket.current_plan.plan_sha256,
+        "reason": "the data moved",
+    }
+    client = session_api("otto")
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)):
+        response = post_json(client, f"/api/v1/tickets/{ticket.pk}/policy-overrides/", body)
+        assert response.status_code == 403
+        assert "sign in again at /accounts/reauthenticate/" in response.json()["detail"]
+        page = client.post(
+            f"/tickets/{ticket.pk}/policy-overrides/",
+            {**body, "csrfmiddlewaretoken": client.cookies["csrftoken"].value},
+        )
+        assert page.status_code == 302 and "/accounts/reauthenticate/" in page["Location"]
+    assert not PolicyOverride.objects.exists()
+    # A token has no session to re-authenticate: it overrides as before.
+    answer = token_client(devops_lead).post(
+        f"/api/v1/tickets/{ticket.pk}/policy-overrides/", body, format="json"
+    )
+    assert answer.status_code == 201, answer.json()

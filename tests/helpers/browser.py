@@ -10,17 +10,29 @@ TERRAFORM_PAUSE_SECONDS = 3
 
 
 # Installed in every page before its own scripts: reports what `#live-log` holds when the
-# page is parsed and each time portal.js appends to it, under the log URL of the run it is
-# following then (the page moves from run to run and reloads once none is active), so the
-# test keeps the record on its side rather than in the page.
+# page is parsed and after each text portal.js appends to it, under the log URL of the run it
+# was following when that text arrived. portal.js appends a run's last lines and moves to the
+# next run in one task, so one observer callback can carry both: the records say which
+# appends came before the URL changed (the attribute record's old value).
 LIVE_LOG_RECORDER = """
 document.addEventListener("DOMContentLoaded", () => {
   const pre = document.getElementById("live-log");
   if (!pre) { return; }
-  const url = () => pre.getAttribute("data-log-url");
-  window.ccpRecordLiveLog(url(), "load", pre.textContent);
-  new MutationObserver(() => window.ccpRecordLiveLog(url(), "append", pre.textContent))
-    .observe(pre, { childList: true, characterData: true, subtree: true });
+  let shown = pre.textContent;
+  window.ccpRecordLiveLog(pre.getAttribute("data-log-url"), "load", shown);
+  new MutationObserver((records) => {
+    const urls = records.filter((r) => r.type === "attributes").map((r) => r.oldValue);
+    urls.push(pre.getAttribute("data-log-url"));
+    let current = 0;
+    for (const record of records) {
+      if (record.type === "attributes") { current += 1; continue; }
+      for (const node of record.addedNodes) { shown += node.textContent; }
+      window.ccpRecordLiveLog(urls[current], "append", shown);
+    }
+  }).observe(pre, {
+    childList: true,
+    attributes: true, attributeFilter: ["data-log-url"], attributeOldValue: true,
+  });
 });
 """
 
@@ -37,8 +49,7 @@ class LiveLogs:
         self.order.append((url, text))
 
     def streamed(self, needle: str) -> tuple[str, list[tuple[str, str]]]:
-        """The run whose log first showed ``needle``, and what it showed over time (a page
-        moving to the next run may report a last mutation under the next run's URL)."""
+        """The run whose log first showed ``needle``, and what it showed over time."""
         for url, text in self.order:
             if needle in text:
                 return url, self.seen[url]

@@ -3,7 +3,10 @@ rules' refusal sentences (policy), the pages, their template filters and the not
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
 from zoneinfo import ZoneInfo
 
 from deployments.choices import Role
@@ -23,13 +26,45 @@ def duration(delta: dt.timedelta) -> str:
     return f"{mins} min"
 
 
+# The times a sentence names, noted while it is written (see noting_times).
+_noted: contextvars.ContextVar[list[tuple[str, dt.datetime]] | None] = contextvars.ContextVar(
+    "noted_times", default=None
+)
+
+
 def format_in_zone(moment: dt.datetime, zone: str) -> str:
     """'Thu 02:00 EST (07:00 UTC)': a window time in its own zone with UTC."""
     local = moment.astimezone(ZoneInfo(zone))
     utc = moment.astimezone(dt.UTC)
     same_day = local.date() == utc.date()
     utc_text = f"{utc:%H:%M} UTC" if same_day else f"{utc:%a %H:%M} UTC"
-    return f"{local:%a %d %b %H:%M %Z} ({utc_text})"
+    text = f"{local:%a %d %b %H:%M %Z} ({utc_text})"
+    noted = _noted.get()
+    if noted is not None:
+        noted.append((text, moment))
+    return text
+
+
+@contextlib.contextmanager
+def noting_times() -> Iterator[list[tuple[str, dt.datetime]]]:
+    """Every time the rules write into a sentence meanwhile (format_in_zone), as (text,
+    instant): what is stored keeps the environment's zone, and a message re-reads the same
+    sentence in each reader's zone (:func:`restamp`)."""
+    noted: list[tuple[str, dt.datetime]] = []
+    token = _noted.set(noted)
+    try:
+        yield noted
+    finally:
+        _noted.reset(token)
+
+
+def restamp(
+    text: str, noted: Sequence[tuple[str, dt.datetime]], stamp: Callable[[dt.datetime], str]
+) -> str:
+    """``text`` with each noted time replaced by ``stamp(instant)``."""
+    for written, moment in sorted(noted, key=lambda pair: -len(pair[0])):
+        text = text.replace(written, stamp(moment))
+    return text
 
 
 def role_label(role: str) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from deployments.lib.presentation import format_in_zone
+
 if TYPE_CHECKING:
     from deployments.models import Ticket
 
@@ -78,7 +80,8 @@ def rollback_lapse_note(ticket: Ticket, now: dt.datetime) -> str:
     if not rollback_lapsed(ticket, now):
         return ""
     until = getattr(ticket, "rollback_immediate_until", None)
-    when = f" at {until.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC" if until is not None else ""
+    zone = ticket.environment.window_timezone or "UTC"
+    when = f" at {format_in_zone(until, zone)}" if until is not None else ""
     return (
         f"the immediate rollback's hour ended{when}: it now follows the planned path "
         f"({ticket.environment.name}'s normal approval rule, change window and freezes)"

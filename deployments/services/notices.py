@@ -7,6 +7,8 @@ on the line after the transition), so a change that rolls back tells nobody.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from deployments import policy
+from deployments.lib import presentation
 from deployments.models import Deployment, DriftCheck, Environment, FollowUp, TerraformRun, Ticket
 from deployments.selectors import user_roles
 from deployments.services._base import InputError
@@ -190,14 +193,21 @@ def followup_overdue(ticket: Ticket, follow_up: FollowUp, *, hours: int) -> None
     )
 
 
-def schedule_missed(ticket: Ticket, *, people: list[Any], reason: str) -> None:
-    """A scheduled apply will not start: the people who scheduled it, with the reason."""
+def schedule_missed(
+    ticket: Ticket,
+    *,
+    people: list[Any],
+    reason: str,
+    noted: Sequence[tuple[str, dt.datetime]] = (),
+) -> None:
+    """A scheduled apply will not start: the people who scheduled it, with the reason (the
+    times it names, ``noted`` by presentation.noting_times, in each reader's zone)."""
     notifications.notify(
         "schedule.missed",
         ticket=ticket,
         users=people,
         subject=f"#{ticket.pk} {ticket.title} was not deployed in its window",
-        body=reason,
+        body=presentation.restamp(reason, noted, times.stamp),
         url=ticket_url(ticket),
         data=_data(ticket, actor="scheduler", what="missed its window", reason=reason),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -120,6 +121,7 @@ def _give_back(
     *,
     action: str,
     back_to: TicketStatus = TicketStatus.APPROVED,
+    noted: Sequence[tuple[str, dt.datetime]] = (),
 ) -> None:
     """The scheduled apply will not start: back (to approved) with the reason, audited, told."""
     ticket.scheduled_for = None
@@ -132,7 +134,7 @@ def _give_back(
         ticket=ticket,
         data={"reason": reason, "told": [p.get_username() for p in people]},
     )
-    notices.schedule_missed(ticket, people=people, reason=reason)
+    notices.schedule_missed(ticket, people=people, reason=reason, noted=noted)
 
 
 def _try_start(ticket: Ticket, now: dt.datetime) -> str:
@@ -162,18 +164,20 @@ def _try_start(ticket: Ticket, now: dt.datetime) -> str:
         )
         return "given_back"
     plan = ticket.current_plan
+    noted: list[tuple[str, dt.datetime]] = []
     try:
         if plan is None:
             raise policy.ApplyRefused("there is no plan to apply", TicketStatus.APPROVED)
-        policy.check_apply_may_start(
-            ticket,
-            now=now,
-            plan_sha256=plan.plan_sha256,
-            current_plan_sha256=plan.plan_sha256,
-            votes=votes_for(ticket, plan),
-            stray_approvals=stray_approvals(ticket, plan),
-            freezes=freezes,
-        )
+        with presentation.noting_times() as noted:
+            policy.check_apply_may_start(
+                ticket,
+                now=now,
+                plan_sha256=plan.plan_sha256,
+                current_plan_sha256=plan.plan_sha256,
+                votes=votes_for(ticket, plan),
+                stray_approvals=stray_approvals(ticket, plan),
+                freezes=freezes,
+            )
     except policy.ApplyRefused as refusal:
         # A scheduled ticket goes back to approved (as a refused deploy by hand leaves it),
         # even when the approvals no longer hold: the reason says what it needs.
@@ -181,6 +185,7 @@ def _try_start(ticket: Ticket, now: dt.datetime) -> str:
             ticket,
             f"the scheduled apply was not started: {refusal.message}",
             action="schedule.refused",
+            noted=noted,
             back_to=(
                 refusal.back_to
                 if refusal.back_to in ALLOWED_TRANSITIONS[TicketStatus.SCHEDULED]

@@ -15,19 +15,33 @@ register = template.Library()
 @register.filter
 def usertime(value: dt.datetime | None, style: str = "") -> SafeString | str:
     """<time datetime="UTC ISO" title="UTC text">local text in the viewer's zone</time>;
-    ``|usertime:"short"`` drops the seconds."""
+    ``|usertime:"short"`` drops the seconds, ``|usertime:"clock"`` the date too."""
     if not isinstance(value, dt.datetime):
         return ""
     if timezone.is_naive(value):
         value = timezone.make_aware(value, dt.UTC)
     utc = value.astimezone(dt.UTC)
     local = timezone.localtime(value)
-    fmt = "%Y-%m-%d %H:%M" if style == "short" else "%Y-%m-%d %H:%M:%S"
+    fmt = {"short": "%Y-%m-%d %H:%M", "clock": "%H:%M"}.get(style, "%Y-%m-%d %H:%M:%S")
     return format_html(
         '<time datetime="{}" title="{}">{}</time>',
         utc.isoformat().replace("+00:00", "Z"),
-        utc.strftime(f"{fmt} UTC"),
+        utc.strftime("%Y-%m-%d %H:%M UTC" if style == "clock" else f"{fmt} UTC"),
         f"{local.strftime(fmt)} {local.tzname()}",
+    )
+
+
+@register.filter
+def userspan(start: dt.datetime | None, end: dt.datetime | None) -> SafeString | str:
+    """'2026-11-26 12:30 IST - 14:30 IST' (an en dash) in the viewer's zone, the end's
+    date only when it falls on another day; UTC on hover."""
+    if not isinstance(start, dt.datetime):
+        return ""
+    if not isinstance(end, dt.datetime):
+        return usertime(start, "short")
+    same_day = timezone.localtime(start).date() == timezone.localtime(end).date()
+    return format_html(
+        "{} \u2013 {}", usertime(start, "short"), usertime(end, "clock" if same_day else "short")
     )
 
 

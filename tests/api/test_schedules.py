@@ -16,6 +16,7 @@ from deployments.models import AuditEvent, Environment, Freeze, TerraformRun, Ti
 from deployments.services import schedules
 from tests.helpers.api import api_for
 from tests.helpers.factories import DeploymentFactory, RunFactory
+from tests.helpers.html import visible_text
 from tests.helpers.tickets import approved
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
@@ -393,9 +394,11 @@ def test_one_handed_over_at_0359_that_the_worker_claims_at_0400_returns_and_tell
     """The beat pass hands the apply over just before 04:00; the worker's start-time
     re-check runs at 04:00: Terraform never starts, the ticket is approved again with no
     schedule left on it, and the person who scheduled it is told."""
+    from deployments.models import UserPreference
     from deployments.services.runs import claim
     from notifications.models import Notification
 
+    UserPreference.objects.create(user=operations, timezone="Europe/Paris")
     with time_machine.travel(OUTSIDE, tick=False):
         ticket = scheduled(operations, prod_ticket(author, tech_lead, devops_lead))
     closes = THU_OPEN + dt.timedelta(hours=2)  # 04:00 EST
@@ -413,7 +416,11 @@ def test_one_handed_over_at_0359_that_the_worker_claims_at_0400_returns_and_tell
     )
     told = Notification.objects.filter(event="schedule.missed", ticket=ticket)
     assert [n.recipient.get_username() for n in told] == ["opal"]
-    assert "the apply was not started" in told.get().body
+    # What is stored names the next window in prod's zone; opal reads it in her own.
+    assert "Tue 01 Dec 02:00 EST (07:00 UTC)" in ticket.status_reason
+    email = told.get().body
+    assert "the apply was not started" in email
+    assert "Tue 01 Dec 2026 08:00 CET (07:00 UTC)" in email and "EST" not in email, email
     body = api_for(operations).get(f"/api/v1/tickets/{ticket.pk}/").json()
     assert body["status"] == "approved" and body["scheduled_for"] is None
 
@@ -498,11 +505,12 @@ def test_a_freeze_declared_over_a_scheduled_time_is_flagged_on_the_ticket_page(
     )
     page = client.get(f"/tickets/{ticket.pk}/").content.decode()
     assert 'id="schedule-frozen"' in page
+    text = visible_text(page)
     assert (
         "A freeze covers the scheduled time: product launch, until Thu 26 Nov 05:00 EST "
-        "(10:00 UTC)" in page
+        "(10:00 UTC)" in text
     )
-    assert "Move it to the next window (Tue 01 Dec 02:00 EST (07:00 UTC))" in page
+    assert "Move it to the next window (Tue 01 Dec 02:00 EST (07:00 UTC))" in text
 
 
 def test_the_beat_schedule_runs_the_schedules_and_the_review_reminders() -> None:

@@ -13,6 +13,7 @@ from django.test import Client
 from deployments.choices import TicketStatus
 from deployments.models import AuditEvent, CalendarFeedToken, Environment, Freeze, Ticket
 from tests.helpers.factories import TicketFactory
+from tests.helpers.html import visible_text
 from tests.helpers.tickets import approved
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
@@ -34,16 +35,24 @@ def test_ops_schedules_for_the_next_window_in_one_click(
 ) -> None:
     ticket = approved("prod", author, tech_lead, devops_lead)
     client = login("opal")
+    client.post("/settings/timezone/", {"timezone": "Europe/Paris"})
     page = client.get(f"/tickets/{ticket.pk}/").content.decode()
-    assert "Schedule for the next window (Thu 26 Nov 02:00 EST (07:00 UTC))" in page
+    assert "Schedule for the next window (Thu 26 Nov 02:00 EST (07:00 UTC))" in visible_text(page)
     response = client.post(f"/tickets/{ticket.pk}/schedule/", {"next_window": "1"}, follow=True)
     html = response.content.decode()
-    assert "Scheduled for Thu 26 Nov 02:00 EST (07:00 UTC)" in html
-    # and in the viewer's own zone (here the server default), UTC on hover
-    assert (
-        '<time datetime="2026-11-26T07:00:00Z" title="2026-11-26 07:00 UTC">'
-        in html.split('id="scheduled-for"')[1].split("</p>")[0]
+    # One zone in the panel (the window's, which its form reads too), said once; the
+    # viewer's own time on hover.
+    panel = html.split('<section id="schedule">')[1].split("</section>")[0]
+    assert "Times here are in prod's change-window zone, America/New_York" in visible_text(panel)
+    scheduled_for = panel.split('id="scheduled-for"')[1].split("</p>")[0]
+    assert "Scheduled for Thu 26 Nov 02:00 EST (07:00 UTC) in the change window" in (
+        visible_text(scheduled_for)
     )
+    assert (
+        '<time datetime="2026-11-26T07:00:00Z" title="2026-11-26 08:00 CET your time">'
+        in scheduled_for
+    )
+    assert "CET" not in visible_text(panel)
     ticket.refresh_from_db()
     assert ticket.status == TicketStatus.SCHEDULED and ticket.scheduled_for == THU_OPEN
     assert 'id="unschedule-form"' in html
@@ -225,7 +234,7 @@ def test_environment_page_shows_next_window_in_its_zone_and_freezes(operations: 
         ends_at=THU_OPEN + dt.timedelta(hours=3),
         reason="product launch",
     )
-    page = login("opal").get("/environments/").content.decode()
+    page = visible_text(login("opal").get("/environments/").content.decode())
     assert "next: Tue 01 Dec 02:00 EST (07:00 UTC)" in page
     assert (
         "freeze Thu 26 Nov 01:00 EST (06:00 UTC) \u2013 Thu 26 Nov 05:00 EST (10:00 UTC): "
@@ -234,11 +243,12 @@ def test_environment_page_shows_next_window_in_its_zone_and_freezes(operations: 
 
 
 @time_machine.travel(OUTSIDE, tick=False)
-def test_calendar_days_and_tickets_are_in_the_viewers_zone_windows_in_their_own(
+def test_calendar_days_and_every_time_are_in_the_viewers_zone(
     author: User,
 ) -> None:
     """A deployment at 20:30 UTC on Tue 24 Nov is on Wed 25 Nov for a viewer in Kolkata,
-    shown 02:00 IST with UTC on hover; the window keeps its New York time with UTC."""
+    shown 02:00 IST with UTC on hover; the window too reads in IST (one zone on the page),
+    its rule in New York time on hover."""
 
     deployed = TicketFactory(
         author=author,
@@ -255,8 +265,11 @@ def test_calendar_days_and_tickets_are_in_the_viewers_zone_windows_in_their_own(
         "2026-11-25 02:00 IST</time> (Completed)" in wednesday
     )
     thursday = page[page.index('data-date="2026-11-26"') : page.index('data-date="2026-11-27"')]
-    assert "Thu 26 Nov 02:00 EST (07:00 UTC) \u2013 Thu 26 Nov 04:00 EST (09:00 UTC)" in thursday
-    assert "days in your zone, Asia/Kolkata" in page
+    window = thursday[thursday.index('data-kind="window"') :].split("</li>")[0]
+    assert "2026-11-26 12:30 IST \u2013 14:30 IST" in visible_text(window)
+    assert "EST" not in visible_text(window)
+    assert "(Tue/Thu 02:00\u201304:00 America/New_York)" in window  # the rule, on hover
+    assert "every day and time in your zone, Asia/Kolkata" in page
 
 
 @time_machine.travel(THU_OPEN + dt.timedelta(hours=12), tick=False)

@@ -21,6 +21,7 @@ from deployments.pages.home import _badge_key
 from deployments.selectors.queue import queue_for
 from tests.helpers.api import api_for
 from tests.helpers.factories import DeploymentFactory, RunFactory, TicketFactory, UserFactory
+from tests.helpers.html import visible_text
 from tests.helpers.tickets import awaiting
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
@@ -152,6 +153,18 @@ def test_operations_sees_the_deploy_with_its_window_countdown(
         item = queue_for(operations, timezone.now()).deploys[0]
     assert "in window now, closes in 1 h" in section_text(page, "deploys")
     assert item.may_start_now and item.window.closes_at == IN_WINDOW + dt.timedelta(hours=1)
+
+
+def test_the_environment_cards_read_in_the_viewers_zone(operations: User) -> None:
+    """Home is one zone, the viewer's: the next window of prod (02:00 New York) reads
+    08:00 for a viewer in Paris, UTC on hover."""
+    client = signed_in(operations)
+    client.post("/settings/timezone/", {"timezone": "Europe/Paris"})
+    with time_machine.travel(OUTSIDE, tick=False):
+        page = client.get("/").content.decode()
+    card = page[page.index('id="env-prod"') :].split("</div>")[0]
+    assert "window opens in 19 h (2026-12-01 08:00 CET)" in visible_text(card)
+    assert 'title="2026-12-01 07:00 UTC"' in card and "EST" not in card
 
 
 def test_a_freeze_cuts_the_open_window_and_emergencies_ignore_it(

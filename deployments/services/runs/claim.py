@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.db import transaction
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from deployments import policy
 from deployments.choices import RunStatus, TicketStatus
-from deployments.lib import clock
+from deployments.lib import clock, presentation
 from deployments.models import Environment, TerraformRun, Ticket
 from deployments.selectors.approvals import stray_approvals, votes_for
 from deployments.selectors.policies import policy_state
@@ -62,9 +63,10 @@ def claim_apply(run_id: int, *, worker: str) -> int | None:
             return None
         branch_record(ticket, on_branch, run=run, moment="apply start")
         try:
-            recheck_start(ticket, run, now=now)
+            with presentation.noting_times() as noted:
+                recheck_start(ticket, run, now=now)
         except policy.ApplyRefused as refusal:
-            refuse_start(ticket, run, refusal)
+            refuse_start(ticket, run, refusal, noted=noted)
             return None
         Environment.objects.filter(pk=run.environment_id).update(apply_fence=F("apply_fence") + 1)
         fence = Environment.objects.values_list("apply_fence", flat=True).get(pk=run.environment_id)
@@ -102,8 +104,15 @@ def recheck_start(ticket: Ticket, run: TerraformRun, *, now: dt.datetime) -> Non
         )
 
 
-def refuse_start(ticket: Ticket, run: TerraformRun, refusal: policy.ApplyRefused) -> None:
-    """The apply is not started: the run ends cancelled and the ticket goes back."""
+def refuse_start(
+    ticket: Ticket,
+    run: TerraformRun,
+    refusal: policy.ApplyRefused,
+    *,
+    noted: Sequence[tuple[str, dt.datetime]] = (),
+) -> None:
+    """The apply is not started: the run ends cancelled and the ticket goes back (the times
+    the refusal names, ``noted``, reach each person told in their own zone)."""
     reason = f"the apply was not started: {refusal.message}"
     run.status = RunStatus.CANCELLED
     run.finished_at = timezone.now()
@@ -122,6 +131,6 @@ def refuse_start(ticket: Ticket, run: TerraformRun, refusal: policy.ApplyRefused
         ticket.save(update_fields=["scheduled_for", "updated_at"])
     transition(ticket, refusal.back_to, actor="worker", reason=reason, data={"run": run.pk})
     if scheduled:
-        notices.schedule_missed(ticket, people=schedulers_of(ticket), reason=reason)
+        notices.schedule_missed(ticket, people=schedulers_of(ticket), reason=reason, noted=noted)
     if refusal.back_to == TicketStatus.AWAITING_APPROVAL:
         notices.approval_needed(ticket)  # its approvals no longer hold: asked again

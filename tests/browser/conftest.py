@@ -9,8 +9,29 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.helpers.browser import LIVE_LOG_RECORDER, TERRAFORM_PAUSE_SECONDS, LiveLogs
+from tests.helpers.browser import (
+    LIVE_LOG_RECORDER,
+    TERRAFORM_PAUSE_SECONDS,
+    LiveLogs,
+    LiveServerConnections,
+)
 from tests.helpers.waiting import paced_terraform
+
+
+@pytest.fixture(autouse=True)
+def _live_server_settles(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every browser test's database is flushed only once the live server has answered
+    everything its pages sent (set up after the database, so torn down before it, and
+    after the test's own page fixtures, which close the browser)."""
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("transactional_db")
+    server = request.getfixturevalue("live_server")
+    connections = LiveServerConnections.of(server.thread.httpd)
+    yield
+    if not connections.settle(server.url):
+        print(f"live server: {connections.open} connection(s) still open after 30 s")
 
 
 @pytest.fixture

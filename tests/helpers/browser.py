@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import urllib.request
+from typing import Any
+
 from playwright.sync_api import Page, expect
 
 RUN_TIMEOUT_MS = 120_000
@@ -68,3 +72,56 @@ def sign_in(page: Page, base_url: str, username: str, password: str = "pw") -> N
     ).click()
     expect(page).to_have_url(f"{base_url}/")
     expect(page.locator(".who")).to_contain_text(username)
+
+
+class LiveServerConnections:
+    """Counts the live server's open connections, from accept to close.
+
+    A page's scripts talk to the server after a test's last assertion (static/timezone.js
+    posts the browser's zone on the first page after sign-in). When the test ends the
+    browser is closed, but the server thread goes on with that request, in a transaction,
+    while the test's teardown flushes the database: the flush fails and the next test finds
+    the last one's rows. ``settle`` waits until every connection the browser made is done.
+    """
+
+    def __init__(self, httpd: Any) -> None:
+        self.open = 0
+        self.changed = threading.Condition()
+        process, shutdown = httpd.process_request, httpd.shutdown_request
+
+        def counted_process(request: Any, client_address: Any) -> None:
+            with self.changed:
+                self.open += 1
+            process(request, client_address)  # on error the server calls shutdown_request
+
+        def counted_shutdown(request: Any) -> None:
+            try:
+                shutdown(request)
+            finally:
+                with self.changed:
+                    self.open = max(0, self.open - 1)
+                    self.changed.notify_all()
+
+        httpd.process_request = counted_process
+        httpd.shutdown_request = counted_shutdown
+
+    @classmethod
+    def of(cls, httpd: Any) -> LiveServerConnections:
+        tracker: LiveServerConnections | None = getattr(httpd, "_ccp_connections", None)
+        if tracker is None:
+            tracker = cls(httpd)
+            httpd._ccp_connections = tracker
+        return tracker
+
+    def settle(self, base_url: str, timeout: float = 30.0) -> bool:
+        """After the browser is closed: one request of our own, accepted after every
+        connection already queued (accept is first in, first out), then wait until none is
+        open. False when some connection outlived ``timeout`` seconds."""
+        probe = urllib.request.Request(f"{base_url}/healthz", headers={"Connection": "close"})
+        try:
+            with urllib.request.urlopen(probe, timeout=timeout):
+                pass
+        except OSError:
+            pass
+        with self.changed:
+            return self.changed.wait_for(lambda: self.open == 0, timeout=timeout)

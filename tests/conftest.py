@@ -340,7 +340,7 @@ def _seeded(request: pytest.FixtureRequest) -> None:
 def without_promotion_gate(db: None) -> None:
     """For tests about approval quorum, windows and step-up on prod, not about where the
     commit came from: prod stops asking for staging evidence (the promotion gate has its
-    own tests in test_evidence_gate.py and test_browser_evidence.py)."""
+    own tests in tests/api/test_evidence_gate.py and tests/browser/test_evidence.py)."""
     from deployments.models import Environment
 
     Environment.objects.filter(name="prod").update(requires_staging_evidence=False)

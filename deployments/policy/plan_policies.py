@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deployments.choices import Role, TicketStatus
+from deployments.lib.presentation import role_label
 from deployments.policy.errors import ApplyRefused, PolicyError
 
 LEVELS = ("advisory", "soft", "hard")
@@ -143,13 +144,6 @@ def check_apply_policies(
     message = policy_refusal(findings, overridden)
     if message:
         raise ApplyRefused(message, back_to=TicketStatus.AWAITING_APPROVAL)
-
-
-def role_label(role: str) -> str:
-    try:
-        return str(Role(role).label)
-    except ValueError:
-        return role
 
 
 def check_may_override(

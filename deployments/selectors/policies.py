@@ -10,6 +10,7 @@ from typing import Any
 from django.db.models import Prefetch, prefetch_related_objects
 
 from deployments import policy
+from deployments.lib.presentation import role_label
 from deployments.models import PolicyCheck, PolicyOverride, PolicyResult, TerraformRun, Ticket
 from deployments.policy.plan_policies import PolicyFinding
 
@@ -173,7 +174,7 @@ def policy_panel(ticket: Ticket, user: Any, roles: frozenset[str]) -> PolicyPane
                 result=result,
                 override=overrides.get(result.policy),
                 override_role=role,
-                override_role_label=policy.plan_policies.role_label(role),
+                override_role_label=role_label(role),
                 may_override=may,
                 refusal=refusal,
             )

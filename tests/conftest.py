@@ -147,14 +147,21 @@ def head_sha(infra_repo: Path) -> str:
     return InfraRepo(location=str(infra_repo), cache_dir=infra_repo.parent).branch_tip("main")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The processes the tests start (tests/helpers/shifted_clock.py) learn the shift."""
+    from tests.helpers.shifted_clock import SHIFT_ENV
+
+    os.environ[SHIFT_ENV] = str(config.getoption("--clock-shift-days") or 0)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--clock-shift-days",
         type=int,
         default=0,
         help="run every test with the clock this many days ahead of today (CI runs a year "
-        "ahead: a test bound to a date that has passed, or will, fails there first); tests "
-        "marked `worker` are left on the real clock (their worker is another process)",
+        "ahead: a test bound to a date that has passed, or will, fails there first); the "
+        "Celery worker and beat processes the tests start read the same shifted clock",
     )
 
 
@@ -167,7 +174,7 @@ def _clock_shift(request: pytest.FixtureRequest) -> Iterator[None]:
     date.
     """
     days = request.config.getoption("--clock-shift-days")
-    if not days or request.node.get_closest_marker("worker"):
+    if not days:
         yield
         return
     import datetime as dt

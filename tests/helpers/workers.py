@@ -10,6 +10,10 @@ from pathlib import Path
 
 from tests.helpers.paths import ROOT, database_url
 
+# `celery` on the tests' clock (tests/helpers/shifted_clock.py: shifted with
+# --clock-shift-days, as the test process is).
+CELERY = [sys.executable, "-m", "tests.helpers.shifted_clock", "celery"]
+
 
 def purge_broker() -> None:
     """Drop every message of the portal's queues, the per-environment Terraform queues
@@ -48,9 +52,7 @@ def spawn_worker(
         **(env or {}),
     }
     argv = [
-        sys.executable,
-        "-m",
-        "celery",
+        *CELERY,
         "-A",
         "changecontrol",
         "worker",

@@ -149,6 +149,74 @@ def test_roll_back_a_prod_deploy_outside_the_window(
     assert Deployment.objects.get(ticket=first).is_good and not undone.is_good
 
 
+@pytest.mark.usefixtures("without_promotion_gate")
+@pytest.mark.parametrize("start", ["approver", "on_approval"])
+def test_an_immediate_rollback_is_applied_with_one_lead_and_no_deployer(
+    author: User,
+    tech_lead: User,
+    devops_lead: User,
+    operations: User,
+    infra_repo: Path,
+    tmp_path: Path,
+    inline: list[int],
+    start: str,
+) -> None:
+    """Issue 22's incident path on the real binary: operations presses Roll back, ONE lead
+    approves, and the lead starts it (``approver``) or it starts on that approval
+    (``on_approval``); nobody else acts, and it is applied after the window closed. The
+    opener is the rollback's author, so never its approver (separation of duties)."""
+    from deployments.models import AuditEvent, Environment
+
+    Environment.objects.filter(name="prod").update(immediate_rollback_start=start)
+    sha_a = commit_all(infra_repo, "nothing changed")
+    _prod_deploy(author, tech_lead, devops_lead, operations, sha=sha_a, at=THURSDAY_0730_UTC)
+    state_a = _triggers(_state(tmp_path, "prod"))
+    tfvars = infra_repo / "terraform/environments/prod/terraform.tfvars"
+    tfvars.write_text(
+        tfvars.read_text().replace("alarm_cpu_threshold = 70", "alarm_cpu_threshold = 85")
+    )
+    sha_b = commit_all(infra_repo, "prod: alarm at 85% CPU")
+    bad = _prod_deploy(author, tech_lead, devops_lead, operations, sha=sha_b, at=THURSDAY_0850_UTC)
+
+    with time_machine.travel(THURSDAY_0920_UTC, tick=True):
+        opened = api_for(operations).post(f"/api/v1/tickets/{bad.pk}/rollback/")
+        assert opened.status_code == 201 and opened.json()["rollback_mode"] == "immediate"
+        rollback = drain(Ticket.objects.get(pk=opened.json()["id"]))
+        assert rollback.status == TicketStatus.AWAITING_APPROVAL, rollback.status_reason
+        sha256 = rollback.current_plan.plan_sha256
+        # The opener may not approve what they opened.
+        mine = api_for(operations).post(
+            f"/api/v1/tickets/{rollback.pk}/approve/", {"plan_sha256": sha256}, format="json"
+        )
+        assert mine.status_code == 403
+        approved = api_for(tech_lead).post(
+            f"/api/v1/tickets/{rollback.pk}/approve/", {"plan_sha256": sha256}, format="json"
+        )
+        assert approved.status_code == 200, approved.json()
+        if start == "approver":
+            assert approved.json()["status"] == "approved"
+            deployed = api_for(tech_lead).post(f"/api/v1/tickets/{rollback.pk}/deploy/")
+            assert deployed.status_code == 202, deployed.json()
+        else:
+            assert approved.json()["status"] == "applying", approved.json()
+        rollback = drain(rollback)
+
+    assert rollback.status == TicketStatus.MONITORING, rollback.status_reason
+    apply = rollback.runs.get(kind=RunKind.APPLY)
+    assert apply.status == RunStatus.SUCCEEDED and apply.commit_sha == sha_a
+    assert _triggers(_state(tmp_path, "prod")) == state_a
+    acted = set(
+        AuditEvent.objects.filter(ticket=rollback)
+        .exclude(actor=None)
+        .exclude(action="access.refused")
+        .values_list("actor__username", flat=True)
+    )
+    assert acted == {operations.username, tech_lead.username}
+    action = "rollback.start_by_approver" if start == "approver" else "rollback.start_on_approval"
+    started = AuditEvent.objects.get(ticket=rollback, action=action)
+    assert started.actor == tech_lead and started.data["run"] == apply.pk
+
+
 def test_a_rollback_refuses_a_var_file_that_changed_since(
     author: User,
     tech_lead: User,

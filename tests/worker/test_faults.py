@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from tests.helpers.api import api_for
 from tests.helpers.factories import RunFactory, TicketFactory
 from tests.helpers.paths import ROOT, database_url
 from tests.helpers.waiting import paced_terraform, wait_for
+from tests.helpers.workers import CELERY
 
 ON_POSTGRES = django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
@@ -102,7 +102,7 @@ def _approved_dev_ticket(author: User) -> Ticket:
 def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as log_file:
         return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "changecontrol", *args],
+            [*CELERY, "-A", "changecontrol", *args],
             cwd=ROOT,
             env=env,
             stdout=log_file,

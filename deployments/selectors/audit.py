@@ -138,7 +138,7 @@ def audit_filters(params: Any, *, blank_is_absent: bool = True) -> AuditFilters:
             values[name] = parse_instant(raw, name)
     if "since" in values and "until" in values and values["since"] >= values["until"]:
         raise InputError("until", "must be after since")
-    stack = (params.get("stack") or "").strip()
+    stack = params.get("stack") or ""  # not stripped: " app" is no stack name (400)
     if stack:
         found = Stack.objects.filter(name=stack).first() if _STACK.fullmatch(stack) else None
         if found is None:

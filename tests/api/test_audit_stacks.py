@@ -139,7 +139,11 @@ def test_a_viewer_never_sees_the_prod_events_of_a_stack(trails: Trails, lead: Us
 
 @pytest.mark.parametrize(
     ("query", "problem"),
-    [("stack=nope", "no such stack (one of: app, default, network)"), ("stack=Bad%00", "")],
+    [
+        ("stack=nope", "no such stack (one of: app, default, network)"),
+        ("stack=%20network", "no such stack"),  # not a name the schema allows
+        ("stack=Bad%00", ""),
+    ],
 )
 def test_an_unknown_stack_is_400_naming_the_parameter(
     trails: Trails, operations: User, query: str, problem: str

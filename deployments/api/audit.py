@@ -196,6 +196,16 @@ _PARAMETERS = [
         pattern=_TEXT,
     ),
     OpenApiParameter(
+        "stack",
+        OpenApiTypes.STR,
+        description=(
+            "A stack's trail (GET /api/v1/stacks/): the events of its tickets, its "
+            "declaration and changes, its run triggers and the drift found in its "
+            "deployments. Empty: every stack. An unknown stack: 400."
+        ),
+        pattern=r"^[a-z0-9_-]{0,64}$",
+    ),
+    OpenApiParameter(
         "since",
         OpenApiTypes.DATETIME,
         description="Events at or after this ISO 8601 instant (no offset: UTC). Bad input: 400.",

@@ -18,7 +18,7 @@ from deployments.models import AuditVerification
 from deployments.services import audit
 
 PAGE_SIZE = 50
-FILTER_NAMES = ("ticket", "actor", "action", "since", "until")
+FILTER_NAMES = ("ticket", "stack", "actor", "action", "since", "until")
 
 
 def _readable(data: Any) -> list[tuple[str, str]]:
@@ -84,6 +84,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         {
             "events": events,
             "filters": raw,
+            "stacks": selectors.stack_names(),
             "error": error,
             "filtered": bool(query),
             "older_query": urlencode({**query, "before": older}) if older else "",

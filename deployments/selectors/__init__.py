@@ -64,6 +64,7 @@ from deployments.selectors.runs import (
 )
 from deployments.selectors.stacks import (
     stack_get,
+    stack_names,
     stack_rows,
     stacks_list,
     upstream_states,
@@ -127,6 +128,7 @@ __all__ = [
     "runs_visible_to",
     "runs_with_log_tails",
     "stack_get",
+    "stack_names",
     "stack_rows",
     "stacks_list",
     "stray_approvals",

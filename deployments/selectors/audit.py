@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import CharField, Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
+from django.db.models.lookups import In
 
 from deployments import policy
 from deployments.lib.validation import (
@@ -16,6 +20,8 @@ from deployments.lib.validation import (
 )
 from deployments.models import (
     AuditEvent,
+    Deployment,
+    Stack,
     Ticket,
 )
 from deployments.selectors.access import (
@@ -39,6 +45,32 @@ class AuditFilters:
     action: str = ""
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+    # A stack's trail (stack_events_q); the caller has checked that it exists.
+    stack: Stack | None = None
+
+
+def stack_events_q(stack: Stack) -> Q:
+    """The events of one stack, as one condition (no query of its own):
+
+    - every event of its tickets (runs, approvals, deployments, rollbacks: all of them
+      name their ticket);
+    - the events about the stack itself, whose data names it: its declaration and changes
+      (``stack.create``, ``stack.update``) and its run triggers (``stack.trigger``, and
+      ``stack.trigger_failed``, which is also in the upstream ticket's trail);
+    - drift found in one of its deployments (``drift.detected`` names no ticket, only the
+      deployment: matched as text, a subquery of the stack's deployments)."""
+    deployments = (
+        Deployment.objects.filter(stack=stack)
+        .order_by()
+        .annotate(key=Cast("pk", output_field=CharField()))
+        .values("key")
+    )
+    drift_of_its_deployments: In[Any] = In(KeyTextTransform("deployment", "data"), deployments)
+    return (
+        Q(ticket__stack=stack)
+        | Q(action__startswith="stack.", data__stack=stack.name)
+        | (Q(action="drift.detected", ticket__isnull=True) & Q(drift_of_its_deployments))
+    )
 
 
 def may_read_audit(user: Any) -> bool:
@@ -65,6 +97,8 @@ def audit_events(user: Any, filters: AuditFilters) -> QuerySet[AuditEvent]:
         events = events.filter(action__startswith=filters.action.rstrip("*"))
     elif filters.action:
         events = events.filter(action=filters.action)
+    if filters.stack is not None:
+        events = events.filter(stack_events_q(filters.stack))
     if filters.since is not None:
         events = events.filter(at__gte=filters.since)
     if filters.until is not None:
@@ -75,6 +109,7 @@ def audit_events(user: Any, filters: AuditFilters) -> QuerySet[AuditEvent]:
 # What the page's form and the API's query parameters may say (selectors.audit_filters).
 AUDIT_FILTER_TEXT_MAX = 150
 _AUDIT_ID_MAX = 10**12
+_STACK = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 def audit_filters(params: Any, *, blank_is_absent: bool = True) -> AuditFilters:
@@ -103,4 +138,11 @@ def audit_filters(params: Any, *, blank_is_absent: bool = True) -> AuditFilters:
             values[name] = parse_instant(raw, name)
     if "since" in values and "until" in values and values["since"] >= values["until"]:
         raise InputError("until", "must be after since")
+    stack = params.get("stack") or ""  # not stripped: " app" is no stack name (400)
+    if stack:
+        found = Stack.objects.filter(name=stack).first() if _STACK.fullmatch(stack) else None
+        if found is None:
+            names = ", ".join(Stack.objects.values_list("name", flat=True)) or "none"
+            raise InputError("stack", f"no such stack (one of: {names})")
+        values["stack"] = found
     return AuditFilters(**values)

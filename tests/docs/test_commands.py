@@ -67,3 +67,38 @@ def test_seed_demo_refuses_a_production_database(settings: Any) -> None:
 def test_create_api_token_names_an_unknown_user() -> None:
     with pytest.raises(CommandError, match="no user named 'ghost'"):
         call_command("create_api_token", "ghost")
+
+
+def test_seed_demo_stacks_declares_the_two_sample_layers(settings: Any, capsys: Any) -> None:
+    """`make run` runs `seed_demo --stacks`: the sample's network and application stacks,
+    the application depending on the network, each root in sample_stack/ with its lock file
+    and a var-file for every environment (docs/stacks.md)."""
+    from deployments.models import AuditEvent, Environment, Stack
+    from tests.helpers.paths import ROOT
+
+    settings.EMBEDDED = True
+    assert not Stack.objects.exclude(name="default").exists()
+    call_command("seed_demo", "--stacks")
+    assert "stacks: default, network, app (app depends on network)" in capsys.readouterr().out
+    stacks = {s.name: s for s in Stack.objects.prefetch_related("depends_on")}
+    assert sorted(stacks) == ["app", "default", "network"]
+    assert [s.name for s in stacks["app"].depends_on.all()] == ["network"]
+    assert not stacks["network"].depends_on.exists() and not stacks["default"].depends_on.exists()
+    for name in ("network", "app"):
+        stack = stacks[name]
+        assert stack.root_dir == f"stacks/{name}" and stack.require_lock_file
+        assert not stack.repository  # the portal's own repository (INFRA_REPO)
+        root = ROOT / "sample_stack" / stack.root_dir
+        assert (root / ".terraform.lock.hcl").is_file()
+        for env in Environment.objects.all():
+            assert (root / stack.var_file_for(env.name, env.var_file)).is_file(), (name, env)
+    declared = AuditEvent.objects.filter(action="stack.create")
+    assert sorted(e.data["stack"] for e in declared) == ["app", "network"]
+    assert {e.actor_name for e in declared} == {"seed_demo"}
+    assert declared.get(data__stack="app").data["depends_on"] == ["network"]
+    # Run again (every `make run`): nothing changes, nothing more is audited.
+    events = AuditEvent.objects.filter(action__startswith="stack.").count()
+    call_command("seed_demo", "--stacks")
+    assert Stack.objects.count() == 3
+    assert AuditEvent.objects.filter(action__startswith="stack.").count() == events
+    call_command("verify_audit")

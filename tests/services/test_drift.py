@@ -76,6 +76,45 @@ def test_never_runs_beside_an_apply(author: User) -> None:
     assert check.deployment is not None
 
 
+def test_the_beat_checks_each_stack_deployed_on_its_own(
+    devops_lead: User, django_capture_on_commit_callbacks: Any, monkeypatch: Any
+) -> None:
+    from tests.helpers.stacks import sample_stacks
+
+    monkeypatch.setattr(drift, "_dispatcher", lambda pk: lambda: None)
+    network, app = sample_stacks(devops_lead)
+    staging = Environment.objects.get(name="staging")
+    Environment.objects.filter(name="staging").update(drift_check_minutes=15)
+    DeploymentFactory(ticket=TicketFactory(environment=staging, stack=network))
+    # Only network is deployed there: only network is checked (not the default stack).
+    with django_capture_on_commit_callbacks(execute=True):
+        (first,) = drift.drift_checks_start(now=T0 - dt.timedelta(hours=1))
+    assert DriftCheck.objects.get(pk=first).stack == network
+    DriftCheck.objects.filter(pk=first).update(
+        status=DriftStatus.NO_DRIFT,
+        started_at=T0 - dt.timedelta(hours=1),
+        finished_at=T0 - dt.timedelta(minutes=59),
+    )
+    DeploymentFactory(ticket=TicketFactory(environment=staging, stack=app))
+    # Each stack deployed there is due on its own clock: network's, checked 1 h ago, and
+    # app's, never checked.
+    with django_capture_on_commit_callbacks(execute=True):
+        started = drift.drift_checks_start(now=T0)
+    checks = {c.stack.name: c for c in DriftCheck.objects.filter(pk__in=started)}
+    assert sorted(checks) == ["app", "network"]
+    DriftCheck.objects.filter(pk__in=started).update(
+        status=DriftStatus.NO_DRIFT, started_at=T0, finished_at=T0
+    )
+    assert drift.drift_checks_start(now=T0 + dt.timedelta(minutes=5)) == []
+    # A stack that has never been deployed to an environment is skipped there, whatever
+    # the others have: its check looks only at its own deployments.
+    dev = Environment.objects.get(name="dev")
+    DeploymentFactory(ticket=TicketFactory(environment=dev, stack=network))
+    skipped = drift.drift_check_run(check_id=drift.drift_check_open(dev, stack=app).pk)
+    assert skipped.status == DriftStatus.SKIPPED and skipped.deployment is None
+    assert "nothing has been deployed to dev" in skipped.error
+
+
 def _reports(env: Environment, count: int) -> None:
     deployment = DeploymentFactory(ticket=TicketFactory(environment=env))
     now = timezone.now()

@@ -443,3 +443,43 @@ def test_only_a_flaked_network_setup_is_tried_again() -> None:
     assert not runner._sandbox_setup_flaked(["bwrap: Can't find source path /x: No such file"], 1)
     assert not runner._sandbox_setup_flaked(["Error: loopback"], 1)
     assert not runner._sandbox_setup_flaked(flaked, 0)
+
+
+@pytest.mark.terraform
+def test_each_process_inside_holds_the_memory_open_file_and_file_size_limits(
+    settings: Any, tmp_path: Path
+) -> None:
+    """What a hostile `local-exec` meets in the real bubblewrap sandbox: the open-file
+    limit, memory (RLIMIT_DATA: an allocation past it fails), the size of any file it
+    writes (cut there, the writer killed by SIGXFSZ)."""
+    run = tmp_path / "run"
+    (run / "src").mkdir(parents=True)
+    (run / "home").mkdir()
+    limits = Limits(open_files=64, memory_bytes=64 * 1024**2, file_bytes=1024**2)
+    config = dataclasses.replace(settings.TERRAFORM_SANDBOX_CONFIG, backend="bwrap", limits=limits)
+    plan = MountPlan(
+        binary=Path("/bin/sh"),
+        workdir=run / "src",
+        cwd=run / "src",
+        home=run / "home",
+        run_dir=run,
+        env={"HOME": "/terraform-run/home", "PATH": "/usr/bin:/bin"},
+    )
+    script = (
+        "echo files=$(ulimit -n) data=$(ulimit -d);"
+        " head -c 2000000 /dev/zero > /tmp/big; echo head=$?;"
+        " echo size=$(stat -c %s /tmp/big);"
+        ' awk "BEGIN { s = \\"a\\"; while (1) s = s s }"; echo awk=$?'
+    )
+    proc = sandbox.Sandbox(config).spawn(
+        ["/bin/sh", "-c", script],
+        plan,
+        network=False,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    out = proc.stdout.read().decode()
+    assert proc.wait() == 0, out
+    assert "files=64 data=65536" in out  # ulimit -d is in KiB
+    assert "head=153" in out and "size=1048576" in out  # 128 + SIGXFSZ (25)
+    assert "cannot allocate" in out and "awk=2" in out

@@ -95,4 +95,5 @@ def terraform_spec(
         allow_provider_network=environment.allow_provider_network,
         policy_dir=environment.policy_dir,
         policy_plan_max_bytes=settings.POLICY_PLAN_MAX_BYTES,
+        stack_policy_dir=stack.policy_dir,
     )

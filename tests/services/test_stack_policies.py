@@ -223,3 +223,33 @@ def test_a_stack_folder_that_cannot_be_read_fails_closed_naming_itself(
     )
     assert dry.status_code == 200 and dry.json()["status"] == "blocked"
     assert dry.json()["results"][0]["policy"] == f"{STACK_DIR}/(policy folder)"
+
+
+def test_the_dry_run_evaluates_the_stack_s_folder_too(author: User) -> None:
+    subnet = aws_plan(
+        change("aws_subnet.extra", "aws_subnet", ["create"], {"cidr_block": "10.0.9.0/24"})
+    )
+    stack_files, stack_manifest = read_policy_folder(
+        POLICIES.parent / "stacks" / "app" / "policies"
+    )
+    ticket = _evaluated_with_stack_folder(
+        awaiting("dev", author),
+        subnet,
+        stack_policy_files=tuple(sorted(stack_files.items())),
+        stack_policy_manifest=stack_manifest,
+    )
+    recorded = {r.policy: r.outcome for r in PolicyResult.objects.filter(run=ticket.current_plan)}
+    assert recorded[f"{STACK_DIR}/app_layer"] == "fail"
+    dry = api_for(author).post(
+        "/api/v1/policies/evaluate/", {"run": ticket.current_plan_id}, format="json"
+    )
+    assert dry.status_code == 200, dry.json()
+    results = {r["policy"]: r for r in dry.json()["results"]}
+    assert {p: r["outcome"] for p, r in results.items()} == recorded
+    app_layer = results[f"{STACK_DIR}/app_layer"]
+    assert app_layer["folder"] == STACK_DIR
+    assert app_layer["path"] == f"{STACK_DIR}/app_layer.rego"
+    assert app_layer["messages"] == [
+        "aws_subnet.extra would create aws_subnet: the network layer owns it; change it on "
+        "the network stack"
+    ]

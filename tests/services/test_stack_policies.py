@@ -187,6 +187,12 @@ def test_same_named_policies_of_two_folders_stay_distinct(author: User, devops_l
     folders = {(r["policy"], r["folder"]) for r in body["policies"]["results"]}
     assert ("data_protection", "policies") in folders
     assert (f"{STACK_DIR}/data_protection", STACK_DIR) in folders
+    # The admin's list of results shows each one's folder.
+    admin = User.objects.create_superuser("root", "root@example.com", "pw")
+    client_admin = Client()
+    client_admin.force_login(admin)
+    listed = client_admin.get("/admin/deployments/policyresult/").content.decode()
+    assert '<td class="field-folder">stacks/app/policies</td>' in listed
     # The audit names each result's folder.
     event = AuditEvent.objects.get(action="policy.evaluate", ticket=ticket)
     assert {(r["policy"], r["folder"]) for r in event.data["results"]} >= {

@@ -74,6 +74,17 @@ def test_a_custom_policy_folder_is_saved_audited_and_what_runs_read() -> None:
         stack=app,
     )
     assert (spec.policy_dir, spec.stack_policy_dir) == ("compliance/rego", "stacks/app/policies")
+    # A stack whose own folder is the environment's adds nothing (it is read once).
+    same = stack_save(actor="admin", data=StackInput(name="same", policy_dir="compliance/rego/"))
+    spec = terraform_spec(
+        environment=env,
+        commit_sha="a" * 40,
+        workspace="staging",
+        var_file="x",
+        timeout=60,
+        stack=same,
+    )
+    assert (spec.policy_dir, spec.stack_policy_dir) == ("compliance/rego", "")
     # Empty: no repository folder at all.
     env.policy_dir = ""
     environment_save(actor="admin", env=env, changed=["policy_dir"])

@@ -59,7 +59,9 @@ def test_seed_demo_stacks_declares_the_sample_layers_with_the_app_s_own_policies
         "app_layer.rego",
         "app_layer_test.rego",
     }
-    assert "its own policies in stacks/app/policies" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "stacks: default, network, app (app depends on network)" in out
+    assert "app's own policies: stacks/app/policies" in out
 
 
 def test_seed_demo_history_respects_the_approval_rules(settings: Any) -> None:

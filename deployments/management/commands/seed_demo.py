@@ -91,8 +91,8 @@ class Command(BaseCommand):
                 ),
             )
         self.stdout.write(
-            "stacks: default, network, app (app depends on network; its own policies in "
-            "stacks/app/policies)"
+            "stacks: default, network, app (app depends on network); app's own policies: "
+            "stacks/app/policies"
         )
 
     def _accounts(self) -> dict[str, Any]:

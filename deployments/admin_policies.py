@@ -91,7 +91,7 @@ _ReadOnly = ReadOnlyAdmin
 
 @admin.register(PolicyResult)
 class PolicyResultAdmin(_ReadOnly):
-    list_display = ("run", "policy", "source", "level", "outcome", "created_at")
+    list_display = ("run", "policy", "folder", "source", "level", "outcome", "created_at")
     list_filter = ("outcome", "level", "source")
 
 

@@ -27,6 +27,7 @@ class StackForm(forms.ModelForm[Stack]):
             "branch",
             "root_dir",
             "var_file_pattern",
+            "policy_dir",
             "backend_config",
             "require_lock_file",
             "environment_rules",
@@ -45,6 +46,7 @@ class StackForm(forms.ModelForm[Stack]):
             branch=data.get("branch") or "",
             root_dir=data.get("root_dir") or "",
             var_file_pattern=data.get("var_file_pattern") or "",
+            policy_dir=data.get("policy_dir") or "",
             backend_config=tuple(data.get("backend_config") or ()),
             require_lock_file=bool(data.get("require_lock_file")),
             environment_rules=data.get("environment_rules") or {},
@@ -66,7 +68,14 @@ class StackForm(forms.ModelForm[Stack]):
 @admin.register(Stack)
 class StackAdmin(admin.ModelAdmin[Stack]):
     form = StackForm
-    list_display = ("name", "repository", "root_dir", "var_file_pattern", "require_lock_file")
+    list_display = (
+        "name",
+        "repository",
+        "root_dir",
+        "var_file_pattern",
+        "policy_dir",
+        "require_lock_file",
+    )
     filter_horizontal = ("depends_on",)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:

@@ -81,8 +81,9 @@ class PolicyEvaluateView(APIView):
             404: OpenApiResponse(description="No such run, or not visible to the caller."),
         },
         description=(
-            "A dry run: the plan run's policies (its commit's, and the portal's as they are "
-            "now) evaluated again on its stored, masked plan document. Nothing is recorded. "
+            "A dry run: the plan run's policies (its commit's policy folders, the "
+            "environment's and the stack's own, and the portal's as they are now) "
+            "evaluated again on its stored, masked plan document. Nothing is recorded. "
             "404 for a run outside the caller's scope; 409 for a run that is not a "
             "successful plan or kept no plan document."
         ),
@@ -113,6 +114,7 @@ class PolicyEvaluateView(APIView):
                 {
                     "policy": e.planned.policy,
                     "path": e.planned.path,
+                    "folder": e.planned.folder,
                     "source": e.planned.source,
                     "version_sha256": e.planned.version_sha256,
                     "level": e.level,

@@ -50,6 +50,12 @@ class StackInputSerializer(serializers.Serializer[Any]):
     branch = serializers.CharField(max_length=200, **_TEXT)  # type: ignore[arg-type]
     root_dir = serializers.CharField(max_length=255, **_TEXT)  # type: ignore[arg-type]
     var_file_pattern = serializers.CharField(max_length=255, **_TEXT)  # type: ignore[arg-type]
+    policy_dir = serializers.CharField(
+        max_length=255,
+        help_text="A folder of Rego policies of the stack's own, repository-relative (e.g. "
+        "stacks/app/policies), evaluated on top of the environment's; empty: none.",
+        **_TEXT,  # type: ignore[arg-type]
+    )
     backend_config = serializers.ListField(
         child=serializers.CharField(max_length=500), required=False, default=list, max_length=50
     )

@@ -57,12 +57,19 @@ class PolicyCheck(models.Model):
         upload_to=policy_document_upload_to, storage=plan_storage, blank=True, max_length=255
     )
     document_sha256 = models.CharField(max_length=64, blank=True)
-    # The commit's policy folder: [[path, text], ...] and its manifest.
+    # The commit's policy folder (the environment's policy_dir, as it was at the plan):
+    # [[path, text], ...] and its manifest.
+    repo_dir = models.CharField(max_length=255, blank=True)
     repo_files = models.JSONField(default=list, blank=True)
     repo_manifest = models.JSONField(default=dict, blank=True)
-    # Why the plan document or the policy folder could not be read (policies fail closed).
+    # The stack's own policy folder (Stack.policy_dir at the plan; "" for none), likewise.
+    stack_dir = models.CharField(max_length=255, blank=True)
+    stack_files = models.JSONField(default=list, blank=True)
+    stack_manifest = models.JSONField(default=dict, blank=True)
+    # Why the plan document or a policy folder could not be read (policies fail closed).
     input_error = models.TextField(blank=True)
     folder_error = models.TextField(blank=True)
+    stack_folder_error = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=PolicyStatus.choices, blank=True)
     seconds = models.FloatField(default=0)
     evaluated_at = models.DateTimeField(null=True, blank=True)
@@ -75,8 +82,14 @@ class PolicyResult(models.Model):
     """What one policy decided about one plan."""
 
     run = models.ForeignKey(TerraformRun, on_delete=models.CASCADE, related_name="policy_results")
-    policy = models.CharField(max_length=200, help_text="The Rego package.")
+    policy = models.CharField(
+        max_length=200,
+        help_text="The Rego package; a stack's own policy is named by its folder too "
+        "(stacks/app/policies/app_layer).",
+    )
     path = models.CharField(max_length=300, blank=True)
+    # The repository folder the policy came from ("" for a portal policy).
+    folder = models.CharField(max_length=255, blank=True)
     source = models.CharField(max_length=8, choices=PolicySource.choices)
     version_sha256 = models.CharField(max_length=64, blank=True)
     level = models.CharField(max_length=8, choices=PolicyLevel.choices)
@@ -96,6 +109,14 @@ class PolicyResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy} ({self.source}): {self.outcome}"
+
+    @property
+    def where(self) -> str:
+        """Where the policy came from, for people: its file with its folder, or the portal
+        policy's version."""
+        if self.folder and not self.path.startswith(f"{self.folder}/"):
+            return f"{self.folder}/{self.path}"
+        return self.path
 
 
 class PolicyOverride(models.Model):

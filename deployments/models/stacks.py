@@ -66,6 +66,13 @@ class Stack(models.Model):
         help_text="Refuse to run a commit of this stack without .terraform.lock.hcl (on top "
         "of each environment's own setting).",
     )
+    policy_dir = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="A folder of Rego policies of this stack's own (repository-relative, e.g. "
+        "stacks/app/policies), evaluated on its plans on top of the environment's policy "
+        "folder: it can add policies, never remove one; blank: none.",
+    )
     # Stricter rules per environment: {"staging": {"required_roles": ["devops_lead"]}}: each
     # listed role must also approve this stack's tickets there (policy.stacks).
     environment_rules = models.JSONField(default=dict, blank=True)

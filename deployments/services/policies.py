@@ -8,7 +8,7 @@ import datetime as dt
 import hashlib
 import json
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -42,13 +42,19 @@ LIBRARY_PREFIX = "lib/"
 
 def policy_input_keep(run: TerraformRun, plan: tf.PlanResult) -> None:
     """Keep what the plan's policies read (services.runs.outcome, with the plan itself):
-    the masked plan document in private storage, the commit's policy folder."""
+    the masked plan document in private storage, the commit's policy folders (the
+    environment's and the stack's own)."""
     check = PolicyCheck(
         run=run,
+        repo_dir=plan.policy_dir[:255],
         repo_files=[list(item) for item in plan.policy_files],
         repo_manifest=plan.policy_manifest,
+        stack_dir=plan.stack_policy_dir[:255],
+        stack_files=[list(item) for item in plan.stack_policy_files],
+        stack_manifest=plan.stack_policy_manifest,
         input_error=plan.policy_error,
         folder_error=plan.policy_folder_error,
+        stack_folder_error=plan.stack_policy_folder_error,
     )
     if plan.policy_document:
         check.document_sha256 = hashlib.sha256(plan.policy_document).hexdigest()
@@ -67,6 +73,54 @@ class Planned:
     version_sha256: str
     level: str
     override_role: str
+    folder: str = ""
+
+
+# The name of the result that stands for a policy folder that cannot be read.
+FOLDER_POLICY = "(policy folder)"
+
+
+@dataclass(frozen=True)
+class RepoFolder:
+    """One repository folder of policies as read at the plan's commit: the environment's
+    (``policy_dir``; its policies are named by their package) or the stack's own
+    (``Stack.policy_dir``, ``stack=True``: named ``<folder>/<package>``, so that they stay
+    distinct from the environment folder's, in results and overrides alike). A stack's
+    folder only adds policies: the environment's are evaluated all the same."""
+
+    dir: str
+    files: tuple[tuple[str, str], ...] = ()
+    manifest: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    stack: bool = False
+
+    def name_of(self, package: str) -> str:
+        return f"{self.dir}/{package}" if self.stack else package
+
+
+def check_folders(check: PolicyCheck, environment_policy_dir: str) -> list[RepoFolder]:
+    """The policy folders a plan's check kept: the environment's (its folder as it was at
+    the plan; a check from before that was recorded names the environment's now), then the
+    stack's own when it has one."""
+    folders = [
+        RepoFolder(
+            dir=check.repo_dir or environment_policy_dir,
+            files=tuple((str(p), str(t)) for p, t in check.repo_files),
+            manifest=check.repo_manifest or {},
+            error=check.folder_error,
+        )
+    ]
+    if check.stack_dir:
+        folders.append(
+            RepoFolder(
+                dir=check.stack_dir,
+                files=tuple((str(p), str(t)) for p, t in check.stack_files),
+                manifest=check.stack_manifest or {},
+                error=check.stack_folder_error,
+                stack=True,
+            )
+        )
+    return folders
 
 
 def _sha(text: str) -> str:
@@ -81,21 +135,15 @@ def _portal_policies(environment: str) -> list[PortalPolicy]:
     ]
 
 
-def planned_policies(
-    repo_files: list[tuple[str, str]],
-    manifest: dict[str, Any],
-    environment: str,
-    *,
-    portal: list[PortalPolicy] | None = None,
-    prefix: str = "",
+def _repo_planned(
+    folder: RepoFolder, environment: str, floors: dict[str, str], prefix: str
 ) -> list[Planned]:
-    """The policies that apply to ``environment``: the repository's (levels from its
-    manifest, never below the portal policy of the same package) and the portal's."""
-    portal = _portal_policies(environment) if portal is None else portal
-    floors = {p.name: p.level for p in portal}
-    entries = (manifest or {}).get("policies") or {}
-    modules = [rego.PolicyModule(path=f"{prefix}{path}", source=text) for path, text in repo_files]
+    entries = (folder.manifest or {}).get("policies") or {}
+    modules = [
+        rego.PolicyModule(path=f"{prefix}{path}", source=text) for path, text in folder.files
+    ]
     libraries = tuple(m for m in modules if m.path[len(prefix) :].startswith(LIBRARY_PREFIX))
+    kind = "stack" if folder.stack else "repo"
     planned = []
     for module in modules:
         if module.is_test or module in libraries:
@@ -107,15 +155,42 @@ def planned_policies(
         level = stricter(str(entry.get("level", "hard")), floors.get(package, "advisory"))
         planned.append(
             Planned(
-                job=rego.RegoJob(id=f"repo:{module.path}", modules=(module, *libraries)),
-                policy=package,
+                job=rego.RegoJob(id=f"{kind}:{module.path}", modules=(module, *libraries)),
+                policy=folder.name_of(package),
                 path=module.path,
                 source="repo",
                 version_sha256=_sha(module.source),
                 level=level,
                 override_role=str(entry.get("override_role", "")),
+                folder=folder.dir,
             )
         )
+    return planned
+
+
+def planned_policies(
+    repo_files: list[tuple[str, str]] | tuple[tuple[str, str], ...],
+    manifest: dict[str, Any],
+    environment: str,
+    *,
+    portal: list[PortalPolicy] | None = None,
+    prefix: str = "",
+    folder: str = "",
+    stack_folders: list[RepoFolder] | tuple[RepoFolder, ...] = (),
+) -> list[Planned]:
+    """The policies that apply to ``environment``: the repository's (levels from its
+    manifest, never below the portal policy of the same package), those of the stack's own
+    folders (named by their folder, their paths too) and the portal's."""
+    portal = _portal_policies(environment) if portal is None else portal
+    floors = {p.name: p.level for p in portal}
+    planned = _repo_planned(
+        RepoFolder(dir=folder, files=tuple(repo_files), manifest=manifest),
+        environment,
+        floors,
+        prefix,
+    )
+    for extra in stack_folders:
+        planned += _repo_planned(extra, environment, floors, f"{extra.dir}/")
     for item in portal:
         module = rego.PolicyModule(path=f"portal:{item.name}", source=item.source)
         planned.append(
@@ -130,6 +205,44 @@ def planned_policies(
             )
         )
     return planned
+
+
+def folders_planned(
+    folders: list[RepoFolder], environment: str
+) -> tuple[list[Planned], list[Evaluated]]:
+    """The policies of ``folders`` (the first the environment's, the others a stack's own)
+    and the portal's that apply to ``environment``; and a hard error for each folder that
+    cannot be read (a bad manifest, too many files, a stack's folder missing at the commit):
+    that fails closed like a policy that cannot be evaluated."""
+    first, *others = folders
+    planned = planned_policies(
+        first.files,
+        first.manifest,
+        environment,
+        folder=first.dir,
+        stack_folders=others,
+    )
+    errors = [
+        Evaluated(
+            Planned(
+                job=rego.RegoJob(id=f"folder:{item.dir}", modules=()),
+                policy=item.name_of(FOLDER_POLICY),
+                path=item.dir,
+                source="repo",
+                version_sha256="",
+                level="hard",
+                override_role="",
+                folder=item.dir,
+            ),
+            "error",
+            "hard",
+            (item.error,),
+            (),
+        )
+        for item in folders
+        if item.error
+    ]
+    return planned, errors
 
 
 def policy_input(
@@ -252,33 +365,20 @@ def policy_evaluate(ticket: Ticket, run: TerraformRun) -> None:
         check = PolicyCheck.objects.create(
             run=run, input_error="the plan's JSON was not kept for policies"
         )
-    planned = planned_policies(
-        [(str(p), str(t)) for p, t in check.repo_files],
-        check.repo_manifest,
-        ticket.environment.name,
+    planned, folder_errors = folders_planned(
+        check_folders(check, ticket.environment.policy_dir), ticket.environment.name
     )
     document, error = _document(check)
     evaluated, seconds = evaluate_planned(
         planned, policy_input(ticket, document) if document is not None else None, error
     )
-    if check.folder_error:
-        # The commit's policy folder cannot be read (a bad manifest, too many files):
-        # that fails closed like a policy that cannot be evaluated.
-        folder = Planned(
-            job=rego.RegoJob(id="folder", modules=()),
-            policy="(policy folder)",
-            path=ticket.environment.policy_dir,
-            source="repo",
-            version_sha256="",
-            level="hard",
-            override_role="",
-        )
-        evaluated.insert(0, Evaluated(folder, "error", "hard", (check.folder_error,), ()))
+    evaluated = folder_errors + evaluated
     rows = [
         PolicyResult(
             run=run,
             policy=e.planned.policy[:200],
             path=e.planned.path[:300],
+            folder=e.planned.folder[:255],
             source=e.planned.source,
             version_sha256=e.planned.version_sha256,
             level=e.level,
@@ -311,6 +411,7 @@ def policy_evaluate(ticket: Ticket, run: TerraformRun) -> None:
                 {
                     "policy": r.policy,
                     "source": r.source,
+                    "folder": r.folder,
                     "version_sha256": r.version_sha256,
                     "level": r.level,
                     "outcome": r.outcome,
@@ -407,28 +508,22 @@ def policy_override(
 
 
 def policy_dry_run(
-    run: TerraformRun,
-    *,
-    repo_files: list[tuple[str, str]] | None = None,
-    manifest: dict[str, Any] | None = None,
-    prefix: str = "",
+    run: TerraformRun, *, folders: list[RepoFolder] | None = None
 ) -> tuple[list[Evaluated], float]:
-    """Evaluate the policies on a stored plan run again (or ``repo_files`` instead of the
-    commit's, for a policy author): nothing is recorded."""
+    """Evaluate the policies on a stored plan run again: the folders its commit had (the
+    environment's and the stack's own), or ``folders`` instead, for a policy author; and
+    the portal's as they are now. Nothing is recorded."""
     check = PolicyCheck.objects.filter(run=run).first()
     if check is None:
         raise policy.PolicyError(f"plan run {run.pk} kept no plan document for policies")
-    files = [(str(p), str(t)) for p, t in check.repo_files] if repo_files is None else repo_files
-    planned = planned_policies(
-        files,
-        check.repo_manifest if manifest is None else manifest,
-        run.environment.name,
-        prefix=prefix,
-    )
+    if folders is None:
+        folders = check_folders(check, run.environment.policy_dir)
+    planned, folder_errors = folders_planned(folders, run.environment.name)
     document, error = _document(check)
-    return evaluate_planned(
+    evaluated, seconds = evaluate_planned(
         planned, policy_input(run.ticket, document) if document is not None else None, error
     )
+    return folder_errors + evaluated, seconds
 
 
 def portal_policy_save(item: PortalPolicy, *, actor: Any) -> PortalPolicyVersion:

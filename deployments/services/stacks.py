@@ -147,6 +147,7 @@ class StackInput:
     branch: str = ""
     root_dir: str = ""
     var_file_pattern: str = ""
+    policy_dir: str = ""
     backend_config: tuple[str, ...] = ()
     require_lock_file: bool = False
     environment_rules: dict[str, Any] | None = None
@@ -156,7 +157,14 @@ class StackInput:
 def clean_stack(data: StackInput) -> dict[str, Any]:
     if not _SLUG.match(data.name):
         raise InputError("name", "name must be a lowercase slug (letters, digits, - and _)")
-    for field in ("description", "repository", "branch", "root_dir", "var_file_pattern"):
+    for field in (
+        "description",
+        "repository",
+        "branch",
+        "root_dir",
+        "var_file_pattern",
+        "policy_dir",
+    ):
         value = getattr(data, field)
         if validation.line_problem(value):
             raise InputError(field, f"{field} {validation.LINE_PROBLEM}")
@@ -170,7 +178,7 @@ def clean_stack(data: StackInput) -> dict[str, Any]:
         value = getattr(data, field)
         if value and not _ENV_NAME.match(value):
             raise InputError(field, f"{field} must name an environment variable (A-Z, 0-9, _)")
-    for field in ("root_dir", "var_file_pattern"):
+    for field in ("root_dir", "var_file_pattern", "policy_dir"):
         value = getattr(data, field)
         if value and (value.startswith("/") or ".." in Path(value).parts):
             raise InputError(field, f"{field} must be a relative path inside the repository")
@@ -196,6 +204,7 @@ def clean_stack(data: StackInput) -> dict[str, Any]:
         "branch": data.branch,
         "root_dir": data.root_dir,
         "var_file_pattern": data.var_file_pattern,
+        "policy_dir": data.policy_dir.rstrip("/"),
         "backend_config": list(data.backend_config),
         "require_lock_file": data.require_lock_file,
         "environment_rules": rules,

@@ -123,6 +123,9 @@ class RunSpec:
     # ("" reads none) and the largest `show -json` kept (masked) as their input.
     policy_dir: str = ""
     policy_plan_max_bytes: int = 0
+    # The stack's own policy folder, read too ("" none); unlike the environment's, it must
+    # exist at the commit (it was named on purpose): missing, it fails closed.
+    stack_policy_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,10 +143,16 @@ class PlanResult:
     # For the policies: the masked `show -json` (compact JSON, b"" when not kept, with
     # ``policy_error`` saying why) and the commit's policy folder.
     policy_document: bytes = b""
+    policy_dir: str = ""
     policy_files: tuple[tuple[str, str], ...] = ()
     policy_manifest: dict[str, Any] = field(default_factory=dict)
     policy_error: str = ""
     policy_folder_error: str = ""
+    # The stack's own policy folder (RunSpec.stack_policy_dir), read the same way.
+    stack_policy_dir: str = ""
+    stack_policy_files: tuple[tuple[str, str], ...] = ()
+    stack_policy_manifest: dict[str, Any] = field(default_factory=dict)
+    stack_policy_folder_error: str = ""
 
     @property
     def ok(self) -> bool:
@@ -467,18 +476,27 @@ class _Session:
         masked = masked_plan(plan, self.redact)
         return json.dumps(masked, sort_keys=True, separators=(",", ":")).encode()
 
-    def policy_folder(self) -> tuple[tuple[tuple[str, str], ...], dict[str, Any], str]:
-        """The commit's policy folder: its .rego files, its manifest, or why it cannot be
-        read (the policies then fail closed)."""
-        if not self.spec.policy_dir:
+    def policy_folder(
+        self, policy_dir: str | None = None, *, required: bool = False
+    ) -> tuple[tuple[tuple[str, str], ...], dict[str, Any], str]:
+        """A policy folder of the commit (the environment's unless named): its .rego files,
+        its manifest, or why it cannot be read (the policies then fail closed). A folder
+        that is not there holds no policy, unless ``required`` (a stack's own folder)."""
+        policy_dir = self.spec.policy_dir if policy_dir is None else policy_dir
+        if not policy_dir:
             return (), {}, ""
         depth = len(Path(self.spec.terraform_dir).parts)
         tree = self.root.parents[depth - 1] if depth else self.root
         try:
-            check_relative(self.spec.policy_dir, "policy folder")
-            files, manifest = read_policy_folder(tree / self.spec.policy_dir)
+            check_relative(policy_dir, "policy folder")
+            folder = tree / policy_dir
+            if folder.exists() and not folder.resolve().is_relative_to(tree.resolve()):
+                raise PolicyFolderError("it leaves the repository (a symbolic link)")
+            if required and not folder.is_dir():
+                raise PolicyFolderError("no such folder at this commit")
+            files, manifest = read_policy_folder(folder)
         except (SourceError, PolicyFolderError, OSError) as exc:
-            return (), {}, f"{self.spec.policy_dir}: {exc}"
+            return (), {}, f"{policy_dir}: {exc}"
         return tuple(sorted(files.items())), manifest, ""
 
     def plan(self, *extra: str) -> int:
@@ -795,13 +813,21 @@ def plan(spec: RunSpec, on_line: OnLine) -> PlanResult:
                 f"(sha256 {hashlib.sha256(plan_bytes).hexdigest()})"
             )
             policy_files, manifest, folder_error = session.policy_folder()
+            stack_files, stack_manifest, stack_error = session.policy_folder(
+                spec.stack_policy_dir, required=True
+            )
             kept = document[0] if document else ""
             return PlanResult(
                 policy_document=kept if isinstance(kept, bytes) else b"",
+                policy_dir=spec.policy_dir,
                 policy_files=policy_files,
                 policy_manifest=manifest,
                 policy_error=kept if isinstance(kept, str) else "",
                 policy_folder_error=folder_error,
+                stack_policy_dir=spec.stack_policy_dir,
+                stack_policy_files=stack_files,
+                stack_policy_manifest=stack_manifest,
+                stack_policy_folder_error=stack_error,
                 exit_code=0,
                 plan_bytes=plan_bytes,
                 plan_sha256=hashlib.sha256(plan_bytes).hexdigest(),

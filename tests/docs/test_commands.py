@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,10 +10,12 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from deployments.models import Approval, Deployment, TerraformRun, Ticket
+from deployments.models import Approval, Deployment, Stack, TerraformRun, Ticket
 from deployments.policy import risk
 
 pytestmark = pytest.mark.django_db
+
+SAMPLE_STACK = Path(__file__).resolve().parents[2] / "sample_stack"
 
 
 def test_seed_demo_creates_one_account_per_role(settings: Any, capsys: Any) -> None:
@@ -35,6 +38,30 @@ def test_seed_demo_creates_one_account_per_role(settings: Any, capsys: Any) -> N
     assert User.objects.get(username="admin").is_superuser
     assert User.objects.get(username="dev1").check_password("demo")
     assert "dev1" in out and "techlead1" in out
+
+
+def test_seed_demo_stacks_declares_the_sample_layers_with_the_app_s_own_policies(
+    settings: Any, capsys: Any
+) -> None:
+    settings.EMBEDDED = True
+    call_command("seed_demo", "--stacks")
+    call_command("seed_demo", "--stacks")  # again: nothing more
+    stacks = {s.name: s for s in Stack.objects.all()}
+    assert set(stacks) == {"default", "network", "app"}
+    app = stacks["app"]
+    assert app.root_dir == "stacks/app" and app.policy_dir == "stacks/app/policies"
+    assert [s.name for s in app.depends_on.all()] == ["network"]
+    assert stacks["network"].policy_dir == ""
+    # The folder it names is the sample's, with its manifest and tests.
+    folder = SAMPLE_STACK / app.policy_dir
+    assert {p.name for p in folder.iterdir()} >= {
+        "manifest.json",
+        "app_layer.rego",
+        "app_layer_test.rego",
+    }
+    out = capsys.readouterr().out
+    assert "stacks: default, network, app (app depends on network)" in out
+    assert "app's own policies: stacks/app/policies" in out
 
 
 def test_seed_demo_history_respects_the_approval_rules(settings: Any) -> None:

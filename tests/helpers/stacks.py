@@ -9,8 +9,9 @@ from deployments.services.stacks import StackInput, stack_save
 
 
 def sample_stacks(actor: Any) -> tuple[Stack, Stack]:
-    """The network stack and the application stack that depends on it (sample_stack/stacks),
-    in the portal's infrastructure repository."""
+    """The network stack and the application stack that depends on it, with its own policy
+    folder (sample_stack/stacks), in the portal's infrastructure repository, as
+    ``seed_demo --stacks`` declares them."""
     network = stack_save(
         actor=actor,
         data=StackInput(
@@ -26,6 +27,7 @@ def sample_stacks(actor: Any) -> tuple[Stack, Stack]:
             name="app",
             root_dir="stacks/app",
             var_file_pattern="environments/<env>/terraform.tfvars",
+            policy_dir="stacks/app/policies",
             depends_on=("network",),
         ),
     )

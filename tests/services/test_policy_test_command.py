@@ -58,3 +58,27 @@ def test_a_folder_evaluated_on_a_stored_plan(author: User, tmp_path: Path) -> No
     assert "FAIL  instance_sizes (hard)" in out
     assert "aws_instance.web: instance_type m5.large is not allowed in dev" in out
     assert "policy status: blocked" in out
+
+
+APP_POLICIES = POLICIES.parent / "stacks" / "app" / "policies"
+
+
+def test_every_folder_s_tests_run_the_stack_s_own_too() -> None:
+    out = _run(str(POLICIES), str(APP_POLICIES))
+    assert f"{POLICIES}:\n" in out and f"{APP_POLICIES}:\n" in out
+    assert "27 passed, 0 failed" in out
+    assert "PASS app_layer_test.rego: test_an_aws_subnet_is_denied" in out
+    assert "5 passed, 0 failed" in out
+    assert "all 2 folders: 32 passed, 0 failed" in out
+
+
+def test_a_stack_folder_evaluated_on_a_stored_plan(author: User) -> None:
+    ticket = evaluated(
+        awaiting("dev", author),
+        aws_plan(change("aws_vpc.extra", "aws_vpc", ["create"], {"cidr_block": "10.9.0.0/16"})),
+    )
+    out = _run(str(POLICIES), str(APP_POLICIES), "--run", str(ticket.current_plan_id))
+    assert "PASS  public_s3 (hard)" in out
+    assert f"FAIL  {APP_POLICIES}/app_layer (hard)" in out
+    assert "aws_vpc.extra would create aws_vpc: the network layer owns it" in out
+    assert "policy status: blocked" in out

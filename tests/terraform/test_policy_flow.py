@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +227,39 @@ def test_a_broken_policy_and_an_endless_one_fail_closed_naming_themselves(
     refused = api_for(author).post(f"/api/v1/tickets/{ticket.pk}/deploy/")
     assert refused.status_code == 409
     assert "policy broken (repo, hard) could not be evaluated" in refused.json()["detail"]
+
+
+MARKER = """package custom_marker
+
+# Always says where it was read from: the environment's own folder.
+warn contains "read from compliance/rego" if true
+"""
+
+NEVER_READ = """package never_read
+
+deny contains "the default folder was read" if true
+"""
+
+
+def test_an_environment_s_custom_policy_folder_is_the_one_read(
+    author: User, infra_repo: Path, inline: list[int]
+) -> None:
+    custom = infra_repo / "compliance" / "rego"
+    shutil.copytree(infra_repo / "policies", custom)
+    (custom / "custom_marker.rego").write_text(MARKER)
+    (infra_repo / "policies" / "never_read.rego").write_text(NEVER_READ)
+    commit_all(infra_repo, "policies: dev reads compliance/rego")
+    dev = Environment.objects.get(name="dev")
+    dev.policy_dir = "compliance/rego"
+    environment_save(actor="admin", env=dev, changed=["policy_dir"])
+
+    ticket = drain(file_dev(author))
+    assert ticket.status == TicketStatus.COMPLETED, ticket.status_reason
+    results = {r.policy: r for r in PolicyResult.objects.filter(run=ticket.current_plan)}
+    assert set(results) == {"tags", "instance_sizes", "public_s3", "custom_marker"}
+    assert {r.folder for r in results.values()} == {"compliance/rego"}
+    marker = results["custom_marker"]
+    assert (marker.outcome, marker.warnings) == ("warn", ["read from compliance/rego"])
+    assert marker.where == "compliance/rego/custom_marker.rego"
+    check = PolicyCheck.objects.get(run=ticket.current_plan)
+    assert (check.repo_dir, check.status) == ("compliance/rego", "warnings")

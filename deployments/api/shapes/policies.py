@@ -15,7 +15,9 @@ POLICY_STATUSES = ["passed", "warnings", "override_needed", "blocked"]
 
 class PolicyResultSerializer(serializers.ModelSerializer[PolicyResult]):
     """What one policy decided about one plan. ``level`` is the one enforced (a repository
-    policy never below the portal policy of its package; an error is hard)."""
+    policy never below the portal policy of its package; an error is hard). ``folder``: the
+    repository folder it came from (the environment's policy folder or the stack's own;
+    empty for a portal policy); a stack's own policy is named ``<folder>/<package>``."""
 
     messages = serializers.ListField(child=serializers.CharField(), help_text="Its deny set.")
     warnings = serializers.ListField(child=serializers.CharField(), help_text="Its warn set.")
@@ -25,6 +27,7 @@ class PolicyResultSerializer(serializers.ModelSerializer[PolicyResult]):
         fields = [
             "policy",
             "path",
+            "folder",
             "source",
             "version_sha256",
             "level",
@@ -105,6 +108,7 @@ run_policy_results_schema = extend_schema_field(PolicyResultSerializer(many=True
 class EvaluatedSerializer(serializers.Serializer[Any]):
     policy = serializers.CharField()
     path = serializers.CharField()
+    folder = serializers.CharField(help_text="The repository folder; empty: a portal policy.")
     source = serializers.CharField()  # type: ignore[assignment]
     version_sha256 = serializers.CharField()
     level = serializers.CharField()

@@ -43,6 +43,10 @@ class StackSerializer(serializers.Serializer[Any]):
         help_text="<env> is replaced by the environment's name; empty: each environment's "
         "own var-file."
     )
+    policy_dir = serializers.CharField(
+        help_text="The stack's own folder of Rego policies (repository-relative), evaluated "
+        "on its plans on top of the environment's policy folder; empty: none."
+    )
     require_lock_file = serializers.BooleanField()
     environment_rules = serializers.DictField(
         child=StackEnvironmentRuleSerializer(),

@@ -1,10 +1,12 @@
-"""``manage.py policy_test [path] [--run ID]``: a policy author's loop (docs/policies.md).
+"""``manage.py policy_test [path ...] [--run ID]``: a policy author's loop (docs/policies.md).
 
-Runs the folder's ``*_test.rego`` unit tests (each ``test_*`` rule must be true, as
+Runs each folder's ``*_test.rego`` unit tests (each ``test_*`` rule must be true, as
 ``opa test`` reads them) with regopy in the same sandbox the worker uses, and with
-``--run`` evaluates the folder's policies (its manifest's levels and environments) on a
-stored plan run's masked plan document, as they would have decided it. Nothing is
-recorded. Exit code 1 when a test fails or a policy cannot be evaluated.
+``--run`` evaluates the folders' policies (their manifests' levels and environments) on a
+stored plan run's masked plan document, as they would have decided it: the first folder
+as the environment's policy folder, every other as a stack's own (its policies named
+``<path>/<package>``). Nothing is recorded. Exit code 1 when a test fails or a policy
+cannot be evaluated.
 """
 
 from __future__ import annotations
@@ -25,25 +27,48 @@ class Command(BaseCommand):
     help = "Run a policy folder's *_test.rego tests; with --run, evaluate it on a stored plan."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("path", nargs="?", default="policies", help="The policy folder.")
+        parser.add_argument(
+            "paths",
+            nargs="*",
+            default=["policies"],
+            metavar="path",
+            help="Policy folders (default: policies): the environment's, then stacks' own.",
+        )
         parser.add_argument("--run", type=int, help="A plan run whose stored plan to evaluate.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        folder = Path(options["path"])
-        if not folder.is_dir():
-            raise CommandError(f"{folder} is not a folder")
-        try:
-            files, manifest = rego.read_policy_folder(folder)
-        except rego.PolicyFolderError as exc:
-            raise CommandError(f"{folder}: {exc}") from None
-        modules = [rego.PolicyModule(path=p, source=t) for p, t in sorted(files.items())]
-        failed = self._tests(modules)
+        folders: list[service.RepoFolder] = []
+        for index, path in enumerate(options["paths"]):
+            folder = Path(path)
+            if not folder.is_dir():
+                raise CommandError(f"{folder} is not a folder")
+            try:
+                files, manifest = rego.read_policy_folder(folder)
+            except rego.PolicyFolderError as exc:
+                raise CommandError(f"{folder}: {exc}") from None
+            folders.append(
+                service.RepoFolder(
+                    dir=str(path).rstrip("/"),
+                    files=tuple(sorted(files.items())),
+                    manifest=manifest,
+                    stack=index > 0,
+                )
+            )
+        passed = failed = 0
+        for item in folders:
+            if len(folders) > 1:
+                self.stdout.write(f"{item.dir}:")
+            modules = [rego.PolicyModule(path=p, source=t) for p, t in item.files]
+            ok, bad = self._tests(modules)
+            passed, failed = passed + ok, failed + bad
+        if len(folders) > 1:
+            self.stdout.write(f"all {len(folders)} folders: {passed} passed, {failed} failed")
         if options["run"] is not None:
-            failed += self._evaluate(options["run"], sorted(files.items()), manifest)
+            failed += self._evaluate(options["run"], folders)
         if failed:
             raise CommandError(f"{failed} failed")
 
-    def _tests(self, modules: list[rego.PolicyModule]) -> int:
+    def _tests(self, modules: list[rego.PolicyModule]) -> tuple[int, int]:
         policies = tuple(m for m in modules if not m.is_test)
         jobs = tuple(
             rego.RegoJob(id=m.path, modules=(m, *policies), mode="test")
@@ -52,7 +77,7 @@ class Command(BaseCommand):
         )
         if not jobs:
             self.stdout.write("no *_test.rego files")
-            return 0
+            return 0, 0
         result = rego.evaluate(
             rego.RegoSpec(
                 jobs=jobs,
@@ -75,14 +100,14 @@ class Command(BaseCommand):
                 passed += ok
                 failed += not ok
         self.stdout.write(f"{passed} passed, {failed} failed ({result.seconds:.2f} s)")
-        return failed
+        return passed, failed
 
-    def _evaluate(self, run_id: int, files: list[tuple[str, str]], manifest: dict[str, Any]) -> int:
+    def _evaluate(self, run_id: int, folders: list[service.RepoFolder]) -> int:
         run = TerraformRun.objects.select_related("ticket", "environment").filter(pk=run_id).first()
         if run is None or run.kind != "plan":
             raise CommandError(f"no plan run {run_id}")
         try:
-            evaluated, seconds = service.policy_dry_run(run, repo_files=files, manifest=manifest)
+            evaluated, seconds = service.policy_dry_run(run, folders=folders)
         except policy.PolicyError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(

@@ -63,12 +63,18 @@ class Command(BaseCommand):
 
     def _sample_stacks(self) -> None:
         """The two layers of sample_stack/stacks in the portal's repository, the application
-        reading the network's outputs (docs/stacks.md); the default stack stays."""
+        reading the network's outputs and with a policy folder of its own (docs/stacks.md);
+        the default stack stays."""
         Stack.default()
         pattern = "environments/<env>/terraform.tfvars"
-        for name, description, depends_on in (
-            ("network", "The network layer: VPC and subnets.", ()),
-            ("app", "The application layer, on the network's subnets.", ("network",)),
+        for name, description, depends_on, policy_dir in (
+            ("network", "The network layer: VPC and subnets.", (), ""),
+            (
+                "app",
+                "The application layer, on the network's subnets.",
+                ("network",),
+                "stacks/app/policies",
+            ),
         ):
             if Stack.objects.filter(name=name).exists():
                 continue
@@ -79,11 +85,15 @@ class Command(BaseCommand):
                     description=description,
                     root_dir=f"stacks/{name}",
                     var_file_pattern=pattern,
+                    policy_dir=policy_dir,
                     require_lock_file=True,
                     depends_on=depends_on,
                 ),
             )
-        self.stdout.write("stacks: default, network, app (app depends on network)")
+        self.stdout.write(
+            "stacks: default, network, app (app depends on network); app's own policies: "
+            "stacks/app/policies"
+        )
 
     def _accounts(self) -> dict[str, Any]:
         User = get_user_model()

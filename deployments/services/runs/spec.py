@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from django.conf import settings
 
@@ -95,4 +96,14 @@ def terraform_spec(
         allow_provider_network=environment.allow_provider_network,
         policy_dir=environment.policy_dir,
         policy_plan_max_bytes=settings.POLICY_PLAN_MAX_BYTES,
+        stack_policy_dir=stack_policy_dir(stack, environment),
     )
+
+
+def stack_policy_dir(stack: Stack, environment: Environment) -> str:
+    """The stack's own policy folder for a run in ``environment``: none when it is the
+    environment's folder itself (evaluated already; twice would name every policy twice)."""
+    if not stack.policy_dir:
+        return ""
+    same = Path(stack.policy_dir) == Path(environment.policy_dir or ".")
+    return "" if same and environment.policy_dir else stack.policy_dir

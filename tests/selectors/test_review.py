@@ -120,6 +120,18 @@ def test_commit_links_follow_the_setting(author: User, settings: Any) -> None:
     assert commit_review(ticket, ticket.current_plan, author).commit_url.startswith(
         "https://git.example.com/acme/network/commit/"
     )
+    # A stack in a repository of its own without a web address: no links, rather than
+    # links into INFRA_REPO's repository, where its commits are not.
+    ticket.stack.web_url = ""
+    ticket.stack.repository = "https://git.example.com/acme/network.git"
+    ticket.stack.save()
+    ticket.refresh_from_db()
+    assert repository_web_url(ticket) == ""
+    assert commit_review(ticket, ticket.current_plan, author).commit_url == ""
+    ticket.stack.repository = settings.INFRA_REPO  # named, but INFRA_REPO itself
+    ticket.stack.save()
+    ticket.refresh_from_db()
+    assert repository_web_url(ticket) == "https://github.com/acme/infra"
 
 
 @pytest.mark.usefixtures("without_promotion_gate")

@@ -161,8 +161,14 @@ def plan_review(run: TerraformRun | None) -> PlanReview | None:
 def repository_web_url(ticket: Ticket) -> str:
     """The web address of the repository a ticket's stack lives in (links to commits and
     comparisons): the stack's own web URL, else INFRA_REPO_WEB_URL, else GitHub's page of
-    GITHUB_REPOSITORY, else "" (no links)."""
-    url = str(ticket.stack.web_url or getattr(settings, "INFRA_REPO_WEB_URL", "") or "").rstrip("/")
+    GITHUB_REPOSITORY, else "" (no links). A stack in a repository of its own without a
+    web URL gets no links: the portal-wide addresses are INFRA_REPO's, not its."""
+    stack = ticket.stack
+    if stack.web_url:
+        return str(stack.web_url).rstrip("/")
+    if stack.repository and stack.repository != settings.INFRA_REPO:
+        return ""
+    url = str(getattr(settings, "INFRA_REPO_WEB_URL", "") or "").rstrip("/")
     if url:
         return url
     repository = str(getattr(settings, "GITHUB_REPOSITORY", "") or "")

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from deployments import policy
-from deployments.choices import ACTIVE_RUN_STATUSES, RunKind, RunStatus, TicketStatus
+from deployments.choices import (
+    ACTIVE_RUN_STATUSES,
+    TERMINAL_STATUSES,
+    RunKind,
+    RunStatus,
+    TicketStatus,
+)
 from deployments.lib.presentation import duration, role_label
 from deployments.models import Approval, AuditEvent, TerraformRun, Ticket
 from deployments.terraform.summary import summary_line
@@ -183,21 +189,23 @@ def ticket_timeline(
     steps.append(_run_step("applied", "Applied", applies[0] if applies else None))
 
     # Monitoring (where the environment watches after an apply).
-    monitored = _last_to(transitions, TicketStatus.MONITORING)
+    into = [i for i, t in enumerate(transitions) if t[2] == TicketStatus.MONITORING]
+    monitored = transitions[into[-1]] if into else None
     if monitored or status == TicketStatus.MONITORING:
-        ended = _last_to(
-            transitions, TicketStatus.COMPLETED, TicketStatus.ROLLED_BACK, TicketStatus.CANCELLED
-        )
+        # It ends with the ticket's next move (completed, a failed check, rolled back),
+        # not with a rollback days after it completed.
+        ended = transitions[into[-1] + 1] if into and into[-1] + 1 < len(transitions) else None
         start = monitored[0] if monitored else None
         state = CURRENT if status == TicketStatus.MONITORING else DONE
+        if ended and ended[2] == TicketStatus.APPLY_FAILED:
+            state = FAILED  # a check failed while it watched
         took = (ended[0] - start) if ended and start and ended[0] >= start else None
         if state == CURRENT and start:
             took = now - start
         steps.append(TimelineStep("monitoring", "Monitoring", state, "", start, took))
     elif not policy.auto_deploys(ticket.environment) and status not in (
         TicketStatus.COMPLETED,
-        TicketStatus.CANCELLED,
-        TicketStatus.REJECTED,
+        *TERMINAL_STATUSES,  # ended: rejected, cancelled, rolled back (an apply that failed)
     ):
         steps.append(TimelineStep("monitoring", "Monitoring", PENDING))
 

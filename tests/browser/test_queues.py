@@ -142,16 +142,18 @@ def test_the_new_ticket_form_previews_approvals_and_explains_errors(
     assert not Ticket.objects.exists()
 
 
-def test_the_approving_lead_starts_an_immediate_rollback_alone(
-    browser_page: Page, live_server: Any, author: User, tech_lead: User, monkeypatch: Any
+def test_the_approving_lead_starts_an_immediate_rollback_without_operations_deploying(
+    browser_page: Page, live_server: Any, operations: User, tech_lead: User, monkeypatch: Any
 ) -> None:
+    """Operations opened it (its author, who may not approve it); one lead approves and
+    starts it (docs/incidents.md)."""
     monkeypatch.setattr("deployments.services.runs.start.run_dispatch", lambda run_id: None)
     Environment.objects.filter(name="prod").update(
         immediate_rollback_start="approver", step_up_auth=False
     )
     page = browser_page
     base = live_server.url
-    rollback = immediate_rollback(author, tech_lead)
+    rollback = immediate_rollback(operations, tech_lead)
     sign_in(page, base, tech_lead.username)
     page.goto(f"{base}/tickets/{rollback.pk}/")
     page.locator("#approve-form button").click()

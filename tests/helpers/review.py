@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import Environment, Ticket
+from deployments.policy.risk import blast_radius
 from deployments.services.seeding import seed_history
 from deployments.terraform.summary import read_plan_json
 from tests.helpers.factories import DeploymentFactory, RunFactory, TicketFactory
@@ -141,7 +142,14 @@ def ticket_under_review(author: User, approver: User | None = None) -> Ticket:
             "steps": "Restore the snapshot taken before the apply.",
             "expected_minutes": 30,
         },
-        risk={"level": "medium", "score": 4, "reasons": ["replaces a database: +3"]},
+        # Set by hand at medium, so that the rule stays prod's two leads (the scorer would
+        # say high, and ask for a third lead); the blast radius is the plan's own.
+        risk={
+            "level": "medium",
+            "score": 4,
+            "reasons": ["replaces a database: +3"],
+            "blast_radius": blast_radius(review_summary()),
+        },
     )
     started = timezone.now() - dt.timedelta(hours=3)
     plan = RunFactory(

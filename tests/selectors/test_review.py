@@ -3,6 +3,8 @@ who can still approve, the timeline's steps, the run page's visibility."""
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Any
 
 import pytest
@@ -13,6 +15,8 @@ from deployments import selectors
 from deployments.choices import RunKind, RunStatus, TicketStatus
 from deployments.models import Environment
 from deployments.selectors.review import commit_review, repository_web_url
+from deployments.terraform.summary import read_plan_json
+from tests.helpers import plans
 from tests.helpers.factories import RunFactory, TicketFactory
 from tests.helpers.pages import login
 from tests.helpers.review import ticket_under_review
@@ -49,6 +53,40 @@ def test_the_plan_is_grouped_destructive_first_with_its_diffs(author: User) -> N
     }
 
 
+def test_a_forget_is_grouped_under_forget_and_is_not_destructive(author: User) -> None:
+    """A `removed` block with `lifecycle { destroy = false }` (Terraform 1.7+) plans a
+    "forget": the object leaves the state and keeps running. Real Terraform's plan, beside a
+    destroy: the forget has its own group, after destroy, and is not flagged."""
+    summary, _ = read_plan_json(io.BytesIO(json.dumps(plans.load("real-mixed")).encode()))
+    ticket = TicketFactory(author=author)
+    ticket.current_plan = RunFactory(ticket=ticket, summary=summary)
+    ticket.save()
+    review = selectors.plan_review(ticket.current_plan)
+    assert review is not None and review.has_diffs
+    assert [(g.action, [c.address for c in g.changes]) for g in review.groups] == [
+        ("destroy", ["terraform_data.doomed"]),
+        ("forget", ["terraform_data.legacy"]),
+        ("update", ["terraform_data.changing"]),
+        ("create", ["terraform_data.fresh"]),
+        ("import", ["terraform_data.adopted"]),
+        ("move", ["null_resource.new_name"]),
+    ]
+    forget = review.groups[1]
+    (legacy,) = forget.changes
+    assert forget.action_label == "Forget" and not forget.destructive
+    assert legacy.action == "forget" and not legacy.destructive
+    assert [c.address for c in review.destructive] == ["terraform_data.doomed"]
+    # What it had is listed (the attributes leave the state with it).
+    assert {r["path"]: r["before"] for r in legacy.rows}["input"] == '"legacy"'
+    # The page: under Forget, outside the destructive box, never "destroyed".
+    page = login(author.username).get(f"/tickets/{ticket.pk}/").content.decode()
+    box = page[page.index('id="plan-destructive"') :].split("</div>")[0]
+    assert "terraform_data.doomed" in box and "terraform_data.legacy" not in box
+    item = page[page.index('data-address="terraform_data.legacy"') :].split("</details>")[0]
+    assert "destroyed" not in item and 'class="flag"' not in item
+    assert 'id="plan-forget-note"' in page
+
+
 def test_a_plan_without_diffs_lists_its_resources_only(author: User) -> None:
     run = RunFactory(
         ticket=TicketFactory(author=author),
@@ -82,6 +120,18 @@ def test_commit_links_follow_the_setting(author: User, settings: Any) -> None:
     assert commit_review(ticket, ticket.current_plan, author).commit_url.startswith(
         "https://git.example.com/acme/network/commit/"
     )
+    # A stack in a repository of its own without a web address: no links, rather than
+    # links into INFRA_REPO's repository, where its commits are not.
+    ticket.stack.web_url = ""
+    ticket.stack.repository = "https://git.example.com/acme/network.git"
+    ticket.stack.save()
+    ticket.refresh_from_db()
+    assert repository_web_url(ticket) == ""
+    assert commit_review(ticket, ticket.current_plan, author).commit_url == ""
+    ticket.stack.repository = settings.INFRA_REPO  # named, but INFRA_REPO itself
+    ticket.stack.save()
+    ticket.refresh_from_db()
+    assert repository_web_url(ticket) == "https://github.com/acme/infra"
 
 
 @pytest.mark.usefixtures("without_promotion_gate")

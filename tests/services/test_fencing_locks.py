@@ -158,10 +158,15 @@ def test_a_worker_that_loses_its_lock_stops_terraform(monkeypatch: pytest.Monkey
         var_file="x",
         fence=1,
     )
-    # Stands in for Terraform: a child in its own session, as the runner starts it.
+    # Stands in for Terraform: a child in its own session, as the runner starts it. It says
+    # when its SIGINT handler is in place: a signal that came earlier (between fork and exec,
+    # on a loaded machine) would be lost and the test would wait for nothing.
     child = subprocess.Popen(
-        ["sh", "-c", "trap 'exit 130' INT; sleep 60 & wait $!"], start_new_session=True
+        ["sh", "-c", "trap 'exit 130' INT; echo ready; sleep 60 & wait $!"],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
     )
+    assert child.stdout is not None and child.stdout.readline() == b"ready\n"
     lock = EnvironmentLock(env.pk)
     assert lock.try_acquire()
     heartbeat = logstream.Heartbeat(logstream.LogWriter(run, fence=1), env_lock=lock)
@@ -179,3 +184,4 @@ def test_a_worker_that_loses_its_lock_stops_terraform(monkeypatch: pytest.Monkey
         lock.release()
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
+        child.stdout.close()

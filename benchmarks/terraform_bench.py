@@ -498,7 +498,7 @@ import dataclasses, json, time
 from deployments import terraform as tf
 from deployments.models import Environment
 from deployments.services._base import infra_repo
-from deployments.services.execution import terraform_spec
+from deployments.services.runs.spec import terraform_spec
 env = Environment.objects.get(name="dev")
 sha = infra_repo().branch_tip("main")
 spec = terraform_spec(

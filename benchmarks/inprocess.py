@@ -73,10 +73,21 @@ def facts(payload: dict[str, Any]) -> dict[str, Any]:
         max(0, deep_offset - 1) : deep_offset
     ]
     deep_cursor = encode_cursor(*before[0]) if before else ""
+    from deployments.policy.evidence import EVIDENCE_CLOSED_STATUSES
+
+    # A ticket that still takes evidence (a finished one keeps its record as it is).
+    open_ticket = (
+        Ticket.objects.filter(source="seed")
+        .exclude(status__in=list(EVIDENCE_CLOSED_STATUSES))
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )
     return {
         "deep_cursor": deep_cursor,
         "tickets": tickets,
         "heavy": heavy,
+        "open_ticket": open_ticket,
         "run": run.first(),
         "deep_offset": deep_offset,
         "deep_page": deep_offset // 50 + 1,

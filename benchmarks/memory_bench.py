@@ -99,7 +99,7 @@ def run(ctx: Context) -> list[Figure]:
     server.prepare(setup)
     login = server.helper(setup, "login", {"username": "ops1"})
     facts = server.helper(setup, "facts", {})
-    ticket, token = facts["heavy"], login["token"]
+    ticket, token = facts["open_ticket"], login["token"]
     size = FILE_MIB * 1024 * 1024
     figures: list[Figure] = []
     # Room for the framing: the file itself is exactly FILE_MIB.

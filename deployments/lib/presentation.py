@@ -45,6 +45,19 @@ def format_in_zone(moment: dt.datetime, zone: str) -> str:
     return text
 
 
+def format_for_reader(moment: dt.datetime, zone: str) -> str:
+    """A noted time as a reader in ``zone`` reads it: 'Thu 26 Nov 12:30 IST (07:00 UTC)',
+    or 'Thu 26 Nov 07:00 UTC' where the reader's zone is UTC itself. Nothing is noted."""
+    local = moment.astimezone(ZoneInfo(zone))
+    if local.utcoffset() == dt.timedelta(0):
+        return f"{local:%a %d %b %H:%M} UTC"
+    token = _noted.set(None)
+    try:
+        return format_in_zone(moment, zone)
+    finally:
+        _noted.reset(token)
+
+
 @contextlib.contextmanager
 def noting_times() -> Iterator[list[tuple[str, dt.datetime]]]:
     """Every time the rules write into a sentence meanwhile (format_in_zone), as (text,

@@ -122,6 +122,8 @@ class DeployItem:
     reason: str = ""  # why it may not start now ("" when it may)
     deadline: dt.datetime | None = None  # until when it may start (window end, rollback hour)
     stale: bool = False  # another deploy changed the state since its plan: re-plan first
+    # The times the reason names, shown in the reader's zone (templatetags portal_time).
+    noted: tuple[tuple[str, dt.datetime], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -639,17 +641,18 @@ def _deploy_item(
     votes = votes_for(ticket)
     rule = policy.rule_for(ticket, now=now)
     reason = ""
-    try:
-        policy.check_may_deploy(
-            ticket,
-            user_roles=roles | policy.rollback_starter_roles(ticket, user.pk, votes, now=now),
-            now=now,
-            pending=policy.quorum(rule, votes).describe_missing(),
-            quorum_met=not policy.needs_more_approval(ticket, votes, now=now),
-            freezes=freezes,
-        )
-    except policy.PolicyError as exc:
-        reason = exc.message
+    with presentation.noting_times() as noted:
+        try:
+            policy.check_may_deploy(
+                ticket,
+                user_roles=roles | policy.rollback_starter_roles(ticket, user.pk, votes, now=now),
+                now=now,
+                pending=policy.quorum(rule, votes).describe_missing(),
+                quorum_met=not policy.needs_more_approval(ticket, votes, now=now),
+                freezes=freezes,
+            )
+        except policy.PolicyError as exc:
+            reason = exc.message
     if stale and not reason:
         reason = "its plan is stale (another deploy changed the environment): re-plan first"
     if busy and not reason:
@@ -695,6 +698,7 @@ def _deploy_item(
         reason=reason,
         deadline=deadline,
         stale=stale,
+        noted=tuple(noted) if reason else (),
     )
 
 

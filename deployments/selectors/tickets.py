@@ -18,6 +18,7 @@ from deployments.choices import (
     RunStatus,
     TicketStatus,
 )
+from deployments.lib import presentation
 from deployments.models import (
     Approval,
     AuditEvent,
@@ -109,13 +110,17 @@ class Permission:
     allowed: bool
     reason: str = ""
     relevant: bool = True  # worth showing at all in this ticket state
+    # The times the reason names (presentation.noting_times): written in the environment's
+    # zone, shown in the reader's (templatetags portal_time ``reason``).
+    noted: tuple[tuple[str, dt.datetime], ...] = ()
 
 
 def _check(call: Any) -> Permission:
-    try:
-        call()
-    except policy.PolicyError as exc:
-        return Permission(False, exc.message)
+    with presentation.noting_times() as noted:
+        try:
+            call()
+        except policy.PolicyError as exc:
+            return Permission(False, exc.message, noted=tuple(noted))
     return Permission(True)
 
 
@@ -217,7 +222,7 @@ def ticket_actions(
         "rollback": rollback_relevant,
     }
     return {
-        name: Permission(p.allowed and relevance[name], p.reason, relevance[name])
+        name: Permission(p.allowed and relevance[name], p.reason, relevance[name], p.noted)
         for name, p in actions.items()
     }
 

@@ -72,7 +72,9 @@ class People:
 
     def __call__(self, username: str) -> Page:
         if username not in self.pages:
-            context = self.chromium.new_context(viewport={"width": 1280, "height": 900})
+            context = self.chromium.new_context(
+                viewport={"width": 1280, "height": 900}, timezone_id="UTC"
+            )
             context.set_default_timeout(15_000)
             self.live_logs[username] = LiveLogs()
             context.expose_function("ccpRecordLiveLog", self.live_logs[username].record)
@@ -304,7 +306,8 @@ def test_prod_ticket_is_approved_by_a_tech_lead_and_a_devops_lead_in_the_browser
             re.compile(
                 r"^Deploy: prod deploys only inside the change window "
                 r"\(Tue/Thu 02:00\u201304:00 America/New_York\); "
-                r"the next window opens Thu 26 Nov 02:00 EST \(07:00 UTC\), in 1 day 1[89] h$"
+                # in opal's zone (the browser's, UTC), New York's on hover
+                r"the next window opens Thu 26 Nov 07:00 UTC, in 1 day 1[89] h$"
             )
         )
         opal.screenshot(path=SCREENSHOT, full_page=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.test import Client
 
 
@@ -10,4 +12,12 @@ def login(username: str) -> Client:
     client = Client()
     response = client.post("/accounts/login/", {"login": username, "password": "pw"})
     assert response.status_code == 302, response.content[:500]
+    return client
+
+
+def signed_in(user: Any) -> Client:
+    """A session for ``user`` without the sign-in page (pages that ask no recent
+    authentication)."""
+    client = Client()
+    client.force_login(user)
     return client

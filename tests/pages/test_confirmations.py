@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 
 from deployments.choices import TicketStatus
 from deployments.models import AuditEvent, Ticket
+from tests.helpers.pages import signed_in
 from tests.helpers.tickets import awaiting
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_cancel_is_a_link_to_a_confirmation_that_changes_nothing(author: User) -> None:

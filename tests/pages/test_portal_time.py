@@ -150,3 +150,32 @@ def test_no_template_prints_a_clock_time_without_the_viewer_zone_and_utc() -> No
                     if fmt != "c" and re.search(r"[HhGgiAaPT]", fmt):
                         offenders.append(f"{path.name}:{number}: |date:{fmt!r}")
     assert offenders == []
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("without_promotion_gate")
+def test_a_refusal_names_the_next_window_in_the_viewers_zone(
+    author: User, tech_lead: User, devops_lead: User, operations: User
+) -> None:
+    """One zone per panel: the ticket page's reasons say the next window in the reader's
+    zone (the rule's own zone on hover); the rule itself stays in the environment's zone."""
+    import time_machine
+
+    from tests.helpers.pages import signed_in
+    from tests.helpers.tickets import approved
+
+    ticket = approved("prod", author, tech_lead, devops_lead)
+    client = signed_in(operations)
+    with time_machine.travel(dt.datetime(2026, 11, 24, 12, tzinfo=dt.UTC), tick=False):
+        utc_page = client.get(f"/tickets/{ticket.pk}/").content.decode()
+        UserPreference.objects.create(user=operations, timezone="Asia/Kolkata")
+        client = signed_in(operations)  # a new session reads the zone again
+        page = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    why = page.split('id="deploy-why">', 1)[1].split("</p>", 1)[0]
+    assert "(Tue/Thu 02:00\u201304:00 America/New_York)" in why  # the rule, in its zone
+    assert (
+        'the next window opens <time datetime="2026-11-26T07:00:00Z" '
+        'title="Thu 26 Nov 02:00 EST (07:00 UTC)">Thu 26 Nov 12:30 IST (07:00 UTC)</time>'
+    ) in why
+    utc_why = utc_page.split('id="deploy-why">', 1)[1].split("</p>", 1)[0]
+    assert 'title="Thu 26 Nov 02:00 EST (07:00 UTC)">Thu 26 Nov 07:00 UTC</time>' in utc_why

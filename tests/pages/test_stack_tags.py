@@ -9,25 +9,19 @@ import datetime as dt
 import pytest
 import time_machine
 from django.contrib.auth.models import User
-from django.test import Client
 from django.utils import timezone
 
 from deployments.choices import TicketStatus
 from deployments.models import Deployment, Environment, Freeze
 from tests.helpers.api import api_for
 from tests.helpers.factories import DeploymentFactory, TicketFactory
+from tests.helpers.pages import signed_in
 from tests.helpers.stacks import sample_stacks
 from tests.helpers.tickets import approve, awaiting
 
 pytestmark = pytest.mark.django_db
 
 TAG = '<span class="tag" title="Stack">{}</span>'
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_the_home_queue_tags_a_ticket_of_another_stack(

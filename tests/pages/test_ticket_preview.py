@@ -14,14 +14,9 @@ from django.utils import timezone
 from deployments import policy
 from deployments.models import Environment, Ticket
 from deployments.selectors.preview import ticket_preview
+from tests.helpers.pages import signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def preview(client: Client, **query: str) -> Any:

@@ -12,14 +12,9 @@ from django.test import Client
 from deployments.choices import RunStatus, TicketStatus
 from deployments.models import RunLogChunk, Ticket
 from tests.helpers.factories import RunFactory, TicketFactory
+from tests.helpers.pages import signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_pages_require_sign_in() -> None:

@@ -8,19 +8,13 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 
 from deployments.models import Stack, Ticket
 from tests.helpers.factories import TicketFactory
+from tests.helpers.pages import signed_in
 from tests.helpers.stacks import sample_stacks
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _rows(html: str) -> list[tuple[int, str]]:

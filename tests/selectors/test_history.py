@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deployments.models import Approval, Deployment, Environment
 from tests.helpers.api import api_for
 from tests.helpers.factories import DeploymentFactory, TicketFactory
+from tests.helpers.pages import signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -38,12 +38,6 @@ def deployed(name: str, author: User, approver: User | None = None, **extra: Any
             plan_sha256="cd" * 32,
         )
     return deployment
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_history_lists_commit_ticket_approvers_times_outcome_and_the_plan(

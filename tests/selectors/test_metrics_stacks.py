@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import time_machine
 from django.contrib.auth.models import User
-from django.test import Client
 
 from deployments.choices import TicketStatus
 from deployments.models import Environment, Stack, Ticket
 from deployments.selectors import metrics
 from tests.helpers.api import api_for
 from tests.helpers.factories import DeploymentFactory, TicketFactory
+from tests.helpers.pages import signed_in
 from tests.helpers.stacks import sample_stacks
 
 pytestmark = pytest.mark.django_db
@@ -45,12 +45,6 @@ def two_stacks(devops_lead: User) -> dict[str, Any]:
     _deployed(network, now - day)  # the network's restore: 1 day after its failure
     _deployed(app, now - 5 * day)
     return {"network": network, "app": app, "now": now}
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _dev(payload: dict[str, Any]) -> dict[str, Any]:

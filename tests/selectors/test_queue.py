@@ -11,7 +11,6 @@ import time_machine
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -22,6 +21,7 @@ from deployments.selectors.queue import queue_for
 from tests.helpers.api import api_for
 from tests.helpers.factories import DeploymentFactory, RunFactory, TicketFactory, UserFactory
 from tests.helpers.html import visible_text
+from tests.helpers.pages import signed_in
 from tests.helpers.tickets import awaiting
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_gate")]
@@ -29,12 +29,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_promotion_
 # Prod's window: Tuesdays and Thursdays 02:00-04:00 America/New_York.
 IN_WINDOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)  # Tue 03:00 EST: closes in 1 h
 OUTSIDE = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)  # Mon 07:00 EST: opens in 19 h
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def env(name: str) -> Environment:
@@ -165,6 +159,24 @@ def test_the_environment_cards_read_in_the_viewers_zone(operations: User) -> Non
     card = page[page.index('id="env-prod"') :].split("</div>")[0]
     assert "window opens in 19 h (2026-12-01 08:00 CET)" in visible_text(card)
     assert 'title="2026-12-01 07:00 UTC"' in card and "EST" not in card
+
+
+def test_a_deploy_s_reason_names_the_next_window_in_the_viewers_zone(
+    author: User, operations: User
+) -> None:
+    """The reason beside a deploy that may not start yet reads in the viewer's zone too:
+    the next window (02:00 New York) is 08:00 for a reader in Paris, the rule's own text on
+    hover."""
+    ticket = approved("prod", author, title="Outside the window")
+    client = signed_in(operations)
+    client.post("/settings/timezone/", {"timezone": "Europe/Paris"})
+    with time_machine.travel(OUTSIDE, tick=False):
+        item = next(d for d in queue_for(operations, OUTSIDE).deploys if d.ticket == ticket)
+        page = client.get("/").content.decode()
+    assert "Tue 01 Dec 02:00 EST (07:00 UTC)" in item.reason  # stored as the rules say it
+    row = page[page.index("Outside the window") :].split("</tr>")[0]
+    assert "the next window opens Tue 01 Dec 08:00 CET (07:00 UTC)" in visible_text(row)
+    assert 'title="Tue 01 Dec 02:00 EST (07:00 UTC)"' in row
 
 
 def test_a_freeze_cuts_the_open_window_and_emergencies_ignore_it(

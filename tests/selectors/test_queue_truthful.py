@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import time_machine
 from django.contrib.auth.models import User
-from django.test import Client
 from django.utils import timezone
 
 from deployments.choices import TicketStatus
@@ -24,6 +23,7 @@ from deployments.models import (
 from deployments.selectors.queue import queue_for
 from tests.helpers.api import api_for
 from tests.helpers.factories import DeploymentFactory, TicketFactory
+from tests.helpers.pages import signed_in
 from tests.helpers.tickets import awaiting
 
 pytestmark = pytest.mark.django_db
@@ -34,12 +34,6 @@ OUTSIDE = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)  # Mon 07:00 EST: open
 
 def env(name: str) -> Environment:
     return Environment.objects.get(name=name)
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def vote(ticket: Ticket, user: User, role: str) -> Approval:

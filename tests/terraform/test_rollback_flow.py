@@ -76,6 +76,24 @@ def _prod_deploy(
     return ticket
 
 
+def _good_then_bad(
+    people: tuple[User, User, User, User], infra_repo: Path, tmp_path: Path
+) -> tuple[Ticket, Ticket, str, dict[str, Any]]:
+    """Two prod deploys in Thursday's window: A (the tip, good) at 07:30 UTC, then B (the
+    CPU alarm at 85 %) at 08:50. Returns both tickets, A's commit and A's resources."""
+    sha_a = commit_all(infra_repo, "nothing changed")  # the tip, as a commit of its own
+    first = _prod_deploy(*people, sha=sha_a, at=THURSDAY_0730_UTC)
+    state_a = _triggers(_state(tmp_path, "prod"))
+    tfvars = infra_repo / "terraform/environments/prod/terraform.tfvars"
+    tfvars.write_text(
+        tfvars.read_text().replace("alarm_cpu_threshold = 70", "alarm_cpu_threshold = 85")
+    )
+    sha_b = commit_all(infra_repo, "prod: alarm at 85% CPU")
+    second = _prod_deploy(*people, sha=sha_b, at=THURSDAY_0850_UTC)
+    assert _triggers(_state(tmp_path, "prod")) != state_a
+    return first, second, sha_a, state_a
+
+
 @pytest.mark.usefixtures("without_promotion_gate")
 def test_roll_back_a_prod_deploy_outside_the_window(
     author: User,
@@ -86,21 +104,8 @@ def test_roll_back_a_prod_deploy_outside_the_window(
     tmp_path: Path,
     inline: list[int],
 ) -> None:
-    sha_a = commit_all(infra_repo, "nothing changed")  # the tip, as a commit of its own
-    first = _prod_deploy(
-        author, tech_lead, devops_lead, operations, sha=sha_a, at=THURSDAY_0730_UTC
-    )
-    state_a = _triggers(_state(tmp_path, "prod"))
-
-    tfvars = infra_repo / "terraform/environments/prod/terraform.tfvars"
-    tfvars.write_text(
-        tfvars.read_text().replace("alarm_cpu_threshold = 70", "alarm_cpu_threshold = 85")
-    )
-    sha_b = commit_all(infra_repo, "prod: alarm at 85% CPU")
-    second = _prod_deploy(
-        author, tech_lead, devops_lead, operations, sha=sha_b, at=THURSDAY_0850_UTC
-    )
-    assert _triggers(_state(tmp_path, "prod")) != state_a
+    people = (author, tech_lead, devops_lead, operations)
+    first, second, sha_a, state_a = _good_then_bad(people, infra_repo, tmp_path)
 
     # ops1 rolls B back half an hour later, after the window closed: an immediate rollback.
     with time_machine.travel(THURSDAY_0920_UTC, tick=True):
@@ -168,15 +173,8 @@ def test_an_immediate_rollback_is_applied_with_one_lead_and_no_deployer(
     from deployments.models import AuditEvent, Environment
 
     Environment.objects.filter(name="prod").update(immediate_rollback_start=start)
-    sha_a = commit_all(infra_repo, "nothing changed")
-    _prod_deploy(author, tech_lead, devops_lead, operations, sha=sha_a, at=THURSDAY_0730_UTC)
-    state_a = _triggers(_state(tmp_path, "prod"))
-    tfvars = infra_repo / "terraform/environments/prod/terraform.tfvars"
-    tfvars.write_text(
-        tfvars.read_text().replace("alarm_cpu_threshold = 70", "alarm_cpu_threshold = 85")
-    )
-    sha_b = commit_all(infra_repo, "prod: alarm at 85% CPU")
-    bad = _prod_deploy(author, tech_lead, devops_lead, operations, sha=sha_b, at=THURSDAY_0850_UTC)
+    people = (author, tech_lead, devops_lead, operations)
+    _, bad, sha_a, state_a = _good_then_bad(people, infra_repo, tmp_path)
 
     with time_machine.travel(THURSDAY_0920_UTC, tick=True):
         opened = api_for(operations).post(f"/api/v1/tickets/{bad.pk}/rollback/")

@@ -22,6 +22,7 @@ from deployments.choices import RunStatus, TicketStatus
 from deployments.lib.locks import EnvironmentLock
 from deployments.models import AuditEvent, Environment, TerraformRun
 from deployments.services.runs import logstream, outcome
+from deployments.terraform import sandbox
 from tests.helpers.factories import RunFactory, TicketFactory
 
 ON_POSTGRES = django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
@@ -158,14 +159,20 @@ def test_a_worker_that_loses_its_lock_stops_terraform(monkeypatch: pytest.Monkey
         var_file="x",
         fence=1,
     )
-    # Stands in for Terraform: a child in its own session, as the runner starts it. It says
-    # when its SIGINT handler is in place: a signal that came earlier (between fork and exec,
-    # on a loaded machine) would be lost and the test would wait for nothing.
-    child = subprocess.Popen(
-        ["sh", "-c", "trap 'exit 130' INT; echo ready; sleep 60 & wait $!"],
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-    )
+    # Stands in for Terraform: a child in its own session, started as the runner starts it
+    # (sandbox._child_setup: SIGINT back to its default, for an ignored signal is inherited
+    # across exec and a shell cannot trap it). It says when its handler is in place: a
+    # signal that came earlier (between fork and exec) would be lost.
+    ignoring = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as Celery's pool processes do
+    try:
+        child = subprocess.Popen(
+            ["sh", "-c", "trap 'exit 130' INT; echo ready; sleep 60 & wait $!"],
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            preexec_fn=lambda: sandbox._child_setup(None),
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignoring)
     assert child.stdout is not None and child.stdout.readline() == b"ready\n"
     lock = EnvironmentLock(env.pk)
     assert lock.try_acquire()

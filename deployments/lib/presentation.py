@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
+import re
 from collections.abc import Callable, Iterator, Sequence
 from zoneinfo import ZoneInfo
 
@@ -71,13 +72,31 @@ def noting_times() -> Iterator[list[tuple[str, dt.datetime]]]:
         _noted.reset(token)
 
 
+def noted_parts(
+    text: str, noted: Sequence[tuple[str, dt.datetime]]
+) -> list[tuple[str, dt.datetime | None]]:
+    """``text`` cut at each noted time, in one pass (the longest written form first):
+    ``(written, instant)`` for a time, ``(text, None)`` between them."""
+    moments = dict(noted)
+    if not moments:
+        return [(text, None)]
+    written = re.compile("|".join(re.escape(w) for w in sorted(moments, key=len, reverse=True)))
+    parts: list[tuple[str, dt.datetime | None]] = []
+    last = 0
+    for found in written.finditer(text):
+        parts += [(text[last : found.start()], None), (found.group(0), moments[found.group(0)])]
+        last = found.end()
+    parts.append((text[last:], None))
+    return parts
+
+
 def restamp(
     text: str, noted: Sequence[tuple[str, dt.datetime]], stamp: Callable[[dt.datetime], str]
 ) -> str:
     """``text`` with each noted time replaced by ``stamp(instant)``."""
-    for written, moment in sorted(noted, key=lambda pair: -len(pair[0])):
-        text = text.replace(written, stamp(moment))
-    return text
+    return "".join(
+        piece if moment is None else stamp(moment) for piece, moment in noted_parts(text, noted)
+    )
 
 
 def role_label(role: str) -> str:

@@ -28,6 +28,8 @@ DESCRIPTION_MAX = 20_000
 COMMENT_MAX = 2_000
 URL_MAX = 500
 JSON_MAX_DEPTH = 32  # of any request body; objects like risk_assessment get less
+# A stack's name (docs/stacks.md): a lowercase slug; fullmatch.
+STACK_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 FIELD_JSON_MAX_DEPTH = 4
 FIELD_JSON_MAX_KEYS = 50
 FIELD_JSON_MAX_CHARS = 20_000

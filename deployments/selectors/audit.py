@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +13,7 @@ from django.db.models.lookups import In
 
 from deployments import policy
 from deployments.lib.validation import (
+    STACK_NAME,
     InputError,
     parse_instant,
     text_problem,
@@ -29,6 +29,7 @@ from deployments.selectors.access import (
     user_roles,
     visible_q,
 )
+from deployments.selectors.stacks import stack_names
 
 
 def audit_for_ticket(ticket: Ticket) -> QuerySet[AuditEvent]:
@@ -109,7 +110,6 @@ def audit_events(user: Any, filters: AuditFilters) -> QuerySet[AuditEvent]:
 # What the page's form and the API's query parameters may say (selectors.audit_filters).
 AUDIT_FILTER_TEXT_MAX = 150
 _AUDIT_ID_MAX = 10**12
-_STACK = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 def audit_filters(params: Any, *, blank_is_absent: bool = True) -> AuditFilters:
@@ -140,9 +140,9 @@ def audit_filters(params: Any, *, blank_is_absent: bool = True) -> AuditFilters:
         raise InputError("until", "must be after since")
     stack = params.get("stack") or ""  # not stripped: " app" is no stack name (400)
     if stack:
-        found = Stack.objects.filter(name=stack).first() if _STACK.fullmatch(stack) else None
+        found = Stack.objects.filter(name=stack).first() if STACK_NAME.fullmatch(stack) else None
         if found is None:
-            names = ", ".join(Stack.objects.values_list("name", flat=True)) or "none"
+            names = ", ".join(stack_names()) or "none"
             raise InputError("stack", f"no such stack (one of: {names})")
         values["stack"] = found
     return AuditFilters(**values)

@@ -95,7 +95,12 @@ class RepoFolder:
     stack: bool = False
 
     def name_of(self, package: str) -> str:
-        return f"{self.dir}/{package}" if self.stack else package
+        return f"{self.prefix}{package}"
+
+    @property
+    def prefix(self) -> str:
+        """Before a stack folder's policy names and paths; none for the environment's."""
+        return f"{self.dir}/" if self.stack else ""
 
 
 def check_folders(check: PolicyCheck, environment_policy_dir: str) -> list[RepoFolder]:
@@ -168,29 +173,22 @@ def _repo_planned(
     return planned
 
 
-def planned_policies(
-    repo_files: list[tuple[str, str]] | tuple[tuple[str, str], ...],
-    manifest: dict[str, Any],
-    environment: str,
-    *,
-    portal: list[PortalPolicy] | None = None,
-    prefix: str = "",
-    folder: str = "",
-    stack_folders: list[RepoFolder] | tuple[RepoFolder, ...] = (),
-) -> list[Planned]:
-    """The policies that apply to ``environment``: the repository's (levels from its
-    manifest, never below the portal policy of the same package), those of the stack's own
-    folders (named by their folder, their paths too) and the portal's."""
-    portal = _portal_policies(environment) if portal is None else portal
+def folders_planned(
+    folders: list[RepoFolder], environment: str
+) -> tuple[list[Planned], list[Evaluated]]:
+    """The policies that apply to ``environment``: those of ``folders`` (the first the
+    environment's, the others a stack's own, named by their folder, their paths too; levels
+    from each manifest, never below the portal policy of the same package) and the portal's;
+    and a hard error for each folder that cannot be read (a bad manifest, too many files, a
+    stack's folder missing at the commit): that fails closed like a policy that cannot be
+    evaluated."""
+    portal = _portal_policies(environment)
     floors = {p.name: p.level for p in portal}
-    planned = _repo_planned(
-        RepoFolder(dir=folder, files=tuple(repo_files), manifest=manifest),
-        environment,
-        floors,
-        prefix,
-    )
-    for extra in stack_folders:
-        planned += _repo_planned(extra, environment, floors, f"{extra.dir}/")
+    planned = [
+        item
+        for folder in folders
+        for item in _repo_planned(folder, environment, floors, folder.prefix)
+    ]
     for item in portal:
         module = rego.PolicyModule(path=f"portal:{item.name}", source=item.source)
         planned.append(
@@ -204,24 +202,6 @@ def planned_policies(
                 override_role=item.override_role,
             )
         )
-    return planned
-
-
-def folders_planned(
-    folders: list[RepoFolder], environment: str
-) -> tuple[list[Planned], list[Evaluated]]:
-    """The policies of ``folders`` (the first the environment's, the others a stack's own)
-    and the portal's that apply to ``environment``; and a hard error for each folder that
-    cannot be read (a bad manifest, too many files, a stack's folder missing at the commit):
-    that fails closed like a policy that cannot be evaluated."""
-    first, *others = folders
-    planned = planned_policies(
-        first.files,
-        first.manifest,
-        environment,
-        folder=first.dir,
-        stack_folders=others,
-    )
     errors = [
         Evaluated(
             Planned(

@@ -22,7 +22,6 @@ from deployments.models import DEFAULT_STACK, Stack
 from deployments.services._base import InputError
 from deployments.services.audit import audit_record
 
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 
 
@@ -155,7 +154,7 @@ class StackInput:
 
 
 def clean_stack(data: StackInput) -> dict[str, Any]:
-    if not _SLUG.match(data.name):
+    if not validation.STACK_NAME.fullmatch(data.name):
         raise InputError("name", "name must be a lowercase slug (letters, digits, - and _)")
     for field in (
         "description",

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 from django import template
 from django.utils import timezone
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from deployments.lib.presentation import format_for_reader
+from deployments.lib.presentation import format_for_reader, noted_parts
 
 register = template.Library()
 
@@ -50,30 +49,24 @@ def userspan(start: dt.datetime | None, end: dt.datetime | None) -> SafeString |
 
 
 @register.filter
-def reason(permission: object) -> SafeString | str:
+def reason(permission: object) -> SafeString:
     """A refusal's sentence (selectors.tickets.Permission) with each time its rules wrote in
     the environment's zone shown in the viewer's; the written text stays on hover."""
     text = str(getattr(permission, "reason", "") or "")
-    noted = dict(getattr(permission, "noted", ()) or ())
-    if not noted:
-        return text
     zone = timezone.get_current_timezone_name()
-    written = re.compile("|".join(re.escape(w) for w in sorted(noted, key=len, reverse=True)))
-    parts, last = [], 0
-    for found in written.finditer(text):
-        moment = noted[found.group(0)]
-        parts.append(escape(text[last : found.start()]))
-        parts.append(
-            format_html(
+    return mark_safe(  # noqa: S308 (each part is escaped or built by format_html)
+        "".join(
+            str(escape(piece))
+            if moment is None
+            else format_html(
                 '<time datetime="{}" title="{}">{}</time>',
                 moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
-                found.group(0),
+                piece,
                 format_for_reader(moment, zone),
             )
+            for piece, moment in noted_parts(text, getattr(permission, "noted", ()) or ())
         )
-        last = found.end()
-    parts.append(escape(text[last:]))
-    return mark_safe("".join(str(part) for part in parts))  # noqa: S308 (each part escaped)
+    )
 
 
 @register.filter
